@@ -1,0 +1,153 @@
+//! The JSON bodies of the HTTP API, shared by the server (`cairn-api`) and
+//! the CLI so both always agree. Request bodies reject unknown fields.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{RuntimeKind, SandboxState};
+
+/// Every error the API returns: `{ "error": { "code", "message" } }`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error itself.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a sentence for people.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `not_found`, `invalid_argument`, `conflict`.
+    pub code: String,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+/// A sandbox as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SandboxInfo {
+    /// `sbx-` and 8 hex digits.
+    pub id: String,
+    /// Optional user-chosen name, unique per account.
+    pub name: Option<String>,
+    /// Name of the image its root filesystem came from.
+    pub image: String,
+    /// The OCI runtime that runs it.
+    pub runtime: RuntimeKind,
+    /// Where it is in its life.
+    pub state: SandboxState,
+    /// Why it is `failed` or `stopped`, when known.
+    pub state_reason: Option<String>,
+    /// CPU limit in cores.
+    pub cpus: f64,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// Maximum number of processes.
+    pub pids_limit: u32,
+    /// Environment given to every process, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Default working directory of `exec`.
+    pub workdir: String,
+    /// When it was created (RFC 3339).
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/sandboxes`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandboxRequest {
+    /// Image name (see `GET /v1/images`).
+    pub image: String,
+    /// Optional name, unique per account.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `gvisor` (default) or `runc`.
+    #[serde(default)]
+    pub runtime: Option<RuntimeKind>,
+    /// CPU limit in cores (default 1).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory limit such as `512M` or `2G` (default 512M).
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Maximum number of processes (default 1024).
+    #[serde(default)]
+    pub pids_limit: Option<u32>,
+    /// Environment, `KEY=VALUE`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Default working directory (absolute; default `/`).
+    #[serde(default)]
+    pub workdir: Option<String>,
+}
+
+/// `POST /v1/sandboxes/{id}/exec`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// Program and arguments. A single string is run by `/bin/sh -c` when the CLI is given one.
+    pub cmd: Vec<String>,
+    /// Extra environment, `KEY=VALUE`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Working directory (absolute); defaults to the sandbox's.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Kill the command after this many seconds; the exit code is then 124.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// One line of the exec stream (`application/x-ndjson`): output chunks in
+/// the order the process wrote them, then exactly one `exit` (or `error`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ExecEvent {
+    /// Bytes the command wrote to stdout, base64-encoded.
+    Stdout {
+        /// Base64 of the bytes.
+        data: String,
+    },
+    /// Bytes the command wrote to stderr, base64-encoded.
+    Stderr {
+        /// Base64 of the bytes.
+        data: String,
+    },
+    /// The command ended with this code (128+N when killed by signal N; 124 on timeout).
+    Exit {
+        /// Exit code.
+        code: i32,
+    },
+    /// The command could not be run or followed.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// An image as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImageInfo {
+    /// `img-` and 8 hex digits.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Bytes its files take.
+    pub size_bytes: u64,
+    /// Where it was imported from.
+    pub source: String,
+    /// When it was imported.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/images`: import a root filesystem directory, an OCI image
+/// archive (`docker save`/`skopeo copy oci-archive:` style tar) or an OCI
+/// layout tarball that lies on the daemon's host.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportImageRequest {
+    /// Name for the new image.
+    pub name: String,
+    /// Absolute path on the daemon's host: a directory or a `.tar`/`.tar.gz` file.
+    pub path: String,
+}

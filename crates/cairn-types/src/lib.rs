@@ -1,0 +1,16 @@
+//! Shared vocabulary of Cairn: ids, states, resource sizes, names and the
+//! JSON shapes the HTTP API speaks.
+//!
+//! This crate is for words every other crate uses; it does no I/O and knows
+//! nothing of runtimes, storage or the database.
+
+pub mod api;
+mod ids;
+mod names;
+mod size;
+mod state;
+
+pub use ids::{IdError, ImageId, SandboxId};
+pub use names::{validate_name, NameError};
+pub use size::{format_bytes, parse_size, SizeError};
+pub use state::{transition, RuntimeKind, SandboxState, StateError};
