@@ -90,6 +90,7 @@ pub struct Cmd {
     timeout: Duration,
     stdin: Option<Vec<u8>>,
     hint: String,
+    output_file: Option<std::path::PathBuf>,
 }
 
 /// The last `max` bytes of `bytes` as text, on a line boundary when possible.
@@ -111,8 +112,18 @@ impl Cmd {
     /// A command running `program` with the default timeout.
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         let program = program.as_ref().to_os_string();
-        let hint = format!("install it (e.g. 'apt-get install {}') or put it on PATH", program.to_string_lossy());
-        Cmd { program, args: Vec::new(), timeout: DEFAULT_TIMEOUT, stdin: None, hint }
+        let hint = format!(
+            "install it (e.g. 'apt-get install {}') or put it on PATH",
+            program.to_string_lossy()
+        );
+        Cmd {
+            program,
+            args: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            stdin: None,
+            hint,
+            output_file: None,
+        }
     }
 
     /// Adds one argument.
@@ -127,7 +138,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
         self
     }
 
@@ -140,6 +152,14 @@ impl Cmd {
     /// Feeds these bytes on stdin.
     pub fn stdin(mut self, data: Vec<u8>) -> Self {
         self.stdin = Some(data);
+        self
+    }
+
+    /// Sends stdout and stderr to this file (truncated first) instead of
+    /// pipes. Needed for programs that hand their stdio to a long-lived
+    /// child (`runc create`), which would otherwise hold our pipes open.
+    pub fn output_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.output_file = Some(path.into());
         self
     }
 
@@ -166,9 +186,15 @@ impl Cmd {
 
     fn spawn_error(&self, source: std::io::Error) -> CmdError {
         if source.kind() == std::io::ErrorKind::NotFound {
-            CmdError::NotFound { program: self.program.to_string_lossy().into_owned(), hint: self.hint.clone() }
+            CmdError::NotFound {
+                program: self.program.to_string_lossy().into_owned(),
+                hint: self.hint.clone(),
+            }
         } else {
-            CmdError::Io { argv: self.argv(), source }
+            CmdError::Io {
+                argv: self.argv(),
+                source,
+            }
         }
     }
 
@@ -178,25 +204,57 @@ impl Cmd {
         let started = Instant::now();
         tracing::debug!(%argv, "running");
         let mut cmd = self.command();
-        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        match &self.output_file {
+            Some(path) => {
+                let io = |source| CmdError::Io {
+                    argv: argv.clone(),
+                    source,
+                };
+                let file = std::fs::File::create(path).map_err(io)?;
+                cmd.stdout(file.try_clone().map_err(io)?).stderr(file);
+            }
+            None => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+        }
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
         if let (Some(data), Some(mut pipe)) = (self.stdin.clone(), child.stdin.take()) {
             let _ = pipe.write_all(&data).await;
         }
         let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(r) => r.map_err(|source| CmdError::Io { argv: argv.clone(), source })?,
+            Ok(r) => r.map_err(|source| CmdError::Io {
+                argv: argv.clone(),
+                source,
+            })?,
             Err(_) => {
                 tracing::warn!(%argv, "timed out");
-                return Err(CmdError::Timeout { argv, secs: self.timeout.as_secs() });
+                return Err(CmdError::Timeout {
+                    argv,
+                    secs: self.timeout.as_secs(),
+                });
             }
         };
         tracing::debug!(%argv, ms = started.elapsed().as_millis() as u64, status = %out.status, "finished");
+        let mut out = out;
+        if let Some(path) = &self.output_file {
+            out.stderr = std::fs::read(path).unwrap_or_default();
+        }
         if out.status.success() {
-            Ok(Output { stdout: out.stdout, stderr: out.stderr })
+            Ok(Output {
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })
         } else {
-            let text = if out.stderr.iter().any(|b| !b.is_ascii_whitespace()) { &out.stderr } else { &out.stdout };
+            let text = if out.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+                &out.stderr
+            } else {
+                &out.stdout
+            };
             Err(CmdError::Failed {
                 argv,
                 status: describe(out.status),
@@ -230,7 +288,9 @@ pub fn describe(status: ExitStatus) -> String {
 /// The shell-style exit code of a status: the code, or 128 + signal.
 pub fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -239,13 +299,21 @@ mod tests {
 
     #[tokio::test]
     async fn success_returns_stdout() {
-        let out = Cmd::new("sh").args(["-c", "echo hello"]).run().await.unwrap();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo hello"])
+            .run()
+            .await
+            .unwrap();
         assert_eq!(out.stdout_str(), "hello");
     }
 
     #[tokio::test]
     async fn failure_carries_code_and_stderr_tail() {
-        let err = Cmd::new("sh").args(["-c", "echo doom >&2; exit 7"]).run().await.unwrap_err();
+        let err = Cmd::new("sh")
+            .args(["-c", "echo doom >&2; exit 7"])
+            .run()
+            .await
+            .unwrap_err();
         match &err {
             CmdError::Failed { code, stderr, .. } => {
                 assert_eq!(*code, Some(7));
@@ -258,15 +326,40 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_says_what_to_install() {
-        let err = Cmd::new("cairn-no-such-tool").install_hint("apt-get install frob").run().await.unwrap_err();
+        let err = Cmd::new("cairn-no-such-tool")
+            .install_hint("apt-get install frob")
+            .run()
+            .await
+            .unwrap_err();
         assert!(matches!(err, CmdError::NotFound { .. }));
         assert!(err.to_string().contains("apt-get install frob"));
     }
 
     #[tokio::test]
     async fn slow_commands_are_killed_at_the_timeout() {
-        let err = Cmd::new("sleep").arg("5").timeout(Duration::from_millis(100)).run().await.unwrap_err();
+        let err = Cmd::new("sleep")
+            .arg("5")
+            .timeout(Duration::from_millis(100))
+            .run()
+            .await
+            .unwrap_err();
         assert!(matches!(err, CmdError::Timeout { .. }));
+    }
+
+    #[tokio::test]
+    async fn output_file_receives_output_and_errors_read_it() {
+        let dir = std::env::temp_dir().join(format!("cairn-cmd-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let err = Cmd::new("sh")
+            .args(["-c", "echo oops; exit 2"])
+            .output_file(&log)
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(err.stderr(), Some("oops"));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "oops\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

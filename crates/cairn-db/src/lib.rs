@@ -1,1 +1,312 @@
-//! Placeholder; filled in by the sandbox foundation work.
+//! Cairn's metadata store: SQLite in WAL mode behind a small repository API,
+//! with versioned migrations (`PRAGMA user_version`).
+//!
+//! This crate stores rows; it decides nothing about containers or files.
+//! State changes are checked with [`cairn_types::transition`].
+
+mod migrations;
+mod records;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use cairn_types::{transition, SandboxId, SandboxState, StateError};
+
+pub use records::{ImageRecord, NewSandbox, SandboxRecord};
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite itself failed (disk, corruption, lock).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row's name clashes with an existing one.
+    #[error("{0}")]
+    Conflict(String),
+    /// A row that should be there is not.
+    #[error("{0}")]
+    NotFound(String),
+    /// A state change that is not allowed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A stored value could not be read back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer Cairn.
+    #[error("the database schema version {found} is newer than this cairnd understands ({known}); upgrade cairnd")]
+    TooNew {
+        /// Version on disk.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+}
+
+/// The metadata database. Cheap to share behind an `Arc`.
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::migrate(&conn)?;
+        Ok(Db {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (every change is a
+        // transaction), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- accounts and tokens ----
+
+    /// Stores the hash of a new token for `account` (creating the account).
+    pub fn add_token(&self, account: &str, token_hash: &str) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO accounts(name, created_at) VALUES (?1, ?2)",
+            params![account, now()],
+        )?;
+        tx.execute(
+            "INSERT INTO tokens(hash, account, created_at) VALUES (?1, ?2, ?3)",
+            params![token_hash, account, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The account a token hash belongs to, if any.
+    pub fn account_for_token(&self, token_hash: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT account FROM tokens WHERE hash = ?1",
+                [token_hash],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    // ---- images ----
+
+    /// Records an image being imported (state `importing`); fails if the name is taken.
+    pub fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError> {
+        let conn = self.conn();
+        let taken: Option<String> = conn
+            .query_row(
+                "SELECT id FROM images WHERE name = ?1",
+                [&image.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = taken {
+            return Err(DbError::Conflict(format!(
+                "an image named '{}' already exists ({id}); remove it with 'cairn image rm {}' or choose another name",
+                image.name, image.name
+            )));
+        }
+        conn.execute(
+            "INSERT INTO images(id, name, size_bytes, source, config_json, ready, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![image.id, image.name, image.size_bytes as i64, image.source, image.config_json, image.ready, image.created_at],
+        )?;
+        Ok(())
+    }
+
+    /// Marks an import finished with its measured size and config.
+    pub fn finish_image(
+        &self,
+        id: &str,
+        size_bytes: u64,
+        config_json: &str,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE images SET ready = 1, size_bytes = ?2, config_json = ?3 WHERE id = ?1",
+            params![id, size_bytes as i64, config_json],
+        )?;
+        Ok(())
+    }
+
+    /// All ready images, by name.
+    pub fn list_images(&self) -> Result<Vec<ImageRecord>, DbError> {
+        self.query_images("SELECT * FROM images WHERE ready = 1 ORDER BY name", [])
+    }
+
+    /// Images whose import never finished (left by a crash).
+    pub fn unfinished_images(&self) -> Result<Vec<ImageRecord>, DbError> {
+        self.query_images("SELECT * FROM images WHERE ready = 0", [])
+    }
+
+    /// A ready image by name or id.
+    pub fn image(&self, name_or_id: &str) -> Result<Option<ImageRecord>, DbError> {
+        Ok(self
+            .query_images(
+                "SELECT * FROM images WHERE ready = 1 AND (name = ?1 OR id = ?1)",
+                [name_or_id],
+            )?
+            .pop())
+    }
+
+    fn query_images<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+    ) -> Result<Vec<ImageRecord>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(p, ImageRecord::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes an image row.
+    pub fn delete_image(&self, id: &str) -> Result<(), DbError> {
+        self.conn()
+            .execute("DELETE FROM images WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// How many sandboxes (of any account, not destroyed) use an image, and a few of their ids.
+    pub fn image_users(&self, image_id: &str) -> Result<Vec<String>, DbError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id FROM sandboxes WHERE image_id = ?1 ORDER BY created_at")?;
+        let rows = stmt.query_map([image_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- sandboxes ----
+
+    /// Inserts a new sandbox in state `creating`; a name clash within the account is a conflict.
+    pub fn insert_sandbox(&self, s: &NewSandbox) -> Result<SandboxRecord, DbError> {
+        let conn = self.conn();
+        if let Some(name) = &s.name {
+            let taken: Option<String> = conn
+                .query_row(
+                    "SELECT id FROM sandboxes WHERE account = ?1 AND name = ?2",
+                    params![s.account, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = taken {
+                return Err(DbError::Conflict(format!(
+                    "a sandbox named '{name}' already exists ({id}); choose another name or destroy it first"
+                )));
+            }
+        }
+        let env = serde_json::to_string(&s.env).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        conn.execute(
+            "INSERT INTO sandboxes(id, account, name, image_id, runtime, state, state_reason, cpus, memory_bytes, pids_limit, env_json, workdir, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', NULL, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                s.id.as_str(), s.account, s.name, s.image_id, s.runtime.as_str(), s.cpus, s.memory_bytes as i64,
+                s.pids_limit, env, s.workdir, now()
+            ],
+        )?;
+        drop(conn);
+        self.sandbox(&s.id)?
+            .ok_or_else(|| DbError::NotFound(format!("sandbox {} vanished", s.id)))
+    }
+
+    /// A sandbox by id, whatever its account.
+    pub fn sandbox(&self, id: &SandboxId) -> Result<Option<SandboxRecord>, DbError> {
+        Ok(self
+            .query_sandboxes("SELECT * FROM sandboxes WHERE id = ?1", [id.as_str()])?
+            .pop())
+    }
+
+    /// A sandbox of `account` by id or name.
+    pub fn find_sandbox(
+        &self,
+        account: &str,
+        id_or_name: &str,
+    ) -> Result<Option<SandboxRecord>, DbError> {
+        Ok(self
+            .query_sandboxes(
+                "SELECT * FROM sandboxes WHERE account = ?1 AND (id = ?2 OR name = ?2)",
+                params![account, id_or_name],
+            )?
+            .pop())
+    }
+
+    /// The sandboxes of an account, oldest first.
+    pub fn list_sandboxes(&self, account: &str) -> Result<Vec<SandboxRecord>, DbError> {
+        self.query_sandboxes(
+            "SELECT * FROM sandboxes WHERE account = ?1 ORDER BY created_at, id",
+            [account],
+        )
+    }
+
+    /// Every sandbox of every account (start-up recovery).
+    pub fn all_sandboxes(&self) -> Result<Vec<SandboxRecord>, DbError> {
+        self.query_sandboxes("SELECT * FROM sandboxes ORDER BY created_at, id", [])
+    }
+
+    fn query_sandboxes<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+    ) -> Result<Vec<SandboxRecord>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(p, SandboxRecord::from_row)?;
+        let rows: Vec<Result<SandboxRecord, DbError>> = rows
+            .map(|r| r.map_err(DbError::from).and_then(|r| r))
+            .collect();
+        rows.into_iter().collect()
+    }
+
+    /// Moves a sandbox to `to` (checked against the allowed transitions), recording `reason`.
+    pub fn set_state(
+        &self,
+        id: &SandboxId,
+        to: SandboxState,
+        reason: Option<&str>,
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let from: String = tx
+            .query_row(
+                "SELECT state FROM sandboxes WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| DbError::NotFound(format!("no sandbox {id}")))?;
+        let from: SandboxState = from.parse()?;
+        if from != to {
+            transition(from, to)?;
+        }
+        tx.execute(
+            "UPDATE sandboxes SET state = ?2, state_reason = ?3 WHERE id = ?1",
+            params![id.as_str(), to.as_str(), reason],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes a sandbox row (the last step of destroy).
+    pub fn delete_sandbox(&self, id: &SandboxId) -> Result<(), DbError> {
+        self.conn()
+            .execute("DELETE FROM sandboxes WHERE id = ?1", [id.as_str()])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,114 @@
-//! Placeholder; filled in by the sandbox foundation work.
+//! The one place Cairn talks to OCI runtimes.
+//!
+//! [`Runtime`] is the trait the engine drives; [`OciCli`] implements it for
+//! gVisor's `runsc` and for `runc` through their command-line interface (the
+//! stable contract containerd and podman use). [`bundle`] writes the OCI
+//! bundle (`config.json`) a sandbox runs from. This crate knows nothing of
+//! the database, storage or accounts.
+
+pub mod bundle;
+mod oci_cli;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use tokio::process::Child;
+
+use cairn_cmd::CmdError;
+use cairn_types::RuntimeKind;
+
+pub use bundle::{write_bundle, SandboxSpec};
+pub use oci_cli::OciCli;
+
+/// Errors from driving a runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The runtime binary failed or is missing.
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    /// The bundle could not be written.
+    #[error("could not write the OCI bundle at {path}: {source}")]
+    Bundle {
+        /// Bundle directory.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OCI spec could not be built.
+    #[error("invalid OCI spec: {0}")]
+    Spec(String),
+    /// The runtime said something we could not parse.
+    #[error("unexpected output from {runtime}: {detail}")]
+    Protocol {
+        /// Which runtime.
+        runtime: RuntimeKind,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// What the runtime says about a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerState {
+    /// `created`, `running`, `paused` or `stopped`.
+    pub status: String,
+    /// Host pid of its init (0 when stopped).
+    pub pid: u32,
+}
+
+/// One process to run inside a running container.
+#[derive(Clone, Debug)]
+pub struct ExecSpec {
+    /// Program and arguments.
+    pub args: Vec<String>,
+    /// Full environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+}
+
+/// A process started by [`Runtime::exec`], with its stdout and stderr piped.
+pub struct ExecChild {
+    /// The runtime client process; its exit status is the command's.
+    pub child: Child,
+    /// File the runtime writes the process pid into once it runs.
+    pub pid_file: PathBuf,
+}
+
+/// An OCI runtime that can run Cairn sandboxes.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// Which runtime this is.
+    fn kind(&self) -> RuntimeKind;
+
+    /// Version string of the runtime binary (for `doctor` and manifests).
+    async fn version(&self) -> Result<String, RuntimeError>;
+
+    /// Creates and starts the container `id` from the bundle at `bundle`; its
+    /// init's stdout and stderr go to `bundle/init.log`.
+    async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError>;
+
+    /// The container's state, or `None` when the runtime does not know it.
+    async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
+
+    /// Starts `spec` inside the running container `id`. `scratch` is a
+    /// directory the runtime may write the process description and pid file to.
+    async fn exec(
+        &self,
+        id: &str,
+        spec: &ExecSpec,
+        scratch: &Path,
+        stdin: Stdio,
+    ) -> Result<ExecChild, RuntimeError>;
+
+    /// Kills the process of an earlier `exec` (after a timeout).
+    async fn kill_exec(&self, id: &str, exec: &ExecChild) -> Result<(), RuntimeError>;
+
+    /// Sends `signal` (e.g. `KILL`, `TERM`) to the container's init.
+    async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError>;
+
+    /// Removes the container, killing it first if needed; succeeds when it is already gone.
+    async fn delete(&self, id: &str) -> Result<(), RuntimeError>;
+}

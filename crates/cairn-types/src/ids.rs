@@ -24,13 +24,20 @@ fn random_suffix() -> String {
 }
 
 fn check(value: &str, prefix: &'static str, kind: &'static str) -> Result<(), IdError> {
-    let ok = value
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.len() == 8 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    let ok = value.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 8
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
     if ok {
         Ok(())
     } else {
-        Err(IdError { kind, prefix, value: value.to_string() })
+        Err(IdError {
+            kind,
+            prefix,
+            value: value.to_string(),
+        })
     }
 }
 
@@ -109,7 +116,15 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected_with_an_example() {
-        for bad in ["", "sbx-", "sbx-1234567", "sbx-123456789", "sbx-ABCDEF12", "img-12345678", "../etc/passwd"] {
+        for bad in [
+            "",
+            "sbx-",
+            "sbx-1234567",
+            "sbx-123456789",
+            "sbx-ABCDEF12",
+            "img-12345678",
+            "../etc/passwd",
+        ] {
             let err = bad.parse::<SandboxId>().unwrap_err();
             assert!(err.to_string().contains("sbx-7f3a9c2e"), "{err}");
         }

@@ -14,7 +14,12 @@ pub struct NameError {
 /// nowhere: they are only looked up in the database, but we keep them tame
 /// so they are safe in tables, URLs and shells.
 pub fn validate_name(name: &str) -> Result<(), NameError> {
-    let err = |reason| Err(NameError { name: name.to_string(), reason });
+    let err = |reason| {
+        Err(NameError {
+            name: name.to_string(),
+            reason,
+        })
+    };
     if name.is_empty() {
         return err("it is empty");
     }
@@ -24,7 +29,10 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     if !name.as_bytes()[0].is_ascii_alphanumeric() {
         return err("it must start with a letter or digit");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
         return err("it contains a character outside a-z A-Z 0-9 . _ -");
     }
     Ok(())

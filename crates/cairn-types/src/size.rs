@@ -9,7 +9,9 @@ pub struct SizeError(pub String);
 pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     let s = input.trim();
     let err = || SizeError(input.to_string());
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
         return Err(err());

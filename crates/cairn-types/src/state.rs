@@ -153,7 +153,15 @@ mod tests {
 
     #[test]
     fn lifecycle_moves_are_allowed() {
-        for (a, b) in [(Creating, Running), (Running, Paused), (Paused, Running), (Running, Stopped), (Stopped, Running), (Stopped, Destroyed), (Running, Failed)] {
+        for (a, b) in [
+            (Creating, Running),
+            (Running, Paused),
+            (Paused, Running),
+            (Running, Stopped),
+            (Stopped, Running),
+            (Stopped, Destroyed),
+            (Running, Failed),
+        ] {
             assert_eq!(transition(a, b), Ok(b));
         }
     }

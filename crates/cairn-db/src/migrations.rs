@@ -1,0 +1,65 @@
+//! Versioned schema migrations. Each entry moves the schema from version
+//! `index` to `index + 1` inside one transaction; `PRAGMA user_version`
+//! records where a database stands.
+
+use rusqlite::Connection;
+
+use crate::DbError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, tokens, images, sandboxes
+    "CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        account TEXT NOT NULL REFERENCES accounts(name),
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        size_bytes INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        ready INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE sandboxes (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        name TEXT,
+        image_id TEXT NOT NULL REFERENCES images(id),
+        runtime TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_reason TEXT,
+        cpus REAL NOT NULL,
+        memory_bytes INTEGER NOT NULL,
+        pids_limit INTEGER NOT NULL,
+        env_json TEXT NOT NULL,
+        workdir TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE(account, name)
+    );",
+];
+
+/// Brings the schema to the newest version.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), DbError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(DbError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+        tracing::info!(version = i + 1, "database schema migrated");
+    }
+    Ok(())
+}

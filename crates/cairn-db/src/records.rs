@@ -1,0 +1,126 @@
+//! Row types of the metadata database.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Row;
+
+use cairn_types::{RuntimeKind, SandboxId, SandboxState};
+
+use crate::DbError;
+
+/// An image row.
+#[derive(Clone, Debug)]
+pub struct ImageRecord {
+    /// `img-…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Bytes of its files.
+    pub size_bytes: u64,
+    /// Where it came from.
+    pub source: String,
+    /// Its OCI config (env, workdir) as JSON.
+    pub config_json: String,
+    /// Whether the import finished.
+    pub ready: bool,
+    /// When the import started.
+    pub created_at: DateTime<Utc>,
+}
+
+impl ImageRecord {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ImageRecord {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            size_bytes: r.get::<_, i64>("size_bytes")? as u64,
+            source: r.get("source")?,
+            config_json: r.get("config_json")?,
+            ready: r.get("ready")?,
+            created_at: r.get("created_at")?,
+        })
+    }
+}
+
+/// What is needed to insert a sandbox row.
+#[derive(Clone, Debug)]
+pub struct NewSandbox {
+    /// Its id.
+    pub id: SandboxId,
+    /// The owning account.
+    pub account: String,
+    /// Optional name, unique per account.
+    pub name: Option<String>,
+    /// The image id.
+    pub image_id: String,
+    /// Runtime.
+    pub runtime: RuntimeKind,
+    /// CPU limit in cores.
+    pub cpus: f64,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// Process limit.
+    pub pids_limit: u32,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Default working directory.
+    pub workdir: String,
+}
+
+/// A sandbox row.
+#[derive(Clone, Debug)]
+pub struct SandboxRecord {
+    /// Its id.
+    pub id: SandboxId,
+    /// The owning account.
+    pub account: String,
+    /// Optional name.
+    pub name: Option<String>,
+    /// Image id.
+    pub image_id: String,
+    /// Runtime.
+    pub runtime: RuntimeKind,
+    /// Current state.
+    pub state: SandboxState,
+    /// Why it is in that state, when it matters.
+    pub state_reason: Option<String>,
+    /// CPU limit in cores.
+    pub cpus: f64,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// Process limit.
+    pub pids_limit: u32,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Default working directory.
+    pub workdir: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl SandboxRecord {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Self, DbError>> {
+        let id: String = r.get("id")?;
+        let runtime: String = r.get("runtime")?;
+        let state: String = r.get("state")?;
+        let env: String = r.get("env_json")?;
+        let build = || -> Result<Self, DbError> {
+            Ok(SandboxRecord {
+                id: id
+                    .parse()
+                    .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
+                account: r.get("account")?,
+                name: r.get("name")?,
+                image_id: r.get("image_id")?,
+                runtime: runtime.parse().map_err(DbError::Corrupt)?,
+                state: state.parse()?,
+                state_reason: r.get("state_reason")?,
+                cpus: r.get("cpus")?,
+                memory_bytes: r.get::<_, i64>("memory_bytes")? as u64,
+                pids_limit: r.get("pids_limit")?,
+                env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
+                workdir: r.get("workdir")?,
+                created_at: r.get("created_at")?,
+            })
+        };
+        Ok(build())
+    }
+}

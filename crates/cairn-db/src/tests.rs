@@ -1,0 +1,118 @@
+use super::*;
+use cairn_types::RuntimeKind;
+
+fn db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("cairn.db")).unwrap();
+    (dir, db)
+}
+
+fn image(db: &Db) -> ImageRecord {
+    let img = ImageRecord {
+        id: "img-00000001".into(),
+        name: "base".into(),
+        size_bytes: 0,
+        source: "/tmp/x".into(),
+        config_json: "{}".into(),
+        ready: false,
+        created_at: Utc::now(),
+    };
+    db.insert_image(&img).unwrap();
+    db.finish_image(&img.id, 10, "{}").unwrap();
+    img
+}
+
+fn new_sandbox(account: &str, name: Option<&str>) -> NewSandbox {
+    NewSandbox {
+        id: SandboxId::generate(),
+        account: account.into(),
+        name: name.map(Into::into),
+        image_id: "img-00000001".into(),
+        runtime: RuntimeKind::Runc,
+        cpus: 1.0,
+        memory_bytes: 1 << 29,
+        pids_limit: 100,
+        env: vec!["A=1".into()],
+        workdir: "/".into(),
+    }
+}
+
+#[test]
+fn sandboxes_round_trip_and_stay_in_their_account() {
+    let (_d, db) = db();
+    image(&db);
+    let a = db
+        .insert_sandbox(&new_sandbox("alice", Some("box")))
+        .unwrap();
+    assert_eq!(a.state, SandboxState::Creating);
+    assert_eq!(a.env, vec!["A=1".to_string()]);
+    assert!(db.find_sandbox("alice", "box").unwrap().is_some());
+    assert!(db.find_sandbox("bob", "box").unwrap().is_none());
+    assert!(db.find_sandbox("bob", a.id.as_str()).unwrap().is_none());
+    assert_eq!(db.list_sandboxes("alice").unwrap().len(), 1);
+    assert!(db.list_sandboxes("bob").unwrap().is_empty());
+}
+
+#[test]
+fn duplicate_names_conflict_within_an_account_only() {
+    let (_d, db) = db();
+    image(&db);
+    db.insert_sandbox(&new_sandbox("alice", Some("box")))
+        .unwrap();
+    assert!(matches!(
+        db.insert_sandbox(&new_sandbox("alice", Some("box"))),
+        Err(DbError::Conflict(_))
+    ));
+    db.insert_sandbox(&new_sandbox("bob", Some("box"))).unwrap();
+}
+
+#[test]
+fn illegal_state_changes_are_refused() {
+    let (_d, db) = db();
+    image(&db);
+    let s = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    db.set_state(&s.id, SandboxState::Running, None).unwrap();
+    db.set_state(&s.id, SandboxState::Stopped, Some("stopped by user"))
+        .unwrap();
+    assert!(db.set_state(&s.id, SandboxState::Paused, None).is_err());
+    let back = db.sandbox(&s.id).unwrap().unwrap();
+    assert_eq!(back.state, SandboxState::Stopped);
+    assert_eq!(back.state_reason.as_deref(), Some("stopped by user"));
+}
+
+#[test]
+fn tokens_map_to_accounts() {
+    let (_d, db) = db();
+    db.add_token("alice", "hash1").unwrap();
+    assert_eq!(
+        db.account_for_token("hash1").unwrap().as_deref(),
+        Some("alice")
+    );
+    assert_eq!(db.account_for_token("nope").unwrap(), None);
+}
+
+#[test]
+fn reopening_keeps_data_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cairn.db");
+    {
+        let db = Db::open(&path).unwrap();
+        image(&db);
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.list_images().unwrap().len(), 1);
+    assert!(db.image("base").unwrap().is_some());
+}
+
+#[test]
+fn image_names_are_unique_and_users_are_tracked() {
+    let (_d, db) = db();
+    let img = image(&db);
+    let dup = ImageRecord {
+        id: "img-00000002".into(),
+        ..img.clone()
+    };
+    assert!(matches!(db.insert_image(&dup), Err(DbError::Conflict(_))));
+    let s = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    assert_eq!(db.image_users(&img.id).unwrap(), vec![s.id.to_string()]);
+}

@@ -1,0 +1,262 @@
+//! Writes the OCI bundle a sandbox runs from: `config.json` built with the
+//! `oci-spec` crate. Namespaces (pid, mount, network, uts, ipc), cgroup limits
+//! for cpu, memory and pids, no new privileges, a safe default capability
+//! set, read-only `/proc/sys`, hostname = sandbox id.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+};
+
+use crate::RuntimeError;
+
+/// The command every sandbox runs as its init: a shell that waits forever,
+/// reaps orphans, and exits cleanly on SIGTERM.
+pub const INIT_ARGS: [&str; 3] = [
+    "/bin/sh",
+    "-c",
+    "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+];
+
+/// The capabilities a sandbox's processes keep (Docker's default set).
+pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// Everything needed to describe one sandbox to a runtime.
+#[derive(Clone, Debug)]
+pub struct SandboxSpec {
+    /// Hostname (the sandbox id).
+    pub hostname: String,
+    /// Absolute path of its writable root filesystem.
+    pub rootfs: PathBuf,
+    /// CPU limit in cores.
+    pub cpus: f64,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// Maximum number of processes.
+    pub pids_limit: u32,
+    /// Environment of the init (and default for exec).
+    pub env: Vec<String>,
+    /// Working directory of the init.
+    pub workdir: String,
+    /// Cgroup path, e.g. `/cairn/sbx-…`.
+    pub cgroups_path: PathBuf,
+}
+
+fn spec_err(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Spec(e.to_string())
+}
+
+/// The default environment: a PATH that works in common images.
+pub fn default_env() -> Vec<String> {
+    vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        "HOME=/root".to_string(),
+    ]
+}
+
+/// Builds the OCI spec for a sandbox.
+pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
+    let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(spec_err)?;
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .args(INIT_ARGS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .env(s.env.clone())
+        .cwd(s.workdir.clone())
+        .no_new_privileges(true)
+        .capabilities(capabilities)
+        .build()
+        .map_err(spec_err)?;
+    let period: u64 = 100_000;
+    let resources = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(s.memory_bytes as i64)
+                .swap(s.memory_bytes as i64)
+                .build()
+                .map_err(spec_err)?,
+        )
+        .cpu(
+            LinuxCpuBuilder::default()
+                .period(period)
+                .quota((s.cpus * period as f64).round().max(1000.0) as i64)
+                .build()
+                .map_err(spec_err)?,
+        )
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(i64::from(s.pids_limit))
+                .build()
+                .map_err(spec_err)?,
+        )
+        .build()
+        .map_err(spec_err)?;
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+    ]
+    .into_iter()
+    .map(|t| {
+        LinuxNamespaceBuilder::default()
+            .typ(t)
+            .build()
+            .map_err(spec_err)
+    })
+    .collect::<Result<Vec<_>, _>>()?;
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources)
+        .cgroups_path(s.cgroups_path.clone())
+        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
+        .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+        .build()
+        .map_err(spec_err)?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .hostname(s.hostname.clone())
+        .root(
+            RootBuilder::default()
+                .path(s.rootfs.clone())
+                .readonly(false)
+                .build()
+                .map_err(spec_err)?,
+        )
+        .process(process)
+        .mounts(mounts(&s.rootfs)?)
+        .linux(linux)
+        .build()
+        .map_err(spec_err)
+}
+
+/// The default mounts, without the host cgroup tree, plus `/tmp` bound to
+/// the root filesystem's own `/tmp` so that files written there land in the
+/// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`).
+fn mounts(rootfs: &Path) -> Result<Vec<Mount>, RuntimeError> {
+    let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
+        .into_iter()
+        .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
+        .collect();
+    mounts.push(
+        MountBuilder::default()
+            .destination("/tmp")
+            .typ("bind")
+            .source(rootfs.join("tmp"))
+            .options(vec!["rbind".to_string(), "rw".to_string()])
+            .build()
+            .map_err(spec_err)?,
+    );
+    Ok(mounts)
+}
+
+/// Writes `config.json` for `spec` into `bundle_dir` (temp name, fsync,
+/// rename), creating the directory and the root's `/tmp` if needed.
+pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+    let io = |source| RuntimeError::Bundle {
+        path: bundle_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(bundle_dir).map_err(io)?;
+    let tmp_dir = spec.rootfs.join("tmp");
+    if !tmp_dir.exists() {
+        std::fs::create_dir_all(&tmp_dir).map_err(io)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp_dir, std::fs::Permissions::from_mode(0o1777)).map_err(io)?;
+    }
+    let json = serde_json::to_vec_pretty(&build_spec(spec)?).map_err(spec_err)?;
+    write_atomic(&bundle_dir.join("config.json"), &json).map_err(io)
+}
+
+/// Writes `data` to `path` crash-safely: temp name, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SandboxSpec {
+        SandboxSpec {
+            hostname: "sbx-00000001".into(),
+            rootfs: "/pool/sandboxes/sbx-00000001".into(),
+            cpus: 0.5,
+            memory_bytes: 256 << 20,
+            pids_limit: 64,
+            env: default_env(),
+            workdir: "/root".into(),
+            cgroups_path: "/cairn/sbx-00000001".into(),
+        }
+    }
+
+    #[test]
+    fn spec_carries_limits_hostname_and_hardening() {
+        let v = serde_json::to_value(build_spec(&spec()).unwrap()).unwrap();
+        assert_eq!(v["hostname"], "sbx-00000001");
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256 << 20);
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 64);
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        assert!(v["linux"]["readonlyPaths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/sys"));
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(!caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
+        assert!(caps.iter().any(|c| c == "CAP_CHOWN"));
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        for want in ["pid", "mount", "network", "uts", "ipc"] {
+            assert!(ns.contains(&want), "{want} missing in {ns:?}");
+        }
+    }
+
+    #[test]
+    fn bundle_is_written_atomically_with_a_tmp_dir_in_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec();
+        s.rootfs = dir.path().join("root");
+        std::fs::create_dir(&s.rootfs).unwrap();
+        write_bundle(&dir.path().join("bundle"), &s).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("bundle/config.json")).unwrap();
+        assert!(text.contains("sbx-00000001"));
+        assert!(s.rootfs.join("tmp").is_dir());
+        assert!(!dir.path().join("bundle/config.tmp").exists());
+    }
+}

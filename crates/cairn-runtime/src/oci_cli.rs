@@ -1,0 +1,258 @@
+//! [`Runtime`] over an OCI runtime's command line: `runsc` (gVisor) and
+//! `runc`. The two speak nearly the same language; where they differ
+//! (global flags, pid files, killing an exec'd process) this file says so.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, ProcessBuilder};
+
+use cairn_cmd::{Cmd, CmdError};
+use cairn_types::RuntimeKind;
+
+use crate::bundle::{write_atomic, DEFAULT_CAPABILITIES};
+use crate::{ContainerState, ExecChild, ExecSpec, Runtime, RuntimeError};
+
+/// A runtime driven through its CLI.
+#[derive(Clone, Debug)]
+pub struct OciCli {
+    kind: RuntimeKind,
+    binary: PathBuf,
+    state_root: PathBuf,
+}
+
+impl OciCli {
+    /// gVisor's `runsc` (systrap platform, writes straight to the host
+    /// filesystem, no gVisor network stack), keeping its state under `state_root`.
+    pub fn runsc(binary: impl Into<PathBuf>, state_root: impl Into<PathBuf>) -> Self {
+        OciCli {
+            kind: RuntimeKind::Gvisor,
+            binary: binary.into(),
+            state_root: state_root.into(),
+        }
+    }
+
+    /// `runc`, keeping its state under `state_root`.
+    pub fn runc(binary: impl Into<PathBuf>, state_root: impl Into<PathBuf>) -> Self {
+        OciCli {
+            kind: RuntimeKind::Runc,
+            binary: binary.into(),
+            state_root: state_root.into(),
+        }
+    }
+
+    fn install_hint(&self) -> &'static str {
+        match self.kind {
+            RuntimeKind::Gvisor => "install gVisor: apt-get install -t bookworm-backports runsc (or run scripts/setup.sh)",
+            RuntimeKind::Runc => "install runc: apt-get install runc",
+        }
+    }
+
+    /// The runtime command with its global flags.
+    fn cmd(&self) -> Cmd {
+        let mut cmd = Cmd::new(&self.binary)
+            .install_hint(self.install_hint())
+            .arg("--root")
+            .arg(&self.state_root);
+        if self.kind == RuntimeKind::Gvisor {
+            cmd = cmd.args(["--platform=systrap", "--overlay2=none", "--network=none"]);
+        }
+        cmd
+    }
+
+    fn is_missing(err: &CmdError) -> bool {
+        err.stderr().is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            e.contains("does not exist")
+                || e.contains("no such file")
+                || e.contains("not found")
+                || e.contains("cannot load container")
+        })
+    }
+}
+
+#[async_trait]
+impl Runtime for OciCli {
+    fn kind(&self) -> RuntimeKind {
+        self.kind
+    }
+
+    async fn version(&self) -> Result<String, RuntimeError> {
+        let out = Cmd::new(&self.binary)
+            .install_hint(self.install_hint())
+            .arg("--version")
+            .run()
+            .await?;
+        Ok(out
+            .stdout_str()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+        let log = bundle.join("init.log");
+        self.cmd()
+            .arg("create")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(bundle.join("init.pid"))
+            .arg(id)
+            .output_file(&log)
+            .timeout(Duration::from_secs(60))
+            .run()
+            .await?;
+        if let Err(e) = self
+            .cmd()
+            .arg("start")
+            .arg(id)
+            .timeout(Duration::from_secs(60))
+            .run()
+            .await
+        {
+            let _ = self.delete(id).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        let out = match self.cmd().arg("state").arg(id).run().await {
+            Ok(out) => out,
+            Err(e) if Self::is_missing(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| RuntimeError::Protocol {
+                runtime: self.kind,
+                detail: format!("state is not JSON: {e}"),
+            })?;
+        let status = v["status"].as_str().unwrap_or("unknown").to_string();
+        let pid = v["pid"].as_u64().unwrap_or(0) as u32;
+        Ok(Some(ContainerState { status, pid }))
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        spec: &ExecSpec,
+        scratch: &Path,
+        stdin: Stdio,
+    ) -> Result<ExecChild, RuntimeError> {
+        let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+        let spec_err = |e: oci_spec::OciSpecError| RuntimeError::Spec(e.to_string());
+        let process = ProcessBuilder::default()
+            .terminal(false)
+            .args(spec.args.clone())
+            .env(spec.env.clone())
+            .cwd(spec.cwd.clone())
+            .no_new_privileges(true)
+            .capabilities(
+                LinuxCapabilitiesBuilder::default()
+                    .bounding(caps.clone())
+                    .effective(caps.clone())
+                    .permitted(caps)
+                    .build()
+                    .map_err(spec_err)?,
+            )
+            .build()
+            .map_err(spec_err)?;
+        let token = format!("exec-{:016x}", rand_u64());
+        let io = |source| RuntimeError::Bundle {
+            path: scratch.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(scratch).map_err(io)?;
+        let process_file = scratch.join(format!("{token}.json"));
+        let json = serde_json::to_vec(&process).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+        write_atomic(&process_file, &json).map_err(io)?;
+        let pid_file = scratch.join(format!("{token}.pid"));
+        let pid_flag = match self.kind {
+            // runsc's kill --pid wants the pid inside the sandbox.
+            RuntimeKind::Gvisor => "--internal-pid-file",
+            RuntimeKind::Runc => "--pid-file",
+        };
+        let cmd = self
+            .cmd()
+            .arg("exec")
+            .arg("--process")
+            .arg(&process_file)
+            .arg(pid_flag)
+            .arg(&pid_file)
+            .arg(id);
+        let child = cmd.spawn(stdin, Stdio::piped(), Stdio::piped())?;
+        Ok(ExecChild { child, pid_file })
+    }
+
+    async fn kill_exec(&self, id: &str, exec: &ExecChild) -> Result<(), RuntimeError> {
+        let Ok(text) = std::fs::read_to_string(&exec.pid_file) else {
+            return Ok(()); // never started
+        };
+        let pid: i32 = text.trim().parse().map_err(|_| RuntimeError::Protocol {
+            runtime: self.kind,
+            detail: format!("bad pid file '{}'", text.trim()),
+        })?;
+        match self.kind {
+            RuntimeKind::Gvisor => {
+                self.cmd()
+                    .arg("kill")
+                    .arg("--pid")
+                    .arg(pid.to_string())
+                    .arg(id)
+                    .arg("KILL")
+                    .run()
+                    .await?;
+            }
+            RuntimeKind::Runc => {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
+        match self.cmd().arg("kill").arg(id).arg(signal).run().await {
+            Ok(_) => Ok(()),
+            Err(e) if Self::is_missing(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        let force = match self.kind {
+            RuntimeKind::Gvisor => "-force",
+            RuntimeKind::Runc => "--force",
+        };
+        match self
+            .cmd()
+            .arg("delete")
+            .arg(force)
+            .arg(id)
+            .timeout(Duration::from_secs(60))
+            .run()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if Self::is_missing(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (n << 48) ^ u64::from(std::process::id())
+}
