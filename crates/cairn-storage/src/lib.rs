@@ -1,1 +1,66 @@
-//! Placeholder; filled in by the sandbox foundation work.
+//! Cairn's snapshot storage: the pool that holds every tree, and the driver
+//! that makes, snapshots, measures and deletes those trees.
+//!
+//! - [`Pool`] finds or creates the btrfs pool of a data directory (a
+//!   directory on btrfs, or a loop-mounted sparse image) and reports its
+//!   space.
+//! - [`Storage`] is the driver interface the engine uses; [`BtrfsStorage`]
+//!   is its first implementation (subvolumes and btrfs snapshots).
+//!
+//! This crate knows nothing of containers, sandboxes or the database: it
+//! deals in directories inside the pool. Which tree belongs to what is the
+//! engine's business.
+
+mod btrfs;
+mod error;
+mod mountinfo;
+mod pool;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use btrfs::BtrfsStorage;
+pub use error::{StorageError, BTRFS_PROGS_HINT};
+pub use pool::{
+    Pool, PoolBacking, PoolConfig, BTRFS_SUPER_MAGIC, DEFAULT_POOL_SIZE_BYTES, MIN_POOL_SIZE_BYTES,
+};
+
+/// A storage driver: makes, snapshots, measures and deletes trees inside its
+/// pool.
+///
+/// Every path is absolute and must lie inside the pool (below
+/// [`Pool::root`]); anything else is refused with
+/// [`StorageError::OutsidePool`].
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// Creates an empty, writable tree at `path`, whose parent must exist.
+    /// Fails with [`StorageError::AlreadyExists`] when `path` exists.
+    async fn create_subvolume(&self, path: &Path) -> Result<(), StorageError>;
+
+    /// Makes `dst` a snapshot of the tree `src`: read-only when `readonly`
+    /// (a snapshot), writable otherwise (a sandbox root or a fork). Shares
+    /// all data with `src`; later writes to either do not show in the other.
+    async fn snapshot(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), StorageError>;
+
+    /// Makes the tree at `path` read-only, or writable again.
+    async fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError>;
+
+    /// Deletes the tree at `path`, read-only or not, with any trees nested
+    /// in it. Succeeds when `path` is already gone; refuses a `path` that is
+    /// not a tree ([`StorageError::NotASubvolume`]).
+    async fn delete_subvolume(&self, path: &Path) -> Result<(), StorageError>;
+
+    /// Whether `path` is a tree made by this driver (false when missing).
+    async fn is_subvolume(&self, path: &Path) -> Result<bool, StorageError>;
+
+    /// `(exclusive, total)` bytes of the data under `path`: what only it
+    /// holds (its delta against everything it shares extents with) and
+    /// everything it references.
+    async fn exclusive_and_total_bytes(&self, path: &Path) -> Result<(u64, u64), StorageError>;
+
+    /// Names of the trees directly inside the directory `dir`, sorted (empty
+    /// when `dir` does not exist). Used at start-up to find orphans.
+    async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError>;
+}

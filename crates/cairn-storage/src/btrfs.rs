@@ -1,0 +1,357 @@
+//! The btrfs driver of [`Storage`]: every tree is a subvolume of the pool,
+//! every snapshot and clone a btrfs snapshot (constant time, no data copied).
+//!
+//! It runs `btrfs` from btrfs-progs through [`cairn_cmd::Cmd`] and refuses
+//! any path that is not inside its pool. It knows nothing of containers.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cairn_cmd::{Cmd, Output};
+
+use crate::error::{from_btrfs_cmd, StorageError, BTRFS_PROGS_HINT};
+use crate::pool::{is_btrfs, Pool};
+use crate::Storage;
+
+/// The inode number of the root directory of every btrfs subvolume
+/// (`BTRFS_FIRST_FREE_OBJECTID`).
+const SUBVOLUME_ROOT_INO: u64 = 256;
+
+/// [`Storage`] on the btrfs pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BtrfsStorage {
+    pool: Pool,
+}
+
+/// Whether `meta` (from `symlink_metadata` of `path`) is a subvolume root.
+fn is_subvolume_meta(path: &Path, meta: &fs::Metadata) -> Result<bool, StorageError> {
+    Ok(meta.is_dir() && meta.ino() == SUBVOLUME_ROOT_INO && is_btrfs(path)?)
+}
+
+/// `symlink_metadata`, with "not there" as `None`.
+fn lstat(path: &Path) -> Result<Option<fs::Metadata>, StorageError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("inspecting", path)(e)),
+    }
+}
+
+/// `top` and every subvolume nested anywhere below it, parents before
+/// children. Other file systems mounted below `top` are not entered.
+fn subvolumes_within(top: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    let mut found = vec![top.to_path_buf()];
+    let mut dirs = vec![top.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let dev = fs::symlink_metadata(&dir)
+            .map_err(StorageError::io("inspecting", &dir))?
+            .dev();
+        for entry in fs::read_dir(&dir).map_err(StorageError::io("listing", &dir))? {
+            let entry = entry.map_err(StorageError::io("listing", &dir))?;
+            let path = entry.path();
+            let Some(meta) = lstat(&path)? else { continue };
+            if !meta.is_dir() {
+                continue;
+            }
+            if meta.dev() != dev {
+                if !is_subvolume_meta(&path, &meta)? {
+                    continue; // a mount point: not ours to walk
+                }
+                found.push(path.clone());
+            }
+            dirs.push(path);
+        }
+    }
+    Ok(found)
+}
+
+/// Parses `btrfs filesystem du -s --raw` output into (exclusive, total).
+fn parse_du(stdout: &str) -> Option<(u64, u64)> {
+    let line = stdout.lines().rev().find(|l| !l.trim().is_empty())?;
+    let mut fields = line.split_whitespace();
+    let total = fields.next()?.parse().ok()?;
+    let exclusive = fields.next()?.parse().ok()?;
+    Some((exclusive, total))
+}
+
+impl BtrfsStorage {
+    /// The driver for `pool`.
+    pub fn new(pool: Pool) -> Self {
+        BtrfsStorage { pool }
+    }
+
+    /// The pool this driver works in.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Checks that `path` is inside the pool (the pool root itself only when
+    /// `allow_root`) and returns it with its parent directory resolved, so
+    /// that a symbolic link cannot lead an operation out of the pool.
+    fn resolve(&self, path: &Path, allow_root: bool) -> Result<PathBuf, StorageError> {
+        let root = self.pool.root();
+        let outside = || StorageError::OutsidePool {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+        };
+        if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+            return Err(outside());
+        }
+        let relative = path.strip_prefix(root).map_err(|_| outside())?;
+        if relative.as_os_str().is_empty() {
+            return if allow_root {
+                Ok(root.to_path_buf())
+            } else {
+                Err(outside())
+            };
+        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(outside());
+        };
+        let parent = match fs::canonicalize(parent) {
+            Ok(p) => p,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(parent.to_path_buf()))
+            }
+            Err(e) => return Err(StorageError::io("resolving", parent)(e)),
+        };
+        if !parent.starts_with(root) {
+            return Err(outside());
+        }
+        Ok(parent.join(name))
+    }
+
+    /// Runs `btrfs` with `args`.
+    async fn btrfs(
+        &self,
+        args: &[&std::ffi::OsStr],
+        timeout: Duration,
+    ) -> Result<Output, StorageError> {
+        Cmd::new("btrfs")
+            .args(args)
+            .install_hint(BTRFS_PROGS_HINT)
+            .timeout(timeout)
+            .run()
+            .await
+            .map_err(from_btrfs_cmd)
+    }
+
+    /// Fails unless the resolved `path` is a subvolume.
+    fn require_subvolume(path: &Path) -> Result<(), StorageError> {
+        match lstat(path)? {
+            None => Err(StorageError::NotFound(path.to_path_buf())),
+            Some(meta) if is_subvolume_meta(path, &meta)? => Ok(()),
+            Some(_) => Err(StorageError::NotASubvolume(path.to_path_buf())),
+        }
+    }
+
+    /// Fails when the resolved `path` exists (even as a dangling link).
+    fn require_absent(path: &Path) -> Result<(), StorageError> {
+        match lstat(path)? {
+            Some(_) => Err(StorageError::AlreadyExists(path.to_path_buf())),
+            None => Ok(()),
+        }
+    }
+
+    async fn readonly_of(&self, path: &Path) -> Result<bool, StorageError> {
+        let args = [
+            "property".as_ref(),
+            "get".as_ref(),
+            "-ts".as_ref(),
+            path.as_os_str(),
+            "ro".as_ref(),
+        ];
+        let out = self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        match out.stdout_str().as_str() {
+            "ro=true" => Ok(true),
+            "ro=false" => Ok(false),
+            other => Err(StorageError::UnexpectedOutput {
+                argv: format!("btrfs property get -ts {} ro", path.display()),
+                output: other.to_string(),
+            }),
+        }
+    }
+
+    async fn set_readonly_of(&self, path: &Path, readonly: bool) -> Result<(), StorageError> {
+        let value = if readonly { "true" } else { "false" };
+        let args = [
+            "property".as_ref(),
+            "set".as_ref(),
+            "-ts".as_ref(),
+            path.as_os_str(),
+            "ro".as_ref(),
+            value.as_ref(),
+        ];
+        self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        Ok(())
+    }
+
+    async fn delete_one(&self, path: &Path) -> Result<(), StorageError> {
+        let args = ["subvolume".as_ref(), "delete".as_ref(), path.as_os_str()];
+        self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        Ok(())
+    }
+
+    /// Whether the subvolume at `path` is read-only.
+    pub async fn is_readonly(&self, path: &Path) -> Result<bool, StorageError> {
+        let path = self.resolve(path, false)?;
+        Self::require_subvolume(&path)?;
+        self.readonly_of(&path).await
+    }
+}
+
+#[async_trait]
+impl Storage for BtrfsStorage {
+    async fn create_subvolume(&self, path: &Path) -> Result<(), StorageError> {
+        let path = self.resolve(path, false)?;
+        Self::require_absent(&path)?;
+        let args = ["subvolume".as_ref(), "create".as_ref(), path.as_os_str()];
+        self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        tracing::debug!(path = %path.display(), "subvolume created");
+        Ok(())
+    }
+
+    async fn snapshot(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), StorageError> {
+        let src = self.resolve(src, false)?;
+        let dst = self.resolve(dst, false)?;
+        Self::require_subvolume(&src)?;
+        // `btrfs subvolume snapshot` puts the snapshot *inside* an existing
+        // directory; never let that happen.
+        Self::require_absent(&dst)?;
+        let mut args = vec!["subvolume".as_ref(), "snapshot".as_ref()];
+        if readonly {
+            args.push("-r".as_ref());
+        }
+        args.extend([src.as_os_str(), dst.as_os_str()]);
+        self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        tracing::debug!(src = %src.display(), dst = %dst.display(), readonly, "snapshot taken");
+        Ok(())
+    }
+
+    async fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError> {
+        let path = self.resolve(path, false)?;
+        Self::require_subvolume(&path)?;
+        self.set_readonly_of(&path, readonly).await
+    }
+
+    async fn delete_subvolume(&self, path: &Path) -> Result<(), StorageError> {
+        let path = match self.resolve(path, false) {
+            Ok(p) => p,
+            Err(StorageError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match lstat(&path)? {
+            None => return Ok(()),
+            Some(meta) if !is_subvolume_meta(&path, &meta)? => {
+                return Err(StorageError::NotASubvolume(path));
+            }
+            Some(_) => {}
+        }
+        // The common case: no nested subvolumes (read-only is fine here).
+        let first = match self.delete_one(&path).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // Nested subvolumes must go first, and removing one needs its parent
+        // writable: clear `ro` top-down, then delete bottom-up.
+        let top = path.clone();
+        let all = tokio::task::spawn_blocking(move || subvolumes_within(&top))
+            .await
+            .map_err(|e| StorageError::io("walking", &path)(std::io::Error::other(e)))??;
+        if all.len() == 1 && !self.readonly_of(&path).await? {
+            return Err(first);
+        }
+        tracing::debug!(path = %path.display(), nested = all.len() - 1, "deleting nested subvolumes");
+        for sub in &all {
+            if self.readonly_of(sub).await? {
+                self.set_readonly_of(sub, false).await?;
+            }
+        }
+        for sub in all.iter().rev() {
+            self.delete_one(sub).await?;
+        }
+        Ok(())
+    }
+
+    async fn is_subvolume(&self, path: &Path) -> Result<bool, StorageError> {
+        let path = match self.resolve(path, false) {
+            Ok(p) => p,
+            Err(StorageError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match lstat(&path)? {
+            None => Ok(false),
+            Some(meta) => is_subvolume_meta(&path, &meta),
+        }
+    }
+
+    async fn exclusive_and_total_bytes(&self, path: &Path) -> Result<(u64, u64), StorageError> {
+        let path = self.resolve(path, false)?;
+        if lstat(&path)?.is_none() {
+            return Err(StorageError::NotFound(path));
+        }
+        let args = [
+            "filesystem".as_ref(),
+            "du".as_ref(),
+            "-s".as_ref(),
+            "--raw".as_ref(),
+            path.as_os_str(),
+        ];
+        let out = self.btrfs(&args, Duration::from_secs(600)).await?;
+        let text = out.stdout_str();
+        parse_du(&text).ok_or_else(|| StorageError::UnexpectedOutput {
+            argv: format!("btrfs filesystem du -s --raw {}", path.display()),
+            output: text,
+        })
+    }
+
+    async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError> {
+        let dir = match self.resolve(dir, true) {
+            Ok(p) => p,
+            Err(StorageError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::io("listing", &dir)(e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(StorageError::io("listing", &dir))?;
+            let path = entry.path();
+            let Some(meta) = lstat(&path)? else { continue };
+            if !is_subvolume_meta(&path, &meta)? {
+                continue;
+            }
+            match entry.file_name().into_string() {
+                Ok(name) => names.push(name),
+                Err(name) => {
+                    tracing::warn!(dir = %dir.display(), name = ?name, "skipping a subvolume whose name is not UTF-8")
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn du_output_gives_exclusive_then_total() {
+        let out = "     Total   Exclusive  Set shared  Filename\n   1048576       4096     1044480  /p/a\n";
+        assert_eq!(parse_du(out), Some((4096, 1_048_576)));
+        assert_eq!(
+            parse_du("     Total   Exclusive  Set shared  Filename"),
+            None
+        );
+        assert_eq!(parse_du(""), None);
+    }
+}
