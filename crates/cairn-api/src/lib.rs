@@ -1,1 +1,47 @@
-//! Placeholder; filled in by the sandbox foundation work.
+//! Cairn's HTTP/JSON API: routes, authentication, request validation, JSON
+//! errors, the OpenAPI document and streaming exec output.
+//!
+//! No business logic lives here: every handler asks the engine. The app is a
+//! function ([`app`]) so tests can drive it in-process.
+
+mod auth;
+mod error;
+mod handlers;
+mod openapi;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use cairn_engine::Engine;
+
+pub use auth::{hash_token, new_token, Account, AuthMode, LOCAL_ACCOUNT};
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// How callers prove who they are.
+    pub auth: AuthMode,
+}
+
+/// The whole HTTP application for one listener.
+pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
+    let state = AppState { engine, auth };
+    Router::new()
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/sandboxes", post(handlers::create_sandbox).get(handlers::list_sandboxes))
+        .route("/v1/sandboxes/{id}", get(handlers::inspect_sandbox).delete(handlers::destroy_sandbox))
+        .route("/v1/sandboxes/{id}/stop", post(handlers::stop_sandbox))
+        .route("/v1/sandboxes/{id}/start", post(handlers::start_sandbox))
+        .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
+        .route("/v1/images", post(handlers::import_image).get(handlers::list_images))
+        .route("/v1/images/{name}", axum::routing::delete(handlers::remove_image))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(state)
+}

@@ -1,1 +1,134 @@
-//! Placeholder; filled in by the sandbox foundation work.
+//! The engine: the state machines of images and sandboxes, and the
+//! orchestration of storage, runtime and database behind every API call.
+//! Recovery at start-up lives here too (finish or roll back whatever a crash
+//! interrupted).
+//!
+//! It is not for HTTP (that is `cairn-api`), nor does it call any external
+//! program itself: runtimes and storage do.
+
+mod error;
+mod exec;
+mod images;
+mod recovery;
+mod sandboxes;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cairn_db::Db;
+use cairn_runtime::{OciCli, Runtime};
+use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
+use cairn_types::{RuntimeKind, SandboxId};
+
+pub use error::{EngineError, Result};
+pub use exec::{ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
+
+/// How the engine is set up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// The data directory (`$CAIRN_HOME`).
+    pub home: PathBuf,
+    /// Size of the btrfs pool image when the data directory is not btrfs.
+    pub pool_size_bytes: u64,
+    /// Path or name of the `runsc` binary.
+    pub runsc: PathBuf,
+    /// Path or name of the `runc` binary.
+    pub runc: PathBuf,
+    /// Runtime used when a request names none.
+    pub default_runtime: RuntimeKind,
+}
+
+impl EngineConfig {
+    /// Defaults for a data directory: 20 GiB pool, `runsc` and `runc` from PATH, gVisor by default.
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            home: home.into(),
+            pool_size_bytes: 20 << 30,
+            runsc: "runsc".into(),
+            runc: "runc".into(),
+            default_runtime: RuntimeKind::Gvisor,
+        }
+    }
+}
+
+/// Defaults for new sandboxes.
+pub mod defaults {
+    /// CPU cores.
+    pub const CPUS: f64 = 1.0;
+    /// Memory limit.
+    pub const MEMORY_BYTES: u64 = 512 << 20;
+    /// Process limit.
+    pub const PIDS_LIMIT: u32 = 1024;
+}
+
+/// The engine. Share it behind an `Arc`.
+pub struct Engine {
+    cfg: EngineConfig,
+    db: Arc<Db>,
+    pool: Pool,
+    storage: BtrfsStorage,
+    runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+    locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Engine {
+    /// Opens the data directory: database, pool (created on first start), runtimes,
+    /// then recovers from whatever a crash left behind.
+    pub async fn open(cfg: EngineConfig, db: Arc<Db>) -> Result<Arc<Engine>> {
+        let home = &cfg.home;
+        for dir in ["run", "tmp"] {
+            std::fs::create_dir_all(home.join(dir))
+                .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display())))?;
+        }
+        let pool = Pool::open_or_create(PoolConfig { home: home.clone(), image_size_bytes: cfg.pool_size_bytes }).await?;
+        let storage = BtrfsStorage::new(pool.clone());
+        let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
+        runtimes.insert(RuntimeKind::Gvisor, Arc::new(OciCli::runsc(&cfg.runsc, home.join("run/runsc"))));
+        runtimes.insert(RuntimeKind::Runc, Arc::new(OciCli::runc(&cfg.runc, home.join("run/runc"))));
+        let engine = Arc::new(Engine { cfg, db, pool, storage, runtimes, locks: Mutex::new(HashMap::new()) });
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    /// The data directory.
+    pub fn home(&self) -> &Path {
+        &self.cfg.home
+    }
+
+    /// The metadata database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The runtime of a kind.
+    pub fn runtime(&self, kind: RuntimeKind) -> Result<Arc<dyn Runtime>> {
+        self.runtimes
+            .get(&kind)
+            .cloned()
+            .ok_or_else(|| EngineError::Unavailable(format!("runtime {kind} is not configured")))
+    }
+
+    fn images_dir(&self) -> PathBuf {
+        self.pool.root().join("images")
+    }
+
+    fn sandboxes_dir(&self) -> PathBuf {
+        self.pool.root().join("sandboxes")
+    }
+
+    fn run_dir(&self, id: &SandboxId) -> PathBuf {
+        self.cfg.home.join("run").join(id.as_str())
+    }
+
+    /// The per-sandbox lock that serializes lifecycle changes on one sandbox.
+    fn lock_for(&self, id: &SandboxId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.clone()).or_default().clone()
+    }
+
+    fn forget_lock(&self, id: &SandboxId) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(id);
+    }
+}

@@ -1,1 +1,281 @@
-//! Placeholder; filled in by the sandbox foundation work.
+//! Shared fixtures for Cairn's integration tests and benchmarks: a test
+//! root filesystem made from Debian's busybox-static, and a harness that
+//! runs the real `cairnd` on a throw-away data directory (with its own
+//! loop-mounted btrfs pool) and the real `cairn` against it.
+//!
+//! Missing prerequisites make tests fail with a message that says what to
+//! install; nothing is skipped silently.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Panics with install instructions unless the test prerequisites are present.
+pub fn require_prerequisites() {
+    let uid = unsafe_free_uid();
+    assert_eq!(uid, 0, "Cairn's integration tests must run as root (they mount a btrfs pool and run OCI runtimes): run them with sudo, or use .ci/run");
+    for (tool, pkg) in [
+        ("mkfs.btrfs", "btrfs-progs"),
+        ("runc", "runc"),
+        ("runsc", "runsc (from bookworm-backports: apt-get install -t bookworm-backports runsc)"),
+    ] {
+        assert!(which(tool).is_some(), "'{tool}' is missing: install {pkg}, or run scripts/setup.sh once");
+    }
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "/bin/busybox is missing: apt-get install busybox-static (or run scripts/setup.sh once)"
+    );
+}
+
+fn unsafe_free_uid() -> u32 {
+    // Read our uid from /proc to avoid an unsafe libc call.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Where a program is on PATH.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+/// Builds (once per test process) a minimal root filesystem: static busybox
+/// with all its applets, /etc/passwd, and the usual directories.
+pub fn base_rootfs() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        require_prerequisites();
+        let dir = std::env::temp_dir().join(format!("cairn-test-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        make_busybox_rootfs(&dir);
+        dir
+    })
+}
+
+/// Writes a busybox root filesystem into `dir`.
+pub fn make_busybox_rootfs(dir: &Path) {
+    let script = format!(
+        r#"set -e
+D="{d}"
+mkdir -p "$D/bin" "$D/sbin" "$D/usr/bin" "$D/usr/sbin" "$D/etc" "$D/proc" "$D/sys" "$D/dev" "$D/tmp" "$D/root" "$D/var/tmp"
+chmod 1777 "$D/tmp" "$D/var/tmp"
+cp /bin/busybox "$D/bin/busybox"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$D/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$D/etc/passwd"
+echo 'root:x:0:' > "$D/etc/group"
+echo 'cairn-test-image' > "$D/etc/cairn-image"
+"#,
+        d = dir.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(script).output().expect("sh");
+    assert!(out.status.success(), "building the busybox rootfs failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A running `cairnd` on a private data directory.
+pub struct Daemon {
+    /// The data directory.
+    pub home: PathBuf,
+    _tmp: tempfile::TempDir,
+    child: Option<Child>,
+    cairnd: PathBuf,
+    cairn: PathBuf,
+    /// TCP address, when started with one.
+    pub tcp: Option<String>,
+    log: PathBuf,
+}
+
+/// How a command ended and what it printed.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Stdout.
+    pub stdout: String,
+    /// Stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns trimmed stdout.
+    pub fn ok(&self) -> String {
+        assert_eq!(self.code, 0, "command failed: stdout={} stderr={}", self.stdout, self.stderr);
+        self.stdout.trim().to_string()
+    }
+
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl Daemon {
+    /// Starts cairnd (binaries from the calling test crate) on a fresh data directory.
+    pub fn start(cairnd: &str, cairn: &str) -> Daemon {
+        Self::start_with(cairnd, cairn, false)
+    }
+
+    /// Like [`Daemon::start`], also listening on a TCP port on loopback.
+    pub fn start_with(cairnd: &str, cairn: &str, tcp: bool) -> Daemon {
+        require_prerequisites();
+        let tmp = tempfile::Builder::new().prefix("cairn-test-home-").tempdir().unwrap();
+        let home = tmp.path().to_path_buf();
+        let tcp = tcp.then(|| format!("127.0.0.1:{}", free_port()));
+        let mut d = Daemon {
+            log: home.join("cairnd.log"),
+            home,
+            _tmp: tmp,
+            child: None,
+            cairnd: cairnd.into(),
+            cairn: cairn.into(),
+            tcp,
+        };
+        d.launch();
+        d
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let mut cmd = Command::new(&self.cairnd);
+        cmd.env("CAIRN_HOME", &self.home).arg("--pool-size").arg("3G");
+        if let Some(addr) = &self.tcp {
+            cmd.arg("--listen").arg(addr);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        self.child = Some(child);
+        let sock = self.home.join("cairnd.sock");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("cairnd exited ({status}) at start:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("cairnd did not open its socket within 60 s:\n{}", self.log_text());
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills cairnd with SIGKILL (sandboxes keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops cairnd with SIGTERM and waits.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts cairnd again on the same data directory.
+    pub fn restart(&mut self) {
+        self.terminate();
+        self.launch();
+    }
+
+    /// Starts cairnd again after a kill.
+    pub fn relaunch(&mut self) {
+        assert!(self.child.is_none(), "cairnd is still running");
+        self.launch();
+    }
+
+    /// Runs `cairn ARGS` against this daemon (over the unix socket).
+    pub fn cairn(&self, args: &[&str]) -> Run {
+        self.cairn_env(args, &[])
+    }
+
+    /// Runs `cairn ARGS` with extra environment variables.
+    pub fn cairn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(&self.cairn);
+        cmd.env("CAIRN_HOME", &self.home).env_remove("CAIRN_HOST").env_remove("CAIRN_TOKEN").args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out: Output = cmd.stdin(Stdio::null()).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A `cairn` command ready to spawn (for streaming tests).
+    pub fn cairn_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.cairn);
+        cmd.env("CAIRN_HOME", &self.home).env_remove("CAIRN_HOST").env_remove("CAIRN_TOKEN").args(args);
+        cmd
+    }
+
+    /// Imports the shared busybox root filesystem as image `base`.
+    pub fn import_base(&self) {
+        let root = base_rootfs().to_str().unwrap().to_string();
+        self.cairn(&["image", "import", &root, "--name", "base"]).ok();
+    }
+
+    /// `cairnd token create --account NAME`.
+    pub fn token(&self, account: &str) -> String {
+        let out = Command::new(&self.cairnd)
+            .env("CAIRN_HOME", &self.home)
+            .args(["token", "create", "--account", account])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "token create failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Removes every container this daemon's runtimes know, then unmounts the pool.
+    fn cleanup_host(&self) {
+        for (bin, root) in [("runc", "run/runc"), ("runsc", "run/runsc")] {
+            let root = self.home.join(root);
+            if !root.exists() {
+                continue;
+            }
+            let out = Command::new(bin).arg("--root").arg(&root).args(["list", "-q"]).output();
+            if let Ok(out) = out {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let force = if bin == "runc" { "--force" } else { "-force" };
+                    let _ = Command::new(bin).arg("--root").arg(&root).args(["delete", force, id]).output();
+                }
+            }
+        }
+        let pool = self.home.join("pool");
+        let _ = Command::new("umount").arg(&pool).output();
+        let _ = Command::new("umount").arg("-l").arg(&pool).output();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+        self.cleanup_host();
+        if std::thread::panicking() {
+            eprintln!("---- cairnd log ----\n{}", self.log_text());
+        }
+    }
+}

@@ -1,1 +1,293 @@
-fn main() {}
+//! `cairn`: the command-line client of cairnd.
+
+mod client;
+mod exec;
+mod output;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use hyper::Method;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use cairn_types::api::{CreateSandboxRequest, ImageInfo, SandboxInfo};
+use cairn_types::RuntimeKind;
+use client::{ApiFailure, Client, Endpoint};
+
+const EXAMPLES: &str = "Examples:
+  cairn image import /srv/rootfs --name base
+  ID=$(cairn up --image base)
+  cairn exec $ID -- sh -c 'echo hi; exit 3'; echo $?      # prints hi, then 3
+  cairn exec $ID 'ls / | wc -l'
+  cairn ls --json | jq -r '.[].id'
+  cairn destroy $ID --force";
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Sandboxes for AI agents: run, exec, destroy", after_help = EXAMPLES)]
+struct Cli {
+    /// Where cairnd listens: unix:///path/cairnd.sock or http://HOST:PORT
+    /// [default: unix://$CAIRN_HOME/cairnd.sock, CAIRN_HOME=/var/lib/cairn].
+    #[arg(long, env = "CAIRN_HOST", global = true)]
+    host: Option<String>,
+    /// API token (required over TCP; see 'cairnd token create').
+    #[arg(long, env = "CAIRN_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create and start a sandbox from an image; prints its id.
+    #[command(after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --env MODE=test --workdir /root")]
+    Up(UpArgs),
+    /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
+    #[command(after_help = "A single argument is run by /bin/sh -c; several are run directly.\nExit code: the command's; 124 when --timeout ran out; 125 when cairn itself failed.\n\nExamples:\n  cairn exec sbx-7f3a9c2e -- python3 -c 'print(1)'\n  cairn exec sbx-7f3a9c2e 'cd /src && make test'\n  cairn exec --env DEBUG=1 --workdir /tmp --timeout 30 sbx-7f3a9c2e -- ./run.sh")]
+    Exec(exec::ExecArgs),
+    /// List your sandboxes.
+    #[command(after_help = "Examples:\n  cairn ls\n  cairn ls --json | jq -r '.[] | select(.state == \"running\") | .id'")]
+    Ls,
+    /// Show one sandbox.
+    #[command(after_help = "Example:\n  cairn inspect sbx-7f3a9c2e --json")]
+    Inspect {
+        /// Sandbox id or name.
+        sandbox: String,
+    },
+    /// Stop a sandbox's processes (TERM, then KILL after 10 s); its files are kept.
+    #[command(after_help = "Example:\n  cairn stop sbx-7f3a9c2e && cairn start sbx-7f3a9c2e")]
+    Stop {
+        /// Sandbox id or name.
+        sandbox: String,
+    },
+    /// Start a stopped sandbox again on its files.
+    #[command(after_help = "Example:\n  cairn start sbx-7f3a9c2e")]
+    Start {
+        /// Sandbox id or name.
+        sandbox: String,
+    },
+    /// Destroy a sandbox and everything it has on the host.
+    #[command(after_help = "Examples:\n  cairn destroy sbx-7f3a9c2e            # refused while it runs\n  cairn destroy sbx-7f3a9c2e --force")]
+    Destroy {
+        /// Sandbox id or name.
+        sandbox: String,
+        /// Destroy it even while it runs.
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// Manage images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(ClapArgs)]
+struct UpArgs {
+    /// Image name (see 'cairn image ls').
+    #[arg(long)]
+    image: String,
+    /// A name for the sandbox, unique among yours.
+    #[arg(long)]
+    name: Option<String>,
+    /// gvisor (default, stronger isolation) or runc (host kernel, fastest).
+    #[arg(long)]
+    runtime: Option<RuntimeKind>,
+    /// CPU limit in cores [default: 1].
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Memory limit, e.g. 512M or 2G [default: 512M].
+    #[arg(long)]
+    memory: Option<String>,
+    /// Maximum number of processes [default: 1024].
+    #[arg(long)]
+    pids: Option<u32>,
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Default working directory for exec.
+    #[arg(long, short = 'w')]
+    workdir: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import a root filesystem directory or an OCI image archive / layout tarball on this host.
+    #[command(after_help = "Examples:\n  cairn image import /srv/rootfs --name base\n  cairn image import ./alpine-oci.tar --name alpine")]
+    Import {
+        /// Directory or .tar/.tar.gz file.
+        path: PathBuf,
+        /// Name of the new image.
+        #[arg(long)]
+        name: String,
+    },
+    /// List images.
+    #[command(after_help = "Example:\n  cairn image ls --json")]
+    Ls,
+    /// Remove an image no sandbox uses.
+    #[command(after_help = "Example:\n  cairn image rm base")]
+    Rm {
+        /// Image name or id.
+        image: String,
+    },
+}
+
+fn default_endpoint() -> Endpoint {
+    let home = std::env::var_os("CAIRN_HOME").map(PathBuf::from).unwrap_or_else(|| "/var/lib/cairn".into());
+    Endpoint::Unix(home.join("cairnd.sock"))
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.set_message(msg.to_string());
+    // Show it only when the work takes a while, and never in scripts (it draws on stderr only when that is a terminal).
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let is_exec = matches!(cli.command, Command::Exec(_));
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            std::process::exit(125);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            if let Some(api) = e.downcast_ref::<ApiFailure>() {
+                eprintln!("cairn: {}", api.message);
+            } else {
+                eprintln!("cairn: {e:#}");
+            }
+            std::process::exit(if is_exec { 125 } else { 1 });
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<i32> {
+    let endpoint = match &cli.host {
+        Some(h) => Endpoint::parse(h)?,
+        None => default_endpoint(),
+    };
+    let client = Client::new(endpoint, cli.token.clone());
+    let json = cli.json;
+    match cli.command {
+        Command::Up(a) => {
+            let req = CreateSandboxRequest {
+                image: a.image,
+                name: a.name,
+                runtime: a.runtime,
+                cpus: a.cpus,
+                memory: a.memory,
+                pids_limit: a.pids,
+                env: a.env,
+                workdir: a.workdir,
+            };
+            let pb = spinner("starting sandbox");
+            let res: Result<SandboxInfo> = client.json(Method::POST, "/v1/sandboxes", Some(serde_json::to_value(&req)?)).await;
+            pb.finish_and_clear();
+            let s = res?;
+            if json {
+                output::print_json(&s)?;
+            } else {
+                println!("{}", s.id);
+            }
+        }
+        Command::Exec(a) => return exec::run(&client, a).await,
+        Command::Ls => {
+            let list: Vec<SandboxInfo> = client.json(Method::GET, "/v1/sandboxes", None).await?;
+            if json {
+                output::print_json(&list)?;
+            } else {
+                output::sandboxes(&list);
+            }
+        }
+        Command::Inspect { sandbox } => {
+            let s: SandboxInfo = client.json(Method::GET, &format!("/v1/sandboxes/{}", enc(&sandbox)), None).await?;
+            if json {
+                output::print_json(&s)?;
+            } else {
+                output::sandbox(&s);
+            }
+        }
+        Command::Stop { sandbox } => lifecycle(&client, &sandbox, "stop", json).await?,
+        Command::Start { sandbox } => lifecycle(&client, &sandbox, "start", json).await?,
+        Command::Destroy { sandbox, force } => {
+            let path = format!("/v1/sandboxes/{}{}", enc(&sandbox), if force { "?force=true" } else { "" });
+            client.empty(Method::DELETE, &path).await?;
+            if json {
+                output::print_json(&json!({ "destroyed": sandbox }))?;
+            } else {
+                println!("{sandbox}");
+            }
+        }
+        Command::Image { command } => image(&client, command, json).await?,
+    }
+    Ok(0)
+}
+
+/// Percent-encodes a path segment (ids and names are tame, but users type anything).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+async fn lifecycle(client: &Client, sandbox: &str, verb: &str, json: bool) -> Result<()> {
+    let pb = spinner(&format!("{verb} {sandbox}"));
+    let res: Result<SandboxInfo> = client.json(Method::POST, &format!("/v1/sandboxes/{}/{verb}", enc(sandbox)), None).await;
+    pb.finish_and_clear();
+    let s = res?;
+    if json {
+        output::print_json(&s)?;
+    } else {
+        println!("{}", s.id);
+    }
+    Ok(())
+}
+
+async fn image(client: &Client, command: ImageCommand, json: bool) -> Result<()> {
+    match command {
+        ImageCommand::Import { path, name } => {
+            let abs = std::fs::canonicalize(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
+            let pb = spinner(&format!("importing {}", abs.display()));
+            let res: Result<ImageInfo> = client
+                .json(Method::POST, "/v1/images", Some(json!({ "name": name, "path": abs.to_string_lossy() })))
+                .await;
+            pb.finish_and_clear();
+            let img = res?;
+            if json {
+                output::print_json(&img)?;
+            } else {
+                println!("{}", img.name);
+            }
+        }
+        ImageCommand::Ls => {
+            let list: Vec<ImageInfo> = client.json(Method::GET, "/v1/images", None).await?;
+            if json {
+                output::print_json(&list)?;
+            } else {
+                output::images(&list);
+            }
+        }
+        ImageCommand::Rm { image } => {
+            client.empty(Method::DELETE, &format!("/v1/images/{}", enc(&image))).await?;
+            if json {
+                output::print_json(&json!({ "removed": image }))?;
+            } else {
+                println!("{image}");
+            }
+        }
+    }
+    Ok(())
+}

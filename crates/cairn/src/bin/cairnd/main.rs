@@ -1,1 +1,157 @@
-fn main() {}
+//! `cairnd`: the Cairn daemon. Opens the data directory (database, btrfs
+//! pool, runtimes), recovers from any crash, and serves the HTTP API on a
+//! unix socket and optionally on TCP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use cairn_api::{app, new_token, AuthMode};
+use cairn_db::Db;
+use cairn_engine::{Engine, EngineConfig};
+use cairn_types::{parse_size, RuntimeKind};
+
+const EXAMPLES: &str = "Examples:
+  cairnd                                   # data in /var/lib/cairn, socket /var/lib/cairn/cairnd.sock
+  cairnd --home /srv/cairn --listen 127.0.0.1:7421
+  cairnd token create --account alice      # prints a new ck_… token for alice";
+
+#[derive(Parser)]
+#[command(name = "cairnd", version, about = "The Cairn daemon: sandboxes for AI agents", after_help = EXAMPLES)]
+struct Args {
+    /// Data directory (database, btrfs pool, runtime state).
+    #[arg(long, env = "CAIRN_HOME", default_value = "/var/lib/cairn", global = true)]
+    home: PathBuf,
+    /// Also serve the API on this TCP address (requests then need a bearer token).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Size of the btrfs pool image, when the data directory is not on btrfs.
+    #[arg(long, default_value = "20G", value_name = "SIZE")]
+    pool_size: String,
+    /// The gVisor runtime binary.
+    #[arg(long, env = "CAIRN_RUNSC", default_value = "runsc")]
+    runsc: PathBuf,
+    /// The runc binary.
+    #[arg(long, env = "CAIRN_RUNC", default_value = "runc")]
+    runc: PathBuf,
+    /// Runtime for sandboxes that do not name one: gvisor or runc.
+    #[arg(long, env = "CAIRN_DEFAULT_RUNTIME", default_value = "gvisor")]
+    default_runtime: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token for an account (created if new); prints the token once.
+    #[command(after_help = "Example:\n  cairnd token create --account alice\n  CAIRN_TOKEN=ck_… cairn --host http://127.0.0.1:7421 ls")]
+    Create {
+        /// The account the token acts for.
+        #[arg(long)]
+        account: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cairnd: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("cairnd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn open_db(home: &std::path::Path) -> Result<Arc<Db>> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("cannot create the data directory {}: check permissions (cairnd runs as root)", home.display()))?;
+    Ok(Arc::new(Db::open(&home.join("cairn.db")).context("while opening the metadata database")?))
+}
+
+async fn run(args: Args) -> Result<()> {
+    if let Some(Command::Token { command: TokenCommand::Create { account, json } }) = &args.command {
+        cairn_types::validate_name(account).context("invalid account name")?;
+        let db = open_db(&args.home)?;
+        let (token, hash) = new_token();
+        db.add_token(account, &hash)?;
+        if *json {
+            println!("{}", serde_json::json!({ "account": account, "token": token }));
+        } else {
+            println!("{token}");
+        }
+        return Ok(());
+    }
+    let default_runtime: RuntimeKind = args.default_runtime.parse().map_err(anyhow::Error::msg)?;
+    let pool_size = parse_size(&args.pool_size).context("invalid --pool-size")?;
+    let db = open_db(&args.home)?;
+    let mut cfg = EngineConfig::new(&args.home);
+    cfg.pool_size_bytes = pool_size;
+    cfg.runsc = args.runsc.clone();
+    cfg.runc = args.runc.clone();
+    cfg.default_runtime = default_runtime;
+    let engine = Engine::open(cfg, db).await.context("while opening the data directory")?;
+
+    let sock = args.home.join("cairnd.sock");
+    let _ = std::fs::remove_file(&sock);
+    let unix = tokio::net::UnixListener::bind(&sock).with_context(|| format!("cannot listen on {}", sock.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    }
+    tracing::info!(socket = %sock.display(), "listening on the unix socket");
+    let unix_app = app(engine.clone(), AuthMode::LocalSocket);
+    let mut servers = tokio::task::JoinSet::new();
+    servers.spawn(async move { axum::serve(unix, unix_app).with_graceful_shutdown(shutdown()).await });
+    if let Some(addr) = args.listen {
+        let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(%addr, "listening on TCP (bearer tokens required)");
+        let tcp_app = app(engine.clone(), AuthMode::Bearer);
+        servers.spawn(async move { axum::serve(tcp, tcp_app).with_graceful_shutdown(shutdown()).await });
+    }
+    while let Some(res) = servers.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("server failed: {e}"),
+            Err(e) => bail!("server task failed: {e}"),
+        }
+    }
+    let _ = std::fs::remove_file(&sock);
+    tracing::info!("cairnd stopped; sandboxes keep running and are found again at the next start");
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmark: sandbox creation and exec through Cairn vs the raw runtime, in one run.
+#   up:   `cairn up` (btrfs snapshot + bundle + create + start, until exec-ready)
+#         vs raw `btrfs subvolume snapshot` + `<runtime> create` + `<runtime> start` of the same bundle
+#   exec: `cairn exec ID true` vs raw `<runtime> exec ID true`
+# Prints mean milliseconds and the ratio Cairn/raw per runtime.
+# Usage (root, after scripts/setup.sh): bench/sandbox.sh [ITERATIONS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10}
+cargo build --release --workspace --bins -q
+BIN=$PWD/target/release
+export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
+ROOTFS=$CAIRN_HOME/rootfs-src
+scripts/make-base-rootfs.sh "$ROOTFS" >/dev/null
+"$BIN/cairnd" --pool-size 4G >"$CAIRN_HOME/cairnd.log" 2>&1 &
+DAEMON=$!
+cleanup() {
+  for r in runc runsc; do
+    for id in $($r --root "$CAIRN_HOME/run/$r" list -q 2>/dev/null) $($r --root "$CAIRN_HOME/raw-$r" list -q 2>/dev/null); do
+      $r --root "$CAIRN_HOME/run/$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/run/$r" delete -force "$id" >/dev/null 2>&1 || true
+      $r --root "$CAIRN_HOME/raw-$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/raw-$r" delete -force "$id" >/dev/null 2>&1 || true
+    done
+  done
+  kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true
+  umount "$CAIRN_HOME/pool" 2>/dev/null || umount -l "$CAIRN_HOME/pool" 2>/dev/null || true
+  rm -rf "$CAIRN_HOME"
+}
+trap cleanup EXIT
+for _ in $(seq 200); do "$BIN/cairn" ls >/dev/null 2>&1 && break; sleep 0.05; done
+"$BIN/cairn" image import "$ROOTFS" --name base >/dev/null
+IMG=$(ls -d "$CAIRN_HOME"/pool/images/img-*)
+now() { date +%s%N; }
+ms() { echo "scale=1; $1 / 1000000" | bc; }
+
+printf '%-8s %-6s %12s %12s %8s\n' runtime op cairn_ms raw_ms ratio
+for rt in runc gvisor; do
+  if [ $rt = gvisor ]; then RAW="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"; else RAW="runc --root $CAIRN_HOME/raw-runc"; fi
+  # --- up ---
+  ids=(); t0=$(now)
+  for i in $(seq "$N"); do ids+=("$("$BIN/cairn" up --image base --runtime $rt)"); done
+  cairn_up=$(( ($(now) - t0) / N ))
+  # raw: same bundle (config.json of a Cairn sandbox), fresh snapshot each time
+  tmpl=$CAIRN_HOME/run/${ids[0]}/config.json
+  t_raw=0
+  for i in $(seq "$N"); do
+    b=$CAIRN_HOME/rawbundle-$rt-$i; mkdir -p "$b"
+    root=$CAIRN_HOME/pool/sandboxes/raw-$rt-$i
+    jq --arg r "$root" --arg c "/cairn-raw/$rt-$i" '.root.path=$r | .linux.cgroupsPath=$c' "$tmpl" > "$b/config.json"
+    t0=$(now)
+    btrfs -q subvolume snapshot "$IMG" "$root" >/dev/null
+    $RAW create --bundle "$b" "raw-$rt-$i" </dev/null >/dev/null 2>&1
+    $RAW start "raw-$rt-$i"
+    t_raw=$(( t_raw + $(now) - t0 ))
+  done
+  raw_up=$(( t_raw / N ))
+  printf '%-8s %-6s %12s %12s %8s\n' $rt up "$(ms $cairn_up)" "$(ms $raw_up)" "$(echo "scale=2; $cairn_up / $raw_up" | bc)"
+  # --- exec ---
+  id=${ids[0]}; t0=$(now)
+  for i in $(seq "$N"); do "$BIN/cairn" exec "$id" -- true; done
+  cairn_exec=$(( ($(now) - t0) / N ))
+  t0=$(now)
+  for i in $(seq "$N"); do $RAW exec "raw-$rt-1" true </dev/null; done
+  raw_exec=$(( ($(now) - t0) / N ))
+  printf '%-8s %-6s %12s %12s %8s\n' $rt exec "$(ms $cairn_exec)" "$(ms $raw_exec)" "$(echo "scale=2; $cairn_exec / $raw_exec" | bc)"
+  for id in "${ids[@]}"; do "$BIN/cairn" destroy --force "$id" >/dev/null; done
+  for i in $(seq "$N"); do $RAW delete --force "raw-$rt-$i" >/dev/null 2>&1 || $RAW delete -force "raw-$rt-$i" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/raw-$rt-$i" >/dev/null 2>&1 || true; done
+done

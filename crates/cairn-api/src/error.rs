@@ -1,0 +1,79 @@
+//! JSON errors: `{ "error": { "code", "message" } }`, a 4xx for the caller's
+//! mistakes, and for our own failures a generic 500 whose detail goes to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use cairn_engine::EngineError;
+use cairn_types::api::{ErrorBody, ErrorDetail};
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Sentence for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    /// 400 `invalid_argument`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::InvalidArgument(m) => ApiError::invalid(m),
+            EngineError::NotFound(m) => ApiError::not_found(m),
+            EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            EngineError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            EngineError::Image(e) => ApiError::invalid(e.to_string()),
+            EngineError::Runtime(cairn_runtime::RuntimeError::Cmd(c @ cairn_cmd::CmdError::NotFound { .. })) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", c.to_string())
+            }
+            other => {
+                let reference = format!("{:08x}", rand::random::<u32>());
+                tracing::error!(%reference, error = %other, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("internal error (reference {reference}): the cairnd log has the details: {other}"),
+                )
+            }
+        }
+    }
+}
+
+impl From<cairn_db::DbError> for ApiError {
+    fn from(e: cairn_db::DbError) -> Self {
+        ApiError::from(EngineError::Db(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,172 @@
+//! Route handlers: decode, ask the engine, encode. Nothing else.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use futures_util::stream;
+
+use cairn_engine::ExecOutput;
+use cairn_types::api::{CreateSandboxRequest, ExecEvent, ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo};
+
+use crate::{Account, ApiError, AppState};
+
+/// A JSON body whose rejections (bad JSON, unknown fields, wrong content
+/// type) become our JSON errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(ApiError::invalid(format!("invalid request body: {}", rej.body_text()))),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Create and start a sandbox.
+#[utoipa::path(post, path = "/v1/sandboxes", request_body = CreateSandboxRequest,
+    responses((status = 201, body = SandboxInfo), (status = 400, body = cairn_types::api::ErrorBody),
+              (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn create_sandbox(
+    State(st): State<AppState>,
+    Account(account): Account,
+    ApiJson(req): ApiJson<CreateSandboxRequest>,
+) -> ApiResult<(StatusCode, Json<SandboxInfo>)> {
+    Ok((StatusCode::CREATED, Json(st.engine.create_sandbox(&account, &req).await?)))
+}
+
+/// List the caller's sandboxes.
+#[utoipa::path(get, path = "/v1/sandboxes", responses((status = 200, body = Vec<SandboxInfo>)))]
+pub async fn list_sandboxes(State(st): State<AppState>, Account(account): Account) -> ApiResult<Json<Vec<SandboxInfo>>> {
+    Ok(Json(st.engine.list_sandboxes(&account)?))
+}
+
+/// One sandbox, by id or name.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}", params(("id" = String, Path, description = "sandbox id or name")),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody)))]
+pub async fn inspect_sandbox(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
+    Ok(Json(st.engine.inspect_sandbox(&account, &id)?))
+}
+
+/// Destroy a sandbox; a running one needs `?force=true`.
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}",
+    params(("id" = String, Path, description = "sandbox id or name"), ("force" = Option<bool>, Query, description = "destroy even if running")),
+    responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn destroy_sandbox(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<StatusCode> {
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => return Err(ApiError::invalid(format!("invalid force '{other}': use true or false"))),
+    };
+    st.engine.destroy_sandbox(&account, &id, force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stop a sandbox's processes; its files stay.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/stop", params(("id" = String, Path)),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody)))]
+pub async fn stop_sandbox(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
+    Ok(Json(st.engine.stop_sandbox(&account, &id).await?))
+}
+
+/// Start a stopped sandbox.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/start", params(("id" = String, Path)),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody)))]
+pub async fn start_sandbox(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
+    Ok(Json(st.engine.start_sandbox(&account, &id).await?))
+}
+
+/// Run a command and stream its output: the response is chunked
+/// `application/x-ndjson`, one [`ExecEvent`] per line, output as it is
+/// written, ending with an `exit` event.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/exec", params(("id" = String, Path)), request_body = ExecRequest,
+    responses((status = 200, description = "newline-delimited ExecEvent objects", body = ExecEvent, content_type = "application/x-ndjson"),
+              (status = 400, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn exec(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ExecRequest>,
+) -> ApiResult<Response> {
+    let rx = st.engine.exec(&account, &id, &req).await?;
+    let lines = stream::unfold(rx, |mut rx| async move {
+        let ev = rx.recv().await?;
+        let b64 = |d: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(d);
+        let event = match ev {
+            ExecOutput::Stdout(d) => ExecEvent::Stdout { data: b64(d) },
+            ExecOutput::Stderr(d) => ExecEvent::Stderr { data: b64(d) },
+            ExecOutput::Exit(code) => ExecEvent::Exit { code },
+            ExecOutput::Error(message) => ExecEvent::Error { message },
+        };
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::io::Error>(line), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+}
+
+/// Import an image from a path on the daemon's host.
+#[utoipa::path(post, path = "/v1/images", request_body = ImportImageRequest,
+    responses((status = 201, body = ImageInfo), (status = 400, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn import_image(
+    State(st): State<AppState>,
+    _account: Account,
+    ApiJson(req): ApiJson<ImportImageRequest>,
+) -> ApiResult<(StatusCode, Json<ImageInfo>)> {
+    Ok((StatusCode::CREATED, Json(st.engine.import_image(&req.name, &req.path).await?)))
+}
+
+/// List images.
+#[utoipa::path(get, path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
+pub async fn list_images(State(st): State<AppState>, _account: Account) -> ApiResult<Json<Vec<ImageInfo>>> {
+    Ok(Json(st.engine.list_images()?))
+}
+
+/// Remove an image no sandbox uses.
+#[utoipa::path(delete, path = "/v1/images/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn remove_image(State(st): State<AppState>, _account: Account, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    st.engine.remove_image(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Any unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such API path: see /v1/openapi.json for the paths this server has")
+}
+
+/// A known path with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not take that method: see /v1/openapi.json")
+}

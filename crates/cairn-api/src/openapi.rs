@@ -1,0 +1,33 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and
+//! served at `/v1/openapi.json`.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use cairn_types::api::{
+    CreateSandboxRequest, ErrorBody, ErrorDetail, ExecEvent, ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo,
+};
+use cairn_types::{RuntimeKind, SandboxState};
+
+use crate::handlers;
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cairn", description = "Self-hosted sandboxes for AI agents. Over TCP every request needs 'Authorization: Bearer <token>'."),
+    paths(
+        handlers::create_sandbox, handlers::list_sandboxes, handlers::inspect_sandbox, handlers::destroy_sandbox,
+        handlers::stop_sandbox, handlers::start_sandbox, handlers::exec,
+        handlers::import_image, handlers::list_images, handlers::remove_image
+    ),
+    components(schemas(
+        CreateSandboxRequest, SandboxInfo, ExecRequest, ExecEvent, ImageInfo, ImportImageRequest, ErrorBody, ErrorDetail,
+        RuntimeKind, SandboxState
+    ))
+)]
+pub struct ApiDoc;
+
+/// `GET /v1/openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

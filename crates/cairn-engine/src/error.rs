@@ -1,0 +1,65 @@
+//! The engine's error type: each variant is something a caller can act on,
+//! and maps to one HTTP status in the API.
+
+use cairn_db::DbError;
+use cairn_runtime::RuntimeError;
+use cairn_storage::StorageError;
+
+/// What went wrong in an engine operation.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request was malformed (bad name, size, path…): a 400.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The sandbox or image does not exist for this account: a 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists but clashes or is in the wrong state: a 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// A host prerequisite is missing or broken (runtime binary, btrfs): a 503 that says what to install.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Metadata store failure.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Runtime failure.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Storage failure.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Image import failure (bad archive, unsafe paths…).
+    #[error(transparent)]
+    Image(#[from] cairn_images::ImageError),
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// Turns database conflicts and not-found into the engine's own kinds.
+    pub(crate) fn from_db(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(m) => EngineError::Conflict(m),
+            DbError::NotFound(m) => EngineError::NotFound(m),
+            DbError::State(s) => EngineError::Conflict(s.to_string()),
+            other => EngineError::Db(other),
+        }
+    }
+}
+
+impl From<cairn_types::NameError> for EngineError {
+    fn from(e: cairn_types::NameError) -> Self {
+        EngineError::InvalidArgument(e.to_string())
+    }
+}
+
+impl From<cairn_types::SizeError> for EngineError {
+    fn from(e: cairn_types::SizeError) -> Self {
+        EngineError::InvalidArgument(e.to_string())
+    }
+}
+
+/// Short for `Result<T, EngineError>`.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

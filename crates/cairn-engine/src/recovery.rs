@@ -1,0 +1,75 @@
+//! Start-up recovery: finish or roll back whatever a crash interrupted, so
+//! that the database and the host agree again.
+//!
+//! - `tmp/` is emptied;
+//! - images whose import never finished are removed (row and subvolume);
+//! - sandboxes left `creating` or `destroyed` are torn down and their rows removed;
+//! - sandboxes recorded `running`/`paused` whose container the runtime no
+//!   longer knows are marked `stopped` with a reason; `stopped` ones are left alone;
+//! - subvolumes under `pool/sandboxes` that no row owns are deleted.
+
+use std::collections::HashSet;
+
+use cairn_storage::Storage;
+use cairn_types::SandboxState;
+
+use crate::{Engine, Result};
+
+impl Engine {
+    pub(crate) async fn recover(&self) -> Result<()> {
+        let tmp = self.cfg.home.join("tmp");
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            }
+        }
+        for image in self.db.unfinished_images()? {
+            tracing::warn!(image = %image.id, "removing an image whose import was interrupted");
+            self.storage.delete_subvolume(&self.images_dir().join(&image.id)).await?;
+            self.db.delete_image(&image.id)?;
+        }
+        let mut known = HashSet::new();
+        for r in self.db.all_sandboxes()? {
+            match r.state {
+                SandboxState::Creating | SandboxState::Destroyed => {
+                    tracing::warn!(sandbox = %r.id, state = %r.state, "finishing an interrupted create/destroy");
+                    self.teardown(&r).await;
+                    self.db.delete_sandbox(&r.id)?;
+                    continue;
+                }
+                SandboxState::Running | SandboxState::Paused => {
+                    let rt = self.runtime(r.runtime)?;
+                    let alive = match rt.state(r.id.as_str()).await {
+                        Ok(Some(s)) => s.status == "running" || s.status == "paused",
+                        Ok(None) => false,
+                        Err(e) => {
+                            tracing::warn!(sandbox = %r.id, error = %e, "cannot ask the runtime about a sandbox");
+                            false
+                        }
+                    };
+                    if alive {
+                        tracing::info!(sandbox = %r.id, "sandbox found running again");
+                    } else {
+                        let _ = rt.delete(r.id.as_str()).await;
+                        self.db.set_state(
+                            &r.id,
+                            SandboxState::Stopped,
+                            Some("its processes were gone when cairnd restarted (host reboot or runtime state lost); start it again with 'cairn start'"),
+                        )?;
+                        tracing::warn!(sandbox = %r.id, "sandbox was not running any more; marked stopped");
+                    }
+                }
+                SandboxState::Stopped | SandboxState::Failed => {}
+            }
+            known.insert(r.id.to_string());
+        }
+        for name in self.storage.list_subvolumes(&self.sandboxes_dir()).await? {
+            if !known.contains(&name) {
+                tracing::warn!(subvolume = %name, "deleting an orphan sandbox root");
+                self.storage.delete_subvolume(&self.sandboxes_dir().join(&name)).await?;
+            }
+        }
+        Ok(())
+    }
+}

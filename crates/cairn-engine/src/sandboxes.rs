@@ -1,0 +1,319 @@
+//! Sandbox life: create (writable snapshot of the image, OCI bundle, runtime
+//! start), stop, start, destroy, list and inspect. Every change on one sandbox
+//! holds that sandbox's lock; different sandboxes proceed in parallel.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cairn_db::{NewSandbox, SandboxRecord};
+use cairn_runtime::{bundle::default_env, write_bundle, SandboxSpec};
+use cairn_storage::Storage;
+use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
+use cairn_types::{parse_size, validate_name, SandboxId, SandboxState};
+
+use crate::images::StoredImageConfig;
+use crate::{defaults, Engine, EngineError, Result};
+
+/// Smallest memory limit we accept: below this even a shell cannot start.
+const MIN_MEMORY: u64 = 16 << 20;
+
+fn check_env(env: &[String]) -> Result<()> {
+    for kv in env {
+        let ok = kv.split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !k.as_bytes()[0].is_ascii_digit()
+        });
+        if !ok {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid environment variable '{kv}': use KEY=VALUE with KEY made of letters, digits and '_'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_workdir(dir: &str) -> Result<()> {
+    if !dir.starts_with('/') || dir.split('/').any(|c| c == "..") {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid working directory '{dir}': give an absolute path inside the sandbox, e.g. /root"
+        )));
+    }
+    Ok(())
+}
+
+/// Merges `extra` over `base`: a later KEY replaces an earlier one.
+pub(crate) fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for kv in base.iter().chain(extra) {
+        let key = kv.split('=').next().unwrap_or_default();
+        out.retain(|e| e.split('=').next() != Some(key));
+        out.push(kv.clone());
+    }
+    out
+}
+
+impl Engine {
+    pub(crate) fn info(&self, r: &SandboxRecord) -> SandboxInfo {
+        let image = self.db.image(&r.image_id).ok().flatten().map(|i| i.name).unwrap_or_else(|| r.image_id.clone());
+        SandboxInfo {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            image,
+            runtime: r.runtime,
+            state: r.state,
+            state_reason: r.state_reason.clone(),
+            cpus: r.cpus,
+            memory_bytes: r.memory_bytes,
+            pids_limit: r.pids_limit,
+            env: r.env.clone(),
+            workdir: r.workdir.clone(),
+            created_at: r.created_at,
+        }
+    }
+
+    fn rootfs(&self, id: &SandboxId) -> PathBuf {
+        self.sandboxes_dir().join(id.as_str())
+    }
+
+    /// Finds a sandbox of `account` by id or name; another account's sandbox is "not found".
+    pub(crate) fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
+        self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
+            EngineError::NotFound(format!("no sandbox '{id_or_name}': list your sandboxes with 'cairn ls'"))
+        })
+    }
+
+    /// Creates and starts a sandbox for `account`.
+    pub async fn create_sandbox(&self, account: &str, req: &CreateSandboxRequest) -> Result<SandboxInfo> {
+        if let Some(name) = &req.name {
+            validate_name(name)?;
+        }
+        let memory_bytes = match &req.memory {
+            Some(m) => parse_size(m)?,
+            None => defaults::MEMORY_BYTES,
+        };
+        if memory_bytes < MIN_MEMORY {
+            return Err(EngineError::InvalidArgument(format!(
+                "memory limit '{}' is too small: give at least 16M",
+                req.memory.as_deref().unwrap_or_default()
+            )));
+        }
+        let cpus = req.cpus.unwrap_or(defaults::CPUS);
+        if !(cpus.is_finite() && cpus >= 0.01 && cpus <= 1024.0) {
+            return Err(EngineError::InvalidArgument(format!("invalid cpus {cpus}: give a number of cores such as 0.5 or 2")));
+        }
+        let pids_limit = req.pids_limit.unwrap_or(defaults::PIDS_LIMIT);
+        if pids_limit < 2 {
+            return Err(EngineError::InvalidArgument("pids limit must be at least 2".into()));
+        }
+        check_env(&req.env)?;
+        if let Some(w) = &req.workdir {
+            check_workdir(w)?;
+        }
+        let image = self.find_image(&req.image)?;
+        let image_cfg: StoredImageConfig = serde_json::from_str(&image.config_json).unwrap_or_default();
+        let runtime_kind = req.runtime.unwrap_or(self.cfg.default_runtime);
+        let runtime = self.runtime(runtime_kind)?;
+        let env = merge_env(&merge_env(&default_env(), &image_cfg.env), &req.env);
+        let workdir = req.workdir.clone().or(image_cfg.workdir).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+
+        let id = SandboxId::generate();
+        let lock = self.lock_for(&id);
+        let _guard = lock.lock().await;
+        // State column first: a crash from here on leaves a `creating` row that recovery cleans up.
+        let record = self
+            .db
+            .insert_sandbox(&NewSandbox {
+                id: id.clone(),
+                account: account.to_string(),
+                name: req.name.clone(),
+                image_id: image.id.clone(),
+                runtime: runtime_kind,
+                cpus,
+                memory_bytes,
+                pids_limit,
+                env,
+                workdir,
+            })
+            .map_err(EngineError::from_db)?;
+        match self.boot(&record, true).await {
+            Ok(()) => {
+                self.db.set_state(&id, SandboxState::Running, None)?;
+                tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name, "sandbox running");
+                let _ = runtime;
+                let record = self.db.sandbox(&id)?.ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?;
+                Ok(self.info(&record))
+            }
+            Err(e) => {
+                tracing::warn!(sandbox = %id, error = %e, "sandbox creation failed; rolling back");
+                self.teardown(&record).await;
+                self.db.delete_sandbox(&id)?;
+                self.forget_lock(&id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the root filesystem (when `fresh`), writes the bundle and starts the runtime.
+    async fn boot(&self, r: &SandboxRecord, fresh: bool) -> Result<()> {
+        let rootfs = self.rootfs(&r.id);
+        if fresh {
+            self.storage.snapshot(&self.images_dir().join(&r.image_id), &rootfs, false).await?;
+        }
+        if !rootfs.join("bin/sh").exists() && std::fs::symlink_metadata(rootfs.join("bin/sh")).is_err() {
+            return Err(EngineError::InvalidArgument(
+                "the image has no /bin/sh, which Cairn needs as the sandbox's init: import an image that contains a shell (e.g. busybox or Debian)".into(),
+            ));
+        }
+        let bundle = self.run_dir(&r.id);
+        let spec = SandboxSpec {
+            hostname: r.id.to_string(),
+            rootfs,
+            cpus: r.cpus,
+            memory_bytes: r.memory_bytes,
+            pids_limit: r.pids_limit,
+            env: r.env.clone(),
+            workdir: r.workdir.clone(),
+            cgroups_path: PathBuf::from("/cairn").join(r.id.as_str()),
+        };
+        let bundle2 = bundle.clone();
+        tokio::task::spawn_blocking(move || write_bundle(&bundle2, &spec))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let runtime = self.runtime(r.runtime)?;
+        runtime.delete(r.id.as_str()).await?; // a stale container of the same id would block create
+        runtime.create_and_start(r.id.as_str(), &bundle).await?;
+        Ok(())
+    }
+
+    /// Removes everything a sandbox has on the host, best effort: container, root, bundle.
+    pub(crate) async fn teardown(&self, r: &SandboxRecord) {
+        if let Ok(rt) = self.runtime(r.runtime) {
+            if let Err(e) = rt.delete(r.id.as_str()).await {
+                tracing::warn!(sandbox = %r.id, error = %e, "runtime delete failed");
+            }
+        }
+        if let Err(e) = self.storage.delete_subvolume(&self.rootfs(&r.id)).await {
+            tracing::warn!(sandbox = %r.id, error = %e, "root filesystem delete failed");
+        }
+        let _ = std::fs::remove_dir_all(self.run_dir(&r.id));
+    }
+
+    /// The sandboxes of an account.
+    pub fn list_sandboxes(&self, account: &str) -> Result<Vec<SandboxInfo>> {
+        Ok(self.db.list_sandboxes(account)?.iter().map(|r| self.info(r)).collect())
+    }
+
+    /// One sandbox of an account.
+    pub fn inspect_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
+        Ok(self.info(&self.find(account, id_or_name)?))
+    }
+
+    /// Stops a sandbox's processes (TERM, then KILL after 10 s); its files stay.
+    pub async fn stop_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
+        let r = self.find(account, id_or_name)?;
+        let lock = self.lock_for(&r.id);
+        let _guard = lock.lock().await;
+        let r = self.find(account, r.id.as_str())?;
+        match r.state {
+            SandboxState::Stopped => return Ok(self.info(&r)),
+            SandboxState::Running | SandboxState::Paused => {}
+            other => return Err(EngineError::Conflict(format!("sandbox {} is {other} and cannot be stopped", r.id))),
+        }
+        self.halt(&r).await?;
+        self.db.set_state(&r.id, SandboxState::Stopped, Some("stopped by request"))?;
+        tracing::info!(sandbox = %r.id, "sandbox stopped");
+        Ok(self.info(&self.find(account, r.id.as_str())?))
+    }
+
+    /// Ends the container: TERM, wait up to 10 s, KILL, delete.
+    async fn halt(&self, r: &SandboxRecord) -> Result<()> {
+        let rt = self.runtime(r.runtime)?;
+        let id = r.id.as_str();
+        if r.state == SandboxState::Paused {
+            let _ = rt.kill(id, "KILL").await;
+        } else {
+            rt.kill(id, "TERM").await?;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match rt.state(id).await? {
+                    Some(s) if s.status == "running" && tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    _ => break,
+                }
+            }
+        }
+        rt.delete(id).await?;
+        Ok(())
+    }
+
+    /// Starts a stopped sandbox again on its files.
+    pub async fn start_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
+        let r = self.find(account, id_or_name)?;
+        let lock = self.lock_for(&r.id);
+        let _guard = lock.lock().await;
+        let r = self.find(account, r.id.as_str())?;
+        match r.state {
+            SandboxState::Running => return Ok(self.info(&r)),
+            SandboxState::Stopped => {}
+            other => return Err(EngineError::Conflict(format!("sandbox {} is {other} and cannot be started", r.id))),
+        }
+        self.boot(&r, false).await?;
+        self.db.set_state(&r.id, SandboxState::Running, None)?;
+        tracing::info!(sandbox = %r.id, "sandbox started");
+        Ok(self.info(&self.find(account, r.id.as_str())?))
+    }
+
+    /// Destroys a sandbox: container, root filesystem, bundle, cgroup, row.
+    /// A running sandbox is refused unless `force`.
+    pub async fn destroy_sandbox(&self, account: &str, id_or_name: &str, force: bool) -> Result<()> {
+        let r = self.find(account, id_or_name)?;
+        let lock = self.lock_for(&r.id);
+        let _guard = lock.lock().await;
+        let r = self.find(account, r.id.as_str())?;
+        if matches!(r.state, SandboxState::Running | SandboxState::Paused) && !force {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {} is {}: stop it first ('cairn stop {}') or destroy it with --force",
+                r.id, r.state, r.id
+            )));
+        }
+        // State first: a crash from here on leaves a `destroyed` row that recovery finishes.
+        self.db.set_state(&r.id, SandboxState::Destroyed, Some("being destroyed"))?;
+        let rt = self.runtime(r.runtime)?;
+        if matches!(r.state, SandboxState::Running | SandboxState::Paused) {
+            let _ = rt.kill(r.id.as_str(), "KILL").await;
+        }
+        rt.delete(r.id.as_str()).await?;
+        self.storage.delete_subvolume(&self.rootfs(&r.id)).await?;
+        let run = self.run_dir(&r.id);
+        if run.exists() {
+            std::fs::remove_dir_all(&run)
+                .map_err(|e| EngineError::Internal(format!("cannot remove {}: {e}", run.display())))?;
+        }
+        self.db.delete_sandbox(&r.id)?;
+        self.forget_lock(&r.id);
+        tracing::info!(sandbox = %r.id, "sandbox destroyed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_env_entries_replace_earlier_keys() {
+        let merged = merge_env(&["PATH=/bin".into(), "A=1".into()], &["A=2".into(), "B=3".into()]);
+        assert_eq!(merged, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn malformed_env_and_workdirs_are_refused() {
+        assert!(check_env(&["NOEQUALS".into()]).is_err());
+        assert!(check_env(&["=x".into()]).is_err());
+        assert!(check_env(&["1A=x".into()]).is_err());
+        assert!(check_env(&["OK_1=x=y".into()]).is_ok());
+        assert!(check_workdir("relative").is_err());
+        assert!(check_workdir("/a/../b").is_err());
+        assert!(check_workdir("/srv/app").is_ok());
+    }
+}

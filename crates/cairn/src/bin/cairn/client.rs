@@ -1,0 +1,141 @@
+//! A small HTTP/1.1 client for cairnd over its unix socket or TCP.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use cairn_types::api::ErrorBody;
+
+/// Where cairnd is.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// A unix socket path.
+    Unix(PathBuf),
+    /// `host:port` over TCP.
+    Tcp(String),
+}
+
+impl Endpoint {
+    /// Parses `unix:///path`, `/path`, `http://host:port` or `host:port`.
+    pub fn parse(s: &str) -> Result<Endpoint> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            return Ok(Endpoint::Unix(p.into()));
+        }
+        if s.starts_with('/') {
+            return Ok(Endpoint::Unix(s.into()));
+        }
+        let hostport = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
+        if hostport.contains(':') && !hostport.contains('/') {
+            return Ok(Endpoint::Tcp(hostport.to_string()));
+        }
+        Err(anyhow!("invalid --host '{s}': use unix:///var/lib/cairn/cairnd.sock or http://127.0.0.1:7421"))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Endpoint::Unix(p) => format!("unix://{}", p.display()),
+            Endpoint::Tcp(a) => format!("http://{a}"),
+        }
+    }
+}
+
+/// The API error a request got, with its HTTP status.
+#[derive(Debug)]
+pub struct ApiFailure {
+    /// HTTP status of the answer.
+    #[allow(dead_code)]
+    pub status: StatusCode,
+    /// Machine-readable error code.
+    #[allow(dead_code)]
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// A connection factory to cairnd.
+pub struct Client {
+    endpoint: Endpoint,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(endpoint: Endpoint, token: Option<String>) -> Self {
+        Client { endpoint, token }
+    }
+
+    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        let hint = || {
+            format!(
+                "cannot reach cairnd at {}: is it running? Start it with 'cairnd' (as root), or point --host/CAIRN_HOST at it",
+                self.endpoint.describe()
+            )
+        };
+        macro_rules! handshake {
+            ($stream:expr) => {{
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream)).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                sender
+            }};
+        }
+        Ok(match &self.endpoint {
+            Endpoint::Unix(p) => handshake!(tokio::net::UnixStream::connect(p).await.with_context(hint)?),
+            Endpoint::Tcp(a) => handshake!(tokio::net::TcpStream::connect(a).await.with_context(hint)?),
+        })
+    }
+
+    /// Sends a request and returns the raw response (for streaming).
+    pub async fn send(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<Response<Incoming>> {
+        let mut sender = self.connect().await?;
+        let mut req = Request::builder().method(method).uri(path).header("host", "cairnd");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Full::new(Bytes::from(serde_json::to_vec(&v)?))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let resp = sender.send_request(req.body(body)?).await.context("cairnd closed the connection")?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => Err(ApiFailure { status, code: e.error.code, message: e.error.message }.into()),
+            Err(_) => Err(anyhow!("cairnd answered {status}: {}", String::from_utf8_lossy(&bytes))),
+        }
+    }
+
+    /// Sends a request and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<T> {
+        let resp = self.send(method, path, body).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        serde_json::from_slice(&bytes).with_context(|| format!("unexpected answer from cairnd: {}", String::from_utf8_lossy(&bytes)))
+    }
+
+    /// Sends a request whose answer has no body.
+    pub async fn empty(&self, method: Method, path: &str) -> Result<()> {
+        let resp = self.send(method, path, None).await?;
+        let _ = resp.into_body().collect().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! `cairn exec`: stream a command's output live and exit with its code.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use clap::Args;
+use http_body_util::BodyExt;
+use hyper::Method;
+
+use cairn_types::api::{ExecEvent, ExecRequest};
+
+use crate::client::Client;
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// Sandbox id or name.
+    sandbox: String,
+    /// The command: one argument is run by /bin/sh -c, several are run as they are (put them after --).
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// Extra environment variable KEY=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Working directory inside the sandbox.
+    #[arg(long, short = 'w')]
+    workdir: Option<String>,
+    /// Kill the command after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Keep stdin open (interactive).
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    tty: bool,
+}
+
+pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
+    if a.tty || a.interactive {
+        bail!("interactive exec (-i/-t) is not available yet: run commands non-interactively, e.g. cairn exec {} 'cmd'", a.sandbox);
+    }
+    let cmd = if a.command.len() == 1 { vec!["/bin/sh".into(), "-c".into(), a.command[0].clone()] } else { a.command };
+    let req = ExecRequest { cmd, env: a.env, workdir: a.workdir, timeout_secs: a.timeout };
+    let path = format!("/v1/sandboxes/{}/exec", crate::enc(&a.sandbox));
+    let resp = client.send(Method::POST, &path, Some(serde_json::to_value(&req)?)).await?;
+    let mut body = resp.into_body();
+    let mut pending: Vec<u8> = Vec::new();
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    while let Some(frame) = body.frame().await {
+        let frame = frame.context("the connection to cairnd broke during exec")?;
+        let Some(data) = frame.data_ref() else { continue };
+        pending.extend_from_slice(data);
+        while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=nl).collect();
+            let event: ExecEvent = serde_json::from_slice(&line).context("unexpected exec stream from cairnd")?;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            match event {
+                ExecEvent::Stdout { data } => {
+                    stdout.write_all(&b64.decode(data)?)?;
+                    stdout.flush()?;
+                }
+                ExecEvent::Stderr { data } => {
+                    stderr.write_all(&b64.decode(data)?)?;
+                    stderr.flush()?;
+                }
+                ExecEvent::Exit { code } => return Ok(code),
+                ExecEvent::Error { message } => bail!("{message}"),
+            }
+        }
+    }
+    bail!("cairnd ended the exec stream without an exit code")
+}

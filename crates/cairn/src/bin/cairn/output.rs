@@ -1,0 +1,75 @@
+//! Printing: tables for people, JSON for scripts.
+
+use chrono::{DateTime, Utc};
+use comfy_table::presets::NOTHING;
+use comfy_table::Table;
+
+use cairn_types::api::{ImageInfo, SandboxInfo};
+use cairn_types::format_bytes;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(NOTHING).set_header(header.to_vec());
+    t
+}
+
+/// "3 minutes ago" style age.
+pub fn age(at: DateTime<Utc>) -> String {
+    let secs = (Utc::now() - at).num_seconds().max(0);
+    match secs {
+        0..=59 => format!("{secs} seconds ago"),
+        60..=3599 => format!("{} minutes ago", secs / 60),
+        3600..=86399 => format!("{} hours ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86400),
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn sandboxes(list: &[SandboxInfo]) {
+    let mut t = table(&["ID", "NAME", "IMAGE", "RUNTIME", "STATE", "CREATED"]);
+    for s in list {
+        t.add_row(vec![
+            s.id.clone(),
+            s.name.clone().unwrap_or_default(),
+            s.image.clone(),
+            s.runtime.to_string(),
+            s.state.to_string(),
+            age(s.created_at),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn sandbox(s: &SandboxInfo) {
+    let mut t = table(&["FIELD", "VALUE"]);
+    let rows = [
+        ("id", s.id.clone()),
+        ("name", s.name.clone().unwrap_or_default()),
+        ("image", s.image.clone()),
+        ("runtime", s.runtime.to_string()),
+        ("state", s.state.to_string()),
+        ("reason", s.state_reason.clone().unwrap_or_default()),
+        ("cpus", s.cpus.to_string()),
+        ("memory", format_bytes(s.memory_bytes)),
+        ("pids limit", s.pids_limit.to_string()),
+        ("workdir", s.workdir.clone()),
+        ("env", s.env.join(" ")),
+        ("created", s.created_at.to_rfc3339()),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_string(), v]);
+    }
+    println!("{t}");
+}
+
+pub fn images(list: &[ImageInfo]) {
+    let mut t = table(&["ID", "NAME", "SIZE", "SOURCE", "CREATED"]);
+    for i in list {
+        t.add_row(vec![i.id.clone(), i.name.clone(), format_bytes(i.size_bytes), i.source.clone(), age(i.created_at)]);
+    }
+    println!("{t}");
+}

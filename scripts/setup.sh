@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything Cairn needs on a fresh Debian 12 machine (run as root):
+# gVisor's runsc from bookworm-backports, runc, btrfs-progs, busybox-static
+# (for the base image), debootstrap, curl and jq; then builds Cairn.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh must run as root (it installs packages): sudo scripts/setup.sh" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/cairn-backports.list
+fi
+need_update=1
+install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux
+if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 2024; then
+  if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
+  apt-get install -y -qq -t bookworm-backports runsc >/dev/null
+fi
+modprobe loop 2>/dev/null || true
+modprobe btrfs 2>/dev/null || true
+
+cd "$(dirname "$0")/.."
+cargo build --release --workspace --bins
+echo "setup done: $(runsc --version | head -1); $(runc --version | head -1); $(mkfs.btrfs --version)"
