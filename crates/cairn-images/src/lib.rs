@@ -1,1 +1,252 @@
-//! Placeholder; filled in by the sandbox foundation work.
+//! Turning an image source into a root filesystem tree.
+//!
+//! [`import`] unpacks one of
+//! - a **directory** holding a root filesystem (copied faithfully),
+//! - an **OCI image layout** directory (`oci-layout`, `index.json`, `blobs/`),
+//! - a **tar archive**, uncompressed, gzip or zstd (told apart by magic
+//!   bytes, not by name), holding an OCI image layout, a `docker save`
+//!   image, or simply a root filesystem,
+//!
+//! into an existing, empty destination directory (for Cairn, a fresh btrfs
+//! subvolume that the caller then makes read-only). Image layers are checked
+//! against their digests and applied in order with OCI whiteout semantics.
+//!
+//! No entry of any archive can write outside the destination: absolute
+//! names and `..` are refused, symlinks are resolved inside the destination
+//! (see `safepath`), hard links must point inside it, and the decoded size
+//! is capped ([`ImportOptions::max_decoded_bytes`]).
+//!
+//! This crate is synchronous and does plain file I/O only: it does not pull
+//! from registries, create subvolumes, or know about sandboxes. Run it on a
+//! blocking thread. On error the destination holds a partial tree that the
+//! caller should discard.
+
+mod apply;
+mod archive;
+mod copy;
+mod error;
+mod meta;
+mod oci;
+mod safepath;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub use error::ImageError;
+
+use crate::apply::{apply_tar, TarKind};
+use crate::archive::{BlobStore, Layout, Opened};
+use crate::error::io_ctx;
+use crate::meta::Privilege;
+use crate::stream::{Budget, Limited};
+
+/// Default cap on decoded bytes: 64 GiB.
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = 64 << 30;
+
+/// What kind of source an image came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A directory holding a root filesystem.
+    Directory,
+    /// A tar archive holding a root filesystem.
+    RootfsTarball,
+    /// A tar archive holding an OCI image layout (`skopeo copy … oci-archive:`,
+    /// `docker save` since Docker 25).
+    OciArchive,
+    /// A directory holding an OCI image layout.
+    OciLayout,
+    /// A classic `docker save` archive (`manifest.json` with `Config` and
+    /// `Layers`).
+    DockerArchive,
+}
+
+/// The parts of an image's configuration a sandbox inherits. Empty (but for
+/// `kind`) for root filesystems, which carry no configuration.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageConfig {
+    /// Environment, `NAME=value` (the config's `Env`).
+    pub env: Vec<String>,
+    /// Working directory (the config's `WorkingDir`), if set and non-empty.
+    pub workdir: Option<String>,
+    /// Default command: the config's `Entrypoint` followed by its `Cmd`.
+    pub cmd: Vec<String>,
+    /// What the source was.
+    pub kind: SourceKind,
+}
+
+impl ImageConfig {
+    fn empty(kind: SourceKind) -> Self {
+        Self {
+            env: Vec::new(),
+            workdir: None,
+            cmd: Vec::new(),
+            kind,
+        }
+    }
+}
+
+/// Tunables of [`import_with`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Most bytes an import may decode: separately, the decompressed outer
+    /// archive, and the sum of all decompressed layers (or of the files of
+    /// a root filesystem). Stops archive bombs.
+    pub max_decoded_bytes: u64,
+    /// Where a compressed image archive is decompressed while importing (an
+    /// anonymous file, gone when the import ends). Defaults to the
+    /// destination itself, which is on the same filesystem as the result.
+    pub scratch_dir: Option<PathBuf>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+            scratch_dir: None,
+        }
+    }
+}
+
+/// Unpacks the image at `source` into the existing, empty directory `dest`
+/// with default [`ImportOptions`], and returns its configuration.
+pub fn import(source: &Path, dest: &Path) -> Result<ImageConfig, ImageError> {
+    import_with(source, dest, &ImportOptions::default())
+}
+
+/// Unpacks the image at `source` into the existing, empty directory `dest`,
+/// and returns its configuration. See the crate documentation for the
+/// sources understood.
+pub fn import_with(
+    source: &Path,
+    dest: &Path,
+    options: &ImportOptions,
+) -> Result<ImageConfig, ImageError> {
+    check_dest(dest)?;
+    let md = match fs::metadata(source) {
+        Ok(md) => md,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ImageError::SourceNotFound {
+                path: source.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(ImageError::io("reading", source, e)),
+    };
+    let limit = options.max_decoded_bytes;
+    let config = if md.is_dir() {
+        import_dir(source, dest, limit)?
+    } else if md.is_file() {
+        let scratch = options.scratch_dir.as_deref().unwrap_or(dest);
+        match archive::open(source, scratch, limit)? {
+            Opened::Rootfs(compression) => {
+                let budget = Budget::new(limit);
+                let reader = Limited::new(archive::decode_file(source, compression)?, &budget);
+                let label = format!("archive '{}'", source.display());
+                let (entries, _) =
+                    apply_tar(dest, reader, &label, TarKind::Rootfs, Privilege::current())
+                        .map_err(|e| budget.explain(e))?;
+                if entries == 0 {
+                    return Err(ImageError::EmptySource {
+                        path: source.to_path_buf(),
+                    });
+                }
+                ImageConfig::empty(SourceKind::RootfsTarball)
+            }
+            Opened::Image(layout, store) => {
+                let kind = if layout == Layout::Docker {
+                    SourceKind::DockerArchive
+                } else {
+                    SourceKind::OciArchive
+                };
+                oci::import_image(&store, layout, kind, source, dest, limit)?
+            }
+        }
+    } else {
+        return Err(ImageError::UnsupportedSource {
+            path: source.to_path_buf(),
+        });
+    };
+    tracing::info!(source = %source.display(), dest = %dest.display(), kind = ?config.kind, "image unpacked");
+    Ok(config)
+}
+
+fn import_dir(source: &Path, dest: &Path, limit: u64) -> Result<ImageConfig, ImageError> {
+    if archive::is_oci_layout_dir(source) {
+        let store = BlobStore::Dir {
+            root: source.to_path_buf(),
+        };
+        return oci::import_image(
+            &store,
+            Layout::Oci,
+            SourceKind::OciLayout,
+            source,
+            dest,
+            limit,
+        );
+    }
+    let real_source = fs::canonicalize(source).map_err(io_ctx("resolving", source))?;
+    let real_dest = fs::canonicalize(dest).map_err(io_ctx("resolving", dest))?;
+    if real_dest.starts_with(&real_source) || real_source.starts_with(&real_dest) {
+        return Err(ImageError::Overlap {
+            source_dir: source.to_path_buf(),
+            dest: dest.to_path_buf(),
+        });
+    }
+    if copy::is_empty_dir(source).map_err(io_ctx("listing", source))? {
+        return Err(ImageError::EmptySource {
+            path: source.to_path_buf(),
+        });
+    }
+    copy::copy_tree(source, dest, &Budget::new(limit), Privilege::current())?;
+    Ok(ImageConfig::empty(SourceKind::Directory))
+}
+
+fn check_dest(dest: &Path) -> Result<(), ImageError> {
+    let not_empty = || ImageError::DestinationNotEmpty {
+        path: dest.to_path_buf(),
+    };
+    match fs::symlink_metadata(dest) {
+        Ok(md) if md.is_dir() => {}
+        _ => return Err(not_empty()),
+    }
+    if copy::is_empty_dir(dest).map_err(io_ctx("listing", dest))? {
+        Ok(())
+    } else {
+        Err(not_empty())
+    }
+}
+
+/// Total size in bytes of the regular files under `path`, each hard-linked
+/// file counted once, symlinks not followed. Unreadable parts are skipped
+/// (and logged), so the result is a lower bound when something could not be
+/// read; a missing `path` gives 0.
+pub fn dir_size(path: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut seen = HashSet::new();
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::debug!(path = %dir.display(), error = %e, "not measured");
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let Ok(md) = entry.metadata() else { continue };
+            if md.is_dir() {
+                pending.push(entry.path());
+            } else if md.is_file() && (md.nlink() <= 1 || seen.insert((md.dev(), md.ino()))) {
+                total = total.saturating_add(md.len());
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,503 @@
+//! Applying one tar stream (an image layer or a plain root filesystem
+//! tarball) onto the destination tree.
+//!
+//! Layers get OCI whiteout semantics: `.wh.NAME` removes `NAME` left by
+//! lower layers, `.wh..wh..opq` hides everything lower layers put in its
+//! directory. Every path goes through [`crate::safepath`], so no entry can
+//! write, link or delete outside the destination.
+//!
+//! This module knows nothing of manifests, digests or compression.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fmt::Display;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use tar::EntryType;
+
+use crate::error::io_ctx;
+use crate::meta::{self, Meta, Privilege, Special};
+use crate::safepath::{self, Missing, Resolved};
+use crate::ImageError;
+
+/// Whiteout prefix of the OCI layer format.
+const WHITEOUT: &[u8] = b".wh.";
+/// The opaque-directory marker, after [`WHITEOUT`].
+const OPAQUE: &[u8] = b".wh..opq";
+
+/// What the tar stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TarKind {
+    /// An image layer: whiteouts apply.
+    Layer,
+    /// A plain root filesystem: `.wh.` files are ordinary files.
+    Rootfs,
+}
+
+/// Applies the tar stream `reader` onto `root`. `label` names the stream in
+/// errors (`layer 2/3 (sha256:…)`). Returns the number of entries and the
+/// reader (positioned after the end-of-archive marker), so callers can
+/// drain it to finish a digest.
+pub(crate) fn apply_tar<R: Read>(
+    root: &Path,
+    reader: R,
+    label: &str,
+    kind: TarKind,
+    privilege: Privilege,
+) -> Result<(u64, R), ImageError> {
+    let mut applier = Applier {
+        root,
+        label,
+        kind,
+        privilege,
+        written: HashSet::new(),
+        ancestors: HashSet::new(),
+        dirs: Vec::new(),
+    };
+    let mut archive = tar::Archive::new(reader);
+    let corrupt = |e: io::Error| ImageError::CorruptArchive {
+        what: label.to_string(),
+        reason: e.to_string(),
+    };
+    let mut count = 0;
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        applier.entry(&mut entry)?;
+        count += 1;
+    }
+    applier.finish_dirs()?;
+    Ok((count, archive.into_inner()))
+}
+
+struct Applier<'a> {
+    root: &'a Path,
+    label: &'a str,
+    kind: TarKind,
+    privilege: Privilege,
+    /// Paths (relative, resolved) this stream created.
+    written: HashSet<PathBuf>,
+    /// Directories above something this stream created.
+    ancestors: HashSet<PathBuf>,
+    /// Directories whose mode and mtime are set once all entries are in.
+    dirs: Vec<(PathBuf, Meta)>,
+}
+
+impl Applier<'_> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ImageError> {
+        let raw = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        let comps = safepath::parse_entry_path(&raw).map_err(|r| self.refuse(&name, r))?;
+        let mut kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        // Pre-POSIX archives mark directories as regular files named `dir/`.
+        if kind == EntryType::Regular && raw.ends_with(b"/") {
+            kind = EntryType::Directory;
+        }
+        if self.kind == TarKind::Layer {
+            if let Some(target) = comps
+                .last()
+                .and_then(|c| c.as_bytes().strip_prefix(WHITEOUT))
+            {
+                let target = target.to_vec();
+                return self.whiteout(&comps, &target, &name);
+            }
+        }
+        let meta =
+            read_meta(entry).map_err(|e| self.bad(&name, format!("unreadable header: {e}")))?;
+        match kind {
+            EntryType::Directory => self.directory(&comps, meta, &name),
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.file(&comps, &meta, entry, &name)
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                self.symlink(&comps, &meta, &target, &name)
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                self.hard_link(&comps, &target, &name)
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let special = match kind {
+                    EntryType::Char => Special::Char,
+                    EntryType::Block => Special::Block,
+                    _ => Special::Fifo,
+                };
+                let header = entry.header();
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                self.special(&comps, &meta, special, major, minor, &name)
+            }
+            other => {
+                tracing::warn!(layer = self.label, entry = %name, kind = ?other, "unsupported tar entry type skipped");
+                Ok(())
+            }
+        }
+    }
+
+    fn directory(&mut self, comps: &[OsString], meta: Meta, name: &str) -> Result<(), ImageError> {
+        let target = self.resolve(comps, name)?;
+        if !target.rel.as_os_str().is_empty() {
+            match fs::symlink_metadata(&target.abs) {
+                Ok(md) if md.is_dir() => {}
+                Ok(_) => {
+                    remove_existing(&target.abs)?;
+                    fs::create_dir(&target.abs)
+                        .map_err(io_ctx("creating directory", &target.abs))?;
+                }
+                Err(_) => fs::create_dir(&target.abs)
+                    .map_err(io_ctx("creating directory", &target.abs))?,
+            }
+        }
+        meta::set_owner(&target.abs, meta.uid, meta.gid, self.privilege)
+            .map_err(io_ctx("setting owner of", &target.abs))?;
+        meta::set_xattrs(&target.abs, &meta.xattrs);
+        self.mark(&target.rel);
+        self.dirs.push((target.rel, meta));
+        Ok(())
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        comps: &[OsString],
+        meta: &Meta,
+        data: &mut R,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let target = self.resolve_non_root(comps, name)?;
+        remove_existing(&target.abs)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&target.abs)
+            .map_err(io_ctx("creating", &target.abs))?;
+        io::copy(data, &mut file).map_err(io_ctx("writing", &target.abs))?;
+        drop(file);
+        meta::apply(&target.abs, meta, false, self.privilege)
+            .map_err(io_ctx("setting metadata of", &target.abs))?;
+        self.mark(&target.rel);
+        Ok(())
+    }
+
+    fn symlink(
+        &mut self,
+        comps: &[OsString],
+        meta: &Meta,
+        target: &[u8],
+        name: &str,
+    ) -> Result<(), ImageError> {
+        if target.is_empty() {
+            return Err(self.bad(name, "symbolic link without a target"));
+        }
+        let path = self.resolve_non_root(comps, name)?;
+        remove_existing(&path.abs)?;
+        std::os::unix::fs::symlink(OsStr::from_bytes(target), &path.abs)
+            .map_err(io_ctx("creating symbolic link", &path.abs))?;
+        meta::apply(&path.abs, meta, true, self.privilege)
+            .map_err(io_ctx("setting metadata of", &path.abs))?;
+        self.mark(&path.rel);
+        Ok(())
+    }
+
+    fn hard_link(
+        &mut self,
+        comps: &[OsString],
+        target: &[u8],
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let shown = String::from_utf8_lossy(target);
+        let tcomps = safepath::parse_entry_path(target)
+            .map_err(|r| self.refuse(name, format!("hard link target '{shown}': {r}")))?;
+        if tcomps.is_empty() {
+            return Err(self.refuse(name, "hard link to the root directory"));
+        }
+        let missing = || {
+            self.bad(name, format!("hard link target '{shown}' does not exist (it must come earlier in the archive)"))
+        };
+        let source = safepath::resolve(self.root, &tcomps, Missing::Absent)
+            .map_err(|e| {
+                self.bad(
+                    name,
+                    format!("hard link target '{shown}': {}", e.describe()),
+                )
+            })?
+            .ok_or_else(missing)?;
+        match fs::symlink_metadata(&source.abs) {
+            Ok(md) if md.is_dir() => {
+                return Err(self.bad(name, format!("hard link target '{shown}' is a directory")))
+            }
+            Ok(_) => {}
+            Err(_) => return Err(missing()),
+        }
+        let path = self.resolve_non_root(comps, name)?;
+        if path.abs == source.abs {
+            return Ok(());
+        }
+        remove_existing(&path.abs)?;
+        fs::hard_link(&source.abs, &path.abs).map_err(io_ctx("creating hard link", &path.abs))?;
+        self.mark(&path.rel);
+        Ok(())
+    }
+
+    fn special(
+        &mut self,
+        comps: &[OsString],
+        meta: &Meta,
+        kind: Special,
+        major: u32,
+        minor: u32,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let path = self.resolve_non_root(comps, name)?;
+        remove_existing(&path.abs)?;
+        let made = meta::make_special(&path.abs, kind, meta.mode, major, minor, self.privilege)
+            .map_err(io_ctx("creating special file", &path.abs))?;
+        if made {
+            meta::apply(&path.abs, meta, false, self.privilege)
+                .map_err(io_ctx("setting metadata of", &path.abs))?;
+            self.mark(&path.rel);
+        }
+        Ok(())
+    }
+
+    /// `.wh.NAME` removes NAME from lower layers; `.wh..wh..opq` empties
+    /// its directory of everything lower layers put there.
+    fn whiteout(
+        &mut self,
+        comps: &[OsString],
+        target: &[u8],
+        name: &str,
+    ) -> Result<(), ImageError> {
+        if target == OPAQUE {
+            // Resolving the marker itself resolves (and follows) its directory.
+            let Some(marker) = self.resolve_opt(comps, Missing::Absent, name)? else {
+                return Ok(());
+            };
+            let (Some(dir_abs), Some(dir_rel)) = (marker.abs.parent(), marker.rel.parent()) else {
+                return Ok(());
+            };
+            return self.clear_lower(dir_abs, dir_rel);
+        }
+        if target.starts_with(WHITEOUT) {
+            // Other AUFS metadata (`.wh..wh.plnk`, …): not content.
+            return Ok(());
+        }
+        if target.is_empty() || target == b"." || target == b".." {
+            return Err(self.refuse(name, "whiteout of an invalid name"));
+        }
+        let mut victim = comps[..comps.len() - 1].to_vec();
+        victim.push(OsStr::from_bytes(target).to_os_string());
+        let Some(victim) = self.resolve_opt(&victim, Missing::Absent, name)? else {
+            return Ok(());
+        };
+        // A whiteout hides lower layers only, never its own layer's files.
+        if !self.written.contains(&victim.rel) {
+            remove_existing(&victim.abs)?;
+        }
+        Ok(())
+    }
+
+    /// Removes from `abs` everything this stream did not create, descending
+    /// into directories that hold something it did.
+    fn clear_lower(&self, abs: &Path, rel: &Path) -> Result<(), ImageError> {
+        let entries = match fs::read_dir(abs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ImageError::io("listing", abs, e)),
+        };
+        for child in entries {
+            let child = child.map_err(io_ctx("listing", abs))?;
+            let (child_abs, child_rel) = (child.path(), rel.join(child.file_name()));
+            if self.written.contains(&child_rel) || self.ancestors.contains(&child_rel) {
+                let is_dir = fs::symlink_metadata(&child_abs)
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false);
+                if is_dir {
+                    self.clear_lower(&child_abs, &child_rel)?;
+                }
+            } else {
+                remove_existing(&child_abs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets mode and mtime of the directories this stream declared, deepest
+    /// first, now that nothing more is written into them. Directories that
+    /// were since replaced (or moved behind a symlink) are left alone.
+    fn finish_dirs(&mut self) -> Result<(), ImageError> {
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
+        for (rel, meta) in dirs {
+            if !safepath::is_plain_dir(self.root, &rel) {
+                continue;
+            }
+            let abs = self.root.join(&rel);
+            meta::set_mode(&abs, meta.mode).map_err(io_ctx("setting mode of", &abs))?;
+            meta::set_mtime(&abs, meta.mtime_secs, meta.mtime_nsecs)
+                .map_err(io_ctx("setting mtime of", &abs))?;
+        }
+        Ok(())
+    }
+
+    fn mark(&mut self, rel: &Path) {
+        self.written.insert(rel.to_path_buf());
+        let mut up = rel.parent();
+        while let Some(dir) = up {
+            if dir.as_os_str().is_empty() || !self.ancestors.insert(dir.to_path_buf()) {
+                break;
+            }
+            up = dir.parent();
+        }
+    }
+
+    fn resolve(&self, comps: &[OsString], name: &str) -> Result<Resolved, ImageError> {
+        self.resolve_opt(comps, Missing::Create, name)?
+            .ok_or_else(|| self.bad(name, "parent directory vanished"))
+    }
+
+    fn resolve_non_root(&self, comps: &[OsString], name: &str) -> Result<Resolved, ImageError> {
+        if comps.is_empty() {
+            return Err(self.bad(
+                name,
+                "the root directory can only be replaced by a directory",
+            ));
+        }
+        self.resolve(comps, name)
+    }
+
+    fn resolve_opt(
+        &self,
+        comps: &[OsString],
+        missing: Missing,
+        name: &str,
+    ) -> Result<Option<Resolved>, ImageError> {
+        safepath::resolve(self.root, comps, missing).map_err(|e| self.bad(name, e.describe()))
+    }
+
+    fn refuse(&self, entry: &str, reason: impl Display) -> ImageError {
+        ImageError::UnsafeEntry {
+            layer: self.label.to_string(),
+            entry: entry.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn bad(&self, entry: &str, reason: impl Display) -> ImageError {
+        ImageError::BadEntry {
+            layer: self.label.to_string(),
+            entry: entry.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Removes whatever is at `path` (a directory with all its content, not
+/// following symlinks); absence is fine.
+pub(crate) fn remove_existing(path: &Path) -> Result<(), ImageError> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(io_ctx("removing", path))
+}
+
+/// Ownership, mode, mtime and xattrs of an entry; PAX records (larger ids,
+/// sub-second mtimes, `SCHILY.xattr.*`) win over the ustar header.
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
+    let header = entry.header();
+    let id = |v: u64| {
+        u32::try_from(v).map_err(|_| io::Error::other(format!("owner id {v} out of range")))
+    };
+    let mut meta = Meta {
+        mode: header.mode()? & 0o7777,
+        uid: id(header.uid()?)?,
+        gid: id(header.gid()?)?,
+        mtime_secs: i64::try_from(header.mtime()?).unwrap_or(i64::MAX),
+        mtime_nsecs: 0,
+        xattrs: Vec::new(),
+    };
+    if let Some(extensions) = entry.pax_extensions()? {
+        for ext in extensions {
+            let ext = ext?;
+            let (key, value) = (ext.key_bytes(), ext.value_bytes());
+            if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") {
+                meta.xattrs
+                    .push((OsStr::from_bytes(xattr).to_os_string(), value.to_vec()));
+                continue;
+            }
+            let text = std::str::from_utf8(value).unwrap_or("");
+            match key {
+                b"uid" => {
+                    meta.uid = text
+                        .parse()
+                        .map_err(|_| io::Error::other(format!("bad PAX uid '{text}'")))?
+                }
+                b"gid" => {
+                    meta.gid = text
+                        .parse()
+                        .map_err(|_| io::Error::other(format!("bad PAX gid '{text}'")))?
+                }
+                b"mtime" => {
+                    if let Some((secs, nsecs)) = parse_pax_time(text) {
+                        (meta.mtime_secs, meta.mtime_nsecs) = (secs, nsecs);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// Parses a PAX time, `secs[.fraction]` (possibly negative).
+fn parse_pax_time(text: &str) -> Option<(i64, u32)> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nsecs = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    Some((secs, nsecs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        assert_eq!(
+            parse_pax_time("1700000000.5"),
+            Some((1_700_000_000, 500_000_000))
+        );
+        assert_eq!(parse_pax_time("12"), Some((12, 0)));
+        assert_eq!(parse_pax_time("x"), None);
+    }
+}
