@@ -57,7 +57,11 @@ impl FromRequestParts<AppState> for Account {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthenticated("malformed Authorization header: use 'Authorization: Bearer <token>'"))?;
+            .ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "malformed Authorization header: use 'Authorization: Bearer <token>'",
+                )
+            })?;
         let engine = state.engine.clone();
         let hash = hash_token(token);
         match engine.db().account_for_token(&hash)? {

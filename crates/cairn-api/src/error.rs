@@ -22,7 +22,11 @@ pub struct ApiError {
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 `invalid_argument`.
@@ -47,11 +51,17 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidArgument(m) => ApiError::invalid(m),
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            EngineError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
-            EngineError::Image(e) => ApiError::invalid(e.to_string()),
-            EngineError::Runtime(cairn_runtime::RuntimeError::Cmd(c @ cairn_cmd::CmdError::NotFound { .. })) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", c.to_string())
+            EngineError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
             }
+            EngineError::Image(e) => ApiError::invalid(e.to_string()),
+            EngineError::Runtime(cairn_runtime::RuntimeError::Cmd(
+                c @ cairn_cmd::CmdError::NotFound { .. },
+            )) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                c.to_string(),
+            ),
             other => {
                 let reference = format!("{:08x}", rand::random::<u32>());
                 tracing::error!(%reference, error = %other, "internal error");
@@ -73,7 +83,12 @@ impl From<cairn_db::DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

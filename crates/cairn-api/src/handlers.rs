@@ -12,7 +12,9 @@ use base64::Engine as _;
 use futures_util::stream;
 
 use cairn_engine::ExecOutput;
-use cairn_types::api::{CreateSandboxRequest, ExecEvent, ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo};
+use cairn_types::api::{
+    CreateSandboxRequest, ExecEvent, ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo,
+};
 
 use crate::{Account, ApiError, AppState};
 
@@ -30,7 +32,10 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(ApiError::invalid(format!("invalid request body: {}", rej.body_text()))),
+            Err(rej) => Err(ApiError::invalid(format!(
+                "invalid request body: {}",
+                rej.body_text()
+            ))),
         }
     }
 }
@@ -46,12 +51,18 @@ pub async fn create_sandbox(
     Account(account): Account,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<SandboxInfo>)> {
-    Ok((StatusCode::CREATED, Json(st.engine.create_sandbox(&account, &req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(st.engine.create_sandbox(&account, &req).await?),
+    ))
 }
 
 /// List the caller's sandboxes.
 #[utoipa::path(get, path = "/v1/sandboxes", responses((status = 200, body = Vec<SandboxInfo>)))]
-pub async fn list_sandboxes(State(st): State<AppState>, Account(account): Account) -> ApiResult<Json<Vec<SandboxInfo>>> {
+pub async fn list_sandboxes(
+    State(st): State<AppState>,
+    Account(account): Account,
+) -> ApiResult<Json<Vec<SandboxInfo>>> {
     Ok(Json(st.engine.list_sandboxes(&account)?))
 }
 
@@ -79,7 +90,11 @@ pub async fn destroy_sandbox(
     let force = match q.get("force").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
-        Some(other) => return Err(ApiError::invalid(format!("invalid force '{other}': use true or false"))),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "invalid force '{other}': use true or false"
+            )))
+        }
     };
     st.engine.destroy_sandbox(&account, &id, force).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -133,7 +148,11 @@ pub async fn exec(
         line.push(b'\n');
         Some((Ok::<_, std::io::Error>(line), rx))
     });
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
 }
 
 /// Import an image from a path on the daemon's host.
@@ -144,19 +163,29 @@ pub async fn import_image(
     _account: Account,
     ApiJson(req): ApiJson<ImportImageRequest>,
 ) -> ApiResult<(StatusCode, Json<ImageInfo>)> {
-    Ok((StatusCode::CREATED, Json(st.engine.import_image(&req.name, &req.path).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(st.engine.import_image(&req.name, &req.path).await?),
+    ))
 }
 
 /// List images.
 #[utoipa::path(get, path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
-pub async fn list_images(State(st): State<AppState>, _account: Account) -> ApiResult<Json<Vec<ImageInfo>>> {
+pub async fn list_images(
+    State(st): State<AppState>,
+    _account: Account,
+) -> ApiResult<Json<Vec<ImageInfo>>> {
     Ok(Json(st.engine.list_images()?))
 }
 
 /// Remove an image no sandbox uses.
 #[utoipa::path(delete, path = "/v1/images/{name}", params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
-pub async fn remove_image(State(st): State<AppState>, _account: Account, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove_image(
+    State(st): State<AppState>,
+    _account: Account,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     st.engine.remove_image(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -168,5 +197,9 @@ pub async fn not_found() -> ApiError {
 
 /// A known path with the wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not take that method: see /v1/openapi.json")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not take that method: see /v1/openapi.json",
+    )
 }

@@ -34,13 +34,25 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
     let state = AppState { engine, auth };
     Router::new()
         .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/sandboxes", post(handlers::create_sandbox).get(handlers::list_sandboxes))
-        .route("/v1/sandboxes/{id}", get(handlers::inspect_sandbox).delete(handlers::destroy_sandbox))
+        .route(
+            "/v1/sandboxes",
+            post(handlers::create_sandbox).get(handlers::list_sandboxes),
+        )
+        .route(
+            "/v1/sandboxes/{id}",
+            get(handlers::inspect_sandbox).delete(handlers::destroy_sandbox),
+        )
         .route("/v1/sandboxes/{id}/stop", post(handlers::stop_sandbox))
         .route("/v1/sandboxes/{id}/start", post(handlers::start_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
-        .route("/v1/images", post(handlers::import_image).get(handlers::list_images))
-        .route("/v1/images/{name}", axum::routing::delete(handlers::remove_image))
+        .route(
+            "/v1/images",
+            post(handlers::import_image).get(handlers::list_images),
+        )
+        .route(
+            "/v1/images/{name}",
+            axum::routing::delete(handlers::remove_image),
+        )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

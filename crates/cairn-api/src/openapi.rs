@@ -5,7 +5,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use cairn_types::api::{
-    CreateSandboxRequest, ErrorBody, ErrorDetail, ExecEvent, ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo,
+    CreateSandboxRequest, ErrorBody, ErrorDetail, ExecEvent, ExecRequest, ImageInfo,
+    ImportImageRequest, SandboxInfo,
 };
 use cairn_types::{RuntimeKind, SandboxState};
 
@@ -14,15 +15,33 @@ use crate::handlers;
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Cairn", description = "Self-hosted sandboxes for AI agents. Over TCP every request needs 'Authorization: Bearer <token>'."),
+    info(
+        title = "Cairn",
+        description = "Self-hosted sandboxes for AI agents. Over TCP every request needs 'Authorization: Bearer <token>'."
+    ),
     paths(
-        handlers::create_sandbox, handlers::list_sandboxes, handlers::inspect_sandbox, handlers::destroy_sandbox,
-        handlers::stop_sandbox, handlers::start_sandbox, handlers::exec,
-        handlers::import_image, handlers::list_images, handlers::remove_image
+        handlers::create_sandbox,
+        handlers::list_sandboxes,
+        handlers::inspect_sandbox,
+        handlers::destroy_sandbox,
+        handlers::stop_sandbox,
+        handlers::start_sandbox,
+        handlers::exec,
+        handlers::import_image,
+        handlers::list_images,
+        handlers::remove_image
     ),
     components(schemas(
-        CreateSandboxRequest, SandboxInfo, ExecRequest, ExecEvent, ImageInfo, ImportImageRequest, ErrorBody, ErrorDetail,
-        RuntimeKind, SandboxState
+        CreateSandboxRequest,
+        SandboxInfo,
+        ExecRequest,
+        ExecEvent,
+        ImageInfo,
+        ImportImageRequest,
+        ErrorBody,
+        ErrorDetail,
+        RuntimeKind,
+        SandboxState
     ))
 )]
 pub struct ApiDoc;

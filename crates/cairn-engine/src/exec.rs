@@ -41,7 +41,11 @@ async fn pump<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<ExecOutput>,
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let chunk = buf[..n].to_vec();
-                let ev = if stdout { ExecOutput::Stdout(chunk) } else { ExecOutput::Stderr(chunk) };
+                let ev = if stdout {
+                    ExecOutput::Stdout(chunk)
+                } else {
+                    ExecOutput::Stderr(chunk)
+                };
                 if tx.send(ev).await.is_err() {
                     break;
                 }
@@ -52,15 +56,24 @@ async fn pump<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<ExecOutput>,
 
 impl Engine {
     /// Starts `req` in a running sandbox of `account` and returns its output stream.
-    pub async fn exec(self: &Arc<Self>, account: &str, id_or_name: &str, req: &ExecRequest) -> Result<ExecStream> {
+    pub async fn exec(
+        self: &Arc<Self>,
+        account: &str,
+        id_or_name: &str,
+        req: &ExecRequest,
+    ) -> Result<ExecStream> {
         if req.cmd.is_empty() || req.cmd[0].is_empty() {
-            return Err(EngineError::InvalidArgument("no command given: pass the program and its arguments in 'cmd'".into()));
+            return Err(EngineError::InvalidArgument(
+                "no command given: pass the program and its arguments in 'cmd'".into(),
+            ));
         }
         if let Some(w) = &req.workdir {
             check_workdir(w)?;
         }
         if req.timeout_secs == Some(0) {
-            return Err(EngineError::InvalidArgument("timeout must be at least 1 second".into()));
+            return Err(EngineError::InvalidArgument(
+                "timeout must be at least 1 second".into(),
+            ));
         }
         let r = self.find(account, id_or_name)?;
         if r.state != SandboxState::Running {
@@ -71,7 +84,9 @@ impl Engine {
         }
         for kv in &req.env {
             if !kv.contains('=') {
-                return Err(EngineError::InvalidArgument(format!("invalid environment variable '{kv}': use KEY=VALUE")));
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid environment variable '{kv}': use KEY=VALUE"
+                )));
             }
         }
         let spec = ExecSpec {
@@ -81,10 +96,20 @@ impl Engine {
         };
         let rt = self.runtime(r.runtime)?;
         let scratch = self.run_dir(&r.id).join("exec");
-        let mut exec = rt.exec(r.id.as_str(), &spec, &scratch, Stdio::null()).await?;
+        let mut exec = rt
+            .exec(r.id.as_str(), &spec, &scratch, Stdio::null())
+            .await?;
         let (tx, rx) = mpsc::channel(64);
-        let out = exec.child.stdout.take().map(|s| tokio::spawn(pump(s, tx.clone(), true)));
-        let err = exec.child.stderr.take().map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+        let out = exec
+            .child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(pump(s, tx.clone(), true)));
+        let err = exec
+            .child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
         let timeout = req.timeout_secs.map(Duration::from_secs);
         let engine = Arc::clone(self);
         tokio::spawn(async move {
@@ -95,7 +120,9 @@ impl Engine {
             let code = match waited {
                 Some(Ok(status)) => cairn_cmd::exit_code(status),
                 Some(Err(e)) => {
-                    let _ = tx.send(ExecOutput::Error(format!("lost track of the command: {e}"))).await;
+                    let _ = tx
+                        .send(ExecOutput::Error(format!("lost track of the command: {e}")))
+                        .await;
                     return;
                 }
                 None => {
@@ -114,7 +141,11 @@ impl Engine {
             }
             let _ = std::fs::remove_file(&exec.pid_file);
             let _ = std::fs::remove_file(exec.pid_file.with_extension("json"));
-            let code = if code != 0 && code != TIMEOUT_EXIT_CODE { engine.check_alive(&r).await.unwrap_or(code) } else { code };
+            let code = if code != 0 && code != TIMEOUT_EXIT_CODE {
+                engine.check_alive(&r).await.unwrap_or(code)
+            } else {
+                code
+            };
             let _ = tx.send(ExecOutput::Exit(code)).await;
         });
         Ok(rx)
@@ -138,7 +169,9 @@ impl Engine {
         );
         tracing::warn!(sandbox = %r.id, "sandbox died during exec");
         let _ = rt.delete(r.id.as_str()).await;
-        let _ = self.db.set_state(&r.id, SandboxState::Stopped, Some(&reason));
+        let _ = self
+            .db
+            .set_state(&r.id, SandboxState::Stopped, Some(&reason));
         Some(137)
     }
 }

@@ -55,13 +55,20 @@ impl Engine {
             created_at: Utc::now(),
         };
         // State first (ready = 0), side effect second, state update last.
-        self.db.insert_image(&record).map_err(EngineError::from_db)?;
+        self.db
+            .insert_image(&record)
+            .map_err(EngineError::from_db)?;
         let dest = self.images_dir().join(id.as_str());
         match self.import_into(source, &dest).await {
             Ok((size, config)) => {
-                self.db.finish_image(id.as_str(), size, &config).map_err(EngineError::from_db)?;
+                self.db
+                    .finish_image(id.as_str(), size, &config)
+                    .map_err(EngineError::from_db)?;
                 tracing::info!(image = %id, name, size, "image imported");
-                let stored = self.db.image(id.as_str())?.ok_or_else(|| EngineError::Internal("image vanished".into()))?;
+                let stored = self
+                    .db
+                    .image(id.as_str())?
+                    .ok_or_else(|| EngineError::Internal("image vanished".into()))?;
                 Ok(info(&stored))
             }
             Err(e) => {
@@ -80,11 +87,17 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))??;
         let size = {
             let dst = dest.to_path_buf();
-            tokio::task::spawn_blocking(move || cairn_images::dir_size(&dst)).await.unwrap_or(0)
+            tokio::task::spawn_blocking(move || cairn_images::dir_size(&dst))
+                .await
+                .unwrap_or(0)
         };
         self.storage.set_readonly(dest, true).await?;
-        let stored = StoredImageConfig { env: config.env.clone(), workdir: config.workdir.clone() };
-        let json = serde_json::to_string(&stored).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let stored = StoredImageConfig {
+            env: config.env.clone(),
+            workdir: config.workdir.clone(),
+        };
+        let json =
+            serde_json::to_string(&stored).map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok((size, json))
     }
 
@@ -112,7 +125,9 @@ impl Engine {
                 users.join(", ")
             )));
         }
-        self.storage.delete_subvolume(&self.images_dir().join(&image.id)).await?;
+        self.storage
+            .delete_subvolume(&self.images_dir().join(&image.id))
+            .await?;
         self.db.delete_image(&image.id)?;
         tracing::info!(image = %image.id, name = %image.name, "image removed");
         Ok(())

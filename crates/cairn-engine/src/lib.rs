@@ -78,15 +78,33 @@ impl Engine {
     pub async fn open(cfg: EngineConfig, db: Arc<Db>) -> Result<Arc<Engine>> {
         let home = &cfg.home;
         for dir in ["run", "tmp"] {
-            std::fs::create_dir_all(home.join(dir))
-                .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display())))?;
+            std::fs::create_dir_all(home.join(dir)).map_err(|e| {
+                EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display()))
+            })?;
         }
-        let pool = Pool::open_or_create(PoolConfig { home: home.clone(), image_size_bytes: cfg.pool_size_bytes }).await?;
+        let pool = Pool::open_or_create(PoolConfig {
+            home: home.clone(),
+            image_size_bytes: cfg.pool_size_bytes,
+        })
+        .await?;
         let storage = BtrfsStorage::new(pool.clone());
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
-        runtimes.insert(RuntimeKind::Gvisor, Arc::new(OciCli::runsc(&cfg.runsc, home.join("run/runsc"))));
-        runtimes.insert(RuntimeKind::Runc, Arc::new(OciCli::runc(&cfg.runc, home.join("run/runc"))));
-        let engine = Arc::new(Engine { cfg, db, pool, storage, runtimes, locks: Mutex::new(HashMap::new()) });
+        runtimes.insert(
+            RuntimeKind::Gvisor,
+            Arc::new(OciCli::runsc(&cfg.runsc, home.join("run/runsc"))),
+        );
+        runtimes.insert(
+            RuntimeKind::Runc,
+            Arc::new(OciCli::runc(&cfg.runc, home.join("run/runc"))),
+        );
+        let engine = Arc::new(Engine {
+            cfg,
+            db,
+            pool,
+            storage,
+            runtimes,
+            locks: Mutex::new(HashMap::new()),
+        });
         engine.recover().await?;
         Ok(engine)
     }

@@ -21,12 +21,18 @@ impl Engine {
         if let Ok(entries) = std::fs::read_dir(&tmp) {
             for e in entries.flatten() {
                 let p = e.path();
-                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
             }
         }
         for image in self.db.unfinished_images()? {
             tracing::warn!(image = %image.id, "removing an image whose import was interrupted");
-            self.storage.delete_subvolume(&self.images_dir().join(&image.id)).await?;
+            self.storage
+                .delete_subvolume(&self.images_dir().join(&image.id))
+                .await?;
             self.db.delete_image(&image.id)?;
         }
         let mut known = HashSet::new();
@@ -67,7 +73,9 @@ impl Engine {
         for name in self.storage.list_subvolumes(&self.sandboxes_dir()).await? {
             if !known.contains(&name) {
                 tracing::warn!(subvolume = %name, "deleting an orphan sandbox root");
-                self.storage.delete_subvolume(&self.sandboxes_dir().join(&name)).await?;
+                self.storage
+                    .delete_subvolume(&self.sandboxes_dir().join(&name))
+                    .await?;
             }
         }
         Ok(())

@@ -20,7 +20,9 @@ const MIN_MEMORY: u64 = 16 << 20;
 fn check_env(env: &[String]) -> Result<()> {
     for kv in env {
         let ok = kv.split_once('=').is_some_and(|(k, _)| {
-            !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !k.as_bytes()[0].is_ascii_digit()
+            !k.is_empty()
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !k.as_bytes()[0].is_ascii_digit()
         });
         if !ok {
             return Err(EngineError::InvalidArgument(format!(
@@ -53,7 +55,13 @@ pub(crate) fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
 
 impl Engine {
     pub(crate) fn info(&self, r: &SandboxRecord) -> SandboxInfo {
-        let image = self.db.image(&r.image_id).ok().flatten().map(|i| i.name).unwrap_or_else(|| r.image_id.clone());
+        let image = self
+            .db
+            .image(&r.image_id)
+            .ok()
+            .flatten()
+            .map(|i| i.name)
+            .unwrap_or_else(|| r.image_id.clone());
         SandboxInfo {
             id: r.id.to_string(),
             name: r.name.clone(),
@@ -77,12 +85,18 @@ impl Engine {
     /// Finds a sandbox of `account` by id or name; another account's sandbox is "not found".
     pub(crate) fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
         self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
-            EngineError::NotFound(format!("no sandbox '{id_or_name}': list your sandboxes with 'cairn ls'"))
+            EngineError::NotFound(format!(
+                "no sandbox '{id_or_name}': list your sandboxes with 'cairn ls'"
+            ))
         })
     }
 
     /// Creates and starts a sandbox for `account`.
-    pub async fn create_sandbox(&self, account: &str, req: &CreateSandboxRequest) -> Result<SandboxInfo> {
+    pub async fn create_sandbox(
+        &self,
+        account: &str,
+        req: &CreateSandboxRequest,
+    ) -> Result<SandboxInfo> {
         if let Some(name) = &req.name {
             validate_name(name)?;
         }
@@ -97,23 +111,33 @@ impl Engine {
             )));
         }
         let cpus = req.cpus.unwrap_or(defaults::CPUS);
-        if !(cpus.is_finite() && cpus >= 0.01 && cpus <= 1024.0) {
-            return Err(EngineError::InvalidArgument(format!("invalid cpus {cpus}: give a number of cores such as 0.5 or 2")));
+        if !(cpus.is_finite() && (0.01..=1024.0).contains(&cpus)) {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid cpus {cpus}: give a number of cores such as 0.5 or 2"
+            )));
         }
         let pids_limit = req.pids_limit.unwrap_or(defaults::PIDS_LIMIT);
         if pids_limit < 2 {
-            return Err(EngineError::InvalidArgument("pids limit must be at least 2".into()));
+            return Err(EngineError::InvalidArgument(
+                "pids limit must be at least 2".into(),
+            ));
         }
         check_env(&req.env)?;
         if let Some(w) = &req.workdir {
             check_workdir(w)?;
         }
         let image = self.find_image(&req.image)?;
-        let image_cfg: StoredImageConfig = serde_json::from_str(&image.config_json).unwrap_or_default();
+        let image_cfg: StoredImageConfig =
+            serde_json::from_str(&image.config_json).unwrap_or_default();
         let runtime_kind = req.runtime.unwrap_or(self.cfg.default_runtime);
         let runtime = self.runtime(runtime_kind)?;
         let env = merge_env(&merge_env(&default_env(), &image_cfg.env), &req.env);
-        let workdir = req.workdir.clone().or(image_cfg.workdir).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+        let workdir = req
+            .workdir
+            .clone()
+            .or(image_cfg.workdir)
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
 
         let id = SandboxId::generate();
         let lock = self.lock_for(&id);
@@ -139,7 +163,10 @@ impl Engine {
                 self.db.set_state(&id, SandboxState::Running, None)?;
                 tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name, "sandbox running");
                 let _ = runtime;
-                let record = self.db.sandbox(&id)?.ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?;
+                let record = self
+                    .db
+                    .sandbox(&id)?
+                    .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?;
                 Ok(self.info(&record))
             }
             Err(e) => {
@@ -156,9 +183,13 @@ impl Engine {
     async fn boot(&self, r: &SandboxRecord, fresh: bool) -> Result<()> {
         let rootfs = self.rootfs(&r.id);
         if fresh {
-            self.storage.snapshot(&self.images_dir().join(&r.image_id), &rootfs, false).await?;
+            self.storage
+                .snapshot(&self.images_dir().join(&r.image_id), &rootfs, false)
+                .await?;
         }
-        if !rootfs.join("bin/sh").exists() && std::fs::symlink_metadata(rootfs.join("bin/sh")).is_err() {
+        if !rootfs.join("bin/sh").exists()
+            && std::fs::symlink_metadata(rootfs.join("bin/sh")).is_err()
+        {
             return Err(EngineError::InvalidArgument(
                 "the image has no /bin/sh, which Cairn needs as the sandbox's init: import an image that contains a shell (e.g. busybox or Debian)".into(),
             ));
@@ -173,6 +204,7 @@ impl Engine {
             env: r.env.clone(),
             workdir: r.workdir.clone(),
             cgroups_path: PathBuf::from("/cairn").join(r.id.as_str()),
+            runtime: r.runtime,
         };
         let bundle2 = bundle.clone();
         tokio::task::spawn_blocking(move || write_bundle(&bundle2, &spec))
@@ -199,7 +231,12 @@ impl Engine {
 
     /// The sandboxes of an account.
     pub fn list_sandboxes(&self, account: &str) -> Result<Vec<SandboxInfo>> {
-        Ok(self.db.list_sandboxes(account)?.iter().map(|r| self.info(r)).collect())
+        Ok(self
+            .db
+            .list_sandboxes(account)?
+            .iter()
+            .map(|r| self.info(r))
+            .collect())
     }
 
     /// One sandbox of an account.
@@ -216,10 +253,16 @@ impl Engine {
         match r.state {
             SandboxState::Stopped => return Ok(self.info(&r)),
             SandboxState::Running | SandboxState::Paused => {}
-            other => return Err(EngineError::Conflict(format!("sandbox {} is {other} and cannot be stopped", r.id))),
+            other => {
+                return Err(EngineError::Conflict(format!(
+                    "sandbox {} is {other} and cannot be stopped",
+                    r.id
+                )))
+            }
         }
         self.halt(&r).await?;
-        self.db.set_state(&r.id, SandboxState::Stopped, Some("stopped by request"))?;
+        self.db
+            .set_state(&r.id, SandboxState::Stopped, Some("stopped by request"))?;
         tracing::info!(sandbox = %r.id, "sandbox stopped");
         Ok(self.info(&self.find(account, r.id.as_str())?))
     }
@@ -255,7 +298,12 @@ impl Engine {
         match r.state {
             SandboxState::Running => return Ok(self.info(&r)),
             SandboxState::Stopped => {}
-            other => return Err(EngineError::Conflict(format!("sandbox {} is {other} and cannot be started", r.id))),
+            other => {
+                return Err(EngineError::Conflict(format!(
+                    "sandbox {} is {other} and cannot be started",
+                    r.id
+                )))
+            }
         }
         self.boot(&r, false).await?;
         self.db.set_state(&r.id, SandboxState::Running, None)?;
@@ -265,7 +313,12 @@ impl Engine {
 
     /// Destroys a sandbox: container, root filesystem, bundle, cgroup, row.
     /// A running sandbox is refused unless `force`.
-    pub async fn destroy_sandbox(&self, account: &str, id_or_name: &str, force: bool) -> Result<()> {
+    pub async fn destroy_sandbox(
+        &self,
+        account: &str,
+        id_or_name: &str,
+        force: bool,
+    ) -> Result<()> {
         let r = self.find(account, id_or_name)?;
         let lock = self.lock_for(&r.id);
         let _guard = lock.lock().await;
@@ -277,7 +330,8 @@ impl Engine {
             )));
         }
         // State first: a crash from here on leaves a `destroyed` row that recovery finishes.
-        self.db.set_state(&r.id, SandboxState::Destroyed, Some("being destroyed"))?;
+        self.db
+            .set_state(&r.id, SandboxState::Destroyed, Some("being destroyed"))?;
         let rt = self.runtime(r.runtime)?;
         if matches!(r.state, SandboxState::Running | SandboxState::Paused) {
             let _ = rt.kill(r.id.as_str(), "KILL").await;
@@ -286,8 +340,9 @@ impl Engine {
         self.storage.delete_subvolume(&self.rootfs(&r.id)).await?;
         let run = self.run_dir(&r.id);
         if run.exists() {
-            std::fs::remove_dir_all(&run)
-                .map_err(|e| EngineError::Internal(format!("cannot remove {}: {e}", run.display())))?;
+            std::fs::remove_dir_all(&run).map_err(|e| {
+                EngineError::Internal(format!("cannot remove {}: {e}", run.display()))
+            })?;
         }
         self.db.delete_sandbox(&r.id)?;
         self.forget_lock(&r.id);
@@ -302,7 +357,10 @@ mod tests {
 
     #[test]
     fn later_env_entries_replace_earlier_keys() {
-        let merged = merge_env(&["PATH=/bin".into(), "A=1".into()], &["A=2".into(), "B=3".into()]);
+        let merged = merge_env(
+            &["PATH=/bin".into(), "A=1".into()],
+            &["A=2".into(), "B=3".into()],
+        );
         assert_eq!(merged, vec!["PATH=/bin", "A=2", "B=3"]);
     }
 

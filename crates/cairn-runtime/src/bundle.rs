@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder,
 };
+
+use cairn_types::RuntimeKind;
 
 use crate::RuntimeError;
 
@@ -60,7 +63,13 @@ pub struct SandboxSpec {
     pub workdir: String,
     /// Cgroup path, e.g. `/cairn/sbx-…`.
     pub cgroups_path: PathBuf,
+    /// The runtime that will run it (gVisor needs its limits expressed differently).
+    pub runtime: RuntimeKind,
 }
+
+/// Host threads gVisor's sentry and gofer need beyond the sandbox's own
+/// processes (its processes are goroutines, not host tasks).
+pub const GVISOR_PIDS_HEADROOM: u32 = 512;
 
 fn spec_err(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Spec(e.to_string())
@@ -83,8 +92,26 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
         .permitted(caps)
         .build()
         .map_err(spec_err)?;
+    // Under runc the pids cgroup counts the sandbox's processes. Under gVisor it
+    // counts the sentry's host threads, so the cgroup gets headroom and the
+    // sandbox's own process count is capped by RLIMIT_NPROC, which gVisor's
+    // kernel enforces per sandbox (under runc it would count every root
+    // process on the host, so it is not used there).
+    let (host_pids, rlimits) = match s.runtime {
+        RuntimeKind::Runc => (i64::from(s.pids_limit), Vec::new()),
+        RuntimeKind::Gvisor => (
+            i64::from(s.pids_limit) + i64::from(GVISOR_PIDS_HEADROOM),
+            vec![PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNproc)
+                .hard(u64::from(s.pids_limit))
+                .soft(u64::from(s.pids_limit))
+                .build()
+                .map_err(spec_err)?],
+        ),
+    };
     let process = ProcessBuilder::default()
         .terminal(false)
+        .rlimits(rlimits)
         .args(INIT_ARGS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .env(s.env.clone())
         .cwd(s.workdir.clone())
@@ -110,7 +137,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
         )
         .pids(
             LinuxPidsBuilder::default()
-                .limit(i64::from(s.pids_limit))
+                .limit(host_pids)
                 .build()
                 .map_err(spec_err)?,
         )
@@ -217,6 +244,7 @@ mod tests {
             env: default_env(),
             workdir: "/root".into(),
             cgroups_path: "/cairn/sbx-00000001".into(),
+            runtime: RuntimeKind::Runc,
         }
     }
 
@@ -227,6 +255,11 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 64);
+        assert!(!v["process"]["rlimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "RLIMIT_NPROC"));
         assert_eq!(v["process"]["noNewPrivileges"], true);
         assert!(v["linux"]["readonlyPaths"]
             .as_array()
@@ -245,6 +278,25 @@ mod tests {
         for want in ["pid", "mount", "network", "uts", "ipc"] {
             assert!(ns.contains(&want), "{want} missing in {ns:?}");
         }
+    }
+
+    #[test]
+    fn gvisor_caps_processes_with_nproc_and_gives_the_sentry_headroom() {
+        let mut sp = spec();
+        sp.runtime = RuntimeKind::Gvisor;
+        let v = serde_json::to_value(build_spec(&sp).unwrap()).unwrap();
+        assert_eq!(
+            v["linux"]["resources"]["pids"]["limit"],
+            64 + i64::from(GVISOR_PIDS_HEADROOM)
+        );
+        let nproc = v["process"]["rlimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "RLIMIT_NPROC")
+            .unwrap()
+            .clone();
+        assert_eq!(nproc["hard"], 64);
     }
 
     #[test]

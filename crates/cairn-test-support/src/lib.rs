@@ -20,9 +20,15 @@ pub fn require_prerequisites() {
     for (tool, pkg) in [
         ("mkfs.btrfs", "btrfs-progs"),
         ("runc", "runc"),
-        ("runsc", "runsc (from bookworm-backports: apt-get install -t bookworm-backports runsc)"),
+        (
+            "runsc",
+            "runsc (from bookworm-backports: apt-get install -t bookworm-backports runsc)",
+        ),
     ] {
-        assert!(which(tool).is_some(), "'{tool}' is missing: install {pkg}, or run scripts/setup.sh once");
+        assert!(
+            which(tool).is_some(),
+            "'{tool}' is missing: install {pkg}, or run scripts/setup.sh once"
+        );
     }
     assert!(
         Path::new("/bin/busybox").exists(),
@@ -78,8 +84,16 @@ echo 'cairn-test-image' > "$D/etc/cairn-image"
 "#,
         d = dir.display()
     );
-    let out = Command::new("sh").arg("-c").arg(script).output().expect("sh");
-    assert!(out.status.success(), "building the busybox rootfs failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "building the busybox rootfs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A running `cairnd` on a private data directory.
@@ -109,13 +123,18 @@ pub struct Run {
 impl Run {
     /// Asserts success and returns trimmed stdout.
     pub fn ok(&self) -> String {
-        assert_eq!(self.code, 0, "command failed: stdout={} stderr={}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
         self.stdout.trim().to_string()
     }
 
     /// Parses stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -133,7 +152,10 @@ impl Daemon {
     /// Like [`Daemon::start`], also listening on a TCP port on loopback.
     pub fn start_with(cairnd: &str, cairn: &str, tcp: bool) -> Daemon {
         require_prerequisites();
-        let tmp = tempfile::Builder::new().prefix("cairn-test-home-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("cairn-test-home-")
+            .tempdir()
+            .unwrap();
         let home = tmp.path().to_path_buf();
         let tcp = tcp.then(|| format!("127.0.0.1:{}", free_port()));
         let mut d = Daemon {
@@ -150,13 +172,24 @@ impl Daemon {
     }
 
     fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut cmd = Command::new(&self.cairnd);
-        cmd.env("CAIRN_HOME", &self.home).arg("--pool-size").arg("3G");
+        cmd.env("CAIRN_HOME", &self.home)
+            .arg("--pool-size")
+            .arg("3G");
         if let Some(addr) = &self.tcp {
             cmd.arg("--listen").arg(addr);
         }
-        let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         self.child = Some(child);
         let sock = self.home.join("cairnd.sock");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -169,7 +202,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("cairnd did not open its socket within 60 s:\n{}", self.log_text());
+        panic!(
+            "cairnd did not open its socket within 60 s:\n{}",
+            self.log_text()
+        );
     }
 
     /// The daemon's log so far.
@@ -188,7 +224,10 @@ impl Daemon {
     /// Stops cairnd with SIGTERM and waits.
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
     }
@@ -213,7 +252,10 @@ impl Daemon {
     /// Runs `cairn ARGS` with extra environment variables.
     pub fn cairn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(&self.cairn);
-        cmd.env("CAIRN_HOME", &self.home).env_remove("CAIRN_HOST").env_remove("CAIRN_TOKEN").args(args);
+        cmd.env("CAIRN_HOME", &self.home)
+            .env_remove("CAIRN_HOST")
+            .env_remove("CAIRN_TOKEN")
+            .args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -228,14 +270,18 @@ impl Daemon {
     /// A `cairn` command ready to spawn (for streaming tests).
     pub fn cairn_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.cairn);
-        cmd.env("CAIRN_HOME", &self.home).env_remove("CAIRN_HOST").env_remove("CAIRN_TOKEN").args(args);
+        cmd.env("CAIRN_HOME", &self.home)
+            .env_remove("CAIRN_HOST")
+            .env_remove("CAIRN_TOKEN")
+            .args(args);
         cmd
     }
 
     /// Imports the shared busybox root filesystem as image `base`.
     pub fn import_base(&self) {
         let root = base_rootfs().to_str().unwrap().to_string();
-        self.cairn(&["image", "import", &root, "--name", "base"]).ok();
+        self.cairn(&["image", "import", &root, "--name", "base"])
+            .ok();
     }
 
     /// `cairnd token create --account NAME`.
@@ -245,7 +291,11 @@ impl Daemon {
             .args(["token", "create", "--account", account])
             .output()
             .unwrap();
-        assert!(out.status.success(), "token create failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -256,11 +306,19 @@ impl Daemon {
             if !root.exists() {
                 continue;
             }
-            let out = Command::new(bin).arg("--root").arg(&root).args(["list", "-q"]).output();
+            let out = Command::new(bin)
+                .arg("--root")
+                .arg(&root)
+                .args(["list", "-q"])
+                .output();
             if let Ok(out) = out {
                 for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                     let force = if bin == "runc" { "--force" } else { "-force" };
-                    let _ = Command::new(bin).arg("--root").arg(&root).args(["delete", force, id]).output();
+                    let _ = Command::new(bin)
+                        .arg("--root")
+                        .arg(&root)
+                        .args(["delete", force, id])
+                        .output();
                 }
             }
         }

@@ -2,6 +2,8 @@
 //! JSON errors for every kind of bad input (never a 500), and the OpenAPI
 //! document. Requests are made with curl, over TCP and over the unix socket.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use cairn_test_support::Daemon;
@@ -13,9 +15,22 @@ struct Http<'a> {
 
 impl Http<'_> {
     /// (status, body) of a request over TCP with an optional token.
-    fn tcp(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    fn tcp(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let url = format!("http://{}{path}", self.d.tcp.as_ref().unwrap());
-        let mut args = vec!["-s".to_string(), "-X".into(), method.into(), "-w".into(), "\n%{http_code}".into(), url];
+        let mut args = vec![
+            "-s".to_string(),
+            "-X".into(),
+            method.into(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+            url,
+        ];
         if let Some(t) = token {
             args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
         }
@@ -40,13 +55,25 @@ impl Http<'_> {
 
     fn run(&self, mut args: Vec<String>, body: Option<&str>) -> (u16, Value) {
         if let Some(b) = body {
-            args.extend(["-H".into(), "Content-Type: application/json".into(), "--data-binary".into(), b.into()]);
+            args.extend([
+                "-H".into(),
+                "Content-Type: application/json".into(),
+                "--data-binary".into(),
+                b.into(),
+            ]);
         }
-        let out = Command::new("curl").args(&args).output().expect("curl is needed for these tests: apt-get install curl");
+        let out = Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl is needed for these tests: apt-get install curl");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let (body, code) = text.rsplit_once('\n').unwrap();
         let code: u16 = code.trim().parse().unwrap();
-        let value = if body.trim().is_empty() { Value::Null } else { serde_json::from_str(body).unwrap_or(Value::String(body.into())) };
+        let value = if body.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or(Value::String(body.into()))
+        };
         (code, value)
     }
 }
@@ -55,49 +82,113 @@ fn assert_error(resp: &(u16, Value), status: u16, code: &str, mentions: &str) {
     assert_eq!(resp.0, status, "{resp:?}");
     assert_eq!(resp.1["error"]["code"], code, "{resp:?}");
     let msg = resp.1["error"]["message"].as_str().unwrap();
-    assert!(msg.contains(mentions), "message {msg:?} should mention {mentions:?}");
+    assert!(
+        msg.contains(mentions),
+        "message {msg:?} should mention {mentions:?}"
+    );
 }
 
 #[test]
 fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
-    let d = Daemon::start_with(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"), true);
+    let d = Daemon::start_with(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        true,
+    );
     d.import_base();
     let http = Http { d: &d };
-    assert_error(&http.tcp("GET", "/v1/sandboxes", None, None), 401, "unauthenticated", "token create");
-    assert_error(&http.tcp("GET", "/v1/sandboxes", Some("ck_bogus"), None), 401, "unauthenticated", "unknown token");
+    assert_error(
+        &http.tcp("GET", "/v1/sandboxes", None, None),
+        401,
+        "unauthenticated",
+        "token create",
+    );
+    assert_error(
+        &http.tcp("GET", "/v1/sandboxes", Some("ck_bogus"), None),
+        401,
+        "unauthenticated",
+        "unknown token",
+    );
     let alice = d.token("alice");
     let bob = d.token("bob");
     assert!(alice.starts_with("ck_"));
     let stored = std::fs::read(d.home.join("cairn.db")).unwrap();
-    assert!(!String::from_utf8_lossy(&stored).contains(&alice), "the token itself must not be stored");
-    let (code, sbx) = http.tcp("POST", "/v1/sandboxes", Some(&alice), Some(r#"{"image":"base","runtime":"runc","name":"mine"}"#));
+    assert!(
+        !String::from_utf8_lossy(&stored).contains(&alice),
+        "the token itself must not be stored"
+    );
+    let (code, sbx) = http.tcp(
+        "POST",
+        "/v1/sandboxes",
+        Some(&alice),
+        Some(r#"{"image":"base","runtime":"runc","name":"mine"}"#),
+    );
     assert_eq!(code, 201, "{sbx}");
     let id = sbx["id"].as_str().unwrap();
     let (code, list) = http.tcp("GET", "/v1/sandboxes", Some(&alice), None);
     assert_eq!((code, list.as_array().unwrap().len()), (200, 1));
     let (code, list) = http.tcp("GET", "/v1/sandboxes", Some(&bob), None);
     assert_eq!((code, list), (200, serde_json::json!([])));
-    assert_error(&http.tcp("GET", &format!("/v1/sandboxes/{id}"), Some(&bob), None), 404, "not_found", "no sandbox");
-    assert_error(&http.tcp("GET", "/v1/sandboxes/mine", Some(&bob), None), 404, "not_found", "no sandbox");
-    assert_error(&http.tcp("DELETE", &format!("/v1/sandboxes/{id}?force=true"), Some(&bob), None), 404, "not_found", "no sandbox");
     assert_error(
-        &http.tcp("POST", &format!("/v1/sandboxes/{id}/exec"), Some(&bob), Some(r#"{"cmd":["true"]}"#)),
+        &http.tcp("GET", &format!("/v1/sandboxes/{id}"), Some(&bob), None),
+        404,
+        "not_found",
+        "no sandbox",
+    );
+    assert_error(
+        &http.tcp("GET", "/v1/sandboxes/mine", Some(&bob), None),
+        404,
+        "not_found",
+        "no sandbox",
+    );
+    assert_error(
+        &http.tcp(
+            "DELETE",
+            &format!("/v1/sandboxes/{id}?force=true"),
+            Some(&bob),
+            None,
+        ),
+        404,
+        "not_found",
+        "no sandbox",
+    );
+    assert_error(
+        &http.tcp(
+            "POST",
+            &format!("/v1/sandboxes/{id}/exec"),
+            Some(&bob),
+            Some(r#"{"cmd":["true"]}"#),
+        ),
         404,
         "not_found",
         "no sandbox",
     );
     // The unix socket's local account does not see alice's sandbox either.
-    assert_eq!(http.unix("GET", "/v1/sandboxes", None).1, serde_json::json!([]));
+    assert_eq!(
+        http.unix("GET", "/v1/sandboxes", None).1,
+        serde_json::json!([])
+    );
     // The CLI works over TCP with a token.
     let addr = format!("http://{}", d.tcp.as_ref().unwrap());
-    let r = d.cairn_env(&["ls", "--json"], &[("CAIRN_HOST", &addr), ("CAIRN_TOKEN", &alice)]);
+    let r = d.cairn_env(
+        &["ls", "--json"],
+        &[("CAIRN_HOST", &addr), ("CAIRN_TOKEN", &alice)],
+    );
     assert_eq!(r.json()[0]["id"], id);
-    let r = d.cairn_env(&["exec", id, "echo over-tcp"], &[("CAIRN_HOST", &addr), ("CAIRN_TOKEN", &alice)]);
+    let r = d.cairn_env(
+        &["exec", id, "echo over-tcp"],
+        &[("CAIRN_HOST", &addr), ("CAIRN_TOKEN", &alice)],
+    );
     assert_eq!(r.ok(), "over-tcp");
     let r = d.cairn_env(&["ls"], &[("CAIRN_HOST", &addr)]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("token"), "{r:?}");
-    let (code, _) = http.tcp("DELETE", &format!("/v1/sandboxes/{id}?force=true"), Some(&alice), None);
+    let (code, _) = http.tcp(
+        "DELETE",
+        &format!("/v1/sandboxes/{id}?force=true"),
+        Some(&alice),
+        None,
+    );
     assert_eq!(code, 204);
 }
 
@@ -106,27 +197,161 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
     let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
     d.import_base();
     let http = Http { d: &d };
-    assert_error(&http.unix("GET", "/v1/sandboxes/sbx-00000000", None), 404, "not_found", "cairn ls");
-    assert_error(&http.unix("GET", "/v1/nothing-here", None), 404, "not_found", "openapi");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some("{not json")), 400, "invalid_argument", "invalid request body");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","colour":"red"}"#)), 400, "invalid_argument", "colour");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"nope"}"#)), 404, "not_found", "cairn image");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","memory":"lots"}"#)), 400, "invalid_argument", "512M");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","name":"bad name!"}"#)), 400, "invalid_argument", "invalid name");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","runtime":"docker"}"#)), 400, "invalid_argument", "runtime");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","cpus":-1}"#)), 400, "invalid_argument", "cpus");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","env":["NOVALUE"]}"#)), 400, "invalid_argument", "KEY=VALUE");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","workdir":"relative"}"#)), 400, "invalid_argument", "absolute");
-    assert_error(&http.unix("DELETE", "/v1/sandboxes", None), 405, "method_not_allowed", "openapi");
-    assert_error(&http.unix("POST", "/v1/images", Some(r#"{"name":"x","path":"/does/not/exist"}"#)), 400, "invalid_argument", "does not exist");
-    assert_error(&http.unix("POST", "/v1/images", Some(r#"{"name":"base","path":"/tmp"}"#)), 409, "conflict", "already exists");
+    assert_error(
+        &http.unix("GET", "/v1/sandboxes/sbx-00000000", None),
+        404,
+        "not_found",
+        "cairn ls",
+    );
+    assert_error(
+        &http.unix("GET", "/v1/nothing-here", None),
+        404,
+        "not_found",
+        "openapi",
+    );
+    assert_error(
+        &http.unix("POST", "/v1/sandboxes", Some("{not json")),
+        400,
+        "invalid_argument",
+        "invalid request body",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","colour":"red"}"#),
+        ),
+        400,
+        "invalid_argument",
+        "colour",
+    );
+    assert_error(
+        &http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"nope"}"#)),
+        404,
+        "not_found",
+        "cairn image",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","memory":"lots"}"#),
+        ),
+        400,
+        "invalid_argument",
+        "512M",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","name":"bad name!"}"#),
+        ),
+        400,
+        "invalid_argument",
+        "invalid name",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","runtime":"docker"}"#),
+        ),
+        400,
+        "invalid_argument",
+        "runtime",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","cpus":-1}"#),
+        ),
+        400,
+        "invalid_argument",
+        "cpus",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","env":["NOVALUE"]}"#),
+        ),
+        400,
+        "invalid_argument",
+        "KEY=VALUE",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","workdir":"relative"}"#),
+        ),
+        400,
+        "invalid_argument",
+        "absolute",
+    );
+    assert_error(
+        &http.unix("DELETE", "/v1/sandboxes", None),
+        405,
+        "method_not_allowed",
+        "openapi",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/images",
+            Some(r#"{"name":"x","path":"/does/not/exist"}"#),
+        ),
+        400,
+        "invalid_argument",
+        "does not exist",
+    );
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/images",
+            Some(r#"{"name":"base","path":"/tmp"}"#),
+        ),
+        409,
+        "conflict",
+        "already exists",
+    );
     // Names clash within an account; exec on a bad request is refused before anything runs.
-    let (code, sbx) = http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","runtime":"runc","name":"one"}"#));
+    let (code, sbx) = http.unix(
+        "POST",
+        "/v1/sandboxes",
+        Some(r#"{"image":"base","runtime":"runc","name":"one"}"#),
+    );
     assert_eq!(code, 201, "{sbx}");
-    assert_error(&http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"base","runtime":"runc","name":"one"}"#)), 409, "conflict", "already exists");
-    assert_error(&http.unix("POST", "/v1/sandboxes/one/exec", Some(r#"{"cmd":[]}"#)), 400, "invalid_argument", "no command");
-    assert_error(&http.unix("DELETE", "/v1/sandboxes/one", None), 409, "conflict", "--force");
-    assert_error(&http.unix("DELETE", "/v1/images/base", None), 409, "conflict", "destroy them first");
+    assert_error(
+        &http.unix(
+            "POST",
+            "/v1/sandboxes",
+            Some(r#"{"image":"base","runtime":"runc","name":"one"}"#),
+        ),
+        409,
+        "conflict",
+        "already exists",
+    );
+    assert_error(
+        &http.unix("POST", "/v1/sandboxes/one/exec", Some(r#"{"cmd":[]}"#)),
+        400,
+        "invalid_argument",
+        "no command",
+    );
+    assert_error(
+        &http.unix("DELETE", "/v1/sandboxes/one", None),
+        409,
+        "conflict",
+        "--force",
+    );
+    assert_error(
+        &http.unix("DELETE", "/v1/images/base", None),
+        409,
+        "conflict",
+        "destroy them first",
+    );
     // The CLI reports the same errors in one line with a non-zero exit.
     let r = d.cairn(&["up", "--image", "base", "--memory", "lots"]);
     assert_eq!(r.code, 1);
@@ -137,7 +362,12 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
     // Nothing above left a sandbox behind besides 'one'.
     let (_, list) = http.unix("GET", "/v1/sandboxes", None);
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(std::fs::read_dir(d.home.join("pool/sandboxes")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(d.home.join("pool/sandboxes"))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -146,7 +376,12 @@ fn openapi_document_describes_the_paths() {
     let (code, doc) = Http { d: &d }.unix("GET", "/v1/openapi.json", None);
     assert_eq!(code, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for p in ["/v1/sandboxes", "/v1/sandboxes/{id}", "/v1/sandboxes/{id}/exec", "/v1/images"] {
+    for p in [
+        "/v1/sandboxes",
+        "/v1/sandboxes/{id}",
+        "/v1/sandboxes/{id}/exec",
+        "/v1/images",
+    ] {
         assert!(doc["paths"][p].is_object(), "{p} missing");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
@@ -165,6 +400,14 @@ fn images_import_list_and_remove() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("/definitely/missing"), "{r:?}");
     d.cairn(&["image", "rm", "base"]).ok();
-    assert_eq!(d.cairn(&["image", "ls", "--json"]).json(), serde_json::json!([]));
-    assert_eq!(std::fs::read_dir(d.home.join("pool/images")).unwrap().count(), 0);
+    assert_eq!(
+        d.cairn(&["image", "ls", "--json"]).json(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        std::fs::read_dir(d.home.join("pool/images"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

@@ -34,7 +34,9 @@ impl Endpoint {
         if hostport.contains(':') && !hostport.contains('/') {
             return Ok(Endpoint::Tcp(hostport.to_string()));
         }
-        Err(anyhow!("invalid --host '{s}': use unix:///var/lib/cairn/cairnd.sock or http://127.0.0.1:7421"))
+        Err(anyhow!(
+            "invalid --host '{s}': use unix:///var/lib/cairn/cairnd.sock or http://127.0.0.1:7421"
+        ))
     }
 
     fn describe(&self) -> String {
@@ -86,7 +88,8 @@ impl Client {
         };
         macro_rules! handshake {
             ($stream:expr) => {{
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream)).await?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new($stream)).await?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
@@ -94,15 +97,27 @@ impl Client {
             }};
         }
         Ok(match &self.endpoint {
-            Endpoint::Unix(p) => handshake!(tokio::net::UnixStream::connect(p).await.with_context(hint)?),
-            Endpoint::Tcp(a) => handshake!(tokio::net::TcpStream::connect(a).await.with_context(hint)?),
+            Endpoint::Unix(p) => handshake!(tokio::net::UnixStream::connect(p)
+                .await
+                .with_context(hint)?),
+            Endpoint::Tcp(a) => {
+                handshake!(tokio::net::TcpStream::connect(a).await.with_context(hint)?)
+            }
         })
     }
 
     /// Sends a request and returns the raw response (for streaming).
-    pub async fn send(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<Response<Incoming>> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Response<Incoming>> {
         let mut sender = self.connect().await?;
-        let mut req = Request::builder().method(method).uri(path).header("host", "cairnd");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "cairnd");
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -113,23 +128,44 @@ impl Client {
             }
             None => Full::new(Bytes::new()),
         };
-        let resp = sender.send_request(req.body(body)?).await.context("cairnd closed the connection")?;
+        let resp = sender
+            .send_request(req.body(body)?)
+            .await
+            .context("cairnd closed the connection")?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
         match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => Err(ApiFailure { status, code: e.error.code, message: e.error.message }.into()),
-            Err(_) => Err(anyhow!("cairnd answered {status}: {}", String::from_utf8_lossy(&bytes))),
+            Ok(e) => Err(ApiFailure {
+                status,
+                code: e.error.code,
+                message: e.error.message,
+            }
+            .into()),
+            Err(_) => Err(anyhow!(
+                "cairnd answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )),
         }
     }
 
     /// Sends a request and decodes a JSON answer.
-    pub async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<T> {
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T> {
         let resp = self.send(method, path, body).await?;
         let bytes = resp.into_body().collect().await?.to_bytes();
-        serde_json::from_slice(&bytes).with_context(|| format!("unexpected answer from cairnd: {}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "unexpected answer from cairnd: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
     }
 
     /// Sends a request whose answer has no body.

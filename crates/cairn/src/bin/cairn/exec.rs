@@ -40,20 +40,34 @@ pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
     if a.tty || a.interactive {
         bail!("interactive exec (-i/-t) is not available yet: run commands non-interactively, e.g. cairn exec {} 'cmd'", a.sandbox);
     }
-    let cmd = if a.command.len() == 1 { vec!["/bin/sh".into(), "-c".into(), a.command[0].clone()] } else { a.command };
-    let req = ExecRequest { cmd, env: a.env, workdir: a.workdir, timeout_secs: a.timeout };
+    let cmd = if a.command.len() == 1 {
+        vec!["/bin/sh".into(), "-c".into(), a.command[0].clone()]
+    } else {
+        a.command
+    };
+    let req = ExecRequest {
+        cmd,
+        env: a.env,
+        workdir: a.workdir,
+        timeout_secs: a.timeout,
+    };
     let path = format!("/v1/sandboxes/{}/exec", crate::enc(&a.sandbox));
-    let resp = client.send(Method::POST, &path, Some(serde_json::to_value(&req)?)).await?;
+    let resp = client
+        .send(Method::POST, &path, Some(serde_json::to_value(&req)?))
+        .await?;
     let mut body = resp.into_body();
     let mut pending: Vec<u8> = Vec::new();
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     while let Some(frame) = body.frame().await {
         let frame = frame.context("the connection to cairnd broke during exec")?;
-        let Some(data) = frame.data_ref() else { continue };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
         pending.extend_from_slice(data);
         while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=nl).collect();
-            let event: ExecEvent = serde_json::from_slice(&line).context("unexpected exec stream from cairnd")?;
+            let event: ExecEvent =
+                serde_json::from_slice(&line).context("unexpected exec stream from cairnd")?;
             let b64 = base64::engine::general_purpose::STANDARD;
             match event {
                 ExecEvent::Stdout { data } => {

@@ -45,13 +45,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create and start a sandbox from an image; prints its id.
-    #[command(after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --env MODE=test --workdir /root")]
+    #[command(
+        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --env MODE=test --workdir /root"
+    )]
     Up(UpArgs),
     /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
-    #[command(after_help = "A single argument is run by /bin/sh -c; several are run directly.\nExit code: the command's; 124 when --timeout ran out; 125 when cairn itself failed.\n\nExamples:\n  cairn exec sbx-7f3a9c2e -- python3 -c 'print(1)'\n  cairn exec sbx-7f3a9c2e 'cd /src && make test'\n  cairn exec --env DEBUG=1 --workdir /tmp --timeout 30 sbx-7f3a9c2e -- ./run.sh")]
+    #[command(
+        after_help = "A single argument is run by /bin/sh -c; several are run directly.\nExit code: the command's; 124 when --timeout ran out; 125 when cairn itself failed.\n\nExamples:\n  cairn exec sbx-7f3a9c2e -- python3 -c 'print(1)'\n  cairn exec sbx-7f3a9c2e 'cd /src && make test'\n  cairn exec --env DEBUG=1 --workdir /tmp --timeout 30 sbx-7f3a9c2e -- ./run.sh"
+    )]
     Exec(exec::ExecArgs),
     /// List your sandboxes.
-    #[command(after_help = "Examples:\n  cairn ls\n  cairn ls --json | jq -r '.[] | select(.state == \"running\") | .id'")]
+    #[command(
+        after_help = "Examples:\n  cairn ls\n  cairn ls --json | jq -r '.[] | select(.state == \"running\") | .id'"
+    )]
     Ls,
     /// Show one sandbox.
     #[command(after_help = "Example:\n  cairn inspect sbx-7f3a9c2e --json")]
@@ -72,7 +78,9 @@ enum Command {
         sandbox: String,
     },
     /// Destroy a sandbox and everything it has on the host.
-    #[command(after_help = "Examples:\n  cairn destroy sbx-7f3a9c2e            # refused while it runs\n  cairn destroy sbx-7f3a9c2e --force")]
+    #[command(
+        after_help = "Examples:\n  cairn destroy sbx-7f3a9c2e            # refused while it runs\n  cairn destroy sbx-7f3a9c2e --force"
+    )]
     Destroy {
         /// Sandbox id or name.
         sandbox: String,
@@ -118,7 +126,9 @@ struct UpArgs {
 #[derive(Subcommand)]
 enum ImageCommand {
     /// Import a root filesystem directory or an OCI image archive / layout tarball on this host.
-    #[command(after_help = "Examples:\n  cairn image import /srv/rootfs --name base\n  cairn image import ./alpine-oci.tar --name alpine")]
+    #[command(
+        after_help = "Examples:\n  cairn image import /srv/rootfs --name base\n  cairn image import ./alpine-oci.tar --name alpine"
+    )]
     Import {
         /// Directory or .tar/.tar.gz file.
         path: PathBuf,
@@ -138,13 +148,18 @@ enum ImageCommand {
 }
 
 fn default_endpoint() -> Endpoint {
-    let home = std::env::var_os("CAIRN_HOME").map(PathBuf::from).unwrap_or_else(|| "/var/lib/cairn".into());
+    let home = std::env::var_os("CAIRN_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/lib/cairn".into());
     Endpoint::Unix(home.join("cairnd.sock"))
 }
 
 fn spinner(msg: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     pb.set_message(msg.to_string());
     // Show it only when the work takes a while, and never in scripts (it draws on stderr only when that is a terminal).
     pb.enable_steady_tick(Duration::from_millis(120));
@@ -154,7 +169,10 @@ fn spinner(msg: &str) -> ProgressBar {
 fn main() {
     let cli = Cli::parse();
     let is_exec = matches!(cli.command, Command::Exec(_));
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cairn: {e}");
@@ -194,7 +212,13 @@ async fn run(cli: Cli) -> Result<i32> {
                 workdir: a.workdir,
             };
             let pb = spinner("starting sandbox");
-            let res: Result<SandboxInfo> = client.json(Method::POST, "/v1/sandboxes", Some(serde_json::to_value(&req)?)).await;
+            let res: Result<SandboxInfo> = client
+                .json(
+                    Method::POST,
+                    "/v1/sandboxes",
+                    Some(serde_json::to_value(&req)?),
+                )
+                .await;
             pb.finish_and_clear();
             let s = res?;
             if json {
@@ -213,7 +237,13 @@ async fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Inspect { sandbox } => {
-            let s: SandboxInfo = client.json(Method::GET, &format!("/v1/sandboxes/{}", enc(&sandbox)), None).await?;
+            let s: SandboxInfo = client
+                .json(
+                    Method::GET,
+                    &format!("/v1/sandboxes/{}", enc(&sandbox)),
+                    None,
+                )
+                .await?;
             if json {
                 output::print_json(&s)?;
             } else {
@@ -223,7 +253,11 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Stop { sandbox } => lifecycle(&client, &sandbox, "stop", json).await?,
         Command::Start { sandbox } => lifecycle(&client, &sandbox, "start", json).await?,
         Command::Destroy { sandbox, force } => {
-            let path = format!("/v1/sandboxes/{}{}", enc(&sandbox), if force { "?force=true" } else { "" });
+            let path = format!(
+                "/v1/sandboxes/{}{}",
+                enc(&sandbox),
+                if force { "?force=true" } else { "" }
+            );
             client.empty(Method::DELETE, &path).await?;
             if json {
                 output::print_json(&json!({ "destroyed": sandbox }))?;
@@ -239,13 +273,25 @@ async fn run(cli: Cli) -> Result<i32> {
 /// Percent-encodes a path segment (ids and names are tame, but users type anything).
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 async fn lifecycle(client: &Client, sandbox: &str, verb: &str, json: bool) -> Result<()> {
     let pb = spinner(&format!("{verb} {sandbox}"));
-    let res: Result<SandboxInfo> = client.json(Method::POST, &format!("/v1/sandboxes/{}/{verb}", enc(sandbox)), None).await;
+    let res: Result<SandboxInfo> = client
+        .json(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/{verb}", enc(sandbox)),
+            None,
+        )
+        .await;
     pb.finish_and_clear();
     let s = res?;
     if json {
@@ -259,10 +305,15 @@ async fn lifecycle(client: &Client, sandbox: &str, verb: &str, json: bool) -> Re
 async fn image(client: &Client, command: ImageCommand, json: bool) -> Result<()> {
     match command {
         ImageCommand::Import { path, name } => {
-            let abs = std::fs::canonicalize(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
+            let abs = std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot read '{}'", path.display()))?;
             let pb = spinner(&format!("importing {}", abs.display()));
             let res: Result<ImageInfo> = client
-                .json(Method::POST, "/v1/images", Some(json!({ "name": name, "path": abs.to_string_lossy() })))
+                .json(
+                    Method::POST,
+                    "/v1/images",
+                    Some(json!({ "name": name, "path": abs.to_string_lossy() })),
+                )
                 .await;
             pb.finish_and_clear();
             let img = res?;
@@ -281,7 +332,9 @@ async fn image(client: &Client, command: ImageCommand, json: bool) -> Result<()>
             }
         }
         ImageCommand::Rm { image } => {
-            client.empty(Method::DELETE, &format!("/v1/images/{}", enc(&image))).await?;
+            client
+                .empty(Method::DELETE, &format!("/v1/images/{}", enc(&image)))
+                .await?;
             if json {
                 output::print_json(&json!({ "removed": image }))?;
             } else {

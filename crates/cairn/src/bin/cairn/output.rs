@@ -69,7 +69,13 @@ pub fn sandbox(s: &SandboxInfo) {
 pub fn images(list: &[ImageInfo]) {
     let mut t = table(&["ID", "NAME", "SIZE", "SOURCE", "CREATED"]);
     for i in list {
-        t.add_row(vec![i.id.clone(), i.name.clone(), format_bytes(i.size_bytes), i.source.clone(), age(i.created_at)]);
+        t.add_row(vec![
+            i.id.clone(),
+            i.name.clone(),
+            format_bytes(i.size_bytes),
+            i.source.clone(),
+            age(i.created_at),
+        ]);
     }
     println!("{t}");
 }

@@ -22,7 +22,12 @@ const EXAMPLES: &str = "Examples:
 #[command(name = "cairnd", version, about = "The Cairn daemon: sandboxes for AI agents", after_help = EXAMPLES)]
 struct Args {
     /// Data directory (database, btrfs pool, runtime state).
-    #[arg(long, env = "CAIRN_HOME", default_value = "/var/lib/cairn", global = true)]
+    #[arg(
+        long,
+        env = "CAIRN_HOME",
+        default_value = "/var/lib/cairn",
+        global = true
+    )]
     home: PathBuf,
     /// Also serve the API on this TCP address (requests then need a bearer token).
     #[arg(long, value_name = "ADDR")]
@@ -55,7 +60,9 @@ enum Command {
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Create a token for an account (created if new); prints the token once.
-    #[command(after_help = "Example:\n  cairnd token create --account alice\n  CAIRN_TOKEN=ck_… cairn --host http://127.0.0.1:7421 ls")]
+    #[command(
+        after_help = "Example:\n  cairnd token create --account alice\n  CAIRN_TOKEN=ck_… cairn --host http://127.0.0.1:7421 ls"
+    )]
     Create {
         /// The account the token acts for.
         #[arg(long)]
@@ -88,19 +95,31 @@ fn main() {
 }
 
 fn open_db(home: &std::path::Path) -> Result<Arc<Db>> {
-    std::fs::create_dir_all(home)
-        .with_context(|| format!("cannot create the data directory {}: check permissions (cairnd runs as root)", home.display()))?;
-    Ok(Arc::new(Db::open(&home.join("cairn.db")).context("while opening the metadata database")?))
+    std::fs::create_dir_all(home).with_context(|| {
+        format!(
+            "cannot create the data directory {}: check permissions (cairnd runs as root)",
+            home.display()
+        )
+    })?;
+    Ok(Arc::new(
+        Db::open(&home.join("cairn.db")).context("while opening the metadata database")?,
+    ))
 }
 
 async fn run(args: Args) -> Result<()> {
-    if let Some(Command::Token { command: TokenCommand::Create { account, json } }) = &args.command {
+    if let Some(Command::Token {
+        command: TokenCommand::Create { account, json },
+    }) = &args.command
+    {
         cairn_types::validate_name(account).context("invalid account name")?;
         let db = open_db(&args.home)?;
         let (token, hash) = new_token();
         db.add_token(account, &hash)?;
         if *json {
-            println!("{}", serde_json::json!({ "account": account, "token": token }));
+            println!(
+                "{}",
+                serde_json::json!({ "account": account, "token": token })
+            );
         } else {
             println!("{token}");
         }
@@ -114,11 +133,14 @@ async fn run(args: Args) -> Result<()> {
     cfg.runsc = args.runsc.clone();
     cfg.runc = args.runc.clone();
     cfg.default_runtime = default_runtime;
-    let engine = Engine::open(cfg, db).await.context("while opening the data directory")?;
+    let engine = Engine::open(cfg, db)
+        .await
+        .context("while opening the data directory")?;
 
     let sock = args.home.join("cairnd.sock");
     let _ = std::fs::remove_file(&sock);
-    let unix = tokio::net::UnixListener::bind(&sock).with_context(|| format!("cannot listen on {}", sock.display()))?;
+    let unix = tokio::net::UnixListener::bind(&sock)
+        .with_context(|| format!("cannot listen on {}", sock.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
@@ -126,12 +148,22 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!(socket = %sock.display(), "listening on the unix socket");
     let unix_app = app(engine.clone(), AuthMode::LocalSocket);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(async move { axum::serve(unix, unix_app).with_graceful_shutdown(shutdown()).await });
+    servers.spawn(async move {
+        axum::serve(unix, unix_app)
+            .with_graceful_shutdown(shutdown())
+            .await
+    });
     if let Some(addr) = args.listen {
-        let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(%addr, "listening on TCP (bearer tokens required)");
         let tcp_app = app(engine.clone(), AuthMode::Bearer);
-        servers.spawn(async move { axum::serve(tcp, tcp_app).with_graceful_shutdown(shutdown()).await });
+        servers.spawn(async move {
+            axum::serve(tcp, tcp_app)
+                .with_graceful_shutdown(shutdown())
+                .await
+        });
     }
     while let Some(res) = servers.join_next().await {
         match res {
@@ -147,7 +179,10 @@ async fn run(args: Args) -> Result<()> {
 
 async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
