@@ -17,7 +17,7 @@ scripts/make-base-rootfs.sh "$ROOTFS" >/dev/null
 DAEMON=$!
 cleanup() {
   for r in runc runsc; do
-    for id in $($r --root "$CAIRN_HOME/run/$r" list -q 2>/dev/null) $($r --root "$CAIRN_HOME/raw-$r" list -q 2>/dev/null); do
+    for id in $($r --root "$CAIRN_HOME/run/$r" list --quiet 2>/dev/null) $($r --root "$CAIRN_HOME/raw-$r" list --quiet 2>/dev/null); do
       $r --root "$CAIRN_HOME/run/$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/run/$r" delete -force "$id" >/dev/null 2>&1 || true
       $r --root "$CAIRN_HOME/raw-$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/raw-$r" delete -force "$id" >/dev/null 2>&1 || true
     done

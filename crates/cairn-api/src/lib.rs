@@ -4,6 +4,7 @@
 //! No business logic lives here: every handler asks the engine. The app is a
 //! function ([`app`]) so tests can drive it in-process.
 
+mod attach;
 mod auth;
 mod error;
 mod handlers;
@@ -45,6 +46,7 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/sandboxes/{id}/stop", post(handlers::stop_sandbox))
         .route("/v1/sandboxes/{id}/start", post(handlers::start_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
+        .route("/v1/sandboxes/{id}/attach", get(attach::attach))
         .route(
             "/v1/images",
             post(handlers::import_image).get(handlers::list_images),

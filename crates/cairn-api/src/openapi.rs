@@ -5,8 +5,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use cairn_types::api::{
-    CreateSandboxRequest, ErrorBody, ErrorDetail, ExecEvent, ExecRequest, ImageInfo,
-    ImportImageRequest, SandboxInfo,
+    AttachControl, AttachRequest, CreateSandboxRequest, ErrorBody, ErrorDetail, ExecEvent,
+    ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo,
 };
 use cairn_types::{RuntimeKind, SandboxState};
 
@@ -27,12 +27,15 @@ use crate::handlers;
         handlers::stop_sandbox,
         handlers::start_sandbox,
         handlers::exec,
+        crate::attach::attach,
         handlers::import_image,
         handlers::list_images,
         handlers::remove_image
     ),
     components(schemas(
         CreateSandboxRequest,
+        AttachRequest,
+        AttachControl,
         SandboxInfo,
         ExecRequest,
         ExecEvent,

@@ -1,14 +1,13 @@
 //! `exec`: run a command in a running sandbox and stream its output as it
 //! comes, then its exit code. A timeout kills the command (exit code 124).
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use cairn_runtime::ExecSpec;
+use cairn_runtime::{ExecIo, ExecSpec};
 use cairn_types::api::ExecRequest;
 use cairn_types::{format_bytes, SandboxState};
 
@@ -34,6 +33,30 @@ pub enum ExecOutput {
 /// The stream of an exec's output; ends after `Exit` or `Error`.
 pub type ExecStream = mpsc::Receiver<ExecOutput>;
 
+/// What an attached client sends to a running exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecInput {
+    /// Bytes for the command's stdin (or terminal).
+    Data(Vec<u8>),
+    /// The terminal's new size.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// No more input: stdin is closed (on a terminal, ^D is sent).
+    Eof,
+}
+
+/// An exec with input: its output stream and where to send input.
+pub struct AttachedExec {
+    /// Output, then the exit code.
+    pub output: ExecStream,
+    /// Input for the command.
+    pub input: mpsc::Sender<ExecInput>,
+}
+
 async fn pump<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<ExecOutput>, stdout: bool) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -54,6 +77,61 @@ async fn pump<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<ExecOutput>,
     }
 }
 
+async fn feed_pipe(mut stdin: tokio::process::ChildStdin, mut input: mpsc::Receiver<ExecInput>) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(msg) = input.recv().await {
+        match msg {
+            ExecInput::Data(d) => {
+                if stdin.write_all(&d).await.is_err() {
+                    break;
+                }
+            }
+            ExecInput::Resize { .. } => {}
+            ExecInput::Eof => break,
+        }
+    }
+}
+
+/// Writes input to the terminal; a resize sets the terminal's size and tells the
+/// runtime client (SIGWINCH), which passes it on to the process's own terminal.
+async fn feed_terminal(
+    master: std::os::fd::OwnedFd,
+    client_pid: Option<u32>,
+    mut input: mpsc::Receiver<ExecInput>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(dup) = master.try_clone() else { return };
+    let mut writer = tokio::fs::File::from_std(std::fs::File::from(dup));
+    while let Some(msg) = input.recv().await {
+        let ok = match msg {
+            ExecInput::Data(d) => writer.write_all(&d).await.and(writer.flush().await).is_ok(),
+            ExecInput::Resize { cols, rows } => {
+                let size = rustix::termios::Winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                let ok = rustix::termios::tcsetwinsize(&master, size).is_ok();
+                let pid = client_pid.and_then(|p| rustix::process::Pid::from_raw(p as i32));
+                if let Some(pid) = pid {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+                }
+                ok
+            }
+            // ^D: end of input for a program reading the terminal in canonical mode.
+            ExecInput::Eof => writer
+                .write_all(&[4])
+                .await
+                .and(writer.flush().await)
+                .is_ok(),
+        };
+        if !ok {
+            break;
+        }
+    }
+}
+
 impl Engine {
     /// Starts `req` in a running sandbox of `account` and returns its output stream.
     pub async fn exec(
@@ -62,6 +140,21 @@ impl Engine {
         id_or_name: &str,
         req: &ExecRequest,
     ) -> Result<ExecStream> {
+        let attached = self
+            .exec_with(account, id_or_name, req, ExecIo::Pipes { stdin: false })
+            .await?;
+        Ok(attached.output)
+    }
+
+    /// Starts `req` with its stdin (`ExecIo::Pipes { stdin: true }`) or a terminal
+    /// (`ExecIo::Tty`) open to the caller.
+    pub async fn exec_with(
+        self: &Arc<Self>,
+        account: &str,
+        id_or_name: &str,
+        req: &ExecRequest,
+        io: ExecIo,
+    ) -> Result<AttachedExec> {
         if req.cmd.is_empty() || req.cmd[0].is_empty() {
             return Err(EngineError::InvalidArgument(
                 "no command given: pass the program and its arguments in 'cmd'".into(),
@@ -94,22 +187,51 @@ impl Engine {
             env: merge_env(&r.env, &req.env),
             cwd: req.workdir.clone().unwrap_or_else(|| r.workdir.clone()),
         };
+        if matches!(io, ExecIo::Tty { .. }) && r.runtime == cairn_types::RuntimeKind::Gvisor {
+            return Err(EngineError::InvalidArgument(format!(
+                "a terminal (-t) is not available in gvisor sandboxes yet (this runsc cannot hand one over for exec): use -i without -t, or a runc sandbox ({} runs gvisor)",
+                r.id
+            )));
+        }
         let rt = self.runtime(r.runtime)?;
         let scratch = self.run_dir(&r.id).join("exec");
-        let mut exec = rt
-            .exec(r.id.as_str(), &spec, &scratch, Stdio::null())
-            .await?;
+        let mut exec = rt.exec(r.id.as_str(), &spec, &scratch, io).await?;
         let (tx, rx) = mpsc::channel(64);
-        let out = exec
-            .child
-            .stdout
-            .take()
-            .map(|s| tokio::spawn(pump(s, tx.clone(), true)));
-        let err = exec
-            .child
-            .stderr
-            .take()
-            .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+        let (in_tx, in_rx) = mpsc::channel::<ExecInput>(64);
+        let (out, err) = match exec.console.take() {
+            Some(master) => {
+                let reader = std::fs::File::from(
+                    master
+                        .try_clone()
+                        .map_err(|e| EngineError::Internal(e.to_string()))?,
+                );
+                let out = tokio::spawn(pump(tokio::fs::File::from_std(reader), tx.clone(), true));
+                tokio::spawn(feed_terminal(master, exec.child.id(), in_rx));
+                // The runtime client's own stderr still carries its errors.
+                let err = exec
+                    .child
+                    .stderr
+                    .take()
+                    .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+                (Some(out), err)
+            }
+            None => {
+                if let Some(stdin) = exec.child.stdin.take() {
+                    tokio::spawn(feed_pipe(stdin, in_rx));
+                }
+                let out = exec
+                    .child
+                    .stdout
+                    .take()
+                    .map(|s| tokio::spawn(pump(s, tx.clone(), true)));
+                let err = exec
+                    .child
+                    .stderr
+                    .take()
+                    .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+                (out, err)
+            }
+        };
         let timeout = req.timeout_secs.map(Duration::from_secs);
         let engine = Arc::clone(self);
         tokio::spawn(async move {
@@ -148,7 +270,10 @@ impl Engine {
             };
             let _ = tx.send(ExecOutput::Exit(code)).await;
         });
-        Ok(rx)
+        Ok(AttachedExec {
+            output: rx,
+            input: in_tx,
+        })
     }
 
     /// After a failed exec: if the whole sandbox died (its memory limit was hit and the

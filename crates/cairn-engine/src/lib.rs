@@ -21,8 +21,9 @@ use cairn_runtime::{OciCli, Runtime};
 use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
 use cairn_types::{RuntimeKind, SandboxId};
 
+pub use cairn_runtime::ExecIo;
 pub use error::{EngineError, Result};
-pub use exec::{ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
+pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
 
 /// How the engine is set up.
 #[derive(Clone, Debug)]

@@ -10,7 +10,6 @@ pub mod bundle;
 mod oci_cli;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use async_trait::async_trait;
 use tokio::process::Child;
@@ -39,6 +38,9 @@ pub enum RuntimeError {
     /// The OCI spec could not be built.
     #[error("invalid OCI spec: {0}")]
     Spec(String),
+    /// A terminal could not be set up.
+    #[error("could not set up a terminal: {0}")]
+    Terminal(String),
     /// The runtime said something we could not parse.
     #[error("unexpected output from {runtime}: {detail}")]
     Protocol {
@@ -69,12 +71,31 @@ pub struct ExecSpec {
     pub cwd: String,
 }
 
-/// A process started by [`Runtime::exec`], with its stdout and stderr piped.
+/// How an exec'd process is wired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecIo {
+    /// stdout and stderr piped; stdin piped when `stdin` (else /dev/null).
+    Pipes {
+        /// Whether the caller will write to stdin.
+        stdin: bool,
+    },
+    /// A pseudo-terminal of `cols`×`rows`; output and input go through its master end.
+    Tty {
+        /// Width.
+        cols: u16,
+        /// Height.
+        rows: u16,
+    },
+}
+
+/// A process started by [`Runtime::exec`].
 pub struct ExecChild {
     /// The runtime client process; its exit status is the command's.
     pub child: Child,
     /// File the runtime writes the process pid into once it runs.
     pub pid_file: PathBuf,
+    /// The terminal's master end, for [`ExecIo::Tty`].
+    pub console: Option<std::os::fd::OwnedFd>,
 }
 
 /// An OCI runtime that can run Cairn sandboxes.
@@ -100,7 +121,7 @@ pub trait Runtime: Send + Sync {
         id: &str,
         spec: &ExecSpec,
         scratch: &Path,
-        stdin: Stdio,
+        io: ExecIo,
     ) -> Result<ExecChild, RuntimeError>;
 
     /// Kills the process of an earlier `exec` (after a timeout).

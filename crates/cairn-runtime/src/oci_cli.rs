@@ -3,6 +3,7 @@
 //! (global flags, pid files, killing an exec'd process) this file says so.
 
 use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use cairn_cmd::{Cmd, CmdError};
 use cairn_types::RuntimeKind;
 
 use crate::bundle::{write_atomic, DEFAULT_CAPABILITIES};
-use crate::{ContainerState, ExecChild, ExecSpec, Runtime, RuntimeError};
+use crate::{ContainerState, ExecChild, ExecIo, ExecSpec, Runtime, RuntimeError};
 
 /// A runtime driven through its CLI.
 #[derive(Clone, Debug)]
@@ -142,12 +143,23 @@ impl Runtime for OciCli {
         id: &str,
         spec: &ExecSpec,
         scratch: &Path,
-        stdin: Stdio,
+        io_mode: ExecIo,
     ) -> Result<ExecChild, RuntimeError> {
+        let tty = matches!(io_mode, ExecIo::Tty { .. });
         let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
         let spec_err = |e: oci_spec::OciSpecError| RuntimeError::Spec(e.to_string());
-        let process = ProcessBuilder::default()
-            .terminal(false)
+        let mut process = ProcessBuilder::default();
+        if let ExecIo::Tty { cols, rows } = io_mode {
+            process = process.console_size(
+                oci_spec::runtime::BoxBuilder::default()
+                    .width(u64::from(cols))
+                    .height(u64::from(rows))
+                    .build()
+                    .map_err(spec_err)?,
+            );
+        }
+        let process = process
+            .terminal(tty)
             .args(spec.args.clone())
             .env(spec.env.clone())
             .cwd(spec.cwd.clone())
@@ -177,16 +189,47 @@ impl Runtime for OciCli {
             RuntimeKind::Gvisor => "--internal-pid-file",
             RuntimeKind::Runc => "--pid-file",
         };
-        let cmd = self
+        let mut cmd = self
             .cmd()
             .arg("exec")
             .arg("--process")
             .arg(&process_file)
             .arg(pid_flag)
-            .arg(&pid_file)
-            .arg(id);
-        let child = cmd.spawn(stdin, Stdio::piped(), Stdio::piped())?;
-        Ok(ExecChild { child, pid_file })
+            .arg(&pid_file);
+        if tty {
+            cmd = cmd.arg("--tty");
+        }
+        let (stdin, stdout, stderr, console) = match io_mode {
+            ExecIo::Pipes { stdin } => (
+                if stdin { Stdio::piped() } else { Stdio::null() },
+                Stdio::piped(),
+                Stdio::piped(),
+                None,
+            ),
+            ExecIo::Tty { cols, rows } => {
+                // The runtime, in the foreground, copies between the process's terminal and its
+                // own stdio; giving it a pseudo-terminal of ours as stdio passes raw mode and
+                // window size through.
+                let (master, slave) = open_pty(cols, rows)?;
+                let dup = |f: &std::fs::File| {
+                    f.try_clone()
+                        .map_err(|e| RuntimeError::Terminal(e.to_string()))
+                };
+                (
+                    Stdio::from(dup(&slave)?),
+                    Stdio::from(dup(&slave)?),
+                    Stdio::from(slave),
+                    Some(master),
+                )
+            }
+        };
+        let cmd = cmd.arg(id);
+        let child = cmd.spawn(stdin, stdout, stderr)?;
+        Ok(ExecChild {
+            child,
+            pid_file,
+            console,
+        })
     }
 
     async fn kill_exec(&self, id: &str, exec: &ExecChild) -> Result<(), RuntimeError> {
@@ -255,4 +298,35 @@ fn rand_u64() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     t ^ (n << 48) ^ u64::from(std::process::id())
+}
+
+/// A new pseudo-terminal pair of the given size: (master, slave).
+fn open_pty(cols: u16, rows: u16) -> Result<(std::os::fd::OwnedFd, std::fs::File), RuntimeError> {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: rustix::io::Errno| RuntimeError::Terminal(e.to_string());
+    let master =
+        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).map_err(err)?;
+    grantpt(&master).map_err(err)?;
+    unlockpt(&master).map_err(err)?;
+    let name = ptsname(&master, Vec::new()).map_err(err)?;
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&master, size).map_err(err)?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(std::ffi::OsStr::from_bytes(name.as_bytes()))
+        .map_err(|e| RuntimeError::Terminal(e.to_string()))?;
+    // Raw from the start, so nothing typed before the runtime sets it raw is echoed twice.
+    let mut attrs = rustix::termios::tcgetattr(&slave).map_err(err)?;
+    attrs.make_raw();
+    rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &attrs)
+        .map_err(err)?;
+    Ok((master, slave))
 }

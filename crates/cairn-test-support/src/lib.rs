@@ -309,7 +309,7 @@ impl Daemon {
             let out = Command::new(bin)
                 .arg("--root")
                 .arg(&root)
-                .args(["list", "-q"])
+                .args(["list", "--quiet"])
                 .output();
             if let Ok(out) = out {
                 for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {

@@ -151,3 +151,47 @@ pub struct ImportImageRequest {
     /// Absolute path on the daemon's host: a directory or a `.tar`/`.tar.gz` file.
     pub path: String,
 }
+
+/// The first message a client sends on the `attach` WebSocket: the command
+/// and how to wire it. Then binary messages carry stdin bytes and text
+/// messages carry [`AttachControl`]; the server answers with one text
+/// [`ExecEvent`] per message, ending with `exit` or `error`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachRequest {
+    /// Program and arguments.
+    pub cmd: Vec<String>,
+    /// Extra environment, `KEY=VALUE`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Kill the command after this many seconds (exit code 124).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Give the command a terminal (stdout and stderr then arrive merged as `stdout`).
+    #[serde(default)]
+    pub tty: bool,
+    /// Terminal width.
+    #[serde(default)]
+    pub cols: Option<u16>,
+    /// Terminal height.
+    #[serde(default)]
+    pub rows: Option<u16>,
+}
+
+/// Control messages from an attached client.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AttachControl {
+    /// The terminal was resized.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// No more input.
+    Eof,
+}

@@ -41,6 +41,7 @@ both_runtimes!(
     sandboxes_cannot_see_each_other_or_the_host,
     stop_start_keeps_files_and_destroy_leaves_nothing,
     sandboxes_survive_a_cairnd_sigkill,
+    interactive_exec_forwards_stdin_and_terminals,
 );
 
 fn exec_prints_output_and_forwards_the_exit_code(rt: &str) {
@@ -298,4 +299,60 @@ fn sandboxes_survive_a_cairnd_sigkill(rt: &str) {
     );
     d.cairn(&["start", &alive]).ok();
     assert_eq!(d.cairn(&["exec", &alive, "cat /root/f"]).ok(), "before");
+}
+
+fn run_with_stdin(d: &Daemon, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = d
+        .cairn_command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn interactive_exec_forwards_stdin_and_terminals(rt: &str) {
+    let d = daemon();
+    let id = up(&d, rt, &[]);
+    // -i: stdin reaches the command; its end is the command's end of input.
+    let (code, out, err) = run_with_stdin(
+        &d,
+        &[
+            "exec",
+            "-i",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got:$x; wc -l",
+        ],
+        "hello\na\nb\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "got:hello\n2\n"), "{err}");
+    let (code, _, _) = run_with_stdin(&d, &["exec", "-i", &id, "sh"], "exit 6\n");
+    assert_eq!(code, 6);
+    // -t: the command gets a terminal of the requested size.
+    let (code, out, err) =
+        run_with_stdin(&d, &["exec", "-it", &id, "sh"], "tty; stty size; exit 4\n");
+    if rt == "runc" {
+        assert_eq!(code, 4, "{out} {err}");
+        assert!(out.contains("/dev/pts/"), "{out}");
+        assert!(out.contains("24 80"), "{out}");
+    } else {
+        assert_eq!(code, 125);
+        assert!(err.contains("use -i without -t"), "{err}");
+    }
 }

@@ -175,3 +175,91 @@ impl Client {
         Ok(())
     }
 }
+
+impl Client {
+    /// Opens a WebSocket to `path` and runs `f` on it.
+    pub async fn websocket<F, Fut, T>(&self, path: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(Box<dyn WsStream>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://cairnd{path}").into_client_request()?;
+        if let Some(t) = &self.token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse()?);
+        }
+        let hint = || {
+            format!(
+                "cannot reach cairnd at {}: is it running?",
+                self.endpoint.describe()
+            )
+        };
+        let ws: Box<dyn WsStream> = match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let s = tokio::net::UnixStream::connect(p)
+                    .await
+                    .with_context(hint)?;
+                Box::new(
+                    tokio_tungstenite::client_async(req, s)
+                        .await
+                        .map_err(ws_error)?
+                        .0,
+                )
+            }
+            Endpoint::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a).await.with_context(hint)?;
+                Box::new(
+                    tokio_tungstenite::client_async(req, s)
+                        .await
+                        .map_err(ws_error)?
+                        .0,
+                )
+            }
+        };
+        f(ws).await
+    }
+}
+
+fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Http(resp) => {
+            let body = resp.body().as_deref().unwrap_or_default();
+            match serde_json::from_slice::<ErrorBody>(body) {
+                Ok(b) => anyhow!("{}", b.error.message),
+                Err(_) => anyhow!("cairnd refused the attach: {}", resp.status()),
+            }
+        }
+        other => anyhow!("attach failed: {other}"),
+    }
+}
+
+/// A WebSocket to cairnd, over whichever transport.
+pub trait WsStream:
+    futures_util::Stream<
+        Item = Result<
+            tokio_tungstenite::tungstenite::Message,
+            tokio_tungstenite::tungstenite::Error,
+        >,
+    > + futures_util::Sink<
+        tokio_tungstenite::tungstenite::Message,
+        Error = tokio_tungstenite::tungstenite::Error,
+    > + Unpin
+    + Send
+{
+}
+
+impl<T> WsStream for T where
+    T: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + futures_util::Sink<
+            tokio_tungstenite::tungstenite::Message,
+            Error = tokio_tungstenite::tungstenite::Error,
+        > + Unpin
+        + Send
+{
+}

@@ -8,7 +8,7 @@ use clap::Args;
 use http_body_util::BodyExt;
 use hyper::Method;
 
-use cairn_types::api::{ExecEvent, ExecRequest};
+use cairn_types::api::{AttachRequest, ExecEvent, ExecRequest};
 
 use crate::client::Client;
 
@@ -28,23 +28,32 @@ pub struct ExecArgs {
     /// Kill the command after this many seconds (exit code 124).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
-    /// Keep stdin open (interactive).
+    /// Send this terminal's stdin to the command (interactive).
     #[arg(short = 'i', long)]
     interactive: bool,
-    /// Allocate a terminal.
+    /// Give the command a terminal (use with -i for a shell: cairn exec -it ID sh).
     #[arg(short = 't', long)]
     tty: bool,
 }
 
 pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
-    if a.tty || a.interactive {
-        bail!("interactive exec (-i/-t) is not available yet: run commands non-interactively, e.g. cairn exec {} 'cmd'", a.sandbox);
-    }
     let cmd = if a.command.len() == 1 {
         vec!["/bin/sh".into(), "-c".into(), a.command[0].clone()]
     } else {
         a.command
     };
+    if a.tty || a.interactive {
+        let req = AttachRequest {
+            cmd,
+            env: a.env,
+            workdir: a.workdir,
+            timeout_secs: a.timeout,
+            tty: a.tty,
+            cols: None,
+            rows: None,
+        };
+        return crate::attach::run(client, &a.sandbox, req).await;
+    }
     let req = ExecRequest {
         cmd,
         env: a.env,

@@ -1,5 +1,6 @@
 //! `cairn`: the command-line client of cairnd.
 
+mod attach;
 mod client;
 mod exec;
 mod output;

@@ -1,0 +1,120 @@
+//! `GET /v1/sandboxes/{id}/attach` (WebSocket): interactive exec with stdin
+//! and, optionally, a terminal. The protocol is in
+//! [`cairn_types::api::AttachRequest`].
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use base64::Engine as _;
+
+use cairn_engine::{ExecInput, ExecIo, ExecOutput};
+use cairn_types::api::{AttachControl, AttachRequest, ExecEvent, ExecRequest};
+
+use crate::{Account, AppState};
+
+fn event_message(ev: ExecOutput) -> Message {
+    let b64 = |d: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(d);
+    let event = match ev {
+        ExecOutput::Stdout(d) => ExecEvent::Stdout { data: b64(d) },
+        ExecOutput::Stderr(d) => ExecEvent::Stderr { data: b64(d) },
+        ExecOutput::Exit(code) => ExecEvent::Exit { code },
+        ExecOutput::Error(message) => ExecEvent::Error { message },
+    };
+    Message::Text(serde_json::to_string(&event).unwrap_or_default().into())
+}
+
+/// Upgrades to a WebSocket and runs one interactive exec over it.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/attach", params(("id" = String, Path)),
+    responses((status = 101, description = "WebSocket: first message an AttachRequest; then binary stdin and AttachControl text messages; the server sends ExecEvent text messages")))]
+pub async fn attach(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| run(st, account, id, socket))
+}
+
+async fn run(st: AppState, account: String, id: String, mut socket: WebSocket) {
+    let fail = |message: String| event_message(ExecOutput::Error(message));
+    let req: AttachRequest = match socket.recv().await {
+        Some(Ok(Message::Text(t))) => match serde_json::from_str(&t) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = socket
+                    .send(fail(format!("invalid attach request: {e}")))
+                    .await;
+                return;
+            }
+        },
+        _ => {
+            let _ = socket
+                .send(fail(
+                    "the first message must be a JSON attach request".into(),
+                ))
+                .await;
+            return;
+        }
+    };
+    let exec_req = ExecRequest {
+        cmd: req.cmd,
+        env: req.env,
+        workdir: req.workdir,
+        timeout_secs: req.timeout_secs,
+    };
+    let io = if req.tty {
+        ExecIo::Tty {
+            cols: req.cols.unwrap_or(80),
+            rows: req.rows.unwrap_or(24),
+        }
+    } else {
+        ExecIo::Pipes { stdin: true }
+    };
+    let mut exec = match st.engine.exec_with(&account, &id, &exec_req, io).await {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = socket.send(fail(crate::ApiError::from(e).message)).await;
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            ev = exec.output.recv() => {
+                let Some(ev) = ev else { break };
+                let last = matches!(ev, ExecOutput::Exit(_) | ExecOutput::Error(_));
+                if socket.send(event_message(ev)).await.is_err() || last {
+                    break;
+                }
+            }
+            msg = socket.recv() => {
+                let input = match msg {
+                    Some(Ok(Message::Binary(d))) => ExecInput::Data(d.to_vec()),
+                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<AttachControl>(&t) {
+                        Ok(AttachControl::Resize { cols, rows }) => ExecInput::Resize { cols, rows },
+                        Ok(AttachControl::Eof) => ExecInput::Eof,
+                        Err(e) => {
+                            let _ = socket.send(fail(format!("invalid control message: {e}"))).await;
+                            continue;
+                        }
+                    },
+                    Some(Ok(_)) => continue,
+                    // The client went away: close stdin; the command runs to its end.
+                    Some(Err(_)) | None => ExecInput::Eof,
+                };
+                let gone = input == ExecInput::Eof;
+                let _ = exec.input.send(input).await;
+                if gone {
+                    // Keep streaming output until the exit, but stop reading a closed socket.
+                    while let Some(ev) = exec.output.recv().await {
+                        let last = matches!(ev, ExecOutput::Exit(_) | ExecOutput::Error(_));
+                        if socket.send(event_message(ev)).await.is_err() || last {
+                            break;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}

@@ -1,0 +1,111 @@
+//! `cairn exec -i` / `-it`: an interactive exec over the attach WebSocket.
+//! With `-t` and a terminal on stdin, the local terminal goes raw for the
+//! duration and its size follows resizes.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+
+use anyhow::{bail, Result};
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncReadExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use cairn_types::api::{AttachControl, AttachRequest, ExecEvent};
+
+use crate::client::{Client, WsStream};
+
+/// Puts the terminal in raw mode and restores it when dropped.
+struct RawMode {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl RawMode {
+    fn enter(enable: bool) -> RawMode {
+        let stdin = std::io::stdin();
+        if !enable || !rustix::termios::isatty(stdin.as_fd()) {
+            return RawMode { saved: None };
+        }
+        let Ok(saved) = rustix::termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode { saved: None };
+        };
+        let mut raw = saved.clone();
+        raw.make_raw();
+        let _ =
+            rustix::termios::tcsetattr(stdin.as_fd(), rustix::termios::OptionalActions::Now, &raw);
+        RawMode { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin().as_fd(),
+                rustix::termios::OptionalActions::Now,
+                saved,
+            );
+        }
+    }
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout().as_fd()).ok()?;
+    (ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+/// Runs `req` attached; returns the command's exit code.
+pub async fn run(client: &Client, sandbox: &str, mut req: AttachRequest) -> Result<i32> {
+    if req.tty {
+        let (cols, rows) = terminal_size().unwrap_or((80, 24));
+        req.cols = Some(cols);
+        req.rows = Some(rows);
+    }
+    let path = format!("/v1/sandboxes/{}/attach", crate::enc(sandbox));
+    let tty = req.tty;
+    client
+        .websocket(&path, move |ws| async move {
+            let _raw = RawMode::enter(tty);
+            session(ws, req).await
+        })
+        .await
+}
+
+async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest) -> Result<i32> {
+    ws.send(Message::Text(serde_json::to_string(&req)?.into()))
+        .await?;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 8192];
+    let mut stdin_open = true;
+    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut buf), if stdin_open => {
+                match n {
+                    Ok(0) | Err(_) => {
+                        stdin_open = false;
+                        ws.send(Message::Text(serde_json::to_string(&AttachControl::Eof)?.into())).await?;
+                    }
+                    Ok(n) => ws.send(Message::Binary(buf[..n].to_vec().into())).await?,
+                }
+            }
+            _ = winch.recv(), if req.tty => {
+                if let Some((cols, rows)) = terminal_size() {
+                    ws.send(Message::Text(serde_json::to_string(&AttachControl::Resize { cols, rows })?.into())).await?;
+                }
+            }
+            msg = ws.next() => {
+                let Some(msg) = msg else { bail!("cairnd closed the attach without an exit code") };
+                let Message::Text(text) = msg? else { continue };
+                match serde_json::from_str::<ExecEvent>(&text)? {
+                    ExecEvent::Stdout { data } => { out.write_all(&b64.decode(data)?)?; out.flush()?; }
+                    ExecEvent::Stderr { data } => { err.write_all(&b64.decode(data)?)?; err.flush()?; }
+                    ExecEvent::Exit { code } => return Ok(code),
+                    ExecEvent::Error { message } => bail!("{message}"),
+                }
+            }
+        }
+    }
+}
