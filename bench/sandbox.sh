@@ -45,12 +45,12 @@ for rt in runc gvisor; do
   t_raw=0
   for i in $(seq "$N"); do
     b=$CAIRN_HOME/rawbundle-$rt-$i; mkdir -p "$b"
-    root=$CAIRN_HOME/pool/sandboxes/raw-$rt-$i
+    root=$CAIRN_HOME/pool/sandboxes/r$i-$rt
     jq --arg r "$root" --arg c "/cairn-raw/$rt-$i" '.root.path=$r | .linux.cgroupsPath=$c' "$tmpl" > "$b/config.json"
     t0=$(now)
     btrfs -q subvolume snapshot "$IMG" "$root" >/dev/null
-    $RAW create --bundle "$b" "raw-$rt-$i" </dev/null >/dev/null 2>&1
-    $RAW start "raw-$rt-$i"
+    $RAW create --bundle "$b" "r$i-$rt" </dev/null >/dev/null 2>&1
+    $RAW start "r$i-$rt"
     t_raw=$(( t_raw + $(now) - t0 ))
   done
   raw_up=$(( t_raw / N ))
@@ -60,9 +60,9 @@ for rt in runc gvisor; do
   for i in $(seq "$N"); do "$BIN/cairn" exec "$id" -- true; done
   cairn_exec=$(( ($(now) - t0) / N ))
   t0=$(now)
-  for i in $(seq "$N"); do $RAW exec "raw-$rt-1" true </dev/null; done
+  for i in $(seq "$N"); do $RAW exec "r1-$rt" true </dev/null; done
   raw_exec=$(( ($(now) - t0) / N ))
   printf '%-8s %-6s %12s %12s %8s\n' $rt exec "$(ms $cairn_exec)" "$(ms $raw_exec)" "$(echo "scale=2; $cairn_exec / $raw_exec" | bc)"
   for id in "${ids[@]}"; do "$BIN/cairn" destroy --force "$id" >/dev/null; done
-  for i in $(seq "$N"); do $RAW delete --force "raw-$rt-$i" >/dev/null 2>&1 || $RAW delete -force "raw-$rt-$i" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/raw-$rt-$i" >/dev/null 2>&1 || true; done
+  for i in $(seq "$N"); do $RAW delete --force "r$i-$rt" >/dev/null 2>&1 || $RAW delete -force "r$i-$rt" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/r$i-$rt" >/dev/null 2>&1 || true; done
 done
