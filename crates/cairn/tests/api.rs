@@ -411,3 +411,85 @@ fn images_import_list_and_remove() {
         0
     );
 }
+
+/// Writes an OCI image layout tarball with two gzip layers (the second
+/// deletes a file of the first with a whiteout and adds one) and an image
+/// config with Env and WorkingDir.
+fn make_oci_archive(root: &std::path::Path, out: &std::path::Path) {
+    let script = r#"set -euo pipefail
+ROOT=$1; OUT=$2; W=$(mktemp -d); L=$W/layout; mkdir -p $L/blobs/sha256 $W/l2/etc
+blob() { local d; d=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" $L/blobs/sha256/$d; echo $d; }
+size() { stat -c %s "$1"; }
+tar -C "$ROOT" -cf $W/l1.tar . ; D1=$(sha256sum $W/l1.tar | cut -d' ' -f1); gzip -n $W/l1.tar
+echo from-layer-two > $W/l2/etc/layer2; touch $W/l2/etc/.wh.cairn-image
+tar -C $W/l2 -cf $W/l2.tar . ; D2=$(sha256sum $W/l2.tar | cut -d' ' -f1); gzip -n $W/l2.tar
+B1=$(blob $W/l1.tar.gz); B2=$(blob $W/l2.tar.gz)
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/bin:/bin","FROM_IMAGE=yes"],"WorkingDir":"/root"},"rootfs":{"type":"layers","diff_ids":["sha256:%s","sha256:%s"]}}' $D1 $D2 > $W/config.json
+C=$(blob $W/config.json)
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' $C $(size $W/config.json) $B1 $(size $W/l1.tar.gz) $B2 $(size $W/l2.tar.gz) > $W/manifest.json
+M=$(blob $W/manifest.json)
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"}}]}' $M $(size $W/manifest.json) > $L/index.json
+echo '{"imageLayoutVersion":"1.0.0"}' > $L/oci-layout
+tar -C $L -cf "$OUT" .
+rm -rf $W
+"#;
+    let st = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("bash")
+        .arg(root)
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the OCI archive failed");
+}
+
+#[test]
+fn oci_image_archives_import_with_layers_whiteouts_and_config() {
+    let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
+    let archive = d.home.join("image-oci.tar");
+    make_oci_archive(cairn_test_support::base_rootfs(), &archive);
+    d.cairn(&[
+        "image",
+        "import",
+        archive.to_str().unwrap(),
+        "--name",
+        "layered",
+    ])
+    .ok();
+    for rt in ["runc", "gvisor"] {
+        let id = d.cairn(&["up", "--image", "layered", "--runtime", rt]).ok();
+        let r = d.cairn(&[
+            "exec",
+            &id,
+            "cat /etc/layer2; test -e /etc/cairn-image || echo whited-out; echo $FROM_IMAGE; pwd",
+        ]);
+        assert_eq!(
+            r.stdout, "from-layer-two\nwhited-out\nyes\n/root\n",
+            "{rt}: {r:?}"
+        );
+        d.cairn(&["destroy", "--force", &id]).ok();
+    }
+    // A corrupted archive is refused and leaves no image behind.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n / 2);
+    let bad = d.home.join("bad.tar");
+    std::fs::write(&bad, bytes).unwrap();
+    let r = d.cairn(&["image", "import", bad.to_str().unwrap(), "--name", "broken"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        d.cairn(&["image", "ls", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(d.home.join("pool/images"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
