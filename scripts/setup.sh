@@ -30,5 +30,7 @@ modprobe loop 2>/dev/null || true
 modprobe btrfs 2>/dev/null || true
 
 cd "$(dirname "$0")/.."
-cargo build --release --workspace --bins
+if [ -z "${CAIRN_SKIP_BUILD:-}" ]; then
+  cargo build --release --workspace --bins
+fi
 echo "setup done: $(runsc --version | head -1); $(runc --version | head -1); $(mkfs.btrfs --version)"
