@@ -5,21 +5,14 @@
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use base64::Engine as _;
 
 use cairn_engine::{ExecInput, ExecIo, ExecOutput};
-use cairn_types::api::{AttachControl, AttachRequest, ExecEvent, ExecRequest};
+use cairn_types::api::{AttachControl, AttachRequest, ExecRequest};
 
 use crate::{Account, AppState};
 
 fn event_message(ev: ExecOutput) -> Message {
-    let b64 = |d: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(d);
-    let event = match ev {
-        ExecOutput::Stdout(d) => ExecEvent::Stdout { data: b64(d) },
-        ExecOutput::Stderr(d) => ExecEvent::Stderr { data: b64(d) },
-        ExecOutput::Exit(code) => ExecEvent::Exit { code },
-        ExecOutput::Error(message) => ExecEvent::Error { message },
-    };
+    let event = crate::handlers::exec_event(ev);
     Message::Text(serde_json::to_string(&event).unwrap_or_default().into())
 }
 

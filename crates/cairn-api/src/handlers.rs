@@ -136,14 +136,7 @@ pub async fn exec(
 ) -> ApiResult<Response> {
     let rx = st.engine.exec(&account, &id, &req).await?;
     let lines = stream::unfold(rx, |mut rx| async move {
-        let ev = rx.recv().await?;
-        let b64 = |d: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(d);
-        let event = match ev {
-            ExecOutput::Stdout(d) => ExecEvent::Stdout { data: b64(d) },
-            ExecOutput::Stderr(d) => ExecEvent::Stderr { data: b64(d) },
-            ExecOutput::Exit(code) => ExecEvent::Exit { code },
-            ExecOutput::Error(message) => ExecEvent::Error { message },
-        };
+        let event = exec_event(rx.recv().await?);
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
         line.push(b'\n');
         Some((Ok::<_, std::io::Error>(line), rx))
@@ -153,6 +146,18 @@ pub async fn exec(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// The wire form of one piece of exec output (shared by the streaming and
+/// the WebSocket exec).
+pub(crate) fn exec_event(ev: ExecOutput) -> ExecEvent {
+    let b64 = |d: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(d);
+    match ev {
+        ExecOutput::Stdout(d) => ExecEvent::Stdout { data: b64(d) },
+        ExecOutput::Stderr(d) => ExecEvent::Stderr { data: b64(d) },
+        ExecOutput::Exit(code) => ExecEvent::Exit { code },
+        ExecOutput::Error(message) => ExecEvent::Error { message },
+    }
 }
 
 /// Import an image from a path on the daemon's host.

@@ -13,7 +13,10 @@ fn debian_rootfs() -> PathBuf {
     if dir.join("etc/debian_version").exists() {
         return dir;
     }
-    assert!(which("debootstrap").is_some(), "debootstrap is missing: apt-get install debootstrap (or run scripts/setup.sh)");
+    assert!(
+        which("debootstrap").is_some(),
+        "debootstrap is missing: apt-get install debootstrap (or run scripts/setup.sh)"
+    );
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
     let out = Command::new("debootstrap")
@@ -22,7 +25,11 @@ fn debian_rootfs() -> PathBuf {
         .arg("http://deb.debian.org/debian")
         .output()
         .unwrap();
-    assert!(out.status.success(), "debootstrap failed: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "debootstrap failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     std::fs::rename(&tmp, &dir).unwrap();
     dir
 }
@@ -31,10 +38,21 @@ fn debian_rootfs() -> PathBuf {
 fn a_debootstrapped_debian_runs_on_both_runtimes() {
     let root = debian_rootfs();
     let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
-    d.cairn(&["image", "import", root.to_str().unwrap(), "--name", "debian"]).ok();
+    d.cairn(&[
+        "image",
+        "import",
+        root.to_str().unwrap(),
+        "--name",
+        "debian",
+    ])
+    .ok();
     for rt in ["runc", "gvisor"] {
         let id = d.cairn(&["up", "--image", "debian", "--runtime", rt]).ok();
-        let r = d.cairn(&["exec", &id, "cat /etc/debian_version; dpkg-query -W -f='${Package}\\n' bash; id -un"]);
+        let r = d.cairn(&[
+            "exec",
+            &id,
+            "cat /etc/debian_version; dpkg-query -W -f='${Package}\\n' bash; id -un",
+        ]);
         assert_eq!(r.code, 0, "{rt}: {r:?}");
         let lines: Vec<&str> = r.stdout.lines().collect();
         assert!(lines[0].starts_with("12"), "{rt}: {r:?}");

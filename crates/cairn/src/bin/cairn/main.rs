@@ -222,20 +222,12 @@ async fn run(cli: Cli) -> Result<i32> {
                 .await;
             pb.finish_and_clear();
             let s = res?;
-            if json {
-                output::print_json(&s)?;
-            } else {
-                println!("{}", s.id);
-            }
+            output::show(json, &s, |s| println!("{}", s.id))?;
         }
         Command::Exec(a) => return exec::run(&client, a).await,
         Command::Ls => {
             let list: Vec<SandboxInfo> = client.json(Method::GET, "/v1/sandboxes", None).await?;
-            if json {
-                output::print_json(&list)?;
-            } else {
-                output::sandboxes(&list);
-            }
+            output::show(json, &list, |list| output::sandboxes(list))?;
         }
         Command::Inspect { sandbox } => {
             let s: SandboxInfo = client
@@ -245,11 +237,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     None,
                 )
                 .await?;
-            if json {
-                output::print_json(&s)?;
-            } else {
-                output::sandbox(&s);
-            }
+            output::show(json, &s, output::sandbox)?;
         }
         Command::Stop { sandbox } => lifecycle(&client, &sandbox, "stop", json).await?,
         Command::Start { sandbox } => lifecycle(&client, &sandbox, "start", json).await?,
@@ -295,11 +283,7 @@ async fn lifecycle(client: &Client, sandbox: &str, verb: &str, json: bool) -> Re
         .await;
     pb.finish_and_clear();
     let s = res?;
-    if json {
-        output::print_json(&s)?;
-    } else {
-        println!("{}", s.id);
-    }
+    output::show(json, &s, |s| println!("{}", s.id))?;
     Ok(())
 }
 
@@ -318,19 +302,11 @@ async fn image(client: &Client, command: ImageCommand, json: bool) -> Result<()>
                 .await;
             pb.finish_and_clear();
             let img = res?;
-            if json {
-                output::print_json(&img)?;
-            } else {
-                println!("{}", img.name);
-            }
+            output::show(json, &img, |img| println!("{}", img.name))?;
         }
         ImageCommand::Ls => {
             let list: Vec<ImageInfo> = client.json(Method::GET, "/v1/images", None).await?;
-            if json {
-                output::print_json(&list)?;
-            } else {
-                output::images(&list);
-            }
+            output::show(json, &list, |list| output::images(list))?;
         }
         ImageCommand::Rm { image } => {
             client

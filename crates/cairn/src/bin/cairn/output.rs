@@ -29,6 +29,16 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints `v` as JSON for scripts, or with `human` for people.
+pub fn show<T: serde::Serialize>(json: bool, v: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
+    if json {
+        print_json(v)
+    } else {
+        human(v);
+        Ok(())
+    }
+}
+
 pub fn sandboxes(list: &[SandboxInfo]) {
     let mut t = table(&["ID", "NAME", "IMAGE", "RUNTIME", "STATE", "CREATED"]);
     for s in list {
