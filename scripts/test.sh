@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # The test command: unit tests and the end-to-end tests that drive the real
 # cairnd and cairn against runsc and runc on a real btrfs pool (needs root
-# and the packages scripts/setup.sh installs).
-set -euo pipefail
+# and the packages scripts/setup.sh installs). Ends with one summary line.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-exec cargo test --workspace -- --test-threads="${CAIRN_TEST_THREADS:-4}" "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --lib --bins --tests --no-fail-fast -- --test-threads="${CAIRN_TEST_THREADS:-4}" "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+passed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | paste -sd+ - | bc)
+failed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | paste -sd+ - | bc)
+echo
+echo "cairn: ${passed:-0} passed, ${failed:-0} failed"
+exit "$status"
