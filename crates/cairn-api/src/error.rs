@@ -51,6 +51,7 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidArgument(m) => ApiError::invalid(m),
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            EngineError::Limit(m) => ApiError::new(StatusCode::CONFLICT, "limit_exceeded", m),
             EngineError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
             }

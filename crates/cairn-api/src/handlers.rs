@@ -79,7 +79,8 @@ pub async fn inspect_sandbox(
 
 /// Destroy a sandbox; a running one needs `?force=true`.
 #[utoipa::path(delete, path = "/v1/sandboxes/{id}",
-    params(("id" = String, Path, description = "sandbox id or name"), ("force" = Option<bool>, Query, description = "destroy even if running")),
+    params(("id" = String, Path, description = "sandbox id or name"), ("force" = Option<bool>, Query, description = "destroy even if running"),
+            ("with_snapshots" = Option<bool>, Query, description = "also delete its snapshots (kept by default)")),
     responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
 pub async fn destroy_sandbox(
     State(st): State<AppState>,
@@ -87,17 +88,23 @@ pub async fn destroy_sandbox(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    let force = match q.get("force").map(String::as_str) {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") | Some("") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "invalid force '{other}': use true or false"
-            )))
-        }
-    };
-    st.engine.destroy_sandbox(&account, &id, force).await?;
+    let force = flag(&q, "force")?;
+    let with_snapshots = flag(&q, "with_snapshots")?;
+    st.engine
+        .destroy_sandbox(&account, &id, force, with_snapshots)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A boolean query parameter: absent or false/0 is false, true/1/empty is true.
+pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(ApiError::invalid(format!(
+            "invalid {name} '{other}': use true or false"
+        ))),
+    }
 }
 
 /// Stop a sandbox's processes; its files stay.

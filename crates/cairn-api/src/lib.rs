@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod handlers;
 mod openapi;
+mod snapshots;
 
 use std::sync::Arc;
 
@@ -47,6 +48,17 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/sandboxes/{id}/start", post(handlers::start_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
         .route("/v1/sandboxes/{id}/attach", get(attach::attach))
+        .route(
+            "/v1/sandboxes/{id}/snapshots",
+            post(snapshots::create).get(snapshots::list),
+        )
+        .route("/v1/snapshots", get(snapshots::list_all))
+        .route(
+            "/v1/snapshots/{id}",
+            get(snapshots::inspect).delete(snapshots::delete),
+        )
+        .route("/v1/snapshots/{id}/restore", post(snapshots::restore))
+        .route("/v1/snapshots/{id}/diff", get(snapshots::diff))
         .route(
             "/v1/images",
             post(handlers::import_image).get(handlers::list_images),

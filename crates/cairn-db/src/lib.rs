@@ -6,6 +6,7 @@
 
 mod migrations;
 mod records;
+mod snapshots;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use cairn_types::{transition, SandboxId, SandboxState, StateError};
 
 pub use records::{ImageRecord, NewSandbox, SandboxRecord};
+pub use snapshots::SnapshotRecord;
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +70,7 @@ impl Db {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (every change is a
         // transaction), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

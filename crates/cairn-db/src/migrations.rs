@@ -42,6 +42,29 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         UNIQUE(account, name)
     );",
+    // 2: snapshots; the snapshot a sandbox's root descends from
+    "CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        sandbox_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        parent_id TEXT,
+        image_id TEXT NOT NULL REFERENCES images(id),
+        runtime TEXT NOT NULL,
+        cpus REAL NOT NULL,
+        memory_bytes INTEGER NOT NULL,
+        pids_limit INTEGER NOT NULL,
+        env_json TEXT NOT NULL,
+        workdir TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        size_bytes INTEGER NOT NULL DEFAULT 0,
+        total_bytes INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        UNIQUE(sandbox_id, name)
+    );
+    CREATE INDEX snapshots_account ON snapshots(account);
+    ALTER TABLE sandboxes ADD COLUMN parent_snapshot TEXT;",
 ];
 
 /// Brings the schema to the newest version.

@@ -17,6 +17,9 @@ pub enum EngineError {
     /// It exists but clashes or is in the wrong state: a 409.
     #[error("{0}")]
     Conflict(String),
+    /// A configured limit would be exceeded: a 4xx naming the limit, its value and the use.
+    #[error("{0}")]
+    Limit(String),
     /// A host prerequisite is missing or broken (runtime binary, btrfs): a 503 that says what to install.
     #[error("{0}")]
     Unavailable(String),

@@ -116,10 +116,11 @@ impl Engine {
     /// Removes an image that no sandbox uses.
     pub async fn remove_image(&self, name: &str) -> Result<()> {
         let image = self.find_image(name)?;
-        let users = self.db.image_users(&image.id)?;
+        let mut users = self.db.image_users(&image.id)?;
+        users.extend(self.db.image_snapshot_users(&image.id)?);
         if !users.is_empty() {
             return Err(EngineError::Conflict(format!(
-                "image '{}' is used by {} sandbox(es) ({}); destroy them first",
+                "image '{}' is used by {} sandbox(es) or snapshot(s) ({}); destroy or delete them first",
                 image.name,
                 users.len(),
                 users.join(", ")

@@ -11,6 +11,7 @@ mod exec;
 mod images;
 mod recovery;
 mod sandboxes;
+mod snapshots;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use cairn_types::{RuntimeKind, SandboxId};
 pub use cairn_runtime::ExecIo;
 pub use error::{EngineError, Result};
 pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
+pub use snapshots::SnapshotLimits;
 
 /// How the engine is set up.
 #[derive(Clone, Debug)]
@@ -38,6 +40,8 @@ pub struct EngineConfig {
     pub runc: PathBuf,
     /// Runtime used when a request names none.
     pub default_runtime: RuntimeKind,
+    /// Snapshot limits.
+    pub snapshot_limits: SnapshotLimits,
 }
 
 impl EngineConfig {
@@ -49,6 +53,7 @@ impl EngineConfig {
             runsc: "runsc".into(),
             runc: "runc".into(),
             default_runtime: RuntimeKind::Gvisor,
+            snapshot_limits: SnapshotLimits::default(),
         }
     }
 }
@@ -149,5 +154,14 @@ impl Engine {
     fn forget_lock(&self, id: &SandboxId) {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.remove(id);
+    }
+}
+
+/// Test hook for crash-safety tests: when `CAIRN_CRASH_AT` names this
+/// point, the daemon dies on the spot (as with `kill -9`).
+pub(crate) fn crash_point(name: &str) {
+    if std::env::var("CAIRN_CRASH_AT").is_ok_and(|v| v == name) {
+        tracing::error!(point = name, "CAIRN_CRASH_AT reached: aborting");
+        std::process::abort();
     }
 }

@@ -6,16 +6,52 @@
 //! - sandboxes left `creating` or `destroyed` are torn down and their rows removed;
 //! - sandboxes recorded `running`/`paused` whose container the runtime no
 //!   longer knows are marked `stopped` with a reason; `stopped` ones are left alone;
-//! - subvolumes under `pool/sandboxes` that no row owns are deleted.
+//! - subvolumes under `pool/sandboxes` that no row owns are deleted;
+//! - an interrupted restore is finished or discarded;
+//! - snapshots left `creating` become `failed`, `deleted` ones are finished, orphans removed.
 
 use std::collections::HashSet;
 
 use cairn_storage::Storage;
-use cairn_types::SandboxState;
+use cairn_types::{SandboxState, SnapshotState};
 
 use crate::{Engine, Result};
 
 impl Engine {
+    /// Snapshots left `creating` become `failed` (their files removed); `deleted` ones are
+    /// finished; snapshot directories no row owns are removed. Ready snapshots are never touched.
+    async fn recover_snapshots(&self) -> Result<()> {
+        let mut known = HashSet::new();
+        for s in self.db.all_snapshots()? {
+            match s.state {
+                SnapshotState::Creating => {
+                    tracing::warn!(snapshot = %s.id, "a snapshot was interrupted; marking it failed");
+                    self.remove_snapshot_files(&s.id).await;
+                    self.db.set_snapshot_state(&s.id, SnapshotState::Failed, Some("interrupted: cairnd stopped while it was being taken; delete it and take it again"))?;
+                }
+                SnapshotState::Deleted => {
+                    self.remove_snapshot_files(&s.id).await;
+                    self.db.delete_snapshot(&s.id)?;
+                    continue;
+                }
+                SnapshotState::Ready | SnapshotState::Failed => {}
+            }
+            known.insert(s.id.to_string());
+        }
+        if let Ok(entries) = std::fs::read_dir(self.snapshots_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !known.contains(&name) {
+                    if let Ok(id) = name.parse::<cairn_types::SnapshotId>() {
+                        tracing::warn!(snapshot = %id, "removing an orphan snapshot directory");
+                        self.remove_snapshot_files(&id).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn recover(&self) -> Result<()> {
         let tmp = self.cfg.home.join("tmp");
         if let Ok(entries) = std::fs::read_dir(&tmp) {
@@ -70,7 +106,22 @@ impl Engine {
             }
             known.insert(r.id.to_string());
         }
+        self.recover_snapshots().await?;
         for name in self.storage.list_subvolumes(&self.sandboxes_dir()).await? {
+            // An interrupted restore staged `<id>.restore`: discard it while the old root is
+            // there, otherwise the old root was already deleted: move the staged one into place.
+            if let Some(id) = name.strip_suffix(".restore") {
+                let staged = self.sandboxes_dir().join(&name);
+                let root = self.sandboxes_dir().join(id);
+                if known.contains(id) && !root.exists() {
+                    tracing::warn!(sandbox = id, "finishing an interrupted restore");
+                    let _ = std::fs::rename(&staged, &root);
+                } else {
+                    tracing::warn!(sandbox = id, "discarding an interrupted restore");
+                    self.storage.delete_subvolume(&staged).await?;
+                }
+                continue;
+            }
             if !known.contains(&name) {
                 tracing::warn!(subvolume = %name, "deleting an orphan sandbox root");
                 self.storage

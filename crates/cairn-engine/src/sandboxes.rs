@@ -78,7 +78,7 @@ impl Engine {
         }
     }
 
-    fn rootfs(&self, id: &SandboxId) -> PathBuf {
+    pub(crate) fn rootfs(&self, id: &SandboxId) -> PathBuf {
         self.sandboxes_dir().join(id.as_str())
     }
 
@@ -100,9 +100,36 @@ impl Engine {
         if let Some(name) = &req.name {
             validate_name(name)?;
         }
-        let memory_bytes = match &req.memory {
-            Some(m) => parse_size(m)?,
-            None => defaults::MEMORY_BYTES,
+        // Where the root filesystem comes from, and the defaults it brings.
+        let (image, snapshot) = match &req.from_snapshot {
+            Some(snap) => {
+                if !req.image.is_empty() {
+                    return Err(EngineError::InvalidArgument(
+                        "give either an image or from_snapshot, not both: a fork uses its snapshot's image".into(),
+                    ));
+                }
+                let snap = self.ready_snapshot(account, snap)?;
+                let image = self.db.image(&snap.image_id)?.ok_or_else(|| {
+                    EngineError::Internal(format!(
+                        "image {} of snapshot {} is gone",
+                        snap.image_id, snap.id
+                    ))
+                })?;
+                (image, Some(snap))
+            }
+            None => {
+                if req.image.is_empty() {
+                    return Err(EngineError::InvalidArgument(
+                        "no image given: pass --image NAME (see 'cairn image ls') or --from-snapshot SNAP".into(),
+                    ));
+                }
+                (self.find_image(&req.image)?, None)
+            }
+        };
+        let memory_bytes = match (&req.memory, &snapshot) {
+            (Some(m), _) => parse_size(m)?,
+            (None, Some(s)) => s.memory_bytes,
+            (None, None) => defaults::MEMORY_BYTES,
         };
         if memory_bytes < MIN_MEMORY {
             return Err(EngineError::InvalidArgument(format!(
@@ -110,13 +137,19 @@ impl Engine {
                 req.memory.as_deref().unwrap_or_default()
             )));
         }
-        let cpus = req.cpus.unwrap_or(defaults::CPUS);
+        let cpus = req
+            .cpus
+            .or(snapshot.as_ref().map(|s| s.cpus))
+            .unwrap_or(defaults::CPUS);
         if !(cpus.is_finite() && (0.01..=1024.0).contains(&cpus)) {
             return Err(EngineError::InvalidArgument(format!(
                 "invalid cpus {cpus}: give a number of cores such as 0.5 or 2"
             )));
         }
-        let pids_limit = req.pids_limit.unwrap_or(defaults::PIDS_LIMIT);
+        let pids_limit = req
+            .pids_limit
+            .or(snapshot.as_ref().map(|s| s.pids_limit))
+            .unwrap_or(defaults::PIDS_LIMIT);
         if pids_limit < 2 {
             return Err(EngineError::InvalidArgument(
                 "pids limit must be at least 2".into(),
@@ -126,18 +159,33 @@ impl Engine {
         if let Some(w) = &req.workdir {
             check_workdir(w)?;
         }
-        let image = self.find_image(&req.image)?;
-        let image_cfg: StoredImageConfig =
-            serde_json::from_str(&image.config_json).unwrap_or_default();
-        let runtime_kind = req.runtime.unwrap_or(self.cfg.default_runtime);
-        let runtime = self.runtime(runtime_kind)?;
-        let env = merge_env(&merge_env(&default_env(), &image_cfg.env), &req.env);
-        let workdir = req
-            .workdir
-            .clone()
-            .or(image_cfg.workdir)
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+        let runtime_kind = req
+            .runtime
+            .or(snapshot.as_ref().map(|s| s.runtime))
+            .unwrap_or(self.cfg.default_runtime);
+        self.runtime(runtime_kind)?;
+        let (env, workdir, source) = match &snapshot {
+            Some(s) => (
+                merge_env(&s.env, &req.env),
+                req.workdir.clone().unwrap_or_else(|| s.workdir.clone()),
+                self.snapshot_rootfs(&s.id),
+            ),
+            None => {
+                let image_cfg: StoredImageConfig =
+                    serde_json::from_str(&image.config_json).unwrap_or_default();
+                let workdir = req
+                    .workdir
+                    .clone()
+                    .or(image_cfg.workdir)
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".into());
+                (
+                    merge_env(&merge_env(&default_env(), &image_cfg.env), &req.env),
+                    workdir,
+                    self.images_dir().join(&image.id),
+                )
+            }
+        };
 
         let id = SandboxId::generate();
         let lock = self.lock_for(&id);
@@ -158,11 +206,21 @@ impl Engine {
                 workdir,
             })
             .map_err(EngineError::from_db)?;
-        match self.boot(&record, true).await {
+        let created = async {
+            self.storage
+                .snapshot(&source, &self.rootfs(&id), false)
+                .await?;
+            crate::crash_point("fork-after-subvolume");
+            if let Some(s) = &snapshot {
+                self.db.set_sandbox_origin(&id, Some(&s.id), &image.id)?;
+            }
+            self.boot(&record).await
+        };
+        match created.await {
             Ok(()) => {
                 self.db.set_state(&id, SandboxState::Running, None)?;
-                tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name, "sandbox running");
-                let _ = runtime;
+                tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name,
+                    from_snapshot = ?snapshot.as_ref().map(|s| s.id.to_string()), "sandbox running");
                 let record = self
                     .db
                     .sandbox(&id)?
@@ -179,14 +237,9 @@ impl Engine {
         }
     }
 
-    /// Makes the root filesystem (when `fresh`), writes the bundle and starts the runtime.
-    async fn boot(&self, r: &SandboxRecord, fresh: bool) -> Result<()> {
+    /// Writes the bundle for the sandbox's root filesystem and starts the runtime.
+    pub(crate) async fn boot(&self, r: &SandboxRecord) -> Result<()> {
         let rootfs = self.rootfs(&r.id);
-        if fresh {
-            self.storage
-                .snapshot(&self.images_dir().join(&r.image_id), &rootfs, false)
-                .await?;
-        }
         if !rootfs.join("bin/sh").exists()
             && std::fs::symlink_metadata(rootfs.join("bin/sh")).is_err()
         {
@@ -268,7 +321,7 @@ impl Engine {
     }
 
     /// Ends the container: TERM, wait up to 10 s, KILL, delete.
-    async fn halt(&self, r: &SandboxRecord) -> Result<()> {
+    pub(crate) async fn halt(&self, r: &SandboxRecord) -> Result<()> {
         let rt = self.runtime(r.runtime)?;
         let id = r.id.as_str();
         if r.state == SandboxState::Paused {
@@ -305,7 +358,7 @@ impl Engine {
                 )))
             }
         }
-        self.boot(&r, false).await?;
+        self.boot(&r).await?;
         self.db.set_state(&r.id, SandboxState::Running, None)?;
         tracing::info!(sandbox = %r.id, "sandbox started");
         Ok(self.info(&self.find(account, r.id.as_str())?))
@@ -318,6 +371,7 @@ impl Engine {
         account: &str,
         id_or_name: &str,
         force: bool,
+        with_snapshots: bool,
     ) -> Result<()> {
         let r = self.find(account, id_or_name)?;
         let lock = self.lock_for(&r.id);
@@ -345,8 +399,11 @@ impl Engine {
             })?;
         }
         self.db.delete_sandbox(&r.id)?;
+        if with_snapshots {
+            self.delete_sandbox_snapshots(&r.id).await?;
+        }
         self.forget_lock(&r.id);
-        tracing::info!(sandbox = %r.id, "sandbox destroyed");
+        tracing::info!(sandbox = %r.id, with_snapshots, "sandbox destroyed");
         Ok(())
     }
 }

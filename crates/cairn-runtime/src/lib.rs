@@ -127,6 +127,12 @@ pub trait Runtime: Send + Sync {
     /// Kills the process of an earlier `exec` (after a timeout).
     async fn kill_exec(&self, id: &str, exec: &ExecChild) -> Result<(), RuntimeError>;
 
+    /// Freezes every process of the container.
+    async fn pause(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Thaws a paused container.
+    async fn resume(&self, id: &str) -> Result<(), RuntimeError>;
+
     /// Sends `signal` (e.g. `KILL`, `TERM`) to the container's init.
     async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError>;
 

@@ -260,6 +260,16 @@ impl Runtime for OciCli {
         Ok(())
     }
 
+    async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.cmd().arg("pause").arg(id).run().await?;
+        Ok(())
+    }
+
+    async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        self.cmd().arg("resume").arg(id).run().await?;
+        Ok(())
+    }
+
     async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
         match self.cmd().arg("kill").arg(id).arg(signal).run().await {
             Ok(_) => Ok(()),

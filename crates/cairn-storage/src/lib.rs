@@ -64,3 +64,6 @@ pub trait Storage: Send + Sync {
     /// when `dir` does not exist). Used at start-up to find orphans.
     async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError>;
 }
+
+pub mod diff;
+pub use diff::{diff_trees, Change, ChangeKind, DiffError};

@@ -107,6 +107,10 @@ pub struct Daemon {
     /// TCP address, when started with one.
     pub tcp: Option<String>,
     log: PathBuf,
+    /// Extra arguments for cairnd (limits…), used at every (re)launch.
+    pub args: Vec<String>,
+    /// Extra environment for cairnd (e.g. `CAIRN_CRASH_AT`), used at every (re)launch.
+    pub env: Vec<(String, String)>,
 }
 
 /// How a command ended and what it printed.
@@ -151,6 +155,11 @@ impl Daemon {
 
     /// Like [`Daemon::start`], also listening on a TCP port on loopback.
     pub fn start_with(cairnd: &str, cairn: &str, tcp: bool) -> Daemon {
+        Self::start_opts(cairnd, cairn, tcp, &[])
+    }
+
+    /// Starts cairnd with extra command-line arguments.
+    pub fn start_opts(cairnd: &str, cairn: &str, tcp: bool, args: &[&str]) -> Daemon {
         require_prerequisites();
         let tmp = tempfile::Builder::new()
             .prefix("cairn-test-home-")
@@ -166,6 +175,8 @@ impl Daemon {
             cairnd: cairnd.into(),
             cairn: cairn.into(),
             tcp,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
         };
         d.launch();
         d
@@ -180,7 +191,11 @@ impl Daemon {
         let mut cmd = Command::new(&self.cairnd);
         cmd.env("CAIRN_HOME", &self.home)
             .arg("--pool-size")
-            .arg("3G");
+            .arg("3G")
+            .args(&self.args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         if let Some(addr) = &self.tcp {
             cmd.arg("--listen").arg(addr);
         }
@@ -213,6 +228,18 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Whether cairnd has exited (e.g. at a crash point), reaping it if so.
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(_))) => {
+                self.child = None;
+                true
+            }
+            None => true,
+            _ => false,
+        }
+    }
+
     /// Kills cairnd with SIGKILL (sandboxes keep running).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -242,6 +269,26 @@ impl Daemon {
     pub fn relaunch(&mut self) {
         assert!(self.child.is_none(), "cairnd is still running");
         self.launch();
+    }
+
+    /// Runs a script (e.g. one of `examples/`) with `CAIRN` set to the cairn binary and
+    /// `CAIRN_HOME` to this daemon's data directory.
+    pub fn script(&self, path: &Path, args: &[&str]) -> Run {
+        let out = Command::new("bash")
+            .arg(path)
+            .args(args)
+            .env("CAIRN", &self.cairn)
+            .env("CAIRN_HOME", &self.home)
+            .env_remove("CAIRN_HOST")
+            .env_remove("CAIRN_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// Runs `cairn ARGS` against this daemon (over the unix socket).

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{RuntimeKind, SandboxState};
+use crate::{RuntimeKind, SandboxState, SnapshotState};
 
 /// Every error the API returns: `{ "error": { "code", "message" } }`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -52,12 +52,17 @@ pub struct SandboxInfo {
     pub created_at: DateTime<Utc>,
 }
 
-/// `POST /v1/sandboxes`.
+/// `POST /v1/sandboxes`: from an image, or (fork) from a snapshot.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSandboxRequest {
-    /// Image name (see `GET /v1/images`).
+    /// Image name (see `GET /v1/images`); leave empty with `from_snapshot`.
+    #[serde(default)]
     pub image: String,
+    /// Fork: start from this snapshot's files, with its image, runtime and
+    /// resources unless overridden here.
+    #[serde(default)]
+    pub from_snapshot: Option<String>,
     /// Optional name, unique per account.
     #[serde(default)]
     pub name: Option<String>,
@@ -194,4 +199,60 @@ pub enum AttachControl {
     },
     /// No more input.
     Eof,
+}
+
+/// A snapshot as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotInfo {
+    /// `snap-` and 8 hex digits.
+    pub id: String,
+    /// Name, unique per sandbox.
+    pub name: String,
+    /// The sandbox it was taken from (it may have been destroyed since).
+    pub sandbox: String,
+    /// The snapshot this one is incremental over, if any.
+    pub parent: Option<String>,
+    /// Image the sandbox came from.
+    pub image: String,
+    /// Runtime of the source sandbox.
+    pub runtime: RuntimeKind,
+    /// Where it is in its life.
+    pub state: SnapshotState,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Bytes it holds over its parent (added and modified files).
+    pub size_bytes: u64,
+    /// Bytes of its whole tree.
+    pub total_bytes: u64,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/sandboxes/{id}/snapshots`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshotRequest {
+    /// Name (default: the UTC time); unique per sandbox.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /v1/snapshots/{id}/restore`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Restore into this sandbox (id or name) instead of the source sandbox.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// One difference between two trees.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DiffEntry {
+    /// Path inside the sandbox.
+    pub path: String,
+    /// `added`, `modified` or `deleted`.
+    pub kind: String,
+    /// Bytes of the file.
+    pub size: u64,
 }

@@ -101,6 +101,10 @@ id_type!(
     /// Identifies an image: `img-` and 8 hex digits.
     ImageId, "img-", "image"
 );
+id_type!(
+    /// Identifies a snapshot: `snap-` and 8 hex digits.
+    SnapshotId, "snap-", "snapshot"
+);
 
 #[cfg(test)]
 mod tests {

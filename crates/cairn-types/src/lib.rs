@@ -10,7 +10,7 @@ mod names;
 mod size;
 mod state;
 
-pub use ids::{IdError, ImageId, SandboxId};
+pub use ids::{IdError, ImageId, SandboxId, SnapshotId};
 pub use names::{validate_name, NameError};
 pub use size::{format_bytes, parse_size, SizeError};
-pub use state::{transition, RuntimeKind, SandboxState, StateError};
+pub use state::{transition, RuntimeKind, SandboxState, SnapshotState, StateError};

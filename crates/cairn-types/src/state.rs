@@ -108,6 +108,54 @@ pub fn transition(from: SandboxState, to: SandboxState) -> Result<SandboxState, 
     }
 }
 
+/// Where a snapshot is in its life: `creating → ready`, `failed` (with an
+/// error), `deleted` (being removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotState {
+    /// Being captured; not usable yet.
+    Creating,
+    /// Complete and durable: restore and fork work.
+    Ready,
+    /// Capture failed; the error is kept. Only delete works.
+    Failed,
+    /// Being deleted.
+    Deleted,
+}
+
+impl SnapshotState {
+    /// The lowercase name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Creating => "creating",
+            SnapshotState::Ready => "ready",
+            SnapshotState::Failed => "failed",
+            SnapshotState::Deleted => "deleted",
+        }
+    }
+}
+
+impl fmt::Display for SnapshotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SnapshotState {
+    type Err = StateError;
+    fn from_str(s: &str) -> Result<Self, StateError> {
+        [
+            SnapshotState::Creating,
+            SnapshotState::Ready,
+            SnapshotState::Failed,
+            SnapshotState::Deleted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| StateError::Unknown(s.to_string()))
+    }
+}
+
 /// Which OCI runtime drives a sandbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "lowercase")]

@@ -4,6 +4,7 @@ mod attach;
 mod client;
 mod exec;
 mod output;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,9 @@ const EXAMPLES: &str = "Examples:
   cairn exec $ID -- sh -c 'echo hi; exit 3'; echo $?      # prints hi, then 3
   cairn exec $ID 'ls / | wc -l'
   cairn ls --json | jq -r '.[].id'
+  SNAP=$(cairn snapshot create $ID --name baseline)
+  cairn snapshot restore $SNAP                               # roll back in place
+  cairn fork $SNAP --count 3                                 # three independent copies
   cairn destroy $ID --force";
 
 #[derive(Parser)]
@@ -88,6 +92,23 @@ enum Command {
         /// Destroy it even while it runs.
         #[arg(long, short)]
         force: bool,
+        /// Also delete its snapshots (they are kept by default).
+        #[arg(long)]
+        with_snapshots: bool,
+    },
+    /// Snapshots: create, list, inspect, restore, diff, delete.
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot::SnapshotCommand,
+    },
+    /// Make N new sandboxes from one snapshot, concurrently; prints their ids.
+    #[command(after_help = "Example:\n  cairn fork snap-1b2c3d4e --count 3")]
+    Fork {
+        /// Snapshot id.
+        snapshot: String,
+        /// How many forks.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
     },
     /// Manage images.
     Image {
@@ -99,8 +120,15 @@ enum Command {
 #[derive(ClapArgs)]
 struct UpArgs {
     /// Image name (see 'cairn image ls').
-    #[arg(long)]
-    image: String,
+    #[arg(
+        long,
+        required_unless_present = "from_snapshot",
+        conflicts_with = "from_snapshot"
+    )]
+    image: Option<String>,
+    /// Fork: start from a snapshot's files, with its image, runtime and resources (flags override).
+    #[arg(long, value_name = "SNAP")]
+    from_snapshot: Option<String>,
     /// A name for the sandbox, unique among yours.
     #[arg(long)]
     name: Option<String>,
@@ -155,7 +183,7 @@ fn default_endpoint() -> Endpoint {
     Endpoint::Unix(home.join("cairnd.sock"))
 }
 
-fn spinner(msg: &str) -> ProgressBar {
+pub(crate) fn spinner(msg: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
     pb.set_style(
         ProgressStyle::with_template("{spinner} {msg} {elapsed}")
@@ -203,7 +231,8 @@ async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Up(a) => {
             let req = CreateSandboxRequest {
-                image: a.image,
+                image: a.image.unwrap_or_default(),
+                from_snapshot: a.from_snapshot,
                 name: a.name,
                 runtime: a.runtime,
                 cpus: a.cpus,
@@ -241,11 +270,14 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Stop { sandbox } => lifecycle(&client, &sandbox, "stop", json).await?,
         Command::Start { sandbox } => lifecycle(&client, &sandbox, "start", json).await?,
-        Command::Destroy { sandbox, force } => {
+        Command::Destroy {
+            sandbox,
+            force,
+            with_snapshots,
+        } => {
             let path = format!(
-                "/v1/sandboxes/{}{}",
-                enc(&sandbox),
-                if force { "?force=true" } else { "" }
+                "/v1/sandboxes/{}?force={force}&with_snapshots={with_snapshots}",
+                enc(&sandbox)
             );
             client.empty(Method::DELETE, &path).await?;
             if json {
@@ -255,12 +287,16 @@ async fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Image { command } => image(&client, command, json).await?,
+        Command::Snapshot { command } => snapshot::run(&client, command, json).await?,
+        Command::Fork { snapshot, count } => {
+            snapshot::fork(&client, &snapshot, count, json).await?
+        }
     }
     Ok(0)
 }
 
 /// Percent-encodes a path segment (ids and names are tame, but users type anything).
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

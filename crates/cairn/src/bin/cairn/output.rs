@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use comfy_table::presets::NOTHING;
 use comfy_table::Table;
 
-use cairn_types::api::{ImageInfo, SandboxInfo};
+use cairn_types::api::{DiffEntry, ImageInfo, SandboxInfo, SnapshotInfo};
 use cairn_types::format_bytes;
 
 fn table(header: &[&str]) -> Table {
@@ -86,6 +86,57 @@ pub fn images(list: &[ImageInfo]) {
             i.source.clone(),
             age(i.created_at),
         ]);
+    }
+    println!("{t}");
+}
+
+pub fn snapshots(list: &[SnapshotInfo], with_sandbox: bool) {
+    let mut header = vec!["ID", "NAME", "SIZE", "CREATED", "STATE"];
+    if with_sandbox {
+        header.insert(1, "SANDBOX");
+    }
+    let mut t = table(&header);
+    for s in list {
+        let mut row = vec![
+            s.id.clone(),
+            s.name.clone(),
+            format_bytes(s.size_bytes),
+            age(s.created_at),
+            s.state.to_string(),
+        ];
+        if with_sandbox {
+            row.insert(1, s.sandbox.clone());
+        }
+        t.add_row(row);
+    }
+    println!("{t}");
+}
+
+pub fn snapshot(s: &SnapshotInfo) {
+    let mut t = table(&["FIELD", "VALUE"]);
+    let rows = [
+        ("id", s.id.clone()),
+        ("name", s.name.clone()),
+        ("state", s.state.to_string()),
+        ("error", s.error.clone().unwrap_or_default()),
+        ("sandbox", s.sandbox.clone()),
+        ("parent", s.parent.clone().unwrap_or_default()),
+        ("image", s.image.clone()),
+        ("runtime", s.runtime.to_string()),
+        ("size (exclusive)", format_bytes(s.size_bytes)),
+        ("size (total)", format_bytes(s.total_bytes)),
+        ("created", s.created_at.to_rfc3339()),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_string(), v]);
+    }
+    println!("{t}");
+}
+
+pub fn diff(list: &[DiffEntry]) {
+    let mut t = table(&["CHANGE", "PATH", "SIZE"]);
+    for d in list {
+        t.add_row(vec![d.kind.clone(), d.path.clone(), format_bytes(d.size)]);
     }
     println!("{t}");
 }

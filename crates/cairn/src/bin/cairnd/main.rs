@@ -41,6 +41,15 @@ struct Args {
     /// The runc binary.
     #[arg(long, env = "CAIRN_RUNC", default_value = "runc")]
     runc: PathBuf,
+    /// Most snapshots one sandbox may have.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    max_snapshots_per_sandbox: usize,
+    /// Most snapshot data one account may hold (each snapshot's own changes; shared data counts once).
+    #[arg(long, default_value = "10G", value_name = "SIZE")]
+    max_account_snapshot_size: String,
+    /// Largest change one snapshot may hold.
+    #[arg(long, default_value = "2G", value_name = "SIZE")]
+    max_snapshot_size: String,
     /// Runtime for sandboxes that do not name one: gvisor or runc.
     #[arg(long, env = "CAIRN_DEFAULT_RUNTIME", default_value = "gvisor")]
     default_runtime: String,
@@ -133,6 +142,13 @@ async fn run(args: Args) -> Result<()> {
     cfg.runsc = args.runsc.clone();
     cfg.runc = args.runc.clone();
     cfg.default_runtime = default_runtime;
+    cfg.snapshot_limits = cairn_engine::SnapshotLimits {
+        per_sandbox: args.max_snapshots_per_sandbox,
+        account_bytes: parse_size(&args.max_account_snapshot_size)
+            .context("invalid --max-account-snapshot-size")?,
+        snapshot_bytes: parse_size(&args.max_snapshot_size)
+            .context("invalid --max-snapshot-size")?,
+    };
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;

@@ -1,0 +1,122 @@
+//! Snapshot routes: create, list, inspect, restore, diff, delete.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use cairn_types::api::{
+    CreateSnapshotRequest, DiffEntry, ErrorBody, RestoreRequest, SandboxInfo, SnapshotInfo,
+};
+
+use crate::{Account, ApiError, AppState};
+use axum::body::Bytes;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body that may be left out (then every field takes its default).
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+}
+
+/// Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write capture.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path)), request_body = CreateSnapshotRequest,
+    responses((status = 201, body = SnapshotInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "name taken, wrong state or a limit reached")))]
+pub async fn create(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
+    let req: CreateSnapshotRequest = optional_json(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            st.engine
+                .create_snapshot(&account, &id, req.name.as_deref())
+                .await?,
+        ),
+    ))
+}
+
+/// A sandbox's snapshots, oldest first.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<SnapshotInfo>), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<SnapshotInfo>>> {
+    Ok(Json(st.engine.list_snapshots(&account, &id)?))
+}
+
+/// All the caller's snapshots, oldest first.
+#[utoipa::path(get, path = "/v1/snapshots", responses((status = 200, body = Vec<SnapshotInfo>)))]
+pub async fn list_all(
+    State(st): State<AppState>,
+    Account(account): Account,
+) -> ApiResult<Json<Vec<SnapshotInfo>>> {
+    Ok(Json(st.engine.list_all_snapshots(&account)?))
+}
+
+/// One snapshot.
+#[utoipa::path(get, path = "/v1/snapshots/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = SnapshotInfo), (status = 404, body = ErrorBody)))]
+pub async fn inspect(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SnapshotInfo>> {
+    Ok(Json(st.engine.inspect_snapshot(&account, &id)?))
+}
+
+/// Delete a snapshot; sandboxes forked or restored from it keep working.
+#[utoipa::path(delete, path = "/v1/snapshots/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.engine.delete_snapshot(&account, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Restore a snapshot in place into its source sandbox (or `to`): everything written since is discarded.
+#[utoipa::path(post, path = "/v1/snapshots/{id}/restore", params(("id" = String, Path)), request_body = RestoreRequest,
+    responses((status = 200, body = SandboxInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn restore(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<SandboxInfo>> {
+    let req: RestoreRequest = optional_json(&body)?;
+    Ok(Json(
+        st.engine
+            .restore_snapshot(&account, &id, req.to.as_deref())
+            .await?,
+    ))
+}
+
+/// Paths added, modified and deleted since the snapshot: against `against` (another snapshot) or the live sandbox.
+#[utoipa::path(get, path = "/v1/snapshots/{id}/diff",
+    params(("id" = String, Path), ("against" = Option<String>, Query, description = "a later snapshot; default: the live sandbox")),
+    responses((status = 200, body = Vec<DiffEntry>), (status = 404, body = ErrorBody)))]
+pub async fn diff(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<DiffEntry>>> {
+    Ok(Json(
+        st.engine
+            .diff_snapshot(&account, &id, q.get("against").map(String::as_str))
+            .await?,
+    ))
+}

@@ -1,0 +1,272 @@
+//! Snapshot rows.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row};
+
+use cairn_types::{RuntimeKind, SandboxId, SnapshotId, SnapshotState};
+
+use crate::{Db, DbError};
+
+/// A snapshot row.
+#[derive(Clone, Debug)]
+pub struct SnapshotRecord {
+    /// Its id.
+    pub id: SnapshotId,
+    /// Owning account.
+    pub account: String,
+    /// Source sandbox (may be destroyed).
+    pub sandbox_id: SandboxId,
+    /// Name, unique per sandbox.
+    pub name: String,
+    /// The snapshot it is incremental over.
+    pub parent_id: Option<SnapshotId>,
+    /// Image id of the source sandbox.
+    pub image_id: String,
+    /// Runtime of the source sandbox.
+    pub runtime: RuntimeKind,
+    /// CPU limit of the source.
+    pub cpus: f64,
+    /// Memory limit of the source.
+    pub memory_bytes: u64,
+    /// Process limit of the source.
+    pub pids_limit: u32,
+    /// Environment of the source.
+    pub env: Vec<String>,
+    /// Working directory of the source.
+    pub workdir: String,
+    /// State.
+    pub state: SnapshotState,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Bytes over its parent.
+    pub size_bytes: u64,
+    /// Bytes of its whole tree.
+    pub total_bytes: u64,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(e.to_string())
+}
+
+impl SnapshotRecord {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Self, DbError>> {
+        let id: String = r.get("id")?;
+        let sandbox: String = r.get("sandbox_id")?;
+        let parent: Option<String> = r.get("parent_id")?;
+        let runtime: String = r.get("runtime")?;
+        let state: String = r.get("state")?;
+        let env: String = r.get("env_json")?;
+        let build = || -> Result<Self, DbError> {
+            Ok(SnapshotRecord {
+                id: id.parse().map_err(corrupt)?,
+                account: r.get("account")?,
+                sandbox_id: sandbox.parse().map_err(corrupt)?,
+                name: r.get("name")?,
+                parent_id: parent.map(|p| p.parse()).transpose().map_err(corrupt)?,
+                image_id: r.get("image_id")?,
+                runtime: runtime.parse().map_err(DbError::Corrupt)?,
+                cpus: r.get("cpus")?,
+                memory_bytes: r.get::<_, i64>("memory_bytes")? as u64,
+                pids_limit: r.get("pids_limit")?,
+                env: serde_json::from_str(&env).map_err(corrupt)?,
+                workdir: r.get("workdir")?,
+                state: state.parse()?,
+                error: r.get("error")?,
+                size_bytes: r.get::<_, i64>("size_bytes")? as u64,
+                total_bytes: r.get::<_, i64>("total_bytes")? as u64,
+                created_at: r.get("created_at")?,
+            })
+        };
+        Ok(build())
+    }
+}
+
+impl Db {
+    fn query_snapshots<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+    ) -> Result<Vec<SnapshotRecord>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(p, SnapshotRecord::from_row)?;
+        let rows: Vec<Result<SnapshotRecord, DbError>> = rows
+            .map(|r| r.map_err(DbError::from).and_then(|r| r))
+            .collect();
+        rows.into_iter().collect()
+    }
+
+    /// Inserts a snapshot in state `creating`; a name already used on the sandbox is a conflict naming the holder.
+    pub fn insert_snapshot(&self, s: &SnapshotRecord) -> Result<(), DbError> {
+        let conn = self.conn();
+        let taken: Option<String> = conn
+            .query_row(
+                "SELECT id FROM snapshots WHERE sandbox_id = ?1 AND name = ?2",
+                params![s.sandbox_id.as_str(), s.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = taken {
+            return Err(DbError::Conflict(format!(
+                "sandbox {} already has a snapshot named '{}' ({id}): choose another name or delete it with 'cairn snapshot delete {id}'",
+                s.sandbox_id, s.name
+            )));
+        }
+        let env = serde_json::to_string(&s.env).map_err(corrupt)?;
+        conn.execute(
+            "INSERT INTO snapshots(id, account, sandbox_id, name, parent_id, image_id, runtime, cpus, memory_bytes, pids_limit,
+                                   env_json, workdir, state, error, size_bytes, total_bytes, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'creating', NULL, 0, 0, ?13)",
+            params![
+                s.id.as_str(),
+                s.account,
+                s.sandbox_id.as_str(),
+                s.name,
+                s.parent_id.as_ref().map(|p| p.as_str()),
+                s.image_id,
+                s.runtime.as_str(),
+                s.cpus,
+                s.memory_bytes as i64,
+                s.pids_limit,
+                env,
+                s.workdir,
+                s.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a snapshot ready with its sizes.
+    pub fn finish_snapshot(
+        &self,
+        id: &SnapshotId,
+        size_bytes: u64,
+        total_bytes: u64,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE snapshots SET state = 'ready', size_bytes = ?2, total_bytes = ?3 WHERE id = ?1",
+            params![id.as_str(), size_bytes as i64, total_bytes as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a snapshot's state (and error).
+    pub fn set_snapshot_state(
+        &self,
+        id: &SnapshotId,
+        state: SnapshotState,
+        error: Option<&str>,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE snapshots SET state = ?2, error = ?3 WHERE id = ?1",
+            params![id.as_str(), state.as_str(), error],
+        )?;
+        Ok(())
+    }
+
+    /// A snapshot by id (any account).
+    pub fn snapshot(&self, id: &SnapshotId) -> Result<Option<SnapshotRecord>, DbError> {
+        Ok(self
+            .query_snapshots("SELECT * FROM snapshots WHERE id = ?1", [id.as_str()])?
+            .pop())
+    }
+
+    /// A snapshot of `account` by id.
+    pub fn find_snapshot(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> Result<Option<SnapshotRecord>, DbError> {
+        Ok(self
+            .query_snapshots(
+                "SELECT * FROM snapshots WHERE account = ?1 AND id = ?2",
+                params![account, id],
+            )?
+            .pop())
+    }
+
+    /// Snapshots of a sandbox, oldest first (deleted ones excluded).
+    pub fn sandbox_snapshots(&self, sandbox: &SandboxId) -> Result<Vec<SnapshotRecord>, DbError> {
+        self.query_snapshots(
+            "SELECT * FROM snapshots WHERE sandbox_id = ?1 AND state != 'deleted' ORDER BY created_at, rowid",
+            [sandbox.as_str()],
+        )
+    }
+
+    /// Snapshots of an account, oldest first (deleted ones excluded).
+    pub fn account_snapshots(&self, account: &str) -> Result<Vec<SnapshotRecord>, DbError> {
+        self.query_snapshots(
+            "SELECT * FROM snapshots WHERE account = ?1 AND state != 'deleted' ORDER BY created_at, rowid",
+            [account],
+        )
+    }
+
+    /// Every snapshot row (start-up recovery).
+    pub fn all_snapshots(&self) -> Result<Vec<SnapshotRecord>, DbError> {
+        self.query_snapshots("SELECT * FROM snapshots ORDER BY created_at, rowid", [])
+    }
+
+    /// Removes a snapshot row, re-parenting its children onto its parent.
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let parent: Option<String> = tx
+            .query_row(
+                "SELECT parent_id FROM snapshots WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        tx.execute(
+            "UPDATE snapshots SET parent_id = ?2 WHERE parent_id = ?1",
+            params![id.as_str(), parent],
+        )?;
+        tx.execute(
+            "UPDATE sandboxes SET parent_snapshot = ?2 WHERE parent_snapshot = ?1",
+            params![id.as_str(), parent],
+        )?;
+        tx.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records which snapshot a sandbox's root now descends from, and its image.
+    pub fn set_sandbox_origin(
+        &self,
+        sandbox: &SandboxId,
+        snapshot: Option<&SnapshotId>,
+        image_id: &str,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE sandboxes SET parent_snapshot = ?2, image_id = ?3 WHERE id = ?1",
+            params![sandbox.as_str(), snapshot.map(|s| s.as_str()), image_id],
+        )?;
+        Ok(())
+    }
+
+    /// The snapshot a sandbox's root descends from.
+    pub fn sandbox_origin(&self, sandbox: &SandboxId) -> Result<Option<SnapshotId>, DbError> {
+        let v: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT parent_snapshot FROM sandboxes WHERE id = ?1",
+                [sandbox.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        v.map(|s| s.parse().map_err(corrupt)).transpose()
+    }
+
+    /// Images used by snapshots (an image they need must not be removed).
+    pub fn image_snapshot_users(&self, image_id: &str) -> Result<Vec<String>, DbError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id FROM snapshots WHERE image_id = ?1 ORDER BY created_at")?;
+        let rows = stmt.query_map([image_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,505 @@
+//! Snapshots: capture a sandbox's root filesystem as a read-only btrfs
+//! subvolume during a brief pause; restore one in place; list, inspect,
+//! diff and delete. Forks (`create_sandbox` with `from_snapshot`) live with
+//! sandbox creation.
+//!
+//! Layout: `pool/snapshots/<snap>/rootfs` (read-only subvolume) and
+//! `pool/snapshots/<snap>/manifest.json` beside it. Every change follows
+//! "state column first, side effect second, state update last", and
+//! recovery knows each intermediate state.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use cairn_db::SnapshotRecord;
+use cairn_runtime::bundle::write_atomic;
+use cairn_storage::Storage;
+use cairn_types::api::{DiffEntry, SandboxInfo, SnapshotInfo};
+use cairn_types::{format_bytes, validate_name, SandboxState, SnapshotId, SnapshotState};
+
+use crate::{Engine, EngineError, Result};
+
+/// Snapshot limits (defaults from the design: 20 per sandbox, 10 GiB per account, 2 GiB per snapshot).
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotLimits {
+    /// Snapshots one sandbox may have.
+    pub per_sandbox: usize,
+    /// Bytes of snapshot data one account may hold (each snapshot's own delta, so shared data counts once).
+    pub account_bytes: u64,
+    /// Largest delta one snapshot may hold.
+    pub snapshot_bytes: u64,
+}
+
+impl Default for SnapshotLimits {
+    fn default() -> Self {
+        SnapshotLimits {
+            per_sandbox: 20,
+            account_bytes: 10 << 30,
+            snapshot_bytes: 2 << 30,
+        }
+    }
+}
+
+/// The manifest written beside a snapshot's tree.
+#[derive(serde::Serialize)]
+struct Manifest<'a> {
+    format: &'static str,
+    version: u32,
+    id: &'a str,
+    name: &'a str,
+    sandbox: &'a str,
+    parent: Option<&'a str>,
+    image: &'a str,
+    runtime: &'a str,
+    cpus: f64,
+    memory_bytes: u64,
+    pids_limit: u32,
+    env: &'a [String],
+    workdir: &'a str,
+    created_at: String,
+}
+
+impl Engine {
+    pub(crate) fn snapshots_dir(&self) -> PathBuf {
+        self.pool.root().join("snapshots")
+    }
+
+    pub(crate) fn snapshot_rootfs(&self, id: &SnapshotId) -> PathBuf {
+        self.snapshots_dir().join(id.as_str()).join("rootfs")
+    }
+
+    pub(crate) fn snapshot_info(&self, s: &SnapshotRecord) -> SnapshotInfo {
+        let image = self
+            .db
+            .image(&s.image_id)
+            .ok()
+            .flatten()
+            .map(|i| i.name)
+            .unwrap_or_else(|| s.image_id.clone());
+        SnapshotInfo {
+            id: s.id.to_string(),
+            name: s.name.clone(),
+            sandbox: s.sandbox_id.to_string(),
+            parent: s.parent_id.as_ref().map(|p| p.to_string()),
+            image,
+            runtime: s.runtime,
+            state: s.state,
+            error: s.error.clone(),
+            size_bytes: s.size_bytes,
+            total_bytes: s.total_bytes,
+            created_at: s.created_at,
+        }
+    }
+
+    fn find_snapshot(&self, account: &str, id: &str) -> Result<SnapshotRecord> {
+        self.db
+            .find_snapshot(account, id)?
+            .filter(|s| s.state != SnapshotState::Deleted)
+            .ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "no snapshot '{id}': list them with 'cairn snapshot list --all'"
+                ))
+            })
+    }
+
+    /// A snapshot of `account` that can be restored or forked.
+    pub(crate) fn ready_snapshot(&self, account: &str, id: &str) -> Result<SnapshotRecord> {
+        let s = self.find_snapshot(account, id)?;
+        if s.state != SnapshotState::Ready {
+            return Err(EngineError::Conflict(format!(
+                "snapshot {} is {}{}: only a ready snapshot can be restored or forked",
+                s.id,
+                s.state,
+                s.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Snapshots `sandbox` (running, paused or stopped) of `account`.
+    pub async fn create_snapshot(
+        &self,
+        account: &str,
+        sandbox: &str,
+        name: Option<&str>,
+    ) -> Result<SnapshotInfo> {
+        let name = match name {
+            Some(n) => {
+                validate_name(n)?;
+                n.to_string()
+            }
+            None => Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string(),
+        };
+        let r = self.find(account, sandbox)?;
+        let lock = self.lock_for(&r.id);
+        let _guard = lock.lock().await;
+        let r = self.find(account, r.id.as_str())?;
+        if !matches!(
+            r.state,
+            SandboxState::Running | SandboxState::Paused | SandboxState::Stopped
+        ) {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {} is {} and cannot be snapshotted",
+                r.id, r.state
+            )));
+        }
+        let existing = self.db.sandbox_snapshots(&r.id)?;
+        let limits = self.cfg.snapshot_limits;
+        if existing.len() >= limits.per_sandbox {
+            return Err(EngineError::Limit(format!(
+                "sandbox {} already has {} snapshots, the limit is {} per sandbox: delete one with 'cairn snapshot delete SNAP'",
+                r.id,
+                existing.len(),
+                limits.per_sandbox
+            )));
+        }
+        let snap = SnapshotRecord {
+            id: SnapshotId::generate(),
+            account: account.to_string(),
+            sandbox_id: r.id.clone(),
+            name,
+            parent_id: self.db.sandbox_origin(&r.id)?,
+            image_id: r.image_id.clone(),
+            runtime: r.runtime,
+            cpus: r.cpus,
+            memory_bytes: r.memory_bytes,
+            pids_limit: r.pids_limit,
+            env: r.env.clone(),
+            workdir: r.workdir.clone(),
+            state: SnapshotState::Creating,
+            error: None,
+            size_bytes: 0,
+            total_bytes: 0,
+            created_at: Utc::now(),
+        };
+        // State first: a crash from here on leaves a `creating` row that recovery turns into `failed`.
+        self.db
+            .insert_snapshot(&snap)
+            .map_err(EngineError::from_db)?;
+        match self.capture(&r, &snap).await {
+            Ok((size, total)) => {
+                self.db.finish_snapshot(&snap.id, size, total)?;
+                self.db
+                    .set_sandbox_origin(&r.id, Some(&snap.id), &r.image_id)?;
+                tracing::info!(sandbox = %r.id, snapshot = %snap.id, size, "snapshot ready");
+            }
+            Err(e) => {
+                tracing::warn!(sandbox = %r.id, snapshot = %snap.id, error = %e, "snapshot failed");
+                self.remove_snapshot_files(&snap.id).await;
+                let _ = self.db.set_snapshot_state(
+                    &snap.id,
+                    SnapshotState::Failed,
+                    Some(&e.to_string()),
+                );
+                return Err(e);
+            }
+        }
+        let done = self
+            .db
+            .snapshot(&snap.id)?
+            .ok_or_else(|| EngineError::Internal("snapshot vanished".into()))?;
+        Ok(self.snapshot_info(&done))
+    }
+
+    /// Pause, read-only subvolume snapshot, resume; then manifest and sizes.
+    async fn capture(
+        &self,
+        r: &cairn_db::SandboxRecord,
+        snap: &SnapshotRecord,
+    ) -> Result<(u64, u64)> {
+        let dir = self.snapshots_dir().join(snap.id.as_str());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        let rt = self.runtime(r.runtime)?;
+        let running = r.state == SandboxState::Running;
+        if running && r.runtime == cairn_types::RuntimeKind::Gvisor {
+            // gVisor's sentry may hold written file data in its own cache: flush it to the host first.
+            self.flush_gvisor(r).await;
+        }
+        if running {
+            rt.pause(r.id.as_str()).await?;
+        }
+        let taken = self
+            .storage
+            .snapshot(&self.rootfs(&r.id), &dir.join("rootfs"), true)
+            .await;
+        if running {
+            if let Err(e) = rt.resume(r.id.as_str()).await {
+                tracing::error!(sandbox = %r.id, error = %e, "could not resume after a snapshot");
+            }
+        }
+        taken?;
+        crate::crash_point("snapshot-after-subvolume");
+        let manifest = Manifest {
+            format: "cairn-snapshot",
+            version: 1,
+            id: snap.id.as_str(),
+            name: &snap.name,
+            sandbox: snap.sandbox_id.as_str(),
+            parent: snap.parent_id.as_ref().map(|p| p.as_str()),
+            image: &snap.image_id,
+            runtime: snap.runtime.as_str(),
+            cpus: snap.cpus,
+            memory_bytes: snap.memory_bytes,
+            pids_limit: snap.pids_limit,
+            env: &snap.env,
+            workdir: &snap.workdir,
+            created_at: snap.created_at.to_rfc3339(),
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        write_atomic(&dir.join("manifest.json"), &json)
+            .map_err(|e| EngineError::Internal(format!("cannot write the manifest: {e}")))?;
+        let (size, total) = self.measure(snap).await?;
+        let limits = self.cfg.snapshot_limits;
+        if size > limits.snapshot_bytes {
+            return Err(EngineError::Limit(format!(
+                "this snapshot holds {} of changes, over the limit of {} per snapshot: remove large files first or raise --max-snapshot-size",
+                format_bytes(size),
+                format_bytes(limits.snapshot_bytes)
+            )));
+        }
+        let used: u64 = self
+            .db
+            .account_snapshots(&snap.account)?
+            .iter()
+            .filter(|s| s.state == SnapshotState::Ready)
+            .map(|s| s.size_bytes)
+            .sum();
+        if used + size > limits.account_bytes {
+            return Err(EngineError::Limit(format!(
+                "the account's snapshots would hold {} (now {}, this one {}), over the limit of {}: delete old snapshots",
+                format_bytes(used + size),
+                format_bytes(used),
+                format_bytes(size),
+                format_bytes(limits.account_bytes)
+            )));
+        }
+        Ok((size, total))
+    }
+
+    async fn flush_gvisor(&self, r: &cairn_db::SandboxRecord) {
+        let Ok(rt) = self.runtime(r.runtime) else {
+            return;
+        };
+        let spec = cairn_runtime::ExecSpec {
+            args: vec!["sync".into()],
+            env: r.env.clone(),
+            cwd: "/".into(),
+        };
+        let scratch = self.run_dir(&r.id).join("exec");
+        if let Ok(mut child) = rt
+            .exec(
+                r.id.as_str(),
+                &spec,
+                &scratch,
+                cairn_runtime::ExecIo::Pipes { stdin: false },
+            )
+            .await
+        {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(30), child.child.wait()).await;
+            let _ = std::fs::remove_file(&child.pid_file);
+            let _ = std::fs::remove_file(child.pid_file.with_extension("json"));
+        }
+    }
+
+    /// (bytes changed over the parent snapshot — or over the image —, bytes of the whole tree).
+    async fn measure(&self, snap: &SnapshotRecord) -> Result<(u64, u64)> {
+        let base = match &snap.parent_id {
+            Some(p) => self.snapshot_rootfs(p),
+            None => self.images_dir().join(&snap.image_id),
+        };
+        let tree = self.snapshot_rootfs(&snap.id);
+        tokio::task::spawn_blocking(move || {
+            let total = cairn_images::dir_size(&tree);
+            let size = match cairn_storage::diff_trees(&base, &tree) {
+                Ok(changes) => cairn_storage::diff::delta_bytes(&changes),
+                Err(_) => total,
+            };
+            (size, total)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// Removes a snapshot's files (subvolume, manifest, directory); best effort.
+    pub(crate) async fn remove_snapshot_files(&self, id: &SnapshotId) {
+        let dir = self.snapshots_dir().join(id.as_str());
+        if let Err(e) = self.storage.delete_subvolume(&dir.join("rootfs")).await {
+            tracing::warn!(snapshot = %id, error = %e, "could not delete the snapshot subvolume");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Snapshots of one sandbox, oldest first.
+    pub fn list_snapshots(&self, account: &str, sandbox: &str) -> Result<Vec<SnapshotInfo>> {
+        let r = self.find(account, sandbox);
+        let id = match r {
+            Ok(r) => r.id,
+            // A destroyed sandbox's snapshots are still listed by its id.
+            Err(e) => match sandbox.parse() {
+                Ok(id) => id,
+                Err(_) => return Err(e),
+            },
+        };
+        let list = self.db.sandbox_snapshots(&id)?;
+        Ok(list
+            .iter()
+            .filter(|s| s.account == account)
+            .map(|s| self.snapshot_info(s))
+            .collect())
+    }
+
+    /// All snapshots of an account, oldest first.
+    pub fn list_all_snapshots(&self, account: &str) -> Result<Vec<SnapshotInfo>> {
+        Ok(self
+            .db
+            .account_snapshots(account)?
+            .iter()
+            .map(|s| self.snapshot_info(s))
+            .collect())
+    }
+
+    /// One snapshot.
+    pub fn inspect_snapshot(&self, account: &str, id: &str) -> Result<SnapshotInfo> {
+        Ok(self.snapshot_info(&self.find_snapshot(account, id)?))
+    }
+
+    /// Deletes a snapshot. Forks and restored sandboxes are independent subvolumes, so they keep working.
+    pub async fn delete_snapshot(&self, account: &str, id: &str) -> Result<()> {
+        let s = self.find_snapshot(account, id)?;
+        let lock = self.lock_for(&s.sandbox_id);
+        let _guard = lock.lock().await;
+        self.db
+            .set_snapshot_state(&s.id, SnapshotState::Deleted, None)?;
+        self.remove_snapshot_files(&s.id).await;
+        self.db.delete_snapshot(&s.id)?;
+        tracing::info!(snapshot = %s.id, "snapshot deleted");
+        Ok(())
+    }
+
+    /// Restores a snapshot into its source sandbox, or into `to`: the sandbox's files become
+    /// exactly the snapshot's; what was written since is discarded; a running sandbox restarts.
+    pub async fn restore_snapshot(
+        &self,
+        account: &str,
+        id: &str,
+        to: Option<&str>,
+    ) -> Result<SandboxInfo> {
+        let snap = self.ready_snapshot(account, id)?;
+        let target = match to {
+            Some(t) => self.find(account, t)?,
+            None => self.find(account, snap.sandbox_id.as_str()).map_err(|_| {
+                EngineError::NotFound(format!(
+                    "the source sandbox {} of snapshot {} is gone: restore into another with --to SANDBOX, or fork it with 'cairn up --from-snapshot {}'",
+                    snap.sandbox_id, snap.id, snap.id
+                ))
+            })?,
+        };
+        let lock = self.lock_for(&target.id);
+        let _guard = lock.lock().await;
+        let target = self.find(account, target.id.as_str())?;
+        if !matches!(
+            target.state,
+            SandboxState::Running | SandboxState::Paused | SandboxState::Stopped
+        ) {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {} is {} and cannot be restored",
+                target.id, target.state
+            )));
+        }
+        if target.runtime != snap.runtime {
+            tracing::info!(sandbox = %target.id, "restoring a snapshot taken under another runtime");
+        }
+        let root = self.rootfs(&target.id);
+        let staged = root.with_extension("restore");
+        // 1. Stage the new root beside the old one (recovery: a leftover `.restore` is discarded
+        //    while the old root exists, or moved into place when it does not).
+        let _ = self.storage.delete_subvolume(&staged).await;
+        self.storage
+            .snapshot(&self.snapshot_rootfs(&snap.id), &staged, false)
+            .await?;
+        // 2. Stop the processes, swap the roots, start again.
+        let was_running = matches!(target.state, SandboxState::Running | SandboxState::Paused);
+        if was_running {
+            self.halt(&target).await?;
+        }
+        self.storage.delete_subvolume(&root).await?;
+        crate::crash_point("restore-after-delete");
+        std::fs::rename(&staged, &root).map_err(|e| {
+            EngineError::Internal(format!("cannot move the restored root into place: {e}"))
+        })?;
+        self.db
+            .set_sandbox_origin(&target.id, Some(&snap.id), &snap.image_id)?;
+        if was_running {
+            if let Err(e) = self.boot(&target).await {
+                self.db.set_state(
+                    &target.id,
+                    SandboxState::Stopped,
+                    Some(&format!("restart after restore failed: {e}")),
+                )?;
+                return Err(e);
+            }
+            self.db.set_state(&target.id, SandboxState::Running, None)?;
+        }
+        tracing::info!(sandbox = %target.id, snapshot = %snap.id, "snapshot restored");
+        Ok(self.info(&self.find(account, target.id.as_str())?))
+    }
+
+    /// Paths added, modified and deleted from snapshot `a` to snapshot `b`, or to `a`'s live sandbox.
+    pub async fn diff_snapshot(
+        &self,
+        account: &str,
+        a: &str,
+        b: Option<&str>,
+    ) -> Result<Vec<DiffEntry>> {
+        let a = self.find_snapshot(account, a)?;
+        let new = match b {
+            Some(b) => self.snapshot_rootfs(&self.find_snapshot(account, b)?.id),
+            None => {
+                let live = self.find(account, a.sandbox_id.as_str()).map_err(|_| {
+                    EngineError::NotFound(format!(
+                        "the source sandbox {} of snapshot {} is gone: compare with another snapshot instead",
+                        a.sandbox_id, a.id
+                    ))
+                })?;
+                self.rootfs(&live.id)
+            }
+        };
+        let old = self.snapshot_rootfs(&a.id);
+        let changes = tokio::task::spawn_blocking(move || cairn_storage::diff_trees(&old, &new))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(changes
+            .into_iter()
+            .map(|c| DiffEntry {
+                path: c.path,
+                kind: serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                size: c.size,
+            })
+            .collect())
+    }
+
+    /// Deletes every snapshot taken from a sandbox (for `destroy --with-snapshots`).
+    pub(crate) async fn delete_sandbox_snapshots(
+        &self,
+        sandbox: &cairn_types::SandboxId,
+    ) -> Result<()> {
+        for s in self.db.sandbox_snapshots(sandbox)? {
+            self.db
+                .set_snapshot_state(&s.id, SnapshotState::Deleted, None)?;
+            self.remove_snapshot_files(&s.id).await;
+            self.db.delete_snapshot(&s.id)?;
+        }
+        Ok(())
+    }
+}

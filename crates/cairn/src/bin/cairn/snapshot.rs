@@ -1,0 +1,177 @@
+//! `cairn snapshot …` and `cairn fork`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use hyper::Method;
+use serde_json::json;
+
+use cairn_types::api::{DiffEntry, SandboxInfo, SnapshotInfo};
+
+use crate::client::Client;
+use crate::{enc, output, spinner};
+
+#[derive(Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot a sandbox: a brief pause, then a read-only copy-on-write capture of its files. Prints the id.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot create sbx-7f3a9c2e --name baseline-passing\n  SNAP=$(cairn snapshot create my-box)"
+    )]
+    Create {
+        /// Sandbox id or name.
+        sandbox: String,
+        /// Name, unique per sandbox [default: the UTC time].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a sandbox's snapshots (oldest first), or with --all every snapshot of yours.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot list sbx-7f3a9c2e\n  cairn snapshot list sbx-7f3a9c2e --json | jq -r '.[-1].id'   # the latest\n  cairn snapshot list --all"
+    )]
+    List {
+        /// Sandbox id or name.
+        #[arg(required_unless_present = "all")]
+        sandbox: Option<String>,
+        /// Every snapshot of your account.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a snapshot's manifest: parent, source sandbox, image, runtime, sizes.
+    #[command(after_help = "Example:\n  cairn snapshot inspect snap-1b2c3d4e --json")]
+    Inspect {
+        /// Snapshot id.
+        snapshot: String,
+    },
+    /// Restore a snapshot in place. OVERWRITES the sandbox's files: everything written since the
+    /// snapshot is discarded, and its processes restart on the restored files.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot restore snap-1b2c3d4e                 # into the sandbox it was taken from\n  cairn snapshot restore snap-1b2c3d4e --to sbx-0a1b2c3d"
+    )]
+    Restore {
+        /// Snapshot id.
+        snapshot: String,
+        /// Restore into this sandbox instead of the source one (same account).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Delete a snapshot; sandboxes forked or restored from it keep working.
+    #[command(after_help = "Example:\n  cairn snapshot delete snap-1b2c3d4e")]
+    Delete {
+        /// Snapshot id.
+        snapshot: String,
+    },
+    /// Paths added, modified and deleted since a snapshot: against another snapshot, or the live sandbox.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot diff snap-1b2c3d4e                    # against its live sandbox\n  cairn snapshot diff snap-1b2c3d4e snap-5f6a7b8c --json"
+    )]
+    Diff {
+        /// The older snapshot.
+        snapshot: String,
+        /// A later snapshot [default: the live sandbox].
+        against: Option<String>,
+    },
+}
+
+pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()> {
+    match cmd {
+        SnapshotCommand::Create { sandbox, name } => {
+            let pb = spinner(&format!("snapshotting {sandbox}"));
+            let res: Result<SnapshotInfo> = client
+                .json(
+                    Method::POST,
+                    &format!("/v1/sandboxes/{}/snapshots", enc(&sandbox)),
+                    Some(json!({ "name": name })),
+                )
+                .await;
+            pb.finish_and_clear();
+            output::show(json, &res?, |s| println!("{}", s.id))?;
+        }
+        SnapshotCommand::List { sandbox, all } => {
+            let path = match (all, sandbox) {
+                (true, _) | (false, None) => "/v1/snapshots".to_string(),
+                (false, Some(s)) => format!("/v1/sandboxes/{}/snapshots", enc(&s)),
+            };
+            let list: Vec<SnapshotInfo> = client.json(Method::GET, &path, None).await?;
+            output::show(json, &list, |l| output::snapshots(l, all))?;
+        }
+        SnapshotCommand::Inspect { snapshot } => {
+            let s: SnapshotInfo = client
+                .json(
+                    Method::GET,
+                    &format!("/v1/snapshots/{}", enc(&snapshot)),
+                    None,
+                )
+                .await?;
+            output::show(json, &s, output::snapshot)?;
+        }
+        SnapshotCommand::Restore { snapshot, to } => {
+            let pb = spinner(&format!("restoring {snapshot}"));
+            let res: Result<SandboxInfo> = client
+                .json(
+                    Method::POST,
+                    &format!("/v1/snapshots/{}/restore", enc(&snapshot)),
+                    Some(json!({ "to": to })),
+                )
+                .await;
+            pb.finish_and_clear();
+            output::show(json, &res?, |s| println!("{}", s.id))?;
+        }
+        SnapshotCommand::Delete { snapshot } => {
+            client
+                .empty(Method::DELETE, &format!("/v1/snapshots/{}", enc(&snapshot)))
+                .await?;
+            output::show(json, &json!({ "deleted": snapshot }), |_| {
+                println!("{snapshot}")
+            })?;
+        }
+        SnapshotCommand::Diff { snapshot, against } => {
+            let mut path = format!("/v1/snapshots/{}/diff", enc(&snapshot));
+            if let Some(b) = against {
+                path.push_str(&format!("?against={}", enc(&b)));
+            }
+            let list: Vec<DiffEntry> = client.json(Method::GET, &path, None).await?;
+            output::show(json, &list, |l| output::diff(l))?;
+        }
+    }
+    Ok(())
+}
+
+/// `cairn fork SNAP --count N`: N sandboxes from one snapshot, created concurrently.
+pub async fn fork(client: &Client, snapshot: &str, count: u32, json: bool) -> Result<()> {
+    if count == 0 || count > 256 {
+        anyhow::bail!("invalid --count {count}: give 1 to 256");
+    }
+    let pb = spinner(&format!("forking {snapshot} ×{count}"));
+    let body = json!({ "from_snapshot": snapshot });
+    let requests = (0..count)
+        .map(|_| client.json::<SandboxInfo>(Method::POST, "/v1/sandboxes", Some(body.clone())));
+    let results = futures_util::future::join_all(requests).await;
+    pb.finish_and_clear();
+    let mut made = Vec::new();
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(s) => made.push(s),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        if !made.is_empty() {
+            eprintln!(
+                "cairn: {} of {count} forks were made: {}",
+                made.len(),
+                made.iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        return Err(e);
+    }
+    output::show(json, &made, |m| {
+        for s in m {
+            println!("{}", s.id);
+        }
+    })
+}
