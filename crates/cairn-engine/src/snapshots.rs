@@ -220,6 +220,14 @@ impl Engine {
             // gVisor's sentry may hold written file data in its own cache: flush it to the host first.
             self.flush_gvisor(r).await;
         }
+        // Flush dirty data while the sandbox still runs, so the pause only covers what is
+        // written in between (btrfs flushes the subvolume's dirty data inside the snapshot).
+        let root = self.rootfs(&r.id);
+        let _ = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&root).map(|f| rustix::fs::syncfs(&f))
+        })
+        .await;
+        let paused_at = std::time::Instant::now();
         if running {
             rt.pause(r.id.as_str()).await?;
         }
@@ -231,6 +239,8 @@ impl Engine {
             if let Err(e) = rt.resume(r.id.as_str()).await {
                 tracing::error!(sandbox = %r.id, error = %e, "could not resume after a snapshot");
             }
+            let paused_us = paused_at.elapsed().as_micros() as u64;
+            tracing::info!(sandbox = %r.id, snapshot = %snap.id, paused_us, "sandbox resumed after the capture");
         }
         taken?;
         crate::crash_point("snapshot-after-subvolume");

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Benchmark: snapshots and forks through Cairn vs raw btrfs/runtime, in one run.
+#  1. snapshot create (pause -> ready) of a runc sandbox with 1 MiB and 1 GiB written,
+#     vs raw `btrfs subvolume snapshot -r` of the same subvolume; 1 GiB / 1 MiB ratio;
+#     the pause window cairnd logs (runtime pause .. resume, an upper bound of what the sandbox sees)
+#  2. fork to exec-ready (`cairn up --from-snapshot`) vs raw btrfs snapshot + create + start, per runtime
+#  3. 100 forks of one snapshot (`cairn fork --count 100`, runc): total time, pool growth per fork
+#  4. 20 snapshots of a 1 GiB tree with 1% rewritten between each: pool bytes used vs one copy
+# Usage (root, after scripts/setup.sh): bench/snapshot.sh [ITERATIONS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-5}
+cargo build --release --workspace --bins -q
+BIN=$PWD/target/release
+export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
+scripts/make-base-rootfs.sh "$CAIRN_HOME/rootfs-src" >/dev/null
+"$BIN/cairnd" --pool-size 12G --max-snapshot-size 4G --max-account-snapshot-size 100G >"$CAIRN_HOME/cairnd.log" 2>&1 &
+DAEMON=$!
+cleanup() {
+  for id in $("$BIN/cairn" ls --json 2>/dev/null | jq -r '.[].id'); do "$BIN/cairn" destroy --force "$id" >/dev/null 2>&1 || true; done
+  for r in runc runsc; do for id in $($r --root "$CAIRN_HOME/raw-$r" list --quiet 2>/dev/null); do
+    $r --root "$CAIRN_HOME/raw-$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/raw-$r" delete -force "$id" >/dev/null 2>&1 || true; done; done
+  kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true
+  umount "$CAIRN_HOME/pool" 2>/dev/null || umount -l "$CAIRN_HOME/pool" 2>/dev/null || true
+  rm -rf "$CAIRN_HOME"
+}
+trap cleanup EXIT
+C="$BIN/cairn"
+for _ in $(seq 200); do $C ls >/dev/null 2>&1 && break; sleep 0.05; done
+$C image import "$CAIRN_HOME/rootfs-src" --name base >/dev/null
+IMG=$(ls -d "$CAIRN_HOME"/pool/images/img-*)
+now() { date +%s%N; }
+ms() { echo "scale=2; $1 / 1000000" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+used() { btrfs filesystem du -s --raw "$CAIRN_HOME/pool" 2>/dev/null | awk 'NR==2 {print $2 + $3}'; }
+pool_used() { sync; btrfs filesystem sync "$CAIRN_HOME/pool" >/dev/null; btrfs filesystem usage -b "$CAIRN_HOME/pool" 2>/dev/null | awk '/Used:/ {print $2; exit}'; }
+
+echo "== 1. snapshot create (runc), mean of $N"
+printf '%-8s %12s %12s %8s %14s\n' tree cairn_ms raw_ms ratio max_pause_ms
+declare -A SNAPMS
+for tree in 1M 1G; do
+  ID=$($C up --image base --runtime runc --memory 1G)
+  if [ $tree = 1M ]; then $C exec "$ID" 'dd if=/dev/urandom of=/root/data bs=1M count=1 2>/dev/null'
+  else $C exec "$ID" 'mkdir /root/d; for i in $(seq 1 1024); do head -c 1048576 /dev/urandom > /root/d/f$i; done'; fi
+  sync   # both sides start from flushed data (a snapshot of unflushed data pays the flush)
+  t=0
+  for i in $(seq "$N"); do t0=$(now); $C snapshot create "$ID" >/dev/null; t=$((t + $(now) - t0)); done
+  cairn=$((t / N))
+  t=0
+  for i in $(seq "$N"); do
+    t0=$(now); btrfs -q subvolume snapshot -r "$CAIRN_HOME/pool/sandboxes/$ID" "$CAIRN_HOME/pool/raw-$tree-$i" >/dev/null; t=$((t + $(now) - t0))
+  done
+  raw=$((t / N))
+  for i in $(seq "$N"); do btrfs -q subvolume delete "$CAIRN_HOME/pool/raw-$tree-$i" >/dev/null; done
+  pause=$(grep "sandbox=$ID" "$CAIRN_HOME/cairnd.log" | grep -o 'paused_us[^0-9]*[0-9]*' | grep -o '[0-9]*$' | sort -n | tail -1)
+  SNAPMS[$tree]=$cairn
+  printf '%-8s %12s %12s %8s %14s\n' $tree "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)" "$(echo "scale=2; $pause / 1000" | bc)"
+  $C destroy --force --with-snapshots "$ID" >/dev/null
+done
+echo "1 GiB / 1 MiB snapshot time: $(ratio ${SNAPMS[1G]} ${SNAPMS[1M]})"
+
+echo "== 2. fork to exec-ready, mean of $N"
+printf '%-8s %12s %12s %8s\n' runtime cairn_ms raw_ms ratio
+for rt in runc gvisor; do
+  if [ $rt = gvisor ]; then RAW="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"; else RAW="runc --root $CAIRN_HOME/raw-runc"; fi
+  SRC=$($C up --image base --runtime $rt)
+  SNAP=$($C snapshot create "$SRC")
+  SNAPDIR=$CAIRN_HOME/pool/snapshots/$SNAP/rootfs
+  forks=(); t=0
+  for i in $(seq "$N"); do t0=$(now); forks+=("$($C up --from-snapshot "$SNAP")"); t=$((t + $(now) - t0)); done
+  cairn=$((t / N))
+  tmpl=$CAIRN_HOME/run/${forks[0]}/config.json
+  t=0
+  for i in $(seq "$N"); do
+    b=$CAIRN_HOME/rawbundle-$rt-$i; mkdir -p "$b"; root=$CAIRN_HOME/pool/sandboxes/f$i-$rt
+    jq --arg r "$root" --arg c "/cairn-raw/f$i-$rt" '.root.path=$r | .linux.cgroupsPath=$c' "$tmpl" > "$b/config.json"
+    t0=$(now)
+    btrfs -q subvolume snapshot "$SNAPDIR" "$root" >/dev/null
+    $RAW create --bundle "$b" "f$i-$rt" </dev/null >/dev/null 2>&1
+    $RAW start "f$i-$rt"
+    t=$((t + $(now) - t0))
+  done
+  raw=$((t / N))
+  printf '%-8s %12s %12s %8s\n' $rt "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)"
+  for i in $(seq "$N"); do $RAW delete --force "f$i-$rt" >/dev/null 2>&1 || $RAW delete -force "f$i-$rt" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/f$i-$rt" >/dev/null 2>&1 || true; done
+  for f in "${forks[@]}"; do $C destroy --force "$f" >/dev/null; done
+  $C destroy --force --with-snapshots "$SRC" >/dev/null
+done
+
+echo "== 3. 100 forks of one snapshot (runc)"
+SRC=$($C up --image base --runtime runc --memory 64M)
+$C exec "$SRC" 'head -c 10485760 /dev/urandom > /root/ten-mib'
+SNAP=$($C snapshot create "$SRC")
+before=$(pool_used)
+t0=$(now)
+$C fork "$SNAP" --count 100 > "$CAIRN_HOME/forks.txt"
+total=$(( $(now) - t0 ))
+after=$(pool_used)
+echo "100 forks: $(ms $total) ms total, $(echo "scale=1; $total / 100000000" | bc) ms per fork; pool growth $(( (after - before) / 100 )) bytes per fork (tree holds 10 MiB)"
+for f in $(cat "$CAIRN_HOME/forks.txt"); do $C destroy --force "$f" >/dev/null; done
+$C destroy --force --with-snapshots "$SRC" >/dev/null
+
+echo "== 4. 20 snapshots of a 1 GiB tree, 1% rewritten between each (runc)"
+ID=$($C up --image base --runtime runc --memory 1G)
+base_used=$(pool_used)
+$C exec "$ID" 'mkdir /root/d; for i in $(seq 1 1024); do head -c 1048576 /dev/urandom > /root/d/f$i; done'
+one_copy=$(( $(pool_used) - base_used ))
+for s in $(seq 1 20); do
+  $C exec "$ID" "for i in \$(seq 1 10); do n=\$(( (RANDOM % 1024) + 1 )); head -c 1048576 /dev/urandom > /root/d/f\$n; done"
+  $C snapshot create "$ID" >/dev/null
+done
+all=$(( $(pool_used) - base_used ))
+echo "one copy: $one_copy bytes; live tree + 20 snapshots: $all bytes; ratio $(ratio $all $one_copy)"
