@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main demo, on a fresh machine, as root: install, build, make a base
-# image, start cairnd, then up / exec / ls / destroy on both runtimes.
+# image, start cairnd, then up / exec / snapshot / restore / fork / destroy
+# on both runtimes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -25,8 +26,15 @@ for rt in gvisor runc; do
   ID=$("$BIN/cairn" up --image base --runtime "$rt")
   "$BIN/cairn" exec "$ID" -- sh -c 'echo "hello from $(hostname) on '"$rt"'"; uname -sr' || true
   "$BIN/cairn" exec "$ID" -- sh -c 'echo hi; exit 3' || echo "exit code: $?"
+  "$BIN/cairn" exec "$ID" 'echo precious > /root/work'
+  SNAP=$("$BIN/cairn" snapshot create "$ID" --name baseline)
+  "$BIN/cairn" exec "$ID" 'rm /root/work; echo oops > /root/broken'
+  "$BIN/cairn" snapshot restore "$SNAP"
+  "$BIN/cairn" exec "$ID" 'ls /root; cat /root/work'
+  FORKS=$("$BIN/cairn" fork "$SNAP" --count 2)
   "$BIN/cairn" ls
-  "$BIN/cairn" destroy "$ID" --force
+  for F in $FORKS; do "$BIN/cairn" destroy "$F" --force; done
+  "$BIN/cairn" destroy "$ID" --force --with-snapshots
 done
 set +x
 echo "demo finished: cairnd log in /tmp/cairnd-demo.log"

@@ -350,7 +350,7 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         &http.unix("DELETE", "/v1/images/base", None),
         409,
         "conflict",
-        "destroy them first",
+        "destroy or delete them first",
     );
     // The CLI reports the same errors in one line with a non-zero exit.
     let r = d.cairn(&["up", "--image", "base", "--memory", "lots"]);
