@@ -455,3 +455,63 @@ fn a_crash_mid_snapshot_or_mid_fork_leaves_a_consistent_state() {
         assert_eq!(d.cairn(&["exec", &fork, "cat /root/f"]).ok(), "precious");
     }
 }
+
+#[test]
+fn concurrent_snapshots_of_one_sandbox_both_succeed() {
+    let d = daemon();
+    let id = up(&d, "runc");
+    let spawn = || {
+        d.cairn_command(&["snapshot", "create", &id])
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let list = d.cairn(&["snapshot", "list", &id, "--json"]).json();
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["ready", "ready"]);
+    // Serialized: the second one's parent is the first.
+    assert_eq!(list[1]["parent"], list[0]["id"]);
+}
+
+#[test]
+fn the_account_snapshot_limit_counts_each_snapshots_own_changes() {
+    let d = daemon_with(&["--max-account-snapshot-size", "3M"]);
+    let id = up(&d, "runc");
+    d.cairn(&[
+        "exec",
+        &id,
+        "dd if=/dev/urandom of=/root/a bs=1M count=2 2>/dev/null",
+    ])
+    .ok();
+    d.cairn(&["snapshot", "create", &id]).ok();
+    // Unchanged data is shared: a second snapshot with no change fits.
+    d.cairn(&["snapshot", "create", &id]).ok();
+    d.cairn(&[
+        "exec",
+        &id,
+        "dd if=/dev/urandom of=/root/b bs=1M count=2 2>/dev/null",
+    ])
+    .ok();
+    let r = d.cairn(&["snapshot", "create", &id, "--name", "too-much"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("over the limit of 3.0 MiB") && r.stderr.contains("now 2.0 MiB"),
+        "{r:?}"
+    );
+}
