@@ -54,6 +54,7 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket) {
         env: req.env,
         workdir: req.workdir,
         timeout_secs: req.timeout_secs,
+        detach: false,
     };
     let io = if req.tty {
         ExecIo::Tty {

@@ -38,7 +38,7 @@ pub async fn create(
         StatusCode::CREATED,
         Json(
             st.engine
-                .create_snapshot(&account, &id, req.name.as_deref())
+                .create_snapshot(&account, &id, req.name.as_deref(), req.stateful)
                 .await?,
         ),
     ))

@@ -65,6 +65,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX snapshots_account ON snapshots(account);
     ALTER TABLE sandboxes ADD COLUMN parent_snapshot TEXT;",
+    // 3: stateful snapshots (process memory checkpoint beside the tree)
+    "ALTER TABLE snapshots ADD COLUMN stateful INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema to the newest version.

@@ -34,6 +34,8 @@ pub struct SnapshotRecord {
     pub env: Vec<String>,
     /// Working directory of the source.
     pub workdir: String,
+    /// Whether it holds a memory checkpoint.
+    pub stateful: bool,
     /// State.
     pub state: SnapshotState,
     /// Why it failed.
@@ -72,6 +74,7 @@ impl SnapshotRecord {
                 pids_limit: r.get("pids_limit")?,
                 env: serde_json::from_str(&env).map_err(corrupt)?,
                 workdir: r.get("workdir")?,
+                stateful: r.get("stateful")?,
                 state: state.parse()?,
                 error: r.get("error")?,
                 size_bytes: r.get::<_, i64>("size_bytes")? as u64,
@@ -117,8 +120,8 @@ impl Db {
         let env = serde_json::to_string(&s.env).map_err(corrupt)?;
         conn.execute(
             "INSERT INTO snapshots(id, account, sandbox_id, name, parent_id, image_id, runtime, cpus, memory_bytes, pids_limit,
-                                   env_json, workdir, state, error, size_bytes, total_bytes, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'creating', NULL, 0, 0, ?13)",
+                                   env_json, workdir, state, error, size_bytes, total_bytes, created_at, stateful)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'creating', NULL, 0, 0, ?13, ?14)",
             params![
                 s.id.as_str(),
                 s.account,
@@ -133,6 +136,7 @@ impl Db {
                 env,
                 s.workdir,
                 s.created_at,
+                s.stateful,
             ],
         )?;
         Ok(())

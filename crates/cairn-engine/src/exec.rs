@@ -132,6 +132,39 @@ async fn feed_terminal(
     }
 }
 
+/// Quotes `s` for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The shell line the sandbox's init runs for a detached command: its working
+/// directory, extra environment, then the command.
+fn detached_line(cmd: &[String], workdir: Option<&str>, env: &[String]) -> Result<String> {
+    let mut line = String::new();
+    if let Some(w) = workdir {
+        line.push_str(&format!("cd {} && ", shell_quote(w)));
+    }
+    for kv in env {
+        if let Some((k, v)) = kv.split_once('=') {
+            line.push_str(&format!("export {k}={} && ", shell_quote(v)));
+        }
+    }
+    line.push_str("exec ");
+    line.push_str(
+        &cmd.iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    if line.contains('\n') {
+        return Err(EngineError::InvalidArgument(
+            "a detached command cannot contain a newline: put it in a script file and run that"
+                .into(),
+        ));
+    }
+    Ok(line)
+}
+
 impl Engine {
     /// Starts `req` in a running sandbox of `account` and returns its output stream.
     pub async fn exec(
@@ -182,8 +215,28 @@ impl Engine {
                 )));
             }
         }
+        let args = if req.detach {
+            if io != (ExecIo::Pipes { stdin: false }) {
+                return Err(EngineError::InvalidArgument(
+                    "--detach cannot be combined with -i or -t".into(),
+                ));
+            }
+            let line = detached_line(&req.cmd, req.workdir.as_deref(), &req.env)?;
+            vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                format!(
+                    "[ -p {fifo} ] || {{ echo 'this sandbox was started by an older cairnd and cannot detach processes: restart it (cairn stop, cairn start)' >&2; exit 125; }}; printf '%s\\n' \"$1\" > {fifo}",
+                    fifo = cairn_runtime::bundle::SPAWN_FIFO
+                ),
+                "cairn-detach".to_string(),
+                line,
+            ]
+        } else {
+            req.cmd.clone()
+        };
         let spec = ExecSpec {
-            args: req.cmd.clone(),
+            args,
             env: merge_env(&r.env, &req.env),
             cwd: req.workdir.clone().unwrap_or_else(|| r.workdir.clone()),
         };

@@ -164,6 +164,9 @@ impl Engine {
             .or(snapshot.as_ref().map(|s| s.runtime))
             .unwrap_or(self.cfg.default_runtime);
         self.runtime(runtime_kind)?;
+        if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
+            self.check_identity(s, runtime_kind)?;
+        }
         let (env, workdir, source) = match &snapshot {
             Some(s) => (
                 merge_env(&s.env, &req.env),
@@ -214,7 +217,16 @@ impl Engine {
             if let Some(s) = &snapshot {
                 self.db.set_sandbox_origin(&id, Some(&s.id), &image.id)?;
             }
-            self.boot(&record).await
+            match &snapshot {
+                Some(s) if s.stateful && !req.fresh => {
+                    let bundle = self.write_bundle_for(&record).await?;
+                    let rt = self.runtime(record.runtime)?;
+                    rt.restore(id.as_str(), &bundle, &self.snapshot_checkpoint(&s.id))
+                        .await?;
+                    Ok(())
+                }
+                _ => self.boot(&record).await,
+            }
         };
         match created.await {
             Ok(()) => {
@@ -239,6 +251,15 @@ impl Engine {
 
     /// Writes the bundle for the sandbox's root filesystem and starts the runtime.
     pub(crate) async fn boot(&self, r: &SandboxRecord) -> Result<()> {
+        let bundle = self.write_bundle_for(r).await?;
+        let runtime = self.runtime(r.runtime)?;
+        runtime.delete(r.id.as_str()).await?; // a stale container of the same id would block create
+        runtime.create_and_start(r.id.as_str(), &bundle).await?;
+        Ok(())
+    }
+
+    /// Writes the sandbox's OCI bundle and returns its directory.
+    pub(crate) async fn write_bundle_for(&self, r: &SandboxRecord) -> Result<PathBuf> {
         let rootfs = self.rootfs(&r.id);
         if !rootfs.join("bin/sh").exists()
             && std::fs::symlink_metadata(rootfs.join("bin/sh")).is_err()
@@ -263,10 +284,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || write_bundle(&bundle2, &spec))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
-        let runtime = self.runtime(r.runtime)?;
-        runtime.delete(r.id.as_str()).await?; // a stale container of the same id would block create
-        runtime.create_and_start(r.id.as_str(), &bundle).await?;
-        Ok(())
+        Ok(bundle)
     }
 
     /// Removes everything a sandbox has on the host, best effort: container, root, bundle.

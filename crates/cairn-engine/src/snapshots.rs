@@ -57,6 +57,8 @@ struct Manifest<'a> {
     pids_limit: u32,
     env: &'a [String],
     workdir: &'a str,
+    stateful: bool,
+    kernel_release: String,
     created_at: String,
 }
 
@@ -84,6 +86,7 @@ impl Engine {
             parent: s.parent_id.as_ref().map(|p| p.to_string()),
             image,
             runtime: s.runtime,
+            stateful: s.stateful,
             state: s.state,
             error: s.error.clone(),
             size_bytes: s.size_bytes,
@@ -126,6 +129,7 @@ impl Engine {
         account: &str,
         sandbox: &str,
         name: Option<&str>,
+        stateful: bool,
     ) -> Result<SnapshotInfo> {
         let name = match name {
             Some(n) => {
@@ -146,6 +150,17 @@ impl Engine {
                 "sandbox {} is {} and cannot be snapshotted",
                 r.id, r.state
             )));
+        }
+        if stateful && r.state != SandboxState::Running {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {} is {}: a stateful snapshot captures running processes; start it first, or leave out --stateful",
+                r.id, r.state
+            )));
+        }
+        if stateful && r.runtime == cairn_types::RuntimeKind::Runc {
+            return Err(EngineError::InvalidArgument(
+                "stateful snapshots of runc sandboxes need CRIU 4.1 or newer, which this host does not have: use a gvisor sandbox, or leave out --stateful".into(),
+            ));
         }
         let existing = self.db.sandbox_snapshots(&r.id)?;
         let limits = self.cfg.snapshot_limits;
@@ -170,6 +185,7 @@ impl Engine {
             pids_limit: r.pids_limit,
             env: r.env.clone(),
             workdir: r.workdir.clone(),
+            stateful,
             state: SnapshotState::Creating,
             error: None,
             size_bytes: 0,
@@ -231,10 +247,22 @@ impl Engine {
         if running {
             rt.pause(r.id.as_str()).await?;
         }
-        let taken = self
-            .storage
-            .snapshot(&self.rootfs(&r.id), &dir.join("rootfs"), true)
-            .await;
+        // Memory and files are captured in the same pause, so they agree.
+        let checkpointed = if snap.stateful {
+            rt.checkpoint(r.id.as_str(), &dir.join("checkpoint"))
+                .await
+                .map_err(EngineError::from)
+        } else {
+            Ok(())
+        };
+        let taken = match checkpointed {
+            Ok(()) => self
+                .storage
+                .snapshot(&self.rootfs(&r.id), &dir.join("rootfs"), true)
+                .await
+                .map_err(EngineError::from),
+            Err(e) => Err(e),
+        };
         if running {
             if let Err(e) = rt.resume(r.id.as_str()).await {
                 tracing::error!(sandbox = %r.id, error = %e, "could not resume after a snapshot");
@@ -258,6 +286,8 @@ impl Engine {
             pids_limit: snap.pids_limit,
             env: &snap.env,
             workdir: &snap.workdir,
+            stateful: snap.stateful,
+            kernel_release: kernel_release(),
             created_at: snap.created_at.to_rfc3339(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
@@ -325,10 +355,12 @@ impl Engine {
             None => self.images_dir().join(&snap.image_id),
         };
         let tree = self.snapshot_rootfs(&snap.id);
+        let checkpoint = self.snapshot_checkpoint(&snap.id);
         tokio::task::spawn_blocking(move || {
-            let total = cairn_images::dir_size(&tree);
+            let memory = cairn_images::dir_size(&checkpoint);
+            let total = cairn_images::dir_size(&tree) + memory;
             let size = match cairn_storage::diff_trees(&base, &tree) {
-                Ok(changes) => cairn_storage::diff::delta_bytes(&changes),
+                Ok(changes) => cairn_storage::diff::delta_bytes(&changes) + memory,
                 Err(_) => total,
             };
             (size, total)
@@ -423,8 +455,8 @@ impl Engine {
                 target.id, target.state
             )));
         }
-        if target.runtime != snap.runtime {
-            tracing::info!(sandbox = %target.id, "restoring a snapshot taken under another runtime");
+        if snap.stateful {
+            self.check_identity(&snap, target.runtime)?;
         }
         let root = self.rootfs(&target.id);
         let staged = root.with_extension("restore");
@@ -446,7 +478,31 @@ impl Engine {
         })?;
         self.db
             .set_sandbox_origin(&target.id, Some(&snap.id), &snap.image_id)?;
-        if was_running {
+        if snap.stateful {
+            // Resume the checkpointed processes on the restored files.
+            let bundle = self.write_bundle_for(&target).await?;
+            let rt = self.runtime(target.runtime)?;
+            let resumed = async {
+                rt.delete(target.id.as_str()).await?;
+                rt.restore(
+                    target.id.as_str(),
+                    &bundle,
+                    &self.snapshot_checkpoint(&snap.id),
+                )
+                .await
+            };
+            if let Err(e) = resumed.await {
+                self.db.set_state(
+                    &target.id,
+                    SandboxState::Stopped,
+                    Some(&format!("resuming the snapshot's processes failed: {e}")),
+                )?;
+                return Err(e.into());
+            }
+            if target.state != SandboxState::Running {
+                self.db.set_state(&target.id, SandboxState::Running, None)?;
+            }
+        } else if was_running {
             if let Err(e) = self.boot(&target).await {
                 self.db.set_state(
                     &target.id,
@@ -459,6 +515,42 @@ impl Engine {
         }
         tracing::info!(sandbox = %target.id, snapshot = %snap.id, "snapshot restored");
         Ok(self.info(&self.find(account, target.id.as_str())?))
+    }
+
+    pub(crate) fn snapshot_checkpoint(&self, id: &SnapshotId) -> PathBuf {
+        self.snapshots_dir().join(id.as_str()).join("checkpoint")
+    }
+
+    /// Refuses, before anything is written, to resume a stateful snapshot where its
+    /// processes cannot run: another runtime, or another kernel than the one recorded.
+    pub(crate) fn check_identity(
+        &self,
+        snap: &SnapshotRecord,
+        runtime: cairn_types::RuntimeKind,
+    ) -> Result<()> {
+        if runtime != snap.runtime {
+            return Err(EngineError::InvalidArgument(format!(
+                "snapshot {} holds process memory from a {} sandbox and cannot resume under {runtime}: use a {} sandbox, or --fresh to boot on its files",
+                snap.id, snap.runtime, snap.runtime
+            )));
+        }
+        let path = self
+            .snapshots_dir()
+            .join(snap.id.as_str())
+            .join("manifest.json");
+        let manifest: serde_json::Value = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| EngineError::Internal(format!("cannot read {}", path.display())))?;
+        let recorded = manifest["kernel_release"].as_str().unwrap_or_default();
+        let here = kernel_release();
+        if recorded != here {
+            return Err(EngineError::Conflict(format!(
+                "runtime identity mismatch: snapshot {} was taken on kernel {recorded}, this host runs {here}; its processes cannot resume here: use --fresh to boot on its files",
+                snap.id
+            )));
+        }
+        Ok(())
     }
 
     /// Paths added, modified and deleted from snapshot `a` to snapshot `b`, or to `a`'s live sandbox.
@@ -512,4 +604,12 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// This host's kernel release (recorded in manifests).
+pub(crate) fn kernel_release() -> String {
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }

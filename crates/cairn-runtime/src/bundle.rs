@@ -18,13 +18,23 @@ use cairn_types::RuntimeKind;
 
 use crate::RuntimeError;
 
-/// The command every sandbox runs as its init: a shell that waits forever,
-/// reaps orphans, and exits cleanly on SIGTERM.
+/// The command every sandbox runs as its init: a shell that reaps orphans and
+/// exits cleanly on SIGTERM, plus a spawner that runs each line written to
+/// [`SPAWN_FIFO`] as a detached process. Detached processes descend from the
+/// container's init, which is what lets gVisor checkpoint and restore them
+/// (processes started by `runsc exec` are not restorable).
 pub const INIT_ARGS: [&str; 3] = [
     "/bin/sh",
     "-c",
-    "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+    "trap 'exit 0' TERM INT; \
+     if mkfifo -m 600 /dev/cairn-spawn 2>/dev/null; then \
+       (exec 3<>/dev/cairn-spawn; while read -r line <&3; do /bin/sh -c \"$line\" </dev/null >/dev/null 2>&1 & done) & \
+     fi; \
+     while :; do sleep 3600 & wait $!; done",
 ];
+
+/// The FIFO inside a sandbox whose lines the init runs as detached processes.
+pub const SPAWN_FIFO: &str = "/dev/cairn-spawn";
 
 /// The capabilities a sandbox's processes keep (Docker's default set).
 pub const DEFAULT_CAPABILITIES: [Capability; 14] = [

@@ -41,6 +41,9 @@ pub enum RuntimeError {
     /// A terminal could not be set up.
     #[error("could not set up a terminal: {0}")]
     Terminal(String),
+    /// The runtime cannot do this here.
+    #[error("{0}")]
+    Unsupported(String),
     /// The runtime said something we could not parse.
     #[error("unexpected output from {runtime}: {detail}")]
     Protocol {
@@ -126,6 +129,13 @@ pub trait Runtime: Send + Sync {
 
     /// Kills the process of an earlier `exec` (after a timeout).
     async fn kill_exec(&self, id: &str, exec: &ExecChild) -> Result<(), RuntimeError>;
+
+    /// Writes a checkpoint of the (paused or running) container's processes and memory into
+    /// `image_dir`, leaving the container as it was.
+    async fn checkpoint(&self, id: &str, image_dir: &Path) -> Result<(), RuntimeError>;
+
+    /// Creates container `id` from `bundle` and resumes the processes checkpointed in `image_dir`.
+    async fn restore(&self, id: &str, bundle: &Path, image_dir: &Path) -> Result<(), RuntimeError>;
 
     /// Freezes every process of the container.
     async fn pause(&self, id: &str) -> Result<(), RuntimeError>;

@@ -1,37 +1,67 @@
-//! Comparing two trees (e.g. two snapshots of a sandbox root): which paths
-//! were added, modified or deleted. Metadata-based (type, mode, owner, size,
-//! mtime, symlink target), optionally confirming equal-looking files by content.
+//! Comparing two directory trees — two snapshots of a sandbox root, or a
+//! snapshot and the live root — to say which paths were added, modified or
+//! deleted between them.
 //!
-//! Not for measuring disk use of shared extents: it reads files as a user sees them.
+//! The walk never follows symbolic links. Each directory is opened relative to
+//! its parent's descriptor with `O_NOFOLLOW`, so a tree that changes while it
+//! is read (a running sandbox swapping a directory for a link to `/`) cannot
+//! lead the walk outside it. Entries that vanish while the walk reads them
+//! are treated as absent.
+//!
+//! A path is modified when its type, permissions, owner, size, mtime, device
+//! number or symlink target differ. With [`DiffOptions::compare_contents`],
+//! a regular file whose metadata is equal on both sides has its bytes
+//! compared too. A directory is reported as modified only when its
+//! permissions or owner changed: its mtime moves whenever an entry is added
+//! or removed, and those entries are reported themselves.
+//!
+//! This module is not for measuring disk use: it reads trees as a user sees
+//! them and knows nothing of shared extents (see
+//! [`Storage::exclusive_and_total_bytes`](crate::Storage::exclusive_and_total_bytes)).
+//! It does not detect renames either: a rename shows as a deletion and an
+//! addition.
 
 use std::collections::BTreeMap;
-use std::fs::Metadata;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Statx, StatxFlags};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
-/// What happened to a path.
+/// How deep the walk goes below a root before it gives up with
+/// [`DiffError::TooDeep`]. Real root filesystems are a few dozen levels deep;
+/// the bound keeps a hostile tree from exhausting file descriptors or stack
+/// (the walk holds two descriptors per level).
+pub const MAX_DEPTH: usize = 256;
+
+/// What happened to a path between the old tree and the new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
-    /// Only in the new tree.
+    /// The path is only in the new tree.
     Added,
-    /// In both, different.
+    /// The path is in both trees, with different metadata or contents.
     Modified,
-    /// Only in the old tree.
+    /// The path is only in the old tree.
     Deleted,
 }
 
 /// One difference between two trees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
-    /// Path relative to the tree roots, starting with `/`.
+    /// The path relative to the tree roots, starting with `/` (`/` itself
+    /// is the root). Names that are not UTF-8 are shown with U+FFFD in
+    /// place of the invalid bytes.
     pub path: String,
-    /// What happened.
+    /// What happened to it.
     pub kind: ChangeKind,
-    /// Bytes of the new file (added, modified) or the old one (deleted); 0 for directories.
+    /// Bytes of the new file for an addition or modification, of the old one
+    /// for a deletion; the target's length for a symlink; 0 for a directory.
     pub size: u64,
 }
 
@@ -39,212 +69,446 @@ pub struct Change {
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
     /// A root does not exist.
-    #[error("cannot compare: {path} does not exist")]
+    #[error("cannot compare trees: {path} does not exist; check that the snapshot or sandbox was not deleted")]
     Missing {
         /// The missing root.
         path: PathBuf,
     },
-    /// Reading failed.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// Where.
+    /// A root exists but is not a directory.
+    #[error("cannot compare trees: {path} is not a directory; pass the root directory of a snapshot or sandbox")]
+    NotADirectory {
+        /// The root that is not a directory.
         path: PathBuf,
-        /// Cause.
+    },
+    /// A directory is nested deeper than [`MAX_DEPTH`] below its root.
+    #[error("cannot compare trees: {path} is nested more than {limit} directories deep; remove or flatten that directory and compare again")]
+    TooDeep {
+        /// The first directory past the limit.
+        path: PathBuf,
+        /// The limit, [`MAX_DEPTH`].
+        limit: usize,
+    },
+    /// Reading a directory, an entry or a file failed.
+    #[error("cannot read {path} while comparing trees: {source}; check its permissions and the filesystem's health")]
+    Io {
+        /// What was being read.
+        path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
 }
 
-/// Options for [`diff_trees_with`].
-#[derive(Clone, Copy, Debug, Default)]
+/// How [`diff_trees_with`] compares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DiffOptions {
-    /// Also compare the bytes of regular files whose metadata looks equal.
+    /// Also compare the bytes of regular files whose metadata is equal on
+    /// both sides, to catch rewrites that kept size and mtime. Reads every
+    /// such file on both sides: slow on large trees.
     pub compare_contents: bool,
 }
 
-/// Differences from `old` to `new`, sorted by path (metadata only).
+/// Changes from the tree `old` to the tree `new`, sorted by path (a
+/// directory's entries right after it), judged on metadata only.
+///
+/// Same as [`diff_trees_with`] with default [`DiffOptions`].
 pub fn diff_trees(old: &Path, new: &Path) -> Result<Vec<Change>, DiffError> {
     diff_trees_with(old, new, &DiffOptions::default())
 }
 
-/// Bytes of added and modified files: what a snapshot holds over its parent.
-pub fn delta_bytes(changes: &[Change]) -> u64 {
-    changes
-        .iter()
-        .filter(|c| c.kind != ChangeKind::Deleted)
-        .map(|c| c.size)
-        .sum()
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiffError + '_ {
-    move |source| DiffError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn entries(dir: &Path) -> Result<BTreeMap<String, Metadata>, DiffError> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).map_err(io(dir))? {
-        let e = e.map_err(io(dir))?;
-        let md = std::fs::symlink_metadata(e.path()).map_err(io(&e.path()))?;
-        out.insert(e.file_name().to_string_lossy().into_owned(), md);
-    }
-    Ok(out)
-}
-
-fn size_of(md: &Metadata) -> u64 {
-    if md.is_dir() {
-        0
-    } else {
-        md.len()
-    }
-}
-
-/// Differences from `old` to `new`, sorted by path.
+/// Changes from the tree `old` to the tree `new`, sorted by path (a
+/// directory's entries right after it).
+///
+/// Symlinks are never followed inside the trees; the roots themselves are
+/// resolved like any path. An added or deleted directory is listed together
+/// with every entry under it. Blocking: call it from `spawn_blocking`.
 pub fn diff_trees_with(
     old: &Path,
     new: &Path,
     opts: &DiffOptions,
 ) -> Result<Vec<Change>, DiffError> {
-    for root in [old, new] {
-        if std::fs::symlink_metadata(root).is_err() {
-            return Err(DiffError::Missing {
-                path: root.to_path_buf(),
-            });
-        }
+    let old = Node::root(old)?;
+    let new = Node::root(new)?;
+    let mut walk = Walk {
+        opts,
+        out: Vec::new(),
+    };
+    let (om, nm) = (old.meta()?, new.meta()?);
+    if om.owner_or_mode_differs(&nm) {
+        walk.push("/".to_string(), ChangeKind::Modified, 0);
     }
-    let mut out = Vec::new();
-    walk(old, new, "", opts, &mut out)?;
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    walk.dirs(Some(&old), Some(&new), "", 0)?;
+    let mut out = walk.out;
+    out.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
     Ok(out)
 }
 
-fn walk(
-    old: &Path,
-    new: &Path,
-    rel: &str,
-    opts: &DiffOptions,
-    out: &mut Vec<Change>,
-) -> Result<(), DiffError> {
-    let a = entries(old)?;
-    let b = entries(new)?;
-    for (name, md) in &a {
-        let path = format!("{rel}/{name}");
-        match b.get(name) {
-            None => whole(&old.join(name), &path, md, ChangeKind::Deleted, out)?,
-            Some(nmd) => {
-                let (op, np) = (old.join(name), new.join(name));
-                if md.is_dir() && nmd.is_dir() {
-                    if md.mode() != nmd.mode() || md.uid() != nmd.uid() || md.gid() != nmd.gid() {
-                        out.push(Change {
-                            path: path.clone(),
-                            kind: ChangeKind::Modified,
-                            size: 0,
-                        });
-                    }
-                    walk(&op, &np, &path, opts, out)?;
-                } else if md.file_type() != nmd.file_type() {
-                    whole(&op, &path, md, ChangeKind::Deleted, out)?;
-                    whole(&np, &path, nmd, ChangeKind::Added, out)?;
-                } else if differs(&op, md, &np, nmd, opts)? {
-                    out.push(Change {
-                        path,
-                        kind: ChangeKind::Modified,
-                        size: size_of(nmd),
-                    });
+/// Bytes of the added and modified entries: roughly what the new tree holds
+/// over the old one. Deleted entries count for nothing; a file with several
+/// hard links counts once per link listed.
+pub fn delta_bytes(changes: &[Change]) -> u64 {
+    changes
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::Added | ChangeKind::Modified))
+        .map(|c| c.size)
+        .sum()
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+const FILE_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::CLOEXEC);
+const CHUNK: usize = 64 * 1024;
+
+/// The metadata that decides whether an entry changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Meta {
+    /// Type and permission bits.
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: (i64, u32),
+    rdev: (u32, u32),
+}
+
+impl Meta {
+    fn from_statx(s: &Statx) -> Self {
+        Self {
+            mode: u32::from(s.stx_mode),
+            uid: s.stx_uid,
+            gid: s.stx_gid,
+            size: s.stx_size,
+            mtime: (s.stx_mtime.tv_sec, s.stx_mtime.tv_nsec),
+            rdev: (s.stx_rdev_major, s.stx_rdev_minor),
+        }
+    }
+
+    fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.mode)
+    }
+
+    fn is_dir(&self) -> bool {
+        self.file_type() == FileType::Directory
+    }
+
+    /// The size a [`Change`] reports for this entry.
+    fn change_size(&self) -> u64 {
+        if self.is_dir() {
+            0
+        } else {
+            self.size
+        }
+    }
+
+    fn owner_or_mode_differs(&self, other: &Self) -> bool {
+        self.mode != other.mode || self.uid != other.uid || self.gid != other.gid
+    }
+}
+
+/// An open directory of one tree, and its path for error messages.
+struct Node {
+    fd: OwnedFd,
+    abs: PathBuf,
+}
+
+impl Node {
+    fn root(path: &Path) -> Result<Self, DiffError> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => Ok(Self {
+                fd,
+                abs: path.to_path_buf(),
+            }),
+            Err(Errno::NOENT) => Err(DiffError::Missing {
+                path: path.to_path_buf(),
+            }),
+            Err(Errno::NOTDIR) => Err(DiffError::NotADirectory {
+                path: path.to_path_buf(),
+            }),
+            Err(e) => Err(io_error(path, e)),
+        }
+    }
+
+    fn meta(&self) -> Result<Meta, DiffError> {
+        rustix::fs::statx(&self.fd, c"", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)
+            .map(|s| Meta::from_statx(&s))
+            .map_err(|e| io_error(&self.abs, e))
+    }
+
+    fn path_of(&self, name: &CStr) -> PathBuf {
+        self.abs.join(OsStr::from_bytes(name.to_bytes()))
+    }
+
+    /// Entries of this directory with their metadata, by name; entries that
+    /// vanish while being read are left out.
+    fn list(&self) -> Result<BTreeMap<CString, Meta>, DiffError> {
+        let dir = rustix::fs::Dir::read_from(&self.fd).map_err(|e| io_error(&self.abs, e))?;
+        let mut out = BTreeMap::new();
+        for entry in dir {
+            let entry = entry.map_err(|e| io_error(&self.abs, e))?;
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            match rustix::fs::statx(
+                &self.fd,
+                name,
+                AtFlags::SYMLINK_NOFOLLOW,
+                StatxFlags::BASIC_STATS,
+            ) {
+                Ok(s) => {
+                    out.insert(name.to_owned(), Meta::from_statx(&s));
+                }
+                Err(e) if gone(e) => {}
+                Err(e) => return Err(io_error(&self.path_of(name), e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the subdirectory `name`, `depth` levels below the root, without
+    /// following a symlink; `None` when it is gone or no longer a directory.
+    fn child(&self, name: &CStr, depth: usize) -> Result<Option<Node>, DiffError> {
+        let abs = self.path_of(name);
+        if depth > MAX_DEPTH {
+            return Err(DiffError::TooDeep {
+                path: abs,
+                limit: MAX_DEPTH,
+            });
+        }
+        match rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(Some(Node { fd, abs })),
+            Err(e) if gone(e) => Ok(None),
+            Err(e) => Err(io_error(&abs, e)),
+        }
+    }
+
+    /// The target of the symlink `name`; `None` when it is gone or no longer
+    /// a symlink.
+    fn link_target(&self, name: &CStr) -> Result<Option<CString>, DiffError> {
+        match rustix::fs::readlinkat(&self.fd, name, Vec::new()) {
+            Ok(target) => Ok(Some(target)),
+            Err(e) if gone(e) || e == Errno::INVAL => Ok(None),
+            Err(e) => Err(io_error(&self.path_of(name), e)),
+        }
+    }
+
+    /// Opens the regular file `name` for reading, without following a
+    /// symlink; `None` when it is gone or no longer a regular file.
+    fn open_file(&self, name: &CStr) -> Result<Option<File>, DiffError> {
+        let file = match rustix::fs::openat(&self.fd, name, FILE_FLAGS, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(e) if gone(e) || e == Errno::NXIO => return Ok(None),
+            Err(e) => return Err(io_error(&self.path_of(name), e)),
+        };
+        let md = file.metadata().map_err(|source| DiffError::Io {
+            path: self.path_of(name),
+            source,
+        })?;
+        Ok(md.is_file().then_some(file))
+    }
+}
+
+/// The walk's state: the options and the changes found so far.
+struct Walk<'a> {
+    opts: &'a DiffOptions,
+    out: Vec<Change>,
+}
+
+impl Walk<'_> {
+    fn push(&mut self, path: String, kind: ChangeKind, size: u64) {
+        self.out.push(Change { path, kind, size });
+    }
+
+    /// Compares the directory `rel`, `depth` levels below the roots, as it is
+    /// in the old tree and in the new one (`None`: absent on that side).
+    fn dirs(
+        &mut self,
+        old: Option<&Node>,
+        new: Option<&Node>,
+        rel: &str,
+        depth: usize,
+    ) -> Result<(), DiffError> {
+        let a = match old {
+            Some(d) => d.list()?,
+            None => BTreeMap::new(),
+        };
+        let b = match new {
+            Some(d) => d.list()?,
+            None => BTreeMap::new(),
+        };
+        for (name, om) in &a {
+            let path = child_path(rel, name);
+            match (old, new, b.get(name)) {
+                (Some(od), Some(nd), Some(nm)) => self.entry(od, nd, name, om, nm, path, depth)?,
+                (Some(od), _, _) => self.whole(od, name, om, path, depth, ChangeKind::Deleted)?,
+                (None, _, _) => {}
+            }
+        }
+        if let Some(nd) = new {
+            for (name, nm) in &b {
+                if !a.contains_key(name) {
+                    let path = child_path(rel, name);
+                    self.whole(nd, name, nm, path, depth, ChangeKind::Added)?;
                 }
             }
         }
+        Ok(())
     }
-    for (name, md) in &b {
-        if !a.contains_key(name) {
-            whole(
-                &new.join(name),
-                &format!("{rel}/{name}"),
-                md,
-                ChangeKind::Added,
-                out,
-            )?;
-        }
-    }
-    Ok(())
-}
 
-/// Records `path` and, for a directory, everything under it.
-fn whole(
-    abs: &Path,
-    path: &str,
-    md: &Metadata,
-    kind: ChangeKind,
-    out: &mut Vec<Change>,
-) -> Result<(), DiffError> {
-    out.push(Change {
-        path: path.to_string(),
-        kind,
-        size: size_of(md),
-    });
-    if md.is_dir() {
-        for (name, child) in entries(abs)? {
-            whole(
-                &abs.join(&name),
-                &format!("{path}/{name}"),
-                &child,
-                kind,
-                out,
-            )?;
-        }
-    }
-    Ok(())
-}
-
-fn differs(
-    op: &Path,
-    a: &Metadata,
-    np: &Path,
-    b: &Metadata,
-    opts: &DiffOptions,
-) -> Result<bool, DiffError> {
-    if a.mode() != b.mode()
-        || a.uid() != b.uid()
-        || a.gid() != b.gid()
-        || a.len() != b.len()
-        || a.mtime() != b.mtime()
-        || a.mtime_nsec() != b.mtime_nsec()
-    {
-        return Ok(true);
-    }
-    if a.file_type().is_symlink() {
-        return Ok(
-            std::fs::read_link(op).map_err(io(op))? != std::fs::read_link(np).map_err(io(np))?
-        );
-    }
-    if opts.compare_contents && a.is_file() {
-        return Ok(!same_contents(op, np)?);
-    }
-    Ok(false)
-}
-
-fn same_contents(a: &Path, b: &Path) -> Result<bool, DiffError> {
-    let mut fa = std::fs::File::open(a).map_err(io(a))?;
-    let mut fb = std::fs::File::open(b).map_err(io(b))?;
-    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    loop {
-        let na = fa.read(&mut ba).map_err(io(a))?;
-        let mut filled = 0;
-        while filled < na {
-            let n = fb.read(&mut bb[filled..na]).map_err(io(b))?;
-            if n == 0 {
-                return Ok(false);
+    /// Compares the entry `name`, present in both `old` and `new`.
+    fn entry(
+        &mut self,
+        old: &Node,
+        new: &Node,
+        name: &CStr,
+        om: &Meta,
+        nm: &Meta,
+        path: String,
+        depth: usize,
+    ) -> Result<(), DiffError> {
+        if om.is_dir() && nm.is_dir() {
+            if om.owner_or_mode_differs(nm) {
+                self.push(path.clone(), ChangeKind::Modified, 0);
             }
-            filled += n;
+            let od = old.child(name, depth + 1)?;
+            let nd = new.child(name, depth + 1)?;
+            return self.dirs(od.as_ref(), nd.as_ref(), &path, depth + 1);
         }
-        if ba[..na] != bb[..na] {
+        if om.file_type() != nm.file_type() {
+            // One path, a new type: one modification, plus whatever a
+            // directory on either side held.
+            self.push(path.clone(), ChangeKind::Modified, nm.change_size());
+            if om.is_dir() {
+                let od = old.child(name, depth + 1)?;
+                self.dirs(od.as_ref(), None, &path, depth + 1)?;
+            }
+            if nm.is_dir() {
+                let nd = new.child(name, depth + 1)?;
+                self.dirs(None, nd.as_ref(), &path, depth + 1)?;
+            }
+            return Ok(());
+        }
+        if self.differs(old, new, name, om, nm)? {
+            self.push(path, ChangeKind::Modified, nm.change_size());
+        }
+        Ok(())
+    }
+
+    /// Records `name` of `parent` as added or deleted and, for a directory,
+    /// everything under it.
+    fn whole(
+        &mut self,
+        parent: &Node,
+        name: &CStr,
+        meta: &Meta,
+        path: String,
+        depth: usize,
+        kind: ChangeKind,
+    ) -> Result<(), DiffError> {
+        self.push(path.clone(), kind, meta.change_size());
+        if !meta.is_dir() {
+            return Ok(());
+        }
+        let Some(dir) = parent.child(name, depth + 1)? else {
+            return Ok(());
+        };
+        for (child, cm) in dir.list()? {
+            let child_path = child_path(&path, &child);
+            self.whole(&dir, &child, &cm, child_path, depth + 1, kind)?;
+        }
+        Ok(())
+    }
+
+    /// Whether two non-directory entries of the same type differ.
+    fn differs(
+        &self,
+        old: &Node,
+        new: &Node,
+        name: &CStr,
+        om: &Meta,
+        nm: &Meta,
+    ) -> Result<bool, DiffError> {
+        if om != nm {
+            return Ok(true);
+        }
+        match om.file_type() {
+            FileType::Symlink => {
+                let (a, b) = (old.link_target(name)?, new.link_target(name)?);
+                Ok(a.is_none() || a != b)
+            }
+            FileType::RegularFile if self.opts.compare_contents => {
+                Ok(!same_contents(old, new, name, om.size)?)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Whether the regular file `name` has the same bytes in both trees (false
+/// when it vanished or stopped being a regular file on either side). Reads at
+/// most `size + 1` bytes of each, so a file growing meanwhile ends the read.
+fn same_contents(old: &Node, new: &Node, name: &CStr, size: u64) -> Result<bool, DiffError> {
+    let (Some(a), Some(b)) = (old.open_file(name)?, new.open_file(name)?) else {
+        return Ok(false);
+    };
+    let limit = size.saturating_add(1);
+    let (mut a, mut b) = (a.take(limit), b.take(limit));
+    let (mut ba, mut bb) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    loop {
+        let na = read_full(&mut a, &mut ba).map_err(|source| DiffError::Io {
+            path: old.path_of(name),
+            source,
+        })?;
+        let nb = read_full(&mut b, &mut bb).map_err(|source| DiffError::Io {
+            path: new.path_of(name),
+            source,
+        })?;
+        if ba[..na] != bb[..nb] {
             return Ok(false);
         }
-        if na == 0 {
-            return Ok(fb.read(&mut bb).map_err(io(b))? == 0);
+        if na < CHUNK {
+            return Ok(true);
         }
+    }
+}
+
+/// Reads until `buf` is full or the end of `r`; returns how much was read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The path of entry `name` inside the directory whose path is `rel` (`""`
+/// for the root).
+fn child_path(rel: &str, name: &CStr) -> String {
+    format!("{rel}/{}", String::from_utf8_lossy(name.to_bytes()))
+}
+
+/// Whether `e` means the entry vanished or changed type since it was listed
+/// (a live tree being written to).
+fn gone(e: Errno) -> bool {
+    e == Errno::NOENT || e == Errno::NOTDIR || e == Errno::LOOP
+}
+
+fn io_error(path: &Path, e: Errno) -> DiffError {
+    DiffError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
     }
 }
 
@@ -252,115 +516,334 @@ fn same_contents(a: &Path, b: &Path) -> Result<bool, DiffError> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::time::{Duration, SystemTime};
 
+    /// A fixed mtime, so that files written separately on both sides look
+    /// the same.
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn set_mtime(path: &Path, when: SystemTime) {
+        fs::File::open(path).unwrap().set_modified(when).unwrap();
+    }
+
+    /// Writes `contents` to `rel` under both roots, with the same mtime.
+    fn write_both(a: &Path, b: &Path, rel: &str, contents: &str) {
+        for root in [a, b] {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, contents).unwrap();
+            set_mtime(&p, t0());
+        }
+    }
+
+    /// Two equal trees `a` and `b`: `/etc/hosts` and `/bin/sh`.
     fn pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let (a, b) = (t.path().join("a"), t.path().join("b"));
-        for d in [&a, &b] {
-            fs::create_dir_all(d.join("etc")).unwrap();
-            fs::write(d.join("etc/same"), "same").unwrap();
-        }
-        let mtime = fs::metadata(a.join("etc/same"))
-            .unwrap()
-            .modified()
-            .unwrap();
-        fs::File::options()
-            .write(true)
-            .open(b.join("etc/same"))
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        write_both(&a, &b, "etc/hosts", "127.0.0.1 localhost\n");
+        write_both(&a, &b, "bin/sh", "#!sh\n");
         (t, a, b)
     }
 
-    fn kinds(c: &[Change]) -> Vec<(ChangeKind, &str)> {
-        c.iter().map(|c| (c.kind, c.path.as_str())).collect()
+    fn kinds(changes: &[Change]) -> Vec<(ChangeKind, &str)> {
+        changes.iter().map(|c| (c.kind, c.path.as_str())).collect()
+    }
+
+    use ChangeKind::{Added, Deleted, Modified};
+
+    #[test]
+    fn unchanged_tree_has_no_changes() {
+        let (_t, a, b) = pair();
+        assert_eq!(diff_trees(&a, &b).unwrap(), []);
     }
 
     #[test]
-    fn identical_trees_have_no_changes() {
+    fn added_file_is_listed_with_its_size() {
         let (_t, a, b) = pair();
-        assert!(diff_trees(&a, &b).unwrap().is_empty());
-    }
-
-    #[test]
-    fn added_modified_deleted_and_whole_directories_are_listed() {
-        let (_t, a, b) = pair();
-        fs::write(b.join("new"), "12345").unwrap();
-        fs::create_dir_all(a.join("gone/sub")).unwrap();
-        fs::write(a.join("gone/sub/f"), "x").unwrap();
-        fs::write(b.join("etc/same"), "longer now").unwrap();
-        let c = diff_trees(&a, &b).unwrap();
+        fs::write(b.join("etc/new"), "12345").unwrap();
         assert_eq!(
-            kinds(&c),
-            [
-                (ChangeKind::Modified, "/etc/same"),
-                (ChangeKind::Deleted, "/gone"),
-                (ChangeKind::Deleted, "/gone/sub"),
-                (ChangeKind::Deleted, "/gone/sub/f"),
-                (ChangeKind::Added, "/new"),
-            ]
-        );
-        assert_eq!(delta_bytes(&c), 5 + 10);
-    }
-
-    #[test]
-    fn chmod_and_symlink_retarget_are_modifications() {
-        let (_t, a, b) = pair();
-        use std::os::unix::fs::{symlink, PermissionsExt};
-        symlink("x", a.join("l")).unwrap();
-        symlink("y", b.join("l")).unwrap();
-        fs::set_permissions(b.join("etc/same"), fs::Permissions::from_mode(0o600)).unwrap();
-        let c = diff_trees(&a, &b).unwrap();
-        assert_eq!(
-            kinds(&c),
-            [
-                (ChangeKind::Modified, "/etc/same"),
-                (ChangeKind::Modified, "/l")
-            ]
+            diff_trees(&a, &b).unwrap(),
+            [Change {
+                path: "/etc/new".into(),
+                kind: Added,
+                size: 5
+            }]
         );
     }
 
     #[test]
-    fn directory_mtime_alone_is_not_a_change() {
+    fn deleted_file_is_listed_with_its_old_size() {
         let (_t, a, b) = pair();
-        fs::write(b.join("etc/tmp"), "").unwrap();
-        fs::remove_file(b.join("etc/tmp")).unwrap();
-        assert!(diff_trees(&a, &b).unwrap().is_empty());
+        fs::remove_file(b.join("bin/sh")).unwrap();
+        assert_eq!(
+            diff_trees(&a, &b).unwrap(),
+            [Change {
+                path: "/bin/sh".into(),
+                kind: Deleted,
+                size: 5
+            }]
+        );
     }
 
     #[test]
-    fn content_comparison_catches_same_size_same_mtime_rewrites() {
+    fn deleted_directory_lists_itself_and_each_entry_under_it() {
         let (_t, a, b) = pair();
-        let mtime = fs::metadata(b.join("etc/same"))
-            .unwrap()
-            .modified()
-            .unwrap();
-        fs::write(b.join("etc/same"), "SAME").unwrap();
+        fs::create_dir_all(a.join("var/cache/apt")).unwrap();
+        fs::write(a.join("var/cache/apt/pkgcache.bin"), "abc").unwrap();
+        fs::write(a.join("var/log"), "x").unwrap();
+        let c = diff_trees(&a, &b).unwrap();
+        assert_eq!(
+            kinds(&c),
+            [
+                (Deleted, "/var"),
+                (Deleted, "/var/cache"),
+                (Deleted, "/var/cache/apt"),
+                (Deleted, "/var/cache/apt/pkgcache.bin"),
+                (Deleted, "/var/log"),
+            ]
+        );
+        assert_eq!(c[0].size, 0, "directories count 0 bytes");
+        assert_eq!(c[3].size, 3);
+    }
+
+    #[test]
+    fn added_directory_lists_itself_and_each_entry_under_it() {
+        let (_t, a, b) = pair();
+        fs::create_dir_all(b.join("home/user")).unwrap();
+        fs::write(b.join("home/user/notes"), "hello").unwrap();
+        assert_eq!(
+            kinds(&diff_trees(&a, &b).unwrap()),
+            [
+                (Added, "/home"),
+                (Added, "/home/user"),
+                (Added, "/home/user/notes")
+            ]
+        );
+    }
+
+    #[test]
+    fn content_change_with_a_new_size_is_a_modification_sized_as_the_new_file() {
+        let (_t, a, b) = pair();
+        fs::write(b.join("etc/hosts"), "10.0.0.1 db\n127.0.0.1 localhost\n").unwrap();
+        assert_eq!(
+            diff_trees(&a, &b).unwrap(),
+            [Change {
+                path: "/etc/hosts".into(),
+                kind: Modified,
+                size: 32
+            }]
+        );
+    }
+
+    #[test]
+    fn chmod_alone_is_a_modification() {
+        let (_t, a, b) = pair();
+        fs::set_permissions(b.join("bin/sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(kinds(&diff_trees(&a, &b).unwrap()), [(Modified, "/bin/sh")]);
+    }
+
+    #[test]
+    fn chmod_of_a_directory_is_a_modification() {
+        let (_t, a, b) = pair();
+        fs::set_permissions(b.join("etc"), fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            diff_trees(&a, &b).unwrap(),
+            [Change {
+                path: "/etc".into(),
+                kind: Modified,
+                size: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn symlink_retarget_is_a_modification_even_with_equal_metadata() {
+        let (_t, a, b) = pair();
+        symlink("/usr/bin/python3.11", a.join("bin/python")).unwrap();
+        symlink("/usr/bin/python3.12", b.join("bin/python")).unwrap();
+        // Same length, and the same mtime: only the target tells them apart.
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 1_700_000_000,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 1_700_000_000,
+                tv_nsec: 0,
+            },
+        };
+        for root in [&a, &b] {
+            let link = root.join("bin/python");
+            rustix::fs::utimensat(rustix::fs::CWD, &link, &times, AtFlags::SYMLINK_NOFOLLOW)
+                .unwrap();
+        }
+        assert_eq!(
+            diff_trees(&a, &b).unwrap(),
+            [Change {
+                path: "/bin/python".into(),
+                kind: Modified,
+                size: 19
+            }]
+        );
+    }
+
+    #[test]
+    fn symlinked_directory_is_not_followed() {
+        let (_t, a, b) = pair();
+        symlink("/etc", b.join("hostetc")).unwrap();
+        symlink(b.join("etc"), b.join("etc2")).unwrap();
+        assert_eq!(
+            kinds(&diff_trees(&a, &b).unwrap()),
+            [(Added, "/etc2"), (Added, "/hostetc")]
+        );
+    }
+
+    #[test]
+    fn directory_mtime_change_alone_is_not_reported() {
+        let (_t, a, b) = pair();
+        set_mtime(&a.join("etc"), t0());
+        set_mtime(&b.join("etc"), t0() + Duration::from_secs(3600));
+        set_mtime(&b, t0() + Duration::from_secs(7200));
+        assert_eq!(diff_trees(&a, &b).unwrap(), []);
+    }
+
+    #[test]
+    fn same_size_same_mtime_rewrite_is_found_only_when_comparing_contents() {
+        let (_t, a, b) = pair();
+        let hosts = b.join("etc/hosts");
+        fs::write(&hosts, "127.0.0.1 localhosT\n").unwrap();
         fs::File::options()
             .write(true)
-            .open(b.join("etc/same"))
+            .open(&hosts)
             .unwrap()
-            .set_modified(mtime)
+            .set_modified(t0())
             .unwrap();
-        assert!(diff_trees(&a, &b).unwrap().is_empty());
-        let c = diff_trees_with(
-            &a,
-            &b,
-            &DiffOptions {
-                compare_contents: true,
-            },
-        )
-        .unwrap();
-        assert_eq!(kinds(&c), [(ChangeKind::Modified, "/etc/same")]);
+        assert_eq!(diff_trees(&a, &b).unwrap(), []);
+        let with_contents = DiffOptions {
+            compare_contents: true,
+        };
+        assert_eq!(
+            kinds(&diff_trees_with(&a, &b, &with_contents).unwrap()),
+            [(Modified, "/etc/hosts")]
+        );
     }
 
     #[test]
-    fn a_missing_root_is_an_error() {
+    fn comparing_contents_of_equal_files_finds_nothing() {
         let (_t, a, b) = pair();
+        write_both(&a, &b, "big", &"0123456789abcdef".repeat(10_000));
+        let with_contents = DiffOptions {
+            compare_contents: true,
+        };
+        assert_eq!(diff_trees_with(&a, &b, &with_contents).unwrap(), []);
+    }
+
+    #[test]
+    fn file_replaced_by_directory_is_one_modification_plus_the_new_entries() {
+        let (_t, a, b) = pair();
+        fs::remove_file(b.join("etc/hosts")).unwrap();
+        fs::create_dir(b.join("etc/hosts")).unwrap();
+        fs::write(b.join("etc/hosts/main"), "x").unwrap();
+        assert_eq!(
+            kinds(&diff_trees(&a, &b).unwrap()),
+            [(Modified, "/etc/hosts"), (Added, "/etc/hosts/main")]
+        );
+    }
+
+    #[test]
+    fn entries_follow_their_directory_in_the_order() {
+        let (_t, a, b) = pair();
+        fs::create_dir(b.join("a")).unwrap();
+        fs::write(b.join("a/z"), "").unwrap();
+        fs::write(b.join("a-b"), "").unwrap();
+        assert_eq!(
+            kinds(&diff_trees(&a, &b).unwrap()),
+            [(Added, "/a"), (Added, "/a/z"), (Added, "/a-b")]
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_compared_and_shown_lossily() {
+        let (_t, a, b) = pair();
+        let name = OsStr::from_bytes(b"caf\xe9");
+        for root in [&a, &b] {
+            fs::create_dir(root.join(name)).unwrap();
+            fs::write(root.join(name).join("menu"), "soup").unwrap();
+            set_mtime(&root.join(name).join("menu"), t0());
+        }
+        assert_eq!(diff_trees(&a, &b).unwrap(), []);
+        fs::remove_file(b.join(name).join("menu")).unwrap();
+        assert_eq!(
+            kinds(&diff_trees(&a, &b).unwrap()),
+            [(Deleted, "/caf\u{fffd}/menu")]
+        );
+    }
+
+    #[test]
+    fn root_permission_change_is_reported_as_slash() {
+        let (_t, a, b) = pair();
+        fs::set_permissions(&b, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(kinds(&diff_trees(&a, &b).unwrap()), [(Modified, "/")]);
+    }
+
+    #[test]
+    fn missing_root_is_a_missing_error() {
+        let (_t, a, b) = pair();
+        let gone = b.join("nope");
+        match diff_trees(&a, &gone) {
+            Err(DiffError::Missing { path }) => assert_eq!(path, gone),
+            other => panic!("expected Missing, got {other:?}"),
+        }
         assert!(matches!(
-            diff_trees(&a, &b.join("nope")),
+            diff_trees(&gone, &b),
             Err(DiffError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn file_as_root_is_a_not_a_directory_error() {
+        let (_t, a, b) = pair();
+        assert!(matches!(
+            diff_trees(&a, &b.join("bin/sh")),
+            Err(DiffError::NotADirectory { .. })
+        ));
+    }
+
+    #[test]
+    fn tree_deeper_than_the_limit_is_refused() {
+        let (_t, a, b) = pair();
+        let mut deep = b.clone();
+        for _ in 0..=MAX_DEPTH {
+            deep.push("d");
+        }
+        fs::create_dir_all(&deep).unwrap();
+        assert!(matches!(
+            diff_trees(&a, &b),
+            Err(DiffError::TooDeep {
+                limit: MAX_DEPTH,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn delta_bytes_counts_added_and_modified_but_not_deleted() {
+        let (_t, a, b) = pair();
+        fs::write(b.join("new"), "12345").unwrap();
+        fs::write(b.join("etc/hosts"), "0123456789").unwrap();
+        fs::remove_file(b.join("bin/sh")).unwrap();
+        let c = diff_trees(&a, &b).unwrap();
+        assert_eq!(
+            kinds(&c),
+            [
+                (Deleted, "/bin/sh"),
+                (Modified, "/etc/hosts"),
+                (Added, "/new")
+            ]
+        );
+        assert_eq!(delta_bytes(&c), 15);
     }
 }

@@ -63,6 +63,9 @@ pub struct CreateSandboxRequest {
     /// resources unless overridden here.
     #[serde(default)]
     pub from_snapshot: Option<String>,
+    /// With a stateful `from_snapshot`: boot fresh on its files instead of resuming its processes.
+    #[serde(default)]
+    pub fresh: bool,
     /// Optional name, unique per account.
     #[serde(default)]
     pub name: Option<String>,
@@ -101,6 +104,11 @@ pub struct ExecRequest {
     /// Kill the command after this many seconds; the exit code is then 124.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Start it detached, as a child of the sandbox's init, and return at once (exit 0).
+    /// Its output goes to /dev/null unless the command redirects it. Detached processes
+    /// are the ones a stateful snapshot carries into forks and restores.
+    #[serde(default)]
+    pub detach: bool,
 }
 
 /// One line of the exec stream (`application/x-ndjson`): output chunks in
@@ -216,6 +224,8 @@ pub struct SnapshotInfo {
     pub image: String,
     /// Runtime of the source sandbox.
     pub runtime: RuntimeKind,
+    /// Whether it holds process memory (a fork resumes the running processes).
+    pub stateful: bool,
     /// Where it is in its life.
     pub state: SnapshotState,
     /// Why it failed.
@@ -235,6 +245,9 @@ pub struct CreateSnapshotRequest {
     /// Name (default: the UTC time); unique per sandbox.
     #[serde(default)]
     pub name: Option<String>,
+    /// Also capture process memory (gvisor sandboxes): forks and restores resume the processes.
+    #[serde(default)]
+    pub stateful: bool,
 }
 
 /// `POST /v1/snapshots/{id}/restore`.

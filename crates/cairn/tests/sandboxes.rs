@@ -42,6 +42,7 @@ both_runtimes!(
     stop_start_keeps_files_and_destroy_leaves_nothing,
     sandboxes_survive_a_cairnd_sigkill,
     interactive_exec_forwards_stdin_and_terminals,
+    detached_processes_outlive_their_exec,
 );
 
 fn exec_prints_output_and_forwards_the_exit_code(rt: &str) {
@@ -355,4 +356,39 @@ fn interactive_exec_forwards_stdin_and_terminals(rt: &str) {
         assert_eq!(code, 125);
         assert!(err.contains("use -i without -t"), "{err}");
     }
+}
+
+fn detached_processes_outlive_their_exec(rt: &str) {
+    let d = daemon();
+    let id = up(&d, rt, &[]);
+    let started = Instant::now();
+    let r = d.cairn(&[
+        "exec",
+        "-d",
+        "--workdir",
+        "/root",
+        "--env",
+        "WORD=it's here",
+        &id,
+        "sleep 1; echo \"$WORD\" > done; sleep 300",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exec -d must return at once"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.cairn(&["exec", &id, "cat /root/done"]).ok(), "it's here");
+    // It runs under the sandbox's init, not under the exec that started it.
+    let ps = d
+        .cairn(&[
+            "exec",
+            &id,
+            "ps -o ppid,args | grep 'sleep 300' | grep -v grep",
+        ])
+        .ok();
+    assert!(!ps.is_empty(), "{ps}");
+    let r = d.cairn(&["exec", "-d", &id, "--", "sh", "-c", "echo a\necho b"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("newline"), "{r:?}");
 }

@@ -515,3 +515,119 @@ fn the_account_snapshot_limit_counts_each_snapshots_own_changes() {
         "{r:?}"
     );
 }
+
+/// The counter a background loop keeps in memory and mirrors to /tmp/c.
+fn counter(d: &Daemon, id: &str) -> u64 {
+    d.cairn(&["exec", id, "cat /tmp/c"]).ok().parse().unwrap()
+}
+
+#[test]
+fn stateful_snapshots_resume_processes_in_every_fork() {
+    let d = daemon();
+    let id = up(&d, "gvisor");
+    // The count lives in the shell's memory; the file only mirrors it.
+    // Detached (-d): a child of the sandbox's init, which a stateful snapshot carries.
+    d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        "i=1000; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.05; done",
+    ])
+    .ok();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let snap = d
+        .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
+        .json();
+    assert_eq!(snap["stateful"], true);
+    assert!(snap["size_bytes"].as_u64().unwrap() > 0);
+    let snap = snap["id"].as_str().unwrap().to_string();
+    let forks: Vec<String> = d
+        .cairn(&["fork", &snap, "--count", "2"])
+        .ok()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // The forks' files start from the snapshot's mirror value; their memory continues the count.
+    let at_snapshot = {
+        let fresh = d.cairn(&["up", "--from-snapshot", &snap, "--fresh"]).ok();
+        let v = counter(&d, &fresh);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(
+            counter(&d, &fresh),
+            v,
+            "a --fresh fork must not run the loop"
+        );
+        v
+    };
+    assert!(at_snapshot > 1000);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for f in &forks {
+        let v = counter(&d, f);
+        assert!(
+            v > at_snapshot,
+            "fork {f} did not resume the loop: {v} <= {at_snapshot}"
+        );
+        assert!(v < at_snapshot + 200, "fork {f} restarted or ran away: {v}");
+    }
+    // Independent: stopping one fork's loop leaves the other counting.
+    d.cairn(&["stop", &forks[0]]).ok();
+    let before = counter(&d, &forks[1]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(counter(&d, &forks[1]) > before);
+    // The source was not disturbed.
+    let src = counter(&d, &id);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(counter(&d, &id) > src);
+    // Restore in place brings the loop back to the snapshot's moment.
+    d.cairn(&["snapshot", "restore", &snap]).ok();
+    let v = counter(&d, &id);
+    assert!(
+        v >= at_snapshot && v < at_snapshot + 200,
+        "{v} vs {at_snapshot}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(counter(&d, &id) > v);
+
+    // A manifest from another kernel is refused before anything is written.
+    let manifest = d
+        .home
+        .join("pool/snapshots")
+        .join(&snap)
+        .join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["kernel_release"] = "9.9.9-forged".into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let sandboxes_before = d.cairn(&["ls", "--json"]).json().as_array().unwrap().len();
+    let r = d.cairn(&["snapshot", "restore", &snap]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("runtime identity mismatch") && r.stderr.contains("9.9.9-forged"),
+        "{r:?}"
+    );
+    let r = d.cairn(&["up", "--from-snapshot", &snap]);
+    assert!(r.stderr.contains("runtime identity mismatch"), "{r:?}");
+    assert_eq!(
+        d.cairn(&["ls", "--json"]).json().as_array().unwrap().len(),
+        sandboxes_before
+    );
+    assert_eq!(
+        d.cairn(&["inspect", &id, "--json"]).json()["state"],
+        "running"
+    );
+}
+
+#[test]
+fn stateful_snapshots_of_runc_sandboxes_are_refused_without_criu() {
+    let d = daemon();
+    let id = up(&d, "runc");
+    let r = d.cairn(&["snapshot", "create", &id, "--stateful"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("CRIU 4.1"), "{r:?}");
+    assert!(d
+        .cairn(&["snapshot", "list", &id, "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+}

@@ -31,6 +31,10 @@ pub struct ExecArgs {
     /// Send this terminal's stdin to the command (interactive).
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Start it detached under the sandbox's init and return at once; it outlives this
+    /// command and is carried by stateful snapshots (output: redirect it yourself).
+    #[arg(short = 'd', long)]
+    detach: bool,
     /// Give the command a terminal (use with -i for a shell: cairn exec -it ID sh).
     #[arg(short = 't', long)]
     tty: bool,
@@ -59,6 +63,7 @@ pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
         env: a.env,
         workdir: a.workdir,
         timeout_secs: a.timeout,
+        detach: a.detach,
     };
     let path = format!("/v1/sandboxes/{}/exec", crate::enc(&a.sandbox));
     let resp = client

@@ -109,6 +109,9 @@ enum Command {
         /// How many forks.
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Boot on a stateful snapshot's files instead of resuming its processes.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Manage images.
     Image {
@@ -129,6 +132,9 @@ struct UpArgs {
     /// Fork: start from a snapshot's files, with its image, runtime and resources (flags override).
     #[arg(long, value_name = "SNAP")]
     from_snapshot: Option<String>,
+    /// With a stateful --from-snapshot: boot fresh on its files instead of resuming its processes.
+    #[arg(long, requires = "from_snapshot")]
+    fresh: bool,
     /// A name for the sandbox, unique among yours.
     #[arg(long)]
     name: Option<String>,
@@ -233,6 +239,7 @@ async fn run(cli: Cli) -> Result<i32> {
             let req = CreateSandboxRequest {
                 image: a.image.unwrap_or_default(),
                 from_snapshot: a.from_snapshot,
+                fresh: a.fresh,
                 name: a.name,
                 runtime: a.runtime,
                 cpus: a.cpus,
@@ -288,9 +295,11 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Image { command } => image(&client, command, json).await?,
         Command::Snapshot { command } => snapshot::run(&client, command, json).await?,
-        Command::Fork { snapshot, count } => {
-            snapshot::fork(&client, &snapshot, count, json).await?
-        }
+        Command::Fork {
+            snapshot,
+            count,
+            fresh,
+        } => snapshot::fork(&client, &snapshot, count, fresh, json).await?,
     }
     Ok(0)
 }

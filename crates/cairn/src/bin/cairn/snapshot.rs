@@ -14,7 +14,7 @@ use crate::{enc, output, spinner};
 pub enum SnapshotCommand {
     /// Snapshot a sandbox: a brief pause, then a read-only copy-on-write capture of its files. Prints the id.
     #[command(
-        after_help = "Examples:\n  cairn snapshot create sbx-7f3a9c2e --name baseline-passing\n  SNAP=$(cairn snapshot create my-box)"
+        after_help = "Examples:\n  cairn snapshot create sbx-7f3a9c2e --name baseline-passing\n  cairn snapshot create sbx-7f3a9c2e --stateful          # with process memory (gvisor)\n  SNAP=$(cairn snapshot create my-box)"
     )]
     Create {
         /// Sandbox id or name.
@@ -22,6 +22,9 @@ pub enum SnapshotCommand {
         /// Name, unique per sandbox [default: the UTC time].
         #[arg(long)]
         name: Option<String>,
+        /// Also capture process memory (gvisor): forks and restores resume the running processes.
+        #[arg(long)]
+        stateful: bool,
     },
     /// List a sandbox's snapshots (oldest first), or with --all every snapshot of yours.
     #[command(
@@ -73,13 +76,17 @@ pub enum SnapshotCommand {
 
 pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()> {
     match cmd {
-        SnapshotCommand::Create { sandbox, name } => {
+        SnapshotCommand::Create {
+            sandbox,
+            name,
+            stateful,
+        } => {
             let pb = spinner(&format!("snapshotting {sandbox}"));
             let res: Result<SnapshotInfo> = client
                 .json(
                     Method::POST,
                     &format!("/v1/sandboxes/{}/snapshots", enc(&sandbox)),
-                    Some(json!({ "name": name })),
+                    Some(json!({ "name": name, "stateful": stateful })),
                 )
                 .await;
             pb.finish_and_clear();
@@ -136,12 +143,18 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
 }
 
 /// `cairn fork SNAP --count N`: N sandboxes from one snapshot, created concurrently.
-pub async fn fork(client: &Client, snapshot: &str, count: u32, json: bool) -> Result<()> {
+pub async fn fork(
+    client: &Client,
+    snapshot: &str,
+    count: u32,
+    fresh: bool,
+    json: bool,
+) -> Result<()> {
     if count == 0 || count > 256 {
         anyhow::bail!("invalid --count {count}: give 1 to 256");
     }
     let pb = spinner(&format!("forking {snapshot} ×{count}"));
-    let body = json!({ "from_snapshot": snapshot });
+    let body = json!({ "from_snapshot": snapshot, "fresh": fresh });
     let requests = (0..count)
         .map(|_| client.json::<SandboxInfo>(Method::POST, "/v1/sandboxes", Some(body.clone())));
     let results = futures_util::future::join_all(requests).await;
