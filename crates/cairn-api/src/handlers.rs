@@ -118,6 +118,28 @@ pub async fn stop_sandbox(
     Ok(Json(st.engine.stop_sandbox(&account, &id).await?))
 }
 
+/// Freeze a running sandbox's processes.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", params(("id" = String, Path)),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn pause_sandbox(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
+    Ok(Json(st.engine.pause_sandbox(&account, &id).await?))
+}
+
+/// Thaw a paused sandbox.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", params(("id" = String, Path)),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn resume_sandbox(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
+    Ok(Json(st.engine.resume_sandbox(&account, &id).await?))
+}
+
 /// Start a stopped sandbox.
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/start", params(("id" = String, Path)),
     responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody)))]
@@ -200,6 +222,15 @@ pub async fn remove_image(
 ) -> ApiResult<StatusCode> {
     st.engine.remove_image(&name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the daemon's host has and which features it allows (`cairn doctor`).
+#[utoipa::path(get, path = "/v1/doctor", responses((status = 200, description = "a list of {name, version, ok, note}")))]
+pub async fn doctor(
+    State(st): State<AppState>,
+    _account: Account,
+) -> Json<Vec<cairn_engine::Check>> {
+    Json(st.engine.doctor().await)
 }
 
 /// Any unknown path.

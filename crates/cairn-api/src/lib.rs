@@ -36,6 +36,7 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
     let state = AppState { engine, auth };
     Router::new()
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/doctor", get(handlers::doctor))
         .route(
             "/v1/sandboxes",
             post(handlers::create_sandbox).get(handlers::list_sandboxes),
@@ -46,6 +47,8 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         )
         .route("/v1/sandboxes/{id}/stop", post(handlers::stop_sandbox))
         .route("/v1/sandboxes/{id}/start", post(handlers::start_sandbox))
+        .route("/v1/sandboxes/{id}/pause", post(handlers::pause_sandbox))
+        .route("/v1/sandboxes/{id}/resume", post(handlers::resume_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
         .route("/v1/sandboxes/{id}/attach", get(attach::attach))
         .route(

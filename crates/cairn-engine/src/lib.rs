@@ -6,6 +6,7 @@
 //! It is not for HTTP (that is `cairn-api`), nor does it call any external
 //! program itself: runtimes and storage do.
 
+mod doctor;
 mod error;
 mod exec;
 mod images;
@@ -23,6 +24,7 @@ use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
 use cairn_types::{RuntimeKind, SandboxId};
 
 pub use cairn_runtime::ExecIo;
+pub use doctor::Check;
 pub use error::{EngineError, Result};
 pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
 pub use snapshots::SnapshotLimits;

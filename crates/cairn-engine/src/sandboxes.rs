@@ -360,6 +360,53 @@ impl Engine {
         Ok(())
     }
 
+    /// Freezes every process of a running sandbox (its memory stays; nothing runs).
+    pub async fn pause_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
+        self.freeze_or_thaw(account, id_or_name, true).await
+    }
+
+    /// Thaws a paused sandbox.
+    pub async fn resume_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
+        self.freeze_or_thaw(account, id_or_name, false).await
+    }
+
+    async fn freeze_or_thaw(
+        &self,
+        account: &str,
+        id_or_name: &str,
+        freeze: bool,
+    ) -> Result<SandboxInfo> {
+        let r = self.find(account, id_or_name)?;
+        let lock = self.lock_for(&r.id);
+        let _guard = lock.lock().await;
+        let r = self.find(account, r.id.as_str())?;
+        let (from, to) = if freeze {
+            (SandboxState::Running, SandboxState::Paused)
+        } else {
+            (SandboxState::Paused, SandboxState::Running)
+        };
+        if r.state == to {
+            return Ok(self.info(&r));
+        }
+        if r.state != from {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {} is {}: only a {from} sandbox can be {}",
+                r.id,
+                r.state,
+                if freeze { "paused" } else { "resumed" }
+            )));
+        }
+        let rt = self.runtime(r.runtime)?;
+        if freeze {
+            rt.pause(r.id.as_str()).await?;
+        } else {
+            rt.resume(r.id.as_str()).await?;
+        }
+        self.db.set_state(&r.id, to, None)?;
+        tracing::info!(sandbox = %r.id, state = %to, "sandbox {}", if freeze { "paused" } else { "resumed" });
+        Ok(self.info(&self.find(account, r.id.as_str())?))
+    }
+
     /// Starts a stopped sandbox again on its files.
     pub async fn start_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
         let r = self.find(account, id_or_name)?;

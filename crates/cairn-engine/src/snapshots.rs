@@ -607,7 +607,7 @@ impl Engine {
 }
 
 /// This host's kernel release (recorded in manifests).
-pub(crate) fn kernel_release() -> String {
+pub fn kernel_release() -> String {
     rustix::system::uname()
         .release()
         .to_string_lossy()

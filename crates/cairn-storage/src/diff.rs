@@ -346,7 +346,9 @@ impl Walk<'_> {
         for (name, om) in &a {
             let path = child_path(rel, name);
             match (old, new, b.get(name)) {
-                (Some(od), Some(nd), Some(nm)) => self.entry(od, nd, name, om, nm, path, depth)?,
+                (Some(od), Some(nd), Some(nm)) => {
+                    self.entry(od, nd, name, (om, nm), path, depth)?
+                }
                 (Some(od), _, _) => self.whole(od, name, om, path, depth, ChangeKind::Deleted)?,
                 (None, _, _) => {}
             }
@@ -362,14 +364,14 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Compares the entry `name`, present in both `old` and `new`.
+    /// Compares the entry `name`, present in both `old` and `new` with the
+    /// metadata `om` and `nm`.
     fn entry(
         &mut self,
         old: &Node,
         new: &Node,
         name: &CStr,
-        om: &Meta,
-        nm: &Meta,
+        (om, nm): (&Meta, &Meta),
         path: String,
         depth: usize,
     ) -> Result<(), DiffError> {

@@ -493,3 +493,28 @@ fn oci_image_archives_import_with_layers_whiteouts_and_config() {
         1
     );
 }
+
+#[test]
+fn doctor_reports_runtimes_and_what_they_enable() {
+    let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
+    let checks = d.cairn(&["doctor", "--json"]).json();
+    let get = |name: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for name in ["runsc", "runc", "btrfs-progs"] {
+        assert_eq!(get(name)["ok"], true, "{checks}");
+        assert!(get(name)["version"].is_string());
+    }
+    assert!(get("criu")["note"].as_str().unwrap().contains("4.1"));
+    let table = d.cairn(&["doctor"]).ok();
+    assert!(
+        table.contains("COMPONENT") && table.contains("kernel"),
+        "{table}"
+    );
+}

@@ -43,6 +43,7 @@ both_runtimes!(
     sandboxes_survive_a_cairnd_sigkill,
     interactive_exec_forwards_stdin_and_terminals,
     detached_processes_outlive_their_exec,
+    pause_freezes_processes_until_resume,
 );
 
 fn exec_prints_output_and_forwards_the_exit_code(rt: &str) {
@@ -391,4 +392,47 @@ fn detached_processes_outlive_their_exec(rt: &str) {
     let r = d.cairn(&["exec", "-d", &id, "--", "sh", "-c", "echo a\necho b"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("newline"), "{r:?}");
+}
+
+fn pause_freezes_processes_until_resume(rt: &str) {
+    let d = daemon();
+    let id = up(&d, rt, &[]);
+    d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
+    ])
+    .ok();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.cairn(&["pause", &id, "--json"]).json()["state"], "paused");
+    let r = d.cairn(&["exec", &id, "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("paused"), "{r:?}");
+    let frozen =
+        std::fs::read_to_string(d.home.join("pool/sandboxes").join(&id).join("tmp/n")).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let still =
+        std::fs::read_to_string(d.home.join("pool/sandboxes").join(&id).join("tmp/n")).unwrap();
+    assert_eq!(frozen, still, "a paused sandbox kept running");
+    // A paused sandbox survives a cairnd restart as paused.
+    let mut d = d;
+    d.restart();
+    assert_eq!(
+        d.cairn(&["inspect", &id, "--json"]).json()["state"],
+        "paused"
+    );
+    assert_eq!(
+        d.cairn(&["resume", &id, "--json"]).json()["state"],
+        "running"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let moved: u64 = d.cairn(&["exec", &id, "cat /tmp/n"]).ok().parse().unwrap();
+    assert!(moved > still.trim().parse::<u64>().unwrap());
+    let r = d.cairn(&["resume", "--json", &id]);
+    assert_eq!(
+        r.json()["state"],
+        "running",
+        "resuming a running sandbox is a no-op"
+    );
 }

@@ -76,6 +76,18 @@ enum Command {
         /// Sandbox id or name.
         sandbox: String,
     },
+    /// Freeze a running sandbox's processes (memory kept, nothing runs) until 'cairn resume'.
+    #[command(after_help = "Example:\n  cairn pause sbx-7f3a9c2e && cairn resume sbx-7f3a9c2e")]
+    Pause {
+        /// Sandbox id or name.
+        sandbox: String,
+    },
+    /// Thaw a paused sandbox.
+    #[command(after_help = "Example:\n  cairn resume sbx-7f3a9c2e")]
+    Resume {
+        /// Sandbox id or name.
+        sandbox: String,
+    },
     /// Start a stopped sandbox again on its files.
     #[command(after_help = "Example:\n  cairn start sbx-7f3a9c2e")]
     Start {
@@ -113,6 +125,11 @@ enum Command {
         #[arg(long)]
         fresh: bool,
     },
+    /// Report what cairnd's host has (runsc, runc, CRIU, btrfs-progs, kernel) and what each enables.
+    #[command(
+        after_help = "Example:\n  cairn doctor\n  cairn doctor --json | jq '.[] | select(.ok | not)'"
+    )]
+    Doctor,
     /// Manage images.
     Image {
         #[command(subcommand)]
@@ -277,6 +294,8 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Stop { sandbox } => lifecycle(&client, &sandbox, "stop", json).await?,
         Command::Start { sandbox } => lifecycle(&client, &sandbox, "start", json).await?,
+        Command::Pause { sandbox } => lifecycle(&client, &sandbox, "pause", json).await?,
+        Command::Resume { sandbox } => lifecycle(&client, &sandbox, "resume", json).await?,
         Command::Destroy {
             sandbox,
             force,
@@ -294,6 +313,11 @@ async fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Image { command } => image(&client, command, json).await?,
+        Command::Doctor => {
+            let checks: Vec<serde_json::Value> =
+                client.json(Method::GET, "/v1/doctor", None).await?;
+            output::show(json, &checks, |c| output::doctor(c))?;
+        }
         Command::Snapshot { command } => snapshot::run(&client, command, json).await?,
         Command::Fork {
             snapshot,

@@ -140,3 +140,20 @@ pub fn diff(list: &[DiffEntry]) {
     }
     println!("{t}");
 }
+
+pub fn doctor(checks: &[serde_json::Value]) {
+    let mut t = table(&["COMPONENT", "VERSION", "OK", "WHAT FOR / HOW TO FIX"]);
+    for c in checks {
+        t.add_row(vec![
+            c["name"].as_str().unwrap_or_default().to_string(),
+            c["version"].as_str().unwrap_or("missing").to_string(),
+            if c["ok"] == true {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+            c["note"].as_str().unwrap_or_default().to_string(),
+        ]);
+    }
+    println!("{t}");
+}
