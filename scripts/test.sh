@@ -4,6 +4,8 @@
 # and the packages scripts/setup.sh installs). Ends with one summary line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# On a fresh machine this installs the packages the tests use; when they are there it is a no-op.
+CAIRN_SKIP_BUILD=1 scripts/setup.sh >/dev/null
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --lib --bins --tests --no-fail-fast -- --test-threads="${CAIRN_TEST_THREADS:-4}" "$@" 2>&1 | tee "$log"

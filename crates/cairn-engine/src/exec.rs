@@ -226,7 +226,7 @@ impl Engine {
                 "/bin/sh".to_string(),
                 "-c".to_string(),
                 format!(
-                    "[ -p {fifo} ] || {{ echo 'this sandbox was started by an older cairnd and cannot detach processes: restart it (cairn stop, cairn start)' >&2; exit 125; }}; printf '%s\\n' \"$1\" > {fifo}",
+                    "i=0; while [ ! -p {fifo} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; [ -p {fifo} ] || {{ echo 'this sandbox was started by an older cairnd and cannot detach processes: restart it (cairn stop, cairn start)' >&2; exit 125; }}; printf '%s\\n' \"$1\" > {fifo}",
                     fifo = cairn_runtime::bundle::SPAWN_FIFO
                 ),
                 "cairn-detach".to_string(),
