@@ -277,7 +277,7 @@ impl Engine {
             pids_limit: r.pids_limit,
             env: r.env.clone(),
             workdir: r.workdir.clone(),
-            cgroups_path: PathBuf::from("/cairn").join(r.id.as_str()),
+            cgroups_path: PathBuf::from(cairn_runtime::bundle::CGROUP_PARENT).join(r.id.as_str()),
             runtime: r.runtime,
         };
         let bundle2 = bundle.clone();

@@ -196,11 +196,14 @@ impl Engine {
         self.db
             .insert_snapshot(&snap)
             .map_err(EngineError::from_db)?;
+        let started = std::time::Instant::now();
         match self.capture(&r, &snap).await {
             Ok((size, total)) => {
                 self.db.finish_snapshot(&snap.id, size, total)?;
                 self.db
                     .set_sandbox_origin(&r.id, Some(&snap.id), &r.image_id)?;
+                let ready_us = started.elapsed().as_micros() as u64;
+                tracing::info!(sandbox = %r.id, snapshot = %snap.id, ready_us, "capture finished");
                 tracing::info!(sandbox = %r.id, snapshot = %snap.id, size, "snapshot ready");
             }
             Err(e) => {

@@ -33,6 +33,9 @@ pub const INIT_ARGS: [&str; 3] = [
      while :; do sleep 3600 & wait $!; done",
 ];
 
+/// The cgroup under which every sandbox gets `<parent>/<id>`.
+pub const CGROUP_PARENT: &str = "/cairn";
+
 /// The FIFO inside a sandbox whose lines the init runs as detached processes.
 pub const SPAWN_FIFO: &str = "/dev/cairn-spawn";
 

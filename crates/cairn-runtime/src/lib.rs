@@ -7,6 +7,7 @@
 //! the database, storage or accounts.
 
 pub mod bundle;
+mod freezer;
 mod oci_cli;
 
 use std::path::{Path, PathBuf};

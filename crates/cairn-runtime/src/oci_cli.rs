@@ -64,6 +64,20 @@ impl OciCli {
         cmd
     }
 
+    /// Freezes or thaws a runc container through its cgroup; false when that is not possible
+    /// here (the caller then runs `runc pause`/`resume`).
+    async fn freeze_directly(&self, id: &str, frozen: bool) -> bool {
+        let id = id.to_string();
+        match tokio::task::spawn_blocking(move || crate::freezer::set_frozen(&id, frozen)).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cgroup freezer failed; falling back to the runtime");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     fn is_missing(err: &CmdError) -> bool {
         err.stderr().is_some_and(|e| {
             let e = e.to_ascii_lowercase();
@@ -308,11 +322,17 @@ impl Runtime for OciCli {
     }
 
     async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.kind == RuntimeKind::Runc && self.freeze_directly(id, true).await {
+            return Ok(());
+        }
         self.cmd().arg("pause").arg(id).run().await?;
         Ok(())
     }
 
     async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.kind == RuntimeKind::Runc && self.freeze_directly(id, false).await {
+            return Ok(());
+        }
         self.cmd().arg("resume").arg(id).run().await?;
         Ok(())
     }
