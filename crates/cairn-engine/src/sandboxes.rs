@@ -253,7 +253,10 @@ impl Engine {
     pub(crate) async fn boot(&self, r: &SandboxRecord) -> Result<()> {
         let bundle = self.write_bundle_for(r).await?;
         let runtime = self.runtime(r.runtime)?;
-        runtime.delete(r.id.as_str()).await?; // a stale container of the same id would block create
+        if r.state != SandboxState::Creating {
+            // A stale container of the same id would block create (a new id has none).
+            runtime.delete(r.id.as_str()).await?;
+        }
         runtime.create_and_start(r.id.as_str(), &bundle).await?;
         Ok(())
     }
