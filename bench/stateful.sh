@@ -33,10 +33,12 @@ for mb in 10 512; do
   ID=$($C up --image base --runtime gvisor --memory 2G)
   # A detached shell that keeps $mb MB in a variable, then sleeps.
   $C exec -d "$ID" "x=\$(head -c $((mb * 1048576)) /dev/zero | tr '\\0' a); while :; do sleep 1; done"
+  rss=0
   for _ in $(seq 120); do
-    rss=$($C exec "$ID" "grep -h VmRSS /proc/[0-9]*/status | sort -k2 -n | tail -1 | tr -s ' ' | cut -d' ' -f2")
+    rss=$($C exec "$ID" "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS/ {print \$2}' | sort -n | tail -1")
     [ "${rss:-0}" -ge $((mb * 900)) ] && break; sleep 0.5
   done
+  echo "resident: ${rss:-0} kB" >&2
   t=0; snaps=()
   for i in $(seq "$N"); do t0=$(now); snaps+=("$($C snapshot create "$ID" --stateful)"); t=$((t + $(now) - t0)); done
   cairn=$((t / N))
