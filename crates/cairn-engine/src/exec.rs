@@ -314,8 +314,7 @@ impl Engine {
             for task in [out, err].into_iter().flatten() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
             }
-            let _ = std::fs::remove_file(&exec.pid_file);
-            let _ = std::fs::remove_file(exec.pid_file.with_extension("json"));
+            exec.remove_files();
             let code = if code != 0 && code != TIMEOUT_EXIT_CODE {
                 engine.check_alive(&r).await.unwrap_or(code)
             } else {

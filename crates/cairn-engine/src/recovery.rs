@@ -30,8 +30,7 @@ impl Engine {
                     self.db.set_snapshot_state(&s.id, SnapshotState::Failed, Some("interrupted: cairnd stopped while it was being taken; delete it and take it again"))?;
                 }
                 SnapshotState::Deleted => {
-                    self.remove_snapshot_files(&s.id).await;
-                    self.db.delete_snapshot(&s.id)?;
+                    self.purge_snapshot(&s.id).await?;
                     continue;
                 }
                 SnapshotState::Ready | SnapshotState::Failed => {}

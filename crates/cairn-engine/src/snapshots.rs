@@ -346,8 +346,7 @@ impl Engine {
         {
             let _ =
                 tokio::time::timeout(std::time::Duration::from_secs(30), child.child.wait()).await;
-            let _ = std::fs::remove_file(&child.pid_file);
-            let _ = std::fs::remove_file(child.pid_file.with_extension("json"));
+            child.remove_files();
         }
     }
 
@@ -420,10 +419,7 @@ impl Engine {
         let s = self.find_snapshot(account, id)?;
         let lock = self.lock_for(&s.sandbox_id);
         let _guard = lock.lock().await;
-        self.db
-            .set_snapshot_state(&s.id, SnapshotState::Deleted, None)?;
-        self.remove_snapshot_files(&s.id).await;
-        self.db.delete_snapshot(&s.id)?;
+        self.purge_snapshot(&s.id).await?;
         tracing::info!(snapshot = %s.id, "snapshot deleted");
         Ok(())
     }
@@ -600,11 +596,18 @@ impl Engine {
         sandbox: &cairn_types::SandboxId,
     ) -> Result<()> {
         for s in self.db.sandbox_snapshots(sandbox)? {
-            self.db
-                .set_snapshot_state(&s.id, SnapshotState::Deleted, None)?;
-            self.remove_snapshot_files(&s.id).await;
-            self.db.delete_snapshot(&s.id)?;
+            self.purge_snapshot(&s.id).await?;
         }
+        Ok(())
+    }
+
+    /// Deletes a snapshot crash-safely: the row is marked `deleted` first (recovery finishes
+    /// the job from there), then its files go, then the row.
+    pub(crate) async fn purge_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.db
+            .set_snapshot_state(id, SnapshotState::Deleted, None)?;
+        self.remove_snapshot_files(id).await;
+        self.db.delete_snapshot(id)?;
         Ok(())
     }
 }

@@ -102,6 +102,14 @@ pub struct ExecChild {
     pub console: Option<std::os::fd::OwnedFd>,
 }
 
+impl ExecChild {
+    /// Removes the process description and pid file the runtime was given, once it has ended.
+    pub fn remove_files(&self) {
+        let _ = std::fs::remove_file(&self.pid_file);
+        let _ = std::fs::remove_file(self.pid_file.with_extension("json"));
+    }
+}
+
 /// An OCI runtime that can run Cairn sandboxes.
 #[async_trait]
 pub trait Runtime: Send + Sync {
