@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
-use cairn_types::{RuntimeKind, SandboxId, SandboxState};
+use cairn_types::{RuntimeKind, SandboxId, SandboxState, SnapshotId};
 
 use crate::DbError;
 
@@ -63,6 +63,8 @@ pub struct NewSandbox {
     pub env: Vec<String>,
     /// Default working directory.
     pub workdir: String,
+    /// The snapshot its root is made from (a fork), if any.
+    pub origin: Option<SnapshotId>,
 }
 
 /// A sandbox row.

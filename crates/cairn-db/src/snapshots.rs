@@ -146,12 +146,29 @@ impl Db {
     pub fn finish_snapshot(
         &self,
         id: &SnapshotId,
+        sandbox: &SandboxId,
         size_bytes: u64,
         total_bytes: u64,
     ) -> Result<(), DbError> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE snapshots SET state = 'ready', size_bytes = ?2, total_bytes = ?3 WHERE id = ?1",
             params![id.as_str(), size_bytes as i64, total_bytes as i64],
+        )?;
+        tx.execute(
+            "UPDATE sandboxes SET parent_snapshot = ?2 WHERE id = ?1",
+            params![sandbox.as_str(), id.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a snapshot's measured total size (measured after it became ready).
+    pub fn set_snapshot_total(&self, id: &SnapshotId, total_bytes: u64) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE snapshots SET total_bytes = ?2 WHERE id = ?1",
+            params![id.as_str(), total_bytes as i64],
         )?;
         Ok(())
     }

@@ -34,6 +34,7 @@ fn new_sandbox(account: &str, name: Option<&str>) -> NewSandbox {
         pids_limit: 100,
         env: vec!["A=1".into()],
         workdir: "/".into(),
+        origin: None,
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Engine {
     storage: BtrfsStorage,
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Generations of read-only trees (images, snapshots), which never change.
+    generations: Mutex<HashMap<PathBuf, u64>>,
 }
 
 impl Engine {
@@ -112,6 +114,7 @@ impl Engine {
             storage,
             runtimes,
             locks: Mutex::new(HashMap::new()),
+            generations: Mutex::new(HashMap::new()),
         });
         engine.recover().await?;
         Ok(engine)

@@ -207,6 +207,7 @@ impl Engine {
                 pids_limit,
                 env,
                 workdir,
+                origin: snapshot.as_ref().map(|s| s.id.clone()),
             })
             .map_err(EngineError::from_db)?;
         let created = async {
@@ -214,9 +215,6 @@ impl Engine {
                 .snapshot(&source, &self.rootfs(&id), false)
                 .await?;
             crate::crash_point("fork-after-subvolume");
-            if let Some(s) = &snapshot {
-                self.db.set_sandbox_origin(&id, Some(&s.id), &image.id)?;
-            }
             match &snapshot {
                 Some(s) if s.stateful && !req.fresh => {
                     let bundle = self.write_bundle_for(&record).await?;

@@ -231,7 +231,12 @@ pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), Runtime
         std::fs::set_permissions(&tmp_dir, std::fs::Permissions::from_mode(0o1777)).map_err(io)?;
     }
     let json = serde_json::to_vec_pretty(&build_spec(spec)?).map_err(spec_err)?;
-    write_atomic(&bundle_dir.join("config.json"), &json).map_err(io)
+    // Temp name and rename, so a runtime never reads half a file; no fsync: the bundle
+    // is written again before every create, and after a host crash no container survives.
+    let path = bundle_dir.join("config.json");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &json).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 /// Writes `data` to `path` crash-safely: temp name, fsync, rename.
