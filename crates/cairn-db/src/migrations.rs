@@ -67,6 +67,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sandboxes ADD COLUMN parent_snapshot TEXT;",
     // 3: stateful snapshots (process memory checkpoint beside the tree)
     "ALTER TABLE snapshots ADD COLUMN stateful INTEGER NOT NULL DEFAULT 0;",
+    // 4: automatic snapshots (pause), memory released to disk, idle timeouts
+    "ALTER TABLE snapshots ADD COLUMN auto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sandboxes ADD COLUMN memory_snapshot TEXT;
+    ALTER TABLE sandboxes ADD COLUMN idle_timeout_secs INTEGER;",
 ];
 
 /// Brings the schema to the newest version.

@@ -65,6 +65,8 @@ pub struct NewSandbox {
     pub workdir: String,
     /// The snapshot its root is made from (a fork), if any.
     pub origin: Option<SnapshotId>,
+    /// Pause it after this many seconds without activity.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// A sandbox row.
@@ -96,6 +98,10 @@ pub struct SandboxRecord {
     pub workdir: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// While paused with its memory released: the snapshot whose checkpoint holds its processes.
+    pub memory_snapshot: Option<SnapshotId>,
+    /// Pause it after this many seconds without activity.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 impl SandboxRecord {
@@ -104,6 +110,8 @@ impl SandboxRecord {
         let runtime: String = r.get("runtime")?;
         let state: String = r.get("state")?;
         let env: String = r.get("env_json")?;
+        let memory_snapshot: Option<String> = r.get("memory_snapshot")?;
+        let idle: Option<i64> = r.get("idle_timeout_secs")?;
         let build = || -> Result<Self, DbError> {
             Ok(SandboxRecord {
                 id: id
@@ -121,6 +129,11 @@ impl SandboxRecord {
                 env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
                 workdir: r.get("workdir")?,
                 created_at: r.get("created_at")?,
+                memory_snapshot: memory_snapshot
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
+                idle_timeout_secs: idle.map(|v| v.max(0) as u64),
             })
         };
         Ok(build())

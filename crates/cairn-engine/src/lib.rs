@@ -10,6 +10,7 @@ mod doctor;
 mod error;
 mod exec;
 mod images;
+mod pause;
 mod recovery;
 mod sandboxes;
 mod snapshots;
@@ -27,6 +28,7 @@ pub use cairn_runtime::ExecIo;
 pub use doctor::Check;
 pub use error::{EngineError, Result};
 pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
+pub use pause::AUTO_PAUSE_PREFIX;
 pub use snapshots::SnapshotLimits;
 
 /// How the engine is set up.
@@ -44,6 +46,10 @@ pub struct EngineConfig {
     pub default_runtime: RuntimeKind,
     /// Snapshot limits.
     pub snapshot_limits: SnapshotLimits,
+    /// Automatic (pause) snapshots kept per sandbox; older ones are pruned. At least 1.
+    pub auto_pause_keep: usize,
+    /// How often idle timeouts are checked.
+    pub idle_check_interval: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -56,6 +62,8 @@ impl EngineConfig {
             runc: "runc".into(),
             default_runtime: RuntimeKind::Gvisor,
             snapshot_limits: SnapshotLimits::default(),
+            auto_pause_keep: 3,
+            idle_check_interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -80,6 +88,8 @@ pub struct Engine {
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
     /// Generations of read-only trees (images, snapshots), which never change.
     generations: Mutex<HashMap<PathBuf, u64>>,
+    /// Last activity and running execs per sandbox (for idle timeouts).
+    activity: Mutex<HashMap<SandboxId, pause::Activity>>,
 }
 
 impl Engine {
@@ -115,8 +125,10 @@ impl Engine {
             runtimes,
             locks: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
+            activity: pause::new_activity(),
         });
         engine.recover().await?;
+        engine.start_idle_watch();
         Ok(engine)
     }
 

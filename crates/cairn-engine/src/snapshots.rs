@@ -97,6 +97,7 @@ impl Engine {
             image,
             runtime: s.runtime,
             stateful: s.stateful,
+            auto: s.auto,
             state: s.state,
             error: s.error.clone(),
             size_bytes: s.size_bytes,
@@ -152,6 +153,31 @@ impl Engine {
         let lock = self.lock_for(&r.id);
         let _guard = lock.lock().await;
         let r = self.find(account, r.id.as_str())?;
+        let snap = self.take_snapshot(&r, name, stateful, false).await?;
+        Ok(self.snapshot_info(&snap))
+    }
+
+    /// Whether this host can checkpoint process memory of a sandbox of `runtime`; the error says
+    /// what to install or use instead.
+    pub(crate) fn check_checkpoint_support(&self, runtime: cairn_types::RuntimeKind) -> Result<()> {
+        match runtime {
+            cairn_types::RuntimeKind::Gvisor => Ok(()),
+            cairn_types::RuntimeKind::Runc => Err(EngineError::InvalidArgument(
+                "stateful snapshots of runc sandboxes need CRIU 4.1 or newer, which this host does not have: use a gvisor sandbox, or leave out --stateful".into(),
+            )),
+        }
+    }
+
+    /// Snapshots the sandbox `r` (whose lock the caller holds). `auto` snapshots (taken by a
+    /// pause) are not counted against the per-sandbox limit.
+    pub(crate) async fn take_snapshot(
+        &self,
+        r: &cairn_db::SandboxRecord,
+        name: String,
+        stateful: bool,
+        auto: bool,
+    ) -> Result<SnapshotRecord> {
+        let account = r.account.as_str();
         if !matches!(
             r.state,
             SandboxState::Running | SandboxState::Paused | SandboxState::Stopped
@@ -161,25 +187,25 @@ impl Engine {
                 r.id, r.state
             )));
         }
-        if stateful && r.state != SandboxState::Running {
+        if stateful && (r.state == SandboxState::Stopped || r.memory_snapshot.is_some()) {
             return Err(EngineError::Conflict(format!(
-                "sandbox {} is {}: a stateful snapshot captures running processes; start it first, or leave out --stateful",
-                r.id, r.state
+                "sandbox {} is {}{}: a stateful snapshot captures running processes; {}, or leave out --stateful",
+                r.id,
+                r.state,
+                if r.memory_snapshot.is_some() { " with its memory released" } else { "" },
+                if r.state == SandboxState::Stopped { "start it first" } else { "resume it first" }
             )));
         }
-        if stateful && r.runtime == cairn_types::RuntimeKind::Runc {
-            return Err(EngineError::InvalidArgument(
-                "stateful snapshots of runc sandboxes need CRIU 4.1 or newer, which this host does not have: use a gvisor sandbox, or leave out --stateful".into(),
-            ));
+        if stateful {
+            self.check_checkpoint_support(r.runtime)?;
         }
         let existing = self.db.sandbox_snapshots(&r.id)?;
+        let counted = existing.iter().filter(|s| !s.auto).count();
         let limits = self.cfg.snapshot_limits;
-        if existing.len() >= limits.per_sandbox {
+        if !auto && counted >= limits.per_sandbox {
             return Err(EngineError::Limit(format!(
                 "sandbox {} already has {} snapshots, the limit is {} per sandbox: delete one with 'cairn snapshot delete SNAP'",
-                r.id,
-                existing.len(),
-                limits.per_sandbox
+                r.id, counted, limits.per_sandbox
             )));
         }
         let snap = SnapshotRecord {
@@ -196,6 +222,7 @@ impl Engine {
             env: r.env.clone(),
             workdir: r.workdir.clone(),
             stateful,
+            auto,
             state: SnapshotState::Creating,
             error: None,
             size_bytes: 0,
@@ -207,7 +234,7 @@ impl Engine {
             .insert_snapshot(&snap)
             .map_err(EngineError::from_db)?;
         let started = std::time::Instant::now();
-        match self.capture(&r, &snap).await {
+        match self.capture(r, &snap).await {
             Ok(c) => {
                 self.db
                     .finish_snapshot(&snap.id, &r.id, c.size, c.total_estimate)?;
@@ -229,11 +256,9 @@ impl Engine {
                 return Err(e);
             }
         }
-        let done = self
-            .db
+        self.db
             .snapshot(&snap.id)?
-            .ok_or_else(|| EngineError::Internal("snapshot vanished".into()))?;
-        Ok(self.snapshot_info(&done))
+            .ok_or_else(|| EngineError::Internal("snapshot vanished".into()))
     }
 
     /// Manifest, then pause, read-only subvolume snapshot, resume; then sizes and limits.
@@ -507,6 +532,14 @@ impl Engine {
         let s = self.find_snapshot(account, id)?;
         let lock = self.lock_for(&s.sandbox_id);
         let _guard = lock.lock().await;
+        if let Some(holder) = self.db.sandbox(&s.sandbox_id)? {
+            if holder.memory_snapshot.as_ref() == Some(&s.id) {
+                return Err(EngineError::Conflict(format!(
+                    "sandbox {} is paused with its processes in snapshot {}: resume (or stop) it first",
+                    holder.id, s.id
+                )));
+            }
+        }
         self.purge_snapshot(&s.id).await?;
         tracing::info!(snapshot = %s.id, "snapshot deleted");
         Ok(())
@@ -565,6 +598,10 @@ impl Engine {
         })?;
         self.db
             .set_sandbox_origin(&target.id, Some(&snap.id), &snap.image_id)?;
+        if target.memory_snapshot.is_some() {
+            // The released processes belonged to the discarded files.
+            self.db.set_memory_snapshot(&target.id, None)?;
+        }
         if snap.stateful {
             // Resume the checkpointed processes on the restored files.
             let bundle = self.write_bundle_for(&target).await?;
