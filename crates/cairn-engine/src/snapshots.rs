@@ -275,8 +275,9 @@ impl Engine {
         self.write_manifest(&dir, snap)?;
         let rt = self.runtime(r.runtime)?;
         let running = r.state == SandboxState::Running;
-        if running && r.runtime == cairn_types::RuntimeKind::Gvisor {
-            // gVisor's sentry may hold written file data in its own cache: flush it to the host first.
+        if running && r.runtime == cairn_types::RuntimeKind::Gvisor && !snap.stateful {
+            // gVisor's sentry may hold written file data in its own cache: flush it to the host
+            // first. A checkpoint flushes it itself (runsc writes open files back before saving).
             self.flush_gvisor(r).await;
         }
         // Flush dirty data while the sandbox still runs, so the pause only covers what is

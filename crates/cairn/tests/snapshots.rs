@@ -535,6 +535,8 @@ fn stateful_snapshots_resume_processes_in_every_fork() {
     ])
     .ok();
     std::thread::sleep(std::time::Duration::from_millis(600));
+    // Data written just before the snapshot (possibly still in gVisor's cache) is in its files.
+    d.cairn(&["exec", &id, "dd if=/dev/urandom of=/root/blob bs=64k count=16 2>/dev/null; md5sum /root/blob > /root/blob.md5"]).ok();
     let snap = d
         .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
         .json();
@@ -550,6 +552,10 @@ fn stateful_snapshots_resume_processes_in_every_fork() {
     // The forks' files start from the snapshot's mirror value; their memory continues the count.
     let at_snapshot = {
         let fresh = d.cairn(&["up", "--from-snapshot", &snap, "--fresh"]).ok();
+        assert_eq!(
+            d.cairn(&["exec", &fresh, "md5sum -c /root/blob.md5"]).ok(),
+            "/root/blob: OK"
+        );
         let v = counter(&d, &fresh);
         std::thread::sleep(std::time::Duration::from_millis(500));
         assert_eq!(
