@@ -59,6 +59,9 @@ struct Manifest<'a> {
     workdir: &'a str,
     stateful: bool,
     kernel_release: String,
+    /// The CRIU that wrote a runc sandbox's memory checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    criu_version: Option<String>,
     created_at: String,
 }
 
@@ -158,9 +161,7 @@ impl Engine {
             )));
         }
         if stateful && r.runtime == cairn_types::RuntimeKind::Runc {
-            return Err(EngineError::InvalidArgument(
-                "stateful snapshots of runc sandboxes need CRIU 4.1 or newer, which this host does not have: use a gvisor sandbox, or leave out --stateful".into(),
-            ));
+            self.require_criu().await?;
         }
         let existing = self.db.sandbox_snapshots(&r.id)?;
         let limits = self.cfg.snapshot_limits;
@@ -291,6 +292,7 @@ impl Engine {
             workdir: &snap.workdir,
             stateful: snap.stateful,
             kernel_release: kernel_release(),
+            criu_version: criu_version_for(snap).await,
             created_at: snap.created_at.to_rfc3339(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
@@ -456,6 +458,9 @@ impl Engine {
         }
         if snap.stateful {
             self.check_identity(&snap, target.runtime)?;
+            if snap.runtime == cairn_types::RuntimeKind::Runc {
+                self.require_criu().await?;
+            }
         }
         let root = self.rootfs(&target.id);
         let staged = root.with_extension("restore");
@@ -552,6 +557,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Refuses, before anything is written, to checkpoint or resume a runc sandbox's
+    /// processes on a host without CRIU 4.1 or newer, saying how to install it.
+    pub(crate) async fn require_criu(&self) -> Result<cairn_runtime::CriuVersion> {
+        cairn_runtime::criu::require_installed()
+            .await
+            .map_err(|e| match e {
+                e @ cairn_runtime::RuntimeError::CriuMissing { .. } => {
+                    EngineError::Unavailable(e.to_string())
+                }
+                other => other.into(),
+            })
+    }
+
     /// Paths added, modified and deleted from snapshot `a` to snapshot `b`, or to `a`'s live sandbox.
     pub async fn diff_snapshot(
         &self,
@@ -610,6 +628,18 @@ impl Engine {
         self.db.delete_snapshot(id)?;
         Ok(())
     }
+}
+
+/// The CRIU version recorded in a runc stateful snapshot's manifest.
+async fn criu_version_for(snap: &SnapshotRecord) -> Option<String> {
+    if !snap.stateful || snap.runtime != cairn_types::RuntimeKind::Runc {
+        return None;
+    }
+    cairn_runtime::criu_version()
+        .await
+        .ok()
+        .flatten()
+        .map(|v| v.to_string())
 }
 
 /// This host's kernel release (recorded in manifests).
