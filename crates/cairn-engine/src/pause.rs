@@ -105,7 +105,7 @@ impl Engine {
                 )))
             }
         }
-        let stateful = self.check_checkpoint_support(r.runtime);
+        let stateful = self.check_checkpoint_support(r.runtime).await;
         if release_memory {
             if let Err(e) = stateful {
                 return Err(EngineError::InvalidArgument(format!(

@@ -177,6 +177,9 @@ impl Engine {
         self.runtime(runtime_kind)?;
         if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
             self.check_identity(s, runtime_kind)?;
+            if s.runtime == cairn_types::RuntimeKind::Runc {
+                self.require_criu().await?;
+            }
         }
         let (env, workdir, source) = match &snapshot {
             Some(s) => (

@@ -59,6 +59,9 @@ struct Manifest<'a> {
     workdir: &'a str,
     stateful: bool,
     kernel_release: String,
+    /// The CRIU that wrote a runc sandbox's memory checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    criu_version: Option<String>,
     created_at: String,
 }
 
@@ -159,12 +162,13 @@ impl Engine {
 
     /// Whether this host can checkpoint process memory of a sandbox of `runtime`; the error says
     /// what to install or use instead.
-    pub(crate) fn check_checkpoint_support(&self, runtime: cairn_types::RuntimeKind) -> Result<()> {
+    pub(crate) async fn check_checkpoint_support(
+        &self,
+        runtime: cairn_types::RuntimeKind,
+    ) -> Result<()> {
         match runtime {
             cairn_types::RuntimeKind::Gvisor => Ok(()),
-            cairn_types::RuntimeKind::Runc => Err(EngineError::InvalidArgument(
-                "stateful snapshots of runc sandboxes need CRIU 4.1 or newer, which this host does not have: use a gvisor sandbox, or leave out --stateful".into(),
-            )),
+            cairn_types::RuntimeKind::Runc => self.require_criu().await.map(|_| ()),
         }
     }
 
@@ -197,7 +201,7 @@ impl Engine {
             )));
         }
         if stateful {
-            self.check_checkpoint_support(r.runtime)?;
+            self.check_checkpoint_support(r.runtime).await?;
         }
         let existing = self.db.sandbox_snapshots(&r.id)?;
         let counted = existing.iter().filter(|s| !s.auto).count();
@@ -272,7 +276,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", dir.display())))?;
         // The manifest says nothing about the capture itself: write it before the pause.
         // The row stays `creating` until everything is in place, so a crash leaves nothing ready.
-        self.write_manifest(&dir, snap)?;
+        self.write_manifest(&dir, snap).await?;
         let rt = self.runtime(r.runtime)?;
         let running = r.state == SandboxState::Running;
         if running && r.runtime == cairn_types::RuntimeKind::Gvisor && !snap.stateful {
@@ -348,7 +352,7 @@ impl Engine {
         })
     }
 
-    fn write_manifest(&self, dir: &std::path::Path, snap: &SnapshotRecord) -> Result<()> {
+    async fn write_manifest(&self, dir: &std::path::Path, snap: &SnapshotRecord) -> Result<()> {
         let manifest = Manifest {
             format: "cairn-snapshot",
             version: 1,
@@ -365,6 +369,7 @@ impl Engine {
             workdir: &snap.workdir,
             stateful: snap.stateful,
             kernel_release: kernel_release(),
+            criu_version: criu_version_for(snap).await,
             created_at: snap.created_at.to_rfc3339(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
@@ -578,6 +583,9 @@ impl Engine {
         }
         if snap.stateful {
             self.check_identity(&snap, target.runtime)?;
+            if snap.runtime == cairn_types::RuntimeKind::Runc {
+                self.require_criu().await?;
+            }
         }
         let root = self.rootfs(&target.id);
         let staged = root.with_extension("restore");
@@ -678,6 +686,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Refuses, before anything is written, to checkpoint or resume a runc sandbox's
+    /// processes on a host without CRIU 4.1 or newer, saying how to install it.
+    pub(crate) async fn require_criu(&self) -> Result<cairn_runtime::CriuVersion> {
+        cairn_runtime::criu::require_installed()
+            .await
+            .map_err(|e| match e {
+                e @ cairn_runtime::RuntimeError::CriuMissing { .. } => {
+                    EngineError::Unavailable(e.to_string())
+                }
+                other => other.into(),
+            })
+    }
+
     /// Paths added, modified and deleted from snapshot `a` to snapshot `b`, or to `a`'s live sandbox.
     pub async fn diff_snapshot(
         &self,
@@ -736,6 +757,18 @@ impl Engine {
         self.db.delete_snapshot(id)?;
         Ok(())
     }
+}
+
+/// The CRIU version recorded in a runc stateful snapshot's manifest.
+async fn criu_version_for(snap: &SnapshotRecord) -> Option<String> {
+    if !snap.stateful || snap.runtime != cairn_types::RuntimeKind::Runc {
+        return None;
+    }
+    cairn_runtime::criu_version()
+        .await
+        .ok()
+        .flatten()
+        .map(|v| v.to_string())
 }
 
 /// This host's kernel release (recorded in manifests).
