@@ -71,7 +71,7 @@ fn a_512_mb_process_snapshots_and_forks_with_its_memory(rt: &str) {
         .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
         .json();
     eprintln!("stateful snapshot of a 512 MB process: {:?}", t0.elapsed());
-    // (runsc compresses its checkpoint, so this repetitive memory takes little room.)
+    // (runsc compresses its checkpoint, so this repetitive memory may take little room.)
     assert!(snap["size_bytes"].as_u64().unwrap() > 0, "{snap}");
     let snap = snap["id"].as_str().unwrap().to_string();
     let at_snapshot = {
@@ -108,4 +108,9 @@ fn a_512_mb_process_snapshots_and_forks_with_its_memory(rt: &str) {
 #[test]
 fn gvisor_a_512_mb_process_snapshots_and_forks_with_its_memory() {
     a_512_mb_process_snapshots_and_forks_with_its_memory("gvisor");
+}
+
+#[test]
+fn runc_a_512_mb_process_snapshots_and_forks_with_its_memory() {
+    a_512_mb_process_snapshots_and_forks_with_its_memory("runc");
 }
