@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark: stateful snapshots and forks on gVisor vs raw runsc, in one run.
+# Benchmark: stateful snapshots and forks vs the raw runtime, in one run, for each runtime.
 #  - stateful snapshot (`cairn snapshot create --stateful`) vs raw `runsc checkpoint --leave-running`
-#  - stateful fork to running (`cairn up --from-snapshot`) vs raw `runsc restore` of the same checkpoint
+#    / `runc checkpoint --leave-running` (CRIU) of the same container
+#  - stateful fork to running (`cairn up --from-snapshot`) vs raw `runsc restore` / `runc restore`
+#    of the same checkpoint (the raw side's btrfs snapshot of the root is not timed);
+#  raw checkpoints are written into the same btrfs pool as Cairn's
 # for a detached process holding ~10 MB and ~512 MB resident.
 # Usage (root, after scripts/setup.sh): bench/stateful.sh [ITERATIONS]
 set -euo pipefail
@@ -13,10 +16,12 @@ export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
 scripts/make-base-rootfs.sh "$CAIRN_HOME/rootfs-src" >/dev/null
 "$BIN/cairnd" --pool-size 12G --max-snapshot-size 8G --max-account-snapshot-size 100G >"$CAIRN_HOME/cairnd.log" 2>&1 &
 DAEMON=$!
-RAW="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"
+RAWSC="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"
+RAWRC="runc --root $CAIRN_HOME/raw-runc"
 cleanup() {
   for id in $("$BIN/cairn" ls --json 2>/dev/null | jq -r '.[].id'); do "$BIN/cairn" destroy --force "$id" >/dev/null 2>&1 || true; done
-  for id in $($RAW list --quiet 2>/dev/null); do $RAW delete -force "$id" >/dev/null 2>&1 || true; done
+  for id in $($RAWSC list --quiet 2>/dev/null); do $RAWSC delete -force "$id" >/dev/null 2>&1 || true; done
+  for id in $($RAWRC list --quiet 2>/dev/null); do $RAWRC delete --force "$id" >/dev/null 2>&1 || true; done
   kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true
   umount "$CAIRN_HOME/pool" 2>/dev/null || umount -l "$CAIRN_HOME/pool" 2>/dev/null || true
   rm -rf "$CAIRN_HOME"
@@ -28,9 +33,11 @@ $C image import "$CAIRN_HOME/rootfs-src" --name base >/dev/null
 now() { date +%s%N; }
 ms() { echo "scale=1; $1 / 1000000" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
-printf '%-8s %-9s %12s %12s %8s\n' memory op cairn_ms raw_ms ratio
+printf '%-8s %-8s %-9s %12s %12s %8s\n' runtime memory op cairn_ms raw_ms ratio
+for rt in gvisor runc; do
+if [ $rt = gvisor ]; then RAW=$RAWSC; LIVE="runsc --root $CAIRN_HOME/run/runsc"; else RAW=$RAWRC; LIVE="runc --root $CAIRN_HOME/run/runc"; fi
 for mb in 10 512; do
-  ID=$($C up --image base --runtime gvisor --memory 2G)
+  ID=$($C up --image base --runtime $rt --memory 2G)
   # A detached shell that keeps $mb MB in a variable, then sleeps.
   $C exec -d "$ID" "x=\$(head -c $((mb * 1048576)) /dev/zero | tr '\\0' a); while :; do sleep 1; done"
   rss=0
@@ -43,23 +50,32 @@ for mb in 10 512; do
   for i in $(seq "$N"); do t0=$(now); snaps+=("$($C snapshot create "$ID" --stateful)"); t=$((t + $(now) - t0)); done
   cairn=$((t / N))
   t=0
-  for i in $(seq "$N"); do t0=$(now); runsc --root "$CAIRN_HOME/run/runsc" checkpoint --image-path "$CAIRN_HOME/raw-ck-$mb-$i" --leave-running "$ID"; t=$((t + $(now) - t0)); done
+  for i in $(seq "$N"); do
+    if [ $rt = gvisor ]; then t0=$(now); $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --leave-running "$ID"
+    else t0=$(now); $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --work-path "$CAIRN_HOME/pool/raw-wk-$rt-$mb-$i" --leave-running "$ID"; fi
+    t=$((t + $(now) - t0))
+  done
   raw=$((t / N))
-  printf '%-8s %-9s %12s %12s %8s\n' "${mb}MB" snapshot "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)"
+  printf '%-8s %-8s %-9s %12s %12s %8s\n' $rt "${mb}MB" snapshot "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)"
   t=0; forks=()
   for i in $(seq "$N"); do t0=$(now); forks+=("$($C up --from-snapshot "${snaps[0]}")"); t=$((t + $(now) - t0)); done
   cairn=$((t / N))
   tmpl=$CAIRN_HOME/run/${forks[0]}/config.json
   t=0
   for i in $(seq "$N"); do
-    b=$CAIRN_HOME/rawb-$mb-$i; mkdir -p "$b"; root=$CAIRN_HOME/pool/sandboxes/r$i-$mb
+    b=$CAIRN_HOME/rawb-$rt-$mb-$i; mkdir -p "$b"; root=$CAIRN_HOME/pool/sandboxes/r$i-$mb
     jq --arg r "$root" --arg c "/cairn-raw/r$i-$mb" '.root.path=$r | .linux.cgroupsPath=$c | .mounts |= map(if .destination=="/tmp" then .source=($r + "/tmp") else . end)' "$tmpl" > "$b/config.json"
     btrfs -q subvolume snapshot "$CAIRN_HOME/pool/snapshots/${snaps[0]}/rootfs" "$root" >/dev/null
-    t0=$(now); $RAW restore --image-path "$CAIRN_HOME/pool/snapshots/${snaps[0]}/checkpoint" --bundle "$b" -detach "r$i-$mb" </dev/null >/dev/null 2>&1; t=$((t + $(now) - t0))
+    ck=$CAIRN_HOME/pool/snapshots/${snaps[0]}/checkpoint
+    if [ $rt = gvisor ]; then t0=$(now); $RAW restore --image-path "$ck" --bundle "$b" -detach "r$i-$mb" </dev/null >/dev/null 2>&1
+    else t0=$(now); $RAW restore --detach --image-path "$ck" --work-path "$b/criu" --bundle "$b" "r$i-$mb" </dev/null >/dev/null 2>&1; fi
+    t=$((t + $(now) - t0))
   done
   raw=$((t / N))
-  printf '%-8s %-9s %12s %12s %8s\n' "${mb}MB" fork "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)"
+  $RAW state "r1-$mb" 2>/dev/null | grep -q '"status": "running"' || echo "warning: the raw restore did not leave r1-$mb running" >&2
+  printf '%-8s %-8s %-9s %12s %12s %8s\n' $rt "${mb}MB" fork "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)"
   for f in "${forks[@]}"; do $C destroy --force "$f" >/dev/null; done
-  for i in $(seq "$N"); do $RAW delete -force "r$i-$mb" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/r$i-$mb" >/dev/null 2>&1 || true; done
+  for i in $(seq "$N"); do $RAW delete -force "r$i-$mb" >/dev/null 2>&1 || $RAW delete --force "r$i-$mb" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/r$i-$mb" >/dev/null 2>&1 || true; done
   $C destroy --force --with-snapshots "$ID" >/dev/null
+done
 done
