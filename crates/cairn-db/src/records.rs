@@ -63,6 +63,8 @@ pub struct NewSandbox {
     pub env: Vec<String>,
     /// Default working directory.
     pub workdir: String,
+    /// Network mode: `none` or `nat`.
+    pub network: String,
 }
 
 /// A sandbox row.
@@ -94,6 +96,10 @@ pub struct SandboxRecord {
     pub workdir: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Network mode: `none` or `nat`.
+    pub network: String,
+    /// Its IPv4 address on the bridge (`nat` only), kept until it is destroyed.
+    pub address: Option<String>,
 }
 
 impl SandboxRecord {
@@ -119,6 +125,8 @@ impl SandboxRecord {
                 env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
                 workdir: r.get("workdir")?,
                 created_at: r.get("created_at")?,
+                network: r.get("network")?,
+                address: r.get("address")?,
             })
         };
         Ok(build())

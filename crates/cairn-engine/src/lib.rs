@@ -10,6 +10,7 @@ mod doctor;
 mod error;
 mod exec;
 mod images;
+mod network;
 mod recovery;
 mod sandboxes;
 mod snapshots;
@@ -44,6 +45,10 @@ pub struct EngineConfig {
     pub default_runtime: RuntimeKind,
     /// Snapshot limits.
     pub snapshot_limits: SnapshotLimits,
+    /// Bridge of `nat` sandboxes (also the name of its nftables table).
+    pub bridge: String,
+    /// Subnet `nat` sandboxes get their addresses from; the bridge takes the first.
+    pub subnet: cairn_net::Subnet,
 }
 
 impl EngineConfig {
@@ -56,6 +61,8 @@ impl EngineConfig {
             runc: "runc".into(),
             default_runtime: RuntimeKind::Gvisor,
             snapshot_limits: SnapshotLimits::default(),
+            bridge: "cairn0".into(),
+            subnet: cairn_net::Subnet::default(),
         }
     }
 }
@@ -77,6 +84,8 @@ pub struct Engine {
     pool: Pool,
     storage: BtrfsStorage,
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+    net: cairn_net::Network,
+    ports: cairn_net::PortProxy,
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -105,12 +114,19 @@ impl Engine {
             RuntimeKind::Runc,
             Arc::new(OciCli::runc(&cfg.runc, home.join("run/runc"))),
         );
+        let net = cairn_net::Network::new(cairn_net::NetConfig {
+            bridge: cfg.bridge.clone(),
+            subnet: cfg.subnet,
+            netns_dir: home.join("run/netns"),
+        })?;
         let engine = Arc::new(Engine {
             cfg,
             db,
             pool,
             storage,
             runtimes,
+            net,
+            ports: cairn_net::PortProxy::new(),
             locks: Mutex::new(HashMap::new()),
         });
         engine.recover().await?;

@@ -15,7 +15,7 @@
 //!
 //! Nothing here is per sandbox in nftables, so destroying a sandbox only
 //! removes its veth and namespace; the bridge and table go with the last
-//! `nat` sandbox ([`Network::remove_host`]).
+//! `nat` sandbox ([`Network::remove_host_if`]).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -161,10 +161,15 @@ table ip {b} {{
         Ok(())
     }
 
-    /// Removes the bridge and the nftables table (when no `nat` sandbox is left).
-    /// IPv4 forwarding is left as it is: something else may rely on it.
-    pub async fn remove_host(&self) -> Result<(), NetError> {
+    /// Removes the bridge and the nftables table when `unused()` (asked while no
+    /// sandbox can be setting up, so a concurrent create either is seen by it or
+    /// sets the bridge up again afterwards). IPv4 forwarding is left as it is:
+    /// something else may rely on it. Returns whether they were removed.
+    pub async fn remove_host_if(&self, unused: impl FnOnce() -> bool) -> Result<bool, NetError> {
         let mut ready = self.host_ready.lock().await;
+        if !unused() {
+            return Ok(false);
+        }
         let b = &self.cfg.bridge;
         if link_exists(b) {
             ip().args(["link", "del", b]).run().await?;
@@ -180,7 +185,7 @@ table ip {b} {{
             tracing::info!(bridge = %b, "nat networking removed from the host");
         }
         *ready = false;
-        Ok(())
+        Ok(true)
     }
 
     /// Makes sure sandbox `id` has its namespace, veth pair, address `addr`,

@@ -15,6 +15,16 @@ pub struct Subnet {
     prefix: u8,
 }
 
+impl Default for Subnet {
+    /// `10.88.0.0/16`.
+    fn default() -> Self {
+        Subnet {
+            network: Ipv4Addr::new(10, 88, 0, 0),
+            prefix: 16,
+        }
+    }
+}
+
 impl Subnet {
     /// Prefix length.
     pub fn prefix(&self) -> u8 {

@@ -78,6 +78,9 @@ pub struct SandboxSpec {
     pub cgroups_path: PathBuf,
     /// The runtime that will run it (gVisor needs its limits expressed differently).
     pub runtime: RuntimeKind,
+    /// A network namespace (file) Cairn made for it (`nat`), or `None` for a fresh
+    /// loopback-only one from the runtime.
+    pub netns: Option<PathBuf>,
 }
 
 /// Host threads gVisor's sentry and gofer need beyond the sandbox's own
@@ -165,10 +168,11 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
     ]
     .into_iter()
     .map(|t| {
-        LinuxNamespaceBuilder::default()
-            .typ(t)
-            .build()
-            .map_err(spec_err)
+        let mut ns = LinuxNamespaceBuilder::default().typ(t);
+        if let (LinuxNamespaceType::Network, Some(path)) = (t, &s.netns) {
+            ns = ns.path(path.clone());
+        }
+        ns.build().map_err(spec_err)
     })
     .collect::<Result<Vec<_>, _>>()?;
     let linux = LinuxBuilder::default()
@@ -234,6 +238,24 @@ pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), Runtime
     write_atomic(&bundle_dir.join("config.json"), &json).map_err(io)
 }
 
+/// The network namespace path a spec joins, if any.
+pub fn netns_path(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)?
+        .path()
+        .clone()
+}
+
+/// The network namespace path the bundle in `bundle_dir` joins, if any.
+pub fn bundle_netns(bundle_dir: &Path) -> Option<PathBuf> {
+    let spec = Spec::load(bundle_dir.join("config.json")).ok()?;
+    netns_path(&spec)
+}
+
 /// Writes `data` to `path` crash-safely: temp name, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -258,6 +280,7 @@ mod tests {
             workdir: "/root".into(),
             cgroups_path: "/cairn/sbx-00000001".into(),
             runtime: RuntimeKind::Runc,
+            netns: None,
         }
     }
 
@@ -291,6 +314,24 @@ mod tests {
         for want in ["pid", "mount", "network", "uts", "ipc"] {
             assert!(ns.contains(&want), "{want} missing in {ns:?}");
         }
+    }
+
+    #[test]
+    fn a_cairn_namespace_is_joined_by_path() {
+        let mut sp = spec();
+        assert_eq!(netns_path(&build_spec(&sp).unwrap()), None);
+        sp.netns = Some("/var/lib/cairn/run/netns/sbx-00000001".into());
+        let built = build_spec(&sp).unwrap();
+        assert_eq!(netns_path(&built), sp.netns);
+        let v = serde_json::to_value(&built).unwrap();
+        let net = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .unwrap()
+            .clone();
+        assert_eq!(net["path"], "/var/lib/cairn/run/netns/sbx-00000001");
     }
 
     #[test]

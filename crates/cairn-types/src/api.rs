@@ -50,6 +50,28 @@ pub struct SandboxInfo {
     pub workdir: String,
     /// When it was created (RFC 3339).
     pub created_at: DateTime<Utc>,
+    /// `none` (loopback only) or `nat` (own address on the Cairn bridge, NAT to the outside).
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// Its IPv4 address on the bridge (`nat` only); kept across stop and start.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Sandbox TCP ports reachable on the host's 127.0.0.1.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
+}
+
+fn default_network() -> String {
+    "none".into()
+}
+
+/// A sandbox TCP port published on the host's loopback.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// Port on the host's 127.0.0.1.
+    pub host_port: u16,
+    /// Port inside the sandbox.
+    pub port: u16,
 }
 
 /// `POST /v1/sandboxes`: from an image, or (fork) from a snapshot.
@@ -87,6 +109,13 @@ pub struct CreateSandboxRequest {
     /// Default working directory (absolute; default `/`).
     #[serde(default)]
     pub workdir: Option<String>,
+    /// `none` (loopback only) or `nat` (own address, NAT to the outside). Default: `none`,
+    /// or `nat` when `publish` is given; a fork takes its snapshot's.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Ports to publish on the host's 127.0.0.1, as `HOSTPORT:PORT` (e.g. `8080:80`); needs `nat`.
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/exec`.
