@@ -94,6 +94,11 @@ impl Engine {
     /// then recovers from whatever a crash left behind.
     pub async fn open(cfg: EngineConfig, db: Arc<Db>) -> Result<Arc<Engine>> {
         let home = &cfg.home;
+        let net = cairn_net::Network::new(cairn_net::NetConfig {
+            bridge: cfg.bridge.clone(),
+            subnet: cfg.subnet,
+            netns_dir: home.join("run/netns"),
+        })?;
         for dir in ["run", "tmp"] {
             std::fs::create_dir_all(home.join(dir)).map_err(|e| {
                 EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display()))
@@ -114,11 +119,6 @@ impl Engine {
             RuntimeKind::Runc,
             Arc::new(OciCli::runc(&cfg.runc, home.join("run/runc"))),
         );
-        let net = cairn_net::Network::new(cairn_net::NetConfig {
-            bridge: cfg.bridge.clone(),
-            subnet: cfg.subnet,
-            netns_dir: home.join("run/netns"),
-        })?;
         let engine = Arc::new(Engine {
             cfg,
             db,
