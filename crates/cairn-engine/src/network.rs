@@ -106,17 +106,36 @@ impl Engine {
     }
 
     /// Sets a `nat` sandbox's namespace up (again) and returns its path for the
-    /// bundle; `None` for `none` sandboxes.
-    pub(crate) async fn prepare_network(&self, r: &SandboxRecord) -> Result<Option<PathBuf>> {
+    /// bundle, with the resolver file to bind over its `/etc/resolv.conf` (when the
+    /// host has a nameserver it can reach); `None`s for `none` sandboxes.
+    pub(crate) async fn prepare_network(
+        &self,
+        r: &SandboxRecord,
+    ) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
         if mode_of(r) != NetworkMode::Nat {
-            return Ok(None);
+            return Ok((None, None));
         }
         let addr: Ipv4Addr = r
             .address
             .as_deref()
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| EngineError::Internal(format!("nat sandbox {} has no address", r.id)))?;
-        Ok(Some(self.net.prepare(r.id.as_str(), addr).await?))
+        let netns = self.net.prepare(r.id.as_str(), addr).await?;
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = match cairn_net::sandbox_resolv_conf(&host) {
+            Some(text) => {
+                let dir = self.run_dir(&r.id);
+                let path = dir.join("resolv.conf");
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| cairn_runtime::bundle::write_atomic(&path, text.as_bytes()))
+                    .map_err(|e| {
+                        EngineError::Internal(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                Some(path)
+            }
+            None => None,
+        };
+        Ok((Some(netns), resolv))
     }
 
     /// Stops a sandbox's published ports and removes its namespace and veth; best effort.

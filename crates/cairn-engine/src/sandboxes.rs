@@ -291,7 +291,7 @@ impl Engine {
             ));
         }
         let bundle = self.run_dir(&r.id);
-        let netns = self.prepare_network(r).await?;
+        let (netns, resolv_conf) = self.prepare_network(r).await?;
         let spec = SandboxSpec {
             hostname: r.id.to_string(),
             rootfs,
@@ -303,6 +303,7 @@ impl Engine {
             cgroups_path: PathBuf::from(cairn_runtime::bundle::CGROUP_PARENT).join(r.id.as_str()),
             runtime: r.runtime,
             netns,
+            resolv_conf,
         };
         let bundle2 = bundle.clone();
         tokio::task::spawn_blocking(move || write_bundle(&bundle2, &spec))

@@ -21,10 +21,12 @@
 
 pub mod host;
 mod publish;
+mod resolv;
 mod subnet;
 
 pub use host::{NetConfig, Network};
 pub use publish::{PortHolder, PortProxy, PublishSpec};
+pub use resolv::sandbox_resolv_conf;
 pub use subnet::Subnet;
 
 use std::fmt;

@@ -81,6 +81,8 @@ pub struct SandboxSpec {
     /// A network namespace (file) Cairn made for it (`nat`), or `None` for a fresh
     /// loopback-only one from the runtime.
     pub netns: Option<PathBuf>,
+    /// A file to bind over the sandbox's `/etc/resolv.conf` (`nat` sandboxes).
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// Host threads gVisor's sentry and gofer need beyond the sandbox's own
@@ -194,7 +196,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
                 .map_err(spec_err)?,
         )
         .process(process)
-        .mounts(mounts(&s.rootfs)?)
+        .mounts(mounts(&s.rootfs, s.resolv_conf.as_deref())?)
         .linux(linux)
         .build()
         .map_err(spec_err)
@@ -202,8 +204,9 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
 
 /// The default mounts, without the host cgroup tree, plus `/tmp` bound to
 /// the root filesystem's own `/tmp` so that files written there land in the
-/// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`).
-fn mounts(rootfs: &Path) -> Result<Vec<Mount>, RuntimeError> {
+/// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`), and
+/// `resolv_conf` over `/etc/resolv.conf` when given.
+fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, RuntimeError> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
         .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
@@ -217,6 +220,17 @@ fn mounts(rootfs: &Path) -> Result<Vec<Mount>, RuntimeError> {
             .build()
             .map_err(spec_err)?,
     );
+    if let Some(file) = resolv_conf {
+        mounts.push(
+            MountBuilder::default()
+                .destination("/etc/resolv.conf")
+                .typ("bind")
+                .source(file)
+                .options(vec!["bind".to_string(), "rw".to_string()])
+                .build()
+                .map_err(spec_err)?,
+        );
+    }
     Ok(mounts)
 }
 
@@ -281,6 +295,7 @@ mod tests {
             cgroups_path: "/cairn/sbx-00000001".into(),
             runtime: RuntimeKind::Runc,
             netns: None,
+            resolv_conf: None,
         }
     }
 

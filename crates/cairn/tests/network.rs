@@ -145,6 +145,19 @@ fn nat_sandboxes_serve_the_host_and_each_other_and_reach_the_gateway(rt: &str) {
         .unwrap()
         .iter()
         .all(|s| s["address"].as_str().is_some()));
+    // The host's reachable nameservers, not loopback ones.
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let sandbox_resolv = d.cairn(&["exec", ida, "cat /etc/resolv.conf"]).ok();
+    for line in host_resolv.lines() {
+        if let Some(ns) = line.trim().strip_prefix("nameserver ") {
+            let loopback = ns.starts_with("127.") || ns == "::1";
+            assert_eq!(
+                sandbox_resolv.contains(line.trim()),
+                !loopback,
+                "{ns} in {sandbox_resolv}"
+            );
+        }
+    }
     serve(&d, ida, "hello-a");
     serve(&d, idb, "hello-b");
     assert_eq!(http_get(&format!("{}:8080", addr(&a))), "hello-a");
@@ -471,6 +484,11 @@ fn gvisor_stateful_forks_serve_on_their_own_addresses_and_reset_open_connections
         assert_eq!(http_get(&format!("{}:8080", addr(f))), "stateful");
     }
     assert_eq!(http_get(&src), "stateful", "the source still serves");
+    // Restored in place, the source resumes on its own address again.
+    d.cairn(&["exec", id, "echo changed > /www/index.html"])
+        .ok();
+    d.cairn(&["snapshot", "restore", snap]).ok();
+    assert_eq!(http_get(&src), "stateful");
     for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
         d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
             .ok();
@@ -501,4 +519,105 @@ fn bad_subnets_and_bridges_stop_cairnd_with_a_clear_error() {
             .arg(home.path().join("pool"))
             .output();
     }
+}
+
+/// (status, JSON body) of a request over the daemon's unix socket, with curl.
+fn api(d: &Daemon, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let sock = d.home.join("cairnd.sock");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--unix-socket"])
+        .arg(&sock)
+        .args(["-X", method, "-w", "\n%{http_code}"])
+        .arg(format!("http://cairnd{path}"));
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned();
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn the_api_refuses_bad_network_input_with_json_errors_and_documents_the_fields() {
+    let (d, bridge, _) = daemon();
+    for (body, status, code, mentions) in [
+        (
+            r#"{"image":"base","network":"bridge"}"#,
+            400,
+            "invalid_argument",
+            "'nat'",
+        ),
+        (
+            r#"{"image":"base","publish":["8080"]}"#,
+            400,
+            "invalid_argument",
+            "HOSTPORT:PORT",
+        ),
+        (
+            r#"{"image":"base","publish":["0:80"]}"#,
+            400,
+            "invalid_argument",
+            "host port 0",
+        ),
+        (
+            r#"{"image":"base","publish":["8080:80","8080:81"]}"#,
+            400,
+            "invalid_argument",
+            "twice",
+        ),
+        (
+            r#"{"image":"base","network":"none","publish":["8080:80"]}"#,
+            400,
+            "invalid_argument",
+            "nat",
+        ),
+        (
+            r#"{"image":"base","publish":[8080]}"#,
+            400,
+            "invalid_argument",
+            "publish",
+        ),
+    ] {
+        let (got, v) = api(&d, "POST", "/v1/sandboxes", Some(body));
+        assert_eq!(got, status, "{body}: {v}");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(mentions), "{body}: {msg}");
+    }
+    let port = free_port();
+    let body = format!(r#"{{"image":"base","runtime":"runc","publish":["{port}:80"]}}"#);
+    let (got, first) = api(&d, "POST", "/v1/sandboxes", Some(&body));
+    assert_eq!(got, 201, "{first}");
+    let (got, v) = api(&d, "POST", "/v1/sandboxes", Some(&body));
+    assert_eq!(got, 409, "{v}");
+    assert_eq!(v["error"]["code"], "conflict");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&port.to_string()) && msg.contains(first["id"].as_str().unwrap()),
+        "{msg}"
+    );
+    let (_, doc) = api(&d, "GET", "/v1/openapi.json", None);
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["PublishedPort"].is_object(),
+        "PublishedPort missing"
+    );
+    for field in ["network", "publish"] {
+        assert!(
+            schemas["CreateSandboxRequest"]["properties"][field].is_object(),
+            "{field} missing"
+        );
+    }
+    for field in ["network", "address", "published"] {
+        assert!(
+            schemas["SandboxInfo"]["properties"][field].is_object(),
+            "{field} missing"
+        );
+    }
+    d.cairn(&["destroy", "--force", first["id"].as_str().unwrap()])
+        .ok();
+    assert_no_network_leftovers(&d, &bridge);
 }
