@@ -18,6 +18,16 @@ use cairn_test_support::Daemon;
 
 /// A daemon with a private bridge `cnt<pid><n>` and subnet `10.<150+n>.<pid>.0/24`.
 fn daemon() -> (Daemon, String, Ipv4Addr) {
+    for (tool, pkg) in [
+        ("nft", "nftables"),
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+    ] {
+        assert!(
+            cairn_test_support::which(tool).is_some(),
+            "'{tool}' is missing: apt-get install {pkg} (or run scripts/setup.sh once)"
+        );
+    }
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
