@@ -7,6 +7,7 @@
 #  3. 100 forks of one snapshot (`cairn fork --count 100`, runc): total time, pool growth per fork
 #  4. 20 snapshots of a 1 GiB tree with 1% rewritten between each: pool bytes used vs one copy
 # Usage (root, after scripts/setup.sh): bench/snapshot.sh [ITERATIONS]
+# ONLY="1 2" bench/snapshot.sh runs only those parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5}
@@ -29,14 +30,16 @@ C="$BIN/cairn"
 for _ in $(seq 200); do $C ls >/dev/null 2>&1 && break; sleep 0.05; done
 $C image import "$CAIRN_HOME/rootfs-src" --name base >/dev/null
 IMG=$(ls -d "$CAIRN_HOME"/pool/images/img-*)
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 now() { date +%s%N; }
 ms() { echo "scale=2; $1 / 1000000" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
 used() { btrfs filesystem du -s --raw "$CAIRN_HOME/pool" 2>/dev/null | awk 'NR==2 {print $2 + $3}'; }
 pool_used() { sync; btrfs filesystem sync "$CAIRN_HOME/pool" >/dev/null; btrfs filesystem usage -b "$CAIRN_HOME/pool" 2>/dev/null | awk '/Used:/ {print $2; exit}'; }
 
+if want 1; then
 echo "== 1. snapshot create (runc), mean of $N"
-printf '%-8s %12s %14s %12s %8s %14s\n' tree cli_ms pause_ready_ms raw_ms ratio max_pause_ms
+printf '%-8s %12s %12s %14s %12s %8s %14s\n' tree cli_ms capture_ms pause_ready_ms raw_ms ratio max_pause_ms
 declare -A SNAPMS
 for tree in 1M 1G; do
   ID=$($C up --image base --runtime runc --memory 1G)
@@ -53,14 +56,18 @@ for tree in 1M 1G; do
   raw=$((t / N))
   for i in $(seq "$N"); do btrfs -q subvolume delete "$CAIRN_HOME/pool/raw-$tree-$i" >/dev/null; done
   pause=$(grep "sandbox=$ID" "$CAIRN_HOME/cairnd.log" | grep -o 'paused_us[^0-9]*[0-9]*' | grep -o '[0-9]*$' | sort -n | tail -1)
-  # Server side: from the start of the capture (flush, pause, snapshot, resume, manifest, sizes) to ready.
+  # Server side: pause -> ready (pause, snapshot, resume, sizes, limits, database), and the whole
+  # capture (also the manifest and the flush of dirty data before the pause).
   ready=$(grep "sandbox=$ID" "$CAIRN_HOME/cairnd.log" | grep -o 'ready_us=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print int(s/NR)}')
+  capture=$(grep "sandbox=$ID" "$CAIRN_HOME/cairnd.log" | grep -o 'capture_us=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print int(s/NR)}')
   SNAPMS[$tree]=$((ready * 1000))
-  printf '%-8s %12s %14s %12s %8s %14s\n' $tree "$(ms $cairn)" "$(echo "scale=2; $ready / 1000" | bc)" "$(ms $raw)" "$(ratio $((ready * 1000)) $raw)" "$(echo "scale=2; $pause / 1000" | bc)"
+  printf '%-8s %12s %12s %14s %12s %8s %14s\n' $tree "$(ms $cairn)" "$(echo "scale=2; $capture / 1000" | bc)" "$(echo "scale=2; $ready / 1000" | bc)" "$(ms $raw)" "$(ratio $((ready * 1000)) $raw)" "$(echo "scale=2; $pause / 1000" | bc)"
   $C destroy --force --with-snapshots "$ID" >/dev/null
 done
 echo "1 GiB / 1 MiB snapshot time: $(ratio ${SNAPMS[1G]} ${SNAPMS[1M]})"
 
+fi
+if want 2; then
 echo "== 2. fork to exec-ready, mean of $N"
 printf '%-8s %12s %12s %8s\n' runtime cairn_ms raw_ms ratio
 for rt in runc gvisor; do
@@ -89,6 +96,8 @@ for rt in runc gvisor; do
   $C destroy --force --with-snapshots "$SRC" >/dev/null
 done
 
+fi
+if want 3; then
 echo "== 3. 100 forks of one snapshot (runc)"
 SRC=$($C up --image base --runtime runc --memory 64M)
 $C exec "$SRC" 'head -c 10485760 /dev/urandom > /root/ten-mib'
@@ -102,6 +111,8 @@ echo "100 forks: $(ms $total) ms total, $(echo "scale=1; $total / 100000000" | b
 for f in $(cat "$CAIRN_HOME/forks.txt"); do $C destroy --force "$f" >/dev/null; done
 $C destroy --force --with-snapshots "$SRC" >/dev/null
 
+fi
+if want 4; then
 echo "== 4. 20 snapshots of a 1 GiB tree, 1% rewritten between each (runc)"
 ID=$($C up --image base --runtime runc --memory 1G)
 base_used=$(pool_used)
@@ -113,3 +124,4 @@ for s in $(seq 1 20); do
 done
 all=$(( $(pool_used) - base_used ))
 echo "one copy: $one_copy bytes; live tree + 20 snapshots: $all bytes; ratio $(ratio $all $one_copy)"
+fi

@@ -2,7 +2,8 @@
 # Installs everything Cairn needs on a fresh Debian 12 machine (run as root):
 # gVisor's runsc from bookworm-backports, runc, btrfs-progs, busybox-static
 # (for the base image), debootstrap, curl, jq, iproute2 and nftables (nat
-# networking); then builds Cairn.
+# networking); CRIU >= 4.1 for stateful snapshots of runc sandboxes
+# (scripts/install-criu.sh); then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -27,6 +28,7 @@ if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 20
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq -t bookworm-backports runsc >/dev/null
 fi
+"$(dirname "$0")/install-criu.sh"
 modprobe loop 2>/dev/null || true
 modprobe btrfs 2>/dev/null || true
 
@@ -34,4 +36,4 @@ cd "$(dirname "$0")/.."
 if [ -z "${CAIRN_SKIP_BUILD:-}" ]; then
   cargo build --release --workspace --bins
 fi
-echo "setup done: $(runsc --version | head -1); $(runc --version | head -1); $(mkfs.btrfs --version)"
+echo "setup done: $(runsc --version | head -1); $(runc --version | head -1); criu $(criu --version | awk '/^Version:/ {print $2}'); $(mkfs.btrfs --version)"

@@ -118,18 +118,23 @@ pub async fn stop_sandbox(
     Ok(Json(st.engine.stop_sandbox(&account, &id).await?))
 }
 
-/// Freeze a running sandbox's processes.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", params(("id" = String, Path)),
-    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+/// Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process
+/// memory where the runtime can); `release_memory` also ends the processes after checkpointing
+/// them, so the sandbox holds no memory until resumed.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause",
+    params(("id" = String, Path), ("release_memory" = Option<bool>, Query, description = "checkpoint the processes to disk and end them")),
+    responses((status = 200, body = SandboxInfo), (status = 400, body = cairn_types::api::ErrorBody), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
 pub async fn pause_sandbox(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    Ok(Json(st.engine.pause_sandbox(&account, &id).await?))
+    let release = flag(&q, "release_memory")?;
+    Ok(Json(st.engine.pause_sandbox(&account, &id, release).await?))
 }
 
-/// Thaw a paused sandbox.
+/// Continue a paused sandbox (restoring its processes when their memory was released).
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", params(("id" = String, Path)),
     responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
 pub async fn resume_sandbox(

@@ -67,7 +67,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sandboxes ADD COLUMN parent_snapshot TEXT;",
     // 3: stateful snapshots (process memory checkpoint beside the tree)
     "ALTER TABLE snapshots ADD COLUMN stateful INTEGER NOT NULL DEFAULT 0;",
-    // 4: networking: a sandbox's mode and (nat) address, its published ports; a snapshot
+    // 4: automatic snapshots (pause), memory released to disk, idle timeouts
+    "ALTER TABLE snapshots ADD COLUMN auto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sandboxes ADD COLUMN memory_snapshot TEXT;
+    ALTER TABLE sandboxes ADD COLUMN idle_timeout_secs INTEGER;",
+    // 5: networking: a sandbox's mode and (nat) address, its published ports; a snapshot
     //    records its sandbox's mode (by trigger, so snapshot code need not know) for forks.
     "ALTER TABLE sandboxes ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
     ALTER TABLE sandboxes ADD COLUMN address TEXT;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
-use cairn_types::{RuntimeKind, SandboxId, SandboxState};
+use cairn_types::{RuntimeKind, SandboxId, SandboxState, SnapshotId};
 
 use crate::DbError;
 
@@ -65,6 +65,10 @@ pub struct NewSandbox {
     pub workdir: String,
     /// Network mode: `none` or `nat`.
     pub network: String,
+    /// The snapshot its root is made from (a fork), if any.
+    pub origin: Option<SnapshotId>,
+    /// Pause it after this many seconds without activity.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// A sandbox row.
@@ -100,6 +104,10 @@ pub struct SandboxRecord {
     pub network: String,
     /// Its IPv4 address on the bridge (`nat` only), kept until it is destroyed.
     pub address: Option<String>,
+    /// While paused with its memory released: the snapshot whose checkpoint holds its processes.
+    pub memory_snapshot: Option<SnapshotId>,
+    /// Pause it after this many seconds without activity.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 impl SandboxRecord {
@@ -108,6 +116,8 @@ impl SandboxRecord {
         let runtime: String = r.get("runtime")?;
         let state: String = r.get("state")?;
         let env: String = r.get("env_json")?;
+        let memory_snapshot: Option<String> = r.get("memory_snapshot")?;
+        let idle: Option<i64> = r.get("idle_timeout_secs")?;
         let build = || -> Result<Self, DbError> {
             Ok(SandboxRecord {
                 id: id
@@ -127,6 +137,11 @@ impl SandboxRecord {
                 created_at: r.get("created_at")?,
                 network: r.get("network")?,
                 address: r.get("address")?,
+                memory_snapshot: memory_snapshot
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
+                idle_timeout_secs: idle.map(|v| v.max(0) as u64),
             })
         };
         Ok(build())

@@ -36,6 +36,8 @@ pub struct SnapshotRecord {
     pub workdir: String,
     /// Whether it holds a memory checkpoint.
     pub stateful: bool,
+    /// Taken automatically (by a pause): pruned by Cairn, not counted against the per-sandbox limit.
+    pub auto: bool,
     /// State.
     pub state: SnapshotState,
     /// Why it failed.
@@ -75,6 +77,7 @@ impl SnapshotRecord {
                 env: serde_json::from_str(&env).map_err(corrupt)?,
                 workdir: r.get("workdir")?,
                 stateful: r.get("stateful")?,
+                auto: r.get("auto")?,
                 state: state.parse()?,
                 error: r.get("error")?,
                 size_bytes: r.get::<_, i64>("size_bytes")? as u64,
@@ -120,8 +123,8 @@ impl Db {
         let env = serde_json::to_string(&s.env).map_err(corrupt)?;
         conn.execute(
             "INSERT INTO snapshots(id, account, sandbox_id, name, parent_id, image_id, runtime, cpus, memory_bytes, pids_limit,
-                                   env_json, workdir, state, error, size_bytes, total_bytes, created_at, stateful)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'creating', NULL, 0, 0, ?13, ?14)",
+                                   env_json, workdir, state, error, size_bytes, total_bytes, created_at, stateful, auto)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'creating', NULL, 0, 0, ?13, ?14, ?15)",
             params![
                 s.id.as_str(),
                 s.account,
@@ -137,6 +140,7 @@ impl Db {
                 s.workdir,
                 s.created_at,
                 s.stateful,
+                s.auto,
             ],
         )?;
         Ok(())
@@ -146,12 +150,29 @@ impl Db {
     pub fn finish_snapshot(
         &self,
         id: &SnapshotId,
+        sandbox: &SandboxId,
         size_bytes: u64,
         total_bytes: u64,
     ) -> Result<(), DbError> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE snapshots SET state = 'ready', size_bytes = ?2, total_bytes = ?3 WHERE id = ?1",
             params![id.as_str(), size_bytes as i64, total_bytes as i64],
+        )?;
+        tx.execute(
+            "UPDATE sandboxes SET parent_snapshot = ?2 WHERE id = ?1",
+            params![sandbox.as_str(), id.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a snapshot's measured total size (measured after it became ready).
+    pub fn set_snapshot_total(&self, id: &SnapshotId, total_bytes: u64) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE snapshots SET total_bytes = ?2 WHERE id = ?1",
+            params![id.as_str(), total_bytes as i64],
         )?;
         Ok(())
     }
@@ -247,6 +268,20 @@ impl Db {
         self.conn().execute(
             "UPDATE sandboxes SET parent_snapshot = ?2, image_id = ?3 WHERE id = ?1",
             params![sandbox.as_str(), snapshot.map(|s| s.as_str()), image_id],
+        )?;
+        Ok(())
+    }
+
+    /// Records (or clears) the snapshot whose memory checkpoint holds a paused sandbox's
+    /// processes while their memory is released.
+    pub fn set_memory_snapshot(
+        &self,
+        sandbox: &SandboxId,
+        snapshot: Option<&SnapshotId>,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE sandboxes SET memory_snapshot = ?2 WHERE id = ?1",
+            params![sandbox.as_str(), snapshot.map(|s| s.as_str())],
         )?;
         Ok(())
     }

@@ -35,6 +35,8 @@ fn new_sandbox(account: &str, name: Option<&str>) -> NewSandbox {
         env: vec!["A=1".into()],
         workdir: "/".into(),
         network: "none".into(),
+        origin: None,
+        idle_timeout_secs: None,
     }
 }
 

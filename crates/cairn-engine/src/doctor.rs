@@ -31,15 +31,6 @@ async fn version_of(program: &str, args: &[&str]) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
-/// CRIU's version as (major, minor), from `criu --version` ("Version: 3.17.1").
-fn criu_version(text: &str) -> Option<(u32, u32)> {
-    let v = text
-        .split_whitespace()
-        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next().flatten().unwrap_or(0)))
-}
-
 impl Engine {
     /// Versions of runsc, runc, CRIU, btrfs-progs and the kernel, and what each enables.
     pub async fn doctor(&self) -> Vec<Check> {
@@ -63,17 +54,7 @@ impl Engine {
                 note: note.into(),
             });
         }
-        let criu = version_of("criu", &["--version"]).await;
-        let criu_ok = criu
-            .as_deref()
-            .and_then(criu_version)
-            .is_some_and(|v| v >= (4, 1));
-        checks.push(Check {
-            name: "criu".into(),
-            ok: criu_ok,
-            version: criu,
-            note: "stateful snapshots of runc sandboxes need CRIU >= 4.1 (Debian 12's 3.17 fails on kernels >= 6.13); gvisor sandboxes do not need it".into(),
-        });
+        checks.push(criu_check().await);
         let btrfs = version_of("btrfs", &["--version"]).await;
         checks.push(Check {
             name: "btrfs-progs".into(),
@@ -92,14 +73,21 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn criu_versions_are_read_from_its_banner() {
-        assert_eq!(criu_version("Version: 3.17.1"), Some((3, 17)));
-        assert_eq!(criu_version("Version: 4.2"), Some((4, 2)));
-        assert_eq!(criu_version("nonsense"), None);
+/// CRIU: its version, whether it is recent enough, and whether `criu check` passes.
+async fn criu_check() -> Check {
+    let found = cairn_runtime::criu_version().await.ok().flatten();
+    let needs = "stateful snapshots of runc sandboxes, and their forks and restores, need CRIU >= 4.1 (Debian 12's 3.17 fails on kernels >= 6.13); gvisor sandboxes do not need it";
+    let (ok, note) = match cairn_runtime::criu::require(found) {
+        Err(_) => (false, format!("{needs}; install: scripts/install-criu.sh")),
+        Ok(_) => match Cmd::new("criu").arg("check").run().await {
+            Ok(_) => (true, needs.to_string()),
+            Err(e) => (false, format!("{needs}; 'criu check' fails: {e}")),
+        },
+    };
+    Check {
+        name: "criu".into(),
+        version: found.map(|v| v.to_string()),
+        ok,
+        note,
     }
 }

@@ -287,7 +287,9 @@ impl Engine {
         };
         let timeout = req.timeout_secs.map(Duration::from_secs);
         let engine = Arc::clone(self);
+        let busy = self.busy(&r.id);
         tokio::spawn(async move {
+            let _busy = busy;
             let waited = match timeout {
                 Some(t) => tokio::time::timeout(t, exec.child.wait()).await.ok(),
                 None => Some(exec.child.wait().await),

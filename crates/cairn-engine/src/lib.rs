@@ -11,6 +11,7 @@ mod error;
 mod exec;
 mod images;
 mod network;
+mod pause;
 mod recovery;
 mod sandboxes;
 mod snapshots;
@@ -28,6 +29,7 @@ pub use cairn_runtime::ExecIo;
 pub use doctor::Check;
 pub use error::{EngineError, Result};
 pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
+pub use pause::AUTO_PAUSE_PREFIX;
 pub use snapshots::SnapshotLimits;
 
 /// How the engine is set up.
@@ -49,6 +51,10 @@ pub struct EngineConfig {
     pub bridge: String,
     /// Subnet `nat` sandboxes get their addresses from; the bridge takes the first.
     pub subnet: cairn_net::Subnet,
+    /// Automatic (pause) snapshots kept per sandbox; older ones are pruned. At least 1.
+    pub auto_pause_keep: usize,
+    /// How often idle timeouts are checked.
+    pub idle_check_interval: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -63,6 +69,8 @@ impl EngineConfig {
             snapshot_limits: SnapshotLimits::default(),
             bridge: "cairn0".into(),
             subnet: cairn_net::Subnet::default(),
+            auto_pause_keep: 3,
+            idle_check_interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -87,6 +95,10 @@ pub struct Engine {
     net: cairn_net::Network,
     ports: cairn_net::PortProxy,
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Generations of read-only trees (images, snapshots), which never change.
+    generations: Mutex<HashMap<PathBuf, u64>>,
+    /// Last activity and running execs per sandbox (for idle timeouts).
+    activity: Mutex<HashMap<SandboxId, pause::Activity>>,
 }
 
 impl Engine {
@@ -128,8 +140,11 @@ impl Engine {
             net,
             ports: cairn_net::PortProxy::new(),
             locks: Mutex::new(HashMap::new()),
+            generations: Mutex::new(HashMap::new()),
+            activity: pause::new_activity(),
         });
         engine.recover().await?;
+        engine.start_idle_watch();
         Ok(engine)
     }
 

@@ -81,6 +81,14 @@ impl Engine {
                     self.db.delete_sandbox(&r.id)?;
                     continue;
                 }
+                SandboxState::Paused if r.memory_snapshot.is_some() => {
+                    // Its processes live in a checkpoint; a container left by a crash during
+                    // the release is frozen and would block the restore: remove it.
+                    let rt = self.runtime(r.runtime)?;
+                    let _ = rt.kill(r.id.as_str(), "KILL").await;
+                    let _ = rt.delete(r.id.as_str()).await;
+                    tracing::info!(sandbox = %r.id, "sandbox paused with its memory on disk");
+                }
                 SandboxState::Running | SandboxState::Paused => {
                     let rt = self.runtime(r.runtime)?;
                     let alive = match rt.state(r.id.as_str()).await {

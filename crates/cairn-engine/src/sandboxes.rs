@@ -79,6 +79,8 @@ impl Engine {
             network,
             address,
             published,
+            idle_timeout_secs: r.idle_timeout_secs,
+            memory_released: r.memory_snapshot.is_some(),
         }
     }
 
@@ -88,11 +90,14 @@ impl Engine {
 
     /// Finds a sandbox of `account` by id or name; another account's sandbox is "not found".
     pub(crate) fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
-        self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
+        let r = self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "no sandbox '{id_or_name}': list your sandboxes with 'cairn ls'"
             ))
-        })
+        })?;
+        // Every API call that names a sandbox counts as activity (see the idle timeout).
+        self.touch(&r.id);
+        Ok(r)
     }
 
     /// Creates and starts a sandbox for `account`.
@@ -163,6 +168,12 @@ impl Engine {
         if let Some(w) = &req.workdir {
             check_workdir(w)?;
         }
+        let idle_timeout_secs = req
+            .idle_timeout
+            .as_deref()
+            .map(cairn_types::parse_duration)
+            .transpose()
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let runtime_kind = req
             .runtime
             .or(snapshot.as_ref().map(|s| s.runtime))
@@ -170,6 +181,9 @@ impl Engine {
         self.runtime(runtime_kind)?;
         if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
             self.check_identity(s, runtime_kind)?;
+            if s.runtime == cairn_types::RuntimeKind::Runc {
+                self.require_criu().await?;
+            }
         }
         let (network, publish) = self.requested_network(req, snapshot.as_ref())?;
         let (env, workdir, source) = match &snapshot {
@@ -213,6 +227,8 @@ impl Engine {
                 env,
                 workdir,
                 network: network.to_string(),
+                origin: snapshot.as_ref().map(|s| s.id.clone()),
+                idle_timeout_secs,
             })
             .map_err(EngineError::from_db)?;
         let created = async {
@@ -228,9 +244,6 @@ impl Engine {
                 .snapshot(&source, &self.rootfs(&id), false)
                 .await?;
             crate::crash_point("fork-after-subvolume");
-            if let Some(s) = &snapshot {
-                self.db.set_sandbox_origin(&id, Some(&s.id), &image.id)?;
-            }
             match &snapshot {
                 Some(s) if s.stateful && !req.fresh => {
                     let bundle = self.write_bundle_for(&record).await?;
@@ -359,6 +372,10 @@ impl Engine {
             }
         }
         self.halt(&r).await?;
+        if r.memory_snapshot.is_some() {
+            // Its processes were on disk only: stopping discards them.
+            self.db.set_memory_snapshot(&r.id, None)?;
+        }
         self.db
             .set_state(&r.id, SandboxState::Stopped, Some("stopped by request"))?;
         tracing::info!(sandbox = %r.id, "sandbox stopped");
@@ -385,53 +402,6 @@ impl Engine {
         }
         rt.delete(id).await?;
         Ok(())
-    }
-
-    /// Freezes every process of a running sandbox (its memory stays; nothing runs).
-    pub async fn pause_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        self.freeze_or_thaw(account, id_or_name, true).await
-    }
-
-    /// Thaws a paused sandbox.
-    pub async fn resume_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        self.freeze_or_thaw(account, id_or_name, false).await
-    }
-
-    async fn freeze_or_thaw(
-        &self,
-        account: &str,
-        id_or_name: &str,
-        freeze: bool,
-    ) -> Result<SandboxInfo> {
-        let r = self.find(account, id_or_name)?;
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let r = self.find(account, r.id.as_str())?;
-        let (from, to) = if freeze {
-            (SandboxState::Running, SandboxState::Paused)
-        } else {
-            (SandboxState::Paused, SandboxState::Running)
-        };
-        if r.state == to {
-            return Ok(self.info(&r));
-        }
-        if r.state != from {
-            return Err(EngineError::Conflict(format!(
-                "sandbox {} is {}: only a {from} sandbox can be {}",
-                r.id,
-                r.state,
-                if freeze { "paused" } else { "resumed" }
-            )));
-        }
-        let rt = self.runtime(r.runtime)?;
-        if freeze {
-            rt.pause(r.id.as_str()).await?;
-        } else {
-            rt.resume(r.id.as_str()).await?;
-        }
-        self.db.set_state(&r.id, to, None)?;
-        tracing::info!(sandbox = %r.id, state = %to, "sandbox {}", if freeze { "paused" } else { "resumed" });
-        Ok(self.info(&self.find(account, r.id.as_str())?))
     }
 
     /// Starts a stopped sandbox again on its files.

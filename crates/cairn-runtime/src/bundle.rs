@@ -1,7 +1,8 @@
 //! Writes the OCI bundle a sandbox runs from: `config.json` built with the
 //! `oci-spec` crate. Namespaces (pid, mount, network, uts, ipc), cgroup limits
 //! for cpu, memory and pids, no new privileges, a safe default capability
-//! set, read-only `/proc/sys`, hostname = sandbox id.
+//! set, read-only `/proc/sys`, hostname = sandbox id. For runc, also the
+//! CRIU configuration its checkpoints and restores use.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -32,6 +33,20 @@ pub const INIT_ARGS: [&str; 3] = [
      fi; \
      while :; do sleep 3600 & wait $!; done",
 ];
+
+/// What a runc sandbox's init runs first: CRIU can only checkpoint open files it
+/// finds inside the container, and the init starts with the runtime's stdio
+/// (host files), so it trades them for the container's own `/dev/null`.
+pub const RUNC_INIT_PREFIX: &str = "exec </dev/null >/dev/null 2>&1; ";
+
+/// The init's argv for a runtime: [`INIT_ARGS`], with [`RUNC_INIT_PREFIX`] under runc.
+pub fn init_args(runtime: RuntimeKind) -> Vec<String> {
+    let mut args: Vec<String> = INIT_ARGS.iter().map(|s| s.to_string()).collect();
+    if runtime == RuntimeKind::Runc {
+        args[2] = format!("{RUNC_INIT_PREFIX}{}", args[2]);
+    }
+    args
+}
 
 /// The cgroup under which every sandbox gets `<parent>/<id>`.
 pub const CGROUP_PARENT: &str = "/cairn";
@@ -130,7 +145,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
     let process = ProcessBuilder::default()
         .terminal(false)
         .rlimits(rlimits)
-        .args(INIT_ARGS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .args(init_args(s.runtime))
         .env(s.env.clone())
         .cwd(s.workdir.clone())
         .no_new_privileges(true)
@@ -235,7 +250,10 @@ fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, Runti
 }
 
 /// Writes `config.json` for `spec` into `bundle_dir` (temp name, fsync,
-/// rename), creating the directory and the root's `/tmp` if needed.
+/// rename), creating the directory and the root's `/tmp` if needed. A runc
+/// bundle also gets [`crate::criu::CONFIG_FILE`], which its config names in the
+/// [`crate::criu::CONFIG_ANNOTATION`] annotation (runc reads the annotation of
+/// the config the container was created or restored from).
 pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), RuntimeError> {
     let io = |source| RuntimeError::Bundle {
         path: bundle_dir.to_path_buf(),
@@ -248,8 +266,24 @@ pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), Runtime
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp_dir, std::fs::Permissions::from_mode(0o1777)).map_err(io)?;
     }
-    let json = serde_json::to_vec_pretty(&build_spec(spec)?).map_err(spec_err)?;
-    write_atomic(&bundle_dir.join("config.json"), &json).map_err(io)
+    let mut oci = build_spec(spec)?;
+    if spec.runtime == RuntimeKind::Runc {
+        let conf = std::path::absolute(bundle_dir.join(crate::criu::CONFIG_FILE)).map_err(io)?;
+        write_atomic(&conf, crate::criu::CONFIG.as_bytes()).map_err(io)?;
+        let mut annotations = oci.annotations().clone().unwrap_or_default();
+        annotations.insert(
+            crate::criu::CONFIG_ANNOTATION.to_string(),
+            conf.to_string_lossy().into_owned(),
+        );
+        oci.set_annotations(Some(annotations));
+    }
+    let json = serde_json::to_vec_pretty(&oci).map_err(spec_err)?;
+    // Temp name and rename, so a runtime never reads half a file; no fsync: the bundle
+    // is written again before every create, and after a host crash no container survives.
+    let path = bundle_dir.join("config.json");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &json).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 /// The network namespace path a spec joins, if any.
@@ -379,5 +413,38 @@ mod tests {
         assert!(text.contains("sbx-00000001"));
         assert!(s.rootfs.join("tmp").is_dir());
         assert!(!dir.path().join("bundle/config.tmp").exists());
+    }
+
+    #[test]
+    fn runc_bundles_name_their_criu_configuration_and_trade_host_stdio() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec();
+        s.rootfs = dir.path().join("root");
+        std::fs::create_dir(&s.rootfs).unwrap();
+        let bundle = dir.path().join("bundle");
+        write_bundle(&bundle, &s).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        let conf = v["annotations"][crate::criu::CONFIG_ANNOTATION]
+            .as_str()
+            .unwrap();
+        assert_eq!(Path::new(conf), bundle.join(crate::criu::CONFIG_FILE));
+        let text = std::fs::read_to_string(conf).unwrap();
+        assert!(text.contains("network-lock nftables") && text.contains("tcp-close"));
+        assert!(v["process"]["args"][2]
+            .as_str()
+            .unwrap()
+            .starts_with(RUNC_INIT_PREFIX));
+
+        s.runtime = RuntimeKind::Gvisor;
+        let gvisor = dir.path().join("gvisor");
+        write_bundle(&gvisor, &s).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(gvisor.join("config.json")).unwrap()).unwrap();
+        assert!(v["annotations"]
+            .get(crate::criu::CONFIG_ANNOTATION)
+            .is_none());
+        assert_eq!(v["process"]["args"][2], INIT_ARGS[2]);
+        assert!(!gvisor.join(crate::criu::CONFIG_FILE).exists());
     }
 }

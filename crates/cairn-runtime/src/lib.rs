@@ -3,10 +3,12 @@
 //! [`Runtime`] is the trait the engine drives; [`OciCli`] implements it for
 //! gVisor's `runsc` and for `runc` through their command-line interface (the
 //! stable contract containerd and podman use). [`bundle`] writes the OCI
-//! bundle (`config.json`) a sandbox runs from. This crate knows nothing of
-//! the database, storage or accounts.
+//! bundle (`config.json`) a sandbox runs from; [`criu`] knows the CRIU that
+//! runc's checkpoints need. This crate knows nothing of the database, storage
+//! or accounts.
 
 pub mod bundle;
+pub mod criu;
 mod freezer;
 mod oci_cli;
 
@@ -19,6 +21,7 @@ use cairn_cmd::CmdError;
 use cairn_types::RuntimeKind;
 
 pub use bundle::{write_bundle, SandboxSpec};
+pub use criu::{criu_version, CriuVersion};
 pub use oci_cli::OciCli;
 
 /// Errors from driving a runtime.
@@ -45,6 +48,23 @@ pub enum RuntimeError {
     /// The runtime cannot do this here.
     #[error("{0}")]
     Unsupported(String),
+    /// CRIU, which memory checkpoints of runc sandboxes need, is missing or older than 4.1.
+    #[error(
+        "memory checkpoints of runc sandboxes need CRIU 4.1 or newer, and this host has {}: {}; or use a gvisor sandbox, or do without process memory (leave out --stateful, or fork with --fresh)",
+        criu::describe(found), criu::INSTALL_HINT
+    )]
+    CriuMissing {
+        /// The version on `PATH`, if any.
+        found: Option<CriuVersion>,
+    },
+    /// CRIU could not checkpoint or restore a runc container.
+    #[error("runc {action} failed in CRIU: {detail}")]
+    Criu {
+        /// `checkpoint` or `restore`.
+        action: &'static str,
+        /// The errors from CRIU's log, and what to do.
+        detail: String,
+    },
     /// The runtime said something we could not parse.
     #[error("unexpected output from {runtime}: {detail}")]
     Protocol {
@@ -119,8 +139,9 @@ pub trait Runtime: Send + Sync {
     /// Version string of the runtime binary (for `doctor` and manifests).
     async fn version(&self) -> Result<String, RuntimeError>;
 
-    /// Creates and starts the container `id` from the bundle at `bundle`; its
-    /// init's stdout and stderr go to `bundle/init.log`.
+    /// Creates and starts the container `id` from the bundle at `bundle`; the
+    /// runtime's messages go to `bundle/init.log`, and so does the init's output
+    /// under gVisor (a runc init discards it: see [`bundle::RUNC_INIT_PREFIX`]).
     async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError>;
 
     /// The container's state, or `None` when the runtime does not know it.

@@ -126,6 +126,126 @@ impl OciCli {
         }
     }
 
+    /// `runc checkpoint --leave-running` into `image_dir`, with the bundle's CRIU
+    /// configuration (see [`crate::criu::CONFIG`]). A container frozen through its
+    /// cgroup stays frozen: CRIU puts the freezer back as it found it.
+    /// The caller checks CRIU's version beforehand ([`crate::criu::require_installed`]),
+    /// outside the pause.
+    async fn runc_checkpoint(&self, id: &str, image_dir: &Path) -> Result<(), RuntimeError> {
+        let io = |source| RuntimeError::Bundle {
+            path: image_dir.to_path_buf(),
+            source,
+        };
+        let image_dir = std::path::absolute(image_dir).map_err(io)?;
+        // CRIU's log goes beside the images, not among them, and only stays on failure.
+        let work = image_dir.with_extension("work");
+        std::fs::create_dir_all(&work).map_err(io)?;
+        let dumped = self
+            .cmd()
+            .arg("checkpoint")
+            .arg("--image-path")
+            .arg(&image_dir)
+            .arg("--work-path")
+            .arg(&work)
+            .arg("--leave-running")
+            .arg(id)
+            .timeout(Duration::from_secs(300))
+            .run()
+            .await;
+        let result = self.criu_result("checkpoint", dumped, &work.join("dump.log"));
+        if result.is_ok() {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+        result
+    }
+
+    /// `runc restore --detach` of `image_dir` as container `id` from `bundle` (whose root
+    /// may be anywhere: runc gives CRIU the new root and mounts), CRIU's log in `bundle/criu`.
+    async fn runc_restore(
+        &self,
+        id: &str,
+        bundle: &Path,
+        image_dir: &Path,
+    ) -> Result<(), RuntimeError> {
+        crate::criu::require_installed().await?;
+        let io = |source| RuntimeError::Bundle {
+            path: bundle.to_path_buf(),
+            source,
+        };
+        // runc resolves relative paths from the bundle: give it absolute ones.
+        let bundle = std::path::absolute(bundle).map_err(io)?;
+        let image_dir = std::path::absolute(image_dir).map_err(io)?;
+        let work = bundle.join("criu");
+        std::fs::create_dir_all(&work).map_err(io)?;
+        let restored = self
+            .cmd()
+            .arg("restore")
+            .arg("--detach")
+            .arg("--image-path")
+            .arg(&image_dir)
+            .arg("--work-path")
+            .arg(&work)
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg("--pid-file")
+            .arg(bundle.join("init.pid"))
+            .arg(id)
+            .output_file(bundle.join("init.log"))
+            .timeout(Duration::from_secs(300))
+            .run()
+            .await;
+        self.criu_result("restore", restored, &work.join("restore.log"))
+    }
+
+    /// A failed runc checkpoint or restore as the errors CRIU logged, which say why
+    /// (runc itself only says "criu failed").
+    fn criu_result(
+        &self,
+        action: &'static str,
+        ran: Result<cairn_cmd::Output, CmdError>,
+        log: &Path,
+    ) -> Result<(), RuntimeError> {
+        match ran {
+            Ok(_) => Ok(()),
+            Err(e @ CmdError::Failed { .. }) => match crate::criu::log_errors(log) {
+                Some(errors) => Err(RuntimeError::Criu {
+                    action,
+                    detail: format!(
+                        "{errors}{} (CRIU log: {})",
+                        crate::criu::advice(&errors),
+                        log.display()
+                    ),
+                }),
+                None => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Brings `lo` up in a restored runc container: CRIU gives it a new network
+    /// namespace whose loopback is down. Runs the host's `ip` in that namespace, so
+    /// images without networking tools work too.
+    async fn loopback_up(&self, id: &str) -> Result<(), RuntimeError> {
+        let pid = match self.state(id).await? {
+            Some(s) if s.pid > 0 => s.pid,
+            _ => {
+                return Err(RuntimeError::Protocol {
+                    runtime: self.kind,
+                    detail: format!("restored container {id} has no running init"),
+                })
+            }
+        };
+        Cmd::new("nsenter")
+            .install_hint("install util-linux and iproute2: apt-get install util-linux iproute2")
+            .arg("--target")
+            .arg(pid.to_string())
+            .arg("--net")
+            .args(["ip", "link", "set", "lo", "up"])
+            .run()
+            .await?;
+        Ok(())
+    }
+
     fn is_missing(err: &CmdError) -> bool {
         err.stderr().is_some_and(|e| {
             let e = e.to_ascii_lowercase();
@@ -341,39 +461,40 @@ impl Runtime for OciCli {
                     .await?;
                 Ok(())
             }
-            RuntimeKind::Runc => Err(RuntimeError::Unsupported(
-                "stateful snapshots of runc sandboxes need CRIU 4.1 or newer, which this host does not have (Debian 12's criu 3.17 fails on this kernel): use a gvisor sandbox, or take a filesystem-only snapshot (without --stateful)".into(),
-            )),
+            RuntimeKind::Runc => self.runc_checkpoint(id, image_dir).await,
         }
     }
 
     async fn restore(&self, id: &str, bundle: &Path, image_dir: &Path) -> Result<(), RuntimeError> {
-        if self.kind == RuntimeKind::Runc {
-            return Err(RuntimeError::Unsupported(
-                "restoring process memory into a runc sandbox needs CRIU 4.1 or newer: use --fresh to boot on the snapshot's files".into(),
-            ));
+        match self.kind {
+            RuntimeKind::Gvisor => {
+                let cmd = if self.netstack(bundle) {
+                    self.netstack_cmd()
+                } else {
+                    self.cmd()
+                };
+                cmd.arg("restore")
+                    .arg("--image-path")
+                    .arg(image_dir)
+                    .arg("--bundle")
+                    .arg(bundle)
+                    .arg("--pid-file")
+                    .arg(bundle.join("init.pid"))
+                    .arg("-detach")
+                    .arg(id)
+                    .output_file(bundle.join("init.log"))
+                    .timeout(Duration::from_secs(300))
+                    .run()
+                    .await?;
+            }
+            RuntimeKind::Runc => self.runc_restore(id, bundle, image_dir).await?,
         }
-        let cmd = if self.netstack(bundle) {
-            self.netstack_cmd()
-        } else {
-            self.cmd()
-        };
-        cmd.arg("restore")
-            .arg("--image-path")
-            .arg(image_dir)
-            .arg("--bundle")
-            .arg(bundle)
-            .arg("--pid-file")
-            .arg(bundle.join("init.pid"))
-            .arg("-detach")
-            .arg(id)
-            .output_file(bundle.join("init.log"))
-            .timeout(Duration::from_secs(300))
-            .run()
-            .await?;
-        // A checkpoint taken while paused (as Cairn takes them) comes back paused.
+        // A checkpoint taken while paused (as Cairn takes them) may come back paused.
         if self.state(id).await?.is_some_and(|s| s.status == "paused") {
             self.resume(id).await?;
+        }
+        if self.kind == RuntimeKind::Runc {
+            self.loopback_up(id).await?;
         }
         Ok(())
     }

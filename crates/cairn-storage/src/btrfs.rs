@@ -15,7 +15,7 @@ use cairn_cmd::{Cmd, Output};
 
 use crate::error::{from_btrfs_cmd, StorageError, BTRFS_PROGS_HINT};
 use crate::pool::{is_btrfs, Pool};
-use crate::Storage;
+use crate::{Storage, Written};
 
 /// The inode number of the root directory of every btrfs subvolume
 /// (`BTRFS_FIRST_FREE_OBJECTID`).
@@ -78,7 +78,50 @@ fn parse_du(stdout: &str) -> Option<(u64, u64)> {
     Some((exclusive, total))
 }
 
+/// Parses `btrfs subvolume find-new` output: the sum of the extents' lengths
+/// and the "transid marker" (the tree's generation).
+fn parse_find_new(stdout: &str) -> Option<Written> {
+    let mut bytes = 0u64;
+    let mut generation = None;
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("transid marker was ") {
+            generation = rest.trim().parse().ok();
+        } else if line.starts_with("inode ") {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "len")?;
+            bytes = bytes.saturating_add(words.next()?.parse().ok()?);
+        }
+    }
+    Some(Written {
+        bytes,
+        generation: generation?,
+    })
+}
+
+/// `btrfs subvolume find-new` refuses generations above this.
+const MAX_GENERATION: u64 = i64::MAX as u64;
+
 impl BtrfsStorage {
+    /// Runs `btrfs subvolume find-new PATH GEN` (lists file extents of
+    /// generation `GEN` or newer; btrfs skips older parts of the tree).
+    async fn find_new(&self, path: &Path, generation: u64) -> Result<Written, StorageError> {
+        let path = self.resolve(path, false)?;
+        Self::require_subvolume(&path)?;
+        let generation = generation.min(MAX_GENERATION).to_string();
+        let args = [
+            "subvolume".as_ref(),
+            "find-new".as_ref(),
+            path.as_os_str(),
+            generation.as_ref(),
+        ];
+        let out = self.btrfs(&args, Duration::from_secs(600)).await?;
+        let text = out.stdout_str();
+        parse_find_new(&text).ok_or_else(|| StorageError::UnexpectedOutput {
+            argv: format!("btrfs subvolume find-new {} {generation}", path.display()),
+            output: text.lines().last().unwrap_or_default().to_string(),
+        })
+    }
+
     /// The driver for `pool`.
     pub fn new(pool: Pool) -> Self {
         BtrfsStorage { pool }
@@ -309,6 +352,14 @@ impl Storage for BtrfsStorage {
         })
     }
 
+    async fn generation(&self, path: &Path) -> Result<u64, StorageError> {
+        Ok(self.find_new(path, MAX_GENERATION).await?.generation)
+    }
+
+    async fn bytes_written_since(&self, path: &Path, since: u64) -> Result<Written, StorageError> {
+        self.find_new(path, since.saturating_add(1)).await
+    }
+
     async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError> {
         let dir = match self.resolve(dir, true) {
             Ok(p) => p,
@@ -343,6 +394,29 @@ impl Storage for BtrfsStorage {
 #[cfg(test)]
 mod unit_tests {
     use super::*;
+
+    #[test]
+    fn find_new_output_sums_extent_lengths() {
+        let out = "inode 260 file offset 0 len 303104 disk start 137756672 offset 0 gen 8 flags NONE d/f3\n\
+                   inode 261 file offset 98304 len 4096 disk start 18751488 offset 0 gen 8 flags NONE d/f 4\n\
+                   inode 309 file offset 0 len 5 disk start 0 offset 0 gen 8 flags INLINE new\n\
+                   transid marker was 8\n";
+        assert_eq!(
+            parse_find_new(out),
+            Some(Written {
+                bytes: 303104 + 4096 + 5,
+                generation: 8
+            })
+        );
+        assert_eq!(
+            parse_find_new("transid marker was 7\n"),
+            Some(Written {
+                bytes: 0,
+                generation: 7
+            })
+        );
+        assert_eq!(parse_find_new("garbage\n"), None);
+    }
 
     #[test]
     fn du_output_gives_exclusive_then_total() {

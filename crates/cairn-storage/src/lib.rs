@@ -63,6 +63,25 @@ pub trait Storage: Send + Sync {
     /// Names of the trees directly inside the directory `dir`, sorted (empty
     /// when `dir` does not exist). Used at start-up to find orphans.
     async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError>;
+
+    /// The generation of the tree at `path`: a counter that grows with
+    /// every change to it. A read-only tree keeps its generation forever.
+    async fn generation(&self, path: &Path) -> Result<u64, StorageError>;
+
+    /// Bytes of file data written into the tree at `path` after generation
+    /// `since` (data it shares with a tree of generation `since` or older is
+    /// not counted), and the tree's own generation. Costs time in proportion
+    /// to what changed, not to the size of the tree.
+    async fn bytes_written_since(&self, path: &Path, since: u64) -> Result<Written, StorageError>;
+}
+
+/// What [`Storage::bytes_written_since`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes of file data newer than the generation asked about.
+    pub bytes: u64,
+    /// The tree's own generation.
+    pub generation: u64,
 }
 
 pub mod diff;

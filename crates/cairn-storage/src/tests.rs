@@ -180,6 +180,43 @@ async fn a_snapshot_holds_exclusively_only_what_changed_since() {
 }
 
 #[tokio::test]
+async fn bytes_written_since_counts_only_data_newer_than_the_parent_snapshot() {
+    let t = temp_pool().await;
+    let (s, root) = (&t.storage, t.pool.root());
+    let sbx = root.join("sandboxes/sbx-1");
+    s.create_subvolume(&sbx).await.unwrap();
+    for i in 0..20 {
+        write_file(&sbx.join(format!("old{i}")), &megabyte(i)).unwrap();
+    }
+    let first = root.join("snapshots/snap-1");
+    s.snapshot(&sbx, &first, true).await.unwrap();
+    let since = s.generation(&first).await.unwrap();
+    assert_eq!(
+        s.generation(&first).await.unwrap(),
+        since,
+        "read-only: stable"
+    );
+
+    write_file(&sbx.join("new"), &[megabyte(2), megabyte(3)].concat()).unwrap();
+    write_file(&sbx.join("old3"), &megabyte(99)).unwrap(); // rewritten
+    std::fs::remove_file(sbx.join("old4")).unwrap(); // deleted: holds nothing new
+    let second = root.join("snapshots/snap-2");
+    s.snapshot(&sbx, &second, true).await.unwrap();
+    let w = s.bytes_written_since(&second, since).await.unwrap();
+    assert_eq!(w.bytes, 3 << 20);
+    assert!(w.generation > since);
+    assert_eq!(w.generation, s.generation(&second).await.unwrap());
+    // Nothing changed between the two snapshots' generations in the first.
+    assert_eq!(s.bytes_written_since(&first, since).await.unwrap().bytes, 0);
+    // Everything, counted from the start.
+    assert_eq!(
+        s.bytes_written_since(&second, 0).await.unwrap().bytes,
+        21 << 20
+    );
+    t.pool.unmount().await.unwrap();
+}
+
+#[tokio::test]
 async fn read_only_and_nested_subvolumes_are_deleted() {
     let t = temp_pool().await;
     let (s, root) = (&t.storage, t.pool.root());

@@ -50,6 +50,10 @@ pub struct SandboxInfo {
     pub workdir: String,
     /// When it was created (RFC 3339).
     pub created_at: DateTime<Utc>,
+    /// Paused automatically after this many seconds without exec or API activity.
+    pub idle_timeout_secs: Option<u64>,
+    /// Paused with its processes checkpointed to disk (no memory used); `resume` restores them.
+    pub memory_released: bool,
     /// `none` (loopback only) or `nat` (own address on the Cairn bridge, NAT to the outside).
     #[serde(default = "default_network")]
     pub network: String,
@@ -109,6 +113,10 @@ pub struct CreateSandboxRequest {
     /// Default working directory (absolute; default `/`).
     #[serde(default)]
     pub workdir: Option<String>,
+    /// Pause the sandbox (with an automatic snapshot) after this long without exec or API
+    /// activity: `90s`, `30m`, `2h`.
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
     /// `none` (loopback only) or `nat` (own address, NAT to the outside). Default: `none`,
     /// or `nat` when `publish` is given; a fork takes its snapshot's.
     #[serde(default)]
@@ -255,6 +263,9 @@ pub struct SnapshotInfo {
     pub runtime: RuntimeKind,
     /// Whether it holds process memory (a fork resumes the running processes).
     pub stateful: bool,
+    /// Taken automatically by a pause (`auto-pause-…`): Cairn prunes old ones, and they do
+    /// not count against the per-sandbox limit.
+    pub auto: bool,
     /// Where it is in its life.
     pub state: SnapshotState,
     /// Why it failed.

@@ -12,5 +12,5 @@ mod state;
 
 pub use ids::{IdError, ImageId, SandboxId, SnapshotId};
 pub use names::{validate_name, NameError};
-pub use size::{format_bytes, parse_size, SizeError};
+pub use size::{format_bytes, parse_duration, parse_size, DurationError, SizeError};
 pub use state::{transition, RuntimeKind, SandboxState, SnapshotState, StateError};

@@ -32,6 +32,31 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     Ok(bytes as u64)
 }
 
+/// A duration that is not `30s`, `15m`, `2h` or `1d`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid duration '{0}': use a number with s, m, h or d, such as 90s, 30m or 2h")]
+pub struct DurationError(pub String);
+
+/// Parses `90s`, `30m`, `2h`, `1d` (or plain seconds, `45`) into seconds; at least one second.
+pub fn parse_duration(input: &str) -> Result<u64, DurationError> {
+    let s = input.trim();
+    let err = || DurationError(input.to_string());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: u64 = num.parse().map_err(|_| err())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(err()),
+    };
+    match value.checked_mul(scale) {
+        Some(secs) if secs > 0 => Ok(secs),
+        _ => Err(err()),
+    }
+}
+
 /// Formats bytes for humans: `512.0 MiB`, `3.2 GiB`, `900 B`.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -51,6 +76,27 @@ pub fn format_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_s_m_h_d() {
+        assert_eq!(parse_duration("45"), Ok(45));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("2h"), Ok(7200));
+        assert_eq!(parse_duration("1d"), Ok(86400));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "m",
+            "1.5h",
+            "10x",
+            "-5m",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_units_as_powers_of_1024() {

@@ -77,13 +77,23 @@ enum Command {
         /// Sandbox id or name.
         sandbox: String,
     },
-    /// Freeze a running sandbox's processes (memory kept, nothing runs) until 'cairn resume'.
-    #[command(after_help = "Example:\n  cairn pause sbx-7f3a9c2e && cairn resume sbx-7f3a9c2e")]
+    /// Freeze a running sandbox until 'cairn resume', taking an automatic snapshot (auto-pause-TIME).
+    ///
+    /// The snapshot holds process memory where the runtime can checkpoint it (gVisor; runc with
+    /// CRIU >= 4.1); the oldest automatic snapshots beyond cairnd's --keep-auto-pause are pruned and
+    /// they never count against the per-sandbox snapshot limit.
+    #[command(
+        after_help = "Examples:\n  cairn pause sbx-7f3a9c2e && cairn resume sbx-7f3a9c2e\n  cairn pause --release-memory sbx-7f3a9c2e   # processes to disk: no RAM until resume"
+    )]
     Pause {
         /// Sandbox id or name.
         sandbox: String,
+        /// Checkpoint the processes to disk and end them, so the sandbox uses no memory;
+        /// 'cairn resume' restores them.
+        #[arg(long)]
+        release_memory: bool,
     },
-    /// Thaw a paused sandbox.
+    /// Continue a paused sandbox (restoring its processes if their memory was released).
     #[command(after_help = "Example:\n  cairn resume sbx-7f3a9c2e")]
     Resume {
         /// Sandbox id or name.
@@ -181,6 +191,9 @@ struct UpArgs {
     /// Publish sandbox TCP port PORT on the host's 127.0.0.1:HOSTPORT (repeatable; needs nat).
     #[arg(long, short = 'p', value_name = "HOSTPORT:PORT")]
     publish: Vec<String>,
+    /// Pause it (with an automatic snapshot) after this long without exec or API use: 90s, 30m, 2h.
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -274,6 +287,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 workdir: a.workdir,
                 network: a.network,
                 publish: a.publish,
+                idle_timeout: a.idle_timeout,
             };
             let pb = spinner("starting sandbox");
             let res: Result<SandboxInfo> = client
@@ -304,7 +318,17 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Stop { sandbox } => lifecycle(&client, &sandbox, "stop", json).await?,
         Command::Start { sandbox } => lifecycle(&client, &sandbox, "start", json).await?,
-        Command::Pause { sandbox } => lifecycle(&client, &sandbox, "pause", json).await?,
+        Command::Pause {
+            sandbox,
+            release_memory,
+        } => {
+            let verb = if release_memory {
+                "pause?release_memory=true"
+            } else {
+                "pause"
+            };
+            lifecycle(&client, &sandbox, verb, json).await?
+        }
         Command::Resume { sandbox } => lifecycle(&client, &sandbox, "resume", json).await?,
         Command::Destroy {
             sandbox,
@@ -352,7 +376,8 @@ pub(crate) fn enc(s: &str) -> String {
 }
 
 async fn lifecycle(client: &Client, sandbox: &str, verb: &str, json: bool) -> Result<()> {
-    let pb = spinner(&format!("{verb} {sandbox}"));
+    let action = verb.split('?').next().unwrap_or(verb);
+    let pb = spinner(&format!("{action} {sandbox}"));
     let res: Result<SandboxInfo> = client
         .json(
             Method::POST,

@@ -64,7 +64,14 @@ pub fn sandbox(s: &SandboxInfo) {
         ("name", s.name.clone().unwrap_or_default()),
         ("image", s.image.clone()),
         ("runtime", s.runtime.to_string()),
-        ("state", s.state.to_string()),
+        (
+            "state",
+            if s.memory_released {
+                format!("{} (memory released to disk)", s.state)
+            } else {
+                s.state.to_string()
+            },
+        ),
         ("reason", s.state_reason.clone().unwrap_or_default()),
         ("cpus", s.cpus.to_string()),
         ("memory", format_bytes(s.memory_bytes)),
@@ -82,6 +89,12 @@ pub fn sandbox(s: &SandboxInfo) {
         ),
         ("env", s.env.join(" ")),
         ("created", s.created_at.to_rfc3339()),
+        (
+            "idle timeout",
+            s.idle_timeout_secs
+                .map(|t| format!("{t}s"))
+                .unwrap_or_else(|| "none".into()),
+        ),
     ];
     for (k, v) in rows {
         t.add_row(vec![k.to_string(), v]);

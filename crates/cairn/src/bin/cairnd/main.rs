@@ -51,6 +51,9 @@ struct Args {
     /// Largest change one snapshot may hold.
     #[arg(long, default_value = "2G", value_name = "SIZE")]
     max_snapshot_size: String,
+    /// Automatic snapshots (taken by 'cairn pause') kept per sandbox; older ones are pruned.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    keep_auto_pause: u32,
     /// Runtime for sandboxes that do not name one: gvisor or runc.
     #[arg(long, env = "CAIRN_DEFAULT_RUNTIME", default_value = "gvisor")]
     default_runtime: String,
@@ -169,6 +172,7 @@ async fn run(args: Args) -> Result<()> {
         snapshot_bytes: parse_size(&args.max_snapshot_size)
             .context("invalid --max-snapshot-size")?,
     };
+    cfg.auto_pause_keep = args.keep_auto_pause as usize;
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;

@@ -1,0 +1,116 @@
+//! Stateful snapshots with a large resident process: a 512 MB process is
+//! checkpointed, forked and keeps its memory in every fork.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use cairn_test_support::Daemon;
+
+fn daemon() -> Daemon {
+    let d = Daemon::start_opts(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        false,
+        &[],
+    );
+    d.import_base();
+    d
+}
+
+/// "count length sample" written by the loop below.
+fn status(d: &Daemon, id: &str) -> (u64, u64, String) {
+    let out = d.cairn(&["exec", id, "cat /tmp/status"]).ok();
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "{out:?}");
+    (
+        f[0].parse().unwrap(),
+        f[1].parse().unwrap(),
+        f[2].to_string(),
+    )
+}
+
+const BIG: u64 = 512 << 20;
+
+fn a_512_mb_process_snapshots_and_forks_with_its_memory(rt: &str) {
+    let d = daemon();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", rt, "--memory", "3G"])
+        .ok();
+    // A 512 MiB string built in awk's memory from a per-run seed, then a loop that reports
+    // a counter, the string's length and a sample of it.
+    let seed = std::process::id();
+    d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        &format!(
+            "awk 'BEGIN {{ s = \"{seed}-\"; while (length(s) < {BIG}) s = s s; s = substr(s, 1, {BIG}); \
+             for (n = 1; ; n++) {{ print n, length(s), substr(s, 300000001, 12) > \"/tmp/status.new\"; \
+             close(\"/tmp/status.new\"); system(\"mv /tmp/status.new /tmp/status; sleep 0.1\") }} }}'"
+        ),
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = d.cairn(&["exec", &id, "cat /tmp/status 2>/dev/null"]);
+        if r.code == 0 && !r.stdout.trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 512 MB process never started"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, len, sample) = status(&d, &id);
+    assert_eq!(len, BIG);
+
+    let t0 = Instant::now();
+    let snap = d
+        .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
+        .json();
+    eprintln!("stateful snapshot of a 512 MB process: {:?}", t0.elapsed());
+    // (runsc compresses its checkpoint, so this repetitive memory may take little room.)
+    assert!(snap["size_bytes"].as_u64().unwrap() > 0, "{snap}");
+    let snap = snap["id"].as_str().unwrap().to_string();
+    let at_snapshot = {
+        let (n, _, _) = status(&d, &id);
+        n
+    };
+    let t0 = Instant::now();
+    let forks: Vec<String> = d
+        .cairn(&["fork", &snap, "--count", "2"])
+        .ok()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    eprintln!("2 stateful forks of it: {:?}", t0.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    for f in &forks {
+        let (n1, len, s) = status(&d, f);
+        assert_eq!(len, BIG, "fork {f} lost memory");
+        assert_eq!(s, sample, "fork {f} has other bytes in memory");
+        assert!(
+            n1 + 50 > at_snapshot,
+            "fork {f} restarted: {n1} vs {at_snapshot}"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        let (n2, _, _) = status(&d, f);
+        assert!(n2 > n1, "fork {f} is not running: {n2} <= {n1}");
+    }
+    // The source carries on.
+    let (n, len, _) = status(&d, &id);
+    assert_eq!(len, BIG);
+    assert!(n >= at_snapshot);
+}
+
+#[test]
+fn gvisor_a_512_mb_process_snapshots_and_forks_with_its_memory() {
+    a_512_mb_process_snapshots_and_forks_with_its_memory("gvisor");
+}
+
+#[test]
+fn runc_a_512_mb_process_snapshots_and_forks_with_its_memory() {
+    a_512_mb_process_snapshots_and_forks_with_its_memory("runc");
+}
