@@ -52,6 +52,7 @@ use crate::handlers;
         cairn_types::SnapshotState,
         AttachControl,
         SandboxInfo,
+        cairn_types::api::PublishedPort,
         ExecRequest,
         ExecEvent,
         ImageInfo,

@@ -5,6 +5,7 @@
 //! State changes are checked with [`cairn_types::transition`].
 
 mod migrations;
+mod network;
 mod records;
 mod snapshots;
 
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use cairn_types::{transition, SandboxId, SandboxState, StateError};
 
+pub use network::PublishedPortRecord;
 pub use records::{ImageRecord, NewSandbox, SandboxRecord};
 pub use snapshots::SnapshotRecord;
 
@@ -213,12 +215,12 @@ impl Db {
         }
         let env = serde_json::to_string(&s.env).map_err(|e| DbError::Corrupt(e.to_string()))?;
         conn.execute(
-            "INSERT INTO sandboxes(id, account, name, image_id, runtime, state, state_reason, cpus, memory_bytes, pids_limit, env_json, workdir, created_at, parent_snapshot, idle_timeout_secs)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO sandboxes(id, account, name, image_id, runtime, state, state_reason, cpus, memory_bytes, pids_limit, env_json, workdir, created_at, parent_snapshot, idle_timeout_secs, network)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 s.id.as_str(), s.account, s.name, s.image_id, s.runtime.as_str(), s.cpus, s.memory_bytes as i64,
                 s.pids_limit, env, s.workdir, now(), s.origin.as_ref().map(|o| o.as_str()),
-                s.idle_timeout_secs.map(|v| v as i64)
+                s.idle_timeout_secs.map(|v| v as i64), s.network
             ],
         )?;
         drop(conn);
@@ -303,10 +305,17 @@ impl Db {
         Ok(())
     }
 
-    /// Removes a sandbox row (the last step of destroy).
+    /// Removes a sandbox row and its published ports (the last step of destroy);
+    /// its address is free again.
     pub fn delete_sandbox(&self, id: &SandboxId) -> Result<(), DbError> {
-        self.conn()
-            .execute("DELETE FROM sandboxes WHERE id = ?1", [id.as_str()])?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM published_ports WHERE sandbox_id = ?1",
+            [id.as_str()],
+        )?;
+        tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id.as_str()])?;
+        tx.commit()?;
         Ok(())
     }
 }

@@ -71,6 +71,23 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE snapshots ADD COLUMN auto INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sandboxes ADD COLUMN memory_snapshot TEXT;
     ALTER TABLE sandboxes ADD COLUMN idle_timeout_secs INTEGER;",
+    // 5: networking: a sandbox's mode and (nat) address, its published ports; a snapshot
+    //    records its sandbox's mode (by trigger, so snapshot code need not know) for forks.
+    "ALTER TABLE sandboxes ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
+    ALTER TABLE sandboxes ADD COLUMN address TEXT;
+    CREATE UNIQUE INDEX sandboxes_address ON sandboxes(address);
+    CREATE TABLE published_ports (
+        host_port INTEGER PRIMARY KEY,
+        sandbox_id TEXT NOT NULL,
+        port INTEGER NOT NULL
+    );
+    CREATE INDEX published_ports_sandbox ON published_ports(sandbox_id);
+    ALTER TABLE snapshots ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
+    CREATE TRIGGER snapshots_network AFTER INSERT ON snapshots BEGIN
+        UPDATE snapshots SET network = COALESCE(
+            (SELECT network FROM sandboxes WHERE id = NEW.sandbox_id), 'none')
+        WHERE id = NEW.id;
+    END;",
 ];
 
 /// Brings the schema to the newest version.

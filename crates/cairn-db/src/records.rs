@@ -63,6 +63,8 @@ pub struct NewSandbox {
     pub env: Vec<String>,
     /// Default working directory.
     pub workdir: String,
+    /// Network mode: `none` or `nat`.
+    pub network: String,
     /// The snapshot its root is made from (a fork), if any.
     pub origin: Option<SnapshotId>,
     /// Pause it after this many seconds without activity.
@@ -98,6 +100,10 @@ pub struct SandboxRecord {
     pub workdir: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Network mode: `none` or `nat`.
+    pub network: String,
+    /// Its IPv4 address on the bridge (`nat` only), kept until it is destroyed.
+    pub address: Option<String>,
     /// While paused with its memory released: the snapshot whose checkpoint holds its processes.
     pub memory_snapshot: Option<SnapshotId>,
     /// Pause it after this many seconds without activity.
@@ -129,6 +135,8 @@ impl SandboxRecord {
                 env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
                 workdir: r.get("workdir")?,
                 created_at: r.get("created_at")?,
+                network: r.get("network")?,
+                address: r.get("address")?,
                 memory_snapshot: memory_snapshot
                     .map(|s| s.parse())
                     .transpose()

@@ -34,6 +34,7 @@ fn new_sandbox(account: &str, name: Option<&str>) -> NewSandbox {
         pids_limit: 100,
         env: vec!["A=1".into()],
         workdir: "/".into(),
+        network: "none".into(),
         origin: None,
         idle_timeout_secs: None,
     }
@@ -117,4 +118,63 @@ fn image_names_are_unique_and_users_are_tracked() {
     assert!(matches!(db.insert_image(&dup), Err(DbError::Conflict(_))));
     let s = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
     assert_eq!(db.image_users(&img.id).unwrap(), vec![s.id.to_string()]);
+}
+
+#[test]
+fn addresses_are_unique_kept_and_freed_with_the_row() {
+    let (_d, db) = db();
+    image(&db);
+    let a = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let b = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let pick = |used: &std::collections::HashSet<String>| {
+        ["10.0.0.2", "10.0.0.3"]
+            .into_iter()
+            .find(|a| !used.contains(*a))
+            .map(String::from)
+    };
+    assert_eq!(
+        db.assign_address(&a.id, pick).unwrap().as_deref(),
+        Some("10.0.0.2")
+    );
+    assert_eq!(
+        db.assign_address(&b.id, pick).unwrap().as_deref(),
+        Some("10.0.0.3")
+    );
+    let c = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    assert_eq!(db.assign_address(&c.id, pick).unwrap(), None, "subnet full");
+    assert_eq!(
+        db.sandbox(&a.id).unwrap().unwrap().address.as_deref(),
+        Some("10.0.0.2")
+    );
+    db.delete_sandbox(&a.id).unwrap();
+    assert_eq!(
+        db.assign_address(&c.id, pick).unwrap().as_deref(),
+        Some("10.0.0.2")
+    );
+}
+
+#[test]
+fn published_host_ports_are_unique_across_sandboxes() {
+    let (_d, db) = db();
+    image(&db);
+    let a = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let b = db.insert_sandbox(&new_sandbox("bob", None)).unwrap();
+    db.insert_published_ports(&a.id, &[(8080, 80), (8443, 443)])
+        .unwrap();
+    let e = db
+        .insert_published_ports(&b.id, &[(9000, 90), (8080, 80)])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("8080 is already taken by sandbox {}", a.id)),
+        "{e}"
+    );
+    assert!(
+        db.published_ports(Some(&b.id)).unwrap().is_empty(),
+        "all or nothing"
+    );
+    assert_eq!(db.published_ports(None).unwrap().len(), 2);
+    db.delete_sandbox(&a.id).unwrap();
+    assert!(db.published_ports(None).unwrap().is_empty());
+    db.insert_published_ports(&b.id, &[(8080, 80)]).unwrap();
 }

@@ -10,6 +10,7 @@ mod doctor;
 mod error;
 mod exec;
 mod images;
+mod network;
 mod pause;
 mod recovery;
 mod sandboxes;
@@ -46,6 +47,10 @@ pub struct EngineConfig {
     pub default_runtime: RuntimeKind,
     /// Snapshot limits.
     pub snapshot_limits: SnapshotLimits,
+    /// Bridge of `nat` sandboxes (also the name of its nftables table).
+    pub bridge: String,
+    /// Subnet `nat` sandboxes get their addresses from; the bridge takes the first.
+    pub subnet: cairn_net::Subnet,
     /// Automatic (pause) snapshots kept per sandbox; older ones are pruned. At least 1.
     pub auto_pause_keep: usize,
     /// How often idle timeouts are checked.
@@ -62,6 +67,8 @@ impl EngineConfig {
             runc: "runc".into(),
             default_runtime: RuntimeKind::Gvisor,
             snapshot_limits: SnapshotLimits::default(),
+            bridge: "cairn0".into(),
+            subnet: cairn_net::Subnet::default(),
             auto_pause_keep: 3,
             idle_check_interval: std::time::Duration::from_secs(1),
         }
@@ -85,6 +92,8 @@ pub struct Engine {
     pool: Pool,
     storage: BtrfsStorage,
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+    net: cairn_net::Network,
+    ports: cairn_net::PortProxy,
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
     /// Generations of read-only trees (images, snapshots), which never change.
     generations: Mutex<HashMap<PathBuf, u64>>,
@@ -97,6 +106,11 @@ impl Engine {
     /// then recovers from whatever a crash left behind.
     pub async fn open(cfg: EngineConfig, db: Arc<Db>) -> Result<Arc<Engine>> {
         let home = &cfg.home;
+        let net = cairn_net::Network::new(cairn_net::NetConfig {
+            bridge: cfg.bridge.clone(),
+            subnet: cfg.subnet,
+            netns_dir: home.join("run/netns"),
+        })?;
         for dir in ["run", "tmp"] {
             std::fs::create_dir_all(home.join(dir)).map_err(|e| {
                 EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display()))
@@ -123,6 +137,8 @@ impl Engine {
             pool,
             storage,
             runtimes,
+            net,
+            ports: cairn_net::PortProxy::new(),
             locks: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             activity: pause::new_activity(),

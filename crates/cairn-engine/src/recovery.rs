@@ -8,7 +8,9 @@
 //!   longer knows are marked `stopped` with a reason; `stopped` ones are left alone;
 //! - subvolumes under `pool/sandboxes` that no row owns are deleted;
 //! - an interrupted restore is finished or discarded;
-//! - snapshots left `creating` become `failed`, `deleted` ones are finished, orphans removed.
+//! - snapshots left `creating` become `failed`, `deleted` ones are finished, orphans removed;
+//! - network namespaces and veths of sandboxes that no longer exist are removed, published
+//!   ports of the others are listened on again, the bridge goes when no `nat` sandbox is left.
 
 use std::collections::HashSet;
 
@@ -114,6 +116,7 @@ impl Engine {
             known.insert(r.id.to_string());
         }
         self.recover_snapshots().await?;
+        self.recover_network().await?;
         for name in self.storage.list_subvolumes(&self.sandboxes_dir()).await? {
             // An interrupted restore staged `<id>.restore`: discard it while the old root is
             // there, otherwise the old root was already deleted: move the staged one into place.

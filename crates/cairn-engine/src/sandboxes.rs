@@ -55,6 +55,7 @@ pub(crate) fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
 
 impl Engine {
     pub(crate) fn info(&self, r: &SandboxRecord) -> SandboxInfo {
+        let (network, address, published) = self.network_info(r);
         let image = self
             .db
             .image(&r.image_id)
@@ -75,6 +76,9 @@ impl Engine {
             env: r.env.clone(),
             workdir: r.workdir.clone(),
             created_at: r.created_at,
+            network,
+            address,
+            published,
             idle_timeout_secs: r.idle_timeout_secs,
             memory_released: r.memory_snapshot.is_some(),
         }
@@ -181,6 +185,7 @@ impl Engine {
                 self.require_criu().await?;
             }
         }
+        let (network, publish) = self.requested_network(req, snapshot.as_ref())?;
         let (env, workdir, source) = match &snapshot {
             Some(s) => (
                 merge_env(&s.env, &req.env),
@@ -221,11 +226,20 @@ impl Engine {
                 pids_limit,
                 env,
                 workdir,
+                network: network.to_string(),
                 origin: snapshot.as_ref().map(|s| s.id.clone()),
                 idle_timeout_secs,
             })
             .map_err(EngineError::from_db)?;
         let created = async {
+            let record = if network == cairn_net::NetworkMode::Nat {
+                self.attach_network(&id, &publish).await?;
+                self.db
+                    .sandbox(&id)?
+                    .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?
+            } else {
+                record.clone()
+            };
             self.storage
                 .snapshot(&source, &self.rootfs(&id), false)
                 .await?;
@@ -244,12 +258,13 @@ impl Engine {
         match created.await {
             Ok(()) => {
                 self.db.set_state(&id, SandboxState::Running, None)?;
-                tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name,
-                    from_snapshot = ?snapshot.as_ref().map(|s| s.id.to_string()), "sandbox running");
                 let record = self
                     .db
                     .sandbox(&id)?
                     .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?;
+                tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name,
+                    from_snapshot = ?snapshot.as_ref().map(|s| s.id.to_string()),
+                    network = %network, address = ?record.address, "sandbox running");
                 Ok(self.info(&record))
             }
             Err(e) => {
@@ -257,6 +272,9 @@ impl Engine {
                 self.teardown(&record).await;
                 self.db.delete_sandbox(&id)?;
                 self.forget_lock(&id);
+                if network == cairn_net::NetworkMode::Nat {
+                    self.remove_unused_bridge().await;
+                }
                 Err(e)
             }
         }
@@ -274,7 +292,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the sandbox's OCI bundle and returns its directory.
+    /// Sets up the sandbox's network namespace (`nat`: again before every start and
+    /// restore), writes its OCI bundle and returns the bundle's directory.
     pub(crate) async fn write_bundle_for(&self, r: &SandboxRecord) -> Result<PathBuf> {
         let rootfs = self.rootfs(&r.id);
         if !rootfs.join("bin/sh").exists()
@@ -285,6 +304,7 @@ impl Engine {
             ));
         }
         let bundle = self.run_dir(&r.id);
+        let (netns, resolv_conf) = self.prepare_network(r).await?;
         let spec = SandboxSpec {
             hostname: r.id.to_string(),
             rootfs,
@@ -295,6 +315,8 @@ impl Engine {
             workdir: r.workdir.clone(),
             cgroups_path: PathBuf::from(cairn_runtime::bundle::CGROUP_PARENT).join(r.id.as_str()),
             runtime: r.runtime,
+            netns,
+            resolv_conf,
         };
         let bundle2 = bundle.clone();
         tokio::task::spawn_blocking(move || write_bundle(&bundle2, &spec))
@@ -303,13 +325,15 @@ impl Engine {
         Ok(bundle)
     }
 
-    /// Removes everything a sandbox has on the host, best effort: container, root, bundle.
+    /// Removes everything a sandbox has on the host, best effort: container, network,
+    /// root, bundle.
     pub(crate) async fn teardown(&self, r: &SandboxRecord) {
         if let Ok(rt) = self.runtime(r.runtime) {
             if let Err(e) = rt.delete(r.id.as_str()).await {
                 tracing::warn!(sandbox = %r.id, error = %e, "runtime delete failed");
             }
         }
+        self.release_network(r).await;
         if let Err(e) = self.storage.delete_subvolume(&self.rootfs(&r.id)).await {
             tracing::warn!(sandbox = %r.id, error = %e, "root filesystem delete failed");
         }
@@ -429,6 +453,7 @@ impl Engine {
             let _ = rt.kill(r.id.as_str(), "KILL").await;
         }
         rt.delete(r.id.as_str()).await?;
+        self.release_network(&r).await;
         self.storage.delete_subvolume(&self.rootfs(&r.id)).await?;
         let run = self.run_dir(&r.id);
         if run.exists() {
@@ -441,6 +466,9 @@ impl Engine {
             self.delete_sandbox_snapshots(&r.id).await?;
         }
         self.forget_lock(&r.id);
+        if r.network == cairn_net::NetworkMode::Nat.as_str() {
+            self.remove_unused_bridge().await;
+        }
         tracing::info!(sandbox = %r.id, with_snapshots, "sandbox destroyed");
         Ok(())
     }

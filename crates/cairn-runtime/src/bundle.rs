@@ -93,6 +93,11 @@ pub struct SandboxSpec {
     pub cgroups_path: PathBuf,
     /// The runtime that will run it (gVisor needs its limits expressed differently).
     pub runtime: RuntimeKind,
+    /// A network namespace (file) Cairn made for it (`nat`), or `None` for a fresh
+    /// loopback-only one from the runtime.
+    pub netns: Option<PathBuf>,
+    /// A file to bind over the sandbox's `/etc/resolv.conf` (`nat` sandboxes).
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// Host threads gVisor's sentry and gofer need beyond the sandbox's own
@@ -180,10 +185,11 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
     ]
     .into_iter()
     .map(|t| {
-        LinuxNamespaceBuilder::default()
-            .typ(t)
-            .build()
-            .map_err(spec_err)
+        let mut ns = LinuxNamespaceBuilder::default().typ(t);
+        if let (LinuxNamespaceType::Network, Some(path)) = (t, &s.netns) {
+            ns = ns.path(path.clone());
+        }
+        ns.build().map_err(spec_err)
     })
     .collect::<Result<Vec<_>, _>>()?;
     let linux = LinuxBuilder::default()
@@ -205,7 +211,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
                 .map_err(spec_err)?,
         )
         .process(process)
-        .mounts(mounts(&s.rootfs)?)
+        .mounts(mounts(&s.rootfs, s.resolv_conf.as_deref())?)
         .linux(linux)
         .build()
         .map_err(spec_err)
@@ -213,8 +219,9 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
 
 /// The default mounts, without the host cgroup tree, plus `/tmp` bound to
 /// the root filesystem's own `/tmp` so that files written there land in the
-/// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`).
-fn mounts(rootfs: &Path) -> Result<Vec<Mount>, RuntimeError> {
+/// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`), and
+/// `resolv_conf` over `/etc/resolv.conf` when given.
+fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, RuntimeError> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
         .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
@@ -228,6 +235,17 @@ fn mounts(rootfs: &Path) -> Result<Vec<Mount>, RuntimeError> {
             .build()
             .map_err(spec_err)?,
     );
+    if let Some(file) = resolv_conf {
+        mounts.push(
+            MountBuilder::default()
+                .destination("/etc/resolv.conf")
+                .typ("bind")
+                .source(file)
+                .options(vec!["bind".to_string(), "rw".to_string()])
+                .build()
+                .map_err(spec_err)?,
+        );
+    }
     Ok(mounts)
 }
 
@@ -268,6 +286,24 @@ pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), Runtime
     std::fs::rename(&tmp, &path).map_err(io)
 }
 
+/// The network namespace path a spec joins, if any.
+pub fn netns_path(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)?
+        .path()
+        .clone()
+}
+
+/// The network namespace path the bundle in `bundle_dir` joins, if any.
+pub fn bundle_netns(bundle_dir: &Path) -> Option<PathBuf> {
+    let spec = Spec::load(bundle_dir.join("config.json")).ok()?;
+    netns_path(&spec)
+}
+
 /// Writes `data` to `path` crash-safely: temp name, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -292,6 +328,8 @@ mod tests {
             workdir: "/root".into(),
             cgroups_path: "/cairn/sbx-00000001".into(),
             runtime: RuntimeKind::Runc,
+            netns: None,
+            resolv_conf: None,
         }
     }
 
@@ -325,6 +363,24 @@ mod tests {
         for want in ["pid", "mount", "network", "uts", "ipc"] {
             assert!(ns.contains(&want), "{want} missing in {ns:?}");
         }
+    }
+
+    #[test]
+    fn a_cairn_namespace_is_joined_by_path() {
+        let mut sp = spec();
+        assert_eq!(netns_path(&build_spec(&sp).unwrap()), None);
+        sp.netns = Some("/var/lib/cairn/run/netns/sbx-00000001".into());
+        let built = build_spec(&sp).unwrap();
+        assert_eq!(netns_path(&built), sp.netns);
+        let v = serde_json::to_value(&built).unwrap();
+        let net = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .unwrap()
+            .clone();
+        assert_eq!(net["path"], "/var/lib/cairn/run/netns/sbx-00000001");
     }
 
     #[test]

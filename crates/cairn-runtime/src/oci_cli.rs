@@ -54,14 +54,62 @@ impl OciCli {
 
     /// The runtime command with its global flags.
     fn cmd(&self) -> Cmd {
-        let mut cmd = Cmd::new(&self.binary)
-            .install_hint(self.install_hint())
-            .arg("--root")
-            .arg(&self.state_root);
+        self.cmd_net(false)
+    }
+
+    /// The global flags; `netstack` selects gVisor's own network stack over the
+    /// interfaces of the namespace it starts in (a Cairn `nat` namespace) instead of
+    /// `--network=none`. Only `create`, `start` and `restore` read `--network`
+    /// (runsc 20240729: exec, kill, pause, checkpoint and delete behave the same either
+    /// way), so the other commands always pass `--network=none`.
+    fn global_flags(&self, netstack: bool) -> Vec<std::ffi::OsString> {
+        let mut flags: Vec<std::ffi::OsString> =
+            vec!["--root".into(), self.state_root.clone().into()];
         if self.kind == RuntimeKind::Gvisor {
-            cmd = cmd.args(["--platform=systrap", "--overlay2=none", "--network=none"]);
+            flags.extend(["--platform=systrap".into(), "--overlay2=none".into()]);
+            if netstack {
+                // Open TCP connections are reset at checkpoint instead of refusing it.
+                flags.extend(["--network=sandbox".into(), "--net-disconnect-ok".into()]);
+            } else {
+                flags.push("--network=none".into());
+            }
         }
-        cmd
+        flags
+    }
+
+    fn cmd_net(&self, netstack: bool) -> Cmd {
+        Cmd::new(&self.binary)
+            .install_hint(self.install_hint())
+            .args(self.global_flags(netstack))
+    }
+
+    /// A runsc command that sets up gVisor's network stack (`start`, `restore`).
+    ///
+    /// runsc 20240729 decides that it runs in the host's root network namespace
+    /// when `/proc/sys/net/core/rmem_default` exists, and refuses `--network=sandbox`
+    /// there; since Linux 6.11 that file exists in every namespace
+    /// (google/gvisor#10704, fixed in later releases). The command therefore runs in a
+    /// private mount namespace with an empty tmpfs over `/proc/sys/net`; Cairn always
+    /// hands runsc its own namespace, so the check has nothing to protect here.
+    fn netstack_cmd(&self) -> Cmd {
+        Cmd::new("unshare")
+            .install_hint("install util-linux")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o ro,size=4k cairn-netns-mask /proc/sys/net && exec \"$0\" \"$@\"",
+            ])
+            .arg(&self.binary)
+            .args(self.global_flags(true))
+    }
+
+    /// Whether the bundle joins a Cairn-made network namespace (gVisor then runs its netstack).
+    fn netstack(&self, bundle: &Path) -> bool {
+        self.kind == RuntimeKind::Gvisor && crate::bundle::bundle_netns(bundle).is_some()
     }
 
     /// Freezes or thaws a runc container through its cgroup; false when that is not possible
@@ -231,7 +279,8 @@ impl Runtime for OciCli {
 
     async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
         let log = bundle.join("init.log");
-        self.cmd()
+        let netstack = self.netstack(bundle);
+        self.cmd_net(netstack)
             .arg("create")
             .arg("--bundle")
             .arg(bundle)
@@ -242,8 +291,12 @@ impl Runtime for OciCli {
             .timeout(Duration::from_secs(60))
             .run()
             .await?;
-        if let Err(e) = self
-            .cmd()
+        let start = if netstack {
+            self.netstack_cmd()
+        } else {
+            self.cmd()
+        };
+        if let Err(e) = start
             .arg("start")
             .arg(id)
             .timeout(Duration::from_secs(60))
@@ -415,8 +468,12 @@ impl Runtime for OciCli {
     async fn restore(&self, id: &str, bundle: &Path, image_dir: &Path) -> Result<(), RuntimeError> {
         match self.kind {
             RuntimeKind::Gvisor => {
-                self.cmd()
-                    .arg("restore")
+                let cmd = if self.netstack(bundle) {
+                    self.netstack_cmd()
+                } else {
+                    self.cmd()
+                };
+                cmd.arg("restore")
                     .arg("--image-path")
                     .arg(image_dir)
                     .arg("--bundle")

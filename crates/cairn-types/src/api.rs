@@ -54,6 +54,28 @@ pub struct SandboxInfo {
     pub idle_timeout_secs: Option<u64>,
     /// Paused with its processes checkpointed to disk (no memory used); `resume` restores them.
     pub memory_released: bool,
+    /// `none` (loopback only) or `nat` (own address on the Cairn bridge, NAT to the outside).
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// Its IPv4 address on the bridge (`nat` only); kept across stop and start.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Sandbox TCP ports reachable on the host's 127.0.0.1.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
+}
+
+fn default_network() -> String {
+    "none".into()
+}
+
+/// A sandbox TCP port published on the host's loopback.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// Port on the host's 127.0.0.1.
+    pub host_port: u16,
+    /// Port inside the sandbox.
+    pub port: u16,
 }
 
 /// `POST /v1/sandboxes`: from an image, or (fork) from a snapshot.
@@ -95,6 +117,13 @@ pub struct CreateSandboxRequest {
     /// activity: `90s`, `30m`, `2h`.
     #[serde(default)]
     pub idle_timeout: Option<String>,
+    /// `none` (loopback only) or `nat` (own address, NAT to the outside). Default: `none`,
+    /// or `nat` when `publish` is given; a fork takes its snapshot's.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Ports to publish on the host's 127.0.0.1, as `HOSTPORT:PORT` (e.g. `8080:80`); needs `nat`.
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/exec`.

@@ -24,6 +24,7 @@ const EXAMPLES: &str = "Examples:
   ID=$(cairn up --image base)
   cairn exec $ID -- sh -c 'echo hi; exit 3'; echo $?      # prints hi, then 3
   cairn exec $ID 'ls / | wc -l'
+  WEB=$(cairn up --image base --publish 8080:80)             # nat network, port 80 on 127.0.0.1:8080
   cairn ls --json | jq -r '.[].id'
   SNAP=$(cairn snapshot create $ID --name baseline)
   cairn snapshot restore $SNAP                               # roll back in place
@@ -51,7 +52,7 @@ struct Cli {
 enum Command {
     /// Create and start a sandbox from an image; prints its id.
     #[command(
-        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --env MODE=test --workdir /root"
+        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080"
     )]
     Up(UpArgs),
     /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
@@ -183,6 +184,13 @@ struct UpArgs {
     /// Default working directory for exec.
     #[arg(long, short = 'w')]
     workdir: Option<String>,
+    /// none (loopback only) or nat (own address on the Cairn bridge, NAT to the outside)
+    /// [default: none; nat with --publish; a fork takes its snapshot's].
+    #[arg(long, value_name = "MODE")]
+    network: Option<String>,
+    /// Publish sandbox TCP port PORT on the host's 127.0.0.1:HOSTPORT (repeatable; needs nat).
+    #[arg(long, short = 'p', value_name = "HOSTPORT:PORT")]
+    publish: Vec<String>,
     /// Pause it (with an automatic snapshot) after this long without exec or API use: 90s, 30m, 2h.
     #[arg(long, value_name = "DURATION")]
     idle_timeout: Option<String>,
@@ -277,6 +285,8 @@ async fn run(cli: Cli) -> Result<i32> {
                 pids_limit: a.pids,
                 env: a.env,
                 workdir: a.workdir,
+                network: a.network,
+                publish: a.publish,
                 idle_timeout: a.idle_timeout,
             };
             let pb = spinner("starting sandbox");

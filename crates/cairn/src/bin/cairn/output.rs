@@ -40,7 +40,9 @@ pub fn show<T: serde::Serialize>(json: bool, v: &T, human: impl FnOnce(&T)) -> a
 }
 
 pub fn sandboxes(list: &[SandboxInfo]) {
-    let mut t = table(&["ID", "NAME", "IMAGE", "RUNTIME", "STATE", "CREATED"]);
+    let mut t = table(&[
+        "ID", "NAME", "IMAGE", "RUNTIME", "STATE", "NETWORK", "CREATED",
+    ]);
     for s in list {
         t.add_row(vec![
             s.id.clone(),
@@ -48,6 +50,7 @@ pub fn sandboxes(list: &[SandboxInfo]) {
             s.image.clone(),
             s.runtime.to_string(),
             s.state.to_string(),
+            s.address.clone().unwrap_or_else(|| s.network.clone()),
             age(s.created_at),
         ]);
     }
@@ -74,6 +77,16 @@ pub fn sandbox(s: &SandboxInfo) {
         ("memory", format_bytes(s.memory_bytes)),
         ("pids limit", s.pids_limit.to_string()),
         ("workdir", s.workdir.clone()),
+        ("network", s.network.clone()),
+        ("address", s.address.clone().unwrap_or_default()),
+        (
+            "published",
+            s.published
+                .iter()
+                .map(|p| format!("127.0.0.1:{}->{}", p.host_port, p.port))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         ("env", s.env.join(" ")),
         ("created", s.created_at.to_rfc3339()),
         (

@@ -16,6 +16,7 @@ use cairn_types::{parse_size, RuntimeKind};
 const EXAMPLES: &str = "Examples:
   cairnd                                   # data in /var/lib/cairn, socket /var/lib/cairn/cairnd.sock
   cairnd --home /srv/cairn --listen 127.0.0.1:7421
+  cairnd --subnet 10.99.0.0/16 --bridge cairn1  # nat sandboxes get 10.99.0.2, .3, …; gateway 10.99.0.1
   cairnd token create --account alice      # prints a new ck_… token for alice";
 
 #[derive(Parser)]
@@ -56,6 +57,22 @@ struct Args {
     /// Runtime for sandboxes that do not name one: gvisor or runc.
     #[arg(long, env = "CAIRN_DEFAULT_RUNTIME", default_value = "gvisor")]
     default_runtime: String,
+    /// IPv4 subnet of `--network nat` sandboxes; the bridge takes its first address (the gateway).
+    #[arg(
+        long,
+        env = "CAIRN_SUBNET",
+        default_value = "10.88.0.0/16",
+        value_name = "CIDR"
+    )]
+    subnet: String,
+    /// Bridge of `--network nat` sandboxes (also the name of its nftables table).
+    #[arg(
+        long,
+        env = "CAIRN_BRIDGE",
+        default_value = "cairn0",
+        value_name = "NAME"
+    )]
+    bridge: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -146,6 +163,8 @@ async fn run(args: Args) -> Result<()> {
     cfg.runsc = args.runsc.clone();
     cfg.runc = args.runc.clone();
     cfg.default_runtime = default_runtime;
+    cfg.subnet = args.subnet.parse().context("invalid --subnet")?;
+    cfg.bridge = args.bridge.clone();
     cfg.snapshot_limits = cairn_engine::SnapshotLimits {
         per_sandbox: args.max_snapshots_per_sandbox,
         account_bytes: parse_size(&args.max_account_snapshot_size)

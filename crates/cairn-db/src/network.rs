@@ -1,0 +1,124 @@
+//! Network rows: each `nat` sandbox's address (unique, kept until the
+//! sandbox row goes) and the host ports sandboxes publish (unique per host).
+
+use std::collections::HashSet;
+
+use rusqlite::{params, OptionalExtension};
+
+use cairn_types::{SandboxId, SnapshotId};
+
+use crate::{Db, DbError};
+
+/// One published port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedPortRecord {
+    /// The sandbox publishing it.
+    pub sandbox_id: SandboxId,
+    /// Port on the host's loopback.
+    pub host_port: u16,
+    /// Port inside the sandbox.
+    pub port: u16,
+}
+
+impl Db {
+    /// Gives sandbox `id` an address: `pick` gets the addresses in use and
+    /// returns a free one (or `None` when the subnet is full). One
+    /// transaction, so concurrent creates never get the same address.
+    pub fn assign_address(
+        &self,
+        id: &SandboxId,
+        pick: impl FnOnce(&HashSet<String>) -> Option<String>,
+    ) -> Result<Option<String>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let used: HashSet<String> = {
+            let mut stmt = tx.prepare("SELECT address FROM sandboxes WHERE address IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let Some(addr) = pick(&used) else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE sandboxes SET address = ?2 WHERE id = ?1",
+            params![id.as_str(), addr],
+        )?;
+        tx.commit()?;
+        Ok(Some(addr))
+    }
+
+    /// Records the ports sandbox `id` publishes; a host port another sandbox
+    /// holds is a conflict naming that sandbox (nothing is recorded then).
+    pub fn insert_published_ports(
+        &self,
+        id: &SandboxId,
+        ports: &[(u16, u16)],
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (host_port, port) in ports {
+            let holder: Option<String> = tx
+                .query_row(
+                    "SELECT sandbox_id FROM published_ports WHERE host_port = ?1",
+                    [host_port],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(holder) = holder {
+                return Err(DbError::Conflict(format!(
+                    "host port {host_port} is already taken by sandbox {holder}: choose another HOSTPORT"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO published_ports(host_port, sandbox_id, port) VALUES (?1, ?2, ?3)",
+                params![host_port, id.as_str(), port],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ports published by one sandbox, or by all when `id` is `None`, by host port.
+    pub fn published_ports(
+        &self,
+        id: Option<&SandboxId>,
+    ) -> Result<Vec<PublishedPortRecord>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT sandbox_id, host_port, port FROM published_ports
+             WHERE ?1 IS NULL OR sandbox_id = ?1 ORDER BY host_port",
+        )?;
+        let rows = stmt.query_map([id.map(|i| i.as_str())], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u16>(1)?,
+                r.get::<_, u16>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (sandbox, host_port, port) = row?;
+            out.push(PublishedPortRecord {
+                sandbox_id: sandbox
+                    .parse()
+                    .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
+                host_port,
+                port,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The network mode of the sandbox a snapshot was taken from, at that time.
+    pub fn snapshot_network(&self, id: &SnapshotId) -> Result<String, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT network FROM snapshots WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_else(|| "none".to_string()))
+    }
+}

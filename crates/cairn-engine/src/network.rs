@@ -1,0 +1,231 @@
+//! Sandbox networking as the engine sees it: which mode a new sandbox gets,
+//! its persistent address, its namespace before every start or restore,
+//! its published ports (bound again when cairnd restarts), and their
+//! removal with the sandbox. The host work itself is `cairn-net`'s.
+//!
+//! Order of a `nat` create: row (mode) → address and published ports (rows)
+//! → listeners bound → root filesystem → namespace + veth + address → runtime.
+//! A failure anywhere rolls all of it back (`teardown` + row delete); a crash
+//! leaves a `creating` row that recovery tears down the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use cairn_db::{SandboxRecord, SnapshotRecord};
+use cairn_net::{NetError, NetworkMode, PublishSpec};
+use cairn_types::api::{CreateSandboxRequest, PublishedPort};
+use cairn_types::{SandboxId, SandboxState};
+
+use crate::{Engine, EngineError, Result};
+
+impl From<NetError> for EngineError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Invalid(m) => EngineError::InvalidArgument(m),
+            e @ NetError::PortTaken { .. } => EngineError::Conflict(e.to_string()),
+            other => EngineError::Internal(format!("networking failed: {other}")),
+        }
+    }
+}
+
+fn mode_of(r: &SandboxRecord) -> NetworkMode {
+    r.network.parse().unwrap_or_default()
+}
+
+impl Engine {
+    /// The network mode and published ports a create request asks for: `network`
+    /// if given; else a fork's snapshot's mode; else `nat` when ports are
+    /// published, `none` otherwise. Validated before anything is written.
+    pub(crate) fn requested_network(
+        &self,
+        req: &CreateSandboxRequest,
+        snapshot: Option<&SnapshotRecord>,
+    ) -> Result<(NetworkMode, Vec<PublishSpec>)> {
+        let publish = PublishSpec::parse_all(&req.publish)?;
+        let inherited = match snapshot {
+            Some(s) => Some(self.db.snapshot_network(&s.id)?.parse().unwrap_or_default()),
+            None => None,
+        };
+        let mode = match (&req.network, inherited) {
+            (Some(m), _) => m
+                .parse::<NetworkMode>()
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+            (None, Some(m)) if publish.is_empty() || m == NetworkMode::Nat => m,
+            (None, _) if !publish.is_empty() => NetworkMode::Nat,
+            (None, _) => NetworkMode::None,
+        };
+        if mode == NetworkMode::None && !publish.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "publishing ports needs --network nat: a 'none' sandbox has only loopback".into(),
+            ));
+        }
+        if let (Some(s), Some(m)) = (snapshot, inherited) {
+            if s.stateful && !req.fresh && m != mode {
+                return Err(EngineError::InvalidArgument(format!(
+                    "snapshot {} holds processes of a '{m}' sandbox, which resume only with network '{m}': leave out --network, or use --fresh",
+                    s.id
+                )));
+            }
+        }
+        Ok((mode, publish))
+    }
+
+    /// Gives a new `nat` sandbox its address and records its published ports
+    /// (a host port another sandbox publishes is a conflict), then listens on them.
+    pub(crate) async fn attach_network(
+        &self,
+        id: &SandboxId,
+        publish: &[PublishSpec],
+    ) -> Result<Ipv4Addr> {
+        let subnet = self.net.config().subnet;
+        let addr = self
+            .db
+            .assign_address(id, |used| {
+                subnet
+                    .sandbox_addresses()
+                    .map(|a| a.to_string())
+                    .find(|a| !used.contains(a))
+            })?
+            .ok_or_else(|| {
+                EngineError::Limit(format!(
+                    "every address of the subnet {subnet} is taken: destroy unused nat sandboxes, or restart cairnd with a larger --subnet"
+                ))
+            })?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| EngineError::Internal(format!("bad address {addr}")))?;
+        let pairs: Vec<(u16, u16)> = publish.iter().map(|p| (p.host_port, p.port)).collect();
+        self.db
+            .insert_published_ports(id, &pairs)
+            .map_err(EngineError::from_db)?;
+        for p in publish {
+            self.ports.publish(id.as_str(), *p, addr).await?;
+        }
+        Ok(addr)
+    }
+
+    /// Sets a `nat` sandbox's namespace up (again) and returns its path for the
+    /// bundle, with the resolver file to bind over its `/etc/resolv.conf` (when the
+    /// host has a nameserver it can reach); `None`s for `none` sandboxes.
+    pub(crate) async fn prepare_network(
+        &self,
+        r: &SandboxRecord,
+    ) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+        if mode_of(r) != NetworkMode::Nat {
+            return Ok((None, None));
+        }
+        let addr: Ipv4Addr = r
+            .address
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| EngineError::Internal(format!("nat sandbox {} has no address", r.id)))?;
+        let netns = self.net.prepare(r.id.as_str(), addr).await?;
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = match cairn_net::sandbox_resolv_conf(&host) {
+            Some(text) => {
+                let dir = self.run_dir(&r.id);
+                let path = dir.join("resolv.conf");
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| cairn_runtime::bundle::write_atomic(&path, text.as_bytes()))
+                    .map_err(|e| {
+                        EngineError::Internal(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                Some(path)
+            }
+            None => None,
+        };
+        Ok((Some(netns), resolv))
+    }
+
+    /// Stops a sandbox's published ports and removes its namespace and veth; best effort.
+    pub(crate) async fn release_network(&self, r: &SandboxRecord) {
+        self.ports.unpublish_all(r.id.as_str());
+        if mode_of(r) == NetworkMode::Nat || self.net.netns_path(r.id.as_str()).exists() {
+            if let Err(e) = self.net.teardown(r.id.as_str()).await {
+                tracing::warn!(sandbox = %r.id, error = %e, "network teardown failed");
+            }
+        }
+    }
+
+    /// Removes the bridge and its nftables table once no `nat` sandbox row is left.
+    pub(crate) async fn remove_unused_bridge(&self) {
+        let db = &self.db;
+        let unused = || {
+            db.all_sandboxes()
+                .map(|all| !all.iter().any(|s| mode_of(s) == NetworkMode::Nat))
+                .unwrap_or(false)
+        };
+        if let Err(e) = self.net.remove_host_if(unused).await {
+            tracing::warn!(error = %e, "could not remove the bridge");
+        }
+    }
+
+    /// The network part of a sandbox's API view.
+    pub(crate) fn network_info(
+        &self,
+        r: &SandboxRecord,
+    ) -> (String, Option<String>, Vec<PublishedPort>) {
+        let published = self
+            .db
+            .published_ports(Some(&r.id))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| PublishedPort {
+                host_port: p.host_port,
+                port: p.port,
+            })
+            .collect();
+        (r.network.clone(), r.address.clone(), published)
+    }
+
+    /// Start-up: removes namespaces and veths of sandboxes that no longer exist,
+    /// binds the published ports of the others again, and removes the bridge
+    /// when no `nat` sandbox is left.
+    pub(crate) async fn recover_network(&self) -> Result<()> {
+        let nat: HashMap<String, SandboxRecord> = self
+            .db
+            .all_sandboxes()?
+            .into_iter()
+            .filter(|r| mode_of(r) == NetworkMode::Nat && r.state != SandboxState::Destroyed)
+            .map(|r| (r.id.to_string(), r))
+            .collect();
+        for id in self.net.namespaces() {
+            if !nat.contains_key(&id) {
+                tracing::warn!(sandbox = %id, "removing the network namespace of a sandbox that no longer exists");
+                self.net.teardown(&id).await?;
+            }
+        }
+        let veths: HashSet<String> = nat
+            .keys()
+            .map(|id| cairn_net::Network::veth_name(id))
+            .collect();
+        for port in self.net.bridge_ports() {
+            if port.starts_with("cv") && !veths.contains(&port) {
+                tracing::warn!(link = %port, "removing a veth of a sandbox that no longer exists");
+                self.net.delete_link(&port).await?;
+            }
+        }
+        if nat.is_empty() {
+            self.remove_unused_bridge().await;
+            return Ok(());
+        }
+        self.net.ensure_host().await?;
+        for p in self.db.published_ports(None)? {
+            let Some(r) = nat.get(p.sandbox_id.as_str()) else {
+                continue;
+            };
+            let Some(addr) = r.address.as_deref().and_then(|a| a.parse().ok()) else {
+                continue;
+            };
+            let spec = PublishSpec {
+                host_port: p.host_port,
+                port: p.port,
+            };
+            if let Err(e) = self.ports.publish(r.id.as_str(), spec, addr).await {
+                tracing::error!(sandbox = %r.id, host_port = p.host_port, error = %e, "could not publish a port again after the restart");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,637 @@
+//! End-to-end networking: `--network nat`, `--network none` and `--publish`
+//! with the real cairnd, runc and runsc, a real bridge and nftables.
+//!
+//! Every daemon gets its own bridge and subnet, so these tests never touch
+//! `cairn0` and clean up after themselves (the daemon removes its bridge with
+//! its last nat sandbox; the harness removes it after a failure).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_test_support::Daemon;
+
+/// A daemon with a private bridge `cnt<pid><n>` and subnet `10.<150+n>.<pid>.0/24`.
+fn daemon() -> (Daemon, String, Ipv4Addr) {
+    for (tool, pkg) in [
+        ("nft", "nftables"),
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+    ] {
+        assert!(
+            cairn_test_support::which(tool).is_some(),
+            "'{tool}' is missing: apt-get install {pkg} (or run scripts/setup.sh once)"
+        );
+    }
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    let bridge = format!("cnt{}{n}", pid % 100_000);
+    let third = (pid % 250) as u8;
+    let subnet = format!("10.{}.{third}.0/24", 150 + n);
+    let gateway = Ipv4Addr::new(10, (150 + n) as u8, third, 1);
+    let d = Daemon::start_opts(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        false,
+        &["--bridge", &bridge, "--subnet", &subnet],
+    );
+    d.import_base();
+    (d, bridge, gateway)
+}
+
+fn up(d: &Daemon, rt: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["up", "--image", "base", "--runtime", rt, "--json"];
+    args.extend_from_slice(extra);
+    let r = d.cairn(&args);
+    r.ok();
+    r.json()
+}
+
+fn addr(s: &serde_json::Value) -> String {
+    s["address"].as_str().unwrap().to_string()
+}
+
+/// Serves `/www/index.html` = `body` on port 8080, as a detached child of the
+/// sandbox's init (so that stateful snapshots carry it).
+fn serve(d: &Daemon, id: &str, body: &str) {
+    d.cairn(&[
+        "exec",
+        id,
+        &format!("mkdir -p /www && echo {body} > /www/index.html"),
+    ])
+    .ok();
+    d.cairn(&["exec", "-d", id, "httpd -f -p 8080 -h /www"])
+        .ok();
+}
+
+/// `GET /` from `addr`, retried for a few seconds while the server starts.
+fn http_get(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_get(addr) {
+            Ok(body) => return body,
+            Err(e) if Instant::now() > deadline => panic!("GET http://{addr}/ failed: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn try_get(addr: &str) -> std::io::Result<String> {
+    let sock: std::net::SocketAddr = addr.parse().unwrap();
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    match out.split_once("\r\n\r\n") {
+        Some((head, body)) if head.contains(" 200 ") => Ok(body.trim().to_string()),
+        _ => Err(std::io::Error::other(format!("bad reply: {out}"))),
+    }
+}
+
+/// `GET /` from inside sandbox `id` with busybox nc (busybox wget crashes here).
+fn get_from(d: &Daemon, id: &str, addr: &str) -> String {
+    let (host, port) = addr.split_once(':').unwrap();
+    let r = d.cairn(&[
+        "exec",
+        id,
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} {port} | tail -n 1"),
+    ]);
+    r.ok()
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nothing of the daemon's networking is left on the host.
+fn assert_no_network_leftovers(d: &Daemon, bridge: &str) {
+    let netns: Vec<_> = std::fs::read_dir(d.home.join("run/netns"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(netns.is_empty(), "namespaces left: {netns:?}");
+    assert!(
+        !Path::new("/sys/class/net").join(bridge).exists(),
+        "bridge {bridge} left"
+    );
+    let tables = sh("nft list tables");
+    assert!(!tables.contains(bridge), "nft table left: {tables}");
+}
+
+macro_rules! both_runtimes {
+    ($($name:ident),* $(,)?) => {
+        mod runc { $( #[test] fn $name() { super::$name("runc") } )* }
+        mod gvisor { $( #[test] fn $name() { super::$name("gvisor") } )* }
+    };
+}
+
+both_runtimes!(
+    nat_sandboxes_serve_the_host_and_each_other_and_reach_the_gateway,
+    nat_masquerades_traffic_to_addresses_outside_the_bridge,
+    none_sandboxes_have_loopback_and_no_route_out,
+    published_ports_reach_the_server_and_survive_a_cairnd_kill,
+    forks_get_their_own_address_and_stop_start_keeps_it,
+    stateful_forks_serve_on_their_own_addresses,
+);
+
+fn nat_sandboxes_serve_the_host_and_each_other_and_reach_the_gateway(rt: &str) {
+    let (d, bridge, gateway) = daemon();
+    let a = up(&d, rt, &["--network", "nat"]);
+    let b = up(&d, rt, &["--network", "nat"]);
+    let (ida, idb) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    assert_eq!(a["network"], "nat");
+    assert_ne!(addr(&a), addr(&b), "two sandboxes, two addresses");
+    let inspected = d.cairn(&["inspect", ida, "--json"]).json();
+    assert_eq!(inspected["address"], a["address"]);
+    let listed = d.cairn(&["ls", "--json"]).json();
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["address"].as_str().is_some()));
+    // The host's reachable nameservers, not loopback ones.
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let sandbox_resolv = d.cairn(&["exec", ida, "cat /etc/resolv.conf"]).ok();
+    for line in host_resolv.lines() {
+        if let Some(ns) = line.trim().strip_prefix("nameserver ") {
+            let loopback = ns.starts_with("127.") || ns == "::1";
+            assert_eq!(
+                sandbox_resolv.contains(line.trim()),
+                !loopback,
+                "{ns} in {sandbox_resolv}"
+            );
+        }
+    }
+    serve(&d, ida, "hello-a");
+    serve(&d, idb, "hello-b");
+    assert_eq!(http_get(&format!("{}:8080", addr(&a))), "hello-a");
+    assert_eq!(http_get(&format!("{}:8080", addr(&b))), "hello-b");
+    assert_eq!(get_from(&d, ida, &format!("{}:8080", addr(&b))), "hello-b");
+    assert_eq!(get_from(&d, idb, &format!("{}:8080", addr(&a))), "hello-a");
+    // The host's gateway address.
+    let listener = TcpListener::bind((gateway, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accept = std::thread::spawn(move || {
+        let (mut c, peer) = listener.accept().unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        (got, peer.ip().to_string())
+    });
+    d.cairn(&[
+        "exec",
+        ida,
+        &format!("echo to-gateway | nc -w 3 {gateway} {port}"),
+    ])
+    .ok();
+    let (got, peer) = accept.join().unwrap();
+    assert_eq!(got.trim(), "to-gateway");
+    assert_eq!(peer, addr(&a), "inside the bridge there is no NAT");
+    d.cairn(&["destroy", "--force", ida]).ok();
+    d.cairn(&["destroy", "--force", idb]).ok();
+    assert_no_network_leftovers(&d, &bridge);
+    assert!(
+        !sh("ip -br link").contains(&format!("cv{}", &ida[4..])),
+        "veth left"
+    );
+}
+
+/// A namespace standing for "the outside": reachable from the host over a /30,
+/// with no route back to the sandbox subnet, so replies reach a sandbox only
+/// when its traffic was masqueraded.
+struct Outside {
+    name: String,
+    host_if: String,
+    addr: String,
+}
+
+impl Outside {
+    fn new(tag: &str) -> Outside {
+        let n = std::process::id() % 100_000;
+        let name = format!("cairn-test-out-{n}-{tag}");
+        let host_if = format!("cto{n}{}", &tag[..1]);
+        let third = (n % 250) as u8;
+        let fourth = if tag.starts_with('g') { 4 } else { 0 };
+        let host_addr = format!("198.18.{third}.{}", fourth + 1);
+        let addr = format!("198.18.{third}.{}", fourth + 2);
+        let script = format!(
+            "set -e; ip netns add {name}; ip link add {host_if} type veth peer name eth0 netns {name}; \
+             ip addr add {host_addr}/30 dev {host_if}; ip link set {host_if} up; \
+             ip -n {name} addr add {addr}/30 dev eth0; ip -n {name} link set eth0 up; ip -n {name} link set lo up"
+        );
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Outside {
+            name,
+            host_if,
+            addr,
+        }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn nat_masquerades_traffic_to_addresses_outside_the_bridge(rt: &str) {
+    let (d, bridge, _) = daemon();
+    let outside = Outside::new(rt);
+    let s = up(&d, rt, &["--network", "nat"]);
+    let id = s["id"].as_str().unwrap();
+    let got = d.home.join("outside.txt");
+    let mut listener = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &outside.name,
+            "busybox",
+            "nc",
+            "-l",
+            "-p",
+            "9000",
+        ])
+        .stdout(std::fs::File::create(&got).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = d.cairn(&[
+        "exec",
+        id,
+        &format!("echo via-nat | nc -w 3 {} 9000", outside.addr),
+    ]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&got).unwrap().trim(), "via-nat");
+    d.cairn(&["destroy", "--force", id]).ok();
+    assert_no_network_leftovers(&d, &bridge);
+}
+
+fn none_sandboxes_have_loopback_and_no_route_out(rt: &str) {
+    let (d, bridge, gateway) = daemon();
+    // A nat sandbox exists, so the bridge and the gateway are there to be tried.
+    let nat = up(&d, rt, &["--network", "nat"]);
+    let s = up(&d, rt, &[]);
+    let id = s["id"].as_str().unwrap();
+    assert_eq!(s["network"], "none");
+    assert!(s["address"].is_null());
+    let routes = d.cairn(&["exec", id, "ip route"]).ok();
+    assert!(!routes.contains("default"), "{routes}");
+    let r = d.cairn(&["exec", id, &format!("nc -w 2 {gateway} 22 </dev/null")]);
+    assert_ne!(r.code, 0, "reached the gateway: {r:?}");
+    let r = d.cairn(&[
+        "exec",
+        id,
+        "nc -w 2 10.0.0.1 80 </dev/null; ip -4 addr | grep -v 127.0.0.1 | grep inet",
+    ]);
+    assert_ne!(r.code, 0, "an address besides loopback or a way out: {r:?}");
+    // Loopback works.
+    serve(&d, id, "local");
+    let r = d.cairn(&[
+        "exec",
+        id,
+        "for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 8080 | tail -n 1 | grep . && exit 0; sleep 0.3; done; exit 1",
+    ]);
+    assert_eq!(r.ok(), "local");
+    d.cairn(&["destroy", "--force", id]).ok();
+    d.cairn(&["destroy", "--force", nat["id"].as_str().unwrap()])
+        .ok();
+    assert_no_network_leftovers(&d, &bridge);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn published_ports_reach_the_server_and_survive_a_cairnd_kill(rt: &str) {
+    let (mut d, bridge, _) = daemon();
+    let port = free_port();
+    let publish = format!("{port}:8080");
+    let s = up(&d, rt, &["--publish", &publish]);
+    let id = s["id"].as_str().unwrap().to_string();
+    assert_eq!(s["network"], "nat", "--publish implies nat");
+    assert_eq!(
+        s["published"],
+        serde_json::json!([{ "host_port": port, "port": 8080 }])
+    );
+    serve(&d, &id, "published");
+    let local = format!("127.0.0.1:{port}");
+    assert_eq!(http_get(&local), "published");
+    // A taken port names its holder: another sandbox, or a host process.
+    let r = d.cairn(&["up", "--image", "base", "--runtime", rt, "-p", &publish]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(&format!(
+            "host port {port} is already taken by sandbox {id}"
+        )),
+        "{r:?}"
+    );
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let held_port = held.local_addr().unwrap().port();
+    let r = d.cairn(&[
+        "up",
+        "--image",
+        "base",
+        "--runtime",
+        rt,
+        "-p",
+        &format!("{held_port}:80"),
+    ]);
+    assert!(
+        r.stderr.contains(&format!(
+            "host port {held_port} is already taken by process"
+        )) && r.stderr.contains(&format!("pid {}", std::process::id())),
+        "{r:?}"
+    );
+    drop(held);
+    // Bad specs are refused before anything is made.
+    for (bad, why) in [
+        ("0:80", "host port 0"),
+        ("80", "HOSTPORT:PORT"),
+        ("1:2", "twice"),
+    ] {
+        let mut args = vec!["up", "--image", "base", "-p", bad];
+        if bad == "1:2" {
+            args.extend(["-p", "1:3"]);
+        }
+        let r = d.cairn(&args);
+        assert!(r.code != 0 && r.stderr.contains(why), "{bad}: {r:?}");
+    }
+    let r = d.cairn(&["up", "--image", "base", "--network", "none", "-p", "1:2"]);
+    assert!(r.stderr.contains("needs --network nat"), "{r:?}");
+    assert_eq!(
+        d.cairn(&["ls", "--json"]).json().as_array().unwrap().len(),
+        1
+    );
+
+    // Leftovers of a sandbox that no longer exists: a namespace and a veth on the bridge.
+    let ghost_ns = d.home.join("run/netns/sbx-0badf00d");
+    std::fs::write(&ghost_ns, "").unwrap();
+    sh(&format!(
+        "unshare --net={} true; ip link add cv0badf00d type veth peer name cv0badf00dp; ip link set cv0badf00d master {bridge}",
+        ghost_ns.display()
+    ));
+    assert!(Path::new("/sys/class/net/cv0badf00d").exists());
+
+    d.kill9();
+    d.relaunch();
+    assert_eq!(
+        http_get(&local),
+        "published",
+        "publish is back after a restart"
+    );
+    assert!(
+        !ghost_ns.exists(),
+        "recovery removes a dead sandbox's namespace"
+    );
+    assert!(
+        !Path::new("/sys/class/net/cv0badf00d").exists(),
+        "recovery removes a dead sandbox's veth"
+    );
+    d.cairn(&["destroy", "--force", &id]).ok();
+    assert!(
+        try_get(&local).is_err(),
+        "the port is closed with the sandbox"
+    );
+    assert_no_network_leftovers(&d, &bridge);
+}
+
+fn forks_get_their_own_address_and_stop_start_keeps_it(rt: &str) {
+    let (d, bridge, _) = daemon();
+    let s = up(&d, rt, &["--network", "nat"]);
+    let id = s["id"].as_str().unwrap();
+    d.cairn(&["stop", id]).ok();
+    let started = d.cairn(&["start", id, "--json"]).json();
+    assert_eq!(
+        started["address"], s["address"],
+        "stop/start keeps the address"
+    );
+    serve(&d, id, "after-restart");
+    assert_eq!(http_get(&format!("{}:8080", addr(&s))), "after-restart");
+    let snap = d.cairn(&["snapshot", "create", id]).ok();
+    let forks = d.cairn(&["fork", &snap, "--count", "2", "--json"]).json();
+    let forks = forks.as_array().unwrap();
+    let mut seen = vec![addr(&s)];
+    for f in forks {
+        assert_eq!(f["network"], "nat", "a fork takes its snapshot's network");
+        assert!(!seen.contains(&addr(f)), "{seen:?} {f}");
+        seen.push(addr(f));
+        let fid = f["id"].as_str().unwrap();
+        serve(&d, fid, fid);
+        assert_eq!(http_get(&format!("{}:8080", addr(f))), fid);
+    }
+    let none = d
+        .cairn(&[
+            "up",
+            "--from-snapshot",
+            &snap,
+            "--network",
+            "none",
+            "--json",
+        ])
+        .json();
+    assert!(none["address"].is_null());
+    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
+        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
+            .ok();
+    }
+    assert_no_network_leftovers(&d, &bridge);
+}
+
+/// Stateful forks of a nat sandbox each resume the server on their own address
+/// (gVisor's netstack and CRIU both take the fork's namespace as it is). A
+/// connection open at snapshot time: gVisor resets it, in the source too
+/// (`--net-disconnect-ok`); CRIU (`tcp-close`) leaves the source's alone.
+fn stateful_forks_serve_on_their_own_addresses(rt: &str) {
+    let (d, bridge, _) = daemon();
+    let s = up(&d, rt, &["--network", "nat"]);
+    let id = s["id"].as_str().unwrap();
+    serve(&d, id, "stateful");
+    let src = format!("{}:8080", addr(&s));
+    assert_eq!(http_get(&src), "stateful");
+    let mut open = TcpStream::connect(&src).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let snap = d
+        .cairn(&["snapshot", "create", id, "--stateful", "--json"])
+        .json();
+    let snap = snap["id"].as_str().unwrap();
+    let mut reply = String::new();
+    let read = open
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .and_then(|()| open.read_to_string(&mut reply));
+    if rt == "gvisor" {
+        assert!(
+            read.is_err() || !reply.contains(" 200 "),
+            "a connection open at checkpoint time is reset: {reply}"
+        );
+    } else {
+        assert!(reply.contains("stateful"), "{read:?} {reply}");
+    }
+    let forks = d.cairn(&["fork", snap, "--count", "3", "--json"]).json();
+    let mut seen = vec![addr(&s)];
+    for f in forks.as_array().unwrap() {
+        assert!(!seen.contains(&addr(f)), "{seen:?} {f}");
+        seen.push(addr(f));
+        // The resumed httpd answers on the fork's own address.
+        assert_eq!(http_get(&format!("{}:8080", addr(f))), "stateful");
+    }
+    assert_eq!(http_get(&src), "stateful", "the source still serves");
+    // Restored in place, the source resumes on its own address again.
+    d.cairn(&["exec", id, "echo changed > /www/index.html"])
+        .ok();
+    d.cairn(&["snapshot", "restore", snap]).ok();
+    assert_eq!(http_get(&src), "stateful");
+    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
+        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
+            .ok();
+    }
+    assert_no_network_leftovers(&d, &bridge);
+}
+
+#[test]
+fn bad_subnets_and_bridges_stop_cairnd_with_a_clear_error() {
+    for (args, want) in [
+        (["--subnet", "10.88.0.1/16"], "host bits are set"),
+        (["--subnet", "10.88.0.0/33"], "between 8 and 30"),
+        (["--bridge", "Bad-Name!"], "invalid bridge name"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_cairnd"))
+            .env("CAIRN_HOME", home.path())
+            .args(["--pool-size", "1G"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+        let _ = Command::new("umount")
+            .arg(home.path().join("pool"))
+            .output();
+    }
+}
+
+/// (status, JSON body) of a request over the daemon's unix socket, with curl.
+fn api(d: &Daemon, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let sock = d.home.join("cairnd.sock");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--unix-socket"])
+        .arg(&sock)
+        .args(["-X", method, "-w", "\n%{http_code}"])
+        .arg(format!("http://cairnd{path}"));
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned();
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn the_api_refuses_bad_network_input_with_json_errors_and_documents_the_fields() {
+    let (d, bridge, _) = daemon();
+    for (body, status, code, mentions) in [
+        (
+            r#"{"image":"base","network":"bridge"}"#,
+            400,
+            "invalid_argument",
+            "'nat'",
+        ),
+        (
+            r#"{"image":"base","publish":["8080"]}"#,
+            400,
+            "invalid_argument",
+            "HOSTPORT:PORT",
+        ),
+        (
+            r#"{"image":"base","publish":["0:80"]}"#,
+            400,
+            "invalid_argument",
+            "host port 0",
+        ),
+        (
+            r#"{"image":"base","publish":["8080:80","8080:81"]}"#,
+            400,
+            "invalid_argument",
+            "twice",
+        ),
+        (
+            r#"{"image":"base","network":"none","publish":["8080:80"]}"#,
+            400,
+            "invalid_argument",
+            "nat",
+        ),
+        (
+            r#"{"image":"base","publish":[8080]}"#,
+            400,
+            "invalid_argument",
+            "publish",
+        ),
+    ] {
+        let (got, v) = api(&d, "POST", "/v1/sandboxes", Some(body));
+        assert_eq!(got, status, "{body}: {v}");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(mentions), "{body}: {msg}");
+    }
+    let port = free_port();
+    let body = format!(r#"{{"image":"base","runtime":"runc","publish":["{port}:80"]}}"#);
+    let (got, first) = api(&d, "POST", "/v1/sandboxes", Some(&body));
+    assert_eq!(got, 201, "{first}");
+    let (got, v) = api(&d, "POST", "/v1/sandboxes", Some(&body));
+    assert_eq!(got, 409, "{v}");
+    assert_eq!(v["error"]["code"], "conflict");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&port.to_string()) && msg.contains(first["id"].as_str().unwrap()),
+        "{msg}"
+    );
+    let (_, doc) = api(&d, "GET", "/v1/openapi.json", None);
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["PublishedPort"].is_object(),
+        "PublishedPort missing"
+    );
+    for field in ["network", "publish"] {
+        assert!(
+            schemas["CreateSandboxRequest"]["properties"][field].is_object(),
+            "{field} missing"
+        );
+    }
+    for field in ["network", "address", "published"] {
+        assert!(
+            schemas["SandboxInfo"]["properties"][field].is_object(),
+            "{field} missing"
+        );
+    }
+    d.cairn(&["destroy", "--force", first["id"].as_str().unwrap()])
+        .ok();
+    assert_no_network_leftovers(&d, &bridge);
+}
