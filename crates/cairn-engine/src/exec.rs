@@ -203,8 +203,13 @@ impl Engine {
         }
         let r = self.find(account, id_or_name)?;
         if r.state != SandboxState::Running {
+            let verb = if r.state == SandboxState::Paused {
+                "resume"
+            } else {
+                "start"
+            };
             return Err(EngineError::Conflict(format!(
-                "sandbox {} is {}: only a running sandbox can exec; start it with 'cairn start {}'",
+                "sandbox {} is {}: only a running sandbox can exec; {verb} it with 'cairn {verb} {}'",
                 r.id, r.state, r.id
             )));
         }

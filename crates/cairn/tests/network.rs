@@ -139,6 +139,7 @@ both_runtimes!(
     published_ports_reach_the_server_and_survive_a_cairnd_kill,
     forks_get_their_own_address_and_stop_start_keeps_it,
     stateful_forks_serve_on_their_own_addresses,
+    a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore,
 );
 
 fn nat_sandboxes_serve_the_host_and_each_other_and_reach_the_gateway(rt: &str) {
@@ -503,6 +504,184 @@ fn stateful_forks_serve_on_their_own_addresses(rt: &str) {
         .ok();
     d.cairn(&["snapshot", "restore", snap]).ok();
     assert_eq!(http_get(&src), "stateful");
+    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
+        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
+            .ok();
+    }
+    assert_no_network_leftovers(&d, &bridge);
+}
+
+/// The counter the loop below keeps in the shell's memory and mirrors to /tmp/c.
+fn counter(d: &Daemon, id: &str) -> u64 {
+    d.cairn(&["exec", id, "cat /tmp/c"]).ok().parse().unwrap()
+}
+
+/// Issue 4's acceptance, end to end: a nat sandbox running a counter loop and an HTTP
+/// server is snapshotted with its memory; three forks each continue the counter from the
+/// checkpointed value and serve on their own address while the source runs on undisturbed;
+/// pause (with its automatic snapshot) then resume continues the counter; an idle timeout
+/// pauses; a connection open across a restore is reset and the client can reconnect; a
+/// manifest from another kernel is refused before anything changes.
+fn a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore(rt: &str) {
+    let (d, bridge, _) = daemon();
+    let s = up(&d, rt, &["--network", "nat"]);
+    let id = s["id"].as_str().unwrap().to_string();
+    let src = format!("{}:8080", addr(&s));
+    serve(&d, &id, "acceptance");
+    d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        "i=1000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done",
+    ])
+    .ok();
+    assert_eq!(http_get(&src), "acceptance");
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Stateful snapshot; the forks' files hold the counter's value at that moment.
+    let snap = d
+        .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
+        .json();
+    let snap = snap["id"].as_str().unwrap().to_string();
+    let fresh = d
+        .cairn(&[
+            "up",
+            "--from-snapshot",
+            &snap,
+            "--fresh",
+            "--network",
+            "none",
+        ])
+        .ok();
+    let at_snapshot = counter(&d, &fresh);
+    d.cairn(&["destroy", "--force", &fresh]).ok();
+    let forks = d.cairn(&["fork", &snap, "--count", "3", "--json"]).json();
+    let forks = forks.as_array().unwrap();
+    assert_eq!(forks.len(), 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut addresses = vec![addr(&s)];
+    for f in forks {
+        let fid = f["id"].as_str().unwrap();
+        let v = counter(&d, fid);
+        assert!(
+            v > at_snapshot && v < at_snapshot + 200,
+            "fork {fid} continues from {at_snapshot}: {v}"
+        );
+        assert!(!addresses.contains(&addr(f)), "{addresses:?} {f}");
+        addresses.push(addr(f));
+        assert_eq!(http_get(&format!("{}:8080", addr(f))), "acceptance");
+    }
+    // Independent: stopping one fork leaves the others counting.
+    let f0 = forks[0]["id"].as_str().unwrap();
+    let f1 = forks[1]["id"].as_str().unwrap();
+    d.cairn(&["stop", f0]).ok();
+    let before = counter(&d, f1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(counter(&d, f1) > before);
+    // The source was not disturbed.
+    let v = counter(&d, &id);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(counter(&d, &id) > v);
+    assert_eq!(http_get(&src), "acceptance");
+
+    // Pause takes an automatic snapshot; resume continues the counter.
+    d.cairn(&["pause", &id]).ok();
+    let paused_at = std::fs::read_to_string(d.home.join("pool/sandboxes").join(&id).join("tmp/c"))
+        .unwrap()
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    let autos = d.cairn(&["snapshot", "list", &id, "--json"]).json();
+    assert!(autos
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["auto"] == true && s["stateful"] == true));
+    d.cairn(&["resume", &id]).ok();
+    std::thread::sleep(Duration::from_millis(300));
+    let v = counter(&d, &id);
+    assert!(v > paused_at && v < paused_at + 100, "{v} vs {paused_at}");
+
+    // A sandbox nobody uses for its idle timeout pauses by itself, and resumes where it was.
+    let idle = up(&d, rt, &["--network", "nat", "--idle-timeout", "2s"]);
+    let idle = idle["id"].as_str().unwrap();
+    d.cairn(&[
+        "exec",
+        "-d",
+        idle,
+        "i=5000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done",
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = d.cairn(&["ls", "--json"]).json();
+        let me = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == idle)
+            .cloned()
+            .unwrap();
+        if me["state"] == "paused" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle timeout never paused it"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    d.cairn(&["resume", idle]).ok();
+    let v = counter(&d, idle);
+    assert!(v > 5000, "{v}");
+
+    // A connection open across a restore is reset; the client reconnects.
+    let mut open = TcpStream::connect(&src).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    d.cairn(&["snapshot", "restore", &snap]).ok();
+    let mut reply = String::new();
+    let read = open
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .and_then(|()| open.read_to_string(&mut reply));
+    assert!(
+        read.is_err() || !reply.contains(" 200 "),
+        "a connection open before the restore must not survive it: {reply}"
+    );
+    assert_eq!(http_get(&src), "acceptance", "a new connection works");
+    let v = counter(&d, &id);
+    assert!(
+        v > at_snapshot && v < at_snapshot + 200,
+        "{v} vs {at_snapshot}"
+    );
+
+    // A manifest from another kernel: refused with the identity error, nothing changes.
+    let manifest = d
+        .home
+        .join("pool/snapshots")
+        .join(&snap)
+        .join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["kernel_release"] = "9.9.9-forged".into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let count = d.cairn(&["ls", "--json"]).json().as_array().unwrap().len();
+    let r = d.cairn(&["snapshot", "restore", &snap]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("runtime identity mismatch") && r.stderr.contains("9.9.9-forged"),
+        "{r:?}"
+    );
+    let r = d.cairn(&["up", "--from-snapshot", &snap]);
+    assert!(r.stderr.contains("runtime identity mismatch"), "{r:?}");
+    assert_eq!(
+        d.cairn(&["ls", "--json"]).json().as_array().unwrap().len(),
+        count
+    );
+    let v = counter(&d, &id);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(counter(&d, &id) > v, "the sandbox runs on untouched");
+
     for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
         d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
             .ok();
