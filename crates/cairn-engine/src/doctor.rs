@@ -62,6 +62,21 @@ impl Engine {
             version: btrfs,
             note: "the snapshot pool; install: apt-get install btrfs-progs".into(),
         });
+        for (name, args, pkg) in [
+            ("nft", &["--version"][..], "nftables"),
+            ("ip", &["-V"][..], "iproute2"),
+            ("nsenter", &["--version"][..], "util-linux"),
+        ] {
+            let version = version_of(name, args).await;
+            checks.push(Check {
+                name: name.into(),
+                ok: version.is_some(),
+                version,
+                note: format!(
+                    "--network nat and --publish (bridge, NAT, per-sandbox namespaces); install: apt-get install {pkg}"
+                ),
+            });
+        }
         checks.push(Check {
             name: "kernel".into(),
             ok: true,

@@ -507,12 +507,24 @@ fn doctor_reports_runtimes_and_what_they_enable() {
             .unwrap()
             .clone()
     };
-    for name in ["runsc", "runc", "criu", "btrfs-progs"] {
+    for name in [
+        "runsc",
+        "runc",
+        "criu",
+        "btrfs-progs",
+        "nft",
+        "ip",
+        "nsenter",
+    ] {
         assert_eq!(get(name)["ok"], true, "{checks}");
         assert!(get(name)["version"].is_string());
     }
     // scripts/setup.sh installs CRIU >= 4.1 (scripts/install-criu.sh).
     assert!(get("criu")["note"].as_str().unwrap().contains("4.1"));
+    assert!(get("nft")["note"]
+        .as_str()
+        .unwrap()
+        .contains("--network nat"));
     let table = d.cairn(&["doctor"]).ok();
     assert!(
         table.contains("COMPONENT") && table.contains("kernel"),
