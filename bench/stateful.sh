@@ -4,7 +4,8 @@
 #    / `runc checkpoint --leave-running` (CRIU) of the same container
 #  - stateful fork to running (`cairn up --from-snapshot`) vs raw `runsc restore` / `runc restore`
 #    of the same checkpoint (the raw side's btrfs snapshot of the root is not timed);
-#  raw checkpoints are written into the same btrfs pool as Cairn's
+#  raw checkpoints are written into the same btrfs pool as Cairn's;
+#  raw+syncfs adds the flush to disk that Cairn does before a snapshot is ready (crash safety)
 # for a detached process holding ~10 MB and ~512 MB resident.
 # Usage (root, after scripts/setup.sh): bench/stateful.sh [ITERATIONS]
 set -euo pipefail
@@ -33,7 +34,7 @@ $C image import "$CAIRN_HOME/rootfs-src" --name base >/dev/null
 now() { date +%s%N; }
 ms() { echo "scale=1; $1 / 1000000" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
-printf '%-8s %-8s %-9s %12s %12s %8s\n' runtime memory op cairn_ms raw_ms ratio
+printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s\n' runtime memory op cairn_ms raw_ms ratio raw+syncfs_ms ratio
 for rt in gvisor runc; do
 if [ $rt = gvisor ]; then RAW=$RAWSC; LIVE="runsc --root $CAIRN_HOME/run/runsc"; else RAW=$RAWRC; LIVE="runc --root $CAIRN_HOME/run/runc"; fi
 for mb in 10 512; do
@@ -49,14 +50,14 @@ for mb in 10 512; do
   t=0; snaps=()
   for i in $(seq "$N"); do t0=$(now); snaps+=("$($C snapshot create "$ID" --stateful)"); t=$((t + $(now) - t0)); done
   cairn=$((t / N))
-  t=0
+  sync -f "$CAIRN_HOME/pool"; t=0; ts=0
   for i in $(seq "$N"); do
     if [ $rt = gvisor ]; then t0=$(now); $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --leave-running "$ID"
     else t0=$(now); $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --work-path "$CAIRN_HOME/pool/raw-wk-$rt-$mb-$i" --leave-running "$ID"; fi
-    t=$((t + $(now) - t0))
+    t=$((t + $(now) - t0)); sync -f "$CAIRN_HOME/pool"; ts=$((ts + $(now) - t0))
   done
-  raw=$((t / N))
-  printf '%-8s %-8s %-9s %12s %12s %8s\n' $rt "${mb}MB" snapshot "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)"
+  raw=$((t / N)); rawsync=$((ts / N))
+  printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s\n' $rt "${mb}MB" snapshot "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)" "$(ms $rawsync)" "$(ratio $cairn $rawsync)"
   t=0; forks=()
   for i in $(seq "$N"); do t0=$(now); forks+=("$($C up --from-snapshot "${snaps[0]}")"); t=$((t + $(now) - t0)); done
   cairn=$((t / N))

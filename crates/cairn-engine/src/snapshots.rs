@@ -319,6 +319,15 @@ impl Engine {
             tracing::info!(sandbox = %r.id, snapshot = %snap.id, paused_us, "sandbox resumed after the capture");
         }
         taken?;
+        // Durable before `ready`: the memory checkpoint and the manifest are plain files in the
+        // pool (the subvolume's data was flushed by the snapshot itself).
+        let pool_dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&pool_dir).and_then(|f| Ok(rustix::fs::syncfs(&f)?))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| EngineError::Internal(format!("cannot flush the snapshot to disk: {e}")))?;
         crate::crash_point("snapshot-after-subvolume");
         let (size, total_estimate) = self.measure(snap).await?;
         let limits = self.cfg.snapshot_limits;

@@ -87,9 +87,17 @@ pub fn require(found: Option<CriuVersion>) -> Result<CriuVersion, RuntimeError> 
     }
 }
 
-/// Checks that this host's CRIU can checkpoint and restore runc sandboxes.
+/// Checks that this host's CRIU can checkpoint and restore runc sandboxes. A good answer is
+/// remembered (CRIU is not downgraded under a running cairnd); a bad one is asked again next
+/// time, so installing CRIU takes effect without a restart.
 pub async fn require_installed() -> Result<CriuVersion, RuntimeError> {
-    require(criu_version().await?)
+    static FOUND: std::sync::OnceLock<CriuVersion> = std::sync::OnceLock::new();
+    if let Some(v) = FOUND.get() {
+        return Ok(*v);
+    }
+    let v = require(criu_version().await?)?;
+    let _ = FOUND.set(v);
+    Ok(v)
 }
 
 /// The `Error` lines of a CRIU log (the last few), which say why a dump or restore failed.

@@ -489,8 +489,10 @@ impl Runtime for OciCli {
             }
             RuntimeKind::Runc => self.runc_restore(id, bundle, image_dir).await?,
         }
-        // A checkpoint taken while paused (as Cairn takes them) may come back paused.
-        if self.state(id).await?.is_some_and(|s| s.status == "paused") {
+        // A checkpoint taken while paused (as Cairn takes them) may come back paused. Under
+        // runc a thaw through the cgroup freezer costs no process and is harmless if thawed.
+        let thawed = self.kind == RuntimeKind::Runc && self.freeze_directly(id, false).await;
+        if !thawed && self.state(id).await?.is_some_and(|s| s.status == "paused") {
             self.resume(id).await?;
         }
         if self.kind == RuntimeKind::Runc {
