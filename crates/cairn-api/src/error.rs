@@ -17,6 +17,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Sentence for people.
     pub message: String,
+    /// Structured facts, for some codes.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
     }
 
@@ -56,6 +59,20 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
             }
             EngineError::Image(e) => ApiError::invalid(e.to_string()),
+            EngineError::IdentityMismatch(m) => {
+                let mut err = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "runtime_identity_mismatch",
+                    m.to_string(),
+                );
+                err.details = Some(serde_json::json!({
+                    "snapshot": m.snapshot,
+                    "recorded": m.recorded,
+                    "host": m.host,
+                    "differs": m.differs,
+                }));
+                err
+            }
             EngineError::Runtime(cairn_runtime::RuntimeError::Cmd(
                 c @ cairn_cmd::CmdError::NotFound { .. },
             )) => ApiError::new(
@@ -88,6 +105,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                details: self.details,
             },
         };
         (self.status, Json(body)).into_response()

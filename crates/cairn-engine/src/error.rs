@@ -35,6 +35,10 @@ pub enum EngineError {
     /// Image import failure (bad archive, unsafe paths…).
     #[error(transparent)]
     Image(#[from] cairn_images::ImageError),
+    /// A stateful snapshot's processes cannot resume on this host (another kernel,
+    /// runtime version or platform): a 409 naming both identities.
+    #[error(transparent)]
+    IdentityMismatch(Box<IdentityMismatch>),
     /// Anything else.
     #[error("{0}")]
     Internal(String),
@@ -62,6 +66,20 @@ impl From<cairn_types::SizeError> for EngineError {
     fn from(e: cairn_types::SizeError) -> Self {
         EngineError::InvalidArgument(e.to_string())
     }
+}
+
+/// Why a stateful snapshot cannot resume here: both identities, and what differs.
+#[derive(Debug, thiserror::Error)]
+#[error("runtime identity mismatch: snapshot {snapshot} was taken with {recorded}; this host has {host}: its processes cannot resume here ({differs} differ): use --fresh to boot on its files")]
+pub struct IdentityMismatch {
+    /// The snapshot.
+    pub snapshot: String,
+    /// What its manifest records.
+    pub recorded: cairn_types::api::RuntimeIdentity,
+    /// What this host has.
+    pub host: cairn_types::api::RuntimeIdentity,
+    /// Which fields differ, comma-separated.
+    pub differs: String,
 }
 
 /// Short for `Result<T, EngineError>`.

@@ -27,7 +27,7 @@ use cairn_types::{RuntimeKind, SandboxId};
 
 pub use cairn_runtime::ExecIo;
 pub use doctor::Check;
-pub use error::{EngineError, Result};
+pub use error::{EngineError, IdentityMismatch, Result};
 pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use snapshots::SnapshotLimits;
@@ -97,6 +97,8 @@ pub struct Engine {
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
     /// Generations of read-only trees (images, snapshots), which never change.
     generations: Mutex<HashMap<PathBuf, u64>>,
+    /// Runtime version lines, asked once.
+    runtime_versions: Mutex<HashMap<RuntimeKind, String>>,
     /// Last activity and running execs per sandbox (for idle timeouts).
     activity: Mutex<HashMap<SandboxId, pause::Activity>>,
 }
@@ -142,6 +144,7 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             activity: pause::new_activity(),
+            runtime_versions: Mutex::new(HashMap::new()),
         });
         engine.recover().await?;
         engine.start_idle_watch();

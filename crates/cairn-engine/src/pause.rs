@@ -202,7 +202,7 @@ impl Engine {
                         r.id
                     ))
                 })?;
-                self.check_identity(&snap, r.runtime)?;
+                self.check_identity(&snap, r.runtime).await?;
                 let bundle = self.write_bundle_for(&r).await?;
                 // A crash during the release may have left the frozen container behind.
                 let _ = rt.kill(r.id.as_str(), "KILL").await;

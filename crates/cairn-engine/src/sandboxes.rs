@@ -180,7 +180,7 @@ impl Engine {
             .unwrap_or(self.cfg.default_runtime);
         self.runtime(runtime_kind)?;
         if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
-            self.check_identity(s, runtime_kind)?;
+            self.check_identity(s, runtime_kind).await?;
             if s.runtime == cairn_types::RuntimeKind::Runc {
                 self.require_criu().await?;
             }

@@ -15,7 +15,7 @@ use chrono::Utc;
 use cairn_db::SnapshotRecord;
 use cairn_runtime::bundle::write_atomic;
 use cairn_storage::Storage;
-use cairn_types::api::{DiffEntry, SandboxInfo, SnapshotInfo};
+use cairn_types::api::{DiffEntry, RuntimeIdentity, SandboxInfo, SnapshotInfo};
 use cairn_types::{format_bytes, validate_name, SandboxState, SnapshotId, SnapshotState};
 
 use crate::{Engine, EngineError, Result};
@@ -62,6 +62,10 @@ struct Manifest<'a> {
     /// The CRIU that wrote a runc sandbox's memory checkpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     criu_version: Option<String>,
+    /// The runtime's version line.
+    runtime_version: Option<String>,
+    /// CPU architecture (and gVisor's platform).
+    platform: String,
     created_at: String,
 }
 
@@ -379,6 +383,8 @@ impl Engine {
             stateful: snap.stateful,
             kernel_release: kernel_release(),
             criu_version: criu_version_for(snap).await,
+            runtime_version: self.runtime_version(snap.runtime).await,
+            platform: platform(snap.runtime),
             created_at: snap.created_at.to_rfc3339(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
@@ -591,7 +597,7 @@ impl Engine {
             )));
         }
         if snap.stateful {
-            self.check_identity(&snap, target.runtime)?;
+            self.check_identity(&snap, target.runtime).await?;
             if snap.runtime == cairn_types::RuntimeKind::Runc {
                 self.require_criu().await?;
             }
@@ -664,8 +670,9 @@ impl Engine {
     }
 
     /// Refuses, before anything is written, to resume a stateful snapshot where its
-    /// processes cannot run: another runtime, or another kernel than the one recorded.
-    pub(crate) fn check_identity(
+    /// processes cannot run: another runtime, kernel release, platform or (gVisor) runtime
+    /// version than its manifest records. The error names both identities.
+    pub(crate) async fn check_identity(
         &self,
         snap: &SnapshotRecord,
         runtime: cairn_types::RuntimeKind,
@@ -684,15 +691,78 @@ impl Engine {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| EngineError::Internal(format!("cannot read {}", path.display())))?;
-        let recorded = manifest["kernel_release"].as_str().unwrap_or_default();
-        let here = kernel_release();
-        if recorded != here {
-            return Err(EngineError::Conflict(format!(
-                "runtime identity mismatch: snapshot {} was taken on kernel {recorded}, this host runs {here}; its processes cannot resume here: use --fresh to boot on its files",
-                snap.id
-            )));
+        let text = |k: &str| manifest[k].as_str().map(str::to_string);
+        let host = self.host_identity(runtime).await;
+        let recorded = RuntimeIdentity {
+            runtime: text("runtime").unwrap_or_else(|| snap.runtime.to_string()),
+            runtime_version: text("runtime_version"),
+            criu_version: text("criu_version"),
+            kernel_release: text("kernel_release").unwrap_or_default(),
+            // Manifests from before the platform was recorded were taken on this architecture.
+            platform: text("platform").unwrap_or_else(|| host.platform.clone()),
+        };
+        let mut differs = Vec::new();
+        if recorded.kernel_release != host.kernel_release {
+            differs.push("kernel release");
         }
-        Ok(())
+        if recorded.platform != host.platform {
+            differs.push("platform");
+        }
+        // runsc's checkpoint format belongs to its version; CRIU images restore with any
+        // CRIU >= 4.1 (checked separately), and runc itself keeps no state in them.
+        if runtime == cairn_types::RuntimeKind::Gvisor
+            && recorded.runtime_version.is_some()
+            && recorded.runtime_version != host.runtime_version
+        {
+            differs.push("runtime version");
+        }
+        if differs.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::IdentityMismatch(Box::new(
+            crate::IdentityMismatch {
+                snapshot: snap.id.to_string(),
+                recorded,
+                host,
+                differs: differs.join(", "),
+            },
+        )))
+    }
+
+    /// What this host offers a stateful snapshot of `runtime`.
+    pub(crate) async fn host_identity(&self, runtime: cairn_types::RuntimeKind) -> RuntimeIdentity {
+        let criu_version = match runtime {
+            cairn_types::RuntimeKind::Runc => cairn_runtime::criu::require_installed()
+                .await
+                .ok()
+                .map(|v| v.to_string()),
+            cairn_types::RuntimeKind::Gvisor => None,
+        };
+        RuntimeIdentity {
+            runtime: runtime.to_string(),
+            runtime_version: self.runtime_version(runtime).await,
+            criu_version,
+            kernel_release: kernel_release(),
+            platform: platform(runtime),
+        }
+    }
+
+    /// The runtime's version line, asked once per cairnd.
+    async fn runtime_version(&self, runtime: cairn_types::RuntimeKind) -> Option<String> {
+        if let Some(v) = self
+            .runtime_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&runtime)
+        {
+            return Some(v.clone());
+        }
+        let v = self.runtime(runtime).ok()?.version().await.ok()?;
+        self.runtime_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(runtime, v.clone());
+        Some(v)
     }
 
     /// Refuses, before anything is written, to checkpoint or resume a runc sandbox's
@@ -773,11 +843,18 @@ async fn criu_version_for(snap: &SnapshotRecord) -> Option<String> {
     if !snap.stateful || snap.runtime != cairn_types::RuntimeKind::Runc {
         return None;
     }
-    cairn_runtime::criu_version()
+    cairn_runtime::criu::require_installed()
         .await
         .ok()
-        .flatten()
         .map(|v| v.to_string())
+}
+
+/// CPU architecture, and gVisor's platform (its checkpoints hold platform state).
+fn platform(runtime: cairn_types::RuntimeKind) -> String {
+    match runtime {
+        cairn_types::RuntimeKind::Gvisor => format!("{}/systrap", std::env::consts::ARCH),
+        cairn_types::RuntimeKind::Runc => std::env::consts::ARCH.to_string(),
+    }
 }
 
 /// This host's kernel release (recorded in manifests).

@@ -21,6 +21,44 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong and what to do about it.
     pub message: String,
+    /// Structured facts for some codes (`runtime_identity_mismatch`: `snapshot`, `recorded`, `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+/// What a stateful snapshot's processes need to resume: recorded in its manifest, compared
+/// with the host's before a fork or restore writes anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RuntimeIdentity {
+    /// `gvisor` or `runc`.
+    pub runtime: String,
+    /// The runtime's version line (`runsc --version`, `runc --version`).
+    pub runtime_version: Option<String>,
+    /// CRIU's version (runc only).
+    pub criu_version: Option<String>,
+    /// The host kernel (`uname -r`).
+    pub kernel_release: String,
+    /// CPU architecture, and gVisor's platform.
+    pub platform: String,
+}
+
+impl std::fmt::Display for RuntimeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} on kernel {} ({})",
+            self.runtime,
+            self.runtime_version
+                .as_deref()
+                .unwrap_or("(version unknown)"),
+            self.kernel_release,
+            self.platform
+        )?;
+        if let Some(c) = &self.criu_version {
+            write!(f, " with CRIU {c}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A sandbox as the API shows it.

@@ -674,6 +674,47 @@ fn a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore(rt: &str)
     );
     let r = d.cairn(&["up", "--from-snapshot", &snap]);
     assert!(r.stderr.contains("runtime identity mismatch"), "{r:?}");
+    // Over the API: a structured 409 naming both identities.
+    let (status, body) = api(
+        &d,
+        "POST",
+        "/v1/sandboxes",
+        Some(&format!(r#"{{"from_snapshot":"{snap}"}}"#)),
+    );
+    assert_eq!(status, 409, "{body}");
+    let e = &body["error"];
+    assert_eq!(e["code"], "runtime_identity_mismatch", "{body}");
+    assert_eq!(e["details"]["recorded"]["kernel_release"], "9.9.9-forged");
+    assert_eq!(e["details"]["recorded"]["runtime"], rt);
+    assert!(
+        e["details"]["recorded"]["runtime_version"].is_string(),
+        "{body}"
+    );
+    assert_eq!(
+        e["details"]["host"]["kernel_release"],
+        sh("uname -r").trim()
+    );
+    assert_eq!(e["details"]["differs"], "kernel release");
+    // Another CPU architecture or platform (and, under gVisor, another runsc) is refused too.
+    m["kernel_release"] = sh("uname -r").trim().into();
+    m["platform"] = "riscv64".into();
+    if rt == "gvisor" {
+        m["runtime_version"] = "runsc version 0.0~19700101".into();
+    }
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let (status, body) = api(
+        &d,
+        "POST",
+        "/v1/sandboxes",
+        Some(&format!(r#"{{"from_snapshot":"{snap}"}}"#)),
+    );
+    assert_eq!(status, 409, "{body}");
+    let want = if rt == "gvisor" {
+        "platform, runtime version"
+    } else {
+        "platform"
+    };
+    assert_eq!(body["error"]["details"]["differs"], want, "{body}");
     assert_eq!(
         d.cairn(&["ls", "--json"]).json().as_array().unwrap().len(),
         count
