@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main demo, on a fresh machine, as root: install, build, make a base
-# image, start cairnd, then up / exec / snapshot / restore / fork / destroy
-# on both runtimes.
+# image, start cairnd, then up / exec / snapshot / restore / fork, a stateful
+# snapshot and fork of a running counter, pause --release-memory / resume and
+# destroy, on both runtimes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -34,6 +35,18 @@ for rt in gvisor runc; do
   FORKS=$("$BIN/cairn" fork "$SNAP" --count 2)
   "$BIN/cairn" ls
   for F in $FORKS; do "$BIN/cairn" destroy "$F" --force; done
+  # Stateful: a running counter is checkpointed with its memory; the fork continues it.
+  "$BIN/cairn" exec -d "$ID" 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'
+  sleep 1
+  LIVE=$("$BIN/cairn" snapshot create "$ID" --stateful --name counting)
+  F=$("$BIN/cairn" up --from-snapshot "$LIVE")
+  sleep 1
+  "$BIN/cairn" exec "$F" 'echo "the fork continues the count: $(cat /tmp/count)"'
+  "$BIN/cairn" destroy "$F" --force
+  # Pause with the memory on disk, then resume where it was.
+  "$BIN/cairn" pause --release-memory "$ID"
+  "$BIN/cairn" resume "$ID"
+  "$BIN/cairn" exec "$ID" 'echo "resumed at: $(cat /tmp/count)"'
   "$BIN/cairn" destroy "$ID" --force --with-snapshots
 done
 set +x
