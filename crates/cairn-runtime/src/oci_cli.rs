@@ -225,15 +225,23 @@ impl OciCli {
     /// Brings `lo` up in a restored runc container: CRIU gives it a new network
     /// namespace whose loopback is down. Runs the host's `ip` in that namespace, so
     /// images without networking tools work too.
-    async fn loopback_up(&self, id: &str) -> Result<(), RuntimeError> {
-        let pid = match self.state(id).await? {
-            Some(s) if s.pid > 0 => s.pid,
-            _ => {
-                return Err(RuntimeError::Protocol {
-                    runtime: self.kind,
-                    detail: format!("restored container {id} has no running init"),
-                })
-            }
+    async fn loopback_up(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+        // The pid file the restore just wrote spares a `runc state` process.
+        let written = std::fs::read_to_string(bundle.join("init.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .filter(|p| *p > 0);
+        let pid = match written {
+            Some(p) => p,
+            None => match self.state(id).await? {
+                Some(s) if s.pid > 0 => s.pid.into(),
+                _ => {
+                    return Err(RuntimeError::Protocol {
+                        runtime: self.kind,
+                        detail: format!("restored container {id} has no running init"),
+                    })
+                }
+            },
         };
         Cmd::new("nsenter")
             .install_hint("install util-linux and iproute2: apt-get install util-linux iproute2")
@@ -496,7 +504,7 @@ impl Runtime for OciCli {
             self.resume(id).await?;
         }
         if self.kind == RuntimeKind::Runc {
-            self.loopback_up(id).await?;
+            self.loopback_up(id, bundle).await?;
         }
         Ok(())
     }
