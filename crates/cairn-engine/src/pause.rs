@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-
 use cairn_db::SandboxRecord;
 use cairn_types::api::SandboxInfo;
 use cairn_types::{SandboxId, SandboxState, SnapshotState};
@@ -121,10 +119,7 @@ impl Engine {
         let r = self.db.sandbox(&r.id)?.ok_or_else(|| {
             EngineError::Internal(format!("sandbox {} vanished while pausing", r.id))
         })?;
-        let name = format!(
-            "{AUTO_PAUSE_PREFIX}{}",
-            Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-        );
+        let name = self.default_name(&r.id, AUTO_PAUSE_PREFIX)?;
         let snap = match self.take_snapshot(&r, name, stateful.is_ok(), true).await {
             Ok(s) => s,
             Err(e) if release_memory => {

@@ -92,6 +92,14 @@ impl Engine {
                 SandboxState::Running | SandboxState::Paused => {
                     let rt = self.runtime(r.runtime)?;
                     let alive = match rt.state(r.id.as_str()).await {
+                        Ok(Some(s)) if s.status == "paused" && r.state == SandboxState::Running => {
+                            // cairnd stopped inside a snapshot's pause window: thaw it.
+                            tracing::warn!(sandbox = %r.id, "thawing a sandbox left frozen by an interrupted snapshot");
+                            if let Err(e) = rt.resume(r.id.as_str()).await {
+                                tracing::warn!(sandbox = %r.id, error = %e, "could not thaw it");
+                            }
+                            true
+                        }
                         Ok(Some(s)) => s.status == "running" || s.status == "paused",
                         Ok(None) => false,
                         Err(e) => {

@@ -149,19 +149,42 @@ impl Engine {
         name: Option<&str>,
         stateful: bool,
     ) -> Result<SnapshotInfo> {
-        let name = match name {
-            Some(n) => {
-                validate_name(n)?;
-                n.to_string()
-            }
-            None => Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string(),
-        };
+        if let Some(n) = name {
+            validate_name(n)?;
+        }
         let r = self.find(account, sandbox)?;
         let lock = self.lock_for(&r.id);
         let _guard = lock.lock().await;
         let r = self.find(account, r.id.as_str())?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.default_name(&r.id, "")?,
+        };
         let snap = self.take_snapshot(&r, name, stateful, false).await?;
         Ok(self.snapshot_info(&snap))
+    }
+
+    /// `<prefix><UTC time to the millisecond>`, with `-2`, `-3`… when a snapshot of the sandbox
+    /// already has that name (two snapshots in one millisecond). Call with the sandbox's lock held.
+    pub(crate) fn default_name(
+        &self,
+        sandbox: &cairn_types::SandboxId,
+        prefix: &str,
+    ) -> Result<String> {
+        let base = format!("{prefix}{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+        let taken: std::collections::HashSet<String> = self
+            .db
+            .sandbox_snapshots(sandbox)?
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        let mut name = base.clone();
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        Ok(name)
     }
 
     /// Whether this host can checkpoint process memory of a sandbox of `runtime`; the error says
@@ -315,17 +338,40 @@ impl Engine {
                 .map_err(EngineError::from),
             Err(e) => Err(e),
         };
-        if running {
-            if let Err(e) = rt.resume(r.id.as_str()).await {
-                tracing::error!(sandbox = %r.id, error = %e, "could not resume after a snapshot");
+        crate::crash_point("snapshot-while-paused");
+        // Resuming (a runsc process under gVisor) overlaps with making the capture durable and
+        // measuring it: the sandbox runs again as early as it can, and `ready` does not wait twice.
+        let resumed = async {
+            if running {
+                if let Err(e) = rt.resume(r.id.as_str()).await {
+                    tracing::error!(sandbox = %r.id, error = %e, "could not resume after a snapshot");
+                }
+                let paused_us = paused_at.elapsed().as_micros() as u64;
+                tracing::info!(sandbox = %r.id, snapshot = %snap.id, paused_us, "sandbox resumed after the capture");
             }
-            let paused_us = paused_at.elapsed().as_micros() as u64;
-            tracing::info!(sandbox = %r.id, snapshot = %snap.id, paused_us, "sandbox resumed after the capture");
-        }
-        taken?;
+        };
+        let finished = async {
+            taken?;
+            self.finish_capture(&dir, snap).await
+        };
+        let ((), finished) = tokio::join!(resumed, finished);
+        let (size, total_estimate) = finished?;
+        Ok(Captured {
+            size,
+            total_estimate,
+            paused_at,
+        })
+    }
+
+    /// After the capture: flush it to disk, measure it, check the limits.
+    async fn finish_capture(
+        &self,
+        dir: &std::path::Path,
+        snap: &SnapshotRecord,
+    ) -> Result<(u64, u64)> {
         // Durable before `ready`: the memory checkpoint and the manifest are plain files in the
         // pool (the subvolume's data was flushed by the snapshot itself).
-        let pool_dir = dir.clone();
+        let pool_dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
             std::fs::File::open(&pool_dir).and_then(|f| Ok(rustix::fs::syncfs(&f)?))
         })
@@ -358,11 +404,7 @@ impl Engine {
                 format_bytes(limits.account_bytes)
             )));
         }
-        Ok(Captured {
-            size,
-            total_estimate,
-            paused_at,
-        })
+        Ok((size, total_estimate))
     }
 
     async fn write_manifest(&self, dir: &std::path::Path, snap: &SnapshotRecord) -> Result<()> {
