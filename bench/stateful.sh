@@ -3,7 +3,7 @@
 #  - stateful snapshot (`cairn snapshot create --stateful`) vs raw `runsc checkpoint --leave-running`
 #    / `runc checkpoint --leave-running` (CRIU) of the same container
 #  - stateful fork to running (`cairn up --from-snapshot`) vs raw `runsc restore` / `runc restore`
-#    of the same checkpoint (the raw side's btrfs snapshot of the root is not timed);
+#    of the same checkpoint onto a btrfs snapshot of the snapshot's root (timed, as Cairn's is);
 #  raw checkpoints are written into the same btrfs pool as Cairn's;
 #  raw+syncfs adds the flush to disk that Cairn does before a snapshot is ready (crash safety)
 # for a detached process holding ~10 MB and ~512 MB resident.
@@ -66,10 +66,11 @@ for mb in 10 512; do
   for i in $(seq "$N"); do
     b=$CAIRN_HOME/rawb-$rt-$mb-$i; mkdir -p "$b"; root=$CAIRN_HOME/pool/sandboxes/r$i-$mb
     jq --arg r "$root" --arg c "/cairn-raw/r$i-$mb" '.root.path=$r | .linux.cgroupsPath=$c | .mounts |= map(if .destination=="/tmp" then .source=($r + "/tmp") else . end)' "$tmpl" > "$b/config.json"
-    btrfs -q subvolume snapshot "$CAIRN_HOME/pool/snapshots/${snaps[0]}/rootfs" "$root" >/dev/null
     ck=$CAIRN_HOME/pool/snapshots/${snaps[0]}/checkpoint
-    if [ $rt = gvisor ]; then t0=$(now); $RAW restore --image-path "$ck" --bundle "$b" -detach "r$i-$mb" </dev/null >/dev/null 2>&1
-    else t0=$(now); $RAW restore --detach --image-path "$ck" --work-path "$b/criu" --bundle "$b" "r$i-$mb" </dev/null >/dev/null 2>&1; fi
+    t0=$(now)
+    btrfs -q subvolume snapshot "$CAIRN_HOME/pool/snapshots/${snaps[0]}/rootfs" "$root" >/dev/null
+    if [ $rt = gvisor ]; then $RAW restore --image-path "$ck" --bundle "$b" -detach "r$i-$mb" </dev/null >/dev/null 2>&1
+    else $RAW restore --detach --image-path "$ck" --work-path "$b/criu" --bundle "$b" "r$i-$mb" </dev/null >/dev/null 2>&1; fi
     t=$((t + $(now) - t0))
   done
   raw=$((t / N))

@@ -269,7 +269,10 @@ pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), Runtime
     let mut oci = build_spec(spec)?;
     if spec.runtime == RuntimeKind::Runc {
         let conf = std::path::absolute(bundle_dir.join(crate::criu::CONFIG_FILE)).map_err(io)?;
-        write_atomic(&conf, crate::criu::CONFIG.as_bytes()).map_err(io)?;
+        // Like config.json: rewritten before every create and restore, so no fsync.
+        let tmp = conf.with_extension("tmp");
+        std::fs::write(&tmp, crate::criu::CONFIG.as_bytes()).map_err(io)?;
+        std::fs::rename(&tmp, &conf).map_err(io)?;
         let mut annotations = oci.annotations().clone().unwrap_or_default();
         annotations.insert(
             crate::criu::CONFIG_ANNOTATION.to_string(),
