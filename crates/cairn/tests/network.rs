@@ -675,12 +675,15 @@ fn a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore(rt: &str)
     let r = d.cairn(&["up", "--from-snapshot", &snap]);
     assert!(r.stderr.contains("runtime identity mismatch"), "{r:?}");
     // Over the API: a structured 409 naming both identities.
-    let (status, body) = api(
-        &d,
-        "POST",
-        "/v1/sandboxes",
-        Some(&format!(r#"{{"from_snapshot":"{snap}"}}"#)),
-    );
+    let fork_over_api = || {
+        api(
+            &d,
+            "POST",
+            "/v1/sandboxes",
+            Some(&format!(r#"{{"from_snapshot":"{snap}"}}"#)),
+        )
+    };
+    let (status, body) = fork_over_api();
     assert_eq!(status, 409, "{body}");
     let e = &body["error"];
     assert_eq!(e["code"], "runtime_identity_mismatch", "{body}");
@@ -702,12 +705,7 @@ fn a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore(rt: &str)
         m["runtime_version"] = "runsc version 0.0~19700101".into();
     }
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    let (status, body) = api(
-        &d,
-        "POST",
-        "/v1/sandboxes",
-        Some(&format!(r#"{{"from_snapshot":"{snap}"}}"#)),
-    );
+    let (status, body) = fork_over_api();
     assert_eq!(status, 409, "{body}");
     let want = if rt == "gvisor" {
         "platform, runtime version"

@@ -664,31 +664,5 @@ fn stateful_snapshots_resume_processes_in_every_fork(rt: &str) {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(counter(&d, &id) > v);
 
-    // A manifest from another kernel is refused before anything is written.
-    let manifest = d
-        .home
-        .join("pool/snapshots")
-        .join(&snap)
-        .join("manifest.json");
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    m["kernel_release"] = "9.9.9-forged".into();
-    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    let sandboxes_before = d.cairn(&["ls", "--json"]).json().as_array().unwrap().len();
-    let r = d.cairn(&["snapshot", "restore", &snap]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("runtime identity mismatch") && r.stderr.contains("9.9.9-forged"),
-        "{r:?}"
-    );
-    let r = d.cairn(&["up", "--from-snapshot", &snap]);
-    assert!(r.stderr.contains("runtime identity mismatch"), "{r:?}");
-    assert_eq!(
-        d.cairn(&["ls", "--json"]).json().as_array().unwrap().len(),
-        sandboxes_before
-    );
-    assert_eq!(
-        d.cairn(&["inspect", &id, "--json"]).json()["state"],
-        "running"
-    );
+    // (Manifests from another kernel, platform or runtime: see network.rs's acceptance test.)
 }
