@@ -81,10 +81,7 @@ impl Engine {
         id_or_name: &str,
         release_memory: bool,
     ) -> Result<SandboxInfo> {
-        let r = self.find(account, id_or_name)?;
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let r = self.find(account, r.id.as_str())?;
+        let (_guard, r) = self.find_locked(account, id_or_name).await?;
         self.pause_locked(r, release_memory).await?;
         Ok(self.info(&self.find(account, id_or_name)?))
     }
@@ -174,10 +171,7 @@ impl Engine {
     /// Continues a paused sandbox: thaws it, or restores its processes from the checkpoint
     /// when its memory was released.
     pub async fn resume_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        let r = self.find(account, id_or_name)?;
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let r = self.find(account, r.id.as_str())?;
+        let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
             SandboxState::Running => return Ok(self.info(&r)),
             SandboxState::Paused => {}

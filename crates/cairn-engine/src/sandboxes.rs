@@ -100,6 +100,19 @@ impl Engine {
         Ok(r)
     }
 
+    /// Finds a sandbox, takes its lifecycle lock, and reads it again under the lock (its
+    /// state may have changed while waiting).
+    pub(crate) async fn find_locked(
+        &self,
+        account: &str,
+        id_or_name: &str,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, SandboxRecord)> {
+        let r = self.find(account, id_or_name)?;
+        let guard = self.lock_for(&r.id).lock_owned().await;
+        let r = self.find(account, r.id.as_str())?;
+        Ok((guard, r))
+    }
+
     /// Creates and starts a sandbox for `account`.
     pub async fn create_sandbox(
         &self,
@@ -357,10 +370,7 @@ impl Engine {
 
     /// Stops a sandbox's processes (TERM, then KILL after 10 s); its files stay.
     pub async fn stop_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        let r = self.find(account, id_or_name)?;
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let r = self.find(account, r.id.as_str())?;
+        let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
             SandboxState::Stopped => return Ok(self.info(&r)),
             SandboxState::Running | SandboxState::Paused => {}
@@ -406,10 +416,7 @@ impl Engine {
 
     /// Starts a stopped sandbox again on its files.
     pub async fn start_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        let r = self.find(account, id_or_name)?;
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let r = self.find(account, r.id.as_str())?;
+        let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
             SandboxState::Running => return Ok(self.info(&r)),
             SandboxState::Stopped => {}
@@ -435,10 +442,7 @@ impl Engine {
         force: bool,
         with_snapshots: bool,
     ) -> Result<()> {
-        let r = self.find(account, id_or_name)?;
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let r = self.find(account, r.id.as_str())?;
+        let (_guard, r) = self.find_locked(account, id_or_name).await?;
         if matches!(r.state, SandboxState::Running | SandboxState::Paused) && !force {
             return Err(EngineError::Conflict(format!(
                 "sandbox {} is {}: stop it first ('cairn stop {}') or destroy it with --force",

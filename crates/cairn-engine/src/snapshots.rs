@@ -152,10 +152,7 @@ impl Engine {
         if let Some(n) = name {
             validate_name(n)?;
         }
-        let r = self.find(account, sandbox)?;
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let r = self.find(account, r.id.as_str())?;
+        let (_guard, r) = self.find_locked(account, sandbox).await?;
         let name = match name {
             Some(n) => n.to_string(),
             None => self.default_name(&r.id, "")?,

@@ -158,6 +158,13 @@ impl Daemon {
         Self::start_opts(cairnd, cairn, tcp, &[])
     }
 
+    /// Starts cairnd (unix socket only) with extra arguments and imports image `base`.
+    pub fn with_base(cairnd: &str, cairn: &str, args: &[&str]) -> Daemon {
+        let d = Daemon::start_opts(cairnd, cairn, false, args);
+        d.import_base();
+        d
+    }
+
     /// Starts cairnd with extra command-line arguments.
     pub fn start_opts(cairnd: &str, cairn: &str, tcp: bool, args: &[&str]) -> Daemon {
         require_prerequisites();
@@ -398,4 +405,14 @@ impl Drop for Daemon {
             eprintln!("---- cairnd log ----\n{}", self.log_text());
         }
     }
+}
+
+/// Declares a `#[test]` per runtime for each named `fn name(runtime: &str)`:
+/// `runc::name` and `gvisor::name`.
+#[macro_export]
+macro_rules! both_runtimes {
+    ($($name:ident),* $(,)?) => {
+        mod runc { $( #[test] fn $name() { super::$name("runc") } )* }
+        mod gvisor { $( #[test] fn $name() { super::$name("gvisor") } )* }
+    };
 }

@@ -125,14 +125,7 @@ fn assert_no_network_leftovers(d: &Daemon, bridge: &str) {
     assert!(!tables.contains(bridge), "nft table left: {tables}");
 }
 
-macro_rules! both_runtimes {
-    ($($name:ident),* $(,)?) => {
-        mod runc { $( #[test] fn $name() { super::$name("runc") } )* }
-        mod gvisor { $( #[test] fn $name() { super::$name("gvisor") } )* }
-    };
-}
-
-both_runtimes!(
+cairn_test_support::both_runtimes!(
     nat_sandboxes_serve_the_host_and_each_other_and_reach_the_gateway,
     nat_masquerades_traffic_to_addresses_outside_the_bridge,
     none_sandboxes_have_loopback_and_no_route_out,

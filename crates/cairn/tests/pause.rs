@@ -8,14 +8,11 @@ use std::time::{Duration, Instant};
 use cairn_test_support::Daemon;
 
 fn daemon_with(args: &[&str]) -> Daemon {
-    let d = Daemon::start_opts(
+    Daemon::with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        false,
         args,
-    );
-    d.import_base();
-    d
+    )
 }
 
 /// Starts a loop that keeps a count in the shell's memory and mirrors it to /tmp/c.
@@ -63,14 +60,7 @@ fn state(d: &Daemon, id: &str) -> serde_json::Value {
         .unwrap()
 }
 
-macro_rules! both_runtimes {
-    ($($name:ident),* $(,)?) => {
-        mod runc { $( #[test] fn $name() { super::$name("runc") } )* }
-        mod gvisor { $( #[test] fn $name() { super::$name("gvisor") } )* }
-    };
-}
-
-both_runtimes!(
+cairn_test_support::both_runtimes!(
     pause_takes_an_automatic_stateful_snapshot_and_resume_continues_the_counter,
     release_memory_ends_the_processes_and_resume_restores_them,
     idle_timeout_pauses_a_sandbox_nobody_uses,

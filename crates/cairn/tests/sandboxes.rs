@@ -25,14 +25,7 @@ fn up(d: &Daemon, runtime: &str, extra: &[&str]) -> String {
     id
 }
 
-macro_rules! both_runtimes {
-    ($($name:ident),* $(,)?) => {
-        mod runc { $( #[test] fn $name() { super::$name("runc") } )* }
-        mod gvisor { $( #[test] fn $name() { super::$name("gvisor") } )* }
-    };
-}
-
-both_runtimes!(
+cairn_test_support::both_runtimes!(
     exec_prints_output_and_forwards_the_exit_code,
     exec_streams_output_while_the_command_runs,
     exec_honours_env_workdir_and_timeout,

@@ -9,14 +9,11 @@ use std::path::PathBuf;
 use cairn_test_support::Daemon;
 
 fn daemon_with(args: &[&str]) -> Daemon {
-    let d = Daemon::start_opts(
+    Daemon::with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        false,
         args,
-    );
-    d.import_base();
-    d
+    )
 }
 
 fn daemon() -> Daemon {
@@ -44,14 +41,7 @@ fn listing(d: &Daemon, id: &str) -> String {
     .ok()
 }
 
-macro_rules! both_runtimes {
-    ($($name:ident),* $(,)?) => {
-        mod runc { $( #[test] fn $name() { super::$name("runc") } )* }
-        mod gvisor { $( #[test] fn $name() { super::$name("gvisor") } )* }
-    };
-}
-
-both_runtimes!(
+cairn_test_support::both_runtimes!(
     restore_discards_everything_written_after_the_snapshot,
     forks_are_independent_of_each_other_and_the_source,
     iterative_loop_with_save_points,

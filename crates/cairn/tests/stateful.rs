@@ -8,14 +8,11 @@ use std::time::{Duration, Instant};
 use cairn_test_support::Daemon;
 
 fn daemon() -> Daemon {
-    let d = Daemon::start_opts(
+    Daemon::with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        false,
         &[],
-    );
-    d.import_base();
-    d
+    )
 }
 
 /// "count length sample" written by the loop below.
