@@ -81,19 +81,22 @@ async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest) -> Result<i32> {
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let b64 = base64::engine::general_purpose::STANDARD;
     loop {
-        tokio::select! {
+        // A send can fail because cairnd already answered and closed (e.g. it refused the
+        // request): then what it said is waiting to be read, and is the better message.
+        let sent = tokio::select! {
             n = stdin.read(&mut buf), if stdin_open => {
                 match n {
                     Ok(0) | Err(_) => {
                         stdin_open = false;
-                        ws.send(Message::Text(serde_json::to_string(&AttachControl::Eof)?.into())).await?;
+                        ws.send(Message::Text(serde_json::to_string(&AttachControl::Eof)?.into())).await
                     }
-                    Ok(n) => ws.send(Message::Binary(buf[..n].to_vec().into())).await?,
+                    Ok(n) => ws.send(Message::Binary(buf[..n].to_vec().into())).await,
                 }
             }
             _ = winch.recv(), if req.tty => {
-                if let Some((cols, rows)) = terminal_size() {
-                    ws.send(Message::Text(serde_json::to_string(&AttachControl::Resize { cols, rows })?.into())).await?;
+                match terminal_size() {
+                    Some((cols, rows)) => ws.send(Message::Text(serde_json::to_string(&AttachControl::Resize { cols, rows })?.into())).await,
+                    None => Ok(()),
                 }
             }
             msg = ws.next() => {
@@ -105,7 +108,41 @@ async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest) -> Result<i32> {
                     ExecEvent::Exit { code } => return Ok(code),
                     ExecEvent::Error { message } => bail!("{message}"),
                 }
+                Ok(())
             }
+        };
+        if let Err(e) = sent {
+            return last_word(&mut ws).await.unwrap_or_else(|| Err(e.into()));
         }
     }
+}
+
+/// After a failed send: the exit code or error cairnd sent before closing, if any.
+async fn last_word(ws: &mut Box<dyn WsStream>) -> Option<Result<i32>> {
+    let read = async {
+        while let Some(Ok(msg)) = ws.next().await {
+            let Message::Text(text) = msg else { continue };
+            let b64 = base64::engine::general_purpose::STANDARD;
+            match serde_json::from_str::<ExecEvent>(&text) {
+                Ok(ExecEvent::Stdout { data }) => {
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(&b64.decode(data).unwrap_or_default());
+                    let _ = out.flush();
+                }
+                Ok(ExecEvent::Stderr { data }) => {
+                    let mut err = std::io::stderr();
+                    let _ = err.write_all(&b64.decode(data).unwrap_or_default());
+                    let _ = err.flush();
+                }
+                Ok(ExecEvent::Exit { code }) => return Some(Ok(code)),
+                Ok(ExecEvent::Error { message }) => return Some(Err(anyhow::anyhow!("{message}"))),
+                Err(_) => {}
+            }
+        }
+        None
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), read)
+        .await
+        .ok()
+        .flatten()
 }
