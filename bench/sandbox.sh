@@ -6,36 +6,12 @@
 # Prints mean milliseconds and the ratio Cairn/raw per runtime.
 # Usage (root, after scripts/setup.sh): bench/sandbox.sh [ITERATIONS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 N=${1:-10}
-cargo build --release --workspace --bins -q
-BIN=$PWD/target/release
-export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
-ROOTFS=$CAIRN_HOME/rootfs-src
-scripts/make-base-rootfs.sh "$ROOTFS" >/dev/null
-"$BIN/cairnd" --pool-size 4G >"$CAIRN_HOME/cairnd.log" 2>&1 &
-DAEMON=$!
-cleanup() {
-  for r in runc runsc; do
-    for id in $($r --root "$CAIRN_HOME/run/$r" list --quiet 2>/dev/null) $($r --root "$CAIRN_HOME/raw-$r" list --quiet 2>/dev/null); do
-      $r --root "$CAIRN_HOME/run/$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/run/$r" delete -force "$id" >/dev/null 2>&1 || true
-      $r --root "$CAIRN_HOME/raw-$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/raw-$r" delete -force "$id" >/dev/null 2>&1 || true
-    done
-  done
-  kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true
-  umount "$CAIRN_HOME/pool" 2>/dev/null || umount -l "$CAIRN_HOME/pool" 2>/dev/null || true
-  rm -rf "$CAIRN_HOME"
-}
-trap cleanup EXIT
-for _ in $(seq 200); do "$BIN/cairn" ls >/dev/null 2>&1 && break; sleep 0.05; done
-"$BIN/cairn" image import "$ROOTFS" --name base >/dev/null
-IMG=$(ls -d "$CAIRN_HOME"/pool/images/img-*)
-now() { date +%s%N; }
-ms() { echo "scale=1; $1 / 1000000" | bc; }
+. "$(dirname "$0")/lib.sh" --pool-size 4G
 
 printf '%-8s %-6s %12s %12s %8s\n' runtime op cairn_ms raw_ms ratio
 for rt in runc gvisor; do
-  if [ $rt = gvisor ]; then RAW="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"; else RAW="runc --root $CAIRN_HOME/raw-runc"; fi
+  if [ $rt = gvisor ]; then RAW=$RAWSC; else RAW=$RAWRC; fi
   # --- up ---
   ids=(); t0=$(now)
   for i in $(seq "$N"); do ids+=("$("$BIN/cairn" up --image base --runtime $rt)"); done

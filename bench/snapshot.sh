@@ -9,31 +9,8 @@
 # Usage (root, after scripts/setup.sh): bench/snapshot.sh [ITERATIONS]
 # ONLY="1 2" bench/snapshot.sh runs only those parts.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 N=${1:-5}
-cargo build --release --workspace --bins -q
-BIN=$PWD/target/release
-export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
-scripts/make-base-rootfs.sh "$CAIRN_HOME/rootfs-src" >/dev/null
-"$BIN/cairnd" --pool-size 12G --max-snapshot-size 4G --max-account-snapshot-size 100G >"$CAIRN_HOME/cairnd.log" 2>&1 &
-DAEMON=$!
-cleanup() {
-  for id in $("$BIN/cairn" ls --json 2>/dev/null | jq -r '.[].id'); do "$BIN/cairn" destroy --force "$id" >/dev/null 2>&1 || true; done
-  for r in runc runsc; do for id in $($r --root "$CAIRN_HOME/raw-$r" list --quiet 2>/dev/null); do
-    $r --root "$CAIRN_HOME/raw-$r" delete --force "$id" >/dev/null 2>&1 || $r --root "$CAIRN_HOME/raw-$r" delete -force "$id" >/dev/null 2>&1 || true; done; done
-  kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true
-  umount "$CAIRN_HOME/pool" 2>/dev/null || umount -l "$CAIRN_HOME/pool" 2>/dev/null || true
-  rm -rf "$CAIRN_HOME"
-}
-trap cleanup EXIT
-C="$BIN/cairn"
-for _ in $(seq 200); do $C ls >/dev/null 2>&1 && break; sleep 0.05; done
-$C image import "$CAIRN_HOME/rootfs-src" --name base >/dev/null
-IMG=$(ls -d "$CAIRN_HOME"/pool/images/img-*)
-want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
-now() { date +%s%N; }
-ms() { echo "scale=2; $1 / 1000000" | bc; }
-ratio() { echo "scale=2; $1 / $2" | bc; }
+. "$(dirname "$0")/lib.sh" --pool-size 12G --max-snapshot-size 4G --max-account-snapshot-size 100G
 used() { btrfs filesystem du -s --raw "$CAIRN_HOME/pool" 2>/dev/null | awk 'NR==2 {print $2 + $3}'; }
 pool_used() { sync; btrfs filesystem sync "$CAIRN_HOME/pool" >/dev/null; btrfs filesystem usage -b "$CAIRN_HOME/pool" 2>/dev/null | awk '/Used:/ {print $2; exit}'; }
 
@@ -71,7 +48,7 @@ if want 2; then
 echo "== 2. fork to exec-ready, mean of $N"
 printf '%-8s %12s %12s %8s\n' runtime cairn_ms raw_ms ratio
 for rt in runc gvisor; do
-  if [ $rt = gvisor ]; then RAW="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"; else RAW="runc --root $CAIRN_HOME/raw-runc"; fi
+  if [ $rt = gvisor ]; then RAW=$RAWSC; else RAW=$RAWRC; fi
   SRC=$($C up --image base --runtime $rt)
   SNAP=$($C snapshot create "$SRC")
   SNAPDIR=$CAIRN_HOME/pool/snapshots/$SNAP/rootfs

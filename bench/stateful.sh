@@ -9,31 +9,8 @@
 # for a detached process holding ~10 MB and ~512 MB resident.
 # Usage (root, after scripts/setup.sh): bench/stateful.sh [ITERATIONS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 N=${1:-3}
-cargo build --release --workspace --bins -q
-BIN=$PWD/target/release
-export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
-scripts/make-base-rootfs.sh "$CAIRN_HOME/rootfs-src" >/dev/null
-"$BIN/cairnd" --pool-size 12G --max-snapshot-size 8G --max-account-snapshot-size 100G >"$CAIRN_HOME/cairnd.log" 2>&1 &
-DAEMON=$!
-RAWSC="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"
-RAWRC="runc --root $CAIRN_HOME/raw-runc"
-cleanup() {
-  for id in $("$BIN/cairn" ls --json 2>/dev/null | jq -r '.[].id'); do "$BIN/cairn" destroy --force "$id" >/dev/null 2>&1 || true; done
-  for id in $($RAWSC list --quiet 2>/dev/null); do $RAWSC delete -force "$id" >/dev/null 2>&1 || true; done
-  for id in $($RAWRC list --quiet 2>/dev/null); do $RAWRC delete --force "$id" >/dev/null 2>&1 || true; done
-  kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true
-  umount "$CAIRN_HOME/pool" 2>/dev/null || umount -l "$CAIRN_HOME/pool" 2>/dev/null || true
-  rm -rf "$CAIRN_HOME"
-}
-trap cleanup EXIT
-C="$BIN/cairn"
-for _ in $(seq 200); do $C ls >/dev/null 2>&1 && break; sleep 0.05; done
-$C image import "$CAIRN_HOME/rootfs-src" --name base >/dev/null
-now() { date +%s%N; }
-ms() { echo "scale=1; $1 / 1000000" | bc; }
-ratio() { echo "scale=2; $1 / $2" | bc; }
+. "$(dirname "$0")/lib.sh" --pool-size 12G --max-snapshot-size 8G --max-account-snapshot-size 100G
 printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s\n' runtime memory op cairn_ms raw_ms ratio raw+syncfs_ms ratio
 for rt in gvisor runc; do
 if [ $rt = gvisor ]; then RAW=$RAWSC; LIVE="runsc --root $CAIRN_HOME/run/runsc"; else RAW=$RAWRC; LIVE="runc --root $CAIRN_HOME/run/runc"; fi
