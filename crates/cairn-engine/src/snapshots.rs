@@ -69,12 +69,20 @@ struct Manifest<'a> {
     created_at: String,
 }
 
-/// What a capture produced.
-struct Captured {
-    /// Bytes the snapshot holds over its parent.
+/// A new snapshot's sizes, as measured before it becomes ready.
+struct Sizes {
+    /// Bytes the snapshot holds over its parent (file data written since, plus memory).
     size: u64,
     /// The whole tree's bytes, estimated (the parent's plus `size`) until measured.
     total_estimate: u64,
+    /// Bytes of its memory checkpoint (0 when not stateful).
+    memory: u64,
+}
+
+/// What a capture produced.
+struct Captured {
+    /// Its sizes.
+    sizes: Sizes,
     /// When the sandbox was paused.
     paused_at: std::time::Instant,
 }
@@ -265,13 +273,13 @@ impl Engine {
         match self.capture(r, &snap).await {
             Ok(c) => {
                 self.db
-                    .finish_snapshot(&snap.id, &r.id, c.size, c.total_estimate)?;
+                    .finish_snapshot(&snap.id, &r.id, c.sizes.size, c.sizes.total_estimate)?;
                 // From the pause to `ready` (what the benchmark compares with a raw btrfs snapshot),
                 // and the whole capture including the flush before the pause.
                 let ready_us = c.paused_at.elapsed().as_micros() as u64;
                 let capture_us = started.elapsed().as_micros() as u64;
-                tracing::info!(sandbox = %r.id, snapshot = %snap.id, ready_us, capture_us, size = c.size, "snapshot ready");
-                self.measure_total_later(&snap);
+                tracing::info!(sandbox = %r.id, snapshot = %snap.id, ready_us, capture_us, size = c.sizes.size, "snapshot ready");
+                self.measure_total_later(&snap, c.sizes.memory);
             }
             Err(e) => {
                 tracing::warn!(sandbox = %r.id, snapshot = %snap.id, error = %e, "snapshot failed");
@@ -352,20 +360,14 @@ impl Engine {
             self.finish_capture(&dir, snap).await
         };
         let ((), finished) = tokio::join!(resumed, finished);
-        let (size, total_estimate) = finished?;
         Ok(Captured {
-            size,
-            total_estimate,
+            sizes: finished?,
             paused_at,
         })
     }
 
     /// After the capture: flush it to disk, measure it, check the limits.
-    async fn finish_capture(
-        &self,
-        dir: &std::path::Path,
-        snap: &SnapshotRecord,
-    ) -> Result<(u64, u64)> {
+    async fn finish_capture(&self, dir: &std::path::Path, snap: &SnapshotRecord) -> Result<Sizes> {
         // Durable before `ready`: the memory checkpoint and the manifest are plain files in the
         // pool (the subvolume's data was flushed by the snapshot itself).
         let pool_dir = dir.to_path_buf();
@@ -376,7 +378,8 @@ impl Engine {
         .map_err(|e| EngineError::Internal(e.to_string()))?
         .map_err(|e| EngineError::Internal(format!("cannot flush the snapshot to disk: {e}")))?;
         crate::crash_point("snapshot-after-subvolume");
-        let (size, total_estimate) = self.measure(snap).await?;
+        let sizes = self.measure(snap).await?;
+        let size = sizes.size;
         let limits = self.cfg.snapshot_limits;
         if size > limits.snapshot_bytes {
             return Err(EngineError::Limit(format!(
@@ -401,10 +404,12 @@ impl Engine {
                 format_bytes(limits.account_bytes)
             )));
         }
-        Ok((size, total_estimate))
+        Ok(sizes)
     }
 
     async fn write_manifest(&self, dir: &std::path::Path, snap: &SnapshotRecord) -> Result<()> {
+        // Only a memory checkpoint written by CRIU depends on CRIU's version.
+        let identity = self.host_identity(snap.runtime, snap.stateful).await;
         let manifest = Manifest {
             format: "cairn-snapshot",
             version: 1,
@@ -420,10 +425,10 @@ impl Engine {
             env: &snap.env,
             workdir: &snap.workdir,
             stateful: snap.stateful,
-            kernel_release: kernel_release(),
-            criu_version: criu_version_for(snap).await,
-            runtime_version: self.runtime_version(snap.runtime).await,
-            platform: platform(snap.runtime),
+            kernel_release: identity.kernel_release,
+            criu_version: identity.criu_version,
+            runtime_version: identity.runtime_version,
+            platform: identity.platform,
             created_at: snap.created_at.to_rfc3339(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
@@ -461,7 +466,7 @@ impl Engine {
     /// checkpoint, an estimate of the whole tree's bytes). Asks btrfs for the file
     /// data newer than the parent's generation, so it costs time in proportion to
     /// what changed, not to the size of the tree.
-    async fn measure(&self, snap: &SnapshotRecord) -> Result<(u64, u64)> {
+    async fn measure(&self, snap: &SnapshotRecord) -> Result<Sizes> {
         let (base, base_total) = match &snap.parent_id {
             Some(p) => (
                 self.snapshot_rootfs(p),
@@ -489,7 +494,11 @@ impl Engine {
             0
         };
         let size = written.bytes + memory;
-        Ok((size, base_total + size))
+        Ok(Sizes {
+            size,
+            total_estimate: base_total + size,
+            memory,
+        })
     }
 
     /// The generation of a read-only tree (image or snapshot), cached: it never changes.
@@ -517,12 +526,11 @@ impl Engine {
 
     /// Measures the whole tree of a ready snapshot in the background (every file
     /// extent it references, which grows with the tree, so it does not hold up
-    /// `ready`) and replaces the estimate.
-    fn measure_total_later(&self, snap: &SnapshotRecord) {
+    /// `ready`) and replaces the estimate. `memory`: the checkpoint's bytes, already measured.
+    fn measure_total_later(&self, snap: &SnapshotRecord, memory: u64) {
         let (db, storage) = (self.db.clone(), self.storage.clone());
-        let (id, stateful) = (snap.id.clone(), snap.stateful);
+        let id = snap.id.clone();
         let tree = self.snapshot_rootfs(&snap.id);
-        let checkpoint = self.snapshot_checkpoint(&snap.id);
         tokio::spawn(async move {
             let files = match storage.bytes_written_since(&tree, 0).await {
                 Ok(w) => w.bytes,
@@ -530,13 +538,6 @@ impl Engine {
                     tracing::debug!(snapshot = %id, error = %e, "could not measure the snapshot's tree");
                     return;
                 }
-            };
-            let memory = if stateful {
-                tokio::task::spawn_blocking(move || cairn_images::dir_size(&checkpoint))
-                    .await
-                    .unwrap_or(0)
-            } else {
-                0
             };
             if let Err(e) = db.set_snapshot_total(&id, files + memory) {
                 tracing::warn!(snapshot = %id, error = %e, "could not record the snapshot's total size");
@@ -731,7 +732,7 @@ impl Engine {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| EngineError::Internal(format!("cannot read {}", path.display())))?;
         let text = |k: &str| manifest[k].as_str().map(str::to_string);
-        let host = self.host_identity(runtime).await;
+        let host = self.host_identity(runtime, true).await;
         let recorded = RuntimeIdentity {
             runtime: text("runtime").unwrap_or_else(|| snap.runtime.to_string()),
             runtime_version: text("runtime_version"),
@@ -768,14 +769,19 @@ impl Engine {
         )))
     }
 
-    /// What this host offers a stateful snapshot of `runtime`.
-    pub(crate) async fn host_identity(&self, runtime: cairn_types::RuntimeKind) -> RuntimeIdentity {
+    /// What this host offers a snapshot of `runtime`; with `criu`, also the CRIU version
+    /// (runc only: it writes and reads runc memory checkpoints).
+    pub(crate) async fn host_identity(
+        &self,
+        runtime: cairn_types::RuntimeKind,
+        criu: bool,
+    ) -> RuntimeIdentity {
         let criu_version = match runtime {
-            cairn_types::RuntimeKind::Runc => cairn_runtime::criu::require_installed()
+            cairn_types::RuntimeKind::Runc if criu => cairn_runtime::criu::require_installed()
                 .await
                 .ok()
                 .map(|v| v.to_string()),
-            cairn_types::RuntimeKind::Gvisor => None,
+            _ => None,
         };
         RuntimeIdentity {
             runtime: runtime.to_string(),
@@ -875,17 +881,6 @@ impl Engine {
         self.db.delete_snapshot(id)?;
         Ok(())
     }
-}
-
-/// The CRIU version recorded in a runc stateful snapshot's manifest.
-async fn criu_version_for(snap: &SnapshotRecord) -> Option<String> {
-    if !snap.stateful || snap.runtime != cairn_types::RuntimeKind::Runc {
-        return None;
-    }
-    cairn_runtime::criu::require_installed()
-        .await
-        .ok()
-        .map(|v| v.to_string())
 }
 
 /// CPU architecture, and gVisor's platform (its checkpoints hold platform state).

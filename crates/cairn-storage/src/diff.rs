@@ -143,17 +143,6 @@ pub fn diff_trees_with(
     Ok(out)
 }
 
-/// Bytes of the added and modified entries: roughly what the new tree holds
-/// over the old one. Deleted entries count for nothing; a file with several
-/// hard links counts once per link listed.
-pub fn delta_bytes(changes: &[Change]) -> u64 {
-    changes
-        .iter()
-        .filter(|c| matches!(c.kind, ChangeKind::Added | ChangeKind::Modified))
-        .map(|c| c.size)
-        .sum()
-}
-
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
@@ -829,23 +818,5 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn delta_bytes_counts_added_and_modified_but_not_deleted() {
-        let (_t, a, b) = pair();
-        fs::write(b.join("new"), "12345").unwrap();
-        fs::write(b.join("etc/hosts"), "0123456789").unwrap();
-        fs::remove_file(b.join("bin/sh")).unwrap();
-        let c = diff_trees(&a, &b).unwrap();
-        assert_eq!(
-            kinds(&c),
-            [
-                (Deleted, "/bin/sh"),
-                (Modified, "/etc/hosts"),
-                (Added, "/new")
-            ]
-        );
-        assert_eq!(delta_bytes(&c), 15);
     }
 }
