@@ -143,7 +143,7 @@ impl Engine {
             ports: cairn_net::PortProxy::new(),
             locks: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
-            activity: pause::new_activity(),
+            activity: Mutex::new(HashMap::new()),
             runtime_versions: Mutex::new(HashMap::new()),
         });
         engine.recover().await?;

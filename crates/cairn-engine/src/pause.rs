@@ -27,6 +27,16 @@ pub(crate) struct Activity {
     execs: u32,
 }
 
+impl Activity {
+    /// Active now, with no exec running.
+    fn now() -> Self {
+        Activity {
+            last: Instant::now(),
+            execs: 0,
+        }
+    }
+}
+
 /// Keeps a sandbox counted as busy while an exec runs in it.
 pub(crate) struct Busy {
     engine: Weak<Engine>,
@@ -51,19 +61,13 @@ impl Engine {
         let mut map = self.activity.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(id.clone())
             .and_modify(|a| a.last = Instant::now())
-            .or_insert(Activity {
-                last: Instant::now(),
-                execs: 0,
-            });
+            .or_insert_with(Activity::now);
     }
 
     /// Marks a sandbox busy until the returned guard drops (an exec in progress).
     pub(crate) fn busy(self: &Arc<Self>, id: &SandboxId) -> Busy {
         let mut map = self.activity.lock().unwrap_or_else(|p| p.into_inner());
-        let a = map.entry(id.clone()).or_insert(Activity {
-            last: Instant::now(),
-            execs: 0,
-        });
+        let a = map.entry(id.clone()).or_insert_with(Activity::now);
         a.execs += 1;
         a.last = Instant::now();
         Busy {
@@ -236,10 +240,7 @@ impl Engine {
             }
             let idle_for = {
                 let mut map = self.activity.lock().unwrap_or_else(|p| p.into_inner());
-                let a = map.entry(r.id.clone()).or_insert(Activity {
-                    last: Instant::now(),
-                    execs: 0,
-                });
+                let a = map.entry(r.id.clone()).or_insert_with(Activity::now);
                 if a.execs > 0 {
                     continue;
                 }
@@ -265,9 +266,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// Idle bookkeeping, created empty.
-pub(crate) fn new_activity() -> std::sync::Mutex<HashMap<SandboxId, Activity>> {
-    std::sync::Mutex::new(HashMap::new())
 }
