@@ -7,7 +7,6 @@
 //!
 //! Not for user snapshots (see `snapshots`), nor stop/start (see `sandboxes`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
