@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod criu;
 mod freezer;
+mod gvisor_control;
 mod oci_cli;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +66,9 @@ pub enum RuntimeError {
         /// The errors from CRIU's log, and what to do.
         detail: String,
     },
+    /// A gVisor sandbox's control server could not be reached or refused a call.
+    #[error("gvisor: {0}")]
+    Control(String),
     /// The runtime said something we could not parse.
     #[error("unexpected output from {runtime}: {detail}")]
     Protocol {

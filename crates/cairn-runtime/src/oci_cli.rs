@@ -15,6 +15,7 @@ use cairn_cmd::{Cmd, CmdError};
 use cairn_types::RuntimeKind;
 
 use crate::bundle::{write_atomic, DEFAULT_CAPABILITIES};
+use crate::gvisor_control;
 use crate::{ContainerState, ExecChild, ExecIo, ExecSpec, Runtime, RuntimeError};
 
 /// A runtime driven through its CLI.
@@ -124,6 +125,56 @@ impl OciCli {
             }
             Err(_) => false,
         }
+    }
+
+    /// The file that says Cairn paused this gVisor sandbox through its control socket (runsc's
+    /// own state then still says `running`): [`Runtime::state`] reports `paused` while it
+    /// exists, so a cairnd that stopped inside a snapshot's pause window thaws the sandbox
+    /// when it starts again. Removed on resume and delete.
+    fn pause_marker(&self, id: &str) -> PathBuf {
+        self.state_root.join(format!("cairn-paused.{id}"))
+    }
+
+    /// Calls `method` on gVisor sandbox `id`'s control server (see [`crate::gvisor_control`]).
+    /// `Ok(false)`: the socket is not known or not reachable, use the `runsc` command instead.
+    async fn control(&self, id: &str, method: &'static str) -> Result<bool, RuntimeError> {
+        let root = self.state_root.clone();
+        let id = id.to_string();
+        let done = tokio::task::spawn_blocking(move || {
+            let socket = gvisor_control::socket_path(&root, &id)?;
+            gvisor_control::call(
+                &socket,
+                method,
+                serde_json::Value::Null,
+                &[],
+                Duration::from_secs(60),
+            )
+        })
+        .await
+        .map_err(|e| RuntimeError::Control(e.to_string()))?;
+        match done {
+            Ok(()) => Ok(true),
+            Err(e @ gvisor_control::ControlError::Unreachable { .. }) => {
+                tracing::debug!(error = %e, "using the runsc command instead");
+                Ok(false)
+            }
+            Err(e) => Err(RuntimeError::Control(e.to_string())),
+        }
+    }
+
+    /// Pauses gVisor sandbox `id` through its control socket; `false` when the socket is not
+    /// reachable. The marker goes first: a crash in between leaves it to be thawed at start.
+    async fn gvisor_pause(&self, id: &str) -> Result<bool, RuntimeError> {
+        let marker = self.pause_marker(id);
+        std::fs::write(&marker, b"").map_err(|source| RuntimeError::Bundle {
+            path: marker.clone(),
+            source,
+        })?;
+        let paused = self.control(id, gvisor_control::PAUSE).await;
+        if !matches!(paused, Ok(true)) {
+            let _ = std::fs::remove_file(&marker);
+        }
+        paused
     }
 
     /// `runc checkpoint --leave-running` into `image_dir`, with the bundle's CRIU
@@ -328,7 +379,10 @@ impl Runtime for OciCli {
                 runtime: self.kind,
                 detail: format!("state is not JSON: {e}"),
             })?;
-        let status = v["status"].as_str().unwrap_or("unknown").to_string();
+        let mut status = v["status"].as_str().unwrap_or("unknown").to_string();
+        if status == "running" && self.pause_marker(id).exists() {
+            status = "paused".to_string();
+        }
         let pid = v["pid"].as_u64().unwrap_or(0) as u32;
         Ok(Some(ContainerState { status, pid }))
     }
@@ -458,6 +512,23 @@ impl Runtime for OciCli {
     async fn checkpoint(&self, id: &str, image_dir: &Path) -> Result<(), RuntimeError> {
         match self.kind {
             RuntimeKind::Gvisor => {
+                let root = self.state_root.clone();
+                let (sid, dir) = (id.to_string(), image_dir.to_path_buf());
+                let direct = tokio::task::spawn_blocking(move || {
+                    let socket = gvisor_control::socket_path(&root, &sid)?;
+                    gvisor_control::checkpoint(&socket, &dir)
+                })
+                .await
+                .map_err(|e| RuntimeError::Control(e.to_string()))?;
+                match direct {
+                    Ok(()) => return Ok(()),
+                    Err(e @ gvisor_control::ControlError::Unreachable { .. }) => {
+                        tracing::debug!(error = %e, "checkpointing with the runsc command instead");
+                        // Nothing was written but maybe the empty state file.
+                        let _ = std::fs::remove_file(image_dir.join(gvisor_control::STATE_FILE));
+                    }
+                    Err(e) => return Err(RuntimeError::Control(e.to_string())),
+                }
                 self.cmd()
                     .arg("checkpoint")
                     .arg("--image-path")
@@ -513,6 +584,9 @@ impl Runtime for OciCli {
         if self.kind == RuntimeKind::Runc && self.freeze_directly(id, true).await {
             return Ok(());
         }
+        if self.kind == RuntimeKind::Gvisor && self.gvisor_pause(id).await? {
+            return Ok(());
+        }
         self.cmd().arg("pause").arg(id).run().await?;
         Ok(())
     }
@@ -520,6 +594,19 @@ impl Runtime for OciCli {
     async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
         if self.kind == RuntimeKind::Runc && self.freeze_directly(id, false).await {
             return Ok(());
+        }
+        let marker = self.pause_marker(id);
+        if self.kind == RuntimeKind::Gvisor && marker.exists() {
+            // Paused through the control socket: resume the same way (runsc's state says
+            // `running`, so `runsc resume` would refuse).
+            if self.control(id, gvisor_control::RESUME).await? {
+                let _ = std::fs::remove_file(&marker);
+                return Ok(());
+            }
+            let _ = std::fs::remove_file(&marker);
+            return Err(RuntimeError::Control(format!(
+                "sandbox {id} was paused through its control socket, which is gone: the sandbox has stopped"
+            )));
         }
         self.cmd().arg("resume").arg(id).run().await?;
         Ok(())
@@ -534,6 +621,7 @@ impl Runtime for OciCli {
     }
 
     async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        let _ = std::fs::remove_file(self.pause_marker(id));
         let force = match self.kind {
             RuntimeKind::Gvisor => "-force",
             RuntimeKind::Runc => "--force",
