@@ -306,6 +306,16 @@ impl Engine {
         let dir = self.snapshots_dir().join(snap.id.as_str());
         std::fs::create_dir_all(&dir)
             .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        if snap.stateful && r.runtime == cairn_types::RuntimeKind::Runc {
+            // CRIU writes memory pages as they are; btrfs compresses them on their way to
+            // disk, so the flush before `ready` writes less (runsc compresses its own).
+            let checkpoint = dir.join("checkpoint");
+            let compressed = std::fs::create_dir(&checkpoint)
+                .and_then(|()| cairn_storage::compress_new_files(&checkpoint));
+            if let Err(e) = compressed {
+                tracing::warn!(snapshot = %snap.id, error = %e, "memory checkpoint stored uncompressed");
+            }
+        }
         // The manifest says nothing about the capture itself: write it before the pause.
         // The row stays `creating` until everything is in place, so a crash leaves nothing ready.
         self.write_manifest(&dir, snap).await?;
@@ -328,10 +338,26 @@ impl Engine {
             rt.pause(r.id.as_str()).await?;
         }
         // Memory and files are captured in the same pause, so they agree.
+        let mut writeback = None;
         let checkpointed = if snap.stateful {
-            rt.checkpoint(r.id.as_str(), &dir.join("checkpoint"))
+            if r.runtime == cairn_types::RuntimeKind::Runc {
+                // CRIU writes every page: have the disk take them while it does (runsc writes
+                // a compressed checkpoint, a fraction of the memory).
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let (images, flag) = (dir.join("checkpoint"), stop.clone());
+                let task = tokio::task::spawn_blocking(move || {
+                    cairn_storage::flush_while_written(&images, &flag)
+                });
+                writeback = Some((stop, task));
+            }
+            let done = rt
+                .checkpoint(r.id.as_str(), &dir.join("checkpoint"))
                 .await
-                .map_err(EngineError::from)
+                .map_err(EngineError::from);
+            if let Some((stop, _)) = &writeback {
+                stop.store(true, std::sync::atomic::Ordering::Release);
+            }
+            done
         } else {
             Ok(())
         };
@@ -356,6 +382,9 @@ impl Engine {
             }
         };
         let finished = async {
+            if let Some((_, task)) = writeback {
+                let _ = task.await;
+            }
             taken?;
             self.finish_capture(&dir, snap).await
         };

@@ -84,5 +84,60 @@ pub struct Written {
     pub generation: u64,
 }
 
+/// Makes btrfs compress the data of files created in the directory `dir` from now on
+/// (zstd level 1: fast enough to keep up with a disk, and what a memory checkpoint of
+/// mostly repeated or zero pages shrinks to a fraction under). File sizes, and what
+/// Cairn reports, stay the uncompressed bytes. `Ok(false)` when the file system at `dir`
+/// cannot compress (not btrfs, or a kernel without zstd).
+pub fn compress_new_files(dir: &std::path::Path) -> std::io::Result<bool> {
+    use rustix::fs::{setxattr, XattrFlags};
+    const PROPERTY: &str = "btrfs.compression";
+    // Kernels before 6.1 take no level in the property.
+    for value in [&b"zstd:1"[..], b"zstd"] {
+        match setxattr(dir, PROPERTY, value, XattrFlags::empty()) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::INVAL) => continue,
+            Err(rustix::io::Errno::NOTSUP) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(false)
+}
+
+/// Writes the regular files directly in `dir` back to disk again and again while another
+/// process is still writing them, until `stop` is set, so that the flush that must follow
+/// (before a snapshot is `ready`) finds little left to write: the disk works while the
+/// writer does instead of after it. Blocking; errors end it early (the final flush still
+/// covers everything).
+pub fn flush_while_written(dir: &std::path::Path, stop: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let mut flushed: std::collections::HashMap<std::ffi::OsString, u64> = Default::default();
+    while !stop.load(Ordering::Acquire) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut wrote = false;
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let done = flushed.entry(entry.file_name()).or_default();
+            if !meta.is_file() || meta.len() <= *done {
+                continue;
+            }
+            if let Ok(f) = std::fs::File::open(entry.path()) {
+                if f.sync_data().is_ok() {
+                    *done = meta.len();
+                    wrote = true;
+                }
+            }
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+        }
+        if !wrote {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 pub mod diff;
 pub use diff::{diff_trees, Change, ChangeKind, DiffError};

@@ -401,3 +401,41 @@ async fn an_image_larger_than_the_disk_is_refused_up_front() {
     let err = Pool::open_or_create(cfg).await.unwrap_err();
     assert!(matches!(err, StorageError::PoolTooSmall { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn files_in_a_compressed_directory_take_a_fraction_of_their_size_on_disk() {
+    let t = temp_pool().await;
+    let write_64_mib = |dir: &Path| {
+        fs::create_dir_all(dir).unwrap();
+        let mut f = fs::File::create(dir.join("pages.img")).unwrap();
+        let page = vec![b'a'; 1 << 20];
+        for _ in 0..64 {
+            f.write_all(&page).unwrap();
+        }
+        f.sync_all().unwrap();
+    };
+    let used = |p: &Pool| p.total_bytes().unwrap() - p.free_bytes().unwrap();
+    let plain = t.pool.snapshots_dir().join("plain");
+    let before = used(&t.pool);
+    write_64_mib(&plain);
+    let plain_used = used(&t.pool) - before;
+    let packed = t.pool.snapshots_dir().join("packed");
+    fs::create_dir_all(&packed).unwrap();
+    assert!(crate::compress_new_files(&packed).unwrap());
+    let before = used(&t.pool);
+    write_64_mib(&packed);
+    let packed_used = used(&t.pool).saturating_sub(before);
+    assert!(plain_used >= 60 << 20, "plain file used {plain_used} bytes");
+    assert!(
+        packed_used < 16 << 20,
+        "compressed file used {packed_used} bytes (plain: {plain_used})"
+    );
+    // Its size is still the uncompressed size.
+    assert_eq!(
+        fs::metadata(packed.join("pages.img")).unwrap().len(),
+        64 << 20
+    );
+    // Not btrfs: nothing to do, and no error.
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    assert!(!crate::compress_new_files(tmp.path()).unwrap());
+}
