@@ -104,36 +104,37 @@ pub fn compress_new_files(dir: &std::path::Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-/// Writes the regular files directly in `dir` back to disk again and again while another
-/// process is still writing them, until `stop` is set, so that the flush that must follow
-/// (before a snapshot is `ready`) finds little left to write: the disk works while the
-/// writer does instead of after it. Blocking; errors end it early (the final flush still
-/// covers everything).
+/// Writes the files directly in `dir` back to disk again and again while another process
+/// is still writing them, until `stop` is set, so that the flush that must follow (before a
+/// snapshot is `ready`) finds little left to write: the disk works while the writer does
+/// instead of after it. Flushes the whole file system (`syncfs`): btrfs holds a file's
+/// lock through an `fsync` of it, which would stall the writer. Blocking; an error ends it
+/// early (the final flush still covers everything).
 pub fn flush_while_written(dir: &std::path::Path, stop: &std::sync::atomic::AtomicBool) {
     use std::sync::atomic::Ordering;
-    let mut flushed: std::collections::HashMap<std::ffi::OsString, u64> = Default::default();
+    /// Flush once this much more has been written.
+    const STEP: u64 = 32 << 20;
+    let Ok(handle) = std::fs::File::open(dir) else {
+        return;
+    };
+    let mut flushed = 0u64;
     while !stop.load(Ordering::Acquire) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut wrote = false;
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let done = flushed.entry(entry.file_name()).or_default();
-            if !meta.is_file() || meta.len() <= *done {
-                continue;
-            }
-            if let Ok(f) = std::fs::File::open(entry.path()) {
-                if f.sync_data().is_ok() {
-                    *done = meta.len();
-                    wrote = true;
-                }
-            }
-            if stop.load(Ordering::Acquire) {
+        let written: u64 = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if written >= flushed + STEP {
+            if rustix::fs::syncfs(&handle).is_err() {
                 return;
             }
-        }
-        if !wrote {
+            flushed = written;
+        } else {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
