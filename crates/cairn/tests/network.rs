@@ -504,6 +504,57 @@ fn stateful_forks_serve_on_their_own_addresses(rt: &str) {
     assert_no_network_leftovers(&d, &bridge);
 }
 
+#[test]
+fn a_stateful_snapshot_is_not_restored_into_a_sandbox_of_another_network_mode() {
+    let (d, bridge, _) = daemon();
+    let nat = up(&d, "runc", &["--network", "nat"]);
+    let nat_id = nat["id"].as_str().unwrap();
+    let snap = d
+        .cairn(&["snapshot", "create", nat_id, "--stateful", "--json"])
+        .json();
+    let snap = snap["id"].as_str().unwrap();
+    let other = up(&d, "runc", &[]);
+    let other_id = other["id"].as_str().unwrap();
+    d.cairn(&["exec", other_id, "echo mine > /root/keep"]).ok();
+    let refused = d.cairn(&["snapshot", "restore", snap, "--to", other_id]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("holds processes of a 'nat' sandbox")
+            && refused.stderr.contains("--fresh --network none"),
+        "{}",
+        refused.stderr
+    );
+    // Refused before anything was touched: its files and processes are as they were.
+    assert_eq!(d.cairn(&["exec", other_id, "cat /root/keep"]).ok(), "mine");
+    let info = d.cairn(&["inspect", other_id, "--json"]).json();
+    assert_eq!(info["state"], "running", "{info}");
+    // The API says the same with a 409 and a JSON error.
+    let (status, body) = api(
+        &d,
+        "POST",
+        &format!("/v1/snapshots/{snap}/restore"),
+        Some(&format!(r#"{{"to":"{other_id}"}}"#)),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string()
+            .contains("holds processes of a 'nat' sandbox"),
+        "{body}"
+    );
+    // Into a sandbox of the same mode it resumes.
+    let nat2 = up(&d, "runc", &["--network", "nat"]);
+    let nat2_id = nat2["id"].as_str().unwrap();
+    d.cairn(&["snapshot", "restore", snap, "--to", nat2_id])
+        .ok();
+    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
+        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
+            .ok();
+    }
+    assert_no_network_leftovers(&d, &bridge);
+}
+
 /// The counter the loop below keeps in the shell's memory and mirrors to /tmp/c.
 fn counter(d: &Daemon, id: &str) -> u64 {
     d.cairn(&["exec", id, "cat /tmp/c"]).ok().parse().unwrap()
