@@ -104,38 +104,42 @@ pub fn compress_new_files(dir: &std::path::Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-/// Writes the files directly in `dir` back to disk again and again while another process
-/// is still writing them, until `stop` is set, so that the flush that must follow (before a
-/// snapshot is `ready`) finds little left to write: the disk works while the writer does
-/// instead of after it. Flushes the whole file system (`syncfs`): btrfs holds a file's
-/// lock through an `fsync` of it, which would stall the writer. Blocking; an error ends it
-/// early (the final flush still covers everything).
+/// Starts writing the files directly in `dir` back to disk while another process is still
+/// writing them, until `stop` is set, so that the flush that must follow (before a snapshot
+/// is `ready`) finds little left to write: the disk works while the writer does instead of
+/// after it. Each newly written stretch of a file is handed to writeback without waiting
+/// for it (`POSIX_FADV_DONTNEED`: the kernel starts writing dirty pages and drops only pages
+/// that are clean already, so what was just written stays cached) — no `fsync`, which on
+/// btrfs holds the file's lock and would stall the writer, and no transaction commit.
+/// Blocking; an error ends it early (the final flush still covers everything).
 pub fn flush_while_written(dir: &std::path::Path, stop: &std::sync::atomic::AtomicBool) {
     use std::sync::atomic::Ordering;
-    /// Flush once this much more has been written.
-    const STEP: u64 = 32 << 20;
-    let Ok(handle) = std::fs::File::open(dir) else {
-        return;
-    };
-    let mut flushed = 0u64;
+    /// Hand a file over once this much more of it has been written.
+    const STEP: u64 = 8 << 20;
+    let mut started: std::collections::HashMap<std::ffi::OsString, u64> = Default::default();
     while !stop.load(Ordering::Acquire) {
-        let written: u64 = std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .filter(|m| m.is_file())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        if written >= flushed + STEP {
-            if rustix::fs::syncfs(&handle).is_err() {
-                return;
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut handed = false;
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let done = started.entry(entry.file_name()).or_default();
+            if !meta.is_file() || meta.len() < *done + STEP {
+                continue;
             }
-            flushed = written;
-        } else {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            let Some(len) = std::num::NonZeroU64::new(meta.len() - *done) else {
+                continue;
+            };
+            if let Ok(f) = std::fs::File::open(entry.path()) {
+                if rustix::fs::fadvise(&f, *done, Some(len), rustix::fs::Advice::DontNeed).is_ok() {
+                    *done = meta.len();
+                    handed = true;
+                }
+            }
+        }
+        if !handed {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }
