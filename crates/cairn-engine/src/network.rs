@@ -29,11 +29,17 @@ impl From<NetError> for EngineError {
     }
 }
 
-fn mode_of(r: &SandboxRecord) -> NetworkMode {
+pub(crate) fn mode_of(r: &SandboxRecord) -> NetworkMode {
     r.network.parse().unwrap_or_default()
 }
 
 impl Engine {
+    /// The network mode of the sandbox snapshot `id` was taken from, at that time (the mode
+    /// its processes resume with).
+    pub(crate) fn snapshot_mode(&self, id: &cairn_types::SnapshotId) -> Result<NetworkMode> {
+        Ok(self.db.snapshot_network(id)?.parse().unwrap_or_default())
+    }
+
     /// The network mode and published ports a create request asks for: `network`
     /// if given; else a fork's snapshot's mode; else `nat` when ports are
     /// published, `none` otherwise. Validated before anything is written.
@@ -44,7 +50,7 @@ impl Engine {
     ) -> Result<(NetworkMode, Vec<PublishSpec>)> {
         let publish = PublishSpec::parse_all(&req.publish)?;
         let inherited = match snapshot {
-            Some(s) => Some(self.db.snapshot_network(&s.id)?.parse().unwrap_or_default()),
+            Some(s) => Some(self.snapshot_mode(&s.id)?),
             None => None,
         };
         let mode = match (&req.network, inherited) {

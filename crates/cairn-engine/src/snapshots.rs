@@ -668,12 +668,8 @@ impl Engine {
         if snap.stateful {
             self.check_identity(&snap, target.runtime).await?;
             // Its processes hold the network of the sandbox they were taken from.
-            let from: cairn_net::NetworkMode = self
-                .db
-                .snapshot_network(&snap.id)?
-                .parse()
-                .unwrap_or_default();
-            let into: cairn_net::NetworkMode = target.network.parse().unwrap_or_default();
+            let from = self.snapshot_mode(&snap.id)?;
+            let into = crate::network::mode_of(&target);
             if from != into {
                 return Err(EngineError::Conflict(format!(
                     "snapshot {} holds processes of a '{from}' sandbox, which resume only with network '{from}', and sandbox {} has network '{into}': restore it into a '{from}' sandbox, or fork it with 'cairn up --from-snapshot {}' (add --fresh --network {into} to boot its files without its processes)",

@@ -135,23 +135,18 @@ impl OciCli {
         self.state_root.join(format!("cairn-paused.{id}"))
     }
 
-    /// Calls `method` on gVisor sandbox `id`'s control server (see [`crate::gvisor_control`]).
+    /// Runs `call` against gVisor sandbox `id`'s control socket (see [`crate::gvisor_control`]).
     /// `Ok(false)`: the socket is not known or not reachable, use the `runsc` command instead.
-    async fn control(&self, id: &str, method: &'static str) -> Result<bool, RuntimeError> {
+    async fn control<F>(&self, id: &str, call: F) -> Result<bool, RuntimeError>
+    where
+        F: FnOnce(&Path) -> Result<(), gvisor_control::ControlError> + Send + 'static,
+    {
         let root = self.state_root.clone();
         let id = id.to_string();
-        let done = tokio::task::spawn_blocking(move || {
-            let socket = gvisor_control::socket_path(&root, &id)?;
-            gvisor_control::call(
-                &socket,
-                method,
-                serde_json::Value::Null,
-                &[],
-                Duration::from_secs(60),
-            )
-        })
-        .await
-        .map_err(|e| RuntimeError::Control(e.to_string()))?;
+        let done =
+            tokio::task::spawn_blocking(move || call(&gvisor_control::socket_path(&root, &id)?))
+                .await
+                .map_err(|e| RuntimeError::Control(e.to_string()))?;
         match done {
             Ok(()) => Ok(true),
             Err(e @ gvisor_control::ControlError::Unreachable { .. }) => {
@@ -162,15 +157,28 @@ impl OciCli {
         }
     }
 
+    /// Calls `method`, which takes no argument, on gVisor sandbox `id`'s control server.
+    async fn control_call(&self, id: &str, method: &'static str) -> Result<bool, RuntimeError> {
+        self.control(id, move |socket| {
+            gvisor_control::call(
+                socket,
+                method,
+                serde_json::Value::Null,
+                &[],
+                Duration::from_secs(60),
+            )
+        })
+        .await
+    }
+
     /// Pauses gVisor sandbox `id` through its control socket; `false` when the socket is not
     /// reachable. The marker goes first: a crash in between leaves it to be thawed at start.
     async fn gvisor_pause(&self, id: &str) -> Result<bool, RuntimeError> {
         let marker = self.pause_marker(id);
-        std::fs::write(&marker, b"").map_err(|source| RuntimeError::Bundle {
-            path: marker.clone(),
-            source,
+        std::fs::write(&marker, b"").map_err(|e| {
+            RuntimeError::Control(format!("cannot write {}: {e}", marker.display()))
         })?;
-        let paused = self.control(id, gvisor_control::PAUSE).await;
+        let paused = self.control_call(id, gvisor_control::PAUSE).await;
         if !matches!(paused, Ok(true)) {
             let _ = std::fs::remove_file(&marker);
         }
@@ -512,23 +520,15 @@ impl Runtime for OciCli {
     async fn checkpoint(&self, id: &str, image_dir: &Path) -> Result<(), RuntimeError> {
         match self.kind {
             RuntimeKind::Gvisor => {
-                let root = self.state_root.clone();
-                let (sid, dir) = (id.to_string(), image_dir.to_path_buf());
-                let direct = tokio::task::spawn_blocking(move || {
-                    let socket = gvisor_control::socket_path(&root, &sid)?;
-                    gvisor_control::checkpoint(&socket, &dir)
-                })
-                .await
-                .map_err(|e| RuntimeError::Control(e.to_string()))?;
-                match direct {
-                    Ok(()) => return Ok(()),
-                    Err(e @ gvisor_control::ControlError::Unreachable { .. }) => {
-                        tracing::debug!(error = %e, "checkpointing with the runsc command instead");
-                        // Nothing was written but maybe the empty state file.
-                        let _ = std::fs::remove_file(image_dir.join(gvisor_control::STATE_FILE));
-                    }
-                    Err(e) => return Err(RuntimeError::Control(e.to_string())),
+                let dir = image_dir.to_path_buf();
+                if self
+                    .control(id, move |socket| gvisor_control::checkpoint(socket, &dir))
+                    .await?
+                {
+                    return Ok(());
                 }
+                // Nothing was written but maybe the empty state file.
+                let _ = std::fs::remove_file(image_dir.join(gvisor_control::STATE_FILE));
                 self.cmd()
                     .arg("checkpoint")
                     .arg("--image-path")
@@ -599,7 +599,7 @@ impl Runtime for OciCli {
         if self.kind == RuntimeKind::Gvisor && marker.exists() {
             // Paused through the control socket: resume the same way (runsc's state says
             // `running`, so `runsc resume` would refuse).
-            if self.control(id, gvisor_control::RESUME).await? {
+            if self.control_call(id, gvisor_control::RESUME).await? {
                 let _ = std::fs::remove_file(&marker);
                 return Ok(());
             }
