@@ -112,6 +112,14 @@ fn sh(script: &str) -> String {
 }
 
 /// Nothing of the daemon's networking is left on the host.
+/// Destroys every sandbox of the daemon.
+fn destroy_all(d: &Daemon) {
+    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
+        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
+            .ok();
+    }
+}
+
 fn assert_no_network_leftovers(d: &Daemon, bridge: &str) {
     let netns: Vec<_> = std::fs::read_dir(d.home.join("run/netns"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
@@ -446,10 +454,7 @@ fn forks_get_their_own_address_and_stop_start_keeps_it(rt: &str) {
         ])
         .json();
     assert!(none["address"].is_null());
-    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
-        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
-            .ok();
-    }
+    destroy_all(&d);
     assert_no_network_leftovers(&d, &bridge);
 }
 
@@ -497,10 +502,7 @@ fn stateful_forks_serve_on_their_own_addresses(rt: &str) {
         .ok();
     d.cairn(&["snapshot", "restore", snap]).ok();
     assert_eq!(http_get(&src), "stateful");
-    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
-        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
-            .ok();
-    }
+    destroy_all(&d);
     assert_no_network_leftovers(&d, &bridge);
 }
 
@@ -548,10 +550,7 @@ fn a_stateful_snapshot_is_not_restored_into_a_sandbox_of_another_network_mode() 
     let nat2_id = nat2["id"].as_str().unwrap();
     d.cairn(&["snapshot", "restore", snap, "--to", nat2_id])
         .ok();
-    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
-        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
-            .ok();
-    }
+    destroy_all(&d);
     assert_no_network_leftovers(&d, &bridge);
 }
 
@@ -765,10 +764,7 @@ fn a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore(rt: &str)
     std::thread::sleep(Duration::from_millis(300));
     assert!(counter(&d, &id) > v, "the sandbox runs on untouched");
 
-    for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
-        d.cairn(&["destroy", "--force", s["id"].as_str().unwrap()])
-            .ok();
-    }
+    destroy_all(&d);
     assert_no_network_leftovers(&d, &bridge);
 }
 
