@@ -5,7 +5,9 @@
 #  - stateful fork to running (`cairn up --from-snapshot`) vs raw `runsc restore` / `runc restore`
 #    of the same checkpoint onto a btrfs snapshot of the snapshot's root (timed, as Cairn's is);
 #  raw checkpoints are written into the same btrfs pool as Cairn's;
-#  raw+syncfs adds the flush to disk that Cairn does before a snapshot is ready (crash safety)
+#  raw+syncfs adds the flush to disk that Cairn does before a snapshot is ready (crash safety);
+#  frozen is how long Cairn kept the sandbox paused for the snapshot (from cairnd's log): the
+#  raw command's whole time is the comparable pause, as runc/runsc freeze for all of it
 # for a detached process holding ~10 MB and ~512 MB resident (MEMORY=random: random bytes,
 # which no compression shrinks; default: one repeated byte).
 # Cairn's and the raw runs alternate (so a slow moment of the disk hits both), and the
@@ -17,7 +19,7 @@ N=${1:-5}
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
 # (base64 of random bytes: 3/4 of the size in random bytes gives the size in text)
 if [ "${MEMORY:-}" = random ]; then FILL="head -c \$((mb * 786432)) /dev/urandom | base64"; else FILL="head -c \$((mb * 1048576)) /dev/zero | tr '\\0' a"; fi
-printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s\n' runtime memory op cairn_ms raw_ms ratio raw+syncfs_ms ratio
+printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s %10s %8s\n' runtime memory op cairn_ms raw_ms ratio raw+syncfs_ms ratio frozen_ms ratio
 for rt in gvisor runc; do
 want $rt || continue
 if [ $rt = gvisor ]; then RAW=$RAWSC; LIVE="runsc --root $CAIRN_HOME/run/runsc"; else RAW=$RAWRC; LIVE="runc --root $CAIRN_HOME/run/runc"; fi
@@ -33,15 +35,16 @@ for mb in 10 512; do
   echo "resident: ${rss:-0} kB" >&2
   [ "${rss:-0}" -ge $((mb * 900)) ] || echo "warning: only ${rss:-0} kB resident, $((mb * 1024)) kB wanted" >&2
   sync -f "$CAIRN_HOME/pool"
-  cs=""; rs=""; rss_=""; snaps=()
+  cs=""; rs=""; rss_=""; fz=""; snaps=()
   for i in $(seq "$N"); do
     t0=$(now); snaps+=("$($C snapshot create "$ID" --stateful)"); cs="$cs $(( $(now) - t0 ))"
+    fz="$fz $(grep "snapshot=${snaps[-1]} paused_us=" "$CAIRN_HOME/cairnd.log" | grep -oE '[0-9]+$')000"
     if [ $rt = gvisor ]; then t0=$(now); $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --leave-running "$ID"
     else t0=$(now); $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --work-path "$CAIRN_HOME/pool/raw-wk-$rt-$mb-$i" --leave-running "$ID"; fi
     rs="$rs $(( $(now) - t0 ))"; sync -f "$CAIRN_HOME/pool"; rss_="$rss_ $(( $(now) - t0 ))"
   done
-  cairn=$(echo $cs | median); raw=$(echo $rs | median); rawsync=$(echo $rss_ | median)
-  printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s\n' $rt "${mb}MB" snapshot "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)" "$(ms $rawsync)" "$(ratio $cairn $rawsync)"
+  cairn=$(echo $cs | median); raw=$(echo $rs | median); rawsync=$(echo $rss_ | median); frozen=$(echo $fz | median)
+  printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s %10s %8s\n' $rt "${mb}MB" snapshot "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)" "$(ms $rawsync)" "$(ratio $cairn $rawsync)" "$(ms $frozen)" "$(ratio $frozen $raw)"
   forks=(); cs=""; rs=""
   for i in $(seq "$N"); do
     t0=$(now); forks+=("$($C up --from-snapshot "${snaps[0]}")"); cs="$cs $(( $(now) - t0 ))"

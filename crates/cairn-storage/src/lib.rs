@@ -104,45 +104,5 @@ pub fn compress_new_files(dir: &std::path::Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-/// Starts writing the files directly in `dir` back to disk while another process is still
-/// writing them, until `stop` is set, so that the flush that must follow (before a snapshot
-/// is `ready`) finds little left to write: the disk works while the writer does instead of
-/// after it. Each newly written stretch of a file is handed to writeback without waiting
-/// for it (`POSIX_FADV_DONTNEED`: the kernel starts writing dirty pages and drops only pages
-/// that are clean already, so what was just written stays cached) — no `fsync`, which on
-/// btrfs holds the file's lock and would stall the writer, and no transaction commit.
-/// Blocking; an error ends it early (the final flush still covers everything).
-pub fn flush_while_written(dir: &std::path::Path, stop: &std::sync::atomic::AtomicBool) {
-    use std::sync::atomic::Ordering;
-    /// Hand a file over once this much more of it has been written.
-    const STEP: u64 = 8 << 20;
-    let mut started: std::collections::HashMap<std::ffi::OsString, u64> = Default::default();
-    while !stop.load(Ordering::Acquire) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut handed = false;
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let done = started.entry(entry.file_name()).or_default();
-            if !meta.is_file() || meta.len() < *done + STEP {
-                continue;
-            }
-            let Some(len) = std::num::NonZeroU64::new(meta.len() - *done) else {
-                continue;
-            };
-            if let Ok(f) = std::fs::File::open(entry.path()) {
-                if rustix::fs::fadvise(&f, *done, Some(len), rustix::fs::Advice::DontNeed).is_ok() {
-                    *done = meta.len();
-                    handed = true;
-                }
-            }
-        }
-        if !handed {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    }
-}
-
 pub mod diff;
 pub use diff::{diff_trees, Change, ChangeKind, DiffError};

@@ -439,27 +439,3 @@ async fn files_in_a_compressed_directory_take_a_fraction_of_their_size_on_disk()
     let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
     assert!(!crate::compress_new_files(tmp.path()).unwrap());
 }
-
-#[tokio::test]
-async fn the_writeback_helper_flushes_while_a_file_grows_and_ends_when_told() {
-    let t = temp_pool().await;
-    let dir = t.pool.snapshots_dir().join("ck");
-    fs::create_dir_all(&dir).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (d, s) = (dir.clone(), stop.clone());
-    let flusher = std::thread::spawn(move || crate::flush_while_written(&d, &s));
-    let mut f = fs::File::create(dir.join("pages-1.img")).unwrap();
-    let chunk = vec![7u8; 1 << 20];
-    for _ in 0..96 {
-        f.write_all(&chunk).unwrap();
-    }
-    drop(f);
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    flusher.join().unwrap();
-    let data = fs::read(dir.join("pages-1.img")).unwrap();
-    assert_eq!(data.len(), 96 << 20);
-    assert!(data.iter().all(|b| *b == 7));
-    // A directory that is not there: nothing to do.
-    let gone = std::sync::atomic::AtomicBool::new(false);
-    crate::flush_while_written(&dir.join("missing"), &gone);
-}
