@@ -23,7 +23,9 @@ impl From<NetError> for EngineError {
     fn from(e: NetError) -> Self {
         match e {
             NetError::Invalid(m) => EngineError::InvalidArgument(m),
-            e @ NetError::PortTaken { .. } => EngineError::Conflict(e.to_string()),
+            e @ (NetError::PortTaken { .. } | NetError::SubnetInUse(_)) => {
+                EngineError::Conflict(e.to_string())
+            }
             other => EngineError::Internal(format!("networking failed: {other}")),
         }
     }
@@ -216,7 +218,16 @@ impl Engine {
             self.remove_unused_bridge().await;
             return Ok(());
         }
-        self.net.ensure_host().await?;
+        match self.net.ensure_host().await {
+            Ok(()) => {}
+            // A network the host reaches now (a VPN, a LAN) took the subnet: cairnd still
+            // starts, and each nat sandbox says so when it is started.
+            Err(e @ NetError::SubnetInUse(_)) => {
+                tracing::error!(error = %e, "nat networking cannot be set up");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
         for p in self.db.published_ports(None)? {
             let Some(r) = nat.get(p.sandbox_id.as_str()) else {
                 continue;

@@ -115,6 +115,7 @@ impl Network {
         }
         let b = &self.cfg.bridge;
         let subnet = self.cfg.subnet;
+        self.check_subnet_is_free().await?;
         let mut batch = String::new();
         if !link_exists(b) {
             batch.push_str(&format!("link add {b} type bridge\n"));
@@ -159,6 +160,45 @@ table ip {b} {{
         tracing::info!(bridge = %b, subnet = %subnet, "nat networking set up on the host");
         *ready = true;
         Ok(())
+    }
+
+    /// Refuses a subnet that overlaps a network the host already routes elsewhere (a LAN,
+    /// a VPN, another bridge): sandboxes there could not reach it, or it could not
+    /// reach them. Routes through our own bridge are ours.
+    async fn check_subnet_is_free(&self) -> Result<(), NetError> {
+        let out = ip()
+            .args(["-j", "-4", "route", "show", "table", "all"])
+            .run()
+            .await?;
+        let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let routes: Vec<(Subnet, String, String)> = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let dst = r["dst"].as_str()?;
+                let dev = r["dev"].as_str().unwrap_or("?");
+                // Broadcast and multicast entries repeat an interface's own network.
+                let kind = r["type"].as_str().unwrap_or("unicast");
+                if dev == self.cfg.bridge || !matches!(kind, "unicast" | "local") {
+                    return None;
+                }
+                let net = Subnet::from_route(dst).filter(|n| n.prefix() > 0)?;
+                Some((net, dst.to_string(), dev.to_string()))
+            })
+            .collect();
+        let subnet = self.cfg.subnet;
+        let Some((_, dst, dev)) = routes.iter().find(|(net, ..)| net.overlaps(&subnet)) else {
+            return Ok(());
+        };
+        let taken: Vec<Subnet> = routes.iter().map(|(net, ..)| *net).collect();
+        let instead = subnet
+            .free_alternative(&taken)
+            .map(|s| format!(" (for example --subnet {s}, which is free)"))
+            .unwrap_or_default();
+        Err(NetError::SubnetInUse(format!(
+            "the sandbox subnet {subnet} overlaps {dst}, which this host already reaches through {dev}: sandboxes would cut the host off from it; restart cairnd with --subnet set to a free range{instead}"
+        )))
     }
 
     /// Removes the bridge and the nftables table when `unused()` (asked while no

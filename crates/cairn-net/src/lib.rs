@@ -82,6 +82,9 @@ pub enum NetError {
     /// Bad input (subnet, publish spec…): the caller's mistake.
     #[error("{0}")]
     Invalid(String),
+    /// The configured subnet collides with a network the host already uses.
+    #[error("{0}")]
+    SubnetInUse(String),
     /// A host port is already taken.
     #[error("host port {port} is already taken by {holder}: choose another HOSTPORT")]
     PortTaken {

@@ -45,6 +45,53 @@ impl Subnet {
         u32::from(addr) & self.mask() == u32::from(self.network)
     }
 
+    /// Whether the two networks share an address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let shorter = self.prefix.min(other.prefix);
+        let mask = u32::MAX.checked_shl(32 - u32::from(shorter)).unwrap_or(0);
+        u32::from(self.network) & mask == u32::from(other.network) & mask
+    }
+
+    /// A route destination as `ip -j route` prints it (`10.0.0.0/8`, or `192.0.2.7`
+    /// for a single address), host bits allowed; `None` for `default` and the like.
+    pub fn from_route(dst: &str) -> Option<Subnet> {
+        let (addr, prefix) = match dst.split_once('/') {
+            Some((a, p)) => (a.parse::<Ipv4Addr>().ok()?, p.parse::<u8>().ok()?),
+            None => (dst.parse::<Ipv4Addr>().ok()?, 32),
+        };
+        if prefix > 32 {
+            return None;
+        }
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        Some(Subnet {
+            network: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+
+    /// The first network of the same size in 10.0.0.0/8 after this one that overlaps
+    /// none of `taken`, to suggest when this one does.
+    pub fn free_alternative(&self, taken: &[Subnet]) -> Option<Subnet> {
+        let size = 1u64 << (32 - u32::from(self.prefix));
+        let (lo, span) = (0x0a00_0000u64, 1u64 << 24);
+        let n = u64::from(u32::from(self.network));
+        // Offsets in 10.0.0.0/8, wrapping around, after this network's (from the start of
+        // 10.0.0.0/8 when this network lies elsewhere).
+        let first = if (lo..lo + span).contains(&n) {
+            n - lo + size
+        } else {
+            0
+        };
+        (0..span / size)
+            .map(|i| lo + (first + i * size) % span)
+            .filter_map(|n| u32::try_from(n).ok())
+            .map(|n| Subnet {
+                network: Ipv4Addr::from(n),
+                prefix: self.prefix,
+            })
+            .find(|c| !taken.iter().any(|t| t.overlaps(c)))
+    }
+
     /// Addresses sandboxes may get, lowest first (gateway, network and broadcast excluded).
     pub fn sandbox_addresses(&self) -> impl Iterator<Item = Ipv4Addr> {
         let first = u32::from(self.network) + 2;
@@ -111,6 +158,32 @@ mod tests {
         assert!(s.contains(Ipv4Addr::new(10, 88, 255, 254)));
         assert!(!s.contains(Ipv4Addr::new(10, 89, 0, 1)));
         assert_eq!(s.to_string(), "10.88.0.0/16");
+    }
+
+    #[test]
+    fn overlaps_and_route_destinations() {
+        let s: Subnet = "10.88.0.0/16".parse().unwrap();
+        let r = |d: &str| Subnet::from_route(d).unwrap();
+        assert!(s.overlaps(&r("10.88.7.0/24")));
+        assert!(s.overlaps(&r("10.0.0.0/8")));
+        assert!(s.overlaps(&r("10.88.255.255")));
+        assert!(!s.overlaps(&r("10.89.0.0/24")));
+        assert!(!s.overlaps(&r("192.0.2.0/24")));
+        assert!(r("0.0.0.0/0").overlaps(&s));
+        assert_eq!(r("10.88.7.9/24").to_string(), "10.88.7.0/24");
+        assert_eq!(Subnet::from_route("default"), None);
+        assert_eq!(Subnet::from_route("fe80::/64"), None);
+        let taken = [r("10.88.0.0/24"), r("10.89.0.0/16")];
+        assert_eq!(
+            s.free_alternative(&taken).unwrap().to_string(),
+            "10.90.0.0/16"
+        );
+        let outside: Subnet = "192.168.0.0/16".parse().unwrap();
+        assert_eq!(
+            outside.free_alternative(&[outside]).unwrap().to_string(),
+            "10.0.0.0/16"
+        );
+        assert_eq!(s.free_alternative(&[r("10.0.0.0/8")]), None);
     }
 
     #[test]

@@ -111,7 +111,6 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Nothing of the daemon's networking is left on the host.
 /// Destroys every sandbox of the daemon.
 fn destroy_all(d: &Daemon) {
     for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
@@ -120,6 +119,7 @@ fn destroy_all(d: &Daemon) {
     }
 }
 
+/// Nothing of the daemon's networking is left on the host.
 fn assert_no_network_leftovers(d: &Daemon, bridge: &str) {
     let netns: Vec<_> = std::fs::read_dir(d.home.join("run/netns"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
@@ -791,6 +791,91 @@ fn bad_subnets_and_bridges_stop_cairnd_with_a_clear_error() {
             .arg(home.path().join("pool"))
             .output();
     }
+}
+
+/// An interface standing for a LAN the host is on (a veth pair: this kernel may lack
+/// the dummy driver); removed when dropped.
+struct Lan(String);
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_subnet_the_host_already_reaches_is_refused_and_a_free_one_suggested() {
+    let n = std::process::id() % 100_000;
+    let third = n % 250;
+    let lan = Lan(format!("ctl{n}"));
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "set -e; ip link add {0} type veth peer name {0}p; ip addr add 10.149.{third}.1/24 dev {0}; ip link set {0}p up; ip link set {0} up",
+            lan.0
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let bridge = format!("cno{n}");
+    let d = Daemon::start_opts(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        false,
+        &[
+            "--bridge",
+            &bridge,
+            "--subnet",
+            &format!("10.149.{third}.128/25"),
+        ],
+    );
+    d.import_base();
+    let r = d.cairn(&[
+        "up",
+        "--image",
+        "base",
+        "--runtime",
+        "runc",
+        "--network",
+        "nat",
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    for part in [
+        format!("10.149.{third}.128/25 overlaps 10.149.{third}.0/24"),
+        format!("through {}", lan.0),
+        format!("--subnet 10.149.{}.0/25", third + 1),
+    ] {
+        assert!(r.stderr.contains(&part), "{part}: {}", r.stderr);
+    }
+    let (status, v) = api(
+        &d,
+        "POST",
+        "/v1/sandboxes",
+        Some(r#"{"image":"base","network":"nat"}"#),
+    );
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"]["code"], "conflict", "{v}");
+    // Nothing was made: no sandbox, no bridge, no namespace; networkless sandboxes still work.
+    assert_eq!(d.cairn(&["ls", "--json"]).json(), serde_json::json!([]));
+    assert_no_network_leftovers(&d, &bridge);
+    let s = up(&d, "runc", &[]);
+    assert_eq!(
+        d.cairn(&["exec", s["id"].as_str().unwrap(), "echo ok"])
+            .ok()
+            .trim(),
+        "ok"
+    );
+    destroy_all(&d);
+    drop(lan);
+    // Once the overlapping network is gone, the same subnet works.
+    let s = up(&d, "runc", &["--network", "nat"]);
+    assert!(addr(&s).starts_with(&format!("10.149.{third}.1")), "{s}");
+    destroy_all(&d);
+    assert_no_network_leftovers(&d, &bridge);
 }
 
 /// (status, JSON body) of a request over the daemon's unix socket, with curl.
