@@ -2,7 +2,8 @@
 # Installs everything Cairn needs on a fresh Debian 12 machine (run as root):
 # gVisor's runsc from bookworm-backports, runc, btrfs-progs, busybox-static
 # (for the base image), debootstrap, curl, jq, iproute2 and nftables (nat
-# networking); CRIU >= 4.1 for stateful snapshots of runc sandboxes
+# networking), iputils-ping (the tests ping without privileges from a sandbox's
+# namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
 # (scripts/install-criu.sh); then builds Cairn.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ install() {
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
-install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux nftables
+install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux nftables iputils-ping
 if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 2024; then
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq -t bookworm-backports runsc >/dev/null

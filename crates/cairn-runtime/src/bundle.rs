@@ -54,14 +54,16 @@ pub const CGROUP_PARENT: &str = "/cairn";
 /// The FIFO inside a sandbox whose lines the init runs as detached processes.
 pub const SPAWN_FIFO: &str = "/dev/cairn-spawn";
 
-/// The capabilities a sandbox's processes keep (Docker's default set).
-pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
+/// The capabilities a sandbox's processes keep: Docker's default set without
+/// `CAP_NET_RAW`, with which a sandbox could forge packets and ARP replies on the
+/// `nat` bridge (take another sandbox's address, or the gateway's). `ping` works
+/// without it through ICMP datagram sockets ([`PING_GROUP_RANGE`]).
+pub const DEFAULT_CAPABILITIES: [Capability; 13] = [
     Capability::Chown,
     Capability::DacOverride,
     Capability::Fsetid,
     Capability::Fowner,
     Capability::Mknod,
-    Capability::NetRaw,
     Capability::Setgid,
     Capability::Setuid,
     Capability::Setfcap,
@@ -71,6 +73,10 @@ pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
     Capability::Kill,
     Capability::AuditWrite,
 ];
+
+/// Every group may open ICMP datagram ("ping") sockets in the sandbox's own network
+/// namespace, which need no capability.
+pub const PING_GROUP_RANGE: (&str, &str) = ("net.ipv4.ping_group_range", "0 2147483647");
 
 /// Everything needed to describe one sandbox to a runtime.
 #[derive(Clone, Debug)]
@@ -198,6 +204,10 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
         .cgroups_path(s.cgroups_path.clone())
         .masked_paths(oci_spec::runtime::get_default_maskedpaths())
         .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+        .sysctl(std::collections::HashMap::from([(
+            PING_GROUP_RANGE.0.to_string(),
+            PING_GROUP_RANGE.1.to_string(),
+        )]))
         .build()
         .map_err(spec_err)?;
     SpecBuilder::default()
@@ -357,6 +367,11 @@ mod tests {
         let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         assert!(caps.iter().any(|c| c == "CAP_CHOWN"));
+        assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
+        assert_eq!(
+            v["linux"]["sysctl"]["net.ipv4.ping_group_range"],
+            "0 2147483647"
+        );
         let ns: Vec<&str> = v["linux"]["namespaces"]
             .as_array()
             .unwrap()

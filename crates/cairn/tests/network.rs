@@ -141,6 +141,7 @@ cairn_test_support::both_runtimes!(
     forks_get_their_own_address_and_stop_start_keeps_it,
     stateful_forks_serve_on_their_own_addresses,
     a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore,
+    sandboxes_cannot_forge_packets_and_can_still_ping,
 );
 
 fn nat_sandboxes_serve_the_host_and_each_other_and_reach_the_gateway(rt: &str) {
@@ -791,6 +792,67 @@ fn bad_subnets_and_bridges_stop_cairnd_with_a_clear_error() {
             .arg(home.path().join("pool"))
             .output();
     }
+}
+
+/// A sandbox cannot forge packets on the bridge: the packet and raw sockets that would
+/// take (an ARP claim for another sandbox's address, a packet from it) are refused;
+/// ping still works through an ICMP datagram socket.
+fn sandboxes_cannot_forge_packets_and_can_still_ping(rt: &str) {
+    let (d, bridge, gateway) = daemon();
+    let s = up(&d, rt, &["--network", "nat"]);
+    let id = s["id"].as_str().unwrap();
+    // Busybox's arping sends from a packet socket, its ping from a raw socket.
+    for probe in [
+        format!("arping -c 1 -w 2 -I eth0 {gateway}"),
+        format!("ping -c 1 -W 2 {gateway}"),
+    ] {
+        let r = d.cairn(&["exec", id, &probe]);
+        assert_ne!(r.code, 0, "a sandbox could send with '{probe}': {r:?}");
+    }
+    let bounding = d.cairn(&["exec", id, "grep CapBnd /proc/self/status"]).ok();
+    let mask = u64::from_str_radix(bounding.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << 13),
+        0,
+        "CAP_NET_RAW is in the bounding set: {bounding}"
+    );
+    assert_ne!(mask & 1, 0, "CAP_CHOWN is gone too: {bounding}");
+    if rt == "runc" {
+        // iputils' ping (what Debian-based images have) uses an ICMP datagram socket
+        // when it has no capability; the sandbox's namespace allows those to every
+        // group. Run a copy without its file capability there, as nobody.
+        assert!(
+            cairn_test_support::which("ping").is_some(),
+            "'ping' is missing: apt-get install iputils-ping (or run scripts/setup.sh once)"
+        );
+        let ping = std::env::temp_dir().join(format!("cairn-test-ping-{}", std::process::id()));
+        std::fs::copy(cairn_test_support::which("ping").unwrap(), &ping).unwrap();
+        let out = Command::new("nsenter")
+            .arg(format!(
+                "--net={}",
+                d.home.join("run/netns").join(id).display()
+            ))
+            .args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
+            .arg(&ping)
+            .args(["-c", "1", "-W", "5"])
+            .arg(gateway.to_string())
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&ping);
+        assert!(
+            out.status.success(),
+            "unprivileged ping in the sandbox's namespace: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    destroy_all(&d);
+    assert_no_network_leftovers(&d, &bridge);
 }
 
 /// An interface standing for a LAN the host is on (a veth pair: this kernel may lack
