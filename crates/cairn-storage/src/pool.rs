@@ -303,6 +303,37 @@ async fn create_image(image: &Path, size: u64, mkfs: &str) -> Result<(), Storage
     sync_dir(dir)
 }
 
+/// Switches the loop device under `root` to direct I/O, so the pool's writes go to the
+/// image file without passing through the host's page cache as well: every byte
+/// written to the pool would otherwise be cached twice (once per file system) and
+/// copied once more on its way to disk. Best effort: a backing file system without
+/// O_DIRECT (tmpfs) keeps buffered I/O.
+async fn direct_io(root: &Path) {
+    let device = match Cmd::new("findmnt")
+        .args(["-n", "-o", "SOURCE", "--mountpoint"])
+        .arg(root)
+        .run()
+        .await
+    {
+        Ok(out) => out.stdout_str(),
+        Err(e) => {
+            tracing::warn!(pool = %root.display(), error = %e, "cannot find the pool's loop device");
+            return;
+        }
+    };
+    match Cmd::new("losetup")
+        .arg("--direct-io=on")
+        .arg(&device)
+        .run()
+        .await
+    {
+        Ok(_) => tracing::info!(device = %device, "pool loop device uses direct I/O"),
+        Err(e) => {
+            tracing::warn!(device = %device, error = %e, "pool loop device keeps buffered I/O")
+        }
+    }
+}
+
 /// Loop-mounts the btrfs image `image` on `root`, turning the usual failures
 /// into errors that say what to do.
 async fn mount_image(image: &Path, root: &Path) -> Result<(), StorageError> {
@@ -315,7 +346,10 @@ async fn mount_image(image: &Path, root: &Path) -> Result<(), StorageError> {
         .run()
         .await;
     let stderr = match result {
-        Ok(_) => return Ok(()),
+        Ok(_) => {
+            direct_io(root).await;
+            return Ok(());
+        }
         Err(CmdError::Failed { stderr, .. }) => stderr,
         Err(other) => return Err(other.into()),
     };

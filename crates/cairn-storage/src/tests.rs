@@ -439,3 +439,23 @@ async fn files_in_a_compressed_directory_take_a_fraction_of_their_size_on_disk()
     let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
     assert!(!crate::compress_new_files(tmp.path()).unwrap());
 }
+
+#[tokio::test]
+async fn a_pool_image_is_mounted_with_direct_io_so_its_writes_are_not_cached_twice() {
+    let t = temp_pool().await;
+    let out = std::process::Command::new("findmnt")
+        .args(["-n", "-o", "SOURCE", "--mountpoint"])
+        .arg(t.pool.root())
+        .output()
+        .unwrap();
+    let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let name = device.strip_prefix("/dev/").unwrap_or(&device);
+    assert!(name.starts_with("loop"), "the pool is on {device}");
+    let dio = fs::read_to_string(format!("/sys/block/{name}/loop/dio")).unwrap();
+    assert_eq!(dio.trim(), "1", "{device} does not use direct I/O");
+    // And the pool works as before.
+    let dir = t.pool.snapshots_dir().join("dio");
+    fs::create_dir_all(&dir).unwrap();
+    write_file(&dir.join("f"), &vec![3u8; 4 << 20]).unwrap();
+    assert_eq!(fs::read(dir.join("f")).unwrap().len(), 4 << 20);
+}
