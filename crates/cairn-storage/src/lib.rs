@@ -84,24 +84,21 @@ pub struct Written {
     pub generation: u64,
 }
 
-/// Makes btrfs compress the data of files created in the directory `dir` from now on
-/// (zstd level 1: fast enough to keep up with a disk, and what a memory checkpoint of
-/// mostly repeated or zero pages shrinks to a fraction under). File sizes, and what
-/// Cairn reports, stay the uncompressed bytes. `Ok(false)` when the file system at `dir`
-/// cannot compress (not btrfs, or a kernel without zstd).
+/// Makes btrfs compress the data of files created in the directory `dir` from now on,
+/// with LZO: the cheapest of btrfs's compressors, so the flush before a snapshot is
+/// `ready` is never slower than writing the data as it is, while a memory checkpoint of
+/// mostly repeated or zero pages shrinks to a fraction. (zstd level 1 took 2–4 times the
+/// CPU of LZO on typical data, and on a 2-vCPU machine flushed 512 MB of binaries in
+/// 1.6–1.8 s where LZO and no compression took 1.0–1.1 s.) File sizes, and what Cairn
+/// reports, stay the uncompressed bytes. `Ok(false)` when the file system at `dir`
+/// cannot compress (not btrfs).
 pub fn compress_new_files(dir: &std::path::Path) -> std::io::Result<bool> {
     use rustix::fs::{setxattr, XattrFlags};
-    const PROPERTY: &str = "btrfs.compression";
-    // Kernels before 6.1 take no level in the property.
-    for value in [&b"zstd:1"[..], b"zstd"] {
-        match setxattr(dir, PROPERTY, value, XattrFlags::empty()) {
-            Ok(()) => return Ok(true),
-            Err(rustix::io::Errno::INVAL) => continue,
-            Err(rustix::io::Errno::NOTSUP) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        }
+    match setxattr(dir, "btrfs.compression", b"lzo", XattrFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::INVAL) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    Ok(false)
 }
 
 pub mod diff;
