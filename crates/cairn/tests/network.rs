@@ -111,6 +111,16 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `script` (host set-up), failing the test with its errors if it fails.
+fn sh_ok(script: &str) {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Destroys every sandbox of the daemon.
 fn destroy_all(d: &Daemon) {
     for s in d.cairn(&["ls", "--json"]).json().as_array().unwrap() {
@@ -228,12 +238,7 @@ impl Outside {
              ip addr add {host_addr}/30 dev {host_if}; ip link set {host_if} up; \
              ip -n {name} addr add {addr}/30 dev eth0; ip -n {name} link set eth0 up; ip -n {name} link set lo up"
         );
-        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        sh_ok(&script);
         Outside {
             name,
             host_if,
@@ -870,19 +875,10 @@ fn a_subnet_the_host_already_reaches_is_refused_and_a_free_one_suggested() {
     let n = std::process::id() % 100_000;
     let third = n % 250;
     let lan = Lan(format!("ctl{n}"));
-    let made = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "set -e; ip link add {0} type veth peer name {0}p; ip addr add 10.149.{third}.1/24 dev {0}; ip link set {0}p up; ip link set {0} up",
-            lan.0
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    sh_ok(&format!(
+        "set -e; ip link add {0} type veth peer name {0}p; ip addr add 10.149.{third}.1/24 dev {0}; ip link set {0}p up; ip link set {0} up",
+        lan.0
+    ));
     let bridge = format!("cno{n}");
     let d = Daemon::start_opts(
         env!("CARGO_BIN_EXE_cairnd"),
