@@ -25,6 +25,11 @@ impl Default for Subnet {
     }
 }
 
+/// The netmask of a prefix length (0 to 32).
+fn mask_of(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
 impl Subnet {
     /// Prefix length.
     pub fn prefix(&self) -> u8 {
@@ -32,7 +37,7 @@ impl Subnet {
     }
 
     fn mask(&self) -> u32 {
-        u32::MAX << (32 - u32::from(self.prefix))
+        mask_of(self.prefix)
     }
 
     /// The bridge's address: the first host address.
@@ -47,8 +52,7 @@ impl Subnet {
 
     /// Whether the two networks share an address.
     pub fn overlaps(&self, other: &Subnet) -> bool {
-        let shorter = self.prefix.min(other.prefix);
-        let mask = u32::MAX.checked_shl(32 - u32::from(shorter)).unwrap_or(0);
+        let mask = mask_of(self.prefix.min(other.prefix));
         u32::from(self.network) & mask == u32::from(other.network) & mask
     }
 
@@ -62,9 +66,8 @@ impl Subnet {
         if prefix > 32 {
             return None;
         }
-        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
         Some(Subnet {
-            network: Ipv4Addr::from(u32::from(addr) & mask),
+            network: Ipv4Addr::from(u32::from(addr) & mask_of(prefix)),
             prefix,
         })
     }
