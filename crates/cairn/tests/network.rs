@@ -139,8 +139,14 @@ fn assert_no_network_leftovers(d: &Daemon, bridge: &str) {
         !Path::new("/sys/class/net").join(bridge).exists(),
         "bridge {bridge} left"
     );
+    // Whole lines: another daemon's bridge `cnt123416` starts like `cnt12341`.
     let tables = sh("nft list tables");
-    assert!(!tables.contains(bridge), "nft table left: {tables}");
+    assert!(
+        !tables
+            .lines()
+            .any(|l| l.trim() == format!("table ip {bridge}")),
+        "nft table left: {tables}"
+    );
 }
 
 cairn_test_support::both_runtimes!(
@@ -276,6 +282,9 @@ fn nat_masquerades_traffic_to_addresses_outside_the_bridge(rt: &str) {
             "9000",
         ])
         .stdout(std::fs::File::create(&got).unwrap())
+        // A stdin that stays open: at EOF busybox's nc would shut its side down as soon as
+        // it accepts, and the client could see that and leave before sending a byte.
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
