@@ -599,11 +599,11 @@ impl Runtime for OciCli {
         if self.kind == RuntimeKind::Gvisor && marker.exists() {
             // Paused through the control socket: resume the same way (runsc's state says
             // `running`, so `runsc resume` would refuse).
-            if self.control_call(id, gvisor_control::RESUME).await? {
-                let _ = std::fs::remove_file(&marker);
+            let resumed = self.control_call(id, gvisor_control::RESUME).await?;
+            let _ = std::fs::remove_file(&marker);
+            if resumed {
                 return Ok(());
             }
-            let _ = std::fs::remove_file(&marker);
             return Err(RuntimeError::Control(format!(
                 "sandbox {id} was paused through its control socket, which is gone: the sandbox has stopped"
             )));
