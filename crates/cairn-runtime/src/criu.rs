@@ -100,6 +100,13 @@ pub async fn require_installed() -> Result<CriuVersion, RuntimeError> {
     Ok(v)
 }
 
+/// The names of the files CRIU writes the page data of the first `count` memories it dumps
+/// into (a process's private memory, or a shared segment), in that order: CRIU numbers them
+/// from 1 in each dump and writes each from start to end, once.
+pub fn page_images(count: usize) -> Vec<String> {
+    (1..=count).map(|n| format!("pages-{n}.img")).collect()
+}
+
 /// The `Error` lines of a CRIU log (the last few), which say why a dump or restore failed.
 pub(crate) fn log_errors(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;

@@ -98,6 +98,14 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// A block index (what a later memory checkpoint may share) cannot be used.
+    #[error("the block index {path} cannot be used: {reason}")]
+    BadIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A `btrfs` command printed something we could not read.
     #[error("could not read the output of '{argv}': {output}")]
     UnexpectedOutput {

@@ -12,6 +12,7 @@
 //! engine's business.
 
 mod btrfs;
+pub mod dedup;
 mod error;
 mod mountinfo;
 mod pool;
@@ -22,6 +23,9 @@ mod tests;
 use std::path::Path;
 
 pub use btrfs::BtrfsStorage;
+pub use dedup::{
+    receive, release_pipes, share_blocks, BlockIndex, Received, Receiving, Reference, Shared,
+};
 pub use error::{StorageError, BTRFS_PROGS_HINT};
 pub use pool::{
     Pool, PoolBacking, PoolConfig, BTRFS_SUPER_MAGIC, DEFAULT_POOL_SIZE_BYTES, MIN_POOL_SIZE_BYTES,

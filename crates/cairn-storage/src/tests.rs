@@ -459,3 +459,163 @@ async fn a_pool_image_is_mounted_with_direct_io_so_its_writes_are_not_cached_twi
     write_file(&dir.join("f"), &vec![3u8; 4 << 20]).unwrap();
     assert_eq!(fs::read(dir.join("f")).unwrap().len(), 4 << 20);
 }
+
+/// Pseudo-random bytes (xorshift), different for each seed.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[tokio::test]
+async fn a_copy_shares_the_blocks_its_reference_holds_and_keeps_every_byte() {
+    use crate::dedup::{share_blocks, Received, Reference};
+    let t = temp_pool().await;
+    let (a, b) = (
+        t.pool.snapshots_dir().join("a"),
+        t.pool.snapshots_dir().join("b"),
+    );
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    assert!(crate::compress_new_files(&a).unwrap() && crate::compress_new_files(&b).unwrap());
+    // The reference: 16 MiB of noise and 8 MiB of one repeated byte, and a small file.
+    let mut old = noise(16 << 20, 1);
+    old.extend(vec![b'a'; 8 << 20]);
+    write_file(&a.join("pages-1.img"), &old).unwrap();
+    write_file(&a.join("small.img"), b"tiny").unwrap();
+    let first = share_blocks(&a, Received::default()).unwrap();
+    assert_eq!(first.shared_bytes, 0);
+    assert_eq!(first.index.file_count(), 1, "small files are not indexed");
+    first
+        .index
+        .write(&t.pool.snapshots_dir().join("a.blocks"))
+        .unwrap();
+    // The copy, under another name: a page inserted at 1 MiB (everything after moves),
+    // 3 MiB rewritten in the middle, 2 MiB of new noise at the end, a partial last block.
+    let mut new = old[..1 << 20].to_vec();
+    new.extend(noise(4096, 2));
+    new.extend_from_slice(&old[1 << 20..]);
+    new[8 << 20..11 << 20].copy_from_slice(&noise(3 << 20, 3));
+    new.extend(noise((2 << 20) + 100, 4));
+    write_file(&b.join("pages-7.img"), &new).unwrap();
+    let r = Reference::open(&a, &t.pool.snapshots_dir().join("a.blocks")).unwrap();
+    let shared = share_blocks(&b, Received::from_reference(Some(r))).unwrap();
+    let unchanged = (24 << 20) - (3 << 20);
+    assert_eq!(shared.shared_bytes, unchanged as u64);
+    assert_eq!(
+        fs::read(b.join("pages-7.img")).unwrap(),
+        new,
+        "the copy's bytes changed"
+    );
+    assert!(
+        fs::read_dir(&b).unwrap().count() == 1,
+        "a temporary file was left"
+    );
+    // What the copy holds on its own is what changed (measured once on disk).
+    fs::File::open(&b).unwrap().sync_all().unwrap();
+    rustix::fs::syncfs(fs::File::open(&b).unwrap()).unwrap();
+    let (exclusive, total) = t.storage.exclusive_and_total_bytes(&b).await.unwrap();
+    assert_eq!(
+        total,
+        (new.len() as u64).div_ceil(4096) * 4096,
+        "whole blocks"
+    );
+    let changed = (new.len() - unchanged) as u64;
+    assert!(
+        exclusive <= changed + (64 << 10),
+        "the copy holds {exclusive} bytes alone, {changed} changed"
+    );
+    // The reference may go: the copy keeps its data.
+    fs::remove_dir_all(&a).unwrap();
+    assert_eq!(fs::read(b.join("pages-7.img")).unwrap(), new);
+    // A damaged index is refused, naming the file.
+    let idx = t.pool.snapshots_dir().join("a.blocks");
+    let mut data = fs::read(&idx).unwrap();
+    data[30] ^= 0xff;
+    fs::write(&idx, data).unwrap();
+    let err = Reference::open(&b, &idx).err().unwrap().to_string();
+    assert!(
+        err.contains("a.blocks") && err.contains("checksum"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_streamed_through_a_pipe_is_stored_sharing_what_the_reference_holds() {
+    use crate::dedup::{receive, share_blocks, Received, Reference};
+    let t = temp_pool().await;
+    let (a, b) = (
+        t.pool.snapshots_dir().join("a"),
+        t.pool.snapshots_dir().join("b"),
+    );
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    let old = noise(12 << 20, 5);
+    write_file(&a.join("pages-1.img"), &old).unwrap();
+    let index = t.pool.snapshots_dir().join("a.blocks");
+    share_blocks(&a, Received::default())
+        .unwrap()
+        .index
+        .write(&index)
+        .unwrap();
+    let reference = Reference::open(&a, &index).unwrap();
+    let names: Vec<String> = (1..=4).map(|n| format!("pages-{n}.img")).collect();
+    let receiving = receive(&b, &names, Some(reference)).unwrap();
+    // The writer: pages-2 gets the old content with 1 MiB changed and an odd tail; pages-1
+    // something small and new; pages-3 and pages-4 are never opened.
+    let mut new = old.clone();
+    new[4 << 20..5 << 20].copy_from_slice(&noise(1 << 20, 6));
+    new.extend(noise(1000, 7));
+    let (b2, data) = (b.clone(), new.clone());
+    std::thread::spawn(move || {
+        fs::write(b2.join("pages-1.img"), b"small").unwrap();
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(b2.join("pages-2.img"))
+            .unwrap();
+        for c in data.chunks(300_000) {
+            f.write_all(c).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let received = receiving.finish().unwrap();
+    let mut names: Vec<String> = fs::read_dir(&b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["pages-1.img", "pages-2.img"],
+        "pipes nobody wrote stay behind"
+    );
+    assert!(fs::metadata(b.join("pages-2.img")).unwrap().is_file());
+    assert_eq!(fs::read(b.join("pages-1.img")).unwrap(), b"small");
+    assert_eq!(
+        fs::read(b.join("pages-2.img")).unwrap(),
+        new,
+        "the received bytes differ"
+    );
+    let shared = share_blocks(&b, received).unwrap();
+    assert_eq!(shared.shared_bytes, 11 << 20);
+    assert_eq!(shared.index.file_count(), 2);
+    // The next copy can share with this one: its index describes its files.
+    let index_b = t.pool.snapshots_dir().join("b.blocks");
+    shared.index.write(&index_b).unwrap();
+    let again = Reference::open(&b, &index_b).unwrap();
+    let c = t.pool.snapshots_dir().join("c");
+    fs::create_dir_all(&c).unwrap();
+    write_file(&c.join("pages-9.img"), &new).unwrap();
+    let shared = share_blocks(&c, Received::from_reference(Some(again))).unwrap();
+    assert_eq!(shared.shared_bytes, (new.len() as u64 / 4096) * 4096);
+    assert_eq!(fs::read(c.join("pages-9.img")).unwrap(), new);
+}

@@ -111,3 +111,86 @@ fn gvisor_a_512_mb_process_snapshots_and_forks_with_its_memory() {
 fn runc_a_512_mb_process_snapshots_and_forks_with_its_memory() {
     a_512_mb_process_snapshots_and_forks_with_its_memory("runc");
 }
+
+/// A second stateful snapshot of a runc sandbox stores only the pages that changed since
+/// the first (it shares the rest with the first's checkpoint), and a fork of it resumes the
+/// whole memory, even once the first snapshot is deleted.
+#[test]
+fn runc_a_second_stateful_snapshot_stores_only_what_changed_and_forks_whole() {
+    const MID: u64 = 64 << 20;
+    let d = daemon();
+    let id = d
+        .cairn(&[
+            "up",
+            "--image",
+            "base",
+            "--runtime",
+            "runc",
+            "--memory",
+            "1G",
+        ])
+        .ok();
+    let seed = std::process::id();
+    // 64 MiB built from a per-run seed, then a loop that reports a counter, the length and
+    // samples from three places of it.
+    d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        &format!(
+            "awk 'BEGIN {{ s = \"{seed}:\"; while (length(s) < {MID}) s = s \"-\" s; s = substr(s, 1, {MID}); \
+             for (n = 1; ; n++) {{ print n, length(s), substr(s, 1000001, 9) substr(s, 40000001, 9) substr(s, {MID} - 8, 9) > \"/tmp/status.new\"; \
+             close(\"/tmp/status.new\"); system(\"mv /tmp/status.new /tmp/status; sleep 0.1\") }} }}'"
+        ),
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while d.cairn(&["exec", &id, "test -s /tmp/status"]).code != 0 {
+        assert!(Instant::now() < deadline, "the process never started");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, len, sample) = status(&d, &id);
+    assert_eq!(len, MID);
+    let size = |snap: &serde_json::Value| snap["size_bytes"].as_u64().unwrap();
+    let first = d
+        .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
+        .json();
+    assert!(
+        size(&first) >= MID,
+        "the first holds all its memory: {first}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let second = d
+        .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
+        .json();
+    assert!(
+        size(&second) < size(&first) / 8,
+        "the second stores what changed only: {} bytes vs {} for the first",
+        size(&second),
+        size(&first)
+    );
+    let at_second = status(&d, &id).0;
+    d.cairn(&["snapshot", "delete", first["id"].as_str().unwrap()])
+        .ok();
+    let fork = d
+        .cairn(&["up", "--from-snapshot", second["id"].as_str().unwrap()])
+        .ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let (n1, len, s) = status(&d, &fork);
+    assert_eq!(
+        (len, s.as_str()),
+        (MID, sample.as_str()),
+        "the fork's memory differs"
+    );
+    assert!(
+        n1 + 50 > at_second,
+        "the fork restarted: {n1} vs {at_second}"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(status(&d, &fork).0 > n1, "the fork is not running");
+    // A third snapshot, of the fork, shares with the second.
+    let third = d
+        .cairn(&["snapshot", "create", &fork, "--stateful", "--json"])
+        .json();
+    assert!(size(&third) < size(&first) / 8, "{third}");
+}
