@@ -478,12 +478,10 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 async fn a_copy_shares_the_blocks_its_reference_holds_and_keeps_every_byte() {
     use crate::dedup::{share_blocks, Received, Reference};
     let t = temp_pool().await;
-    let (a, b) = (
-        t.pool.snapshots_dir().join("a"),
-        t.pool.snapshots_dir().join("b"),
-    );
-    fs::create_dir_all(&a).unwrap();
-    fs::create_dir_all(&b).unwrap();
+    let [a, b] = ["a", "b"].map(|n| t.pool.snapshots_dir().join(n));
+    for d in [&a, &b] {
+        fs::create_dir_all(d).unwrap();
+    }
     assert!(crate::compress_new_files(&a).unwrap() && crate::compress_new_files(&b).unwrap());
     // The reference: 16 MiB of noise and 8 MiB of one repeated byte, and a small file.
     let mut old = noise(16 << 20, 1);
@@ -551,12 +549,10 @@ async fn a_copy_shares_the_blocks_its_reference_holds_and_keeps_every_byte() {
 async fn a_file_streamed_through_a_pipe_is_stored_sharing_what_the_reference_holds() {
     use crate::dedup::{receive, share_blocks, Received, Reference};
     let t = temp_pool().await;
-    let (a, b) = (
-        t.pool.snapshots_dir().join("a"),
-        t.pool.snapshots_dir().join("b"),
-    );
-    fs::create_dir_all(&a).unwrap();
-    fs::create_dir_all(&b).unwrap();
+    let [a, b] = ["a", "b"].map(|n| t.pool.snapshots_dir().join(n));
+    for d in [&a, &b] {
+        fs::create_dir_all(d).unwrap();
+    }
     let old = noise(12 << 20, 5);
     write_file(&a.join("pages-1.img"), &old).unwrap();
     let index = t.pool.snapshots_dir().join("a.blocks");

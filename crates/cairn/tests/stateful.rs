@@ -29,37 +29,40 @@ fn status(d: &Daemon, id: &str) -> (u64, u64, String) {
 
 const BIG: u64 = 512 << 20;
 
+/// Starts, in sandbox `id`, a process holding a string of `bytes` built in awk's memory from
+/// a per-run seed, then a loop that writes "count length sample" to /tmp/status (the sample
+/// taken from three places of the string); returns once it has.
+fn hold_memory(d: &Daemon, id: &str, bytes: u64) {
+    let seed = std::process::id();
+    let at = [1_000_001, bytes / 2 + 1, bytes - 8];
+    d.cairn(&[
+        "exec",
+        "-d",
+        id,
+        &format!(
+            "awk 'BEGIN {{ s = \"{seed}:\"; while (length(s) < {bytes}) s = s \"-\" s; s = substr(s, 1, {bytes}); \
+             for (n = 1; ; n++) {{ print n, length(s), substr(s, {}, 9) substr(s, {}, 9) substr(s, {}, 9) > \"/tmp/status.new\"; \
+             close(\"/tmp/status.new\"); system(\"mv /tmp/status.new /tmp/status; sleep 0.1\") }} }}'",
+            at[0], at[1], at[2]
+        ),
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while d.cairn(&["exec", id, "test -s /tmp/status"]).code != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the {bytes}-byte process never started"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 fn a_512_mb_process_snapshots_and_forks_with_its_memory(rt: &str) {
     let d = daemon();
     let id = d
         .cairn(&["up", "--image", "base", "--runtime", rt, "--memory", "3G"])
         .ok();
-    // A 512 MiB string built in awk's memory from a per-run seed, then a loop that reports
-    // a counter, the string's length and a sample of it.
-    let seed = std::process::id();
-    d.cairn(&[
-        "exec",
-        "-d",
-        &id,
-        &format!(
-            "awk 'BEGIN {{ s = \"{seed}-\"; while (length(s) < {BIG}) s = s s; s = substr(s, 1, {BIG}); \
-             for (n = 1; ; n++) {{ print n, length(s), substr(s, 300000001, 12) > \"/tmp/status.new\"; \
-             close(\"/tmp/status.new\"); system(\"mv /tmp/status.new /tmp/status; sleep 0.1\") }} }}'"
-        ),
-    ])
-    .ok();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let r = d.cairn(&["exec", &id, "cat /tmp/status 2>/dev/null"]);
-        if r.code == 0 && !r.stdout.trim().is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the 512 MB process never started"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    hold_memory(&d, &id, BIG);
     let (_, len, sample) = status(&d, &id);
     assert_eq!(len, BIG);
 
@@ -130,25 +133,7 @@ fn runc_a_second_stateful_snapshot_stores_only_what_changed_and_forks_whole() {
             "1G",
         ])
         .ok();
-    let seed = std::process::id();
-    // 64 MiB built from a per-run seed, then a loop that reports a counter, the length and
-    // samples from three places of it.
-    d.cairn(&[
-        "exec",
-        "-d",
-        &id,
-        &format!(
-            "awk 'BEGIN {{ s = \"{seed}:\"; while (length(s) < {MID}) s = s \"-\" s; s = substr(s, 1, {MID}); \
-             for (n = 1; ; n++) {{ print n, length(s), substr(s, 1000001, 9) substr(s, 40000001, 9) substr(s, {MID} - 8, 9) > \"/tmp/status.new\"; \
-             close(\"/tmp/status.new\"); system(\"mv /tmp/status.new /tmp/status; sleep 0.1\") }} }}'"
-        ),
-    ])
-    .ok();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while d.cairn(&["exec", &id, "test -s /tmp/status"]).code != 0 {
-        assert!(Instant::now() < deadline, "the process never started");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    hold_memory(&d, &id, MID);
     let (_, len, sample) = status(&d, &id);
     assert_eq!(len, MID);
     let size = |snap: &serde_json::Value| snap["size_bytes"].as_u64().unwrap();
