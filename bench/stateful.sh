@@ -20,7 +20,7 @@
 set -euo pipefail
 N=${1:-5}
 . "$(dirname "$0")/lib.sh" --pool-size 12G --max-snapshot-size 8G --max-account-snapshot-size 100G
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 # (base64 of random bytes: 3/4 of the size in random bytes gives the size in text)
 if [ "${MEMORY:-}" = random ]; then FILL="head -c \$((mb * 786432)) /dev/urandom | base64"; else FILL="head -c \$((mb * 1048576)) /dev/zero | tr '\\0' a"; fi
 printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s %10s %8s\n' runtime memory op cairn_ms raw_ms ratio raw+syncfs_ms ratio frozen_ms ratio
