@@ -506,17 +506,13 @@ impl Engine {
             cairn_storage::receive(&checkpoint, &names, reference)
         })
         .await;
-        match made {
-            Ok(Ok(r)) => Some(r),
-            Ok(Err(e)) => {
-                tracing::warn!(snapshot = %snap.id, error = %e, "CRIU writes the memory checkpoint to plain files");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(snapshot = %snap.id, error = %e, "CRIU writes the memory checkpoint to plain files");
-                None
-            }
-        }
+        let error = match made {
+            Ok(Ok(r)) => return Some(r),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(snapshot = %snap.id, error, "CRIU writes the memory checkpoint to plain files");
+        None
     }
 
     /// After a runc checkpoint: makes the files CRIU wrote itself share the blocks the

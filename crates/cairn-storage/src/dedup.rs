@@ -382,13 +382,7 @@ fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Op
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = sibling(fifo);
-    let _ = std::fs::remove_file(&tmp);
-    let out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let (tmp, out) = create_sibling(fifo, 0o600)?;
     let mut sink = Sink {
         out: &out,
         reference,
@@ -640,18 +634,12 @@ fn rewrite(
     runs: &[Run],
     r: &Reference,
 ) -> Result<(), StorageError> {
-    let tmp = sibling(path);
-    let _ = std::fs::remove_file(&tmp);
     let mode = src
         .metadata()
         .map(|m| m.permissions().mode())
         .unwrap_or(0o600);
-    let out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode & 0o7777)
-        .open(&tmp)
-        .map_err(StorageError::io("creating", &tmp))?;
+    let (tmp, out) = create_sibling(path, mode & 0o7777)
+        .map_err(StorageError::io("creating a copy of", path))?;
     let written = (|| {
         for run in runs {
             let (at, bytes) = (run.start * BLOCK, run.count * BLOCK);
@@ -675,13 +663,21 @@ fn rewrite(
     Ok(())
 }
 
-/// `.NAME.sharing` beside `path`: where its copy is made.
-fn sibling(path: &Path) -> PathBuf {
+/// Creates `.NAME.sharing` beside `path` (replacing a leftover), where the file that will
+/// take `path`'s place is made.
+fn create_sibling(path: &Path, mode: u32) -> std::io::Result<(PathBuf, File)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.sharing"))
+    let tmp = path.with_file_name(format!(".{name}.sharing"));
+    let _ = std::fs::remove_file(&tmp);
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    Ok((tmp, out))
 }
 
 /// Makes `bytes` at `at` of `out` share the extents of `from` at `offset` (btrfs
