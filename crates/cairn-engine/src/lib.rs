@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use cairn_db::Db;
 use cairn_runtime::{OciCli, Runtime};
 use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
-use cairn_types::{RuntimeKind, SandboxId};
+use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 
 pub use cairn_runtime::ExecIo;
 pub use doctor::Check;
@@ -101,6 +101,9 @@ pub struct Engine {
     runtime_versions: Mutex<HashMap<RuntimeKind, String>>,
     /// Last activity and running execs per sandbox (for idle timeouts).
     activity: Mutex<HashMap<SandboxId, pause::Activity>>,
+    /// Memory checkpoints whose block index is being built after `ready`: each sender
+    /// is dropped when its index is written (see `snapshots::Engine::index_later`).
+    indexing: Arc<Mutex<HashMap<SnapshotId, tokio::sync::watch::Receiver<()>>>>,
 }
 
 impl Engine {
@@ -144,6 +147,7 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
+            indexing: Arc::new(Mutex::new(HashMap::new())),
             runtime_versions: Mutex::new(HashMap::new()),
         });
         engine.recover().await?;
