@@ -73,6 +73,9 @@ impl From<EngineError> for ApiError {
                 }));
                 err
             }
+            EngineError::Runtime(e @ cairn_runtime::RuntimeError::Busy(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "busy", e.to_string())
+            }
             EngineError::Runtime(cairn_runtime::RuntimeError::Cmd(
                 c @ cairn_cmd::CmdError::NotFound { .. },
             )) => ApiError::new(

@@ -15,6 +15,16 @@ enum Freezer {
     V2(PathBuf),
 }
 
+impl Freezer {
+    /// The file listing the cgroup's threads.
+    fn threads(&self) -> PathBuf {
+        match self {
+            Freezer::V1(state) => state.with_file_name("tasks"),
+            Freezer::V2(dir) => dir.join("cgroup.threads"),
+        }
+    }
+}
+
 fn locate(id: &str) -> Option<Freezer> {
     let rel = Path::new(CGROUP_PARENT.trim_start_matches('/')).join(id);
     let v1 = Path::new("/sys/fs/cgroup/freezer")
@@ -71,3 +81,106 @@ pub(crate) fn set_frozen(id: &str, frozen: bool) -> std::io::Result<bool> {
     }
     Ok(true)
 }
+
+/// How many times [`freeze_settled`] thaws and freezes again a container caught with a
+/// thread waiting on a vfork child, and how long it lets it run each time.
+const SETTLE_ATTEMPTS: u32 = 20;
+const SETTLE_RUN: Duration = Duration::from_millis(2);
+
+/// Freezes the container so that CRIU can checkpoint it: a freeze that catches a thread
+/// waiting for a child it started with vfork (`posix_spawn`, `system()`) to exec leaves
+/// it in a state CRIU cannot seize (it waits 10 s, then fails with "Unseizable
+/// non-zombie"), so the container is thawed for a moment and frozen again until none
+/// is, up to [`SETTLE_ATTEMPTS`] times. `Ok(false)` when this host has no usable freezer
+/// files; frozen either way when it has (a thread still waiting is reported by
+/// [`vfork_waiters`] when it matters).
+pub(crate) fn freeze_settled(id: &str) -> std::io::Result<bool> {
+    if !set_frozen(id, true)? {
+        return Ok(false);
+    }
+    for attempt in 0..SETTLE_ATTEMPTS {
+        let waiting = vfork_waiters(id)?;
+        if waiting.is_empty() {
+            break;
+        }
+        tracing::debug!(
+            container = id,
+            attempt,
+            ?waiting,
+            "frozen while waiting on a vfork child: thawed for a moment"
+        );
+        set_frozen(id, false)?;
+        std::thread::sleep(SETTLE_RUN);
+        set_frozen(id, true)?;
+    }
+    Ok(true)
+}
+
+/// A thread of a frozen container that waits for its vfork child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VforkWaiter {
+    /// Its thread id on the host.
+    pub tid: u32,
+    /// Its command name.
+    pub comm: String,
+}
+
+impl std::fmt::Display for VforkWaiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (host thread {})", self.comm, self.tid)
+    }
+}
+
+/// The threads of frozen container `id` that wait for a child they started with vfork
+/// to exec or exit; empty when there are none, when the container is not frozen (a
+/// running thread's wait is a passing moment: CRIU freezes it itself) or when this host
+/// has no freezer files.
+pub(crate) fn vfork_waiters(id: &str) -> std::io::Result<Vec<VforkWaiter>> {
+    let Some(freezer) = locate(id) else {
+        return Ok(Vec::new());
+    };
+    let frozen = match &freezer {
+        Freezer::V1(state) => std::fs::read_to_string(state)?.trim() == "FROZEN",
+        Freezer::V2(dir) => std::fs::read_to_string(dir.join("cgroup.events"))?
+            .lines()
+            .any(|l| l.trim() == "frozen 1"),
+    };
+    if !frozen {
+        return Ok(Vec::new());
+    }
+    let tids = std::fs::read_to_string(freezer.threads())?;
+    Ok(tids
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|tid| waits_for_vfork(*tid))
+        .map(|tid| VforkWaiter {
+            tid,
+            comm: std::fs::read_to_string(format!("/proc/{tid}/comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Whether thread `tid` sleeps in the kernel until its vfork child execs or exits: in
+/// `kernel_clone` (older kernels: `_do_fork`, or the wait itself) by its wait channel, or,
+/// where the kernel hides symbol names, blocked in a clone or vfork system call.
+fn waits_for_vfork(tid: u32) -> bool {
+    let wchan = std::fs::read_to_string(format!("/proc/{tid}/wchan")).unwrap_or_default();
+    match wchan.trim() {
+        "kernel_clone" | "_do_fork" | "do_fork" | "wait_for_vfork_done" => true,
+        "" | "0" => std::fs::read_to_string(format!("/proc/{tid}/syscall"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+            .is_some_and(|nr| CLONE_SYSCALLS.contains(&nr)),
+        _ => false,
+    }
+}
+
+/// clone, vfork and clone3 on this architecture.
+#[cfg(target_arch = "x86_64")]
+const CLONE_SYSCALLS: &[i64] = &[56, 58, 435];
+#[cfg(target_arch = "aarch64")]
+const CLONE_SYSCALLS: &[i64] = &[220, 435];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const CLONE_SYSCALLS: &[i64] = &[];

@@ -66,6 +66,9 @@ pub enum RuntimeError {
         /// The errors from CRIU's log, and what to do.
         detail: String,
     },
+    /// The container is in a state it cannot be checkpointed in right now: a retry later may work.
+    #[error("{0}")]
+    Busy(String),
     /// A gVisor sandbox's control server could not be reached or refused a call.
     #[error("gvisor: {0}")]
     Control(String),

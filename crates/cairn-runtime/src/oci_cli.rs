@@ -115,9 +115,18 @@ impl OciCli {
 
     /// Freezes or thaws a runc container through its cgroup; false when that is not possible
     /// here (the caller then runs `runc pause`/`resume`).
+    /// A freeze waits for threads caught waiting on a vfork child (see
+    /// [`crate::freezer::freeze_settled`]), so that the container can be checkpointed.
     async fn freeze_directly(&self, id: &str, frozen: bool) -> bool {
         let id = id.to_string();
-        match tokio::task::spawn_blocking(move || crate::freezer::set_frozen(&id, frozen)).await {
+        let set = move || {
+            if frozen {
+                crate::freezer::freeze_settled(&id)
+            } else {
+                crate::freezer::set_frozen(&id, false)
+            }
+        };
+        match tokio::task::spawn_blocking(set).await {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cgroup freezer failed; falling back to the runtime");
@@ -196,6 +205,22 @@ impl OciCli {
             source,
         };
         let image_dir = std::path::absolute(image_dir).map_err(io)?;
+        // CRIU cannot seize a thread waiting for its vfork child: it would freeze the
+        // container for 10 s and then fail. Say so at once instead.
+        let container = id.to_string();
+        let waiting =
+            tokio::task::spawn_blocking(move || crate::freezer::vfork_waiters(&container))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+        if !waiting.is_empty() {
+            let list: Vec<String> = waiting.iter().map(ToString::to_string).collect();
+            return Err(RuntimeError::Busy(format!(
+                "the processes of container {id} cannot be checkpointed now: {} waits for a child it started with vfork (posix_spawn, system()) to run its program; try again in a moment",
+                list.join(", ")
+            )));
+        }
         // CRIU's log goes beside the images, not among them, and only stays on failure.
         let work = image_dir.with_extension("work");
         std::fs::create_dir_all(&work).map_err(io)?;

@@ -179,3 +179,42 @@ fn runc_a_second_stateful_snapshot_stores_only_what_changed_and_forks_whole() {
         .json();
     assert!(size(&third) < size(&first) / 8, "{third}");
 }
+
+/// A process that keeps starting programs (`system()`, which vforks) is often frozen while it
+/// waits for its child to exec, a state CRIU cannot seize: every checkpoint must still work.
+#[test]
+fn runc_a_process_that_keeps_starting_programs_is_checkpointed_every_time() {
+    let d = daemon();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        "awk 'BEGIN { for (n = 1; ; n++) { print n > \"/tmp/n\"; close(\"/tmp/n\"); system(\"true\") } }'",
+    ])
+    .ok();
+    let count = |sbx: &str| -> u64 {
+        let out = d.cairn(&["exec", sbx, "cat /tmp/n 2>/dev/null"]).stdout;
+        out.trim().parse().unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&id) == 0 {
+        assert!(Instant::now() < deadline, "the loop never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut last = String::new();
+    for i in 0..20 {
+        let out = d.cairn(&["snapshot", "create", &id, "--stateful", "--json"]);
+        assert_eq!(out.code, 0, "stateful snapshot {i} failed: {}", out.stderr);
+        if !last.is_empty() {
+            d.cairn(&["snapshot", "delete", &last]).ok();
+        }
+        last = out.json()["id"].as_str().unwrap().to_string();
+    }
+    let fork = d.cairn(&["up", "--from-snapshot", &last]).ok();
+    let at_fork = count(&fork);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(count(&fork) > at_fork, "the fork's loop is not running");
+}
