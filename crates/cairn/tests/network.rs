@@ -858,9 +858,19 @@ fn sandboxes_cannot_forge_packets_and_can_still_ping(rt: &str) {
             .output()
             .unwrap();
         let _ = std::fs::remove_file(&ping);
+        // What the namespace allowed, to explain a failure.
+        let range = Command::new("nsenter")
+            .arg(format!(
+                "--net={}",
+                d.home.join("run/netns").join(id).display()
+            ))
+            .args(["cat", "/proc/sys/net/ipv4/ping_group_range"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
         assert!(
             out.status.success(),
-            "unprivileged ping in the sandbox's namespace: {}{}",
+            "unprivileged ping in the sandbox's namespace (ping_group_range there: {range:?}): {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
