@@ -319,9 +319,10 @@ impl Engine {
         let dir = self.snapshots_dir().join(snap.id.as_str());
         std::fs::create_dir_all(&dir)
             .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", dir.display())))?;
-        if snap.stateful && r.runtime == cairn_types::RuntimeKind::Runc {
-            // CRIU writes memory pages as they are; btrfs compresses them on their way to
-            // disk, so the flush before `ready` writes less (runsc compresses its own).
+        if snap.stateful {
+            // CRIU and runsc (Cairn asks it for no compression) write memory pages as they
+            // are; btrfs compresses them on their way to disk, so the flush before `ready`
+            // writes less.
             let checkpoint = dir.join("checkpoint");
             let compressed = std::fs::create_dir(&checkpoint)
                 .and_then(|()| cairn_storage::compress_new_files(&checkpoint));
@@ -346,11 +347,12 @@ impl Engine {
             std::fs::File::open(&root).map(|f| rustix::fs::syncfs(&f))
         })
         .await;
-        // CRIU writes every page: when the parent's checkpoint can be shared, runc's checkpoint
-        // streams its page data to Cairn, which stores each page the parent holds as a share
-        // of it and writes the others (hashing them as it goes, on another CPU) while CRIU
-        // still dumps. The pipes and the parent's index are ready before the pause.
-        let receiving = if snap.stateful && r.runtime == cairn_types::RuntimeKind::Runc {
+        // CRIU and runsc write every page: when the parent's checkpoint can be shared, the
+        // checkpoint streams its page data to Cairn, which stores each page the parent holds
+        // as a share of it and writes the others (hashing them as it goes, on another CPU)
+        // while the runtime still dumps. The pipes and the parent's index are ready before
+        // the pause.
+        let receiving = if snap.stateful {
             if let Some(parent) = &snap.parent_id {
                 self.wait_for_index(parent).await;
             }
@@ -467,15 +469,14 @@ impl Engine {
         snap: &SnapshotRecord,
         received: Option<cairn_storage::Received>,
     ) -> Result<(Sizes, bool)> {
-        let runc_memory = snap.stateful && snap.runtime == cairn_types::RuntimeKind::Runc;
+        let memory = snap.stateful;
         // With nothing to share, the checkpoint is only indexed for the next snapshot: after
         // `ready` (see `index_later`), as hashing it beside the flush delayed `ready` by a
         // quarter of a second for 512 MB, competing with btrfs's compression for the CPUs.
-        let index_later =
-            runc_memory && received.is_none() && self.parent_checkpoint(snap).is_none();
+        let index_later = memory && received.is_none() && self.parent_checkpoint(snap).is_none();
         // CRIU wrote every page; what the parent's checkpoint holds already is shared with
         // it before the flush, so only the pages that changed are written to disk.
-        let shared = if runc_memory && !index_later {
+        let shared = if memory && !index_later {
             self.share_checkpoint(dir, snap, received).await
         } else {
             0
@@ -542,11 +543,12 @@ impl Engine {
             .ok()
     }
 
-    /// Before a runc checkpoint: pipes where CRIU's page data arrive, stored sharing what the
-    /// parent's checkpoint holds. `None` when there is nothing to share (no parent checkpoint,
-    /// or one that cannot be read): CRIU then writes plain files itself, which is faster than
-    /// a pipe when every page has to be written anyway, and they are indexed after the dump.
-    /// Also `None` (logged) when the pipes cannot be made: the files are shared after the dump.
+    /// Before a memory checkpoint: pipes where the page data arrive (CRIU's page images, or
+    /// runsc's pages file), stored sharing what the parent's checkpoint holds. `None` when
+    /// there is nothing to share (no parent checkpoint, or one that cannot be read): the
+    /// runtime then writes plain files itself, which is faster than a pipe when every page
+    /// has to be written anyway, and they are indexed after `ready`. Also `None` (logged)
+    /// when the pipes cannot be made: the files are shared after the dump.
     async fn receive_checkpoint(
         &self,
         dir: &std::path::Path,
@@ -554,12 +556,17 @@ impl Engine {
     ) -> Option<cairn_storage::Receiving> {
         let checkpoint = dir.join("checkpoint");
         let parent = self.parent_checkpoint(snap)?;
-        let id = snap.id.clone();
+        let (id, runtime) = (snap.id.clone(), snap.runtime);
         let made = tokio::task::spawn_blocking(move || {
             let Some(reference) = Self::open_reference(&id, Some(parent)) else {
                 return Ok(None);
             };
-            let names = cairn_runtime::criu::page_images(PAGE_PIPES);
+            let names = match runtime {
+                cairn_types::RuntimeKind::Runc => cairn_runtime::criu::page_images(PAGE_PIPES),
+                cairn_types::RuntimeKind::Gvisor => {
+                    vec![cairn_runtime::GVISOR_PAGES_FILE.to_string()]
+                }
+            };
             cairn_storage::receive(&checkpoint, &names, Some(reference)).map(Some)
         })
         .await;
@@ -572,7 +579,7 @@ impl Engine {
         None
     }
 
-    /// After a runc checkpoint: makes the files CRIU wrote itself share the blocks the
+    /// After a memory checkpoint: makes the files the runtime wrote itself share the blocks the
     /// parent's checkpoint holds (by content: pages that moved are found too), and writes
     /// the index of the whole checkpoint for the next snapshot. Returns the bytes shared.
     /// A failure only costs the saving: every file stays complete.
@@ -762,9 +769,8 @@ impl Engine {
         let (indexing, id) = (self.indexing.clone(), id.clone());
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let received = cairn_storage::Received::from_reference(None);
-            let written = cairn_storage::share_blocks(&dir.join("checkpoint"), received)
-                .and_then(|shared| shared.index.write(&dir.join(CHECKPOINT_BLOCKS)));
+            let written = cairn_storage::index_files(&dir.join("checkpoint"))
+                .and_then(|index| index.write(&dir.join(CHECKPOINT_BLOCKS)));
             match written {
                 Ok(()) => {
                     let index_us = started.elapsed().as_micros() as u64;

@@ -25,6 +25,10 @@ pub use bundle::{write_bundle, SandboxSpec};
 pub use criu::{criu_version, CriuVersion};
 pub use oci_cli::OciCli;
 
+/// The file of a gVisor checkpoint that holds the memory, page-aligned and written from
+/// start to end: it may be a named pipe when the checkpoint starts.
+pub const GVISOR_PAGES_FILE: &str = gvisor_control::PAGES_FILE;
+
 /// Errors from driving a runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

@@ -552,10 +552,17 @@ impl Runtime for OciCli {
                 {
                     return Ok(());
                 }
-                // Nothing was written but maybe the empty state file.
-                let _ = std::fs::remove_file(image_dir.join(gvisor_control::STATE_FILE));
+                // Nothing was written but maybe the empty files.
+                for name in [
+                    gvisor_control::STATE_FILE,
+                    gvisor_control::PAGES_META_FILE,
+                    gvisor_control::PAGES_FILE,
+                ] {
+                    let _ = std::fs::remove_file(image_dir.join(name));
+                }
                 self.cmd()
                     .arg("checkpoint")
+                    .arg("--compression=none")
                     .arg("--image-path")
                     .arg(image_dir)
                     .arg("--leave-running")

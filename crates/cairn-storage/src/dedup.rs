@@ -506,6 +506,24 @@ impl Sink<'_> {
 /// synced copy renamed over it), so an error leaves every file complete. Blocking;
 /// hashes with as many threads as there are CPUs.
 pub fn share_blocks(dir: &Path, received: Received) -> Result<Shared, StorageError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    share_blocks_with(dir, received, threads)
+}
+
+/// The index of the files of `dir` (those of [`MIN_FILE`] bytes or more), hashed on one
+/// thread: for indexing in the background, beside the sandboxes' own work.
+pub fn index_files(dir: &Path) -> Result<BlockIndex, StorageError> {
+    share_blocks_with(dir, Received::default(), 1).map(|shared| shared.index)
+}
+
+fn share_blocks_with(
+    dir: &Path,
+    received: Received,
+    threads: usize,
+) -> Result<Shared, StorageError> {
     let reference = received.reference.as_deref();
     let mut shared = Shared::default();
     for (file, bytes) in received.files {
@@ -528,8 +546,8 @@ pub fn share_blocks(dir: &Path, received: Received) -> Result<Shared, StorageErr
     for (name, len) in names {
         let path = dir.join(&name);
         let file = File::open(&path).map_err(StorageError::io("opening", &path))?;
-        let blocks =
-            hash_blocks(&file, 0, len / BLOCK).map_err(StorageError::io("reading", &path))?;
+        let blocks = hash_blocks(&file, 0, len / BLOCK, threads)
+            .map_err(StorageError::io("reading", &path))?;
         if let Some(r) = reference {
             let runs = plan(&blocks, r);
             let bytes: u64 = runs
@@ -549,12 +567,14 @@ pub fn share_blocks(dir: &Path, received: Received) -> Result<Shared, StorageErr
 }
 
 /// The hashes of blocks `first..end` of `file`.
-fn hash_blocks(file: &File, first: u64, end: u64) -> std::io::Result<Vec<BlockHash>> {
+fn hash_blocks(
+    file: &File,
+    first: u64,
+    end: u64,
+    threads: usize,
+) -> std::io::Result<Vec<BlockHash>> {
     let blocks = end.saturating_sub(first);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8) as u64;
+    let threads = threads.max(1) as u64;
     let per = blocks.div_ceil(threads).max(1);
     let parts: Vec<std::io::Result<Vec<BlockHash>>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)

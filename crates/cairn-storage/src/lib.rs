@@ -24,7 +24,8 @@ use std::path::Path;
 
 pub use btrfs::BtrfsStorage;
 pub use dedup::{
-    receive, release_pipes, share_blocks, BlockIndex, Received, Receiving, Reference, Shared,
+    index_files, receive, release_pipes, share_blocks, BlockIndex, Received, Receiving, Reference,
+    Shared,
 };
 pub use error::{StorageError, BTRFS_PROGS_HINT};
 pub use pool::{
