@@ -363,9 +363,7 @@ impl Engine {
         let paused_at = std::time::Instant::now();
         if running {
             if let Err(e) = rt.pause(r.id.as_str()).await {
-                if let Some(receiving) = receiving {
-                    let _ = tokio::task::spawn_blocking(move || receiving.finish()).await;
-                }
+                Self::let_go(receiving).await;
                 return Err(e.into());
             }
         }
@@ -380,9 +378,7 @@ impl Engine {
         };
         let checkpointed = match files {
             Err(e) => {
-                if let Some(receiving) = receiving {
-                    let _ = tokio::task::spawn_blocking(move || receiving.finish()).await;
-                }
+                Self::let_go(receiving).await;
                 Err(e)
             }
             Ok(()) if snap.stateful => self.checkpoint(rt.as_ref(), r, &dir, receiving).await,
@@ -433,8 +429,15 @@ impl Engine {
             .map_err(EngineError::from)
     }
 
+    /// Lets go of pipes no checkpoint will write into (removing them).
+    async fn let_go(receiving: Option<cairn_storage::Receiving>) {
+        if let Some(receiving) = receiving {
+            let _ = tokio::task::spawn_blocking(move || receiving.finish()).await;
+        }
+    }
+
     /// The memory checkpoint of a paused sandbox into `dir/checkpoint`, its pages received
-    /// by `receiving` when CRIU streams them to Cairn.
+    /// by `receiving` when the runtime streams them to Cairn.
     async fn checkpoint(
         &self,
         rt: &dyn cairn_runtime::Runtime,
@@ -454,8 +457,8 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()));
         match (done, finished) {
             (Ok(()), Ok(Ok(received))) => Ok(Some(received)),
-            // Storing the pages failed (CRIU then failed to write them): that error says
-            // why (a full disk, say).
+            // Storing the pages failed (the runtime then failed to write them): that error
+            // says why (a full disk, say).
             (_, Ok(Err(e))) => Err(EngineError::from(e)),
             (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         }
@@ -469,14 +472,14 @@ impl Engine {
         snap: &SnapshotRecord,
         received: Option<cairn_storage::Received>,
     ) -> Result<(Sizes, bool)> {
-        let memory = snap.stateful;
         // With nothing to share, the checkpoint is only indexed for the next snapshot: after
         // `ready` (see `index_later`), as hashing it beside the flush delayed `ready` by a
         // quarter of a second for 512 MB, competing with btrfs's compression for the CPUs.
-        let index_later = memory && received.is_none() && self.parent_checkpoint(snap).is_none();
-        // CRIU wrote every page; what the parent's checkpoint holds already is shared with
-        // it before the flush, so only the pages that changed are written to disk.
-        let shared = if memory && !index_later {
+        let index_later =
+            snap.stateful && received.is_none() && self.parent_checkpoint(snap).is_none();
+        // The runtime wrote every page; what the parent's checkpoint holds already is shared
+        // with it before the flush, so only the pages that changed are written to disk.
+        let shared = if snap.stateful && !index_later {
             self.share_checkpoint(dir, snap, received).await
         } else {
             0
