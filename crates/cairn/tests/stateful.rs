@@ -57,6 +57,18 @@ fn hold_memory(d: &Daemon, id: &str, bytes: u64) {
     }
 }
 
+/// A new `rt` sandbox limited to `memory` whose process holds `bytes` (see [`hold_memory`]):
+/// its id and the sample of its string.
+fn up_holding(d: &Daemon, rt: &str, memory: &str, bytes: u64) -> (String, String) {
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", rt, "--memory", memory])
+        .ok();
+    hold_memory(d, &id, bytes);
+    let (_, len, sample) = status(d, &id);
+    assert_eq!(len, bytes);
+    (id, sample)
+}
+
 /// Waits until `read` (a counter of `what`) goes past `from`: the process counts on. Polls
 /// (its loop starts a program every 100 ms, which may take a while on a busy host).
 fn counts_on(what: &str, from: u64, read: impl Fn() -> u64) {
@@ -76,12 +88,7 @@ fn counts_on(what: &str, from: u64, read: impl Fn() -> u64) {
 
 fn a_512_mb_process_snapshots_and_forks_with_its_memory(rt: &str) {
     let d = daemon();
-    let id = d
-        .cairn(&["up", "--image", "base", "--runtime", rt, "--memory", "3G"])
-        .ok();
-    hold_memory(&d, &id, BIG);
-    let (_, len, sample) = status(&d, &id);
-    assert_eq!(len, BIG);
+    let (id, sample) = up_holding(&d, rt, "3G", BIG);
 
     let t0 = Instant::now();
     let snap = d
@@ -146,12 +153,7 @@ fn gvisor_a_second_stateful_snapshot_stores_only_what_changed_and_forks_whole() 
 fn a_second_stateful_snapshot_stores_only_what_changed_and_forks_whole(rt: &str) {
     const MID: u64 = 64 << 20;
     let d = daemon();
-    let id = d
-        .cairn(&["up", "--image", "base", "--runtime", rt, "--memory", "1G"])
-        .ok();
-    hold_memory(&d, &id, MID);
-    let (_, len, sample) = status(&d, &id);
-    assert_eq!(len, MID);
+    let (id, sample) = up_holding(&d, rt, "1G", MID);
     let size = |snap: &serde_json::Value| snap["size_bytes"].as_u64().unwrap();
     let first = d
         .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
