@@ -475,8 +475,11 @@ impl Engine {
         // With nothing to share, the checkpoint is only indexed for the next snapshot: after
         // `ready` (see `index_later`), as hashing it beside the flush delayed `ready` by a
         // quarter of a second for 512 MB, competing with btrfs's compression for the CPUs.
-        let index_later =
-            snap.stateful && received.is_none() && self.parent_checkpoint(snap).is_none();
+        let index_later = snap.stateful
+            && match &received {
+                Some(received) => !received.has_reference(),
+                None => self.parent_checkpoint(snap).is_none(),
+            };
         // The runtime wrote every page; what the parent's checkpoint holds already is shared
         // with it before the flush, so only the pages that changed are written to disk.
         let shared = if snap.stateful && !index_later {
@@ -547,30 +550,29 @@ impl Engine {
     }
 
     /// Before a memory checkpoint: pipes where the page data arrive (CRIU's page images, or
-    /// runsc's pages file), stored sharing what the parent's checkpoint holds. `None` when
-    /// there is nothing to share (no parent checkpoint, or one that cannot be read): the
-    /// runtime then writes plain files itself, which is faster than a pipe when every page
-    /// has to be written anyway, and they are indexed after `ready`. Also `None` (logged)
-    /// when the pipes cannot be made: the files are shared after the dump.
+    /// runsc's pages file). What the parent's checkpoint holds is stored as a share of it;
+    /// the rest is compressed and written straight to disk while the runtime still dumps
+    /// (see `cairn_storage::compressed`). With nothing to share (no parent checkpoint, or
+    /// one that cannot be read) the pages are not hashed either: they are indexed after
+    /// `ready`. `None` (logged) when the pipes cannot be made: the runtime writes plain
+    /// files, shared after the dump.
     async fn receive_checkpoint(
         &self,
         dir: &std::path::Path,
         snap: &SnapshotRecord,
     ) -> Option<cairn_storage::Receiving> {
         let checkpoint = dir.join("checkpoint");
-        let parent = self.parent_checkpoint(snap)?;
+        let parent = self.parent_checkpoint(snap);
         let (id, runtime) = (snap.id.clone(), snap.runtime);
         let made = tokio::task::spawn_blocking(move || {
-            let Some(reference) = Self::open_reference(&id, Some(parent)) else {
-                return Ok(None);
-            };
+            let reference = Self::open_reference(&id, parent);
             let names = match runtime {
                 cairn_types::RuntimeKind::Runc => cairn_runtime::criu::page_images(PAGE_PIPES),
                 cairn_types::RuntimeKind::Gvisor => {
                     vec![cairn_runtime::GVISOR_PAGES_FILE.to_string()]
                 }
             };
-            cairn_storage::receive(&checkpoint, &names, Some(reference)).map(Some)
+            cairn_storage::receive(&checkpoint, &names, reference).map(Some)
         })
         .await;
         let error = match made {

@@ -16,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::StorageError;
@@ -267,6 +268,11 @@ pub struct Received {
 }
 
 impl Received {
+    /// Whether the files were stored sharing a reference (and hashed as they came).
+    pub fn has_reference(&self) -> bool {
+        self.reference.is_some()
+    }
+
     /// Nothing received: [`share_blocks`] shares the files of the directory with `reference`.
     pub fn from_reference(reference: Option<Reference>) -> Self {
         Received {
@@ -281,7 +287,10 @@ impl Received {
 /// to stream a file's content into; a thread per pipe stores what arrives at that name,
 /// each block shared from `reference` when it holds it (same hash) and written otherwise,
 /// hashing it for the new index as it goes. The file never passes through the page cache
-/// whole: only the blocks that differ are written, on another CPU while the writer runs.
+/// whole: only the blocks that differ are written, on another CPU while the writer runs,
+/// compressed ([`crate::compressed`]). With no reference, every block is written so, on
+/// as many threads as there are CPUs, and none is hashed ([`share_blocks`] or
+/// [`index_files`] hash such files later).
 /// Call [`Receiving::finish`] once the writer is done (also when it failed).
 pub fn receive(
     dir: &Path,
@@ -383,9 +392,37 @@ fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Op
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (tmp, out) = create_sibling(fifo, 0o600)?;
+    let Some(reference) = reference else {
+        // Nothing to share: every page is new. Stored compressed on as many threads as
+        // there are CPUs, and not hashed (the caller indexes the file later, off the
+        // paused sandbox's time).
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let len = match crate::compressed::store_stream(pipe, &out, threads) {
+            Ok(len) => len,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if len == 0 {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(None);
+        }
+        std::fs::rename(&tmp, fifo)?;
+        let file = IndexedFile {
+            name,
+            len,
+            blocks: Vec::new(),
+        };
+        return Ok(Some((file, 0)));
+    };
     let mut sink = Sink {
         out: &out,
-        reference,
+        writer: crate::compressed::ChunkWriter::new(Arc::new(AtomicBool::new(true))),
+        reference: Some(reference),
         at: 0,
         blocks: Vec::new(),
         shared: 0,
@@ -412,7 +449,9 @@ fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Op
                 break;
             }
         }
-        sink.flush()
+        sink.flush()?;
+        // The file may end in a hole (zeros are not written).
+        out.set_len(sink.at)
     })();
     let len = sink.at;
     if stored.is_err() || len == 0 {
@@ -431,6 +470,8 @@ fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Op
 /// Where a received file's blocks go: shared from the reference in runs, or written.
 struct Sink<'a> {
     out: &'a File,
+    /// Writes the blocks the reference lacks, compressed.
+    writer: crate::compressed::ChunkWriter,
     reference: Option<&'a Reference>,
     /// Bytes received so far.
     at: u64,
@@ -480,8 +521,8 @@ impl Sink<'_> {
     /// Writes the pending bytes, which end at `at`.
     fn flush_data(&mut self) -> std::io::Result<()> {
         if !self.data.is_empty() {
-            self.out
-                .write_all_at(&self.data, self.at - self.data.len() as u64)?;
+            self.writer
+                .write(self.out, self.at - self.data.len() as u64, &self.data)?;
             self.data.clear();
         }
         Ok(())
@@ -528,7 +569,10 @@ fn share_blocks_with(
     let mut shared = Shared::default();
     for (file, bytes) in received.files {
         shared.shared_bytes += bytes;
-        shared.index.files.push(file);
+        // A file received with nothing to share was not hashed: it is hashed below.
+        if file.blocks.len() as u64 == file.len / BLOCK {
+            shared.index.files.push(file);
+        }
     }
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(StorageError::io("reading", dir))? {

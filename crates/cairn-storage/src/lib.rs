@@ -12,6 +12,7 @@
 //! engine's business.
 
 mod btrfs;
+pub mod compressed;
 pub mod dedup;
 mod error;
 mod mountinfo;

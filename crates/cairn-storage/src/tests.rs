@@ -615,3 +615,70 @@ async fn a_file_streamed_through_a_pipe_is_stored_sharing_what_the_reference_hol
     assert_eq!(shared.shared_bytes, (new.len() as u64 / 4096) * 4096);
     assert_eq!(fs::read(c.join("pages-9.img")).unwrap(), new);
 }
+
+#[tokio::test]
+async fn a_file_streamed_with_nothing_to_share_is_stored_compressed_and_zeros_take_no_space() {
+    use crate::dedup::{receive, share_blocks};
+    let t = temp_pool().await;
+    let b = t.pool.snapshots_dir().join("b");
+    fs::create_dir_all(&b).unwrap();
+    // No compression property on the directory: whatever is compressed, Cairn compressed.
+    let names = ["pages-1.img".to_string(), "pages-2.img".to_string()];
+    let receiving = receive(&b, &names, None).unwrap();
+    // 8 MiB of one byte, 4 MiB of zeros, 3 MiB of noise, an odd tail, 512 KiB of zeros.
+    let mut data = vec![b'a'; 8 << 20];
+    data.extend(vec![0u8; 4 << 20]);
+    data.extend(noise(3 << 20, 8));
+    data.extend(vec![b'b'; 1000]);
+    data.extend(vec![0u8; 512 << 10]);
+    let used = |p: &Pool| p.total_bytes().unwrap() - p.free_bytes().unwrap();
+    rustix::fs::syncfs(fs::File::open(&b).unwrap()).unwrap();
+    let before = used(&t.pool);
+    let (b2, sent) = (b.clone(), data.clone());
+    std::thread::spawn(move || {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(b2.join("pages-1.img"))
+            .unwrap();
+        for c in sent.chunks(100_000) {
+            f.write_all(c).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let received = receiving.finish().unwrap();
+    assert!(!received.has_reference());
+    let mut names: Vec<String> = fs::read_dir(&b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["pages-1.img"], "the unused pipe stays behind");
+    let path = b.join("pages-1.img");
+    assert_eq!(fs::metadata(&path).unwrap().len(), data.len() as u64);
+    assert!(
+        fs::read(&path).unwrap() == data,
+        "the bytes read back differ"
+    );
+    rustix::fs::syncfs(fs::File::open(&b).unwrap()).unwrap();
+    let stored = used(&t.pool) - before;
+    assert!(
+        stored < 5 << 20,
+        "{} bytes of file took {stored} bytes on disk (3 MiB of it cannot be compressed)",
+        data.len()
+    );
+    // The zeros are holes.
+    let f = fs::File::open(&path).unwrap();
+    assert_eq!(
+        rustix::fs::seek(&f, rustix::fs::SeekFrom::Hole(0)).unwrap(),
+        8 << 20
+    );
+    assert_eq!(
+        rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(8 << 20)).unwrap(),
+        12 << 20
+    );
+    // Received unhashed, the file is hashed when indexed.
+    let shared = share_blocks(&b, received).unwrap();
+    assert_eq!(shared.index.file_count(), 1);
+    assert_eq!(shared.index, crate::index_files(&b).unwrap());
+}
