@@ -347,11 +347,10 @@ impl Engine {
             std::fs::File::open(&root).map(|f| rustix::fs::syncfs(&f))
         })
         .await;
-        // CRIU and runsc write every page: when the parent's checkpoint can be shared, the
-        // checkpoint streams its page data to Cairn, which stores each page the parent holds
-        // as a share of it and writes the others (hashing them as it goes, on another CPU)
-        // while the runtime still dumps. The pipes and the parent's index are ready before
-        // the pause.
+        // CRIU and runsc write every page: the checkpoint streams its page data to Cairn,
+        // which stores each page the parent's checkpoint holds as a share of it and writes
+        // the others compressed, straight to disk, while the runtime still dumps. The pipes
+        // and the parent's index are ready before the pause.
         let receiving = if snap.stateful {
             if let Some(parent) = &snap.parent_id {
                 self.wait_for_index(parent).await;
@@ -400,10 +399,11 @@ impl Engine {
                 tracing::info!(sandbox = %r.id, snapshot = %snap.id, paused_us, "sandbox resumed after the capture");
             }
         };
-        // The checkpoint is written back to disk after the resume, not during the dump: on
-        // two cores a writeback beside CRIU slowed the dump (so the pause) by about as much
-        // as it saved on the flush (bench/stateful.sh: 512 MB frozen 1.40 s instead of
-        // 0.94–1.03 s, `ready` at the same time either way).
+        // What is left in the page cache (pages that do not compress, the runtime's other
+        // files) is written back after the resume, not during the dump: on two cores a
+        // writeback beside CRIU made the pause about as long as the disk write
+        // (bench/stateful.sh, 512 MB: frozen 1.40 s instead of 0.94–1.03 s with LZO; 1.59 s
+        // instead of 0.88 s for random bytes), `ready` at the same time either way.
         let finished = async {
             let received = taken?;
             self.finish_capture(&dir, snap, received).await
