@@ -320,9 +320,10 @@ impl Engine {
         std::fs::create_dir_all(&dir)
             .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", dir.display())))?;
         if snap.stateful {
-            // CRIU and runsc (Cairn asks it for no compression) write memory pages as they
-            // are; btrfs compresses them on their way to disk, so the flush before `ready`
-            // writes less.
+            // CRIU and runsc (Cairn asks it for no compression) write memory as it is. The
+            // pages that reach Cairn through pipes are compressed by Cairn; btrfs compresses
+            // what the runtime writes itself (its state, pages written without a pipe) on its
+            // way to disk, so the flush before `ready` writes less.
             let checkpoint = dir.join("checkpoint");
             let compressed = std::fs::create_dir(&checkpoint)
                 .and_then(|()| cairn_storage::compress_new_files(&checkpoint));
