@@ -152,6 +152,15 @@ impl Engine {
         });
         engine.recover().await?;
         engine.start_idle_watch();
+        // Ask the runtimes (and CRIU) for their versions now, in the background, rather
+        // than inside the first snapshot's time: every manifest records them.
+        let warm = Arc::downgrade(&engine);
+        tokio::spawn(async move {
+            for kind in [RuntimeKind::Gvisor, RuntimeKind::Runc] {
+                let Some(engine) = warm.upgrade() else { return };
+                engine.host_identity(kind, true).await;
+            }
+        });
         Ok(engine)
     }
 
