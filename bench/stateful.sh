@@ -11,7 +11,8 @@
 #  raw command's whole time is the comparable pause, as runc/runsc freeze for all of it
 # for a detached process holding ~10 MB and ~512 MB resident (MEMORY=random: random bytes,
 # which no compression shrinks; default: one repeated byte).
-# snap#1 is the sandbox's first stateful snapshot (no parent: all its memory is written);
+# snap#1 is the sandbox's first stateful snapshot (no parent: all its memory is written),
+# against the first raw checkpoint of a twin sandbox set up the same way;
 # the snapshot row is the median of the next ones, whose unchanged pages (runc) are shared
 # with the snapshot before (this process does not change its memory in between: the best
 # case; pages that change cost what snap#1's do).
@@ -29,29 +30,42 @@ for rt in gvisor runc; do
 want $rt || continue
 if [ $rt = gvisor ]; then RAW=$RAWSC; LIVE="runsc --root $CAIRN_HOME/run/runsc"; else RAW=$RAWRC; LIVE="runc --root $CAIRN_HOME/run/runc"; fi
 for mb in 10 512; do
+  # Two sandboxes set up alike: the raw snap#1 is the twin's first checkpoint, so that both
+  # snap#1 figures are a sandbox's first (runsc's first checkpoint of a sandbox is slower
+  # than its next ones); the twin then goes.
   ID=$($C up --image base --runtime $rt --memory 2G)
+  TWIN=$($C up --image base --runtime $rt --memory 2G)
   # A detached shell that keeps $mb MB in a variable, then waits on one sleep (a loop of
   # sleeps would copy 512 MB of page tables a second: gVisor pays that in its sentry).
   # It says when the variable is full: a checkpoint taken before would fork a shell still
   # filling it (each fork burning CPU while the next one is timed).
-  $C exec -d "$ID" "mb=$mb; x=\$($FILL); touch /tmp/filled; sleep 1000000 & wait"
-  for _ in $(seq 600); do $C exec "$ID" "test -e /tmp/filled" >/dev/null 2>&1 && break; sleep 0.5; done
-  rss=$($C exec "$ID" "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS/ {print \$2}' | sort -n | tail -1")
-  echo "resident: ${rss:-0} kB" >&2
-  [ "${rss:-0}" -ge $((mb * 900)) ] || echo "warning: only ${rss:-0} kB resident, $((mb * 1024)) kB wanted" >&2
+  for s in "$ID" "$TWIN"; do
+    $C exec -d "$s" "mb=$mb; x=\$($FILL); touch /tmp/filled; sleep 1000000 & wait"
+    for _ in $(seq 600); do $C exec "$s" "test -e /tmp/filled" >/dev/null 2>&1 && break; sleep 0.5; done
+    rss=$($C exec "$s" "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS/ {print \$2}' | sort -n | tail -1")
+    echo "resident: ${rss:-0} kB" >&2
+    [ "${rss:-0}" -ge $((mb * 900)) ] || echo "warning: only ${rss:-0} kB resident, $((mb * 1024)) kB wanted" >&2
+  done
+  raw_checkpoint() { # SANDBOX NAME
+    if [ $rt = gvisor ]; then $LIVE checkpoint --compression=none --image-path "$CAIRN_HOME/pool/raw-ck-$2" --leave-running "$1"
+    else $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$2" --work-path "$CAIRN_HOME/pool/raw-wk-$2" --leave-running "$1"; fi
+  }
+  sync -f "$CAIRN_HOME/pool"
+  t0=$(now); raw_checkpoint "$TWIN" "$rt-$mb-twin"; raw1=$(( $(now) - t0 )); sync -f "$CAIRN_HOME/pool"; rawsync1=$(( $(now) - t0 ))
+  $C destroy --force "$TWIN" >/dev/null
+  rm -rf "$CAIRN_HOME"/pool/raw-ck-* "$CAIRN_HOME"/pool/raw-wk-*
   sync -f "$CAIRN_HOME/pool"
   cs=""; rs=""; rss_=""; fz=""; snaps=()
   for i in $(seq "$N"); do
     t0=$(now); snaps+=("$($C snapshot create "$ID" --stateful)"); cs="$cs $(( $(now) - t0 ))"
     fz="$fz $(grep "snapshot=${snaps[-1]} paused_us=" "$CAIRN_HOME/cairnd.log" | grep -oE '[0-9]+$')000"
-    if [ $rt = gvisor ]; then t0=$(now); $LIVE checkpoint --compression=none --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --leave-running "$ID"
-    else t0=$(now); $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$rt-$mb-$i" --work-path "$CAIRN_HOME/pool/raw-wk-$rt-$mb-$i" --leave-running "$ID"; fi
+    t0=$(now); raw_checkpoint "$ID" "$rt-$mb-$i"
     rs="$rs $(( $(now) - t0 ))"; sync -f "$CAIRN_HOME/pool"; rss_="$rss_ $(( $(now) - t0 ))"
   done
   # The first snapshot has no parent; each next one (the median row) shares with the one
   # before it the memory pages that did not change: here all of them, as the process idles.
   first() { echo $1; }
-  cairn=$(first $cs); raw=$(first $rs); rawsync=$(first $rss_); frozen=$(first $fz)
+  cairn=$(first $cs); raw=$raw1; rawsync=$rawsync1; frozen=$(first $fz)
   printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s %10s %8s\n' $rt "${mb}MB" "snap#1" "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)" "$(ms $rawsync)" "$(ratio $cairn $rawsync)" "$(ms $frozen)" "$(ratio $frozen $raw)"
   rest() { shift; echo "$@"; }
   cairn=$(rest $cs | median); raw=$(rest $rs | median); rawsync=$(rest $rss_ | median); frozen=$(rest $fz | median)
