@@ -121,18 +121,23 @@ impl ChunkWriter {
     /// Writes `data` at `offset` (a multiple of 4 KiB) of `file`: each piece of 128 KiB
     /// as a compressed extent, a hole (zeros, skipped: the caller sets the file's length)
     /// or plain bytes.
-    pub fn write(&mut self, file: &File, offset: u64, data: &[u8]) -> std::io::Result<()> {
+    /// Returns how many bytes were written plainly (that did not compress).
+    pub fn write(&mut self, file: &File, offset: u64, data: &[u8]) -> std::io::Result<u64> {
         let mut at = offset;
+        let mut plain = 0;
         for piece in data.chunks(EXTENT) {
-            self.write_piece(file, at, piece)?;
+            if !self.write_piece(file, at, piece)? {
+                plain += piece.len() as u64;
+            }
             at += piece.len() as u64;
         }
-        Ok(())
+        Ok(plain)
     }
 
-    fn write_piece(&mut self, file: &File, at: u64, piece: &[u8]) -> std::io::Result<()> {
+    /// Whether the piece was compressed (or was zeros).
+    fn write_piece(&mut self, file: &File, at: u64, piece: &[u8]) -> std::io::Result<bool> {
         if piece == &ZEROS[..piece.len()] {
-            return Ok(());
+            return Ok(true);
         }
         let whole = piece.len().is_multiple_of(SECTOR)
             && piece.len() > SECTOR
@@ -143,7 +148,7 @@ impl ChunkWriter {
                 let room = piece.len() - SECTOR;
                 if let Ok(n) = zstd.compress_to_buffer(piece, &mut self.out[..room]) {
                     match encoded_write(file, at, piece.len(), &self.out[..n]) {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => return Ok(true),
                         // Not this kernel, or not this caller: write plainly from now on.
                         Err(e)
                             if [
@@ -167,21 +172,31 @@ impl ChunkWriter {
         // Data that does not compress is written back by the flush after the sandbox
         // resumes: starting its writeback here (sync_file_range) made the pause as long
         // as the disk write (bench/stateful.sh, 512 MB random: frozen 1.59 s, not 0.88 s).
-        file.write_all_at(piece, at)
+        file.write_all_at(piece, at).map(|()| false)
     }
 }
 
+/// After this many pieces in a row that did not compress, [`store_stream`] moves the data
+/// from the pipe into the file inside the kernel (`splice`) instead of reading it:
+/// random bytes then cost one copy, as when the runtime writes its file itself, not three.
+const SPLICE_AFTER: usize = 8;
+/// While splicing, one piece in this many is read and compressed again, to find out
+/// whether the data became compressible.
+const PROBE_EVERY: usize = 16;
+
 /// Stores what `pipe` delivers until it closes into `out` from its start, reading on
 /// this thread and writing with [`ChunkWriter`]s on `threads` others (encoded extents
-/// can be written in any order). Returns the bytes received. The file's length is set
-/// to that (its end may be a hole). On an error the pipe is closed, so the writer's
-/// next write fails too.
+/// can be written in any order); a run of data that does not compress is spliced into
+/// the file instead. Returns the bytes received. The file's length is set to that (its
+/// end may be a hole). On an error the pipe is closed, so the writer's next write fails
+/// too.
 pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u64> {
     let threads = threads.max(1);
     let encoded = Arc::new(AtomicBool::new(true));
-    // Buffers go round: reader → workers → back to the reader.
+    // Buffers go round: reader → workers → back to the reader, with whether the piece
+    // was written plainly (it did not compress).
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<u8>, usize)>(threads * 2);
-    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    let (free_tx, free_rx) = mpsc::channel::<(Vec<u8>, bool)>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
     let received = std::thread::scope(|s| {
@@ -196,12 +211,16 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
                         Err(_) => return,
                     };
                     let Ok((offset, buf, len)) = next else { return };
-                    if let Err(e) = writer.write(out, offset, &buf[..len]) {
-                        if let Ok(mut f) = failed.lock() {
-                            f.get_or_insert(e);
+                    let plain = match writer.write(out, offset, &buf[..len]) {
+                        Ok(plain) => plain == len as u64,
+                        Err(e) => {
+                            if let Ok(mut f) = failed.lock() {
+                                f.get_or_insert(e);
+                            }
+                            false
                         }
-                    }
-                    let _ = free_tx.send(buf);
+                    };
+                    let _ = free_tx.send((buf, plain));
                 }
             });
         }
@@ -209,18 +228,43 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
         let mut pipe = pipe;
         let mut at = 0u64;
         let mut made = 0;
+        // Pieces in a row reported written plainly, and pieces spliced since the last probe.
+        let (mut streak, mut spliced) = (0usize, 0usize);
+        let mut can_splice = true;
+        let mut free: Vec<Vec<u8>> = Vec::new();
         let result = loop {
             if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
                 break Ok(at);
             }
-            let mut buf = match free_rx.try_recv() {
-                Ok(b) => b,
-                Err(_) if made < threads * 3 => {
+            while let Ok((buf, plain)) = free_rx.try_recv() {
+                streak = if plain { streak + 1 } else { 0 };
+                free.push(buf);
+            }
+            if can_splice && streak >= SPLICE_AFTER && spliced < PROBE_EVERY {
+                match splice_piece(&pipe, out, at) {
+                    Ok(0) => break Ok(at),
+                    Ok(n) => {
+                        at += n as u64;
+                        spliced += 1;
+                        continue;
+                    }
+                    // This file cannot take a splice: read from now on.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => can_splice = false,
+                    Err(e) => return Err(e),
+                }
+            }
+            spliced = 0;
+            let mut buf = match free.pop() {
+                Some(b) => b,
+                None if made < threads * 3 => {
                     made += 1;
                     vec![0u8; EXTENT]
                 }
-                Err(_) => match free_rx.recv() {
-                    Ok(b) => b,
+                None => match free_rx.recv() {
+                    Ok((b, plain)) => {
+                        streak = if plain { streak + 1 } else { 0 };
+                        b
+                    }
                     Err(_) => break Err(std::io::Error::other("the storing threads stopped")),
                 },
             };
@@ -251,4 +295,31 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
     }
     out.set_len(received)?;
     Ok(received)
+}
+
+/// Moves up to one piece from `pipe` to `at` in `out` inside the kernel; the bytes moved
+/// (0 at the end of the stream; an EINVAL error, before any byte moved, where splicing
+/// into `out` is not supported).
+fn splice_piece(pipe: &File, out: &File, at: u64) -> std::io::Result<usize> {
+    let mut moved = 0;
+    while moved < EXTENT {
+        let mut offset = at + moved as u64;
+        match rustix::pipe::splice(
+            pipe,
+            None,
+            out,
+            Some(&mut offset),
+            EXTENT - moved,
+            rustix::pipe::SpliceFlags::MOVE,
+        ) {
+            Ok(0) => break,
+            Ok(n) => moved += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) if moved > 0 && e == rustix::io::Errno::INVAL => {
+                return Err(std::io::Error::other(format!("splice: {e}")))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(moved)
 }
