@@ -545,6 +545,24 @@ async fn a_copy_shares_the_blocks_its_reference_holds_and_keeps_every_byte() {
     );
 }
 
+/// Writes `data` into the existing file or pipe at `path` in writes of `piece` bytes, on
+/// another thread, as a runtime writes its checkpoint.
+fn write_in_pieces(path: &Path, data: &[u8], piece: usize) {
+    let (path, data) = (path.to_path_buf(), data.to_vec());
+    std::thread::spawn(move || {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        for c in data.chunks(piece) {
+            f.write_all(c).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_file_streamed_through_a_pipe_is_stored_sharing_what_the_reference_holds() {
     use crate::dedup::{receive, share_blocks, Received, Reference};
@@ -569,20 +587,8 @@ async fn a_file_streamed_through_a_pipe_is_stored_sharing_what_the_reference_hol
     let mut new = old.clone();
     new[4 << 20..5 << 20].copy_from_slice(&noise(1 << 20, 6));
     new.extend(noise(1000, 7));
-    let (b2, data) = (b.clone(), new.clone());
-    std::thread::spawn(move || {
-        fs::write(b2.join("pages-1.img"), b"small").unwrap();
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(b2.join("pages-2.img"))
-            .unwrap();
-        for c in data.chunks(300_000) {
-            f.write_all(c).unwrap();
-        }
-    })
-    .join()
-    .unwrap();
+    fs::write(b.join("pages-1.img"), b"small").unwrap();
+    write_in_pieces(&b.join("pages-2.img"), &new, 300_000);
     let received = receiving.finish().unwrap();
     let mut names: Vec<String> = fs::read_dir(&b)
         .unwrap()
@@ -637,18 +643,7 @@ async fn a_file_streamed_with_nothing_to_share_is_stored_compressed_and_zeros_ta
     let used = |p: &Pool| p.total_bytes().unwrap() - p.free_bytes().unwrap();
     rustix::fs::syncfs(fs::File::open(&b).unwrap()).unwrap();
     let before = used(&t.pool);
-    let (b2, sent) = (b.clone(), data.clone());
-    std::thread::spawn(move || {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .open(b2.join("pages-1.img"))
-            .unwrap();
-        for c in sent.chunks(100_000) {
-            f.write_all(c).unwrap();
-        }
-    })
-    .join()
-    .unwrap();
+    write_in_pieces(&b.join("pages-1.img"), &data, 100_000);
     let received = receiving.finish().unwrap();
     assert!(!received.has_reference());
     let mut names: Vec<String> = fs::read_dir(&b)
