@@ -392,79 +392,65 @@ fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Op
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (tmp, out) = create_sibling(fifo, 0o600)?;
-    let Some(reference) = reference else {
+    let stored = match reference {
         // Nothing to share: every page is new. Stored compressed on as many threads as
         // there are CPUs, and not hashed (the caller indexes the file later, off the
         // paused sandbox's time).
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let len = match crate::compressed::store_stream(pipe, &out, threads) {
-            Ok(len) => len,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        if len == 0 {
-            let _ = std::fs::remove_file(&tmp);
-            return Ok(None);
-        }
-        std::fs::rename(&tmp, fifo)?;
-        let file = IndexedFile {
-            name,
-            len,
-            blocks: Vec::new(),
-        };
-        return Ok(Some((file, 0)));
+        None => crate::compressed::store_stream(pipe, &out, cpu_threads())
+            .map(|len| (len, Vec::new(), 0)),
+        Some(reference) => sink_stream(&pipe, &out, reference),
     };
+    let (len, blocks, shared) = match stored {
+        Ok(stored) if stored.0 > 0 => stored,
+        other => {
+            let _ = std::fs::remove_file(&tmp);
+            return other.map(|_| None);
+        }
+    };
+    std::fs::rename(&tmp, fifo)?;
+    Ok(Some((IndexedFile { name, len, blocks }, shared)))
+}
+
+/// Stores what `pipe` delivers into `out`, sharing each block `reference` holds and
+/// writing the others; returns the bytes received, their block hashes and the bytes shared.
+fn sink_stream(
+    pipe: &File,
+    out: &File,
+    reference: &Reference,
+) -> std::io::Result<(u64, Vec<BlockHash>, u64)> {
     let mut sink = Sink {
-        out: &out,
+        out,
         writer: crate::compressed::ChunkWriter::new(Arc::new(AtomicBool::new(true))),
-        reference: Some(reference),
+        reference,
         at: 0,
         blocks: Vec::new(),
         shared: 0,
         run: None,
         data: Vec::with_capacity(CHUNK),
     };
-    let stored = (|| {
-        let mut buf = vec![0u8; CHUNK];
-        let mut filled = 0;
-        loop {
-            let n = std::io::Read::read(&mut &pipe, &mut buf[filled..])?;
-            filled += n;
-            let whole = if n == 0 {
-                filled
-            } else {
-                filled - filled % BLOCK as usize
-            };
-            for block in buf[..whole].chunks(BLOCK as usize) {
-                sink.push(block)?;
-            }
-            buf.copy_within(whole..filled, 0);
-            filled -= whole;
-            if n == 0 {
-                break;
-            }
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = 0;
+    loop {
+        let n = std::io::Read::read(&mut &*pipe, &mut buf[filled..])?;
+        filled += n;
+        let whole = if n == 0 {
+            filled
+        } else {
+            filled - filled % BLOCK as usize
+        };
+        for block in buf[..whole].chunks(BLOCK as usize) {
+            sink.push(block)?;
         }
-        sink.flush()?;
-        // The file may end in a hole (zeros are not written).
-        out.set_len(sink.at)
-    })();
-    let len = sink.at;
-    if stored.is_err() || len == 0 {
-        let _ = std::fs::remove_file(&tmp);
-        return stored.map(|()| None);
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+        if n == 0 {
+            break;
+        }
     }
-    std::fs::rename(&tmp, fifo)?;
-    let file = IndexedFile {
-        name,
-        len,
-        blocks: sink.blocks,
-    };
-    Ok(Some((file, sink.shared)))
+    sink.flush()?;
+    // The file may end in a hole (zeros are not written).
+    out.set_len(sink.at)?;
+    Ok((sink.at, sink.blocks, sink.shared))
 }
 
 /// Where a received file's blocks go: shared from the reference in runs, or written.
@@ -472,7 +458,7 @@ struct Sink<'a> {
     out: &'a File,
     /// Writes the blocks the reference lacks, compressed.
     writer: crate::compressed::ChunkWriter,
-    reference: Option<&'a Reference>,
+    reference: &'a Reference,
     /// Bytes received so far.
     at: u64,
     blocks: Vec<BlockHash>,
@@ -489,7 +475,7 @@ impl Sink<'_> {
             let h = block_hash(block);
             self.blocks.push(h);
             let after = self.run.map(|(f, b, n)| (f, b + n - 1));
-            self.reference.and_then(|r| r.find(after, &h))
+            self.reference.find(after, &h)
         } else {
             None
         };
@@ -530,11 +516,17 @@ impl Sink<'_> {
 
     /// Shares the pending run, which ends at `at`.
     fn flush_run(&mut self) -> std::io::Result<()> {
-        let (Some((f, b, n)), Some(r)) = (self.run.take(), self.reference) else {
+        let Some((f, b, n)) = self.run.take() else {
             return Ok(());
         };
         let bytes = n * BLOCK;
-        share(&r.files[f].1, b * BLOCK, self.out, self.at - bytes, bytes)?;
+        share(
+            &self.reference.files[f].1,
+            b * BLOCK,
+            self.out,
+            self.at - bytes,
+            bytes,
+        )?;
         self.shared += bytes;
         Ok(())
     }
@@ -547,11 +539,15 @@ impl Sink<'_> {
 /// synced copy renamed over it), so an error leaves every file complete. Blocking;
 /// hashes with as many threads as there are CPUs.
 pub fn share_blocks(dir: &Path, received: Received) -> Result<Shared, StorageError> {
-    let threads = std::thread::available_parallelism()
+    share_blocks_with(dir, received, cpu_threads())
+}
+
+/// Threads for work that may use every CPU (at most 8).
+fn cpu_threads() -> usize {
+    std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .clamp(1, 8);
-    share_blocks_with(dir, received, threads)
+        .clamp(1, 8)
 }
 
 /// The index of the files of `dir` (those of [`MIN_FILE`] bytes or more), hashed on one
