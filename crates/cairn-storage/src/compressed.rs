@@ -193,10 +193,10 @@ const PROBE_EVERY: usize = 16;
 pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u64> {
     let threads = threads.max(1);
     let encoded = Arc::new(AtomicBool::new(true));
-    // Buffers go round: reader → workers → back to the reader, with whether the piece
-    // was written plainly (it did not compress).
+    // Buffers go round: reader → workers → back to the reader, with the piece's offset and
+    // whether it was written plainly (it did not compress).
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<u8>, usize)>(threads * 2);
-    let (free_tx, free_rx) = mpsc::channel::<(Vec<u8>, bool)>();
+    let (free_tx, free_rx) = mpsc::channel::<(Vec<u8>, u64, bool)>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
     let received = std::thread::scope(|s| {
@@ -220,7 +220,7 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
                             false
                         }
                     };
-                    let _ = free_tx.send((buf, plain));
+                    let _ = free_tx.send((buf, offset, plain));
                 }
             });
         }
@@ -228,19 +228,21 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
         let mut pipe = pipe;
         let mut at = 0u64;
         let mut made = 0;
-        // Pieces in a row reported written plainly, and pieces spliced since the last probe.
-        let (mut streak, mut spliced) = (0usize, 0usize);
+        let mut plainly = Plainly::default();
+        // Pieces spliced since the last probe.
+        let mut spliced = 0;
         let mut can_splice = true;
         let mut free: Vec<Vec<u8>> = Vec::new();
         let result = loop {
             if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
                 break Ok(at);
             }
-            while let Ok((buf, plain)) = free_rx.try_recv() {
-                streak = if plain { streak + 1 } else { 0 };
+            while let Ok((buf, offset, plain)) = free_rx.try_recv() {
+                plainly.report(offset, plain);
                 free.push(buf);
             }
-            if can_splice && streak >= SPLICE_AFTER && spliced < PROBE_EVERY {
+            let splicing = can_splice && plainly.splice();
+            if splicing && spliced < PROBE_EVERY {
                 match splice_piece(&pipe, out, at) {
                     Ok(0) => break Ok(at),
                     Ok(n) => {
@@ -253,6 +255,9 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
                     Err(e) => return Err(e),
                 }
             }
+            if splicing {
+                plainly.probe = Some(at);
+            }
             spliced = 0;
             let mut buf = match free.pop() {
                 Some(b) => b,
@@ -261,8 +266,8 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
                     vec![0u8; EXTENT]
                 }
                 None => match free_rx.recv() {
-                    Ok((b, plain)) => {
-                        streak = if plain { streak + 1 } else { 0 };
+                    Ok((b, offset, plain)) => {
+                        plainly.report(offset, plain);
                         b
                     }
                     Err(_) => break Err(std::io::Error::other("the storing threads stopped")),
@@ -295,6 +300,30 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
     }
     out.set_len(received)?;
     Ok(received)
+}
+
+/// What the workers reported of the pieces they wrote plainly (see [`SPLICE_AFTER`]).
+#[derive(Default)]
+struct Plainly {
+    /// Pieces in a row reported written plainly.
+    streak: usize,
+    /// The piece read to probe the data while splicing: nothing is spliced until its
+    /// report comes back.
+    probe: Option<u64>,
+}
+
+impl Plainly {
+    fn report(&mut self, offset: u64, plain: bool) {
+        self.streak = if plain { self.streak + 1 } else { 0 };
+        if self.probe == Some(offset) {
+            self.probe = None;
+        }
+    }
+
+    /// Whether the next pieces are to be spliced.
+    fn splice(&self) -> bool {
+        self.probe.is_none() && self.streak >= SPLICE_AFTER
+    }
 }
 
 /// Moves up to one piece from `pipe` to `at` in `out` inside the kernel; the bytes moved
