@@ -201,9 +201,22 @@ impl Pool {
         Ok(space(&self.root)?.1)
     }
 
+    /// Logs the processes that keep the pool busy (`fuser -vm`), for a failed unmount.
+    async fn log_holders(&self) {
+        let holders = match Cmd::new("fuser").arg("-vm").arg(&self.root).run().await {
+            Ok(out) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            ),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(pool = %self.root.display(), %holders, "the pool is busy; unmounting again shortly");
+    }
+
     /// Unmounts a loop-mounted pool image (a no-op for a pool that Cairn did
     /// not mount, or that is not mounted any more). Fails while something
-    /// still uses the pool.
+    /// still uses the pool after a few tries over two seconds.
     pub async fn unmount(&self) -> Result<(), StorageError> {
         if self.image().is_none() {
             return Ok(());
@@ -213,11 +226,28 @@ impl Pool {
         if mounted.is_none() {
             return Ok(());
         }
-        let result = Cmd::new("umount")
-            .arg(&self.root)
-            .install_hint("apt-get install mount")
-            .run()
-            .await;
+        let mut tries = 1;
+        let result = loop {
+            let result = Cmd::new("umount")
+                .arg(&self.root)
+                .install_hint("apt-get install mount")
+                .run()
+                .await;
+            match &result {
+                Err(CmdError::Failed { stderr, .. })
+                    if stderr.contains("busy") && tries < UNMOUNT_TRIES =>
+                {
+                    // Often a moment's holder: a child process that another thread
+                    // forked while a file here was open keeps it until its exec.
+                    if tries == 1 {
+                        self.log_holders().await;
+                    }
+                    tries += 1;
+                    tokio::time::sleep(UNMOUNT_RETRY_AFTER).await;
+                }
+                _ => break result,
+            }
+        };
         match result {
             Ok(_) => {
                 tracing::info!(pool = %self.root.display(), "pool unmounted");
@@ -242,6 +272,10 @@ impl Pool {
         }
     }
 }
+
+/// How often `unmount` tries while the pool is busy, and how long it waits between tries.
+const UNMOUNT_TRIES: u32 = 10;
+const UNMOUNT_RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// Creates a sparse btrfs image of `size` bytes at `image`, crash-safely:
 /// temporary name, format, fsync, rename, fsync the directory.
