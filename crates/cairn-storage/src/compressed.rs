@@ -10,7 +10,9 @@
 //! left for the flush but metadata. A piece of zeros is not written at all (a
 //! hole reads as zeros). A piece that does not compress is written plainly.
 //! Where the kernel cannot take encoded writes (before Linux 5.18, or without
-//! CAP_SYS_ADMIN), every piece is written plainly.
+//! CAP_SYS_ADMIN), every piece is written plainly, and after a few pieces
+//! [`store_stream`] splices the rest (zeros spliced then take space: only a
+//! probed piece of zeros is left a hole).
 //!
 //! [`store_stream`] stores what a pipe delivers this way on several threads.
 //!

@@ -681,3 +681,49 @@ async fn a_file_streamed_with_nothing_to_share_is_stored_compressed_and_zeros_ta
     assert_eq!(shared.index.file_count(), 1);
     assert_eq!(shared.index, crate::index_files(&b).unwrap());
 }
+
+#[test]
+fn a_stream_onto_a_file_system_without_encoded_writes_is_stored_plainly_and_whole() {
+    // /tmp and /dev/shm are not btrfs here: the kernel refuses the encoded write (ENOTTY),
+    // and every piece goes down plainly instead (spliced after a few), including the
+    // ones that compress.
+    for dir in [std::env::temp_dir(), PathBuf::from("/dev/shm")] {
+        let dir = tempfile::tempdir_in(&dir).unwrap();
+        let kind = rustix::fs::statfs(dir.path()).unwrap().f_type as u64;
+        assert_ne!(
+            kind,
+            crate::pool::BTRFS_SUPER_MAGIC,
+            "{dir:?} must not be btrfs"
+        );
+        let mut data = vec![b'a'; 4 << 20];
+        data.extend(vec![0u8; 1 << 20]);
+        data.extend(noise(2 << 20, 3));
+        data.extend(vec![b'c'; 3 << 20]);
+        data.extend(vec![b'b'; 777]);
+        data.extend(vec![0u8; 256 << 10]);
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let feed = {
+            let data = data.clone();
+            std::thread::spawn(move || {
+                for c in data.chunks(100_000) {
+                    writer.write_all(c).unwrap();
+                }
+            })
+        };
+        let path = dir.path().join("pages-1.img");
+        let out = fs::File::create(&path).unwrap();
+        let received = crate::compressed::store_stream(
+            fs::File::from(std::os::fd::OwnedFd::from(reader)),
+            &out,
+            2,
+        )
+        .unwrap();
+        feed.join().unwrap();
+        assert_eq!(received, data.len() as u64);
+        assert_eq!(fs::metadata(&path).unwrap().len(), data.len() as u64);
+        assert!(
+            fs::read(&path).unwrap() == data,
+            "the bytes read back differ in {dir:?}"
+        );
+    }
+}
