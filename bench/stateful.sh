@@ -10,7 +10,8 @@
 #  frozen is how long Cairn kept the sandbox paused for the snapshot (from cairnd's log): the
 #  raw command's whole time is the comparable pause, as runc/runsc freeze for all of it
 # for a detached process holding ~10 MB and ~512 MB resident (MEMORY=random: random bytes,
-# which no compression shrinks; default: one repeated byte).
+# which no compression shrinks; MEMORY=text: text that compresses ~3x; default: one
+# repeated byte).
 # snap#1 is the sandbox's first stateful snapshot (no parent: all its memory is written),
 # against the first raw checkpoint of a twin sandbox set up the same way;
 # the snapshot row is the median of the next ones, whose unchanged pages (runc) are shared
@@ -24,7 +25,13 @@ N=${1:-5}
 . "$(dirname "$0")/lib.sh" --pool-size 12G --max-snapshot-size 8G --max-account-snapshot-size 100G
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 # (base64 of random bytes: 3/4 of the size in random bytes gives the size in text)
-if [ "${MEMORY:-}" = random ]; then FILL="head -c \$((mb * 786432)) /dev/urandom | base64"; else FILL="head -c \$((mb * 1048576)) /dev/zero | tr '\\0' a"; fi
+# (text: a hex dump of the busybox program, over and over: zstd shrinks it ~3x, at ~260 MB/s
+# a thread, like a heap of strings and pointers)
+case "${MEMORY:-}" in
+  random) FILL="head -c \$((mb * 786432)) /dev/urandom | base64" ;;
+  text) FILL="while od -An -tx1 -v /bin/busybox; do :; done | head -c \$((mb * 1048576))" ;;
+  *) FILL="head -c \$((mb * 1048576)) /dev/zero | tr '\\0' a" ;;
+esac
 printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s %10s %8s\n' runtime memory op cairn_ms raw_ms ratio raw+syncfs_ms ratio frozen_ms ratio
 for rt in gvisor runc; do
 want $rt || continue

@@ -14,7 +14,12 @@
 //! [`store_stream`] splices the rest (zeros spliced then take space: only a
 //! probed piece of zeros is left a hole).
 //!
-//! [`store_stream`] stores what a pipe delivers this way on several threads.
+//! [`store_stream`] stores what a pipe delivers this way on several threads. Data that
+//! compresses too slowly to keep up with the runtime while the sandbox is paused (text
+//! and pointers, at 260–330 MB/s a thread on a 2-CPU machine, see [`PAUSED_RATE`]) is
+//! treated like data that does not compress: spliced into the page cache, for the
+//! directory's own btrfs compression (LZO, [`crate::compress_new_files`]) to compress
+//! when it is flushed, after the sandbox resumes.
 //!
 //! The only `unsafe` of the crate is the ioctl call below.
 #![allow(unsafe_code)]
@@ -178,7 +183,16 @@ impl ChunkWriter {
     }
 }
 
-/// After this many pieces in a row that did not compress, [`store_stream`] moves the data
+/// What the compressing threads of [`store_stream`] must achieve together, in bytes of
+/// data per second of their own CPU time, for a memory checkpoint to be compressed while
+/// the sandbox is paused: about the rate a runtime writes its checkpoint at (CRIU, 512 MB
+/// in 0.7 s on this project's 2-CPU machine). Data that compresses more slowly holds the
+/// pause up: on that machine, 512 MB of text compressed with zstd kept the sandbox paused
+/// 1.9 s, against 0.75 s written plainly (`MEMORY=text bench/stateful.sh`). A rate per
+/// thread, so more CPUs compress more kinds of data.
+pub const PAUSED_RATE: u64 = 1 << 30;
+
+/// After this many pieces in a row that did not compress (or compressed too slowly), [`store_stream`] moves the data
 /// from the pipe into the file inside the kernel (`splice`) instead of reading it:
 /// random bytes then cost one copy, as when the runtime writes its file itself, not three.
 const SPLICE_AFTER: usize = 8;
@@ -188,15 +202,16 @@ const PROBE_EVERY: usize = 16;
 
 /// Stores what `pipe` delivers until it closes into `out` from its start, reading on
 /// this thread and writing with [`ChunkWriter`]s on `threads` others (encoded extents
-/// can be written in any order); a run of data that does not compress is spliced into
-/// the file instead. Returns the bytes received. The file's length is set to that (its
-/// end may be a hole). On an error the pipe is closed, so the writer's next write fails
-/// too.
-pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u64> {
+/// can be written in any order); a run of data that does not compress, or compresses
+/// slower than `min_rate` bytes per second of CPU time on all threads together
+/// ([`PAUSED_RATE`]; 0: however slowly), is spliced into the file instead. Returns the
+/// bytes received. The file's length is set to that (its end may be a hole). On an
+/// error the pipe is closed, so the writer's next write fails too.
+pub fn store_stream(pipe: File, out: &File, threads: usize, min_rate: u64) -> std::io::Result<u64> {
     let threads = threads.max(1);
     let encoded = Arc::new(AtomicBool::new(true));
     // Buffers go round: reader → workers → back to the reader, with the piece's offset and
-    // whether it was written plainly (it did not compress).
+    // whether it is better written plainly (it did not compress, or too slowly).
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<u8>, usize)>(threads * 2);
     let (free_tx, free_rx) = mpsc::channel::<(Vec<u8>, u64, bool)>();
     let work_rx = Arc::new(Mutex::new(work_rx));
@@ -213,8 +228,12 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
                         Err(_) => return,
                     };
                     let Ok((offset, buf, len)) = next else { return };
+                    let started = thread_cpu_ns();
                     let plain = match writer.write(out, offset, &buf[..len]) {
-                        Ok(plain) => plain == len as u64,
+                        Ok(plain) => {
+                            plain == len as u64
+                                || too_slow(len, threads, thread_cpu_ns() - started, min_rate)
+                        }
                         Err(e) => {
                             if let Ok(mut f) = failed.lock() {
                                 f.get_or_insert(e);
@@ -302,6 +321,18 @@ pub fn store_stream(pipe: File, out: &File, threads: usize) -> std::io::Result<u
     }
     out.set_len(received)?;
     Ok(received)
+}
+
+/// CPU time this thread has used, in nanoseconds.
+fn thread_cpu_ns() -> u128 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
+}
+
+/// Whether `len` bytes written in `cpu_ns` of one of `threads` threads' CPU time fall
+/// short of `min_rate` bytes per second for all of them.
+fn too_slow(len: usize, threads: usize, cpu_ns: u128, min_rate: u64) -> bool {
+    (len as u128) * (threads as u128) * 1_000_000_000 < (min_rate as u128) * cpu_ns
 }
 
 /// What the workers reported of the pieces they wrote plainly (see [`SPLICE_AFTER`]).

@@ -394,10 +394,15 @@ fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Op
     let (tmp, out) = create_sibling(fifo, 0o600)?;
     let stored = match reference {
         // Nothing to share: every page is new. Stored compressed on as many threads as
-        // there are CPUs, and not hashed (the caller indexes the file later, off the
-        // paused sandbox's time).
-        None => crate::compressed::store_stream(pipe, &out, cpu_threads())
-            .map(|len| (len, Vec::new(), 0)),
+        // there are CPUs where that keeps up with the runtime, and not hashed (the caller
+        // indexes the file later, off the paused sandbox's time).
+        None => crate::compressed::store_stream(
+            pipe,
+            &out,
+            cpu_threads(),
+            crate::compressed::PAUSED_RATE,
+        )
+        .map(|len| (len, Vec::new(), 0)),
         Some(reference) => sink_stream(&pipe, &out, reference),
     };
     let (len, blocks, shared) = match stored {

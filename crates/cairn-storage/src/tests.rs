@@ -682,6 +682,61 @@ async fn a_file_streamed_with_nothing_to_share_is_stored_compressed_and_zeros_ta
     assert_eq!(shared.index, crate::index_files(&b).unwrap());
 }
 
+#[tokio::test]
+async fn a_stream_that_compresses_too_slowly_is_stored_plainly_and_whole() {
+    let t = temp_pool().await;
+    let dir = t.pool.snapshots_dir().join("slow");
+    fs::create_dir_all(&dir).unwrap();
+    let used = |p: &Pool| p.total_bytes().unwrap() - p.free_bytes().unwrap();
+    let mut data = vec![b'a'; 16 << 20];
+    data.extend(vec![b'b'; 777]);
+    // The same data at two required rates: none, and one no compressor reaches.
+    let mut stored = Vec::new();
+    for (name, min_rate) in [("any", 0), ("fast", u64::MAX)] {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let feed = {
+            let data = data.clone();
+            std::thread::spawn(move || {
+                for c in data.chunks(100_000) {
+                    writer.write_all(c).unwrap();
+                }
+            })
+        };
+        rustix::fs::syncfs(fs::File::open(&dir).unwrap()).unwrap();
+        let before = used(&t.pool);
+        let path = dir.join(name);
+        let out = fs::File::create(&path).unwrap();
+        let received = crate::compressed::store_stream(
+            fs::File::from(std::os::fd::OwnedFd::from(reader)),
+            &out,
+            2,
+            min_rate,
+        )
+        .unwrap();
+        feed.join().unwrap();
+        assert_eq!(received, data.len() as u64);
+        assert!(
+            fs::read(&path).unwrap() == data,
+            "{name}: the bytes read back differ"
+        );
+        rustix::fs::syncfs(fs::File::open(&dir).unwrap()).unwrap();
+        stored.push(used(&t.pool) - before);
+    }
+    // Compressed, 16 MiB of one byte take a few KiB; too slow to compress, all of it goes
+    // down plainly but the first pieces (8 timed, and those sent on before their reports
+    // came back) and a probe every 16 pieces.
+    assert!(
+        stored[0] < 1 << 20,
+        "compressed: {} bytes on disk",
+        stored[0]
+    );
+    assert!(
+        stored[1] > 12 << 20,
+        "too slow to compress: {} bytes on disk",
+        stored[1]
+    );
+}
+
 #[test]
 fn a_stream_onto_a_file_system_without_encoded_writes_is_stored_plainly_and_whole() {
     // /tmp and /dev/shm are not btrfs here: the kernel refuses the encoded write (ENOTTY),
@@ -716,6 +771,7 @@ fn a_stream_onto_a_file_system_without_encoded_writes_is_stored_plainly_and_whol
             fs::File::from(std::os::fd::OwnedFd::from(reader)),
             &out,
             2,
+            0,
         )
         .unwrap();
         feed.join().unwrap();
