@@ -188,13 +188,14 @@ impl ChunkWriter {
 /// the sandbox is paused: about the rate a runtime writes its checkpoint at (CRIU, 512 MB
 /// in 0.7 s on this project's 2-CPU machine). Data that compresses more slowly holds the
 /// pause up: on that machine, 512 MB of text compressed with zstd kept the sandbox paused
-/// 1.9 s, against 0.75 s written plainly (`MEMORY=text bench/stateful.sh`). A rate per
-/// thread, so more CPUs compress more kinds of data.
+/// 1.9 s, against 0.75 s written plainly (`MEMORY=text bench/stateful.sh`). A rate for
+/// all threads together, so more CPUs compress more kinds of data.
 pub const PAUSED_RATE: u64 = 1 << 30;
 
-/// After this many pieces in a row that did not compress (or compressed too slowly), [`store_stream`] moves the data
-/// from the pipe into the file inside the kernel (`splice`) instead of reading it:
-/// random bytes then cost one copy, as when the runtime writes its file itself, not three.
+/// After this many pieces in a row that did not compress (or compressed too slowly),
+/// [`store_stream`] moves the data from the pipe into the file inside the kernel
+/// (`splice`) instead of reading it: random bytes then cost one copy, as when the runtime
+/// writes its file itself, not three.
 const SPLICE_AFTER: usize = 8;
 /// While splicing, one piece in this many is read and compressed again, to find out
 /// whether the data became compressible.
