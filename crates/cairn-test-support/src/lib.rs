@@ -407,6 +407,92 @@ impl Drop for Daemon {
     }
 }
 
+/// How a raw HTTP request reaches cairnd: its unix socket (the operator, `local` account unless
+/// a token is given) or its TCP listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The unix socket.
+    Unix,
+    /// The TCP listener (the daemon must have been started with one).
+    Tcp,
+}
+
+impl Daemon {
+    /// (status, body) of a request made with curl: `token` becomes a bearer header, `body` a
+    /// JSON body. A body that is not JSON comes back as a JSON string.
+    pub fn http(
+        &self,
+        via: Via,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut args: Vec<String> = vec!["-X".into(), method.into()];
+        if let Some(b) = body {
+            args.extend([
+                "-H".into(),
+                "Content-Type: application/json".into(),
+                "--data-binary".into(),
+                b.into(),
+            ]);
+        }
+        self.curl(via, path, token, &args)
+    }
+
+    /// (status, body) of `curl ARGS URL` (with `-s` and a bearer header for `token`), for
+    /// requests [`Daemon::http`] cannot express (uploads, other headers).
+    pub fn curl(
+        &self,
+        via: Via,
+        path: &str,
+        token: Option<&str>,
+        extra: &[String],
+    ) -> (u16, serde_json::Value) {
+        let mut args: Vec<String> = vec!["-s".into(), "-w".into(), "\n%{http_code}".into()];
+        let url = match via {
+            Via::Unix => {
+                let sock = self.home.join("cairnd.sock");
+                args.extend(["--unix-socket".into(), sock.to_string_lossy().into_owned()]);
+                format!("http://cairnd{path}")
+            }
+            Via::Tcp => format!(
+                "http://{}{path}",
+                self.tcp.as_ref().expect("this daemon has no TCP listener")
+            ),
+        };
+        if let Some(t) = token {
+            args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
+        }
+        args.extend(extra.iter().cloned());
+        args.push(url);
+        let out = Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl is needed for these tests: apt-get install curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let code: u16 = code.trim().parse().unwrap_or(0);
+        let value = if body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.into()))
+        };
+        (code, value)
+    }
+}
+
+/// Asserts an API error: its status, its code, and that its message mentions `mentions`.
+pub fn assert_error(resp: &(u16, serde_json::Value), status: u16, code: &str, mentions: &str) {
+    assert_eq!(resp.0, status, "{resp:?}");
+    assert_eq!(resp.1["error"]["code"], code, "{resp:?}");
+    let msg = resp.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(mentions),
+        "message {msg:?} should mention {mentions:?}"
+    );
+}
+
 /// Declares a `#[test]` per runtime for each named `fn name(runtime: &str)`:
 /// `runc::name` and `gvisor::name`.
 #[macro_export]

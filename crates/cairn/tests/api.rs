@@ -6,87 +6,7 @@
 
 use std::process::Command;
 
-use cairn_test_support::Daemon;
-use serde_json::Value;
-
-struct Http<'a> {
-    d: &'a Daemon,
-}
-
-impl Http<'_> {
-    /// (status, body) of a request over TCP with an optional token.
-    fn tcp(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> (u16, Value) {
-        let url = format!("http://{}{path}", self.d.tcp.as_ref().unwrap());
-        let mut args = vec![
-            "-s".to_string(),
-            "-X".into(),
-            method.into(),
-            "-w".into(),
-            "\n%{http_code}".into(),
-            url,
-        ];
-        if let Some(t) = token {
-            args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
-        }
-        self.run(args, body)
-    }
-
-    /// (status, body) over the unix socket (the local account).
-    fn unix(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let sock = self.d.home.join("cairnd.sock");
-        let args = vec![
-            "-s".to_string(),
-            "--unix-socket".into(),
-            sock.to_string_lossy().into(),
-            "-X".into(),
-            method.into(),
-            "-w".into(),
-            "\n%{http_code}".into(),
-            format!("http://cairnd{path}"),
-        ];
-        self.run(args, body)
-    }
-
-    fn run(&self, mut args: Vec<String>, body: Option<&str>) -> (u16, Value) {
-        if let Some(b) = body {
-            args.extend([
-                "-H".into(),
-                "Content-Type: application/json".into(),
-                "--data-binary".into(),
-                b.into(),
-            ]);
-        }
-        let out = Command::new("curl")
-            .args(&args)
-            .output()
-            .expect("curl is needed for these tests: apt-get install curl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        let code: u16 = code.trim().parse().unwrap();
-        let value = if body.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(body).unwrap_or(Value::String(body.into()))
-        };
-        (code, value)
-    }
-}
-
-fn assert_error(resp: &(u16, Value), status: u16, code: &str, mentions: &str) {
-    assert_eq!(resp.0, status, "{resp:?}");
-    assert_eq!(resp.1["error"]["code"], code, "{resp:?}");
-    let msg = resp.1["error"]["message"].as_str().unwrap();
-    assert!(
-        msg.contains(mentions),
-        "message {msg:?} should mention {mentions:?}"
-    );
-}
+use cairn_test_support::{assert_error, Daemon, Via};
 
 #[test]
 fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
@@ -96,15 +16,14 @@ fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
         true,
     );
     d.import_base();
-    let http = Http { d: &d };
     assert_error(
-        &http.tcp("GET", "/v1/sandboxes", None, None),
+        &d.http(Via::Tcp, "GET", "/v1/sandboxes", None, None),
         401,
         "unauthenticated",
         "token create",
     );
     assert_error(
-        &http.tcp("GET", "/v1/sandboxes", Some("ck_bogus"), None),
+        &d.http(Via::Tcp, "GET", "/v1/sandboxes", Some("ck_bogus"), None),
         401,
         "unauthenticated",
         "unknown token",
@@ -117,7 +36,8 @@ fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
         !String::from_utf8_lossy(&stored).contains(&alice),
         "the token itself must not be stored"
     );
-    let (code, sbx) = http.tcp(
+    let (code, sbx) = d.http(
+        Via::Tcp,
         "POST",
         "/v1/sandboxes",
         Some(&alice),
@@ -125,24 +45,31 @@ fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
     );
     assert_eq!(code, 201, "{sbx}");
     let id = sbx["id"].as_str().unwrap();
-    let (code, list) = http.tcp("GET", "/v1/sandboxes", Some(&alice), None);
+    let (code, list) = d.http(Via::Tcp, "GET", "/v1/sandboxes", Some(&alice), None);
     assert_eq!((code, list.as_array().unwrap().len()), (200, 1));
-    let (code, list) = http.tcp("GET", "/v1/sandboxes", Some(&bob), None);
+    let (code, list) = d.http(Via::Tcp, "GET", "/v1/sandboxes", Some(&bob), None);
     assert_eq!((code, list), (200, serde_json::json!([])));
     assert_error(
-        &http.tcp("GET", &format!("/v1/sandboxes/{id}"), Some(&bob), None),
+        &d.http(
+            Via::Tcp,
+            "GET",
+            &format!("/v1/sandboxes/{id}"),
+            Some(&bob),
+            None,
+        ),
         404,
         "not_found",
         "no sandbox",
     );
     assert_error(
-        &http.tcp("GET", "/v1/sandboxes/mine", Some(&bob), None),
+        &d.http(Via::Tcp, "GET", "/v1/sandboxes/mine", Some(&bob), None),
         404,
         "not_found",
         "no sandbox",
     );
     assert_error(
-        &http.tcp(
+        &d.http(
+            Via::Tcp,
             "DELETE",
             &format!("/v1/sandboxes/{id}?force=true"),
             Some(&bob),
@@ -153,7 +80,8 @@ fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
         "no sandbox",
     );
     assert_error(
-        &http.tcp(
+        &d.http(
+            Via::Tcp,
             "POST",
             &format!("/v1/sandboxes/{id}/exec"),
             Some(&bob),
@@ -165,7 +93,7 @@ fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
     );
     // The unix socket's local account does not see alice's sandbox either.
     assert_eq!(
-        http.unix("GET", "/v1/sandboxes", None).1,
+        d.http(Via::Unix, "GET", "/v1/sandboxes", None, None).1,
         serde_json::json!([])
     );
     // The CLI works over TCP with a token.
@@ -183,7 +111,8 @@ fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
     let r = d.cairn_env(&["ls"], &[("CAIRN_HOST", &addr)]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("token"), "{r:?}");
-    let (code, _) = http.tcp(
+    let (code, _) = d.http(
+        Via::Tcp,
         "DELETE",
         &format!("/v1/sandboxes/{id}?force=true"),
         Some(&alice),
@@ -196,29 +125,30 @@ fn tokens_are_required_over_tcp_and_accounts_are_isolated() {
 fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
     let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
     d.import_base();
-    let http = Http { d: &d };
     assert_error(
-        &http.unix("GET", "/v1/sandboxes/sbx-00000000", None),
+        &d.http(Via::Unix, "GET", "/v1/sandboxes/sbx-00000000", None, None),
         404,
         "not_found",
         "cairn ls",
     );
     assert_error(
-        &http.unix("GET", "/v1/nothing-here", None),
+        &d.http(Via::Unix, "GET", "/v1/nothing-here", None, None),
         404,
         "not_found",
         "openapi",
     );
     assert_error(
-        &http.unix("POST", "/v1/sandboxes", Some("{not json")),
+        &d.http(Via::Unix, "POST", "/v1/sandboxes", None, Some("{not json")),
         400,
         "invalid_argument",
         "invalid request body",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","colour":"red"}"#),
         ),
         400,
@@ -226,15 +156,23 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "colour",
     );
     assert_error(
-        &http.unix("POST", "/v1/sandboxes", Some(r#"{"image":"nope"}"#)),
+        &d.http(
+            Via::Unix,
+            "POST",
+            "/v1/sandboxes",
+            None,
+            Some(r#"{"image":"nope"}"#),
+        ),
         404,
         "not_found",
         "cairn image",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","memory":"lots"}"#),
         ),
         400,
@@ -242,9 +180,11 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "512M",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","name":"bad name!"}"#),
         ),
         400,
@@ -252,9 +192,11 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "invalid name",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","runtime":"docker"}"#),
         ),
         400,
@@ -262,9 +204,11 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "runtime",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","cpus":-1}"#),
         ),
         400,
@@ -272,9 +216,11 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "cpus",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","env":["NOVALUE"]}"#),
         ),
         400,
@@ -282,9 +228,11 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "KEY=VALUE",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","workdir":"relative"}"#),
         ),
         400,
@@ -292,15 +240,17 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "absolute",
     );
     assert_error(
-        &http.unix("DELETE", "/v1/sandboxes", None),
+        &d.http(Via::Unix, "DELETE", "/v1/sandboxes", None, None),
         405,
         "method_not_allowed",
         "openapi",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/images",
+            None,
             Some(r#"{"name":"x","path":"/does/not/exist"}"#),
         ),
         400,
@@ -308,9 +258,11 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "does not exist",
     );
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/images",
+            None,
             Some(r#"{"name":"base","path":"/tmp"}"#),
         ),
         409,
@@ -318,16 +270,20 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "already exists",
     );
     // Names clash within an account; exec on a bad request is refused before anything runs.
-    let (code, sbx) = http.unix(
+    let (code, sbx) = d.http(
+        Via::Unix,
         "POST",
         "/v1/sandboxes",
+        None,
         Some(r#"{"image":"base","runtime":"runc","name":"one"}"#),
     );
     assert_eq!(code, 201, "{sbx}");
     assert_error(
-        &http.unix(
+        &d.http(
+            Via::Unix,
             "POST",
             "/v1/sandboxes",
+            None,
             Some(r#"{"image":"base","runtime":"runc","name":"one"}"#),
         ),
         409,
@@ -335,19 +291,25 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         "already exists",
     );
     assert_error(
-        &http.unix("POST", "/v1/sandboxes/one/exec", Some(r#"{"cmd":[]}"#)),
+        &d.http(
+            Via::Unix,
+            "POST",
+            "/v1/sandboxes/one/exec",
+            None,
+            Some(r#"{"cmd":[]}"#),
+        ),
         400,
         "invalid_argument",
         "no command",
     );
     assert_error(
-        &http.unix("DELETE", "/v1/sandboxes/one", None),
+        &d.http(Via::Unix, "DELETE", "/v1/sandboxes/one", None, None),
         409,
         "conflict",
         "--force",
     );
     assert_error(
-        &http.unix("DELETE", "/v1/images/base", None),
+        &d.http(Via::Unix, "DELETE", "/v1/images/base", None, None),
         409,
         "conflict",
         "destroy or delete them first",
@@ -360,7 +322,7 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
     let r = d.cairn(&["exec", "sbx-00000000", "true"]);
     assert_eq!(r.code, 125, "{r:?}");
     // Nothing above left a sandbox behind besides 'one'.
-    let (_, list) = http.unix("GET", "/v1/sandboxes", None);
+    let (_, list) = d.http(Via::Unix, "GET", "/v1/sandboxes", None, None);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(
         std::fs::read_dir(d.home.join("pool/sandboxes"))
@@ -373,7 +335,7 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
 #[test]
 fn openapi_document_describes_the_paths() {
     let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
-    let (code, doc) = Http { d: &d }.unix("GET", "/v1/openapi.json", None);
+    let (code, doc) = d.http(Via::Unix, "GET", "/v1/openapi.json", None, None);
     assert_eq!(code, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for p in [
