@@ -54,6 +54,10 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidArgument(m) => ApiError::invalid(m),
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            EngineError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            EngineError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m)
+            }
             EngineError::Limit(m) => ApiError::new(StatusCode::CONFLICT, "limit_exceeded", m),
             EngineError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
@@ -89,7 +93,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    format!("internal error (reference {reference}): the cairnd log has the details: {other}"),
+                    format!("internal error (reference {reference}): the operator finds the details in the cairnd log under this reference"),
                 )
             }
         }

@@ -9,14 +9,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 
-use cairn_engine::ExecOutput;
+use cairn_engine::{ExecOutput, Principal};
 use cairn_types::api::{
-    CreateSandboxRequest, ExecEvent, ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo,
+    CreateSandboxRequest, ExecEvent, ExecRequest, ImageInfo, ImportImageRequest,
+    PublishImageRequest, SandboxInfo,
 };
 
-use crate::{Account, ApiError, AppState};
+use crate::{Account, ApiError, AppState, Caller};
 
 /// A JSON body whose rejections (bad JSON, unknown fields, wrong content
 /// type) become our JSON errors.
@@ -194,39 +195,107 @@ pub(crate) fn exec_event(ev: ExecOutput) -> ExecEvent {
     }
 }
 
-/// Import an image from a path on the daemon's host.
-#[utoipa::path(post, path = "/v1/images", request_body = ImportImageRequest,
-    responses((status = 201, body = ImageInfo), (status = 400, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+/// Import an image. Two forms:
+/// - the request body is the archive (a root filesystem tarball, an OCI image archive or a
+///   `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account;
+/// - `Content-Type: application/json` with an [`ImportImageRequest`]: a path on the daemon's
+///   host, for the operator only (403 otherwise); never a path inside the data directory.
+#[utoipa::path(post, path = "/v1/images",
+    params(("name" = Option<String>, Query, description = "name of the uploaded image"),
+           ("public" = Option<bool>, Query, description = "publish it to every account (operator only)")),
+    request_body(content(
+        (ImportImageRequest = "application/json"),
+        (Vec<u8> = "application/x-tar"), (Vec<u8> = "application/gzip"), (Vec<u8> = "application/zstd"),
+        (Vec<u8> = "application/octet-stream"))),
+    responses((status = 201, body = ImageInfo), (status = 400, body = cairn_types::api::ErrorBody),
+              (status = 403, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody),
+              (status = 413, body = cairn_types::api::ErrorBody)))]
 pub async fn import_image(
     State(st): State<AppState>,
-    _account: Account,
-    ApiJson(req): ApiJson<ImportImageRequest>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
 ) -> ApiResult<(StatusCode, Json<ImageInfo>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(st.engine.import_image(&req.name, &req.path).await?),
-    ))
+    let who = principal(&caller);
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    let info = if json {
+        if !q.is_empty() {
+            return Err(ApiError::invalid(
+                "a JSON import takes its name and path in the body, not in the query",
+            ));
+        }
+        let ApiJson(body) = ApiJson::<ImportImageRequest>::from_request(req, &st).await?;
+        st.engine
+            .import_image_path(who, &body.name, &body.path, body.public)
+            .await?
+    } else {
+        let name = q.get("name").ok_or_else(|| {
+            ApiError::invalid(
+                "name the uploaded image with ?name=NAME (or send JSON {\"name\", \"path\"} with Content-Type: application/json to import a host path, operator only)",
+            )
+        })?;
+        let public = flag(&q, "public")?;
+        let body = req
+            .into_body()
+            .into_data_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        let reader = tokio_util::io::StreamReader::new(body);
+        st.engine
+            .import_image_upload(who, name, public, reader)
+            .await?
+    };
+    Ok((StatusCode::CREATED, Json(info)))
 }
 
-/// List images.
+/// The engine's view of a caller.
+pub(crate) fn principal(caller: &Caller) -> Principal<'_> {
+    Principal {
+        account: &caller.account,
+        operator: caller.admin,
+    }
+}
+
+/// List the images the caller can use: their account's and the public ones.
 #[utoipa::path(get, path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
 pub async fn list_images(
     State(st): State<AppState>,
-    _account: Account,
+    caller: Caller,
 ) -> ApiResult<Json<Vec<ImageInfo>>> {
-    Ok(Json(st.engine.list_images()?))
+    Ok(Json(st.engine.list_images(principal(&caller))?))
 }
 
-/// Remove an image no sandbox uses.
+/// Remove an image of the caller's account (the operator: any, by id) that nothing uses.
 #[utoipa::path(delete, path = "/v1/images/{name}", params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
 pub async fn remove_image(
     State(st): State<AppState>,
-    _account: Account,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    st.engine.remove_image(&name).await?;
+    st.engine.remove_image(principal(&caller), &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Publish an image to every account, or make it private again (the operator only).
+#[utoipa::path(post, path = "/v1/images/{name}/publish", params(("name" = String, Path)),
+    request_body = PublishImageRequest,
+    responses((status = 200, body = ImageInfo), (status = 403, body = cairn_types::api::ErrorBody),
+              (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+pub async fn publish_image(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<PublishImageRequest>,
+) -> ApiResult<Json<ImageInfo>> {
+    Ok(Json(st.engine.publish_image(
+        principal(&caller),
+        &name,
+        req.public,
+    )?))
 }
 
 /// What the daemon's host has and which features it allows (`cairn doctor`).

@@ -18,7 +18,7 @@ use axum::Router;
 
 use cairn_engine::Engine;
 
-pub use auth::{hash_token, new_token, Account, AuthMode, LOCAL_ACCOUNT};
+pub use auth::{hash_token, new_token, Account, AuthMode, Caller, LOCAL_ACCOUNT};
 pub use error::ApiError;
 pub use openapi::ApiDoc;
 
@@ -70,6 +70,7 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
             "/v1/images/{name}",
             axum::routing::delete(handlers::remove_image),
         )
+        .route("/v1/images/{name}/publish", post(handlers::publish_image))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

@@ -40,7 +40,8 @@ use crate::handlers;
         crate::snapshots::diff,
         handlers::import_image,
         handlers::list_images,
-        handlers::remove_image
+        handlers::remove_image,
+        handlers::publish_image
     ),
     components(schemas(
         CreateSandboxRequest,
@@ -57,6 +58,7 @@ use crate::handlers;
         ExecEvent,
         ImageInfo,
         ImportImageRequest,
+        cairn_types::api::PublishImageRequest,
         ErrorBody,
         ErrorDetail,
         RuntimeKind,

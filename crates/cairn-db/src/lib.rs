@@ -4,10 +4,12 @@
 //! This crate stores rows; it decides nothing about containers or files.
 //! State changes are checked with [`cairn_types::transition`].
 
+mod images;
 mod migrations;
 mod network;
 mod records;
 mod snapshots;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -17,9 +19,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use cairn_types::{transition, SandboxId, SandboxState, StateError};
 
+pub use images::ImageUser;
 pub use network::PublishedPortRecord;
 pub use records::{ImageRecord, NewSandbox, SandboxRecord};
 pub use snapshots::SnapshotRecord;
+pub use tokens::{TokenRecord, TokenRole};
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -78,122 +82,6 @@ impl Db {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    // ---- accounts and tokens ----
-
-    /// Stores the hash of a new token for `account` (creating the account).
-    pub fn add_token(&self, account: &str, token_hash: &str) -> Result<(), DbError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT OR IGNORE INTO accounts(name, created_at) VALUES (?1, ?2)",
-            params![account, now()],
-        )?;
-        tx.execute(
-            "INSERT INTO tokens(hash, account, created_at) VALUES (?1, ?2, ?3)",
-            params![token_hash, account, now()],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The account a token hash belongs to, if any.
-    pub fn account_for_token(&self, token_hash: &str) -> Result<Option<String>, DbError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT account FROM tokens WHERE hash = ?1",
-                [token_hash],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    // ---- images ----
-
-    /// Records an image being imported (state `importing`); fails if the name is taken.
-    pub fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError> {
-        let conn = self.conn();
-        let taken: Option<String> = conn
-            .query_row(
-                "SELECT id FROM images WHERE name = ?1",
-                [&image.name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = taken {
-            return Err(DbError::Conflict(format!(
-                "an image named '{}' already exists ({id}); remove it with 'cairn image rm {}' or choose another name",
-                image.name, image.name
-            )));
-        }
-        conn.execute(
-            "INSERT INTO images(id, name, size_bytes, source, config_json, ready, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![image.id, image.name, image.size_bytes as i64, image.source, image.config_json, image.ready, image.created_at],
-        )?;
-        Ok(())
-    }
-
-    /// Marks an import finished with its measured size and config.
-    pub fn finish_image(
-        &self,
-        id: &str,
-        size_bytes: u64,
-        config_json: &str,
-    ) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE images SET ready = 1, size_bytes = ?2, config_json = ?3 WHERE id = ?1",
-            params![id, size_bytes as i64, config_json],
-        )?;
-        Ok(())
-    }
-
-    /// All ready images, by name.
-    pub fn list_images(&self) -> Result<Vec<ImageRecord>, DbError> {
-        self.query_images("SELECT * FROM images WHERE ready = 1 ORDER BY name", [])
-    }
-
-    /// Images whose import never finished (left by a crash).
-    pub fn unfinished_images(&self) -> Result<Vec<ImageRecord>, DbError> {
-        self.query_images("SELECT * FROM images WHERE ready = 0", [])
-    }
-
-    /// A ready image by name or id.
-    pub fn image(&self, name_or_id: &str) -> Result<Option<ImageRecord>, DbError> {
-        Ok(self
-            .query_images(
-                "SELECT * FROM images WHERE ready = 1 AND (name = ?1 OR id = ?1)",
-                [name_or_id],
-            )?
-            .pop())
-    }
-
-    fn query_images<P: rusqlite::Params>(
-        &self,
-        sql: &str,
-        p: P,
-    ) -> Result<Vec<ImageRecord>, DbError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map(p, ImageRecord::from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Deletes an image row.
-    pub fn delete_image(&self, id: &str) -> Result<(), DbError> {
-        self.conn()
-            .execute("DELETE FROM images WHERE id = ?1", [id])?;
-        Ok(())
-    }
-
-    /// How many sandboxes (of any account, not destroyed) use an image, and a few of their ids.
-    pub fn image_users(&self, image_id: &str) -> Result<Vec<String>, DbError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id FROM sandboxes WHERE image_id = ?1 ORDER BY created_at")?;
-        let rows = stmt.query_map([image_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     // ---- sandboxes ----
 
     /// Inserts a new sandbox in state `creating`; a name clash within the account is a conflict.
@@ -241,11 +129,14 @@ impl Db {
         account: &str,
         id_or_name: &str,
     ) -> Result<Option<SandboxRecord>, DbError> {
+        // An id-shaped string is an id, never a name (names of that shape are refused).
+        let sql = if cairn_types::looks_like_id(id_or_name) {
+            "SELECT * FROM sandboxes WHERE account = ?1 AND id = ?2"
+        } else {
+            "SELECT * FROM sandboxes WHERE account = ?1 AND name = ?2"
+        };
         Ok(self
-            .query_sandboxes(
-                "SELECT * FROM sandboxes WHERE account = ?1 AND (id = ?2 OR name = ?2)",
-                params![account, id_or_name],
-            )?
+            .query_sandboxes(sql, params![account, id_or_name])?
             .pop())
     }
 

@@ -88,10 +88,45 @@ const MIGRATIONS: &[&str] = &[
             (SELECT network FROM sandboxes WHERE id = NEW.sandbox_id), 'none')
         WHERE id = NEW.id;
     END;",
+    // 6: tenancy. Tokens get an id (for ls and revoke), a role, an expiry and a revocation
+    //    time. Images belong to an account (names unique per account) and may be public;
+    //    images imported before this were usable by every account, so they stay public,
+    //    owned by the operator's `local` account. The table is rebuilt to drop the global
+    //    UNIQUE(name); foreign keys into it are checked at commit, when its rows are back.
+    "ALTER TABLE tokens ADD COLUMN id TEXT;
+    ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'user';
+    ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+    ALTER TABLE tokens ADD COLUMN revoked_at TEXT;
+    UPDATE tokens SET id = 'tok-' || lower(hex(randomblob(4)));
+    CREATE UNIQUE INDEX tokens_id ON tokens(id);
+    PRAGMA defer_foreign_keys = ON;
+    CREATE TEMP TABLE images_old AS SELECT * FROM images;
+    DROP TABLE images;
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        public INTEGER NOT NULL DEFAULT 0,
+        size_bytes INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        ready INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE(account, name)
+    );
+    INSERT INTO images(id, account, name, public, size_bytes, source, config_json, ready, created_at)
+        SELECT id, 'local', name, 1, size_bytes, source, config_json, ready, created_at FROM images_old;
+    DROP TABLE images_old;
+    CREATE UNIQUE INDEX images_public_name ON images(name) WHERE public = 1;",
 ];
 
 /// Brings the schema to the newest version.
 pub(crate) fn migrate(conn: &Connection) -> Result<(), DbError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Brings the schema to version `target` (tests make old databases with it).
+pub(crate) fn migrate_to(conn: &Connection, target: usize) -> Result<(), DbError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if current > known {
@@ -100,7 +135,12 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), DbError> {
             known,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target)
+        .skip(current as usize)
+    {
         conn.execute_batch(&format!(
             "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
             i + 1

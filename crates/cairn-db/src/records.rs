@@ -12,8 +12,12 @@ use crate::DbError;
 pub struct ImageRecord {
     /// `img-…`.
     pub id: String,
-    /// Unique name.
+    /// The account that imported it (the operator's is `local`).
+    pub account: String,
+    /// Name, unique in its account (and among public images).
     pub name: String,
+    /// Whether every account may use it (published by the operator).
+    pub public: bool,
     /// Bytes of its files.
     pub size_bytes: u64,
     /// Where it came from.
@@ -30,7 +34,9 @@ impl ImageRecord {
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(ImageRecord {
             id: r.get("id")?,
+            account: r.get("account")?,
             name: r.get("name")?,
+            public: r.get("public")?,
             size_bytes: r.get::<_, i64>("size_bytes")? as u64,
             source: r.get("source")?,
             config_json: r.get("config_json")?,

@@ -299,13 +299,4 @@ impl Db {
             .flatten();
         v.map(|s| s.parse().map_err(corrupt)).transpose()
     }
-
-    /// Images used by snapshots (an image they need must not be removed).
-    pub fn image_snapshot_users(&self, image_id: &str) -> Result<Vec<String>, DbError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id FROM snapshots WHERE image_id = ?1 ORDER BY created_at")?;
-        let rows = stmt.query_map([image_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
 }

@@ -10,7 +10,9 @@ fn db() -> (tempfile::TempDir, Db) {
 fn image(db: &Db) -> ImageRecord {
     let img = ImageRecord {
         id: "img-00000001".into(),
+        account: "local".into(),
         name: "base".into(),
+        public: true,
         size_bytes: 0,
         source: "/tmp/x".into(),
         config_json: "{}".into(),
@@ -84,14 +86,42 @@ fn illegal_state_changes_are_refused() {
 }
 
 #[test]
-fn tokens_map_to_accounts() {
+fn tokens_map_to_accounts_roles_expiry_and_revocation() {
     let (_d, db) = db();
-    db.add_token("alice", "hash1").unwrap();
-    assert_eq!(
-        db.account_for_token("hash1").unwrap().as_deref(),
-        Some("alice")
-    );
-    assert_eq!(db.account_for_token("nope").unwrap(), None);
+    let t = db
+        .add_token("tok-00000001", "alice", "hash1", TokenRole::User, None)
+        .unwrap();
+    assert_eq!((t.account.as_str(), t.role), ("alice", TokenRole::User));
+    let found = db.token_by_hash("hash1").unwrap().unwrap();
+    assert_eq!(found.id, "tok-00000001");
+    assert!(found.revoked_at.is_none() && found.expires_at.is_none());
+    assert!(db.token_by_hash("nope").unwrap().is_none());
+    let later = Utc::now() + chrono::Duration::days(30);
+    db.add_token(
+        "tok-00000002",
+        "bob",
+        "hash2",
+        TokenRole::Admin,
+        Some(later),
+    )
+    .unwrap();
+    let b = db.token_by_hash("hash2").unwrap().unwrap();
+    assert_eq!(b.role, TokenRole::Admin);
+    assert_eq!(b.expires_at.map(|e| e.timestamp()), Some(later.timestamp()));
+    assert_eq!(db.list_tokens(None).unwrap().len(), 2);
+    assert_eq!(db.list_tokens(Some("bob")).unwrap().len(), 1);
+    let revoked = db.revoke_token("tok-00000001").unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(db
+        .token_by_hash("hash1")
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert!(matches!(
+        db.revoke_token("tok-99999999"),
+        Err(DbError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -103,12 +133,12 @@ fn reopening_keeps_data_and_schema() {
         image(&db);
     }
     let db = Db::open(&path).unwrap();
-    assert_eq!(db.list_images().unwrap().len(), 1);
-    assert!(db.image("base").unwrap().is_some());
+    assert_eq!(db.list_images("someone").unwrap().len(), 1);
+    assert!(db.find_image("someone", "base").unwrap().is_some());
 }
 
 #[test]
-fn image_names_are_unique_and_users_are_tracked() {
+fn image_names_are_unique_per_account_and_users_are_tracked() {
     let (_d, db) = db();
     let img = image(&db);
     let dup = ImageRecord {
@@ -116,8 +146,62 @@ fn image_names_are_unique_and_users_are_tracked() {
         ..img.clone()
     };
     assert!(matches!(db.insert_image(&dup), Err(DbError::Conflict(_))));
+    // Another account may use the name for its own private image, which it then sees first.
+    let bobs = ImageRecord {
+        id: "img-00000003".into(),
+        account: "bob".into(),
+        public: false,
+        ..img.clone()
+    };
+    db.insert_image(&bobs).unwrap();
+    db.finish_image(&bobs.id, 1, "{}").unwrap();
+    assert_eq!(db.find_image("bob", "base").unwrap().unwrap().id, bobs.id);
+    assert_eq!(db.find_image("carol", "base").unwrap().unwrap().id, img.id);
+    assert!(db.find_image("carol", &bobs.id).unwrap().is_none());
+    assert_eq!(db.list_images("carol").unwrap().len(), 1);
+    assert_eq!(db.list_images("bob").unwrap().len(), 2);
+    // Two public images cannot share a name.
+    assert!(matches!(
+        db.set_image_public(&bobs.id, true),
+        Err(DbError::Conflict(_))
+    ));
     let s = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
-    assert_eq!(db.image_users(&img.id).unwrap(), vec![s.id.to_string()]);
+    assert_eq!(
+        db.image_users(&img.id).unwrap(),
+        vec![ImageUser {
+            id: s.id.to_string(),
+            account: "alice".into()
+        }]
+    );
+}
+
+#[test]
+fn a_version_5_database_keeps_its_images_public_and_its_tokens_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cairn.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrations::migrate_to(&conn, 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts VALUES ('alice', '2026-01-01T00:00:00Z');
+             INSERT INTO tokens(hash, account, created_at) VALUES ('h', 'alice', '2026-01-01T00:00:00Z');
+             INSERT INTO images VALUES ('img-00000001', 'base', 1, '/x', '{}', 1, '2026-01-01T00:00:00Z');
+             INSERT INTO sandboxes(id, account, image_id, runtime, state, cpus, memory_bytes, pids_limit, env_json, workdir, created_at)
+               VALUES ('sbx-00000001', 'alice', 'img-00000001', 'runc', 'stopped', 1, 1, 2, '[]', '/', '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    let img = db.find_image("bob", "base").unwrap().unwrap();
+    assert!(img.public);
+    assert_eq!(img.account, "local");
+    let t = db.token_by_hash("h").unwrap().unwrap();
+    assert!(t.id.starts_with("tok-") && t.id.len() == 12, "{}", t.id);
+    assert_eq!(t.role, TokenRole::User);
+    assert_eq!(db.image_users("img-00000001").unwrap().len(), 1);
+    // The foreign key still holds: the image cannot go while the sandbox uses it.
+    assert!(db.delete_image("img-00000001").is_err());
 }
 
 #[test]

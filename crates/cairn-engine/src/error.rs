@@ -17,6 +17,12 @@ pub enum EngineError {
     /// It exists but clashes or is in the wrong state: a 409.
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (a tenant asking for what only the operator may): a 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request's body is larger than the configured cap: a 413 naming the cap.
+    #[error("{0}")]
+    TooLarge(String),
     /// A configured limit would be exceeded: a 4xx naming the limit, its value and the use.
     #[error("{0}")]
     Limit(String),
@@ -53,6 +59,13 @@ impl EngineError {
             DbError::State(s) => EngineError::Conflict(s.to_string()),
             other => EngineError::Db(other),
         }
+    }
+}
+
+impl EngineError {
+    /// A file operation of the engine's own failed while `what`.
+    pub(crate) fn from_io(what: &str, e: std::io::Error) -> Self {
+        EngineError::Internal(format!("{what}: {e}"))
     }
 }
 

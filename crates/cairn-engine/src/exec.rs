@@ -11,7 +11,9 @@ use cairn_runtime::{ExecIo, ExecSpec};
 use cairn_types::api::ExecRequest;
 use cairn_types::{format_bytes, SandboxState};
 
-use crate::sandboxes::{check_workdir, merge_env};
+use crate::limits::{
+    check_cmd, check_env, check_env_size, check_timeout, check_workdir, merge_env,
+};
 use crate::{Engine, EngineError, Result};
 
 /// Exit code reported when `timeout_secs` ran out.
@@ -188,18 +190,13 @@ impl Engine {
         req: &ExecRequest,
         io: ExecIo,
     ) -> Result<AttachedExec> {
-        if req.cmd.is_empty() || req.cmd[0].is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "no command given: pass the program and its arguments in 'cmd'".into(),
-            ));
-        }
+        check_cmd(&req.cmd)?;
+        check_env(&req.env)?;
         if let Some(w) = &req.workdir {
             check_workdir(w)?;
         }
-        if req.timeout_secs == Some(0) {
-            return Err(EngineError::InvalidArgument(
-                "timeout must be at least 1 second".into(),
-            ));
+        if let Some(secs) = req.timeout_secs {
+            check_timeout("the timeout", secs)?;
         }
         let r = self.find(account, id_or_name)?;
         if r.state != SandboxState::Running {
@@ -212,13 +209,6 @@ impl Engine {
                 "sandbox {} is {}: only a running sandbox can exec; {verb} it with 'cairn {verb} {}'",
                 r.id, r.state, r.id
             )));
-        }
-        for kv in &req.env {
-            if !kv.contains('=') {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid environment variable '{kv}': use KEY=VALUE"
-                )));
-            }
         }
         let args = if req.detach {
             if io != (ExecIo::Pipes { stdin: false }) {
@@ -240,9 +230,14 @@ impl Engine {
         } else {
             req.cmd.clone()
         };
+        let env = merge_env(&r.env, &req.env);
+        check_env_size(
+            &env,
+            "the command (the sandbox's and the request's together)",
+        )?;
         let spec = ExecSpec {
             args,
-            env: merge_env(&r.env, &req.env),
+            env,
             cwd: req.workdir.clone().unwrap_or_else(|| r.workdir.clone()),
         };
         if matches!(io, ExecIo::Tty { .. }) && r.runtime == cairn_types::RuntimeKind::Gvisor {

@@ -1,14 +1,23 @@
-//! Images: import a root filesystem (directory, OCI archive or layout
-//! tarball) into a read-only subvolume; list; remove when unused.
+//! Images: import a root filesystem (directory, OCI archive or layout tarball) into a
+//! read-only subvolume; list; publish; remove when unused.
+//!
+//! An image belongs to the account that imported it. Tenants bring images by uploading an
+//! archive; importing a path on the daemon's host is the operator's alone (the unix
+//! socket, or an admin token), and no import, by anyone, reads inside the data directory.
+//! The operator may publish an image to every account. Messages never name another
+//! account's objects nor a host path a tenant did not give.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use cairn_db::ImageRecord;
+use cairn_images::ImageError;
 use cairn_storage::Storage;
 use cairn_types::api::ImageInfo;
-use cairn_types::{validate_name, ImageId};
+use cairn_types::{format_bytes, validate_name, ImageId};
 
 use crate::{Engine, EngineError, Result};
 
@@ -19,37 +28,223 @@ pub(crate) struct StoredImageConfig {
     pub workdir: Option<String>,
 }
 
-pub(crate) fn info(r: &ImageRecord) -> ImageInfo {
-    ImageInfo {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        size_bytes: r.size_bytes,
-        source: r.source.clone(),
-        created_at: r.created_at,
-    }
+/// Who asks: an account, and whether they are the operator.
+#[derive(Clone, Copy, Debug)]
+pub struct Principal<'a> {
+    /// The account the request acts for.
+    pub account: &'a str,
+    /// The operator (unix socket, or an admin token): may import host paths, publish
+    /// images, and remove any image by id.
+    pub operator: bool,
+}
+
+/// Where an import reads from, and what messages call it.
+struct Source {
+    path: PathBuf,
+    /// The operator's path as given, or `the uploaded archive`.
+    label: String,
+    /// What the image row records as its source.
+    recorded: String,
 }
 
 impl Engine {
-    /// Imports `path` (on this host) as image `name`.
-    pub async fn import_image(&self, name: &str, path: &str) -> Result<ImageInfo> {
-        validate_name(name)?;
+    fn image_info(&self, r: &ImageRecord, who: Principal<'_>) -> ImageInfo {
+        let owned = r.account == who.account;
+        ImageInfo {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            size_bytes: r.size_bytes,
+            // Where a public image came from is the operator's business.
+            source: if owned || who.operator {
+                r.source.clone()
+            } else {
+                String::new()
+            },
+            created_at: r.created_at,
+            public: r.public,
+            owned,
+        }
+    }
+
+    /// Imports `path`, a directory or archive on this host, as image `name`: the operator's
+    /// alone, and never from inside the data directory.
+    pub async fn import_image_path(
+        self: &Arc<Self>,
+        who: Principal<'_>,
+        name: &str,
+        path: &str,
+        public: bool,
+    ) -> Result<ImageInfo> {
+        if !who.operator {
+            return Err(EngineError::Forbidden(
+                "importing a path on the daemon's host is for the operator (the unix socket, or an admin token): upload the archive instead ('cairn image import ./image.tar' uploads it over TCP)".into(),
+            ));
+        }
+        self.check_new_image(who, name, public)?;
         let source = Path::new(path);
         if !source.is_absolute() {
             return Err(EngineError::InvalidArgument(format!(
                 "image path '{path}' is not absolute: give the full path of a directory or .tar file on the daemon's host"
             )));
         }
-        if !source.exists() {
-            return Err(EngineError::InvalidArgument(format!(
-                "image path '{path}' does not exist on the daemon's host"
+        let real = std::fs::canonicalize(source).map_err(|_| {
+            EngineError::InvalidArgument(format!(
+                "image path '{path}' does not exist on the daemon's host (or cannot be read)"
+            ))
+        })?;
+        for inner in [self.cfg.home.as_path(), self.pool.root()] {
+            let inner = std::fs::canonicalize(inner).unwrap_or_else(|_| inner.to_path_buf());
+            if real.starts_with(&inner) || inner.starts_with(&real) {
+                return Err(EngineError::Forbidden(format!(
+                    "image path '{path}' is inside (or holds) Cairn's data directory, whose files belong to its tenants: import from elsewhere"
+                )));
+            }
+        }
+        let src = Source {
+            label: path.to_string(),
+            recorded: path.to_string(),
+            path: real,
+        };
+        self.spawn_import(who, name, public, src).await
+    }
+
+    /// Imports an archive the caller uploads (a root filesystem tarball, an OCI image
+    /// archive or a `docker save` archive; plain, gzip or zstd), read from `body` into a
+    /// scratch file of at most the image size cap first.
+    pub async fn import_image_upload<R: AsyncRead + Unpin>(
+        self: &Arc<Self>,
+        who: Principal<'_>,
+        name: &str,
+        public: bool,
+        mut body: R,
+    ) -> Result<ImageInfo> {
+        if public && !who.operator {
+            return Err(self.publish_forbidden());
+        }
+        self.check_new_image(who, name, public)?;
+        let dir = self.uploads_dir();
+        let scratch = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                EngineError::Internal(format!(
+                    "cannot create an upload file in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        let file = scratch
+            .reopen()
+            .map_err(|e| EngineError::Internal(format!("cannot open the upload file: {e}")))?;
+        let mut file = tokio::fs::File::from_std(file);
+        let limit = self.cfg.max_image_bytes;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total: u64 = 0;
+        loop {
+            let n = body.read(&mut buf).await.map_err(|e| {
+                EngineError::InvalidArgument(format!(
+                    "the upload was cut short after {} ({e}): send the whole archive again",
+                    format_bytes(total)
+                ))
+            })?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > limit {
+                return Err(EngineError::TooLarge(format!(
+                    "the uploaded archive is larger than this host's image size cap of {}: make the image smaller (the operator sets the cap with 'cairnd --max-image-size')",
+                    format_bytes(limit)
+                )));
+            }
+            file.write_all(&buf[..n])
+                .await
+                .map_err(|e| EngineError::from_io("writing the uploaded archive", e))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| EngineError::from_io("writing the uploaded archive", e))?;
+        drop(file);
+        if total == 0 {
+            return Err(EngineError::InvalidArgument(
+                "the upload is empty: send the archive as the request body (Content-Type: application/x-tar, application/gzip or application/zstd)".into(),
+            ));
+        }
+        let src = Source {
+            path: scratch.path().to_path_buf(),
+            label: "the uploaded archive".into(),
+            recorded: format!("upload ({})", format_bytes(total)),
+        };
+        // The scratch file goes when the import is over (or when a crash is recovered from).
+        let result = self.spawn_import(who, name, public, src).await;
+        drop(scratch);
+        result
+    }
+
+    /// Refuses a bad name, a name the account already uses, and `public` from a tenant, before
+    /// anything is read or written.
+    fn check_new_image(&self, who: Principal<'_>, name: &str, public: bool) -> Result<()> {
+        validate_name(name)?;
+        if public && !who.operator {
+            return Err(self.publish_forbidden());
+        }
+        if self
+            .db
+            .list_images(who.account)?
+            .iter()
+            .any(|i| i.account == who.account && i.name == name)
+        {
+            return Err(EngineError::Conflict(format!(
+                "you already have an image named '{name}': remove it with 'cairn image rm {name}' or choose another name"
             )));
         }
+        Ok(())
+    }
+
+    fn publish_forbidden(&self) -> EngineError {
+        EngineError::Forbidden(
+            "only the operator (the unix socket, or an admin token) publishes images to every account: import it for your own account, without public".into(),
+        )
+    }
+
+    /// Runs the import to its end in a task of its own, so that a client that goes away
+    /// cannot leave it half-done.
+    async fn spawn_import(
+        self: &Arc<Self>,
+        who: Principal<'_>,
+        name: &str,
+        public: bool,
+        src: Source,
+    ) -> Result<ImageInfo> {
+        let engine = Arc::clone(self);
+        let (account, name) = (who.account.to_string(), name.to_string());
+        let operator = who.operator;
+        let task = tokio::spawn(async move {
+            let record = engine.import(&account, &name, public, &src).await?;
+            let who = Principal {
+                account: &account,
+                operator,
+            };
+            Ok(engine.image_info(&record, who))
+        });
+        task.await
+            .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))?
+    }
+
+    async fn import(
+        &self,
+        account: &str,
+        name: &str,
+        public: bool,
+        src: &Source,
+    ) -> Result<ImageRecord> {
         let id = ImageId::generate();
         let record = ImageRecord {
             id: id.to_string(),
+            account: account.to_string(),
             name: name.to_string(),
+            public,
             size_bytes: 0,
-            source: path.to_string(),
+            source: src.recorded.clone(),
             config_json: "{}".to_string(),
             ready: false,
             created_at: Utc::now(),
@@ -59,17 +254,15 @@ impl Engine {
             .insert_image(&record)
             .map_err(EngineError::from_db)?;
         let dest = self.images_dir().join(id.as_str());
-        match self.import_into(source, &dest).await {
+        match self.import_into(src, &dest).await {
             Ok((size, config)) => {
                 self.db
                     .finish_image(id.as_str(), size, &config)
                     .map_err(EngineError::from_db)?;
-                tracing::info!(image = %id, name, size, "image imported");
-                let stored = self
-                    .db
+                tracing::info!(image = %id, account, name, size, "image imported");
+                self.db
                     .image(id.as_str())?
-                    .ok_or_else(|| EngineError::Internal("image vanished".into()))?;
-                Ok(info(&stored))
+                    .ok_or_else(|| EngineError::Internal("image vanished".into()))
             }
             Err(e) => {
                 let _ = self.storage.delete_subvolume(&dest).await;
@@ -79,12 +272,18 @@ impl Engine {
         }
     }
 
-    async fn import_into(&self, source: &Path, dest: &Path) -> Result<(u64, String)> {
+    async fn import_into(&self, src: &Source, dest: &Path) -> Result<(u64, String)> {
         self.storage.create_subvolume(dest).await?;
-        let (src, dst) = (source.to_path_buf(), dest.to_path_buf());
-        let config = tokio::task::spawn_blocking(move || cairn_images::import(&src, &dst))
-            .await
-            .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))??;
+        let (from, dst) = (src.path.clone(), dest.to_path_buf());
+        let options = cairn_images::ImportOptions {
+            max_decoded_bytes: self.cfg.max_image_bytes,
+            ..Default::default()
+        };
+        let config =
+            tokio::task::spawn_blocking(move || cairn_images::import_with(&from, &dst, &options))
+                .await
+                .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))?
+                .map_err(|e| import_error(e, src, dest))?;
         let size = {
             let dst = dest.to_path_buf();
             tokio::task::spawn_blocking(move || cairn_images::dir_size(&dst))
@@ -101,29 +300,85 @@ impl Engine {
         Ok((size, json))
     }
 
-    /// All images.
-    pub fn list_images(&self) -> Result<Vec<ImageInfo>> {
-        Ok(self.db.list_images()?.iter().map(info).collect())
+    /// Where uploads are spooled: inside the pool, which bounds them; emptied at start-up.
+    pub(crate) fn uploads_dir(&self) -> PathBuf {
+        self.pool.root().join("uploads")
     }
 
-    /// An image by name or id.
-    pub(crate) fn find_image(&self, name: &str) -> Result<ImageRecord> {
-        self.db.image(name)?.ok_or_else(|| {
+    /// The images `account` can use: its own and the public ones.
+    pub fn list_images(&self, who: Principal<'_>) -> Result<Vec<ImageInfo>> {
+        Ok(self
+            .db
+            .list_images(who.account)?
+            .iter()
+            .map(|r| self.image_info(r, who))
+            .collect())
+    }
+
+    /// An image `account` can use, by name or id.
+    pub(crate) fn find_image(&self, account: &str, name: &str) -> Result<ImageRecord> {
+        self.db.find_image(account, name)?.ok_or_else(|| {
             EngineError::NotFound(format!("no image named '{name}': list images with 'cairn image ls' or import one with 'cairn image import'"))
         })
     }
 
-    /// Removes an image that no sandbox uses.
-    pub async fn remove_image(&self, name: &str) -> Result<()> {
-        let image = self.find_image(name)?;
-        let mut users = self.db.image_users(&image.id)?;
-        users.extend(self.db.image_snapshot_users(&image.id)?);
+    /// An image the caller may change: their own, or (for the operator) any, by id.
+    fn own_image(&self, who: Principal<'_>, name: &str) -> Result<ImageRecord> {
+        let found = match self.db.find_image(who.account, name)? {
+            Some(i) if i.account == who.account || who.operator => Some(i),
+            Some(_) => None,
+            None if who.operator => self.db.image(name)?,
+            None => None,
+        };
+        found.ok_or_else(|| {
+            EngineError::NotFound(format!(
+                "you have no image named '{name}': list yours with 'cairn image ls' (public images are the operator's)"
+            ))
+        })
+    }
+
+    /// Makes an image public (usable by every account) or private again: the operator's alone.
+    pub fn publish_image(&self, who: Principal<'_>, name: &str, public: bool) -> Result<ImageInfo> {
+        if !who.operator {
+            return Err(self.publish_forbidden());
+        }
+        let image = self.own_image(who, name)?;
+        self.db
+            .set_image_public(&image.id, public)
+            .map_err(EngineError::from_db)?;
+        tracing::info!(image = %image.id, public, "image visibility changed");
+        let image = self
+            .db
+            .image(&image.id)?
+            .ok_or_else(|| EngineError::Internal("image vanished".into()))?;
+        Ok(self.image_info(&image, who))
+    }
+
+    /// Removes an image of the caller (the operator: any) that nothing uses.
+    pub async fn remove_image(&self, who: Principal<'_>, name: &str) -> Result<()> {
+        let image = self.own_image(who, name)?;
+        let users = self.db.image_users(&image.id)?;
         if !users.is_empty() {
+            // Name only the caller's own sandboxes and snapshots; count the others.
+            let mine: Vec<&str> = users
+                .iter()
+                .filter(|u| u.account == who.account)
+                .map(|u| u.id.as_str())
+                .collect();
+            let others = users.len() - mine.len();
+            let mut what = Vec::new();
+            if !mine.is_empty() {
+                what.push(format!("your {}", mine.join(", ")));
+            }
+            if others > 0 {
+                what.push(format!(
+                    "{others} sandbox(es) or snapshot(s) of other accounts"
+                ));
+            }
             return Err(EngineError::Conflict(format!(
-                "image '{}' is used by {} sandbox(es) or snapshot(s) ({}); destroy or delete them first",
+                "image '{}' is still used by {}: destroy or delete them first",
                 image.name,
-                users.len(),
-                users.join(", ")
+                what.join(" and ")
             )));
         }
         self.storage
@@ -133,4 +388,38 @@ impl Engine {
         tracing::info!(image = %image.id, name = %image.name, "image removed");
         Ok(())
     }
+}
+
+/// The engine's error for a failed import: what is wrong with the source, in words that name
+/// only what the caller gave (never the pool, never a reason quoting the file's bytes);
+/// the whole error goes to the log.
+fn import_error(e: ImageError, src: &Source, dest: &Path) -> EngineError {
+    tracing::warn!(error = %e, source = %src.path.display(), "image import failed");
+    let what = &src.label;
+    let message = match &e {
+        ImageError::Io { .. }
+        | ImageError::DestinationNotEmpty { .. }
+        | ImageError::Overlap { .. } => {
+            return EngineError::Internal(format!("image import failed: {e}"));
+        }
+        ImageError::NotAnArchive { .. } => format!(
+            "{what} is not a tar archive: give a root filesystem tarball, an OCI image archive or a docker save archive (.tar, .tar.gz or .tar.zst)"
+        ),
+        ImageError::EmptySource { .. } => {
+            format!("{what} is empty: a root filesystem needs at least one file")
+        }
+        ImageError::CorruptArchive { .. } => format!(
+            "{what} cannot be read to the end: it is truncated or corrupt; export it again"
+        ),
+        ImageError::UnsafeEntry { entry, .. } => format!(
+            "{what} holds an entry that would land outside the image ('{}'): the archive is malformed or malicious",
+            entry.chars().take(100).collect::<String>()
+        ),
+        other => other.to_string(),
+    };
+    // Paths in the remaining messages are the source's and the destination's: show neither.
+    let message = message
+        .replace(&src.path.display().to_string(), what)
+        .replace(&dest.display().to_string(), "the image");
+    EngineError::InvalidArgument(message)
 }

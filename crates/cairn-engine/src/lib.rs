@@ -10,6 +10,7 @@ mod doctor;
 mod error;
 mod exec;
 mod images;
+mod limits;
 mod network;
 mod pause;
 mod recovery;
@@ -29,6 +30,8 @@ pub use cairn_runtime::ExecIo;
 pub use doctor::Check;
 pub use error::{EngineError, IdentityMismatch, Result};
 pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
+pub use images::Principal;
+pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use snapshots::SnapshotLimits;
 
@@ -55,6 +58,10 @@ pub struct EngineConfig {
     pub auto_pause_keep: usize,
     /// How often idle timeouts are checked.
     pub idle_check_interval: std::time::Duration,
+    /// The most one sandbox may ask for.
+    pub caps: ResourceCaps,
+    /// Largest image an import may unpack, and largest upload it accepts.
+    pub max_image_bytes: u64,
 }
 
 impl EngineConfig {
@@ -71,6 +78,8 @@ impl EngineConfig {
             subnet: cairn_net::Subnet::default(),
             auto_pause_keep: 3,
             idle_check_interval: std::time::Duration::from_secs(1),
+            caps: ResourceCaps::of_host(),
+            max_image_bytes: 10 << 30,
         }
     }
 }
@@ -126,6 +135,10 @@ impl Engine {
             image_size_bytes: cfg.pool_size_bytes,
         })
         .await?;
+        let uploads = pool.root().join("uploads");
+        std::fs::create_dir_all(&uploads).map_err(|e| {
+            EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))
+        })?;
         let storage = BtrfsStorage::new(pool.clone());
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
         runtimes.insert(

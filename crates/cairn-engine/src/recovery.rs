@@ -54,15 +54,17 @@ impl Engine {
     }
 
     pub(crate) async fn recover(&self) -> Result<()> {
-        let tmp = self.cfg.home.join("tmp");
-        if let Ok(entries) = std::fs::read_dir(&tmp) {
-            for e in entries.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
+        // Work in progress: scratch files and uploads an interrupted import left.
+        for tmp in [self.cfg.home.join("tmp"), self.uploads_dir()] {
+            if let Ok(entries) = std::fs::read_dir(&tmp) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
             }
         }
         for image in self.db.unfinished_images()? {

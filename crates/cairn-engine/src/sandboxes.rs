@@ -12,46 +12,13 @@ use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
 use cairn_types::{parse_size, validate_name, SandboxId, SandboxState};
 
 use crate::images::StoredImageConfig;
+use crate::limits::{
+    check_env, check_env_size, check_timeout, check_workdir, merge_env, MAX_PUBLISHED,
+};
 use crate::{defaults, Engine, EngineError, Result};
 
 /// Smallest memory limit we accept: below this even a shell cannot start.
 const MIN_MEMORY: u64 = 16 << 20;
-
-fn check_env(env: &[String]) -> Result<()> {
-    for kv in env {
-        let ok = kv.split_once('=').is_some_and(|(k, _)| {
-            !k.is_empty()
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !k.as_bytes()[0].is_ascii_digit()
-        });
-        if !ok {
-            return Err(EngineError::InvalidArgument(format!(
-                "invalid environment variable '{kv}': use KEY=VALUE with KEY made of letters, digits and '_'"
-            )));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn check_workdir(dir: &str) -> Result<()> {
-    if !dir.starts_with('/') || dir.split('/').any(|c| c == "..") {
-        return Err(EngineError::InvalidArgument(format!(
-            "invalid working directory '{dir}': give an absolute path inside the sandbox, e.g. /root"
-        )));
-    }
-    Ok(())
-}
-
-/// Merges `extra` over `base`: a later KEY replaces an earlier one.
-pub(crate) fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for kv in base.iter().chain(extra) {
-        let key = kv.split('=').next().unwrap_or_default();
-        out.retain(|e| e.split('=').next() != Some(key));
-        out.push(kv.clone());
-    }
-    out
-}
 
 impl Engine {
     pub(crate) fn info(&self, r: &SandboxRecord) -> SandboxInfo {
@@ -145,7 +112,7 @@ impl Engine {
                         "no image given: pass --image NAME (see 'cairn image ls') or --from-snapshot SNAP".into(),
                     ));
                 }
-                (self.find_image(&req.image)?, None)
+                (self.find_image(account, &req.image)?, None)
             }
         };
         let memory_bytes = match (&req.memory, &snapshot) {
@@ -159,27 +126,27 @@ impl Engine {
                 req.memory.as_deref().unwrap_or_default()
             )));
         }
+        let caps = &self.cfg.caps;
+        caps.check_memory(memory_bytes)?;
         let cpus = req
             .cpus
             .or(snapshot.as_ref().map(|s| s.cpus))
             .unwrap_or(defaults::CPUS);
-        if !(cpus.is_finite() && (0.01..=1024.0).contains(&cpus)) {
-            return Err(EngineError::InvalidArgument(format!(
-                "invalid cpus {cpus}: give a number of cores such as 0.5 or 2"
-            )));
-        }
+        caps.check_cpus(cpus)?;
         let pids_limit = req
             .pids_limit
             .or(snapshot.as_ref().map(|s| s.pids_limit))
             .unwrap_or(defaults::PIDS_LIMIT);
-        if pids_limit < 2 {
-            return Err(EngineError::InvalidArgument(
-                "pids limit must be at least 2".into(),
-            ));
-        }
+        caps.check_pids(pids_limit)?;
         check_env(&req.env)?;
         if let Some(w) = &req.workdir {
             check_workdir(w)?;
+        }
+        if req.publish.len() > MAX_PUBLISHED {
+            return Err(EngineError::InvalidArgument(format!(
+                "{} published ports asked for: at most {MAX_PUBLISHED} per sandbox",
+                req.publish.len()
+            )));
         }
         let idle_timeout_secs = req
             .idle_timeout
@@ -187,6 +154,9 @@ impl Engine {
             .map(cairn_types::parse_duration)
             .transpose()
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        if let Some(secs) = idle_timeout_secs {
+            check_timeout("the idle timeout", secs)?;
+        }
         let runtime_kind = req
             .runtime
             .or(snapshot.as_ref().map(|s| s.runtime))
@@ -221,6 +191,11 @@ impl Engine {
                 )
             }
         };
+        // An image's configuration is its uploader's input too.
+        check_env_size(&env, "the sandbox (the image's and the request's together)")?;
+        if let Err(e) = check_workdir(&workdir) {
+            return Err(EngineError::InvalidArgument(format!("the image's {e}")));
+        }
 
         let id = SandboxId::generate();
         let lock = self.lock_for(&id);
@@ -475,30 +450,5 @@ impl Engine {
         }
         tracing::info!(sandbox = %r.id, with_snapshots, "sandbox destroyed");
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn later_env_entries_replace_earlier_keys() {
-        let merged = merge_env(
-            &["PATH=/bin".into(), "A=1".into()],
-            &["A=2".into(), "B=3".into()],
-        );
-        assert_eq!(merged, vec!["PATH=/bin", "A=2", "B=3"]);
-    }
-
-    #[test]
-    fn malformed_env_and_workdirs_are_refused() {
-        assert!(check_env(&["NOEQUALS".into()]).is_err());
-        assert!(check_env(&["=x".into()]).is_err());
-        assert!(check_env(&["1A=x".into()]).is_err());
-        assert!(check_env(&["OK_1=x=y".into()]).is_ok());
-        assert!(check_workdir("relative").is_err());
-        assert!(check_workdir("/a/../b").is_err());
-        assert!(check_workdir("/srv/app").is_ok());
     }
 }

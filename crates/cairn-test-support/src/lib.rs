@@ -331,10 +331,11 @@ impl Daemon {
         cmd
     }
 
-    /// Imports the shared busybox root filesystem as image `base`.
+    /// Imports the shared busybox root filesystem as image `base`, published to every
+    /// account (as an operator would, so that tenants over TCP can use it).
     pub fn import_base(&self) {
         let root = base_rootfs().to_str().unwrap().to_string();
-        self.cairn(&["image", "import", &root, "--name", "base"])
+        self.cairn(&["image", "import", &root, "--name", "base", "--public"])
             .ok();
     }
 

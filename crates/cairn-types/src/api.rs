@@ -218,19 +218,26 @@ pub enum ExecEvent {
 pub struct ImageInfo {
     /// `img-` and 8 hex digits.
     pub id: String,
-    /// Unique name.
+    /// Name, unique in its account (and among public images).
     pub name: String,
     /// Bytes its files take.
     pub size_bytes: u64,
-    /// Where it was imported from.
+    /// Where it was imported from (empty for a public image of another account).
     pub source: String,
     /// When it was imported.
     pub created_at: DateTime<Utc>,
+    /// Published by the operator: every account may use it.
+    #[serde(default)]
+    pub public: bool,
+    /// Imported by the caller's account (only the owner, or the operator, removes it).
+    #[serde(default)]
+    pub owned: bool,
 }
 
-/// `POST /v1/images`: import a root filesystem directory, an OCI image
-/// archive (`docker save`/`skopeo copy oci-archive:` style tar) or an OCI
-/// layout tarball that lies on the daemon's host.
+/// `POST /v1/images` with a JSON body (the operator only): import a root filesystem
+/// directory, an OCI image archive (`docker save`/`skopeo copy oci-archive:` style tar) or an
+/// OCI layout tarball that lies on the daemon's host. Tenants upload the archive as the
+/// request body instead (`POST /v1/images?name=NAME`).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportImageRequest {
@@ -238,6 +245,17 @@ pub struct ImportImageRequest {
     pub name: String,
     /// Absolute path on the daemon's host: a directory or a `.tar`/`.tar.gz` file.
     pub path: String,
+    /// Publish it to every account at once (the operator only).
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// `POST /v1/images/{name}/publish`: make an image usable by every account, or private again.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishImageRequest {
+    /// `true` to publish, `false` to make it private again.
+    pub public: bool,
 }
 
 /// The first message a client sends on the `attach` WebSocket: the command

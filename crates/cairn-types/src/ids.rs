@@ -1,4 +1,5 @@
-//! Typed identifiers: `sbx-xxxxxxxx` for sandboxes, `img-xxxxxxxx` for images.
+//! Typed identifiers: `sbx-xxxxxxxx` for sandboxes, `img-xxxxxxxx` for images,
+//! `snap-xxxxxxxx` for snapshots, `tok-xxxxxxxx` for API tokens.
 
 use std::fmt;
 use std::str::FromStr;
@@ -104,6 +105,10 @@ id_type!(
 id_type!(
     /// Identifies a snapshot: `snap-` and 8 hex digits.
     SnapshotId, "snap-", "snapshot"
+);
+id_type!(
+    /// Identifies an API token (not the token itself): `tok-` and 8 hex digits.
+    TokenId, "tok-", "token"
 );
 
 #[cfg(test)]

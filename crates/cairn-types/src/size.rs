@@ -26,7 +26,8 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     };
     let value: f64 = num.parse().map_err(|_| err())?;
     let bytes = value * (1u64 << shift) as f64;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+    // Sizes are stored as signed 64-bit integers: anything from 8 EiB up is nonsense anyway.
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= i64::MAX as f64 {
         return Err(err());
     }
     Ok(bytes as u64)
@@ -109,7 +110,17 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        for bad in ["", "M", "12Q", "-5M", "0", "1..2G", "lots"] {
+        for bad in [
+            "",
+            "M",
+            "12Q",
+            "-5M",
+            "0",
+            "1..2G",
+            "lots",
+            "16777215T",
+            "8388608T",
+        ] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.to_string().contains("e.g. 512M"), "{bad}: {e}");
         }

@@ -267,7 +267,7 @@ fn bad_input_gets_a_4xx_json_error_that_says_what_to_do() {
         ),
         409,
         "conflict",
-        "already exists",
+        "already have an image named 'base'",
     );
     // Names clash within an account; exec on a bad request is refused before anything runs.
     let (code, sbx) = d.http(
@@ -409,7 +409,9 @@ rm -rf $W
 #[test]
 fn oci_image_archives_import_with_layers_whiteouts_and_config() {
     let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
-    let archive = d.home.join("image-oci.tar");
+    // Archives lie outside the data directory: nothing inside it may be imported.
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("image-oci.tar");
     make_oci_archive(cairn_test_support::base_rootfs(), &archive);
     d.cairn(&[
         "image",
@@ -436,7 +438,7 @@ fn oci_image_archives_import_with_layers_whiteouts_and_config() {
     let mut bytes = std::fs::read(&archive).unwrap();
     let n = bytes.len();
     bytes.truncate(n / 2);
-    let bad = d.home.join("bad.tar");
+    let bad = work.path().join("bad.tar");
     std::fs::write(&bad, bytes).unwrap();
     let r = d.cairn(&["image", "import", bad.to_str().unwrap(), "--name", "broken"]);
     assert_eq!(r.code, 1, "{r:?}");

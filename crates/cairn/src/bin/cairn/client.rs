@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -68,6 +69,14 @@ impl std::fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
+/// A request body: whole, or streamed.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A whole body.
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
 /// A connection factory to cairnd.
 pub struct Client {
     endpoint: Endpoint,
@@ -79,7 +88,12 @@ impl Client {
         Client { endpoint, token }
     }
 
-    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    /// Whether cairnd is reached over TCP (where host paths cannot be imported: archives are uploaded).
+    pub fn is_tcp(&self) -> bool {
+        matches!(self.endpoint, Endpoint::Tcp(_))
+    }
+
+    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
         let hint = || {
             format!(
                 "cannot reach cairnd at {}: is it running? Start it with 'cairnd' (as root), or point --host/CAIRN_HOST at it",
@@ -113,6 +127,25 @@ impl Client {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<Response<Incoming>> {
+        match body {
+            Some(v) => {
+                let bytes = Bytes::from(serde_json::to_vec(&v)?);
+                self.send_body(method, path, Some("application/json"), full(bytes))
+                    .await
+            }
+            None => self.send_body(method, path, None, full(Bytes::new())).await,
+        }
+    }
+
+    /// Sends a request with any body (e.g. a streamed upload) and returns the raw response;
+    /// an error status becomes the API's error.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Body,
+    ) -> Result<Response<Incoming>> {
         let mut sender = self.connect().await?;
         let mut req = Request::builder()
             .method(method)
@@ -121,13 +154,9 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Full::new(Bytes::from(serde_json::to_vec(&v)?))
-            }
-            None => Full::new(Bytes::new()),
-        };
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
         let resp = sender
             .send_request(req.body(body)?)
             .await

@@ -3,19 +3,20 @@
 mod attach;
 mod client;
 mod exec;
+mod image;
 mod output;
 mod snapshot;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use hyper::Method;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use cairn_types::api::{CreateSandboxRequest, ImageInfo, SandboxInfo};
+use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
 use cairn_types::RuntimeKind;
 use client::{ApiFailure, Client, Endpoint};
 
@@ -144,7 +145,7 @@ enum Command {
     /// Manage images.
     Image {
         #[command(subcommand)]
-        command: ImageCommand,
+        command: image::ImageCommand,
     },
 }
 
@@ -194,30 +195,6 @@ struct UpArgs {
     /// Pause it (with an automatic snapshot) after this long without exec or API use: 90s, 30m, 2h.
     #[arg(long, value_name = "DURATION")]
     idle_timeout: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum ImageCommand {
-    /// Import a root filesystem directory or an OCI image archive / layout tarball on this host.
-    #[command(
-        after_help = "Examples:\n  cairn image import /srv/rootfs --name base\n  cairn image import ./alpine-oci.tar --name alpine"
-    )]
-    Import {
-        /// Directory or .tar/.tar.gz file.
-        path: PathBuf,
-        /// Name of the new image.
-        #[arg(long)]
-        name: String,
-    },
-    /// List images.
-    #[command(after_help = "Example:\n  cairn image ls --json")]
-    Ls,
-    /// Remove an image no sandbox uses.
-    #[command(after_help = "Example:\n  cairn image rm base")]
-    Rm {
-        /// Image name or id.
-        image: String,
-    },
 }
 
 fn default_endpoint() -> Endpoint {
@@ -346,7 +323,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 println!("{sandbox}");
             }
         }
-        Command::Image { command } => image(&client, command, json).await?,
+        Command::Image { command } => image::run(&client, command, json).await?,
         Command::Doctor => {
             let checks: Vec<serde_json::Value> =
                 client.json(Method::GET, "/v1/doctor", None).await?;
@@ -388,40 +365,5 @@ async fn lifecycle(client: &Client, sandbox: &str, verb: &str, json: bool) -> Re
     pb.finish_and_clear();
     let s = res?;
     output::show(json, &s, |s| println!("{}", s.id))?;
-    Ok(())
-}
-
-async fn image(client: &Client, command: ImageCommand, json: bool) -> Result<()> {
-    match command {
-        ImageCommand::Import { path, name } => {
-            let abs = std::fs::canonicalize(&path)
-                .with_context(|| format!("cannot read '{}'", path.display()))?;
-            let pb = spinner(&format!("importing {}", abs.display()));
-            let res: Result<ImageInfo> = client
-                .json(
-                    Method::POST,
-                    "/v1/images",
-                    Some(json!({ "name": name, "path": abs.to_string_lossy() })),
-                )
-                .await;
-            pb.finish_and_clear();
-            let img = res?;
-            output::show(json, &img, |img| println!("{}", img.name))?;
-        }
-        ImageCommand::Ls => {
-            let list: Vec<ImageInfo> = client.json(Method::GET, "/v1/images", None).await?;
-            output::show(json, &list, |list| output::images(list))?;
-        }
-        ImageCommand::Rm { image } => {
-            client
-                .empty(Method::DELETE, &format!("/v1/images/{}", enc(&image)))
-                .await?;
-            if json {
-                output::print_json(&json!({ "removed": image }))?;
-            } else {
-                println!("{image}");
-            }
-        }
-    }
     Ok(())
 }

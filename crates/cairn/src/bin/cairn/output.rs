@@ -103,12 +103,18 @@ pub fn sandbox(s: &SandboxInfo) {
 }
 
 pub fn images(list: &[ImageInfo]) {
-    let mut t = table(&["ID", "NAME", "SIZE", "SOURCE", "CREATED"]);
+    let mut t = table(&["ID", "NAME", "SIZE", "VISIBILITY", "SOURCE", "CREATED"]);
     for i in list {
+        let visibility = match (i.owned, i.public) {
+            (true, true) => "yours, public",
+            (true, false) => "yours",
+            (false, _) => "public",
+        };
         t.add_row(vec![
             i.id.clone(),
             i.name.clone(),
             format_bytes(i.size_bytes),
+            visibility.to_string(),
             i.source.clone(),
             age(i.created_at),
         ]);

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use cairn_api::{app, new_token, AuthMode};
-use cairn_db::Db;
+use cairn_db::{Db, TokenRecord, TokenRole};
 use cairn_engine::{Engine, EngineConfig};
 use cairn_types::{parse_size, RuntimeKind};
 
@@ -17,7 +17,9 @@ const EXAMPLES: &str = "Examples:
   cairnd                                   # data in /var/lib/cairn, socket /var/lib/cairn/cairnd.sock
   cairnd --home /srv/cairn --listen 127.0.0.1:7421
   cairnd --subnet 10.99.0.0/16 --bridge cairn1  # nat sandboxes get 10.99.0.2, .3, …; gateway 10.99.0.1
-  cairnd token create --account alice      # prints a new ck_… token for alice";
+  cairnd token create --account alice      # prints a new ck_… token for alice
+  cairnd token ls                          # token ids, accounts, roles, expiry
+  cairnd token revoke tok-1a2b3c4d         # 401 for it from now on";
 
 #[derive(Parser)]
 #[command(name = "cairnd", version, about = "The Cairn daemon: sandboxes for AI agents", after_help = EXAMPLES)]
@@ -54,6 +56,18 @@ struct Args {
     /// Automatic snapshots (taken by 'cairn pause') kept per sandbox; older ones are pruned.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_auto_pause: u32,
+    /// Largest memory limit one sandbox may ask for (default: this host's memory).
+    #[arg(long, value_name = "SIZE")]
+    max_memory: Option<String>,
+    /// Most CPU cores one sandbox may ask for (default: this host's CPU count).
+    #[arg(long, value_name = "N")]
+    max_cpus: Option<f64>,
+    /// Largest process limit one sandbox may ask for.
+    #[arg(long, default_value_t = 32_768, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    max_pids: u32,
+    /// Largest image an import may unpack, and largest archive a tenant may upload.
+    #[arg(long, default_value = "10G", value_name = "SIZE")]
+    max_image_size: String,
     /// Runtime for sandboxes that do not name one: gvisor or runc.
     #[arg(long, env = "CAIRN_DEFAULT_RUNTIME", default_value = "gvisor")]
     default_runtime: String,
@@ -90,12 +104,40 @@ enum Command {
 enum TokenCommand {
     /// Create a token for an account (created if new); prints the token once.
     #[command(
-        after_help = "Example:\n  cairnd token create --account alice\n  CAIRN_TOKEN=ck_… cairn --host http://127.0.0.1:7421 ls"
+        after_help = "Examples:\n  cairnd token create --account alice\n  cairnd token create --account ci --expires 30d\n  cairnd token create --account ops --admin      # may import host paths and publish images\n  CAIRN_TOKEN=ck_… cairn --host http://127.0.0.1:7421 ls"
     )]
     Create {
         /// The account the token acts for.
         #[arg(long)]
         account: String,
+        /// The token stops working after this long: 90m, 12h, 30d.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// An operator token: like the unix socket, it may import paths on this host and
+        /// publish images to every account.
+        #[arg(long)]
+        admin: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (their ids, never the tokens themselves).
+    #[command(
+        after_help = "Examples:\n  cairnd token ls\n  cairnd token ls --account alice --json"
+    )]
+    Ls {
+        /// Only this account's tokens.
+        #[arg(long)]
+        account: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id: every request with it gets 401 from now on.
+    #[command(after_help = "Example:\n  cairnd token revoke tok-1a2b3c4d")]
+    Revoke {
+        /// The token's id (see 'cairnd token ls').
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -137,23 +179,8 @@ fn open_db(home: &std::path::Path) -> Result<Arc<Db>> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    if let Some(Command::Token {
-        command: TokenCommand::Create { account, json },
-    }) = &args.command
-    {
-        cairn_types::validate_name(account).context("invalid account name")?;
-        let db = open_db(&args.home)?;
-        let (token, hash) = new_token();
-        db.add_token(account, &hash)?;
-        if *json {
-            println!(
-                "{}",
-                serde_json::json!({ "account": account, "token": token })
-            );
-        } else {
-            println!("{token}");
-        }
-        return Ok(());
+    if let Some(Command::Token { command }) = &args.command {
+        return token(&args.home, command);
     }
     let default_runtime: RuntimeKind = args.default_runtime.parse().map_err(anyhow::Error::msg)?;
     let pool_size = parse_size(&args.pool_size).context("invalid --pool-size")?;
@@ -173,6 +200,17 @@ async fn run(args: Args) -> Result<()> {
             .context("invalid --max-snapshot-size")?,
     };
     cfg.auto_pause_keep = args.keep_auto_pause as usize;
+    if let Some(m) = &args.max_memory {
+        cfg.caps.memory_bytes = parse_size(m).context("invalid --max-memory")?;
+    }
+    if let Some(c) = args.max_cpus {
+        if !(c.is_finite() && c >= 0.01) {
+            bail!("invalid --max-cpus {c}: give a number of cores such as 4");
+        }
+        cfg.caps.cpus = c;
+    }
+    cfg.caps.pids = args.max_pids;
+    cfg.max_image_bytes = parse_size(&args.max_image_size).context("invalid --max-image-size")?;
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;
@@ -215,6 +253,102 @@ async fn run(args: Args) -> Result<()> {
     let _ = std::fs::remove_file(&sock);
     tracing::info!("cairnd stopped; sandboxes keep running and are found again at the next start");
     Ok(())
+}
+
+/// `cairnd token create | ls | revoke`: straight on the database (cairnd may be running).
+fn token(home: &std::path::Path, command: &TokenCommand) -> Result<()> {
+    let db = open_db(home)?;
+    match command {
+        TokenCommand::Create {
+            account,
+            expires,
+            admin,
+            json,
+        } => {
+            cairn_types::validate_name(account).context("invalid account name")?;
+            let expires_at = match expires {
+                Some(d) => {
+                    let secs = cairn_types::parse_duration(d).context("invalid --expires")?;
+                    let secs = i64::try_from(secs)
+                        .ok()
+                        .filter(|s| *s <= 10 * 365 * 86_400)
+                        .context("invalid --expires: at most 3650d")?;
+                    Some(chrono::Utc::now() + chrono::Duration::seconds(secs))
+                }
+                None => None,
+            };
+            let role = if *admin {
+                TokenRole::Admin
+            } else {
+                TokenRole::User
+            };
+            let (token, hash) = new_token();
+            let id = cairn_types::TokenId::generate();
+            let record = db.add_token(id.as_str(), account, &hash, role, expires_at)?;
+            if *json {
+                let mut v = token_json(&record);
+                v["token"] = serde_json::Value::String(token);
+                println!("{v}");
+            } else {
+                println!("{token}");
+            }
+        }
+        TokenCommand::Ls { account, json } => {
+            let tokens = db.list_tokens(account.as_deref())?;
+            if *json {
+                let list: Vec<_> = tokens.iter().map(token_json).collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                let mut table = comfy_table::Table::new();
+                table.load_preset(comfy_table::presets::NOTHING);
+                table.set_header(["ID", "ACCOUNT", "ROLE", "CREATED", "EXPIRES", "STATE"]);
+                let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+                for t in &tokens {
+                    table.add_row([
+                        t.id.clone(),
+                        t.account.clone(),
+                        t.role.as_str().to_string(),
+                        day(t.created_at),
+                        t.expires_at.map(day).unwrap_or_else(|| "never".into()),
+                        token_state(t).to_string(),
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+        TokenCommand::Revoke { id, json } => {
+            let record = db.revoke_token(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if *json {
+                println!("{}", token_json(&record));
+            } else {
+                println!("{}", record.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `active`, `revoked` or `expired`.
+fn token_state(t: &TokenRecord) -> &'static str {
+    if t.revoked_at.is_some() {
+        "revoked"
+    } else if t.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn token_json(t: &TokenRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "account": t.account,
+        "role": t.role.as_str(),
+        "created_at": t.created_at,
+        "expires_at": t.expires_at,
+        "revoked_at": t.revoked_at,
+        "state": token_state(t),
+    })
 }
 
 async fn shutdown() {

@@ -1,0 +1,219 @@
+//! `cairn image import | ls | rm | publish | unpublish`.
+//!
+//! Over TCP an import uploads the archive (a directory is sent as a tar stream made on the
+//! fly), with a progress bar; over the unix socket the operator's daemon reads the path
+//! itself unless `--upload` is given.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use clap::Subcommand;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::Method;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use cairn_types::api::ImageInfo;
+
+use crate::client::{Body, Client};
+use crate::{enc, output, spinner};
+
+/// The image subcommands.
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Import a root filesystem directory, an OCI image archive / layout tarball or a
+    /// `docker save` archive (plain, gzip or zstd). Over TCP it is uploaded; over the unix
+    /// socket cairnd reads the path itself (the operator's way), unless --upload.
+    #[command(
+        after_help = "Examples:\n  cairn image import /srv/rootfs --name base\n  cairn image import ./alpine-oci.tar --name alpine\n  CAIRN_HOST=http://10.0.0.5:7421 cairn image import ./py.tar.gz --name py   # uploads it\n  cairn image import /srv/rootfs --name base --public                       # operator: every account may use it"
+    )]
+    Import {
+        /// Directory or .tar/.tar.gz/.tar.zst file.
+        path: PathBuf,
+        /// Name of the new image (unique in your account).
+        #[arg(long)]
+        name: String,
+        /// Publish it to every account (the operator only).
+        #[arg(long)]
+        public: bool,
+        /// Upload it even over the unix socket.
+        #[arg(long)]
+        upload: bool,
+    },
+    /// List the images you can use: your account's and the public ones.
+    #[command(after_help = "Example:\n  cairn image ls --json")]
+    Ls,
+    /// Remove an image of yours that no sandbox or snapshot uses.
+    #[command(after_help = "Example:\n  cairn image rm base")]
+    Rm {
+        /// Image name or id.
+        image: String,
+    },
+    /// Publish an image to every account (the operator only).
+    #[command(after_help = "Example:\n  cairn image publish base")]
+    Publish {
+        /// Image name or id.
+        image: String,
+    },
+    /// Make a published image private to its account again (the operator only).
+    #[command(after_help = "Example:\n  cairn image unpublish base")]
+    Unpublish {
+        /// Image name or id.
+        image: String,
+    },
+}
+
+/// Runs an image subcommand.
+pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<()> {
+    match command {
+        ImageCommand::Import {
+            path,
+            name,
+            public,
+            upload,
+        } => {
+            let img = if upload || client.is_tcp() {
+                upload_image(client, &path, &name, public, json).await?
+            } else {
+                let abs = std::fs::canonicalize(&path)
+                    .with_context(|| format!("cannot read '{}'", path.display()))?;
+                let pb = spinner(&format!("importing {}", abs.display()));
+                let res: Result<ImageInfo> = client
+                    .json(
+                        Method::POST,
+                        "/v1/images",
+                        Some(json!({ "name": name, "path": abs.to_string_lossy(), "public": public })),
+                    )
+                    .await;
+                pb.finish_and_clear();
+                res?
+            };
+            output::show(json, &img, |img| println!("{}", img.name))?;
+        }
+        ImageCommand::Ls => {
+            let list: Vec<ImageInfo> = client.json(Method::GET, "/v1/images", None).await?;
+            output::show(json, &list, |list| output::images(list))?;
+        }
+        ImageCommand::Rm { image } => {
+            client
+                .empty(Method::DELETE, &format!("/v1/images/{}", enc(&image)))
+                .await?;
+            if json {
+                output::print_json(&json!({ "removed": image }))?;
+            } else {
+                println!("{image}");
+            }
+        }
+        ImageCommand::Publish { image } => publish(client, &image, true, json).await?,
+        ImageCommand::Unpublish { image } => publish(client, &image, false, json).await?,
+    }
+    Ok(())
+}
+
+async fn publish(client: &Client, image: &str, public: bool, json: bool) -> Result<()> {
+    let img: ImageInfo = client
+        .json(
+            Method::POST,
+            &format!("/v1/images/{}/publish", enc(image)),
+            Some(json!({ "public": public })),
+        )
+        .await?;
+    output::show(json, &img, |img| println!("{}", img.name))
+}
+
+/// Uploads `path` (an archive as it is, a directory as a tar stream) as image `name`.
+async fn upload_image(
+    client: &Client,
+    path: &Path,
+    name: &str,
+    public: bool,
+    json: bool,
+) -> Result<ImageInfo> {
+    let md =
+        std::fs::metadata(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    let pb = if md.is_dir() {
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} uploading {msg}: {bytes} ({bytes_per_sec}) {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb
+    } else {
+        let pb = ProgressBar::new(md.len());
+        pb.set_style(
+            ProgressStyle::with_template(
+                "uploading {msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    };
+    if json {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb.set_message(path.display().to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    let (reader, packer): (Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>, _) = if md.is_dir()
+    {
+        let (writer, reader) = tokio::io::duplex(1 << 20);
+        let dir = path.to_path_buf();
+        let packer = tokio::task::spawn_blocking(move || pack_dir(&dir, writer));
+        (Box::new(reader), Some(packer))
+    } else {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open '{}'", path.display()))?;
+        (Box::new(file), None)
+    };
+    let counted = pb.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20).map(move |chunk| {
+        chunk.map(|bytes: Bytes| {
+            counted.inc(bytes.len() as u64);
+            Frame::data(bytes)
+        })
+    });
+    let body: Body = BodyExt::boxed(StreamBody::new(stream));
+    let uri = format!(
+        "/v1/images?name={}{}",
+        enc(name),
+        if public { "&public=true" } else { "" }
+    );
+    let sent = client
+        .send_body(Method::POST, &uri, Some("application/octet-stream"), body)
+        .await;
+    pb.finish_and_clear();
+    if let Some(packer) = packer {
+        // A directory that could not be read makes a truncated stream: say why.
+        packer
+            .await
+            .context("the directory packer failed")?
+            .with_context(|| format!("cannot pack '{}' for upload", path.display()))?;
+    }
+    let resp = sent?;
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "unexpected answer from cairnd: {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+/// Writes `dir` as a tar stream (owners, modes, symlinks as links, special files as
+/// themselves) into `writer`.
+fn pack_dir(dir: &Path, writer: tokio::io::DuplexStream) -> Result<()> {
+    let bridge = tokio_util::io::SyncIoBridge::new(writer);
+    let mut tar = tar::Builder::new(bridge);
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Complete);
+    tar.append_dir_all(".", dir)?;
+    let mut bridge = tar.into_inner()?;
+    std::io::Write::flush(&mut bridge)?;
+    Ok(())
+}
