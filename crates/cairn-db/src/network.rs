@@ -48,7 +48,8 @@ impl Db {
     }
 
     /// Records the ports sandbox `id` publishes; a host port another sandbox
-    /// holds is a conflict naming that sandbox (nothing is recorded then).
+    /// holds is a conflict (naming that sandbox when it is of the same account);
+    /// nothing is recorded then.
     pub fn insert_published_ports(
         &self,
         id: &SandboxId,
@@ -57,16 +58,24 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for (host_port, port) in ports {
-            let holder: Option<String> = tx
+            // The holder is named only to its own account: another tenant learns nothing of it.
+            let holder: Option<(String, bool)> = tx
                 .query_row(
-                    "SELECT sandbox_id FROM published_ports WHERE host_port = ?1",
-                    [host_port],
-                    |r| r.get(0),
+                    "SELECT p.sandbox_id, s.account = (SELECT account FROM sandboxes WHERE id = ?2)
+                     FROM published_ports p LEFT JOIN sandboxes s ON s.id = p.sandbox_id
+                     WHERE p.host_port = ?1",
+                    params![host_port, id.as_str()],
+                    |r| Ok((r.get(0)?, r.get::<_, Option<bool>>(1)?.unwrap_or(false))),
                 )
                 .optional()?;
-            if let Some(holder) = holder {
+            if let Some((holder, same_account)) = holder {
+                let by = if same_account {
+                    format!("your sandbox {holder}")
+                } else {
+                    "another sandbox".to_string()
+                };
                 return Err(DbError::Conflict(format!(
-                    "host port {host_port} is already taken by sandbox {holder}: choose another HOSTPORT"
+                    "host port {host_port} is already taken by {by}: choose another HOSTPORT"
                 )));
             }
             tx.execute(

@@ -248,9 +248,20 @@ fn published_host_ports_are_unique_across_sandboxes() {
     let e = db
         .insert_published_ports(&b.id, &[(9000, 90), (8080, 80)])
         .unwrap_err();
+    // Bob learns nothing of Alice's sandbox; Alice is told which of hers holds it.
     assert!(
         e.to_string()
-            .contains(&format!("8080 is already taken by sandbox {}", a.id)),
+            .contains("8080 is already taken by another sandbox"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains(a.id.as_str()), "{e}");
+    let a2 = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let e = db
+        .insert_published_ports(&a2.id, &[(8443, 443)])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("8443 is already taken by your sandbox {}", a.id)),
         "{e}"
     );
     assert!(

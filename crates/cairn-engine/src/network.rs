@@ -23,9 +23,14 @@ impl From<NetError> for EngineError {
     fn from(e: NetError) -> Self {
         match e {
             NetError::Invalid(m) => EngineError::InvalidArgument(m),
-            e @ (NetError::PortTaken { .. } | NetError::SubnetInUse(_)) => {
-                EngineError::Conflict(e.to_string())
+            // Who holds a port (a host process, another tenant's sandbox) is the log's to say.
+            NetError::PortTaken { port, holder } => {
+                tracing::info!(port, %holder, "a host port asked for is taken");
+                EngineError::Conflict(format!(
+                    "host port {port} is already in use on this host: choose another HOSTPORT (the operator finds its holder in the cairnd log)"
+                ))
             }
+            e @ NetError::SubnetInUse(_) => EngineError::Conflict(e.to_string()),
             other => EngineError::Internal(format!("networking failed: {other}")),
         }
     }

@@ -341,17 +341,27 @@ impl Daemon {
 
     /// `cairnd token create --account NAME`.
     pub fn token(&self, account: &str) -> String {
+        self.token_with(account, &[])
+    }
+
+    /// `cairnd token create --account NAME EXTRA…` (e.g. `--admin`, `--expires 2s`).
+    pub fn token_with(&self, account: &str, extra: &[&str]) -> String {
+        let out = self.cairnd(&[&["token", "create", "--account", account], extra].concat());
+        out.ok()
+    }
+
+    /// Runs `cairnd ARGS` (a subcommand such as `token ls`) on this daemon's data directory.
+    pub fn cairnd(&self, args: &[&str]) -> Run {
         let out = Command::new(&self.cairnd)
             .env("CAIRN_HOME", &self.home)
-            .args(["token", "create", "--account", account])
+            .args(args)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "token create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// Removes every container this daemon's runtimes know, then unmounts the pool.
@@ -430,15 +440,15 @@ impl Daemon {
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
         let mut args: Vec<String> = vec!["-X".into(), method.into()];
-        if let Some(b) = body {
+        if body.is_some() {
             args.extend([
                 "-H".into(),
                 "Content-Type: application/json".into(),
                 "--data-binary".into(),
-                b.into(),
+                "@-".into(),
             ]);
         }
-        self.curl(via, path, token, &args)
+        self.curl_with_stdin(via, path, token, &args, body.unwrap_or_default().as_bytes())
     }
 
     /// (status, body) of `curl ARGS URL` (with `-s` and a bearer header for `token`), for
@@ -449,6 +459,19 @@ impl Daemon {
         path: &str,
         token: Option<&str>,
         extra: &[String],
+    ) -> (u16, serde_json::Value) {
+        self.curl_with_stdin(via, path, token, extra, b"")
+    }
+
+    /// [`Daemon::curl`] with `stdin` on curl's standard input (for `--data-binary @-`: bodies
+    /// too large for a command line).
+    pub fn curl_with_stdin(
+        &self,
+        via: Via,
+        path: &str,
+        token: Option<&str>,
+        extra: &[String],
+        stdin: &[u8],
     ) -> (u16, serde_json::Value) {
         let mut args: Vec<String> = vec!["-s".into(), "-w".into(), "\n%{http_code}".into()];
         let url = match via {
@@ -467,10 +490,20 @@ impl Daemon {
         }
         args.extend(extra.iter().cloned());
         args.push(url);
-        let out = Command::new("curl")
+        let mut child = Command::new("curl")
             .args(&args)
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("curl is needed for these tests: apt-get install curl");
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let feeder = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut input, &data);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = feeder.join();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
         let code: u16 = code.trim().parse().unwrap_or(0);

@@ -8,6 +8,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "security/errors.rs"]
+mod errors;
+#[path = "security/imports.rs"]
+mod imports;
+#[path = "security/requests.rs"]
+mod requests;
+#[path = "security/tenancy.rs"]
+mod tenancy;
+#[path = "security/tokens.rs"]
+mod tokens;
+
 use cairn_test_support::{Daemon, Via};
 
 /// A daemon listening on TCP too, with image `base` imported by the operator.
