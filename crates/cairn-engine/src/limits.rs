@@ -143,13 +143,31 @@ pub(crate) fn check_env(env: &[String]) -> Result<()> {
 
 /// Refuses an environment (a request's, or a merged one) over the caps.
 pub(crate) fn check_env_size(env: &[String], whose: &str) -> Result<()> {
-    let bytes: usize = env.iter().map(|kv| kv.len() + 1).sum();
-    if env.len() > MAX_ENV_ENTRIES || bytes > MAX_ENV_BYTES {
+    check_count_and_bytes(
+        env,
+        (MAX_ENV_ENTRIES, MAX_ENV_BYTES),
+        &format!("the environment of {whose}"),
+        "variables",
+        "pass large data as a file instead",
+    )
+}
+
+/// Refuses a list of strings with more than `max.0` items or `max.1` bytes together.
+fn check_count_and_bytes(
+    items: &[String],
+    max: (usize, usize),
+    what: &str,
+    unit: &str,
+    advice: &str,
+) -> Result<()> {
+    let bytes: usize = items.iter().map(|s| s.len() + 1).sum();
+    if items.len() > max.0 || bytes > max.1 {
         return Err(EngineError::InvalidArgument(format!(
-            "the environment of {whose} has {} variables in {}: at most {MAX_ENV_ENTRIES} variables and {} are allowed; pass large data as a file instead",
-            env.len(),
+            "{what} has {} {unit} in {}: at most {} {unit} and {} are allowed; {advice}",
+            items.len(),
             format_bytes(bytes as u64),
-            format_bytes(MAX_ENV_BYTES as u64)
+            max.0,
+            format_bytes(max.1 as u64)
         )));
     }
     Ok(())
@@ -162,15 +180,13 @@ pub(crate) fn check_cmd(cmd: &[String]) -> Result<()> {
             "no command given: pass the program and its arguments in 'cmd'".into(),
         ));
     }
-    let bytes: usize = cmd.iter().map(|a| a.len() + 1).sum();
-    if cmd.len() > MAX_ARGS || bytes > MAX_ARGS_BYTES {
-        return Err(EngineError::InvalidArgument(format!(
-            "the command has {} arguments in {}: at most {MAX_ARGS} arguments and {} are allowed; put long input in a file",
-            cmd.len(),
-            format_bytes(bytes as u64),
-            format_bytes(MAX_ARGS_BYTES as u64)
-        )));
-    }
+    check_count_and_bytes(
+        cmd,
+        (MAX_ARGS, MAX_ARGS_BYTES),
+        "the command",
+        "arguments",
+        "put long input in a file",
+    )?;
     if let Some(a) = cmd.iter().find(|a| a.contains('\0')) {
         return Err(EngineError::InvalidArgument(format!(
             "the command argument '{}' contains a NUL byte, which no program can receive",

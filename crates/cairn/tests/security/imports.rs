@@ -40,6 +40,14 @@ fn cairn_as(d: &Daemon, token: &str, args: &[&str]) -> cairn_test_support::Run {
     d.cairn_env(args, &[("CAIRN_HOST", &host), ("CAIRN_TOKEN", token)])
 }
 
+/// `cairn image import BUSYBOX_DIR --name NAME` over TCP: the CLI packs the directory and
+/// uploads it.
+fn import_busybox_dir(d: &Daemon, token: &str, name: &str) {
+    let dir = base_rootfs().to_str().unwrap();
+    let r = cairn_as(d, token, &["image", "import", dir, "--name", name]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
 #[test]
 fn a_tenant_cannot_import_a_host_path_and_every_path_gets_the_same_answer() {
     let d = tcp_daemon(&[]);
@@ -74,18 +82,7 @@ fn a_tenant_cannot_import_a_host_path_and_every_path_gets_the_same_answer() {
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
     // The CLI over TCP uploads instead of sending the path: a directory of the client's
     // is packed and sent, with the client's own permissions.
-    let r = cairn_as(
-        &d,
-        &alice,
-        &[
-            "image",
-            "import",
-            base_rootfs().to_str().unwrap(),
-            "--name",
-            "loot",
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
+    import_busybox_dir(&d, &alice, "loot");
     assert_eq!(image_count(&d), before + 1, "the upload became an image");
     // Nothing of bob's was read; alice sees only her own upload and the public base.
     let (_, list) = d.http(Via::Tcp, "GET", "/v1/images", Some(&alice), None);
@@ -185,18 +182,7 @@ fn tenants_upload_archives_and_sandboxes_run_from_them() {
         ],
     );
     assert_eq!(resp.0, 201, "{resp:?}");
-    let r = cairn_as(
-        &d,
-        &alice,
-        &[
-            "image",
-            "import",
-            base_rootfs().to_str().unwrap(),
-            "--name",
-            "fromdir",
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
+    import_busybox_dir(&d, &alice, "fromdir");
     for image in ["mine", "raw", "fromdir"] {
         let id = cairn_as(&d, &alice, &["up", "--image", image, "--runtime", "runc"]).ok();
         let out = cairn_as(&d, &alice, &["exec", &id, "cat /etc/cairn-image"]).ok();
