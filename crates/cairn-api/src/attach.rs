@@ -75,7 +75,7 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket) {
         tokio::select! {
             ev = exec.output.recv() => {
                 let Some(ev) = ev else { break };
-                let last = matches!(ev, ExecOutput::Exit(_) | ExecOutput::Error(_));
+                let last = matches!(ev, ExecOutput::Exit { .. } | ExecOutput::Error(_));
                 if socket.send(event_message(ev)).await.is_err() || last {
                     break;
                 }
@@ -100,7 +100,7 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket) {
                 if gone {
                     // Keep streaming output until the exit, but stop reading a closed socket.
                     while let Some(ev) = exec.output.recv().await {
-                        let last = matches!(ev, ExecOutput::Exit(_) | ExecOutput::Error(_));
+                        let last = matches!(ev, ExecOutput::Exit { .. } | ExecOutput::Error(_));
                         if socket.send(event_message(ev)).await.is_err() || last {
                             break;
                         }

@@ -190,7 +190,7 @@ pub(crate) fn exec_event(ev: ExecOutput) -> ExecEvent {
     match ev {
         ExecOutput::Stdout(d) => ExecEvent::Stdout { data: b64(d) },
         ExecOutput::Stderr(d) => ExecEvent::Stderr { data: b64(d) },
-        ExecOutput::Exit(code) => ExecEvent::Exit { code },
+        ExecOutput::Exit { code, message } => ExecEvent::Exit { code, message },
         ExecOutput::Error(message) => ExecEvent::Error { message },
     }
 }

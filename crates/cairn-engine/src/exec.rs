@@ -1,5 +1,7 @@
 //! `exec`: run a command in a running sandbox and stream its output as it
-//! comes, then its exit code. A timeout kills the command (exit code 124).
+//! comes, then its exit code. A timeout kills the command (exit code 124); a
+//! sandbox that dies under the command makes it end with 137 and a message
+//! saying why (see `deaths`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use tokio::sync::mpsc;
 
 use cairn_runtime::{ExecIo, ExecSpec};
 use cairn_types::api::ExecRequest;
-use cairn_types::{format_bytes, SandboxState};
+use cairn_types::SandboxState;
 
 use crate::limits::{
     check_cmd, check_env, check_env_size, check_timeout, check_workdir, merge_env,
@@ -19,6 +21,9 @@ use crate::{Engine, EngineError, Result};
 /// Exit code reported when `timeout_secs` ran out.
 pub const TIMEOUT_EXIT_CODE: i32 = 124;
 
+/// Exit code reported when the sandbox died under the command (as if killed by SIGKILL).
+pub const SANDBOX_DIED_EXIT_CODE: i32 = 137;
+
 /// One piece of an exec's life, in order: output chunks, then `Exit` or `Error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecOutput {
@@ -26,8 +31,14 @@ pub enum ExecOutput {
     Stdout(Vec<u8>),
     /// Bytes written to stderr.
     Stderr(Vec<u8>),
-    /// The exit code (128+N for signal N, 124 on timeout).
-    Exit(i32),
+    /// The exit code (128+N for signal N, 124 on timeout, 137 when the sandbox died), and
+    /// when the sandbox died under the command, a message that says so and why.
+    Exit {
+        /// Exit code.
+        code: i32,
+        /// Set when the sandbox stopped under the command: what happened and what to do.
+        message: Option<String>,
+    },
     /// The command could not be followed to its end.
     Error(String),
 }
@@ -288,6 +299,9 @@ impl Engine {
         let timeout = req.timeout_secs.map(Duration::from_secs);
         let engine = Arc::clone(self);
         let busy = self.busy(&r.id);
+        // The run of the sandbox this command starts in: if it ends under the command, the
+        // command's answer says so.
+        let incarnation = self.incarnation(&r.id);
         tokio::spawn(async move {
             let _busy = busy;
             let waited = match timeout {
@@ -317,40 +331,26 @@ impl Engine {
                 let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
             }
             exec.remove_files();
-            let code = if code != 0 && code != TIMEOUT_EXIT_CODE {
-                engine.check_alive(&r).await.unwrap_or(code)
-            } else {
-                code
+            let failed = code != 0 && code != TIMEOUT_EXIT_CODE;
+            let died = engine
+                .death_under_exec(&r, incarnation.as_ref(), failed)
+                .await;
+            let exit = match died {
+                // Its processes were killed with the sandbox (runsc itself answers 128).
+                Some(reason) => ExecOutput::Exit {
+                    code: SANDBOX_DIED_EXIT_CODE,
+                    message: Some(format!("sandbox {} stopped: {reason}", r.id)),
+                },
+                None => ExecOutput::Exit {
+                    code,
+                    message: None,
+                },
             };
-            let _ = tx.send(ExecOutput::Exit(code)).await;
+            let _ = tx.send(exit).await;
         });
         Ok(AttachedExec {
             output: rx,
             input: in_tx,
         })
-    }
-
-    /// After a failed exec: if the whole sandbox died (its memory limit was hit and the
-    /// kernel killed it, which is how gVisor enforces the limit), record that and
-    /// report the command as killed (137).
-    async fn check_alive(&self, r: &cairn_db::SandboxRecord) -> Option<i32> {
-        let rt = self.runtime(r.runtime).ok()?;
-        let state = rt.state(r.id.as_str()).await.ok()?;
-        if state.as_ref().is_some_and(|s| s.status == "running") {
-            return None;
-        }
-        let lock = self.lock_for(&r.id);
-        let _guard = lock.lock().await;
-        let reason = format!(
-            "its processes were killed, most likely for exceeding the memory limit of {}; start it again with 'cairn start {}'",
-            format_bytes(r.memory_bytes),
-            r.id
-        );
-        tracing::warn!(sandbox = %r.id, "sandbox died during exec");
-        let _ = rt.delete(r.id.as_str()).await;
-        let _ = self
-            .db
-            .set_state(&r.id, SandboxState::Stopped, Some(&reason));
-        Some(137)
     }
 }

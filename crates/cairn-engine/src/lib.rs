@@ -6,6 +6,7 @@
 //! It is not for HTTP (that is `cairn-api`), nor does it call any external
 //! program itself: runtimes and storage do.
 
+mod deaths;
 mod doctor;
 mod error;
 mod exec;
@@ -19,7 +20,7 @@ mod snapshots;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use cairn_db::Db;
 use cairn_runtime::{OciCli, Runtime};
@@ -29,7 +30,9 @@ use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 pub use cairn_runtime::ExecIo;
 pub use doctor::Check;
 pub use error::{EngineError, IdentityMismatch, Result};
-pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
+pub use exec::{
+    AttachedExec, ExecInput, ExecOutput, ExecStream, SANDBOX_DIED_EXIT_CODE, TIMEOUT_EXIT_CODE,
+};
 pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
@@ -113,6 +116,10 @@ pub struct Engine {
     /// Memory checkpoints whose block index is being built after `ready`: each sender
     /// is dropped when its index is written (see `snapshots::Engine::index_later`).
     indexing: Arc<Mutex<HashMap<SnapshotId, tokio::sync::watch::Receiver<()>>>>,
+    /// The watch on each running or paused sandbox's runtime process (see `deaths`).
+    incarnations: Mutex<HashMap<SandboxId, Arc<deaths::Incarnation>>>,
+    /// The engine itself, for the tasks it starts (watches) to reach it while it lives.
+    me: Weak<Engine>,
 }
 
 impl Engine {
@@ -149,7 +156,7 @@ impl Engine {
             RuntimeKind::Runc,
             Arc::new(OciCli::runc(&cfg.runc, home.join("run/runc"))),
         );
-        let engine = Arc::new(Engine {
+        let engine = Arc::new_cyclic(|me| Engine {
             cfg,
             db,
             pool,
@@ -162,6 +169,8 @@ impl Engine {
             activity: Mutex::new(HashMap::new()),
             indexing: Arc::new(Mutex::new(HashMap::new())),
             runtime_versions: Mutex::new(HashMap::new()),
+            incarnations: Mutex::new(HashMap::new()),
+            me: me.clone(),
         });
         engine.recover().await?;
         engine.start_idle_watch();

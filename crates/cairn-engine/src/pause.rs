@@ -136,6 +136,8 @@ impl Engine {
         if release_memory {
             // The row first: a crash after it leaves a frozen container that resume replaces.
             self.db.set_memory_snapshot(&r.id, Some(&snap.id))?;
+            // Ended on purpose: not a death.
+            self.disarm(&r.id);
             let _ = rt.kill(r.id.as_str(), "KILL").await;
             rt.delete(r.id.as_str()).await?;
             tracing::info!(sandbox = %r.id, snapshot = %snap.id, "memory released to disk");
@@ -197,6 +199,7 @@ impl Engine {
                 self.check_identity(&snap, r.runtime).await?;
                 let bundle = self.write_bundle_for(&r).await?;
                 // A crash during the release may have left the frozen container behind.
+                self.disarm(&r.id);
                 let _ = rt.kill(r.id.as_str(), "KILL").await;
                 rt.delete(r.id.as_str()).await?;
                 rt.restore(r.id.as_str(), &bundle, &self.snapshot_checkpoint(&snap.id))
@@ -206,6 +209,10 @@ impl Engine {
             None => rt.resume(r.id.as_str()).await?,
         }
         self.db.set_state(&r.id, SandboxState::Running, None)?;
+        if r.memory_snapshot.is_some() {
+            // Its processes run in a new runtime process.
+            self.arm(&r).await;
+        }
         tracing::info!(sandbox = %r.id, restored = r.memory_snapshot.is_some(), "sandbox resumed");
         Ok(self.info(&self.find(account, r.id.as_str())?))
     }

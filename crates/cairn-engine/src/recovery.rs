@@ -5,7 +5,9 @@
 //! - images whose import never finished are removed (row and subvolume);
 //! - sandboxes left `creating` or `destroyed` are torn down and their rows removed;
 //! - sandboxes recorded `running`/`paused` whose container the runtime no
-//!   longer knows are marked `stopped` with a reason; `stopped` ones are left alone;
+//!   longer knows are marked `stopped` with a reason, so are those whose runtime
+//!   ended while cairnd was down (with the reason their cgroup shows); the others
+//!   are watched again (see `deaths`); `stopped` ones are left alone;
 //! - subvolumes under `pool/sandboxes` that no row owns are deleted;
 //! - an interrupted restore is finished or discarded;
 //! - snapshots left `creating` become `failed`, `deleted` ones are finished, orphans removed;
@@ -93,7 +95,18 @@ impl Engine {
                 }
                 SandboxState::Running | SandboxState::Paused => {
                     let rt = self.runtime(r.runtime)?;
-                    let alive = match rt.state(r.id.as_str()).await {
+                    let state = rt.state(r.id.as_str()).await;
+                    if let Ok(Some(s)) = &state {
+                        if s.status == "stopped" {
+                            // Its runtime ended while cairnd was down: the container and its
+                            // cgroup are still there to say why.
+                            self.record_death(&r, None, true);
+                            self.remove_dead(&r).await;
+                            known.insert(r.id.to_string());
+                            continue;
+                        }
+                    }
+                    let alive = match state {
                         Ok(Some(s)) if s.status == "paused" && r.state == SandboxState::Running => {
                             // cairnd stopped inside a snapshot's pause window: thaw it.
                             tracing::warn!(sandbox = %r.id, "thawing a sandbox left frozen by an interrupted snapshot");
@@ -111,6 +124,7 @@ impl Engine {
                     };
                     if alive {
                         tracing::info!(sandbox = %r.id, "sandbox found running again");
+                        self.arm(&r).await;
                     } else {
                         let _ = rt.delete(r.id.as_str()).await;
                         self.db.set_state(

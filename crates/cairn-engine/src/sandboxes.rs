@@ -250,6 +250,7 @@ impl Engine {
                     .db
                     .sandbox(&id)?
                     .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?;
+                self.arm(&record).await;
                 tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name,
                     from_snapshot = ?snapshot.as_ref().map(|s| s.id.to_string()),
                     network = %network, address = ?record.address, "sandbox running");
@@ -316,6 +317,7 @@ impl Engine {
     /// Removes everything a sandbox has on the host, best effort: container, network,
     /// root, bundle.
     pub(crate) async fn teardown(&self, r: &SandboxRecord) {
+        self.disarm(&r.id);
         if let Ok(rt) = self.runtime(r.runtime) {
             if let Err(e) = rt.delete(r.id.as_str()).await {
                 tracing::warn!(sandbox = %r.id, error = %e, "runtime delete failed");
@@ -367,8 +369,10 @@ impl Engine {
         Ok(self.info(&self.find(account, r.id.as_str())?))
     }
 
-    /// Ends the container: TERM, wait up to 10 s, KILL, delete.
+    /// Ends the container on purpose: TERM, wait up to 10 s, KILL, delete. Its runtime's end
+    /// is not a death: the watch on it is disarmed first.
     pub(crate) async fn halt(&self, r: &SandboxRecord) -> Result<()> {
+        self.disarm(&r.id);
         let rt = self.runtime(r.runtime)?;
         let id = r.id.as_str();
         if r.state == SandboxState::Paused {
@@ -404,6 +408,7 @@ impl Engine {
         }
         self.boot(&r).await?;
         self.db.set_state(&r.id, SandboxState::Running, None)?;
+        self.arm(&r).await;
         tracing::info!(sandbox = %r.id, "sandbox started");
         Ok(self.info(&self.find(account, r.id.as_str())?))
     }
@@ -428,6 +433,7 @@ impl Engine {
         self.db
             .set_state(&r.id, SandboxState::Destroyed, Some("being destroyed"))?;
         let rt = self.runtime(r.runtime)?;
+        self.disarm(&r.id);
         if matches!(r.state, SandboxState::Running | SandboxState::Paused) {
             let _ = rt.kill(r.id.as_str(), "KILL").await;
         }

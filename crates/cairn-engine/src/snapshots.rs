@@ -960,6 +960,7 @@ impl Engine {
             if target.state != SandboxState::Running {
                 self.db.set_state(&target.id, SandboxState::Running, None)?;
             }
+            self.arm(&target).await;
         } else if was_running {
             if let Err(e) = self.boot(&target).await {
                 self.db.set_state(
@@ -970,6 +971,7 @@ impl Engine {
                 return Err(e);
             }
             self.db.set_state(&target.id, SandboxState::Running, None)?;
+            self.arm(&target).await;
         }
         tracing::info!(sandbox = %target.id, snapshot = %snap.id, "snapshot restored");
         Ok(self.info(&self.find(account, target.id.as_str())?))

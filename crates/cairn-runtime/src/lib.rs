@@ -4,13 +4,16 @@
 //! gVisor's `runsc` and for `runc` through their command-line interface (the
 //! stable contract containerd and podman use). [`bundle`] writes the OCI
 //! bundle (`config.json`) a sandbox runs from; [`criu`] knows the CRIU that
-//! runc's checkpoints need. This crate knows nothing of the database, storage
-//! or accounts.
+//! runc's checkpoints need; [`ExitWatch`] notices a container's process ending and
+//! [`LimitHits`] says whether its limits were enforced by force. This crate knows
+//! nothing of the database, storage or accounts.
 
 pub mod bundle;
 pub mod criu;
+mod exit_watch;
 mod freezer;
 mod gvisor_control;
+pub mod limit_hits;
 mod oci_cli;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +26,8 @@ use cairn_types::RuntimeKind;
 
 pub use bundle::{write_bundle, SandboxSpec};
 pub use criu::{criu_version, CriuVersion};
+pub use exit_watch::ExitWatch;
+pub use limit_hits::LimitHits;
 pub use oci_cli::OciCli;
 
 /// The file of a gVisor checkpoint that holds the memory, page-aligned and written from
@@ -76,6 +81,15 @@ pub enum RuntimeError {
     /// A gVisor sandbox's control server could not be reached or refused a call.
     #[error("gvisor: {0}")]
     Control(String),
+    /// The container's process could not be watched (`pidfd_open` needs Linux 5.3 or newer).
+    #[error("cannot watch process {pid} of the container: {source}")]
+    Watch {
+        /// Its host pid.
+        pid: u32,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The runtime said something we could not parse.
     #[error("unexpected output from {runtime}: {detail}")]
     Protocol {
@@ -189,4 +203,13 @@ pub trait Runtime: Send + Sync {
 
     /// Removes the container, killing it first if needed; succeeds when it is already gone.
     async fn delete(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Watches the host process whose exit ends container `id`: the pid [`Runtime::state`]
+    /// reports (gVisor's sandbox process, runc's container init). `None` when the container
+    /// is not running or paused (it has ended, or the runtime does not know it).
+    async fn watch(&self, id: &str) -> Result<Option<ExitWatch>, RuntimeError>;
+
+    /// How often container `id`'s cgroup enforced its memory and process limits by force so
+    /// far; `None` once the cgroup is gone (the container was deleted).
+    fn limit_hits(&self, id: &str) -> Option<LimitHits>;
 }

@@ -14,9 +14,11 @@ use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, ProcessBuilder};
 use cairn_cmd::{Cmd, CmdError};
 use cairn_types::RuntimeKind;
 
-use crate::bundle::{write_atomic, DEFAULT_CAPABILITIES};
+use crate::bundle::{write_atomic, CGROUP_PARENT, DEFAULT_CAPABILITIES};
 use crate::gvisor_control;
-use crate::{ContainerState, ExecChild, ExecIo, ExecSpec, Runtime, RuntimeError};
+use crate::{
+    ContainerState, ExecChild, ExecIo, ExecSpec, ExitWatch, LimitHits, Runtime, RuntimeError,
+};
 
 /// A runtime driven through its CLI.
 #[derive(Clone, Debug)]
@@ -648,8 +650,44 @@ impl Runtime for OciCli {
         match self.cmd().arg("kill").arg(id).arg(signal).run().await {
             Ok(_) => Ok(()),
             Err(e) if Self::is_missing(&e) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                // A container whose processes already ended has nothing left to signal (runsc
+                // refuses with "sandbox is not running").
+                match self.state(id).await {
+                    Ok(None) => Ok(()),
+                    Ok(Some(s)) if s.status == "stopped" => Ok(()),
+                    _ => Err(e.into()),
+                }
+            }
         }
+    }
+
+    async fn watch(&self, id: &str) -> Result<Option<ExitWatch>, RuntimeError> {
+        let Some(state) = self.state(id).await? else {
+            return Ok(None);
+        };
+        let alive = matches!(state.status.as_str(), "running" | "paused" | "created");
+        if !alive || state.pid == 0 {
+            return Ok(None);
+        }
+        let Some(watch) = ExitWatch::open(state.pid)? else {
+            return Ok(None);
+        };
+        // The pid could name another process if the container ended (and the pid was used
+        // again) between `state` and the open. The container's process is in its cgroup;
+        // where the cgroup cannot tell, the runtime is asked again.
+        let cgroup = format!("{CGROUP_PARENT}/{id}");
+        if watch.in_cgroup(&cgroup) {
+            return Ok(Some(watch));
+        }
+        match self.state(id).await? {
+            Some(again) if again.pid == state.pid && again.status != "stopped" => Ok(Some(watch)),
+            _ => Ok(None),
+        }
+    }
+
+    fn limit_hits(&self, id: &str) -> Option<LimitHits> {
+        LimitHits::read(id)
     }
 
     async fn delete(&self, id: &str) -> Result<(), RuntimeError> {

@@ -201,10 +201,15 @@ pub enum ExecEvent {
         /// Base64 of the bytes.
         data: String,
     },
-    /// The command ended with this code (128+N when killed by signal N; 124 on timeout).
+    /// The command ended with this code (128+N when killed by signal N; 124 on timeout; 137
+    /// when the sandbox died under it).
     Exit {
         /// Exit code.
         code: i32,
+        /// Only when the sandbox stopped under the command: that it did, why, and what to do
+        /// (the sandbox is then `stopped` with the same reason).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The command could not be run or followed.
     Error {

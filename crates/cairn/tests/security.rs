@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "security/deaths.rs"]
+mod deaths;
 #[path = "security/errors.rs"]
 mod errors;
 #[path = "security/imports.rs"]

@@ -105,7 +105,15 @@ async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest) -> Result<i32> {
                 match serde_json::from_str::<ExecEvent>(&text)? {
                     ExecEvent::Stdout { data } => { out.write_all(&b64.decode(data)?)?; out.flush()?; }
                     ExecEvent::Stderr { data } => { err.write_all(&b64.decode(data)?)?; err.flush()?; }
-                    ExecEvent::Exit { code } => return Ok(code),
+                    ExecEvent::Exit { code, message } => {
+                        if let Some(m) = message {
+                            // The terminal may still be raw: end lines with CR LF.
+                            let nl = if req.tty { "\r\n" } else { "\n" };
+                            write!(err, "{nl}cairn: {m}{nl}")?;
+                            err.flush()?;
+                        }
+                        return Ok(code);
+                    }
                     ExecEvent::Error { message } => bail!("{message}"),
                 }
                 Ok(())
@@ -134,7 +142,12 @@ async fn last_word(ws: &mut Box<dyn WsStream>) -> Option<Result<i32>> {
                     let _ = err.write_all(&b64.decode(data).unwrap_or_default());
                     let _ = err.flush();
                 }
-                Ok(ExecEvent::Exit { code }) => return Some(Ok(code)),
+                Ok(ExecEvent::Exit { code, message }) => {
+                    if let Some(m) = message {
+                        eprintln!("cairn: {m}");
+                    }
+                    return Some(Ok(code));
+                }
                 Ok(ExecEvent::Error { message }) => return Some(Err(anyhow::anyhow!("{message}"))),
                 Err(_) => {}
             }

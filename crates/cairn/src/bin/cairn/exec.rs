@@ -92,7 +92,13 @@ pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
                     stderr.write_all(&b64.decode(data)?)?;
                     stderr.flush()?;
                 }
-                ExecEvent::Exit { code } => return Ok(code),
+                ExecEvent::Exit { code, message } => {
+                    // The sandbox stopped under the command: say why, after its output.
+                    if let Some(m) = message {
+                        writeln!(stderr, "cairn: {m}")?;
+                    }
+                    return Ok(code);
+                }
                 ExecEvent::Error { message } => bail!("{message}"),
             }
         }
