@@ -88,6 +88,13 @@ const MIGRATIONS: &[&str] = &[
             (SELECT network FROM sandboxes WHERE id = NEW.sandbox_id), 'none')
         WHERE id = NEW.id;
     END;",
+    // (net) issue 14, finding 8: accounts whose nat sandboxes may reach each other. `id` is
+    //    the bridge port group of their sandboxes; AUTOINCREMENT never gives it to another.
+    "CREATE TABLE network_peers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );",
 ];
 
 /// Brings the schema to the newest version.
