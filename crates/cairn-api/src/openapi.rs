@@ -40,7 +40,9 @@ use crate::handlers;
         crate::snapshots::diff,
         handlers::import_image,
         handlers::list_images,
-        handlers::remove_image
+        handlers::remove_image,
+        crate::network::get_network,
+        crate::network::put_network
     ),
     components(schemas(
         CreateSandboxRequest,
@@ -53,6 +55,8 @@ use crate::handlers;
         AttachControl,
         SandboxInfo,
         cairn_types::api::PublishedPort,
+        cairn_types::api::AccountNetwork,
+        cairn_types::api::UpdateAccountNetwork,
         ExecRequest,
         ExecEvent,
         ImageInfo,

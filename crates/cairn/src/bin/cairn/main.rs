@@ -3,6 +3,7 @@
 mod attach;
 mod client;
 mod exec;
+mod network;
 mod output;
 mod snapshot;
 
@@ -145,6 +146,11 @@ enum Command {
     Image {
         #[command(subcommand)]
         command: ImageCommand,
+    },
+    /// Your account's network settings: whether your nat sandboxes reach each other.
+    Network {
+        #[command(subcommand)]
+        command: network::NetworkCommand,
     },
 }
 
@@ -347,6 +353,7 @@ async fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Image { command } => image(&client, command, json).await?,
+        Command::Network { command } => network::run(&client, command, json).await?,
         Command::Doctor => {
             let checks: Vec<serde_json::Value> =
                 client.json(Method::GET, "/v1/doctor", None).await?;
