@@ -8,6 +8,7 @@ mod attach;
 mod auth;
 mod error;
 mod handlers;
+mod network;
 mod openapi;
 mod snapshots;
 
@@ -37,6 +38,10 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
     Router::new()
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/doctor", get(handlers::doctor))
+        .route(
+            "/v1/account/network",
+            get(network::get_network).put(network::put_network),
+        )
         .route(
             "/v1/sandboxes",
             post(handlers::create_sandbox).get(handlers::list_sandboxes),

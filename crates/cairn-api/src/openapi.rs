@@ -41,7 +41,9 @@ use crate::handlers;
         handlers::import_image,
         handlers::list_images,
         handlers::remove_image,
-        handlers::publish_image
+        handlers::publish_image,
+        crate::network::get_network,
+        crate::network::put_network
     ),
     components(schemas(
         CreateSandboxRequest,
@@ -54,6 +56,8 @@ use crate::handlers;
         AttachControl,
         SandboxInfo,
         cairn_types::api::PublishedPort,
+        cairn_types::api::AccountNetwork,
+        cairn_types::api::UpdateAccountNetwork,
         ExecRequest,
         ExecEvent,
         ImageInfo,

@@ -118,6 +118,13 @@ const MIGRATIONS: &[&str] = &[
         SELECT id, 'local', name, 1, size_bytes, source, config_json, ready, created_at FROM images_old;
     DROP TABLE images_old;
     CREATE UNIQUE INDEX images_public_name ON images(name) WHERE public = 1;",
+    // 7: accounts whose nat sandboxes may reach each other. `id` is
+    //    the bridge port group of their sandboxes; AUTOINCREMENT never gives it to another.
+    "CREATE TABLE network_peers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );",
 ];
 
 /// Brings the schema to the newest version.

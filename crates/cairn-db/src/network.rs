@@ -1,5 +1,6 @@
 //! Network rows: each `nat` sandbox's address (unique, kept until the
-//! sandbox row goes) and the host ports sandboxes publish (unique per host).
+//! sandbox row goes), the host ports sandboxes publish (unique per host), and
+//! the accounts whose sandboxes may reach each other (with their peer group id).
 
 use std::collections::HashSet;
 
@@ -7,7 +8,7 @@ use rusqlite::{params, OptionalExtension};
 
 use cairn_types::{SandboxId, SnapshotId};
 
-use crate::{Db, DbError};
+use crate::{now, Db, DbError};
 
 /// One published port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,5 +130,57 @@ impl Db {
             )
             .optional()?
             .unwrap_or_else(|| "none".to_string()))
+    }
+
+    /// The peer group id of `account` when it lets its `nat` sandboxes reach each other.
+    pub fn peer_group(&self, account: &str) -> Result<Option<i64>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id FROM network_peers WHERE account = ?1",
+                [account],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Lets `account`'s `nat` sandboxes reach each other; returns its peer group id (the
+    /// one it has when it already does; a new one, never used before, otherwise).
+    pub fn allow_peers(&self, account: &str) -> Result<i64, DbError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO network_peers(account, created_at) VALUES (?1, ?2)",
+            params![account, now()],
+        )?;
+        Ok(conn.query_row(
+            "SELECT id FROM network_peers WHERE account = ?1",
+            [account],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Stops `account`'s `nat` sandboxes from reaching each other; returns the peer group
+    /// id it had.
+    pub fn deny_peers(&self, account: &str) -> Result<Option<i64>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM network_peers WHERE account = ?1",
+                [account],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute("DELETE FROM network_peers WHERE account = ?1", [account])?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Every account that lets its sandboxes reach each other, with its peer group id.
+    pub fn peer_groups(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT account, id FROM network_peers ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

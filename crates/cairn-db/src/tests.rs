@@ -273,3 +273,26 @@ fn published_host_ports_are_unique_across_sandboxes() {
     assert!(db.published_ports(None).unwrap().is_empty());
     db.insert_published_ports(&b.id, &[(8080, 80)]).unwrap();
 }
+
+#[test]
+fn peer_groups_are_per_account_and_never_reused() {
+    let (_d, db) = db();
+    assert_eq!(db.peer_group("alice").unwrap(), None);
+    let a = db.allow_peers("alice").unwrap();
+    assert_eq!(
+        db.allow_peers("alice").unwrap(),
+        a,
+        "allowing twice keeps the group"
+    );
+    let b = db.allow_peers("bob").unwrap();
+    assert_ne!(a, b);
+    assert_eq!(db.deny_peers("bob").unwrap(), Some(b));
+    assert_eq!(db.deny_peers("bob").unwrap(), None);
+    // Bob's old group is the highest id; a new one must still not get it.
+    let c = db.allow_peers("carol").unwrap();
+    assert!(c > b, "{c} reuses {b}");
+    assert_eq!(
+        db.peer_groups().unwrap(),
+        vec![("alice".to_string(), a), ("carol".to_string(), c)]
+    );
+}

@@ -106,6 +106,9 @@ pub struct Engine {
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     net: cairn_net::Network,
     ports: cairn_net::PortProxy,
+    /// Serializes reading an account's peer policy and applying it to bridge ports, so a
+    /// port never keeps a policy its account has just changed.
+    peers: tokio::sync::Mutex<()>,
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
     /// Generations of read-only trees (images, snapshots), which never change.
     generations: Mutex<HashMap<PathBuf, u64>>,
@@ -164,6 +167,7 @@ impl Engine {
             runtimes,
             net,
             ports: cairn_net::PortProxy::new(),
+            peers: tokio::sync::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),

@@ -1,7 +1,10 @@
 //! Sandbox networking as the engine sees it: which mode a new sandbox gets,
 //! its persistent address, its namespace before every start or restore,
-//! its published ports (bound again when cairnd restarts), and their
-//! removal with the sandbox. The host work itself is `cairn-net`'s.
+//! its published ports (bound again when cairnd restarts), whether an
+//! account's sandboxes may reach each other (its bridge ports' policy, applied
+//! at every start and restore, when the account changes it, and to every port
+//! at start-up), and their removal with the sandbox. The host work itself is
+//! `cairn-net`'s.
 //!
 //! Order of a `nat` create: row (mode) → address and published ports (rows)
 //! → listeners bound → root filesystem → namespace + veth + address → runtime.
@@ -13,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use cairn_db::{SandboxRecord, SnapshotRecord};
-use cairn_net::{NetError, NetworkMode, PublishSpec};
+use cairn_net::{NetError, NetworkMode, PeerGroup, PortPolicy, PublishSpec};
 use cairn_types::api::{CreateSandboxRequest, PublishedPort};
 use cairn_types::{SandboxId, SandboxState};
 
@@ -134,8 +137,10 @@ impl Engine {
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| EngineError::Internal(format!("nat sandbox {} has no address", r.id)))?;
         let netns = self.net.prepare(r.id.as_str(), addr).await?;
+        self.apply_port_policy(r).await?;
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = match cairn_net::sandbox_resolv_conf(&host) {
+        let own = self.net.host_addresses().await?;
+        let resolv = match cairn_net::sandbox_resolv_conf(&host, &own) {
             Some(text) => {
                 let dir = self.run_dir(&r.id);
                 let path = dir.join("resolv.conf");
@@ -149,6 +154,89 @@ impl Engine {
             None => None,
         };
         Ok((Some(netns), resolv))
+    }
+
+    /// The policy of the bridge ports of `account`'s sandboxes.
+    fn port_policy(&self, account: &str) -> Result<PortPolicy> {
+        match self.db.peer_group(account)? {
+            None => Ok(PortPolicy::Isolated),
+            Some(id) => PeerGroup::from_id(id)
+                .map(PortPolicy::Group)
+                .ok_or_else(|| {
+                    EngineError::Internal(format!("peer group id {id} is out of range"))
+                }),
+        }
+    }
+
+    /// Gives a sandbox's bridge port its account's policy (nothing when it has none).
+    async fn apply_port_policy(&self, r: &SandboxRecord) -> Result<()> {
+        let _serial = self.peers.lock().await;
+        let policy = self.port_policy(&r.account)?;
+        self.net.set_port_policy(r.id.as_str(), policy).await?;
+        Ok(())
+    }
+
+    /// Whether `account`'s `nat` sandboxes reach each other.
+    pub fn sandbox_to_sandbox(&self, account: &str) -> Result<bool> {
+        Ok(self.db.peer_group(account)?.is_some())
+    }
+
+    /// Lets (`allow`) or stops `account`'s `nat` sandboxes reaching each other, at once for
+    /// the running ones. Other accounts' sandboxes, the gateway and the host stay out of
+    /// reach either way. The setting is recorded first; start-up applies it again to every
+    /// port, so a crash half-way leaves nothing in between.
+    pub async fn set_sandbox_to_sandbox(&self, account: &str, allow: bool) -> Result<bool> {
+        let _serial = self.peers.lock().await;
+        let ports: Vec<SandboxRecord> = self
+            .db
+            .list_sandboxes(account)?
+            .into_iter()
+            .filter(|r| mode_of(r) == NetworkMode::Nat && r.state != SandboxState::Destroyed)
+            .collect();
+        let mut failed = None;
+        if allow {
+            let id = self.db.allow_peers(account)?;
+            let g = PeerGroup::from_id(id).ok_or_else(|| {
+                EngineError::Internal(format!("peer group id {id} is out of range"))
+            })?;
+            // The table lists the group before any port carries it.
+            self.net.allow_group(g).await?;
+            for r in &ports {
+                if let Err(e) = self
+                    .net
+                    .set_port_policy(r.id.as_str(), PortPolicy::Group(g))
+                    .await
+                {
+                    failed.get_or_insert((r.id.clone(), e));
+                }
+            }
+        } else {
+            let old = self.db.deny_peers(account)?;
+            for r in &ports {
+                if let Err(e) = self
+                    .net
+                    .set_port_policy(r.id.as_str(), PortPolicy::Isolated)
+                    .await
+                {
+                    failed.get_or_insert((r.id.clone(), e));
+                }
+            }
+            if let Some(g) = old.and_then(PeerGroup::from_id) {
+                self.net.forget_group(g).await?;
+            }
+        }
+        if let Some((id, e)) = failed {
+            return Err(EngineError::Internal(format!(
+                "sandbox {id} lost its network: its bridge port could not be changed ({e}); start it again"
+            )));
+        }
+        tracing::info!(
+            account,
+            allow,
+            sandboxes = ports.len(),
+            "sandbox-to-sandbox traffic set"
+        );
+        Ok(allow)
     }
 
     /// Stops a sandbox's published ports and removes its namespace and veth; best effort.
@@ -193,9 +281,14 @@ impl Engine {
     }
 
     /// Start-up: removes namespaces and veths of sandboxes that no longer exist,
-    /// binds the published ports of the others again, and removes the bridge
-    /// when no `nat` sandbox is left.
+    /// writes the nftables tables again with the peer groups of the database, gives
+    /// every remaining port its account's policy (whatever a crash left on it), binds
+    /// the published ports again, and removes the bridge when no `nat` sandbox is left.
     pub(crate) async fn recover_network(&self) -> Result<()> {
+        let groups = self.db.peer_groups()?;
+        self.net
+            .set_peer_groups(groups.iter().filter_map(|(_, id)| PeerGroup::from_id(*id)))
+            .await;
         let nat: HashMap<String, SandboxRecord> = self
             .db
             .all_sandboxes()?
@@ -223,7 +316,19 @@ impl Engine {
             self.remove_unused_bridge().await;
             return Ok(());
         }
-        match self.net.ensure_host().await {
+        let host = self.net.ensure_host().await;
+        // Every port gets its account's policy; isolation when the tables could not be
+        // written (a grouped port the bridge table does not list would reach isolated ones).
+        for r in nat.values() {
+            let policy = match &host {
+                Ok(()) => self.port_policy(&r.account)?,
+                Err(_) => PortPolicy::Isolated,
+            };
+            if let Err(e) = self.net.set_port_policy(r.id.as_str(), policy).await {
+                tracing::error!(sandbox = %r.id, error = %e, "could not set the bridge port's policy again after the restart");
+            }
+        }
+        match host {
             Ok(()) => {}
             // A network the host reaches now (a VPN, a LAN) took the subnet: cairnd still
             // starts, and each nat sandbox says so when it is started.

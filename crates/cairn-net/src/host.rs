@@ -1,4 +1,4 @@
-//! The host side of `nat` networking: the bridge, the nftables table and
+//! The host side of `nat` networking: the bridge, its two nftables tables and
 //! each sandbox's namespace and veth pair, all through `ip`, `nft` and
 //! `unshare` (via `cairn-cmd`); state is read from `/sys` and `/proc`.
 //!
@@ -6,23 +6,29 @@
 //! - namespace: `<netns_dir>/sbx-7f3a9c2e`, an nsfs bind mount made by
 //!   `unshare --net=FILE` (kept per data directory, not in `/run/netns`,
 //!   so that start-up recovery only ever touches its own);
-//! - veth pair: `cv7f3a9c2e` on the host, enslaved to `cairn0`; `eth0` in
+//! - veth pair: `cv7f3a9c2e` on the host, an isolated port of `cairn0` (grouped
+//!   instead when its account lets its sandboxes reach each other); `eth0` in
 //!   the namespace with the sandbox's address, default route via the
 //!   bridge's address, `lo` up;
-//! - nftables: one table `ip cairn0` for all sandboxes (masquerade what
-//!   leaves the subnet through another interface; forward only what
-//!   sandboxes start, so nothing outside can open connections to them).
+//! - nftables: tables `ip cairn0` (masquerade what leaves the subnet through
+//!   another interface; forward only what sandboxes start; no new connections
+//!   from sandboxes to the host) and `bridge cairn0` (peer groups; nothing routed
+//!   back into the bridge), written from [`crate::isolation`]. The bridge has IPv6
+//!   disabled.
 //!
-//! Nothing here is per sandbox in nftables, so destroying a sandbox only
-//! removes its veth and namespace; the bridge and table go with the last
-//! `nat` sandbox ([`Network::remove_host_if`]).
+//! Nothing in nftables is per sandbox (only per account that allows
+//! sandbox-to-sandbox traffic), so destroying a sandbox only removes its veth
+//! and namespace; the bridge and tables go with the last `nat` sandbox
+//! ([`Network::remove_host_if`]).
 
-use std::net::Ipv4Addr;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cairn_cmd::Cmd;
 
+use crate::isolation::{self, PeerGroup, PortPolicy};
 use crate::{NetError, Subnet};
 
 /// nsfs's magic number (`statfs.f_type` of a namespace file).
@@ -61,8 +67,17 @@ impl NetConfig {
 #[derive(Debug)]
 pub struct Network {
     cfg: NetConfig,
-    /// Serializes bridge/table creation and removal; true once they are set up.
-    host_ready: tokio::sync::Mutex<bool>,
+    /// Serializes bridge/table creation and removal, and changes to the peer groups.
+    host: tokio::sync::Mutex<HostState>,
+}
+
+#[derive(Debug, Default)]
+struct HostState {
+    /// The bridge and tables are set up.
+    ready: bool,
+    /// The peer groups the `bridge` table lists (kept while the bridge is gone, for the
+    /// next time it is set up).
+    groups: BTreeSet<PeerGroup>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
@@ -86,7 +101,7 @@ impl Network {
         cfg.validate()?;
         Ok(Network {
             cfg,
-            host_ready: tokio::sync::Mutex::new(false),
+            host: tokio::sync::Mutex::new(HostState::default()),
         })
     }
 
@@ -106,25 +121,31 @@ impl Network {
         format!("cv{}", &hex[..hex.len().min(13)])
     }
 
-    /// Creates the bridge (with the gateway address), enables IPv4
-    /// forwarding and (re)writes the nftables table. Idempotent.
+    /// Creates the bridge (with the gateway address and IPv6 disabled), enables IPv4
+    /// forwarding and (re)writes the nftables tables, with the peer groups known now.
+    /// Idempotent; writes the tables again when something removed them (a firewall
+    /// reload's `flush ruleset`).
     pub async fn ensure_host(&self) -> Result<(), NetError> {
-        let mut ready = self.host_ready.lock().await;
-        if *ready && link_exists(&self.cfg.bridge) {
+        let mut host = self.host.lock().await;
+        let b = &self.cfg.bridge;
+        if host.ready && link_exists(b) && self.tables_exist().await? {
             return Ok(());
         }
-        let b = &self.cfg.bridge;
         let subnet = self.cfg.subnet;
         self.check_subnet_is_free().await?;
-        let mut batch = String::new();
         if !link_exists(b) {
-            batch.push_str(&format!("link add {b} type bridge\n"));
+            ip().args(["link", "add", b, "type", "bridge"])
+                .run()
+                .await?;
         }
-        batch.push_str(&format!(
+        // Before the bridge is up, so that it never has a link-local address sandboxes
+        // could reach the host on; IPv6 packets arriving on it are dropped.
+        write_sysctl_if_present(&format!("/proc/sys/net/ipv6/conf/{b}/disable_ipv6"), "1")?;
+        let batch = format!(
             "addr replace {}/{} dev {b}\nlink set {b} up\n",
             subnet.gateway(),
             subnet.prefix()
-        ));
+        );
         ip().args(["-batch", "-"])
             .stdin(batch.into_bytes())
             .run()
@@ -132,34 +153,22 @@ impl Network {
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(io(
             "cannot enable IPv4 forwarding (/proc/sys/net/ipv4/ip_forward)",
         ))?;
-        // Declaring the table first makes the delete succeed when it does not exist yet;
-        // the whole file is one transaction.
-        let rules = format!(
-            "table ip {b} {{}}
-delete table ip {b}
-table ip {b} {{
-    chain postrouting {{
-        type nat hook postrouting priority srcnat; policy accept;
-        ip saddr {subnet} oifname != \"{b}\" masquerade
-    }}
-    chain forward {{
-        type filter hook forward priority filter; policy accept;
-        iifname \"{b}\" accept
-        oifname \"{b}\" ct state established,related accept
-        oifname \"{b}\" drop
-    }}
-}}
-"
-        );
-        Cmd::new("nft")
-            .install_hint("install nftables: apt-get install nftables (or run scripts/setup.sh)")
-            .args(["-f", "-"])
-            .stdin(rules.into_bytes())
-            .run()
-            .await?;
-        tracing::info!(bridge = %b, subnet = %subnet, "nat networking set up on the host");
-        *ready = true;
+        nft(isolation::host_rules(b, subnet, &host.groups)).await?;
+        tracing::info!(bridge = %b, subnet = %subnet, peer_groups = host.groups.len(), "nat networking set up on the host");
+        host.ready = true;
         Ok(())
+    }
+
+    /// Whether both nftables tables of the bridge exist.
+    async fn tables_exist(&self) -> Result<bool, NetError> {
+        let out = nft_cmd().args(["list", "tables"]).run().await?;
+        let text = out.stdout_str();
+        let b = &self.cfg.bridge;
+        let has = |family: &str| {
+            text.lines()
+                .any(|l| l.trim() == format!("table {family} {b}"))
+        };
+        Ok(has("ip") && has("bridge"))
     }
 
     /// Refuses a subnet that overlaps a network the host already routes elsewhere (a LAN,
@@ -201,12 +210,13 @@ table ip {b} {{
         )))
     }
 
-    /// Removes the bridge and the nftables table when `unused()` (asked while no
+    /// Removes the bridge and the nftables tables when `unused()` (asked while no
     /// sandbox can be setting up, so a concurrent create either is seen by it or
     /// sets the bridge up again afterwards). IPv4 forwarding is left as it is:
-    /// something else may rely on it. Returns whether they were removed.
+    /// something else may rely on it. The peer groups are kept for the next set-up.
+    /// Returns whether they were removed.
     pub async fn remove_host_if(&self, unused: impl FnOnce() -> bool) -> Result<bool, NetError> {
-        let mut ready = self.host_ready.lock().await;
+        let mut host = self.host.lock().await;
         if !unused() {
             return Ok(false);
         }
@@ -214,18 +224,99 @@ table ip {b} {{
         if link_exists(b) {
             ip().args(["link", "del", b]).run().await?;
         }
-        let listed = Cmd::new("nft").args(["list", "table", "ip", b]).run().await;
-        if listed.is_ok() {
-            Cmd::new("nft")
-                .args(["delete", "table", "ip", b])
+        let mut removed = false;
+        for family in ["ip", "bridge"] {
+            if nft_cmd()
+                .args(["list", "table", family, b])
                 .run()
-                .await?;
+                .await
+                .is_ok()
+            {
+                nft_cmd().args(["delete", "table", family, b]).run().await?;
+                removed = true;
+            }
         }
-        if *ready || listed.is_ok() {
+        if host.ready || removed {
             tracing::info!(bridge = %b, "nat networking removed from the host");
         }
-        *ready = false;
+        host.ready = false;
         Ok(true)
+    }
+
+    /// Sets the peer groups the `bridge` table lists from the next [`Network::ensure_host`]
+    /// on (start-up, before the tables are written).
+    pub async fn set_peer_groups(&self, groups: impl IntoIterator<Item = PeerGroup>) {
+        let mut host = self.host.lock().await;
+        host.groups = groups.into_iter().collect();
+        // Written again, with these, at the next ensure_host.
+        host.ready = false;
+    }
+
+    /// Lets ports of group `g` exchange frames with each other: adds it to the `bridge`
+    /// table's sets (now, when the table exists; at its next set-up otherwise). Call it
+    /// before giving any port the group.
+    pub async fn allow_group(&self, g: PeerGroup) -> Result<(), NetError> {
+        let mut host = self.host.lock().await;
+        if host.groups.contains(&g) {
+            return Ok(());
+        }
+        if host.ready {
+            nft(isolation::group_elements("add", &self.cfg.bridge, g)).await?;
+        }
+        host.groups.insert(g);
+        Ok(())
+    }
+
+    /// Removes group `g` from the `bridge` table's sets. Call it once no port has it.
+    pub async fn forget_group(&self, g: PeerGroup) -> Result<(), NetError> {
+        let mut host = self.host.lock().await;
+        if !host.groups.remove(&g) {
+            return Ok(());
+        }
+        if host.ready && self.tables_exist().await? {
+            nft(isolation::group_elements("delete", &self.cfg.bridge, g)).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives sandbox `id`'s bridge port `policy` (nothing to do when it has no veth). A
+    /// group the `bridge` table does not list is refused in favour of isolation: a grouped
+    /// port the table does not know would reach isolated ports. When the port cannot be
+    /// set, its veth is deleted (the sandbox is cut off until it starts again) and the
+    /// error returned: failing closed.
+    pub async fn set_port_policy(&self, id: &str, policy: PortPolicy) -> Result<(), NetError> {
+        let veth = Self::veth_name(id);
+        let host = self.host.lock().await;
+        if !link_exists(&veth) {
+            return Ok(());
+        }
+        let policy = match policy {
+            PortPolicy::Group(g) if !host.groups.contains(&g) => {
+                tracing::warn!(sandbox = id, group = %g, "peer group not set up; isolating the port");
+                PortPolicy::Isolated
+            }
+            p => p,
+        };
+        let batch = isolation::port_policy_batch(&veth, policy);
+        let applied = ip()
+            .args(["-batch", "-"])
+            .stdin(batch.into_bytes())
+            .run()
+            .await;
+        drop(host);
+        if let Err(e) = applied {
+            tracing::error!(sandbox = id, error = %e, "cannot set the bridge port's policy; deleting the port");
+            self.delete_link(&veth).await?;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// The host's own IPv4 and IPv6 addresses, on every interface (sandboxes cannot reach
+    /// any of them).
+    pub async fn host_addresses(&self) -> Result<Vec<IpAddr>, NetError> {
+        let out = ip().args(["-j", "addr", "show"]).run().await?;
+        Ok(parse_addresses(&out.stdout))
     }
 
     /// Makes sure sandbox `id` has its namespace, veth pair, address `addr`,
@@ -261,10 +352,13 @@ table ip {b} {{
             }
         }
         if !link_exists(&veth) {
+            // Isolated before it is up: a new port reaches no other sandbox until its
+            // account's policy is applied (`set_port_policy`).
             let batch = format!(
-                "link add {veth} type veth peer name eth0 netns {}\nlink set {veth} master {} up\n",
+                "link add {veth} type veth peer name eth0 netns {}\nlink set {veth} master {}\n{}link set {veth} up\n",
                 ns.display(),
-                self.cfg.bridge
+                self.cfg.bridge,
+                isolation::port_policy_batch(&veth, PortPolicy::Isolated)
             );
             ip().args(["-batch", "-"])
                 .stdin(batch.into_bytes())
@@ -345,6 +439,44 @@ table ip {b} {{
     }
 }
 
+fn nft_cmd() -> Cmd {
+    Cmd::new("nft")
+        .install_hint("install nftables: apt-get install nftables (or run scripts/setup.sh)")
+        .timeout(Duration::from_secs(20))
+}
+
+/// Runs an nftables file (one transaction).
+async fn nft(rules: String) -> Result<(), NetError> {
+    nft_cmd()
+        .args(["-f", "-"])
+        .stdin(rules.into_bytes())
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Writes `value` to a sysctl file; nothing when the file does not exist (a kernel
+/// without IPv6 has no IPv6 to disable).
+fn write_sysctl_if_present(path: &str, value: &str) -> Result<(), NetError> {
+    match std::fs::write(path, value) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(format!("cannot write {path}"))(e)),
+    }
+}
+
+/// The addresses in `ip -j addr show` output.
+fn parse_addresses(json: &[u8]) -> Vec<IpAddr> {
+    let links: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["local"].as_str()?.parse().ok())
+        .collect()
+}
+
 /// Whether `path` is a mounted namespace file.
 fn is_netns(path: &Path) -> bool {
     std::fs::File::open(path)
@@ -362,6 +494,19 @@ mod tests {
     fn veth_names_fit_the_kernel_limit() {
         assert_eq!(Network::veth_name("sbx-7f3a9c2e"), "cv7f3a9c2e");
         assert!(Network::veth_name("sbx-0123456789abcdef0123").len() <= 15);
+    }
+
+    #[test]
+    fn host_addresses_are_read_from_ip_json() {
+        let json = br#"[{"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1"}]},
+            {"ifname":"eth0","addr_info":[{"family":"inet","local":"192.0.2.2"},{"family":"inet6","local":"fe80::1"}]},
+            {"ifname":"ifb0","addr_info":[]}]"#;
+        let got: Vec<String> = parse_addresses(json)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(got, ["127.0.0.1", "192.0.2.2", "fe80::1"]);
+        assert!(parse_addresses(b"not json").is_empty());
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //!   the data directory, so that leftovers are found per data directory),
 //!   a veth pair whose host end joins the bridge (`cairn0`), one IPv4
 //!   address from the configured [`Subnet`], a default route via the
-//!   bridge's address (the subnet's first), and `lo` up. One nftables table
-//!   named like the bridge masquerades traffic leaving the subnet and keeps
-//!   the outside from opening connections to sandboxes. See [`host`].
+//!   bridge's address (the subnet's first), and `lo` up. Two nftables tables
+//!   named like the bridge masquerade traffic leaving the subnet, keep the
+//!   outside from opening connections to sandboxes, and keep sandboxes from
+//!   opening connections to the host and to each other (unless their account
+//!   allows its own sandboxes to). See [`host`] and [`isolation`].
 //!
 //! Published ports ([`PortProxy`]) are a userspace TCP proxy from
 //! `127.0.0.1:HOSTPORT` on the host to the sandbox's address.
@@ -20,11 +22,13 @@
 //! runtime.
 
 pub mod host;
+pub mod isolation;
 mod publish;
 mod resolv;
 mod subnet;
 
 pub use host::{NetConfig, Network};
+pub use isolation::{PeerGroup, PortPolicy};
 pub use publish::{PortHolder, PortProxy, PublishSpec};
 pub use resolv::sandbox_resolv_conf;
 pub use subnet::Subnet;

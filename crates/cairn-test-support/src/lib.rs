@@ -388,7 +388,7 @@ impl Daemon {
             }
         }
         // Network namespaces of nat sandboxes left behind by a failed test, then the
-        // bridge and nftables table of a daemon started with --bridge.
+        // bridge and nftables tables of a daemon started with --bridge.
         if let Ok(entries) = std::fs::read_dir(self.home.join("run/netns")) {
             for e in entries.flatten() {
                 let _ = Command::new("umount").arg("-l").arg(e.path()).output();
@@ -397,9 +397,11 @@ impl Daemon {
         if let Some(i) = self.args.iter().position(|a| a == "--bridge") {
             if let Some(bridge) = self.args.get(i + 1) {
                 let _ = Command::new("ip").args(["link", "del", bridge]).output();
-                let _ = Command::new("nft")
-                    .args(["delete", "table", "ip", bridge])
-                    .output();
+                for family in ["ip", "bridge"] {
+                    let _ = Command::new("nft")
+                        .args(["delete", "table", family, bridge])
+                        .output();
+                }
             }
         }
         let pool = self.home.join("pool");

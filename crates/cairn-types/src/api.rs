@@ -116,6 +116,25 @@ pub struct PublishedPort {
     pub port: u16,
 }
 
+/// `GET /v1/account/network` (and the answer to `PUT`): the caller's account's network settings.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AccountNetwork {
+    /// The account.
+    pub account: String,
+    /// Whether the account's `nat` sandboxes reach each other (off by default). Other
+    /// accounts' sandboxes, the gateway and the host's addresses stay out of reach either way.
+    pub sandbox_to_sandbox: bool,
+}
+
+/// `PUT /v1/account/network`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccountNetwork {
+    /// Let the account's `nat` sandboxes reach each other (`true`) or not (`false`); applies
+    /// at once to the running ones.
+    pub sandbox_to_sandbox: bool,
+}
+
 /// `POST /v1/sandboxes`: from an image, or (fork) from a snapshot.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

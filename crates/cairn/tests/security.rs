@@ -14,6 +14,8 @@ mod deaths;
 mod errors;
 #[path = "security/imports.rs"]
 mod imports;
+#[path = "security/network.rs"]
+mod network;
 #[path = "security/requests.rs"]
 mod requests;
 #[path = "security/tenancy.rs"]

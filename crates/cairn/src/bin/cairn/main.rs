@@ -4,6 +4,7 @@ mod attach;
 mod client;
 mod exec;
 mod image;
+mod network;
 mod output;
 mod snapshot;
 
@@ -146,6 +147,11 @@ enum Command {
     Image {
         #[command(subcommand)]
         command: image::ImageCommand,
+    },
+    /// Your account's network settings: whether your nat sandboxes reach each other.
+    Network {
+        #[command(subcommand)]
+        command: network::NetworkCommand,
     },
 }
 
@@ -324,6 +330,7 @@ async fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Image { command } => image::run(&client, command, json).await?,
+        Command::Network { command } => network::run(&client, command, json).await?,
         Command::Doctor => {
             let checks: Vec<serde_json::Value> =
                 client.json(Method::GET, "/v1/doctor", None).await?;
