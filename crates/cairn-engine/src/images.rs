@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use cairn_db::ImageRecord;
 use cairn_storage::Storage;
-use cairn_types::api::ImageInfo;
+use cairn_types::api::{DroppedFiles, ImageInfo};
 use cairn_types::{validate_name, ImageId};
 
 use crate::{Engine, EngineError, Result};
@@ -17,15 +17,23 @@ use crate::{Engine, EngineError, Result};
 pub(crate) struct StoredImageConfig {
     pub env: Vec<String>,
     pub workdir: Option<String>,
+    /// Special files the import left out (none for images imported before
+    /// they were counted).
+    #[serde(default)]
+    pub dropped: DroppedFiles,
 }
 
 pub(crate) fn info(r: &ImageRecord) -> ImageInfo {
+    let dropped = serde_json::from_str::<StoredImageConfig>(&r.config_json)
+        .map(|c| c.dropped)
+        .unwrap_or_default();
     ImageInfo {
         id: r.id.clone(),
         name: r.name.clone(),
         size_bytes: r.size_bytes,
         source: r.source.clone(),
         created_at: r.created_at,
+        dropped,
     }
 }
 
@@ -82,9 +90,14 @@ impl Engine {
     async fn import_into(&self, source: &Path, dest: &Path) -> Result<(u64, String)> {
         self.storage.create_subvolume(dest).await?;
         let (src, dst) = (source.to_path_buf(), dest.to_path_buf());
-        let config = tokio::task::spawn_blocking(move || cairn_images::import(&src, &dst))
-            .await
-            .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))??;
+        let options = cairn_images::ImportOptions {
+            max_decoded_bytes: self.cfg.max_image_bytes,
+            ..Default::default()
+        };
+        let config =
+            tokio::task::spawn_blocking(move || cairn_images::import_with(&src, &dst, &options))
+                .await
+                .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))??;
         let size = {
             let dst = dest.to_path_buf();
             tokio::task::spawn_blocking(move || cairn_images::dir_size(&dst))
@@ -92,9 +105,16 @@ impl Engine {
                 .unwrap_or(0)
         };
         self.storage.set_readonly(dest, true).await?;
+        let d = config.dropped;
         let stored = StoredImageConfig {
             env: config.env.clone(),
             workdir: config.workdir.clone(),
+            dropped: DroppedFiles {
+                char_devices: d.char_devices,
+                block_devices: d.block_devices,
+                fifos: d.fifos,
+                sockets: d.sockets,
+            },
         };
         let json =
             serde_json::to_string(&stored).map_err(|e| EngineError::Internal(e.to_string()))?;

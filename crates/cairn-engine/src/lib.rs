@@ -55,6 +55,8 @@ pub struct EngineConfig {
     pub auto_pause_keep: usize,
     /// How often idle timeouts are checked.
     pub idle_check_interval: std::time::Duration,
+    /// Most bytes an image import may decode (archive bombs stop there).
+    pub max_image_bytes: u64,
 }
 
 impl EngineConfig {
@@ -71,6 +73,7 @@ impl EngineConfig {
             subnet: cairn_net::Subnet::default(),
             auto_pause_keep: 3,
             idle_check_interval: std::time::Duration::from_secs(1),
+            max_image_bytes: cairn_images::DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }

@@ -406,7 +406,12 @@ async fn image(client: &Client, command: ImageCommand, json: bool) -> Result<()>
                 .await;
             pb.finish_and_clear();
             let img = res?;
-            output::show(json, &img, |img| println!("{}", img.name))?;
+            output::show(json, &img, |img| {
+                println!("{}", img.name);
+                if let Some(note) = output::dropped_note(&img.dropped) {
+                    eprintln!("{note}");
+                }
+            })?;
         }
         ImageCommand::Ls => {
             let list: Vec<ImageInfo> = client.json(Method::GET, "/v1/images", None).await?;

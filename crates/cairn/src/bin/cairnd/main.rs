@@ -17,6 +17,7 @@ const EXAMPLES: &str = "Examples:
   cairnd                                   # data in /var/lib/cairn, socket /var/lib/cairn/cairnd.sock
   cairnd --home /srv/cairn --listen 127.0.0.1:7421
   cairnd --subnet 10.99.0.0/16 --bridge cairn1  # nat sandboxes get 10.99.0.2, .3, …; gateway 10.99.0.1
+  cairnd --max-image-size 30G              # image imports may decode up to 30 GiB of data
   cairnd token create --account alice      # prints a new ck_… token for alice";
 
 #[derive(Parser)]
@@ -51,6 +52,10 @@ struct Args {
     /// Largest change one snapshot may hold.
     #[arg(long, default_value = "2G", value_name = "SIZE")]
     max_snapshot_size: String,
+    /// Most data one image import may decode (the holes of sparse files do not count); larger
+    /// imports, and archive bombs, are refused there.
+    #[arg(long, default_value = "10G", value_name = "SIZE")]
+    max_image_size: String,
     /// Automatic snapshots (taken by 'cairn pause') kept per sandbox; older ones are pruned.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_auto_pause: u32,
@@ -173,6 +178,7 @@ async fn run(args: Args) -> Result<()> {
             .context("invalid --max-snapshot-size")?,
     };
     cfg.auto_pause_keep = args.keep_auto_pause as usize;
+    cfg.max_image_bytes = parse_size(&args.max_image_size).context("invalid --max-image-size")?;
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;
