@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use cairn_db::ImageRecord;
 use cairn_images::ImageError;
 use cairn_storage::Storage;
-use cairn_types::api::ImageInfo;
+use cairn_types::api::{DroppedFiles, ImageInfo};
 use cairn_types::{format_bytes, validate_name, ImageId};
 
 use crate::{Engine, EngineError, Result};
@@ -26,6 +26,10 @@ use crate::{Engine, EngineError, Result};
 pub(crate) struct StoredImageConfig {
     pub env: Vec<String>,
     pub workdir: Option<String>,
+    /// Special files the import left out (none for images imported before
+    /// they were counted).
+    #[serde(default)]
+    pub dropped: DroppedFiles,
 }
 
 /// Who asks: an account, and whether they are the operator.
@@ -63,6 +67,9 @@ impl Engine {
             created_at: r.created_at,
             public: r.public,
             owned,
+            dropped: serde_json::from_str::<StoredImageConfig>(&r.config_json)
+                .map(|c| c.dropped)
+                .unwrap_or_default(),
         }
     }
 
@@ -291,9 +298,16 @@ impl Engine {
                 .unwrap_or(0)
         };
         self.storage.set_readonly(dest, true).await?;
+        let d = config.dropped;
         let stored = StoredImageConfig {
             env: config.env.clone(),
             workdir: config.workdir.clone(),
+            dropped: DroppedFiles {
+                char_devices: d.char_devices,
+                block_devices: d.block_devices,
+                fifos: d.fifos,
+                sockets: d.sockets,
+            },
         };
         let json =
             serde_json::to_string(&stored).map_err(|e| EngineError::Internal(e.to_string()))?;

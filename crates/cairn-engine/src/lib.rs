@@ -63,7 +63,8 @@ pub struct EngineConfig {
     pub idle_check_interval: std::time::Duration,
     /// The most one sandbox may ask for.
     pub caps: ResourceCaps,
-    /// Largest image an import may unpack, and largest upload it accepts.
+    /// Most bytes an image import may decode (archive bombs stop there), and the largest
+    /// upload it accepts.
     pub max_image_bytes: u64,
 }
 
@@ -82,7 +83,7 @@ impl EngineConfig {
             auto_pause_keep: 3,
             idle_check_interval: std::time::Duration::from_secs(1),
             caps: ResourceCaps::of_host(),
-            max_image_bytes: 10 << 30,
+            max_image_bytes: cairn_images::DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }

@@ -3,8 +3,15 @@
 //!
 //! Layers get OCI whiteout semantics: `.wh.NAME` removes `NAME` left by
 //! lower layers, `.wh..wh..opq` hides everything lower layers put in its
-//! directory. Every path goes through [`crate::safepath`], so no entry can
-//! write, link or delete outside the destination.
+//! directory, and an overlayfs-style whiteout (a 0:0 character device)
+//! removes its own path. Every path goes through [`crate::safepath`], so no
+//! entry can write, link or delete outside the destination.
+//!
+//! Device nodes and FIFOs are never created: they are dropped and counted
+//! (see [`crate::dropped`]), and so are hard links to them. Regular files are
+//! written sparsely ([`crate::sparse`]); sparse entries, old-GNU (type `S`)
+//! and PAX (GNU formats 0.0, 0.1, 1.0), keep their holes without ever
+//! producing the zeros.
 //!
 //! This module knows nothing of manifests, digests or compression.
 
@@ -12,16 +19,18 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
+use crate::dropped::{DroppedNodes, SpecialKind};
 use crate::error::io_ctx;
-use crate::meta::{self, Meta, Privilege, Special};
+use crate::meta::{self, Meta, Privilege};
 use crate::safepath::{self, Missing, Resolved};
+use crate::sparse::{self, PaxSparse};
 use crate::ImageError;
 
 /// Whiteout prefix of the OCI layer format.
@@ -39,21 +48,24 @@ pub(crate) enum TarKind {
 }
 
 /// Applies the tar stream `reader` onto `root`. `label` names the stream in
-/// errors (`layer 2/3 (sha256:…)`). Returns the number of entries and the
-/// reader (positioned after the end-of-archive marker), so callers can
-/// drain it to finish a digest.
+/// errors (`layer 2/3 (sha256:…)`); special files left out are recorded in
+/// `dropped` (shared by the layers of an image). Returns the number of
+/// entries and the reader (positioned after the end-of-archive marker), so
+/// callers can drain it to finish a digest.
 pub(crate) fn apply_tar<R: Read>(
     root: &Path,
     reader: R,
     label: &str,
     kind: TarKind,
     privilege: Privilege,
+    dropped: &mut DroppedNodes,
 ) -> Result<(u64, R), ImageError> {
     let mut applier = Applier {
         root,
         label,
         kind,
         privilege,
+        dropped,
         written: HashSet::new(),
         ancestors: HashSet::new(),
         dirs: Vec::new(),
@@ -78,6 +90,8 @@ struct Applier<'a> {
     label: &'a str,
     kind: TarKind,
     privilege: Privilege,
+    /// Special files left out so far.
+    dropped: &'a mut DroppedNodes,
     /// Paths (relative, resolved) this stream created.
     written: HashSet<PathBuf>,
     /// Directories above something this stream created.
@@ -88,9 +102,6 @@ struct Applier<'a> {
 
 impl Applier<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ImageError> {
-        let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw).into_owned();
-        let comps = safepath::parse_entry_path(&raw).map_err(|r| self.refuse(&name, r))?;
         let mut kind = entry.header().entry_type();
         if matches!(
             kind,
@@ -101,10 +112,27 @@ impl Applier<'_> {
         ) {
             return Ok(());
         }
+        let mut raw = entry.path_bytes().into_owned();
         // Pre-POSIX archives mark directories as regular files named `dir/`.
         if kind == EntryType::Regular && raw.ends_with(b"/") {
             kind = EntryType::Directory;
         }
+        let sparse = if matches!(kind, EntryType::Regular | EntryType::Continuous) {
+            pax_sparse(entry).map_err(|e| {
+                self.bad(
+                    &String::from_utf8_lossy(&raw),
+                    format!("invalid sparse file map: {e}"),
+                )
+            })?
+        } else {
+            None
+        };
+        // A PAX sparse file's header names a placeholder; its real name is a record.
+        if let Some(real) = sparse.as_ref().and_then(|s| s.name.clone()) {
+            raw = real;
+        }
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        let comps = safepath::parse_entry_path(&raw).map_err(|r| self.refuse(&name, r))?;
         if self.kind == TarKind::Layer {
             if let Some(target) = comps
                 .last()
@@ -118,9 +146,11 @@ impl Applier<'_> {
             read_meta(entry).map_err(|e| self.bad(&name, format!("unreadable header: {e}")))?;
         match kind {
             EntryType::Directory => self.directory(&comps, meta, &name),
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.file(&comps, &meta, entry, &name)
-            }
+            EntryType::Regular | EntryType::Continuous => match sparse {
+                Some(map) => self.pax_sparse_file(&comps, &meta, map, entry, &name),
+                None => self.file(&comps, &meta, entry, &name),
+            },
+            EntryType::GNUSparse => self.gnu_sparse_file(&comps, &meta, entry, &name),
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
@@ -137,14 +167,14 @@ impl Applier<'_> {
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let special = match kind {
-                    EntryType::Char => Special::Char,
-                    EntryType::Block => Special::Block,
-                    _ => Special::Fifo,
+                    EntryType::Char => SpecialKind::Char,
+                    EntryType::Block => SpecialKind::Block,
+                    _ => SpecialKind::Fifo,
                 };
                 let header = entry.header();
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                self.special(&comps, &meta, special, major, minor, &name)
+                self.special(&comps, special, (major, minor), &name)
             }
             other => {
                 tracing::warn!(layer = self.label, entry = %name, kind = ?other, "unsupported tar entry type skipped");
@@ -175,6 +205,7 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// A regular file, written sparsely: its zero blocks become holes.
     fn file<R: Read>(
         &mut self,
         comps: &[OsString],
@@ -183,15 +214,57 @@ impl Applier<'_> {
         name: &str,
     ) -> Result<(), ImageError> {
         let target = self.resolve_non_root(comps, name)?;
-        remove_existing(&target.abs)?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&target.abs)
-            .map_err(io_ctx("creating", &target.abs))?;
-        io::copy(data, &mut file).map_err(io_ctx("writing", &target.abs))?;
+        let file = new_file(&target.abs)?;
+        sparse::write_sparse(&file, data, 0, None)
+            .and_then(|end| file.set_len(end))
+            .map_err(io_ctx("writing", &target.abs))?;
         drop(file);
+        self.finish_file(&target, meta)
+    }
+
+    /// A PAX-format GNU sparse file: its data segments land at their
+    /// offsets; the holes between them are never written.
+    fn pax_sparse_file<R: Read>(
+        &mut self,
+        comps: &[OsString],
+        meta: &Meta,
+        mut map: PaxSparse,
+        data: &mut R,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let target = self.resolve_non_root(comps, name)?;
+        let file = new_file(&target.abs)?;
+        let mut reader = BufReader::with_capacity(64 << 10, data);
+        if map.map_in_data {
+            map.read_map(&mut reader)
+                .map_err(|e| self.bad(name, format!("invalid sparse file map: {e}")))?;
+        }
+        map.write(&file, &mut reader)
+            .map_err(io_ctx("writing", &target.abs))?;
+        drop(file);
+        self.finish_file(&target, meta)
+    }
+
+    /// An old-GNU sparse file (type `S`), unpacked by the tar crate, which
+    /// seeks over its holes (the sparse map's extension headers are only
+    /// visible to it).
+    fn gnu_sparse_file<R: Read>(
+        &mut self,
+        comps: &[OsString],
+        meta: &Meta,
+        entry: &mut tar::Entry<'_, R>,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let target = self.resolve_non_root(comps, name)?;
+        remove_existing(&target.abs)?;
+        // It creates the file with O_EXCL, so nothing in the tree is followed.
+        entry
+            .unpack(&target.abs)
+            .map_err(io_ctx("writing", &target.abs))?;
+        self.finish_file(&target, meta)
+    }
+
+    fn finish_file(&mut self, target: &Resolved, meta: &Meta) -> Result<(), ImageError> {
         meta::apply(&target.abs, meta, false, self.privilege)
             .map_err(io_ctx("setting metadata of", &target.abs))?;
         self.mark(&target.rel);
@@ -241,6 +314,10 @@ impl Applier<'_> {
                 )
             })?
             .ok_or_else(missing)?;
+        if let Some(kind) = self.dropped.kind_at(&source.rel) {
+            // A link to a node that was left out is left out as well.
+            return self.drop_entry(comps, kind, name);
+        }
         match fs::symlink_metadata(&source.abs) {
             Ok(md) if md.is_dir() => {
                 return Err(self.bad(name, format!("hard link target '{shown}' is a directory")))
@@ -258,24 +335,36 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// A device node or FIFO: never created. Like any entry it replaces
+    /// what was at its path; then it is counted as dropped. In a layer, a
+    /// 0:0 character device is an overlayfs whiteout of its path.
     fn special(
         &mut self,
         comps: &[OsString],
-        meta: &Meta,
-        kind: Special,
-        major: u32,
-        minor: u32,
+        kind: SpecialKind,
+        (major, minor): (u32, u32),
+        name: &str,
+    ) -> Result<(), ImageError> {
+        if self.kind == TarKind::Layer && kind == SpecialKind::Char && (major, minor) == (0, 0) {
+            if comps.is_empty() {
+                return Err(self.refuse(name, "whiteout of the root directory"));
+            }
+            return self.remove_lower(comps, name);
+        }
+        self.drop_entry(comps, kind, name)
+    }
+
+    /// Applies an entry that is left out: it still replaces what was at its
+    /// path, then counts as dropped.
+    fn drop_entry(
+        &mut self,
+        comps: &[OsString],
+        kind: SpecialKind,
         name: &str,
     ) -> Result<(), ImageError> {
         let path = self.resolve_non_root(comps, name)?;
         remove_existing(&path.abs)?;
-        let made = meta::make_special(&path.abs, kind, meta.mode, major, minor, self.privilege)
-            .map_err(io_ctx("creating special file", &path.abs))?;
-        if made {
-            meta::apply(&path.abs, meta, false, self.privilege)
-                .map_err(io_ctx("setting metadata of", &path.abs))?;
-            self.mark(&path.rel);
-        }
+        self.dropped.drop_node(&path.rel, kind, name);
         Ok(())
     }
 
@@ -306,12 +395,18 @@ impl Applier<'_> {
         }
         let mut victim = comps[..comps.len() - 1].to_vec();
         victim.push(OsStr::from_bytes(target).to_os_string());
-        let Some(victim) = self.resolve_opt(&victim, Missing::Absent, name)? else {
+        self.remove_lower(&victim, name)
+    }
+
+    /// Removes `comps` if lower layers put it there: a whiteout hides lower
+    /// layers only, never its own layer's files.
+    fn remove_lower(&mut self, comps: &[OsString], name: &str) -> Result<(), ImageError> {
+        let Some(victim) = self.resolve_opt(comps, Missing::Absent, name)? else {
             return Ok(());
         };
-        // A whiteout hides lower layers only, never its own layer's files.
         if !self.written.contains(&victim.rel) {
             remove_existing(&victim.abs)?;
+            self.dropped.replaced(&victim.rel);
         }
         Ok(())
     }
@@ -360,6 +455,7 @@ impl Applier<'_> {
     }
 
     fn mark(&mut self, rel: &Path) {
+        self.dropped.replaced(rel);
         self.written.insert(rel.to_path_buf());
         let mut up = rel.parent();
         while let Some(dir) = up {
@@ -409,6 +505,30 @@ impl Applier<'_> {
             reason: reason.to_string(),
         }
     }
+}
+
+/// Creates the regular file `path` (replacing whatever is there) for
+/// writing, never following a symlink: only the importer can read it until
+/// its metadata is applied.
+fn new_file(path: &Path) -> Result<fs::File, ImageError> {
+    remove_existing(path)?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_ctx("creating", path))
+}
+
+/// The sparse map in the PAX records of `entry`, if they describe one.
+fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<PaxSparse>> {
+    let Some(extensions) = entry.pax_extensions()? else {
+        return Ok(None);
+    };
+    let records: Vec<(&[u8], &[u8])> = extensions
+        .map(|ext| ext.map(|e| (e.key_bytes(), e.value_bytes())))
+        .collect::<io::Result<_>>()?;
+    PaxSparse::from_records(records)
 }
 
 /// Removes whatever is at `path` (a directory with all its content, not

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::io_ctx;
 use crate::safepath::parse_entry_path;
+use crate::sparse;
 use crate::stream::{decoder, sniff, Budget, Compression, Limited};
 use crate::ImageError;
 
@@ -98,12 +99,15 @@ pub(crate) fn open(source: &Path, scratch: &Path, limit: u64) -> Result<Opened, 
     let mut spool =
         tempfile::tempfile_in(scratch).map_err(io_ctx("creating a scratch file in", scratch))?;
     let mut stream = Limited::new(decode_file(source, compression)?, &budget);
-    io::copy(&mut stream, &mut spool).map_err(|e| {
-        budget.explain(ImageError::CorruptArchive {
-            what: source.display().to_string(),
-            reason: e.to_string(),
-        })
-    })?;
+    // Sparsely: a bomb of zeros then takes no space while it is refused.
+    sparse::write_sparse(&spool, &mut stream, 0, None)
+        .and_then(|end| spool.set_len(end))
+        .map_err(|e| {
+            budget.explain(ImageError::CorruptArchive {
+                what: source.display().to_string(),
+                reason: e.to_string(),
+            })
+        })?;
     spool
         .seek(SeekFrom::Start(0))
         .map_err(io_ctx("rewinding the scratch file in", scratch))?;

@@ -1,9 +1,10 @@
 //! Importing a plain root filesystem directory: a faithful copy of its tree
-//! (contents, hard links, symlinks, special files, ownership, permission
-//! bits, mtimes, extended attributes) into the destination.
+//! (contents, hard links, symlinks, ownership, permission bits, mtimes,
+//! extended attributes) into the destination, holes included.
 //!
 //! Symlinks are copied as symlinks and never followed; mount points inside
-//! the source are copied through like any directory.
+//! the source are copied through like any directory. Device nodes, FIFOs
+//! and sockets are left out and counted (see [`crate::dropped`]).
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
@@ -11,22 +12,27 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::dropped::{DroppedNodes, SpecialKind};
 use crate::error::io_ctx;
-use crate::meta::{self, Meta, Privilege, Special};
+use crate::meta::{self, Meta, Privilege};
+use crate::sparse;
 use crate::stream::Budget;
 use crate::ImageError;
 
 /// Copies the content of directory `src` into the empty directory `dest`
-/// and gives `dest` the owner, mode and mtime of `src`.
+/// and gives `dest` the owner, mode and mtime of `src`. Special files left
+/// out are recorded in `dropped`.
 pub(crate) fn copy_tree(
     src: &Path,
     dest: &Path,
     budget: &Budget,
     privilege: Privilege,
+    dropped: &mut DroppedNodes,
 ) -> Result<(), ImageError> {
     let mut copier = Copier {
         budget,
         privilege,
+        dropped,
         links: HashMap::new(),
         dirs: Vec::new(),
     };
@@ -46,6 +52,7 @@ pub(crate) fn copy_tree(
 struct Copier<'b> {
     budget: &'b Budget,
     privilege: Privilege,
+    dropped: &'b mut DroppedNodes,
     /// Source (device, inode) of multiply-linked files → their first copy.
     links: HashMap<(u64, u64), PathBuf>,
     /// Directories to finish (mode, mtime) once everything is in; parents
@@ -80,6 +87,22 @@ impl Copier<'_> {
             self.dirs.push((to.to_path_buf(), meta));
             return self.copy_children(from, to);
         }
+        let special = if ft.is_char_device() {
+            Some(SpecialKind::Char)
+        } else if ft.is_block_device() {
+            Some(SpecialKind::Block)
+        } else if ft.is_fifo() {
+            Some(SpecialKind::Fifo)
+        } else if ft.is_socket() {
+            Some(SpecialKind::Socket)
+        } else {
+            None
+        };
+        if let Some(kind) = special {
+            // Every name of a multiply-linked node is left out, each counted.
+            self.dropped.drop_node(to, kind, &from.to_string_lossy());
+            return Ok(());
+        }
         if !ft.is_symlink() && md.nlink() > 1 {
             let key = (md.dev(), md.ino());
             if let Some(first) = self.links.get(&key) {
@@ -96,46 +119,28 @@ impl Copier<'_> {
             std::os::unix::fs::symlink(&target, to)
                 .map_err(io_ctx("creating symbolic link", to))?;
             meta::apply(to, &meta, true, self.privilege).map_err(io_ctx("setting metadata of", to))
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            let kind = if ft.is_char_device() {
-                Special::Char
-            } else if ft.is_block_device() {
-                Special::Block
-            } else {
-                Special::Fifo
-            };
-            let rdev = md.rdev();
-            let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
-            let made = meta::make_special(to, kind, meta.mode, major, minor, self.privilege)
-                .map_err(io_ctx("creating special file", to))?;
-            if made {
-                meta::apply(to, &meta, false, self.privilege)
-                    .map_err(io_ctx("setting metadata of", to))?;
-            }
-            Ok(())
         } else {
-            // Sockets belong to a running program, not to an image.
-            tracing::debug!(path = %from.display(), "socket not copied");
+            // Nothing else is left: directories and special files were handled above.
+            tracing::debug!(path = %from.display(), "file of unknown type not copied");
             Ok(())
         }
     }
 
+    /// Copies a regular file's data extents (holes stay holes; only data
+    /// is charged to the budget). The kernel copies where it can, and btrfs
+    /// then shares extents instead of duplicating them.
     fn copy_file(&mut self, from: &Path, to: &Path) -> Result<(), ImageError> {
-        let mut input = File::open(from).map_err(io_ctx("opening", from))?;
-        let mut output = fs::OpenOptions::new()
+        let input = File::open(from).map_err(io_ctx("opening", from))?;
+        let output = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(to)
             .map_err(io_ctx("creating", to))?;
         let len = input.metadata().map_err(io_ctx("reading", from))?.len();
-        self.budget
-            .charge(len)
-            .map_err(|e| self.budget.explain(ImageError::io("copying", from, e)))?;
-        // File to file, `io::copy` uses copy_file_range: the kernel copies,
-        // and btrfs shares extents instead of duplicating them.
-        io::copy(&mut input, &mut output).map_err(io_ctx("copying", from))?;
-        Ok(())
+        let budget = self.budget;
+        sparse::copy_file_sparse(&input, &output, len, |n| budget.charge(n))
+            .map_err(|e| budget.explain(ImageError::io("copying", from, e)))
     }
 }
 

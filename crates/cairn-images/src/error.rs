@@ -164,8 +164,10 @@ pub enum ImageError {
     },
     /// The decoded data exceeds the configured maximum.
     #[error(
-        "the image decodes to more than {limit} bytes, the configured maximum: it may be an archive \
-         bomb; if it is genuine, raise the import size limit"
+        "the image decodes to more than {}, the import size limit ({limit} bytes): it may be an \
+         archive bomb; if it is genuine, make it smaller or have the operator raise the limit \
+         (cairnd --max-image-size)",
+        human_bytes(*limit)
     )]
     TooLarge {
         /// The limit in bytes.
@@ -195,10 +197,45 @@ impl ImageError {
     }
 }
 
+/// `n` bytes in the largest binary unit that keeps it whole or above 1
+/// (`10 GiB`, `1.5 MiB`, `512 bytes`).
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
+}
+
 /// Shorthand for `map_err(|e| ImageError::io(action, path, e))`.
 pub(crate) fn io_ctx<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> ImageError + 'a {
     move |e| ImageError::io(action, path, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_shown_in_binary_units() {
+        assert_eq!(human_bytes(10 << 30), "10 GiB");
+        assert_eq!(human_bytes(3 << 19), "1.5 MiB");
+        assert_eq!(human_bytes(512), "512 bytes");
+        let msg = ImageError::TooLarge { limit: 10 << 30 }.to_string();
+        assert!(
+            msg.contains("10 GiB") && msg.contains("--max-image-size"),
+            "{msg}"
+        );
+    }
 }

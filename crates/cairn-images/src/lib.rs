@@ -16,6 +16,12 @@
 //! (see `safepath`), hard links must point inside it, and the decoded size
 //! is capped ([`ImportOptions::max_decoded_bytes`]).
 //!
+//! No import creates a device node, FIFO or socket, whatever the source:
+//! they are left out and counted in [`ImageConfig::dropped`]. Files are
+//! written sparsely: zero blocks, holes of a source directory and holes of
+//! sparse tar entries take no space, and the size cap counts what is decoded
+//! (data), never the holes.
+//!
 //! This crate is synchronous and does plain file I/O only: it does not pull
 //! from registries, create subvolumes, or know about sandboxes. Run it on a
 //! blocking thread. On error the destination holds a partial tree that the
@@ -24,10 +30,12 @@
 mod apply;
 mod archive;
 mod copy;
+mod dropped;
 mod error;
 mod meta;
 mod oci;
 mod safepath;
+mod sparse;
 mod stream;
 
 #[cfg(test)]
@@ -39,16 +47,20 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+pub use dropped::Dropped;
 pub use error::ImageError;
 
 use crate::apply::{apply_tar, TarKind};
 use crate::archive::{BlobStore, Layout, Opened};
+use crate::dropped::DroppedNodes;
 use crate::error::io_ctx;
 use crate::meta::Privilege;
 use crate::stream::{Budget, Limited};
 
-/// Default cap on decoded bytes: 64 GiB.
-pub const DEFAULT_MAX_DECODED_BYTES: u64 = 64 << 30;
+/// Default cap on decoded bytes: 10 GiB, more than any sandbox base image
+/// needs, and a bound on what one import can make a multi-tenant host
+/// decompress and write.
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = 10 << 30;
 
 /// What kind of source an image came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,8 +80,9 @@ pub enum SourceKind {
     DockerArchive,
 }
 
-/// The parts of an image's configuration a sandbox inherits. Empty (but for
-/// `kind`) for root filesystems, which carry no configuration.
+/// What an import found: the parts of the image's configuration a sandbox
+/// inherits (empty for root filesystems, which carry none), what the source
+/// was, and what was left out.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageConfig {
     /// Environment, `NAME=value` (the config's `Env`).
@@ -80,6 +93,9 @@ pub struct ImageConfig {
     pub cmd: Vec<String>,
     /// What the source was.
     pub kind: SourceKind,
+    /// Special files (devices, FIFOs, sockets) the import left out.
+    #[serde(default)]
+    pub dropped: Dropped,
 }
 
 impl ImageConfig {
@@ -89,6 +105,7 @@ impl ImageConfig {
             workdir: None,
             cmd: Vec::new(),
             kind,
+            dropped: Dropped::default(),
         }
     }
 }
@@ -97,8 +114,11 @@ impl ImageConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportOptions {
     /// Most bytes an import may decode: separately, the decompressed outer
-    /// archive, and the sum of all decompressed layers (or of the files of
-    /// a root filesystem). Stops archive bombs.
+    /// archive, and the sum of all decompressed layers (or of the data of
+    /// the files of a root filesystem directory). Holes of sparse files are
+    /// not decoded, so they do not count; zeros stored as data do, even
+    /// though they land on disk as holes. Stops archive bombs: past it the
+    /// import fails with [`ImageError::TooLarge`].
     pub max_decoded_bytes: u64,
     /// Where a compressed image archive is decompressed while importing (an
     /// anonymous file, gone when the import ends). Defaults to the
@@ -140,8 +160,9 @@ pub fn import_with(
         Err(e) => return Err(ImageError::io("reading", source, e)),
     };
     let limit = options.max_decoded_bytes;
-    let config = if md.is_dir() {
-        import_dir(source, dest, limit)?
+    let mut dropped = DroppedNodes::default();
+    let mut config = if md.is_dir() {
+        import_dir(source, dest, limit, &mut dropped)?
     } else if md.is_file() {
         let scratch = options.scratch_dir.as_deref().unwrap_or(dest);
         match archive::open(source, scratch, limit)? {
@@ -149,9 +170,15 @@ pub fn import_with(
                 let budget = Budget::new(limit);
                 let reader = Limited::new(archive::decode_file(source, compression)?, &budget);
                 let label = format!("archive '{}'", source.display());
-                let (entries, _) =
-                    apply_tar(dest, reader, &label, TarKind::Rootfs, Privilege::current())
-                        .map_err(|e| budget.explain(e))?;
+                let (entries, _) = apply_tar(
+                    dest,
+                    reader,
+                    &label,
+                    TarKind::Rootfs,
+                    Privilege::current(),
+                    &mut dropped,
+                )
+                .map_err(|e| budget.explain(e))?;
                 if entries == 0 {
                     return Err(ImageError::EmptySource {
                         path: source.to_path_buf(),
@@ -165,7 +192,7 @@ pub fn import_with(
                 } else {
                     SourceKind::OciArchive
                 };
-                oci::import_image(&store, layout, kind, source, dest, limit)?
+                oci::import_image(&store, layout, kind, source, dest, limit, &mut dropped)?
             }
         }
     } else {
@@ -173,11 +200,28 @@ pub fn import_with(
             path: source.to_path_buf(),
         });
     };
+    config.dropped = dropped.counts();
+    let d = config.dropped;
+    if d.total() > 0 {
+        tracing::warn!(
+            source = %source.display(),
+            char_devices = d.char_devices,
+            block_devices = d.block_devices,
+            fifos = d.fifos,
+            sockets = d.sockets,
+            "special files left out of the image"
+        );
+    }
     tracing::info!(source = %source.display(), dest = %dest.display(), kind = ?config.kind, "image unpacked");
     Ok(config)
 }
 
-fn import_dir(source: &Path, dest: &Path, limit: u64) -> Result<ImageConfig, ImageError> {
+fn import_dir(
+    source: &Path,
+    dest: &Path,
+    limit: u64,
+    dropped: &mut DroppedNodes,
+) -> Result<ImageConfig, ImageError> {
     if archive::is_oci_layout_dir(source) {
         let store = BlobStore::Dir {
             root: source.to_path_buf(),
@@ -189,6 +233,7 @@ fn import_dir(source: &Path, dest: &Path, limit: u64) -> Result<ImageConfig, Ima
             source,
             dest,
             limit,
+            dropped,
         );
     }
     let real_source = fs::canonicalize(source).map_err(io_ctx("resolving", source))?;
@@ -204,7 +249,13 @@ fn import_dir(source: &Path, dest: &Path, limit: u64) -> Result<ImageConfig, Ima
             path: source.to_path_buf(),
         });
     }
-    copy::copy_tree(source, dest, &Budget::new(limit), Privilege::current())?;
+    copy::copy_tree(
+        source,
+        dest,
+        &Budget::new(limit),
+        Privilege::current(),
+        dropped,
+    )?;
     Ok(ImageConfig::empty(SourceKind::Directory))
 }
 

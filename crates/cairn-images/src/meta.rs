@@ -1,5 +1,5 @@
-//! File metadata: ownership, permission bits, timestamps, extended
-//! attributes and special files (devices, fifos).
+//! File metadata: ownership, permission bits, timestamps and extended
+//! attributes. (Special files are never created: see `crate::dropped`.)
 //!
 //! Every call here acts on the path itself and never follows a symlink in
 //! the final component, except [`set_mode`], which callers use only on
@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps, XattrFlags, CWD};
+use rustix::fs::{AtFlags, Timespec, Timestamps, XattrFlags, CWD};
 
 /// Extended attributes we do not carry over: host security labels mean
 /// nothing (or harm) inside a sandbox image.
@@ -35,7 +35,7 @@ pub(crate) struct Meta {
     pub(crate) xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
-/// Whether we may give files away (chown) and create device nodes.
+/// Whether we may give files away (chown).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Privilege {
     root: bool,
@@ -48,17 +48,6 @@ impl Privilege {
             root: rustix::process::geteuid().is_root(),
         }
     }
-}
-
-/// What kind of special file to create.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Special {
-    /// Character device.
-    Char,
-    /// Block device.
-    Block,
-    /// Named pipe.
-    Fifo,
 }
 
 /// Sets the owner without following a final symlink. Unprivileged imports
@@ -156,32 +145,4 @@ pub(crate) fn read_xattrs(path: &Path) -> io::Result<Vec<(OsString, Vec<u8>)>> {
         out.push((name.to_os_string(), value));
     }
     Ok(out)
-}
-
-/// Creates a device node or fifo. Returns `false` (after logging) when the
-/// kernel refuses for lack of privilege (no `CAP_MKNOD`, user namespace),
-/// so such imports skip device nodes instead of failing: the runtime
-/// provides `/dev` to sandboxes anyway.
-pub(crate) fn make_special(
-    path: &Path,
-    kind: Special,
-    mode: u32,
-    major: u32,
-    minor: u32,
-    privilege: Privilege,
-) -> io::Result<bool> {
-    let (file_type, dev) = match kind {
-        Special::Char => (FileType::CharacterDevice, rustix::fs::makedev(major, minor)),
-        Special::Block => (FileType::BlockDevice, rustix::fs::makedev(major, minor)),
-        Special::Fifo => (FileType::Fifo, 0),
-    };
-    let perm = Mode::from_bits_truncate(mode & 0o7777);
-    match rustix::fs::mknodat(CWD, path, file_type, perm, dev) {
-        Ok(()) => Ok(true),
-        Err(rustix::io::Errno::PERM) => {
-            tracing::warn!(path = %path.display(), root = privilege.root, "not permitted to create device node; skipped");
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
 }

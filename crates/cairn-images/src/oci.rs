@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::apply::{apply_tar, TarKind};
 use crate::archive::{Blob, BlobStore, Layout, MAX_DOC_BYTES};
+use crate::dropped::DroppedNodes;
 use crate::meta::Privilege;
 use crate::stream::{decoder, sniff, BlobDigest, Budget, Compression, HashingReader, Limited};
 use crate::{ImageConfig, ImageError, SourceKind};
@@ -55,6 +56,7 @@ pub(crate) fn import_image(
     source: &Path,
     dest: &Path,
     limit: u64,
+    dropped: &mut DroppedNodes,
 ) -> Result<ImageConfig, ImageError> {
     let reader = Reader { store, source };
     let (config_bytes, mut layers) = match layout {
@@ -97,7 +99,7 @@ pub(crate) fn import_image(
                 .map_or(layer.name.clone(), |d| d.to_string())
         );
         reader
-            .apply_layer(layer, &label, dest, &budget, privilege)
+            .apply_layer(layer, &label, dest, &budget, privilege, dropped)
             .map_err(|e| budget.explain(e))?;
         tracing::debug!(layer = %label, "layer applied");
     }
@@ -204,6 +206,7 @@ impl Reader<'_> {
         dest: &Path,
         budget: &Budget,
         privilege: Privilege,
+        dropped: &mut DroppedNodes,
     ) -> Result<(), ImageError> {
         // Verify before writing anything: by the blob digest when the
         // manifest names one, else (docker save) by the diff id when the
@@ -236,7 +239,7 @@ impl Reader<'_> {
         let decoded = decoder(reader, compression).map_err(|e| self.corrupt(label, e))?;
         let hashing = HashingReader::new(decoded, layer.diff_id.as_ref().map(BlobDigest::hasher));
         let limited = Limited::new(hashing, budget);
-        let (_, mut rest) = apply_tar(dest, limited, label, TarKind::Layer, privilege)?;
+        let (_, mut rest) = apply_tar(dest, limited, label, TarKind::Layer, privilege, dropped)?;
         // Hash what follows the end-of-archive marker too: the diff id covers it.
         io::copy(&mut rest, &mut io::sink()).map_err(|e| self.corrupt(label, e))?;
         let (actual, _) = rest
@@ -369,6 +372,7 @@ fn image_config(config: &ImageConfiguration, kind: SourceKind) -> ImageConfig {
             .filter(|w| !w.is_empty()),
         cmd,
         kind,
+        dropped: Default::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Reads `/proc/self/mountinfo` to learn whether (and what) is mounted on a
-//! directory. Only what the pool needs: mount point, file system type and
-//! source; nothing here changes mounts.
+//! directory. Only what the pool needs: mount point, per-mount options, file
+//! system type and source; nothing here changes mounts.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 pub(crate) struct MountEntry {
     /// Where it is mounted.
     pub mount_point: PathBuf,
+    /// The per-mount options, e.g. `rw,nodev,relatime` (not the file
+    /// system's own options).
+    pub options: String,
     /// The file system type, e.g. `btrfs`.
     pub fstype: String,
     /// The mount source, e.g. `/dev/loop3`.
@@ -53,6 +56,7 @@ pub(crate) fn parse(text: &str) -> Vec<MountEntry> {
             }
             Some(MountEntry {
                 mount_point: PathBuf::from(unescape(fields.get(4)?)),
+                options: (*fields.get(5)?).to_string(),
                 fstype: (*fields.get(dash + 1)?).to_string(),
                 source: unescape(fields.get(dash + 2)?)
                     .to_string_lossy()
@@ -60,6 +64,13 @@ pub(crate) fn parse(text: &str) -> Vec<MountEntry> {
             })
         })
         .collect()
+}
+
+impl MountEntry {
+    /// Whether the per-mount options include `option` (e.g. `nodev`).
+    pub fn has_option(&self, option: &str) -> bool {
+        self.options.split(',').any(|o| o == option)
+    }
 }
 
 /// What is mounted on `dir` (the topmost mount when several are stacked),
@@ -91,6 +102,10 @@ garbage line
         assert_eq!(entries[1].mount_point, PathBuf::from("/var/lib/cairn/pool"));
         assert_eq!(entries[1].fstype, "btrfs");
         assert_eq!(entries[1].source, "/dev/loop0");
+        assert_eq!(entries[1].options, "rw,relatime");
+        assert!(entries[1].has_option("relatime"));
+        assert!(!entries[1].has_option("nodev"));
+        assert!(!entries[1].has_option("rw,"));
     }
 
     #[test]

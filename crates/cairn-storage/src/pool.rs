@@ -6,6 +6,14 @@
 //! (`pool.img`) on first start, formats it with `mkfs.btrfs` and loop-mounts
 //! it on `pool/`; later starts reuse the mount or mount the image again.
 //!
+//! Whatever holds it, the pool is always mounted `nodev` (not `nosuid`,
+//! which would break `sudo` in images): no device node anywhere in it can be
+//! opened, whoever made it — an image, `mknod` in a runc sandbox (which has
+//! `CAP_MKNOD`), or gVisor's gofer opening host files on a sandbox's behalf.
+//! A pool directory on the data directory's btrfs gets a bind mount of
+//! itself to carry the flag; a mount without it (an administrator's, or an
+//! older Cairn's) is remounted with it at every start.
+//!
 //! This module only finds, creates, mounts and measures the pool; making and
 //! deleting subvolumes in it is [`crate::BtrfsStorage`]'s job.
 
@@ -150,6 +158,7 @@ impl Pool {
                 PoolBacking::LoopImage(image)
             }
         };
+        ensure_nodev(&root)?;
         for dir in POOL_DIRS {
             let dir = root.join(dir);
             fs::create_dir_all(&dir).map_err(StorageError::io("creating", &dir))?;
@@ -273,6 +282,65 @@ impl Pool {
     }
 }
 
+/// Makes sure the pool at `root` is mounted `nodev`: a mount without it is
+/// remounted with it (keeping its other per-mount flags), and a pool that is
+/// a plain directory first gets a bind mount of itself to carry the flag.
+/// Checks the result in mountinfo, so a pool that cannot be made `nodev`
+/// is refused rather than used.
+fn ensure_nodev(root: &Path) -> Result<(), StorageError> {
+    let read =
+        || mountinfo::mount_at(root).map_err(StorageError::io("reading", "/proc/self/mountinfo"));
+    let failed = |detail: String| StorageError::Mount {
+        action: "mount nodev",
+        mountpoint: root.to_path_buf(),
+        detail,
+    };
+    let current = match read()? {
+        Some(m) if m.has_option("nodev") => return Ok(()),
+        Some(m) => {
+            tracing::warn!(pool = %root.display(), options = %m.options, "the pool is mounted without nodev; remounting it nodev");
+            m
+        }
+        None => {
+            tracing::info!(pool = %root.display(), "bind-mounting the pool directory onto itself to mount it nodev");
+            rustix::mount::mount_bind(root, root)
+                .map_err(|e| failed(format!("bind mount: {e}")))?;
+            read()?.ok_or_else(|| failed("the bind mount does not show in mountinfo".into()))?
+        }
+    };
+    let flags = per_mount_flags(&current.options)
+        | rustix::mount::MountFlags::BIND
+        | rustix::mount::MountFlags::NODEV;
+    rustix::mount::mount_remount(root, flags, "").map_err(|e| failed(format!("remount: {e}")))?;
+    match read()? {
+        Some(m) if m.has_option("nodev") => Ok(()),
+        Some(m) => Err(failed(format!(
+            "it is still mounted without nodev ({}); mount it with -o nodev yourself",
+            m.options
+        ))),
+        None => Err(failed("the mount vanished".into())),
+    }
+}
+
+/// The per-mount flags named in mountinfo's per-mount options, so that a
+/// bind remount (which sets them all at once) keeps them.
+fn per_mount_flags(options: &str) -> rustix::mount::MountFlags {
+    use rustix::mount::MountFlags as F;
+    options
+        .split(',')
+        .fold(F::empty(), |flags, option| match option {
+            "ro" => flags | F::RDONLY,
+            "nosuid" => flags | F::NOSUID,
+            "nodev" => flags | F::NODEV,
+            "noexec" => flags | F::NOEXEC,
+            "noatime" => flags | F::NOATIME,
+            "nodiratime" => flags | F::NODIRATIME,
+            "relatime" => flags | F::RELATIME,
+            "nosymfollow" => flags | F::NOSYMFOLLOW,
+            _ => flags,
+        })
+}
+
 /// How often `unmount` tries while the pool is busy, and how long it waits between tries.
 const UNMOUNT_TRIES: u32 = 10;
 const UNMOUNT_RETRY_AFTER: Duration = Duration::from_millis(200);
@@ -373,7 +441,7 @@ async fn direct_io(root: &Path) {
 async fn mount_image(image: &Path, root: &Path) -> Result<(), StorageError> {
     tracing::info!(image = %image.display(), pool = %root.display(), "mounting the pool image");
     let result = Cmd::new("mount")
-        .args(["-t", "btrfs", "-o", "loop"])
+        .args(["-t", "btrfs", "-o", "loop,nodev"])
         .arg(image)
         .arg(root)
         .install_hint("apt-get install mount")
@@ -426,4 +494,20 @@ async fn mount_image(image: &Path, root: &Path) -> Result<(), StorageError> {
         mountpoint: root.to_path_buf(),
         detail,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::mount::MountFlags as F;
+
+    #[test]
+    fn a_bind_remount_keeps_the_per_mount_flags_mountinfo_shows() {
+        assert_eq!(
+            per_mount_flags("ro,nosuid,noexec,noatime"),
+            F::RDONLY | F::NOSUID | F::NOEXEC | F::NOATIME
+        );
+        assert_eq!(per_mount_flags("rw,relatime"), F::RELATIME);
+        assert_eq!(per_mount_flags("rw,nodev,relatime"), F::NODEV | F::RELATIME);
+    }
 }

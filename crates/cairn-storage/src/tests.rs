@@ -338,9 +338,24 @@ async fn a_data_directory_on_btrfs_holds_the_pool_directly() {
     let t = temp_pool().await;
     let home = t.pool.root().join("home-on-btrfs");
     let pool = open(config(&home)).await;
+    let _bind = MountGuard(pool.root().to_path_buf());
     assert_eq!(pool.backing(), &PoolBacking::Directory);
     assert!(!home.join("pool.img").exists());
-    assert!(mountinfo::mount_at(pool.root()).unwrap().is_none());
+    // The pool directory is bind-mounted onto itself, to carry nodev.
+    let mount = mountinfo::mount_at(pool.root())
+        .unwrap()
+        .expect("a bind mount");
+    assert_eq!(mount.fstype, "btrfs");
+    assert!(mount.has_option("nodev"), "{}", mount.options);
+    // A later start reuses it.
+    let again = open(config(&home)).await;
+    assert_eq!(again.backing(), &PoolBacking::Directory);
+    let stacked = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&*pool.root().to_string_lossy()))
+        .count();
+    assert_eq!(stacked, 1, "one bind mount, not one per start");
     let s = BtrfsStorage::new(pool.clone());
     let sbx = pool.sandboxes_dir().join("sbx-1");
     s.create_subvolume(&sbx).await.unwrap();
@@ -351,8 +366,55 @@ async fn a_data_directory_on_btrfs_holds_the_pool_directly() {
         s.list_subvolumes(&pool.snapshots_dir()).await.unwrap(),
         vec!["snap-1"]
     );
-    pool.unmount().await.unwrap(); // not Cairn's mount: a no-op
+    pool.unmount().await.unwrap(); // not Cairn's image: a no-op
     assert!(sbx.is_dir());
+    let st = std::process::Command::new("umount")
+        .arg(pool.root())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    t.pool.unmount().await.unwrap();
+}
+
+/// Issue 14, finding 2: device nodes in the pool must not open, whoever made them.
+#[tokio::test]
+async fn the_pool_is_mounted_nodev_so_no_device_node_in_it_opens_but_not_nosuid() {
+    let t = temp_pool().await;
+    let mount = mountinfo::mount_at(t.pool.root()).unwrap().unwrap();
+    assert!(mount.has_option("nodev"), "{}", mount.options);
+    assert!(!mount.has_option("nosuid"), "{}", mount.options);
+    assert!(!mount.has_option("noexec"), "{}", mount.options);
+    // Even root on the host cannot open a node there: /dev/zero's numbers.
+    let node = t.pool.sandboxes_dir().join("zero");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &node,
+        rustix::fs::FileType::CharacterDevice,
+        0o666.into(),
+        rustix::fs::makedev(1, 5),
+    )
+    .unwrap();
+    let err = fs::File::open(&node).expect_err("a device node in the pool must not open");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    t.pool.unmount().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pool_mounted_without_nodev_is_remounted_nodev_at_start_keeping_its_flags() {
+    let t = temp_pool().await;
+    let root = t.pool.root();
+    // As an older Cairn (or an administrator) left it: no nodev, and noatime.
+    use rustix::mount::MountFlags as F;
+    rustix::mount::mount_remount(root, F::BIND | F::NOATIME, "").unwrap();
+    let before = mountinfo::mount_at(root).unwrap().unwrap();
+    assert!(!before.has_option("nodev"), "{}", before.options);
+
+    let reopened = open(config(t.home.path())).await;
+
+    let after = mountinfo::mount_at(reopened.root()).unwrap().unwrap();
+    assert!(after.has_option("nodev"), "{}", after.options);
+    assert!(after.has_option("noatime"), "{}", after.options);
+    assert!(after.has_option("rw"), "{}", after.options);
     t.pool.unmount().await.unwrap();
 }
 

@@ -101,6 +101,9 @@ pub struct Daemon {
     /// The data directory.
     pub home: PathBuf,
     _tmp: tempfile::TempDir,
+    /// A directory outside the data directory (whose files cairnd refuses to import), for
+    /// archives and trees a test makes.
+    scratch: tempfile::TempDir,
     child: Option<Child>,
     cairnd: PathBuf,
     cairn: PathBuf,
@@ -174,10 +177,15 @@ impl Daemon {
             .unwrap();
         let home = tmp.path().to_path_buf();
         let tcp = tcp.then(|| format!("127.0.0.1:{}", free_port()));
+        let scratch = tempfile::Builder::new()
+            .prefix("cairn-test-scratch-")
+            .tempdir()
+            .unwrap();
         let mut d = Daemon {
             log: home.join("cairnd.log"),
             home,
             _tmp: tmp,
+            scratch,
             child: None,
             cairnd: cairnd.into(),
             cairn: cairn.into(),
@@ -228,6 +236,11 @@ impl Daemon {
             "cairnd did not open its socket within 60 s:\n{}",
             self.log_text()
         );
+    }
+
+    /// A directory for the test's own files, outside the data directory.
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
     }
 
     /// The daemon's log so far.

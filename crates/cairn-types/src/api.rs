@@ -256,6 +256,34 @@ pub struct ImageInfo {
     /// Imported by the caller's account (only the owner, or the operator, removes it).
     #[serde(default)]
     pub owned: bool,
+    /// Special files the import left out of the image: images never carry
+    /// device nodes, FIFOs or sockets (the runtime gives every sandbox its
+    /// own `/dev`).
+    #[serde(default)]
+    pub dropped: DroppedFiles,
+}
+
+/// How many special files of each kind an image import left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DroppedFiles {
+    /// Character devices (`/dev/mem`-like nodes, wherever they were).
+    pub char_devices: u64,
+    /// Block devices (disks, loop devices).
+    pub block_devices: u64,
+    /// Named pipes.
+    pub fifos: u64,
+    /// Unix domain sockets.
+    pub sockets: u64,
+}
+
+impl DroppedFiles {
+    /// All of them together.
+    pub fn total(&self) -> u64 {
+        self.char_devices
+            .saturating_add(self.block_devices)
+            .saturating_add(self.fifos)
+            .saturating_add(self.sockets)
+    }
 }
 
 /// `POST /v1/images` with a JSON body (the operator only): import a root filesystem

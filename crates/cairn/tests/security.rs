@@ -10,6 +10,8 @@
 
 #[path = "security/deaths.rs"]
 mod deaths;
+#[path = "security/devices.rs"]
+mod devices;
 #[path = "security/errors.rs"]
 mod errors;
 #[path = "security/imports.rs"]

@@ -79,6 +79,96 @@ impl Tar {
         self
     }
 
+    /// A device node or FIFO (`kind` is `Char`, `Block` or `Fifo`).
+    pub(super) fn node(mut self, path: &str, kind: EntryType, major: u32, minor: u32) -> Self {
+        let mut h = Self::header(kind, 0o666);
+        h.set_device_major(major).expect("major");
+        h.set_device_minor(minor).expect("minor");
+        self.builder
+            .append_data(&mut h, path, &[][..])
+            .expect("node entry");
+        self
+    }
+
+    /// A regular file preceded by PAX extension records.
+    pub(super) fn pax_file(
+        mut self,
+        records: &[(&str, &[u8])],
+        path: &str,
+        content: &[u8],
+    ) -> Self {
+        self.builder
+            .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+            .expect("pax records");
+        let mut h = Self::header(EntryType::Regular, 0o644);
+        h.set_size(content.len() as u64);
+        self.builder
+            .append_data(&mut h, path, content)
+            .expect("file entry");
+        self
+    }
+
+    /// An old-GNU sparse file (type `S`) of `real_size` bytes holding
+    /// `segments` (offset, data) — more than four need extension headers;
+    /// all but the last segment must be whole tar blocks long.
+    pub(super) fn gnu_sparse(
+        mut self,
+        path: &str,
+        real_size: u64,
+        segments: &[(u64, &[u8])],
+    ) -> Self {
+        // GNU tar ends every map with an empty segment at the file's end.
+        let mut segments = segments.to_vec();
+        segments.push((real_size, &[]));
+        let segments = &segments[..];
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::GNUSparse);
+        h.set_mode(0o640);
+        h.set_mtime(MTIME);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_path(path).expect("path");
+        let stored: u64 = segments.iter().map(|(_, d)| d.len() as u64).sum();
+        h.set_size(stored);
+        let entry = |(offset, data): &(u64, &[u8])| {
+            let mut e = tar::GnuSparseHeader {
+                offset: [0; 12],
+                numbytes: [0; 12],
+            };
+            e.set_offset(*offset);
+            e.set_length(data.len() as u64);
+            e
+        };
+        let gnu = h.as_gnu_mut().expect("gnu header");
+        gnu.set_real_size(real_size);
+        for (slot, seg) in gnu.sparse.iter_mut().zip(segments) {
+            *slot = entry(seg);
+        }
+        let mut body = Vec::new();
+        if segments.len() > 4 {
+            gnu.isextended[0] = 1;
+            let chunks: Vec<_> = segments[4..].chunks(21).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let mut ext = tar::GnuExtSparseHeader::new();
+                for (slot, seg) in ext.sparse.iter_mut().zip(chunk.iter()) {
+                    *slot = entry(seg);
+                }
+                ext.isextended[0] = u8::from(i + 1 < chunks.len());
+                body.extend_from_slice(ext.as_bytes());
+            }
+        }
+        for (i, (_, data)) in segments.iter().enumerate() {
+            // The data of all but the last segment fills whole tar blocks.
+            let more = segments[i + 1..].iter().any(|(_, d)| !d.is_empty());
+            assert!(!more || data.len() % 512 == 0);
+            body.extend_from_slice(data);
+        }
+        h.set_cksum();
+        // The builder writes the body as is: extension headers, then data.
+        self.builder.append(&h, &body[..]).expect("sparse entry");
+        self
+    }
+
     /// An entry whose name and link name are written byte for byte, with no
     /// validation (for malicious archives).
     pub(super) fn raw(mut self, name: &[u8], kind: EntryType, link: &[u8], content: &[u8]) -> Self {

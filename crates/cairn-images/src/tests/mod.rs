@@ -2,6 +2,8 @@
 //! directories with the tar crate; nothing touches the network.
 
 mod archives;
+mod devices;
 mod directory;
 mod fixtures;
 mod security;
+mod sparse;

@@ -92,7 +92,12 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                 pb.finish_and_clear();
                 res?
             };
-            output::show(json, &img, |img| println!("{}", img.name))?;
+            output::show(json, &img, |img| {
+                println!("{}", img.name);
+                if let Some(note) = output::dropped_note(&img.dropped) {
+                    eprintln!("{note}");
+                }
+            })?;
         }
         ImageCommand::Ls => {
             let list: Vec<ImageInfo> = client.json(Method::GET, "/v1/images", None).await?;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use comfy_table::presets::NOTHING;
 use comfy_table::Table;
 
-use cairn_types::api::{DiffEntry, ImageInfo, SandboxInfo, SnapshotInfo};
+use cairn_types::api::{DiffEntry, DroppedFiles, ImageInfo, SandboxInfo, SnapshotInfo};
 use cairn_types::format_bytes;
 
 fn table(header: &[&str]) -> Table {
@@ -100,6 +100,27 @@ pub fn sandbox(s: &SandboxInfo) {
         t.add_row(vec![k.to_string(), v]);
     }
     println!("{t}");
+}
+
+/// What an import left out, for a human (`None` when nothing was).
+pub fn dropped_note(d: &DroppedFiles) -> Option<String> {
+    if d.total() == 0 {
+        return None;
+    }
+    let parts: Vec<String> = [
+        (d.char_devices, "character device"),
+        (d.block_devices, "block device"),
+        (d.fifos, "named pipe"),
+        (d.sockets, "socket"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+    .collect();
+    Some(format!(
+        "left out of the image: {} (images never carry special files; sandboxes get their own /dev)",
+        parts.join(", ")
+    ))
 }
 
 pub fn images(list: &[ImageInfo]) {

@@ -17,6 +17,7 @@ const EXAMPLES: &str = "Examples:
   cairnd                                   # data in /var/lib/cairn, socket /var/lib/cairn/cairnd.sock
   cairnd --home /srv/cairn --listen 127.0.0.1:7421
   cairnd --subnet 10.99.0.0/16 --bridge cairn1  # nat sandboxes get 10.99.0.2, .3, …; gateway 10.99.0.1
+  cairnd --max-image-size 30G              # image imports may decode up to 30 GiB of data
   cairnd token create --account alice      # prints a new ck_… token for alice
   cairnd token ls                          # token ids, accounts, roles, expiry
   cairnd token revoke tok-1a2b3c4d         # 401 for it from now on";
@@ -65,7 +66,8 @@ struct Args {
     /// Largest process limit one sandbox may ask for.
     #[arg(long, default_value_t = 32_768, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
     max_pids: u32,
-    /// Largest image an import may unpack, and largest archive a tenant may upload.
+    /// Most data one image import may decode (the holes of sparse files do not count), and the
+    /// largest archive a tenant may upload; larger ones, and archive bombs, are refused.
     #[arg(long, default_value = "10G", value_name = "SIZE")]
     max_image_size: String,
     /// Runtime for sandboxes that do not name one: gvisor or runc.
