@@ -10,6 +10,9 @@
 
 use cairn_test_support::{Daemon, Via};
 
+#[path = "security/connections.rs"]
+mod connections;
+
 /// A daemon listening on TCP too, with image `base` imported by the operator.
 pub fn tcp_daemon(args: &[&str]) -> Daemon {
     let d = Daemon::start_opts(
