@@ -2,13 +2,15 @@
 //! errors, the OpenAPI document and streaming exec output.
 //!
 //! No business logic lives here: every handler asks the engine. The app is a
-//! function ([`app`]) so tests can drive it in-process.
+//! function ([`app`]) so tests can drive it in-process; [`serve`] puts it on a
+//! listener with the timeouts and connection caps that keep cairnd answering.
 
 mod attach;
 mod auth;
 mod error;
 mod handlers;
 mod openapi;
+pub mod serve;
 mod snapshots;
 
 use std::sync::Arc;
