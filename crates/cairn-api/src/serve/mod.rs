@@ -60,6 +60,9 @@ pub const DEFAULT_MAX_UNIX_CONNECTIONS: usize = 1024;
 const LOG_PERIOD: Duration = Duration::from_secs(10);
 /// How long the accept loop waits after an error such as EMFILE before it tries again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The most a connection buffers: the largest request head (more is answered 431), and the
+/// size of body reads. hyper's default (~400 KiB) would let 8192 slow connections hold 3 GiB.
+const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
 
 /// How cairnd serves connections: its timeouts and caps. Handlers can read it from the
 /// request's extensions (e.g. the attach WebSocket waits for its first message no longer
@@ -357,7 +360,8 @@ async fn http<S: Stream>(
     let service = hyper::service::service_fn(move |req| handle(req, app.clone(), cfg, peer));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_timeout);
+        .header_read_timeout(cfg.header_timeout)
+        .max_buf_size(MAX_CONNECTION_BUFFER);
     let conn = http
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();

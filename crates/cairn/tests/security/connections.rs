@@ -600,7 +600,7 @@ fn a_stalled_request_body_is_cut_after_the_idle_timeout() {
 
 /// A connection that sends nothing, one that sends half a request line, and a kept-alive one
 /// that goes quiet after its answer are all closed after the header timeout (2 s here), on
-/// TCP and on the unix socket.
+/// TCP and on the unix socket; a request head over 64 KiB is refused (431) and closed.
 #[test]
 fn silent_and_half_sent_request_heads_are_closed() {
     let (d, _wrapper) = daemon_with_fd_limit(REVIEW_FD_LIMIT, &["--header-timeout", "2s"]);
@@ -638,6 +638,24 @@ fn silent_and_half_sent_request_heads_are_closed() {
             "a connection that {what} was closed after {took:?}, before the 2 s header timeout"
         );
     }
+    // Nor can a head be made to fill memory: more than 64 KiB of it is answered 431 and closed.
+    let mut big = TcpStream::connect(tcp_addr(&d)).unwrap();
+    let filler = "x".repeat(1000);
+    let mut head = String::from("GET /v1/sandboxes HTTP/1.1\r\nHost: cairnd\r\n");
+    for i in 0..100 {
+        head.push_str(&format!("X-Filler-{i}: {filler}\r\n"));
+    }
+    // cairnd may close before it has read it all: a failed write is fine.
+    let _ = big.write_all(head.as_bytes());
+    let (raw, closed) = tcp_read_until_closed(&mut big, Duration::from_secs(10));
+    assert!(closed, "a 100 KB request head must be refused and closed");
+    assert_eq!(
+        parse_response(&raw).0,
+        431,
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+
     let (code, _) = d.http(Via::Tcp, "GET", "/v1/sandboxes", Some(&bob), None);
     assert_eq!(code, 200);
     assert_healthy(&d);
