@@ -2,13 +2,17 @@
 //! and, optionally, a terminal. The protocol is in
 //! [`cairn_types::api::AttachRequest`].
 
+use std::time::Duration;
+
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
+use axum::Extension;
 
 use cairn_engine::{ExecInput, ExecIo, ExecOutput};
 use cairn_types::api::{AttachControl, AttachRequest, ExecRequest};
 
+use crate::serve::ServeConfig;
 use crate::{Account, AppState};
 
 fn event_message(ev: ExecOutput) -> Message {
@@ -23,14 +27,30 @@ pub async fn attach(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
+    serve: Option<Extension<ServeConfig>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| run(st, account, id, socket))
+    // The upgraded connection keeps its slot under the connection caps; a client that never
+    // sends its attach request must not keep it forever.
+    let wait = serve
+        .map_or(ServeConfig::default(), |Extension(c)| c)
+        .header_timeout;
+    ws.on_upgrade(move |socket| run(st, account, id, socket, wait))
 }
 
-async fn run(st: AppState, account: String, id: String, mut socket: WebSocket) {
+async fn run(st: AppState, account: String, id: String, mut socket: WebSocket, wait: Duration) {
     let fail = |message: String| event_message(ExecOutput::Error(message));
-    let req: AttachRequest = match socket.recv().await {
+    let Ok(first) = tokio::time::timeout(wait, socket.recv()).await else {
+        let _ = socket
+            .send(fail(format!(
+                "no attach request within {} s (--header-timeout): send it as the first message",
+                wait.as_secs()
+            )))
+            .await;
+        let _ = socket.send(Message::Close(None)).await;
+        return;
+    };
+    let req: AttachRequest = match first {
         Some(Ok(Message::Text(t))) => match serde_json::from_str(&t) {
             Ok(r) => r,
             Err(e) => {

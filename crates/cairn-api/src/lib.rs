@@ -2,7 +2,8 @@
 //! errors, the OpenAPI document and streaming exec output.
 //!
 //! No business logic lives here: every handler asks the engine. The app is a
-//! function ([`app`]) so tests can drive it in-process.
+//! function ([`app`]) so tests can drive it in-process; [`serve`] puts it on a
+//! listener with the timeouts and connection caps that keep cairnd answering.
 
 mod attach;
 mod auth;
@@ -10,6 +11,7 @@ mod error;
 mod handlers;
 mod network;
 mod openapi;
+pub mod serve;
 mod snapshots;
 
 use std::sync::Arc;

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "security/connections.rs"]
+mod connections;
 #[path = "security/deaths.rs"]
 mod deaths;
 #[path = "security/devices.rs"]

@@ -8,16 +8,19 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use cairn_api::serve::{self, ServeConfig};
 use cairn_api::{app, new_token, AuthMode};
 use cairn_db::{Db, TokenRecord, TokenRole};
 use cairn_engine::{Engine, EngineConfig};
-use cairn_types::{parse_size, RuntimeKind};
+use cairn_types::{parse_duration, parse_size, RuntimeKind};
 
 const EXAMPLES: &str = "Examples:
   cairnd                                   # data in /var/lib/cairn, socket /var/lib/cairn/cairnd.sock
   cairnd --home /srv/cairn --listen 127.0.0.1:7421
   cairnd --subnet 10.99.0.0/16 --bridge cairn1  # nat sandboxes get 10.99.0.2, .3, …; gateway 10.99.0.1
   cairnd --max-image-size 30G              # image imports may decode up to 30 GiB of data
+  cairnd --listen 0.0.0.0:7421 --max-connections 20000 --max-connections-per-peer 64
+                                           # many clients, each with few connections
   cairnd token create --account alice      # prints a new ck_… token for alice
   cairnd token ls                          # token ids, accounts, roles, expiry
   cairnd token revoke tok-1a2b3c4d         # 401 for it from now on";
@@ -89,8 +92,73 @@ struct Args {
         value_name = "NAME"
     )]
     bridge: String,
+    /// Close a connection that sends no request for this long (after opening, or after its
+    /// previous answer), or whose request head is not complete this long after it starts.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    header_timeout: String,
+    /// Answer 408 and close the connection when a request body sends nothing for this long
+    /// while cairnd reads it (slow uploads are fine as long as they keep sending).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    body_idle_timeout: String,
+    /// Most TCP connections open at once; more get a 503 and are closed. At most half the
+    /// open-file limit (RLIMIT_NOFILE), so the unix socket always answers.
+    #[arg(long, default_value_t = serve::DEFAULT_MAX_CONNECTIONS, value_name = "N",
+          value_parser = at_least_one)]
+    max_connections: usize,
+    /// Most TCP connections open at once from one address (IPv6: one /64). Behind a reverse
+    /// proxy every client has the proxy's address: raise it to --max-connections there.
+    #[arg(long, default_value_t = serve::DEFAULT_MAX_CONNECTIONS_PER_PEER, value_name = "N",
+          value_parser = at_least_one)]
+    max_connections_per_peer: usize,
+    /// Most connections open at once on the unix socket; at most an eighth of the open-file limit.
+    #[arg(long, default_value_t = serve::DEFAULT_MAX_UNIX_CONNECTIONS, value_name = "N",
+          value_parser = at_least_one)]
+    max_unix_connections: usize,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
+    }
+}
+
+/// The serving config from the flags, fitted into the open-file limit (raised first).
+fn serve_config(args: &Args) -> Result<ServeConfig> {
+    let secs = |flag: &str, v: &str| {
+        parse_duration(v)
+            .map(std::time::Duration::from_secs)
+            .with_context(|| format!("invalid {flag}"))
+    };
+    let mut cfg = ServeConfig {
+        header_timeout: secs("--header-timeout", &args.header_timeout)?,
+        body_idle_timeout: secs("--body-idle-timeout", &args.body_idle_timeout)?,
+        max_connections: args.max_connections,
+        max_connections_per_peer: args.max_connections_per_peer,
+        max_unix_connections: args.max_unix_connections,
+    };
+    let nofile = serve::raise_fd_limit();
+    for note in cfg.fit_fd_limit(nofile) {
+        tracing::warn!("{note}");
+    }
+    if args.listen.is_some() {
+        tracing::info!(
+            open_files = nofile,
+            "serving at most {} TCP connections ({} per address) and {} on the unix socket",
+            cfg.max_connections,
+            cfg.max_connections_per_peer,
+            cfg.max_unix_connections
+        );
+    } else {
+        tracing::info!(
+            open_files = nofile,
+            "serving at most {} connections on the unix socket",
+            cfg.max_unix_connections
+        );
+    }
+    Ok(cfg)
 }
 
 #[derive(Subcommand)]
@@ -185,6 +253,7 @@ async fn run(args: Args) -> Result<()> {
         return token(&args.home, command);
     }
     let default_runtime: RuntimeKind = args.default_runtime.parse().map_err(anyhow::Error::msg)?;
+    let serve_cfg = serve_config(&args)?;
     let pool_size = parse_size(&args.pool_size).context("invalid --pool-size")?;
     let db = open_db(&args.home)?;
     let mut cfg = EngineConfig::new(&args.home);
@@ -228,28 +297,18 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!(socket = %sock.display(), "listening on the unix socket");
     let unix_app = app(engine.clone(), AuthMode::LocalSocket);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(async move {
-        axum::serve(unix, unix_app)
-            .with_graceful_shutdown(shutdown())
-            .await
-    });
+    servers.spawn(serve::serve_unix(unix, unix_app, serve_cfg, shutdown()));
     if let Some(addr) = args.listen {
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(%addr, "listening on TCP (bearer tokens required)");
         let tcp_app = app(engine.clone(), AuthMode::Bearer);
-        servers.spawn(async move {
-            axum::serve(tcp, tcp_app)
-                .with_graceful_shutdown(shutdown())
-                .await
-        });
+        servers.spawn(serve::serve_tcp(tcp, tcp_app, serve_cfg, shutdown()));
     }
     while let Some(res) = servers.join_next().await {
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => bail!("server failed: {e}"),
-            Err(e) => bail!("server task failed: {e}"),
+        if let Err(e) = res {
+            bail!("server task failed: {e}");
         }
     }
     let _ = std::fs::remove_file(&sock);
