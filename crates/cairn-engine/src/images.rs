@@ -49,6 +49,9 @@ struct Source {
     label: String,
     /// What the image row records as its source.
     recorded: String,
+    /// The spooled upload, removed when the import is over (it lives as long as the
+    /// import's task, not the request's, which may go away first).
+    _spool: Option<tempfile::NamedTempFile>,
 }
 
 impl Engine {
@@ -111,6 +114,7 @@ impl Engine {
             label: path.to_string(),
             recorded: path.to_string(),
             path: real,
+            _spool: None,
         };
         self.spawn_import(who, name, public, src).await
     }
@@ -176,15 +180,14 @@ impl Engine {
                 "the upload is empty: send the archive as the request body (Content-Type: application/x-tar, application/gzip or application/zstd)".into(),
             ));
         }
+        // The scratch file goes when the import is over (or when a crash is recovered from).
         let src = Source {
             path: scratch.path().to_path_buf(),
             label: "the uploaded archive".into(),
             recorded: format!("upload ({})", format_bytes(total)),
+            _spool: Some(scratch),
         };
-        // The scratch file goes when the import is over (or when a crash is recovered from).
-        let result = self.spawn_import(who, name, public, src).await;
-        drop(scratch);
-        result
+        self.spawn_import(who, name, public, src).await
     }
 
     /// Refuses a bad name, a name the account already uses, and `public` from a tenant, before
