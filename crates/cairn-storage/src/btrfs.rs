@@ -16,7 +16,7 @@ use cairn_cmd::{Cmd, Output};
 
 use crate::error::{from_btrfs_cmd, StorageError, BTRFS_PROGS_HINT};
 use crate::pool::{is_btrfs, Pool};
-use crate::quota::{subvolume_id, Quotas, BUDGET_QGROUP};
+use crate::quota::{subvolume_id, subvolume_id_now, Quotas, BUDGET_QGROUP};
 use crate::{Storage, Written};
 
 /// The inode number of the root directory of every btrfs subvolume
@@ -448,13 +448,15 @@ impl Storage for BtrfsStorage {
         Ok(())
     }
 
-    async fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError> {
+    fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError> {
         let Some(quotas) = &self.quotas else {
             return Ok(None);
         };
         let path = self.resolve(path, false)?;
-        let id = subvolume_id(&path).await?;
-        quotas.written(id)
+        match subvolume_id_now(&path)? {
+            Some(id) => quotas.written(id),
+            None => Ok(None),
+        }
     }
 
     fn write_budget(&self) -> Result<Option<(u64, Option<u64>)>, StorageError> {

@@ -106,8 +106,9 @@ pub trait Storage: Send + Sync {
     async fn set_write_limits(&self, trees: &[(PathBuf, Option<u64>)]) -> Result<(), StorageError>;
 
     /// Bytes charged to the limited tree at `path` (what its limit counts, as of btrfs's
-    /// last commit); `None` without write limits.
-    async fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError>;
+    /// last commit); `None` without write limits (or on kernels before 6.10, which cannot
+    /// say cheaply which quota group a tree has).
+    fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError>;
 
     /// (bytes charged to all limited trees together, the shared budget's limit); `None`
     /// without write limits.

@@ -225,9 +225,8 @@ impl Quotas {
     }
 }
 
-/// The subvolume id of the tree at `path` (`statx`, or `btrfs inspect-internal rootid`
-/// on kernels before 6.10).
-pub(crate) async fn subvolume_id(path: &Path) -> Result<u64, StorageError> {
+/// The subvolume id of the tree at `path` by `statx` (Linux 6.10+); `None` on older kernels.
+pub(crate) fn subvolume_id_now(path: &Path) -> Result<Option<u64>, StorageError> {
     use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
     let st = statx(
         CWD,
@@ -236,8 +235,14 @@ pub(crate) async fn subvolume_id(path: &Path) -> Result<u64, StorageError> {
         StatxFlags::from_bits_retain(STATX_SUBVOL),
     )
     .map_err(|e| StorageError::io("inspecting", path)(e.into()))?;
-    if st.stx_mask & STATX_SUBVOL != 0 {
-        return Ok(st.stx_subvol);
+    Ok((st.stx_mask & STATX_SUBVOL != 0).then_some(st.stx_subvol))
+}
+
+/// The subvolume id of the tree at `path` (`statx`, or `btrfs inspect-internal rootid`
+/// on kernels before 6.10).
+pub(crate) async fn subvolume_id(path: &Path) -> Result<u64, StorageError> {
+    if let Some(id) = subvolume_id_now(path)? {
+        return Ok(id);
     }
     let out = Cmd::new("btrfs")
         .args(["inspect-internal", "rootid"])

@@ -71,7 +71,7 @@ async fn a_limited_tree_is_refused_writes_over_its_limit_and_charged_only_its_ow
     // The image's 16 MiB are in the tree but not charged to it.
     assert!(tree.join("f15").exists());
     commit(t.pool.root());
-    let charged = storage.written_bytes(&tree).await.unwrap().unwrap();
+    let charged = storage.written_bytes(&tree).unwrap().unwrap();
     assert!(
         (written..=written + MIB).contains(&charged),
         "charged {charged} for {written} written"
@@ -121,7 +121,7 @@ async fn limits_are_refused_without_quotas() {
         .limited_snapshot(&image, &tree, None)
         .await
         .unwrap();
-    assert_eq!(t.storage.written_bytes(&tree).await.unwrap(), None);
+    assert_eq!(t.storage.written_bytes(&tree).unwrap(), None);
     assert_eq!(t.storage.write_budget().unwrap(), None);
     t.pool.unmount().await.unwrap();
 }
