@@ -2,17 +2,19 @@
 //! `oci-spec` crate. Namespaces (pid, mount, network, uts, ipc), cgroup limits
 //! for cpu, memory and pids, no new privileges, a safe default capability
 //! set, read-only `/proc/sys`, hostname = sandbox id. For runc, also the
-//! CRIU configuration its checkpoints and restores use.
+//! CRIU configuration its checkpoints and restores use, and a seccomp filter that
+//! refuses making btrfs subvolumes (which would escape the sandbox's disk limit).
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
-    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder,
+    Arch, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompOperator, LinuxSyscallBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
 };
 
 use cairn_types::RuntimeKind;
@@ -104,6 +106,51 @@ pub struct SandboxSpec {
     pub netns: Option<PathBuf>,
     /// A file to bind over the sandbox's `/etc/resolv.conf` (`nat` sandboxes).
     pub resolv_conf: Option<PathBuf>,
+}
+
+/// The btrfs ioctls that make a subvolume (`BTRFS_IOC_SNAP_CREATE`, `SUBVOL_CREATE` and
+/// their `_V2`s, by number). A runc sandbox's root is a btrfs subvolume whose writes count
+/// against its disk limit; a subvolume made inside it would get a quota group of its own,
+/// without that limit, so runc sandboxes are refused them (`EPERM`) by seccomp. gVisor
+/// never passes btrfs ioctls to the host.
+pub const SUBVOLUME_IOCTL_NRS: [u64; 4] = [1, 14, 23, 24];
+/// `BTRFS_IOCTL_MAGIC`, the type byte of every btrfs ioctl number.
+const BTRFS_IOCTL_MAGIC: u64 = 0x94;
+
+/// The seccomp filter of runc sandboxes: everything allowed, but making btrfs subvolumes
+/// (see [`SUBVOLUME_IOCTL_NRS`]). The ioctl number is matched on its type and number bytes
+/// only, so that higher bits (size, direction, garbage above 32 bits) cannot slip past.
+fn runc_seccomp() -> Result<LinuxSeccomp, RuntimeError> {
+    let rules = SUBVOLUME_IOCTL_NRS
+        .iter()
+        .map(|nr| {
+            LinuxSyscallBuilder::default()
+                .names(vec!["ioctl".to_string()])
+                .action(LinuxSeccompAction::ScmpActErrno)
+                .errno_ret(libc::EPERM as u32)
+                .args(vec![LinuxSeccompArgBuilder::default()
+                    .index(1usize)
+                    .value(0xffffu64)
+                    .value_two((BTRFS_IOCTL_MAGIC << 8) | nr)
+                    .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+                    .build()
+                    .map_err(spec_err)?])
+                .build()
+                .map_err(spec_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every architecture this host's processes can use, so 32-bit programs keep working.
+    let architectures = if cfg!(target_arch = "aarch64") {
+        vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
+    } else {
+        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+    };
+    LinuxSeccompBuilder::default()
+        .default_action(LinuxSeccompAction::ScmpActAllow)
+        .architectures(architectures)
+        .syscalls(rules)
+        .build()
+        .map_err(spec_err)
 }
 
 /// Host threads gVisor's sentry and gofer need beyond the sandbox's own
@@ -198,7 +245,11 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
         ns.build().map_err(spec_err)
     })
     .collect::<Result<Vec<_>, _>>()?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if s.runtime == RuntimeKind::Runc {
+        linux = linux.seccomp(runc_seccomp()?);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(s.cgroups_path.clone())
@@ -399,6 +450,43 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(net["path"], "/var/lib/cairn/run/netns/sbx-00000001");
+    }
+
+    #[test]
+    fn runc_sandboxes_cannot_make_btrfs_subvolumes() {
+        let v = serde_json::to_value(build_spec(&spec()).unwrap()).unwrap();
+        let seccomp = &v["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ALLOW");
+        let rules = seccomp["syscalls"].as_array().unwrap();
+        // BTRFS_IOC_SUBVOL_CREATE = _IOW(0x94, 14, struct btrfs_ioctl_vol_args): 0x5000940e.
+        let refused = |cmd: u64| {
+            rules.iter().any(|r| {
+                let a = &r["args"][0];
+                r["names"][0] == "ioctl"
+                    && r["action"] == "SCMP_ACT_ERRNO"
+                    && r["errnoRet"] == 1
+                    && a["index"] == 1
+                    && a["op"] == "SCMP_CMP_MASKED_EQ"
+                    && cmd & a["value"].as_u64().unwrap() == a["valueTwo"].as_u64().unwrap()
+            })
+        };
+        assert!(refused(0x5000_940e));
+        assert!(
+            refused(0xdead_beef_5000_940e),
+            "bits above the ioctl number are ignored"
+        );
+        assert!(refused(0x5000_9401) && refused(0x5000_9417) && refused(0x5000_9418));
+        assert!(
+            !refused(0x4004_9409),
+            "FICLONE (reflink copies) stays allowed"
+        );
+        // gVisor passes no btrfs ioctl to the host (and applies no OCI seccomp by default).
+        let gvisor = SandboxSpec {
+            runtime: RuntimeKind::Gvisor,
+            ..spec()
+        };
+        let v = serde_json::to_value(build_spec(&gvisor).unwrap()).unwrap();
+        assert!(v["linux"]["seccomp"].is_null());
     }
 
     #[test]
