@@ -44,6 +44,7 @@ impl Engine {
                 "image path '{path}' does not exist on the daemon's host"
             )));
         }
+        self.require_pool_room("import the image")?;
         let id = ImageId::generate();
         let record = ImageRecord {
             id: id.to_string(),
@@ -74,7 +75,7 @@ impl Engine {
             Err(e) => {
                 let _ = self.storage.delete_subvolume(&dest).await;
                 let _ = self.db.delete_image(id.as_str());
-                Err(e)
+                Err(self.pool_full_or("import the image", e))
             }
         }
     }

@@ -6,6 +6,7 @@
 //! It is not for HTTP (that is `cairn-api`), nor does it call any external
 //! program itself: runtimes and storage do.
 
+mod disk;
 mod doctor;
 mod error;
 mod exec;
@@ -26,6 +27,7 @@ use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
 use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 
 pub use cairn_runtime::ExecIo;
+pub use disk::{PoolReserve, MIN_DISK_BYTES};
 pub use doctor::Check;
 pub use error::{EngineError, IdentityMismatch, Result};
 pub use exec::{AttachedExec, ExecInput, ExecOutput, ExecStream, TIMEOUT_EXIT_CODE};
@@ -55,10 +57,21 @@ pub struct EngineConfig {
     pub auto_pause_keep: usize,
     /// How often idle timeouts are checked.
     pub idle_check_interval: std::time::Duration,
+    /// Limit sandboxes' disk writes (btrfs simple quotas; Linux 6.7+). Off: no disk limits,
+    /// and sandboxes' writes can take the pool's reserve.
+    pub disk_quota: bool,
+    /// Disk limit of a sandbox that asks for none (a fork takes its snapshot's); `None`:
+    /// no limit of its own.
+    pub default_disk_bytes: Option<u64>,
+    /// The largest disk limit a request may ask for; `None`: any.
+    pub max_disk_bytes: Option<u64>,
+    /// Pool space that sandboxes' writes cannot take (for snapshots and metadata).
+    pub pool_reserve: PoolReserve,
 }
 
 impl EngineConfig {
-    /// Defaults for a data directory: 20 GiB pool, `runsc` and `runc` from PATH, gVisor by default.
+    /// Defaults for a data directory: 20 GiB pool, `runsc` and `runc` from PATH, gVisor by
+    /// default, disk limits on (10 GiB per sandbox, at most 100 GiB), the default reserve.
     pub fn new(home: impl Into<PathBuf>) -> Self {
         EngineConfig {
             home: home.into(),
@@ -71,6 +84,10 @@ impl EngineConfig {
             subnet: cairn_net::Subnet::default(),
             auto_pause_keep: 3,
             idle_check_interval: std::time::Duration::from_secs(1),
+            disk_quota: true,
+            default_disk_bytes: Some(10 << 30),
+            max_disk_bytes: Some(100 << 30),
+            pool_reserve: PoolReserve::Default,
         }
     }
 }
@@ -91,6 +108,8 @@ pub struct Engine {
     db: Arc<Db>,
     pool: Pool,
     storage: BtrfsStorage,
+    /// Bytes of the pool kept from sandboxes' writes (see `disk`).
+    reserve: u64,
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     net: cairn_net::Network,
     ports: cairn_net::PortProxy,
@@ -126,7 +145,25 @@ impl Engine {
             image_size_bytes: cfg.pool_size_bytes,
         })
         .await?;
-        let storage = BtrfsStorage::new(pool.clone());
+        let mut storage = BtrfsStorage::new(pool.clone());
+        if cfg.disk_quota {
+            storage = storage.enable_quotas().await.map_err(|e| {
+                EngineError::Unavailable(format!(
+                    "{e}; or start cairnd with --no-disk-quota (then sandboxes have no disk limits, and their writes can fill the pool)"
+                ))
+            })?;
+        } else {
+            tracing::warn!("disk limits are off (--no-disk-quota): any sandbox can fill the pool");
+        }
+        let total = pool.total_bytes()?;
+        let reserve = cfg.pool_reserve.bytes(total);
+        if reserve >= total / 2 {
+            return Err(EngineError::InvalidArgument(format!(
+                "a pool reserve of {} is half the pool ({}) or more: give a smaller --pool-reserve",
+                cairn_types::format_bytes(reserve),
+                cairn_types::format_bytes(total)
+            )));
+        }
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
         runtimes.insert(
             RuntimeKind::Gvisor,
@@ -141,6 +178,7 @@ impl Engine {
             db,
             pool,
             storage,
+            reserve,
             runtimes,
             net,
             ports: cairn_net::PortProxy::new(),
@@ -151,6 +189,9 @@ impl Engine {
             runtime_versions: Mutex::new(HashMap::new()),
         });
         engine.recover().await?;
+        engine.apply_disk_limits().await?;
+        engine.keep_reserve().await?;
+        engine.start_reserve_watch();
         engine.start_idle_watch();
         // Ask the runtimes (and CRIU) for their versions now, in the background, rather
         // than inside the first snapshot's time: every manifest records them.

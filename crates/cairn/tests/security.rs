@@ -27,3 +27,6 @@ pub fn assert_healthy(d: &Daemon) {
     let (code, body) = d.http(Via::Unix, "GET", "/v1/sandboxes", None, None);
     assert_eq!(code, 200, "cairnd should still answer: {body}");
 }
+
+#[path = "security/disk.rs"]
+mod disk;
