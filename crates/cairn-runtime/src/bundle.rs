@@ -36,17 +36,17 @@ pub const INIT_ARGS: [&str; 3] = [
      while :; do sleep 3600 & wait $!; done",
 ];
 
-/// What a runc sandbox's init runs first: CRIU can only checkpoint open files it
-/// finds inside the container, and the init starts with the runtime's stdio
-/// (host files), so it trades them for the container's own `/dev/null`.
-pub const RUNC_INIT_PREFIX: &str = "exec </dev/null >/dev/null 2>&1; ";
+/// What a sandbox's init runs first: it starts with the runtime's stdio, host files
+/// (`bundle/init.log`), and trades them for the container's own `/dev/null`. Under runc,
+/// CRIU can only checkpoint open files it finds inside the container; under gVisor, any
+/// process of the sandbox could otherwise write without limit into the host's `init.log`
+/// through `/proc/1/fd/1`, outside the pool and its disk limits.
+pub const INIT_STDIO_PREFIX: &str = "exec </dev/null >/dev/null 2>&1; ";
 
-/// The init's argv for a runtime: [`INIT_ARGS`], with [`RUNC_INIT_PREFIX`] under runc.
-pub fn init_args(runtime: RuntimeKind) -> Vec<String> {
+/// The init's argv: [`INIT_ARGS`] after [`INIT_STDIO_PREFIX`], under both runtimes.
+pub fn init_args(_runtime: RuntimeKind) -> Vec<String> {
     let mut args: Vec<String> = INIT_ARGS.iter().map(|s| s.to_string()).collect();
-    if runtime == RuntimeKind::Runc {
-        args[2] = format!("{RUNC_INIT_PREFIX}{}", args[2]);
-    }
+    args[2] = format!("{INIT_STDIO_PREFIX}{}", args[2]);
     args
 }
 
@@ -281,7 +281,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
 /// The default mounts, without the host cgroup tree, plus `/tmp` bound to
 /// the root filesystem's own `/tmp` so that files written there land in the
 /// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`), and
-/// `resolv_conf` over `/etc/resolv.conf` when given.
+/// `resolv_conf` over `/etc/resolv.conf` (read-only) when given.
 fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, RuntimeError> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
@@ -302,7 +302,9 @@ fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, Runti
                 .destination("/etc/resolv.conf")
                 .typ("bind")
                 .source(file)
-                .options(vec!["bind".to_string(), "rw".to_string()])
+                // Read-only: the file is on the host's disk, outside the pool and the
+                // sandbox's disk limit (written to, it could fill the host's disk).
+                .options(vec!["bind".to_string(), "ro".to_string()])
                 .build()
                 .map_err(spec_err)?,
         );
@@ -540,7 +542,7 @@ mod tests {
         assert!(v["process"]["args"][2]
             .as_str()
             .unwrap()
-            .starts_with(RUNC_INIT_PREFIX));
+            .starts_with(INIT_STDIO_PREFIX));
 
         s.runtime = RuntimeKind::Gvisor;
         let gvisor = dir.path().join("gvisor");
@@ -550,7 +552,11 @@ mod tests {
         assert!(v["annotations"]
             .get(crate::criu::CONFIG_ANNOTATION)
             .is_none());
-        assert_eq!(v["process"]["args"][2], INIT_ARGS[2]);
+        // gVisor's init lets go of the host's init.log too (a sandbox could fill it).
+        assert_eq!(
+            v["process"]["args"][2],
+            format!("{INIT_STDIO_PREFIX}{}", INIT_ARGS[2])
+        );
         assert!(!gvisor.join(crate::criu::CONFIG_FILE).exists());
     }
 }
