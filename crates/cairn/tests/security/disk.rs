@@ -456,6 +456,13 @@ fn a_subvolume_cannot_escape_the_disk_limit(runtime: &str) {
     .unwrap();
     let run = alice.cairn(&["exec", &id, "/mksub /root escape; echo EXIT=$?"]);
     let said = format!("{}{}", run.stdout, run.stderr);
+    // Whatever it managed, its writes (into the would-be subvolume too) stay within its limit.
+    alice.cairn(&["exec", &id, "mkdir -p /root/escape"]).ok();
+    let (written, out) = alice.fill(&id, "/root/escape/big", 300);
+    assert!(
+        refused_for_space(&out) && written <= 64 * MIB,
+        "wrote {written} bytes with a 64 MiB limit ({said}): {out}"
+    );
     assert!(
         !said.contains("subvolume created") && !said.contains("EXIT=0"),
         "a subvolume was made inside the sandbox: {said}"
@@ -463,13 +470,6 @@ fn a_subvolume_cannot_escape_the_disk_limit(runtime: &str) {
     assert!(
         said.contains("Operation not permitted") || said.contains("Inappropriate ioctl"),
         "{said}"
-    );
-    // Whatever it tried, its writes stay within its limit.
-    alice.cairn(&["exec", &id, "mkdir -p /root/escape"]).ok();
-    let (written, out) = alice.fill(&id, "/root/escape/big", 300);
-    assert!(
-        refused_for_space(&out) && written <= 64 * MIB,
-        "{written}: {out}"
     );
     alice.assert_running(&id);
     assert_healthy(&d);
@@ -642,9 +642,69 @@ fn out_of_space_mid_way_is_a_507_and_leaves_nothing_behind() {
     assert_healthy(&d);
 }
 
+/// A private bridge and subnet for a `nat` daemon, clear of `cairn0` and of other tests'
+/// (`cqd<pid><n>`, `10.<230+n>.<pid>.0/24`).
+fn private_network() -> Vec<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    vec![
+        "--bridge".into(),
+        format!("cqd{}{n}", pid % 100_000),
+        "--subnet".into(),
+        format!("10.{}.{}.0/24", 230 + n, pid % 250),
+    ]
+}
+
+/// Bytes of the files below `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+/// (8) Nothing a sandbox writes lands outside the pool, where no disk limit applies: not
+/// its init's output (a host file under gVisor, reachable through `/proc/1/fd/1`), not the
+/// resolver file a `nat` sandbox gets bound from the host.
+fn nothing_is_written_outside_the_pool(runtime: &str) {
+    let net = private_network();
+    let args: Vec<&str> = net.iter().map(String::as_str).collect();
+    let d = tcp_daemon(&args);
+    let alice = Tenant::new(&d, "alice");
+    let id = alice.up(&format!(
+        r#"{{"image":"base","runtime":"{runtime}","network":"nat","disk":"64M"}}"#
+    ));
+    let run_dir = d.home.join("run").join(&id);
+    let before = dir_bytes(&run_dir);
+    for target in ["/proc/1/fd/1", "/proc/1/fd/2", "/etc/resolv.conf"] {
+        let script = format!("dd if=/dev/zero of={target} bs=1M count=100 2>&1; true");
+        alice.cairn(&["exec", &id, &script]).ok();
+    }
+    let after = dir_bytes(&run_dir);
+    assert!(
+        after < before + MIB,
+        "the sandbox wrote {} bytes into the host's {}",
+        after - before,
+        run_dir.display()
+    );
+    let run = alice.cairn(&["exec", &id, "grep -c nameserver /etc/resolv.conf || true"]);
+    run.ok();
+    alice.assert_running(&id);
+    assert_healthy(&d);
+}
+
 both_runtimes!(
     writes_stop_at_the_disk_limit,
     a_hog_cannot_fail_other_snapshots,
     limits_survive_restore_fork_restart,
     a_subvolume_cannot_escape_the_disk_limit,
+    nothing_is_written_outside_the_pool,
 );
