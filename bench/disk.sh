@@ -10,7 +10,8 @@
 #  2. snapshot create of a sandbox holding 1 GiB in 1024 files: pause -> ready (cairnd's log)
 #     and the raw `btrfs subvolume snapshot -r` of the same root on the same pool
 #  3. fork to exec-ready: `cairn up --from-snapshot` (wall clock)
-# Ratios are against "none" of the same run.
+# Ratios are against "none" of the same run; each figure is the median of ITERATIONS, taken
+# round the three cases in turn. VERBOSE=1 also prints every sample.
 # Usage (root, after scripts/setup.sh): bench/disk.sh [ITERATIONS] [MB]
 set -euo pipefail
 N=${1:-5}
@@ -41,41 +42,61 @@ up_args() { if [ "$1" = limited ]; then echo "--disk 4G"; fi; }
 # secs_of "real 0m 1.23s" (busybox time) -> 1.23
 secs_of() { awk '/^real/ { v = $NF; sub(/s$/, "", v); split($2, m, "m"); print m[1] * 60 + v }'; }
 
-declare -A WRITE SNAP RAW FORK
+# median of the numbers on stdin
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A ID WRITES SNAPS RAWS FORKS SNAPID WRITE SNAP RAW FORK
+for c in $CASES; do ID[$c]=$(cl $c up --image base --runtime runc --memory 1G $(up_args $c)); done
+# Every measurement goes round the three cases in turn, so that a busy moment on the host
+# hits them alike; the tables show medians.
+# 1. write throughput (MB/s)
+for i in $(seq "$N"); do
+  for c in $CASES; do
+    s=$(cl $c exec "${ID[$c]}" "time sh -c 'dd if=/dev/zero of=/root/w bs=1M count=$MB conv=fsync 2>/dev/null'; rm /root/w; sync" 2>&1 | secs_of)
+    WRITES[$c]+="$(echo "scale=1; $MB / $s" | bc) "
+  done
+done
+# 2. snapshots of 1 GiB in 1024 files: pause -> ready from each daemon's log, and raw
 for c in $CASES; do
-  ID=$(cl $c up --image base --runtime runc --memory 1G $(up_args $c))
-  # 1. write throughput
-  total=0
-  for i in $(seq "$N"); do
-    s=$(cl $c exec "$ID" "time sh -c 'dd if=/dev/zero of=/root/w bs=1M count=$MB conv=fsync 2>/dev/null'; rm /root/w; sync" 2>&1 | secs_of)
-    total=$(echo "$total + $s" | bc)
+  cl $c exec "${ID[$c]}" 'mkdir /root/d; for i in $(seq 1 1024); do head -c 1048576 /dev/urandom > /root/d/f$i; done'
+done
+sync
+for i in $(seq "$N"); do
+  for c in $CASES; do
+    cl $c snapshot create "${ID[$c]}" >/dev/null
+    h=$(home_of $c)
+    t0=$(now); btrfs -q subvolume snapshot -r "$h/pool/sandboxes/${ID[$c]}" "$h/pool/raw-$c-$i" >/dev/null; t=$(( $(now) - t0 ))
+    RAWS[$c]+="$(ms $t) "
   done
-  WRITE[$c]=$(echo "scale=1; $N * $MB / $total" | bc)
-  # 2. snapshot of 1 GiB in 1024 files
-  cl $c exec "$ID" 'mkdir /root/d; for i in $(seq 1 1024); do head -c 1048576 /dev/urandom > /root/d/f$i; done'
-  sync
-  for i in $(seq "$N"); do cl $c snapshot create "$ID" >/dev/null; done
+done
+for c in $CASES; do
   h=$(home_of $c)
-  SNAP[$c]=$(grep "sandbox=$ID" "$h/cairnd.log" | grep -o 'ready_us=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {printf "%.2f", s/NR/1000}')
-  t=0
-  for i in $(seq "$N"); do
-    t0=$(now); btrfs -q subvolume snapshot -r "$h/pool/sandboxes/$ID" "$h/pool/raw-$i" >/dev/null; t=$((t + $(now) - t0))
+  SNAPS[$c]=$(grep "sandbox=${ID[$c]}" "$h/cairnd.log" | grep -o 'ready_us=[0-9]*' | cut -d= -f2 | awk '{ printf "%.2f ", $1 / 1000 }')
+  for i in $(seq "$N"); do btrfs -q subvolume delete "$h/pool/raw-$c-$i" >/dev/null; done
+  SNAPID[$c]=$(cl $c snapshot create "${ID[$c]}")
+done
+# 3. fork to exec-ready
+forks=()
+for i in $(seq "$N"); do
+  for c in $CASES; do
+    t0=$(now); f=$(cl $c up --from-snapshot "${SNAPID[$c]}"); t=$(( $(now) - t0 ))
+    FORKS[$c]+="$(ms $t) "; forks+=("$c:$f")
   done
-  for i in $(seq "$N"); do btrfs -q subvolume delete "$h/pool/raw-$i" >/dev/null; done
-  RAW[$c]=$(ms $((t / N)))
-  # 3. fork to exec-ready
-  SNAPID=$(cl $c snapshot create "$ID")
-  forks=(); t=0
-  for i in $(seq "$N"); do t0=$(now); forks+=("$(cl $c up --from-snapshot "$SNAPID")"); t=$((t + $(now) - t0)); done
-  FORK[$c]=$(ms $((t / N)))
-  for f in "${forks[@]}"; do cl $c destroy --force "$f" >/dev/null; done
-  cl $c destroy --force --with-snapshots "$ID" >/dev/null
+done
+for cf in "${forks[@]}"; do cl "${cf%%:*}" destroy --force "${cf#*:}" >/dev/null; done
+for c in $CASES; do
+  WRITE[$c]=$(echo ${WRITES[$c]} | tr ' ' '\n' | median)
+  SNAP[$c]=$(echo ${SNAPS[$c]} | tr ' ' '\n' | median)
+  RAW[$c]=$(echo ${RAWS[$c]} | tr ' ' '\n' | median)
+  FORK[$c]=$(echo ${FORKS[$c]} | tr ' ' '\n' | median)
 done
 
-echo "== disk limits: runc, mean of $N; writes of $MB MiB with conv=fsync; snapshots of a 1 GiB tree"
-printf '%-8s %12s %8s %14s %8s %12s %14s %8s\n' case write_MB/s ratio snap_ready_ms ratio raw_snap_ms fork_ms ratio
+echo "== disk limits: runc, median of $N; writes of $MB MiB with conv=fsync; snapshots of a 1 GiB tree"
+printf '%-8s %12s %8s %14s %8s %12s %10s %8s\n' case write_MB/s ratio snap_ready_ms ratio raw_snap_ms fork_ms ratio
 for c in $CASES; do
-  printf '%-8s %12s %8s %14s %8s %12s %14s %8s\n' $c "${WRITE[$c]}" "$(ratio "${WRITE[$c]}" "${WRITE[none]}")" \
+  printf '%-8s %12s %8s %14s %8s %12s %10s %8s\n' $c "${WRITE[$c]}" "$(ratio "${WRITE[$c]}" "${WRITE[none]}")" \
     "${SNAP[$c]}" "$(ratio "${SNAP[$c]}" "${SNAP[none]}")" "${RAW[$c]}" \
     "${FORK[$c]}" "$(ratio "${FORK[$c]}" "${FORK[none]}")"
 done
+if [ -n "${VERBOSE:-}" ]; then
+  for c in $CASES; do echo "$c: write ${WRITES[$c]}| ready ${SNAPS[$c]}| raw ${RAWS[$c]}| fork ${FORKS[$c]}"; done
+fi

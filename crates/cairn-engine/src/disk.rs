@@ -166,6 +166,12 @@ impl Engine {
         })
     }
 
+    /// The disk limit enforced on sandbox `r`'s root: its own, while cairnd limits writes
+    /// (a sandbox made with a limit keeps it in its row when cairnd runs without).
+    pub(crate) fn disk_limit(&self, r: &cairn_db::SandboxRecord) -> Option<u64> {
+        r.disk_bytes.filter(|_| self.storage.limits_writes())
+    }
+
     /// Refuses new work that takes pool space (`what`: "take a snapshot"…) once less than
     /// half of the reserve is free.
     pub(crate) fn require_pool_room(&self, what: &str) -> Result<()> {

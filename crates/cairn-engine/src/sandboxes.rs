@@ -81,7 +81,7 @@ impl Engine {
             published,
             idle_timeout_secs: r.idle_timeout_secs,
             memory_released: r.memory_snapshot.is_some(),
-            disk_bytes: r.disk_bytes,
+            disk_bytes: self.disk_limit(r),
             disk_used_bytes: self
                 .storage
                 .written_bytes(&self.rootfs(&r.id))

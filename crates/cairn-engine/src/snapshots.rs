@@ -925,7 +925,11 @@ impl Engine {
         let _ = self.storage.delete_subvolume(&staged).await;
         // The new root carries the sandbox's disk limit (counted from zero again).
         self.storage
-            .limited_snapshot(&self.snapshot_rootfs(&snap.id), &staged, target.disk_bytes)
+            .limited_snapshot(
+                &self.snapshot_rootfs(&snap.id),
+                &staged,
+                self.disk_limit(&target),
+            )
             .await
             .map_err(|e| self.pool_full_or("restore the snapshot", e.into()))?;
         // 2. Stop the processes, swap the roots, start again.
