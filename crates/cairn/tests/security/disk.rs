@@ -552,7 +552,9 @@ fn a_pool_below_its_reserve_refuses_new_work_with_507() {
     alice.assert_running(&id);
 
     std::fs::remove_file(&filler).unwrap();
-    eventually(30, "new sandboxes work once space is back", || {
+    // btrfs frees the file's extents when the transaction commits.
+    Command::new("sync").status().unwrap();
+    eventually(60, "new sandboxes work once space is back", || {
         alice
             .http("POST", "/v1/sandboxes", Some(r#"{"image":"base"}"#))
             .0
