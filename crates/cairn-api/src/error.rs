@@ -51,6 +51,19 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
+            EngineError::PoolFull(m) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "pool_full", m)
+            }
+            // Out of space at a layer that did not say so itself: still a full pool, not
+            // our failure (the detail goes to the log).
+            e if e.is_no_space() => {
+                tracing::warn!(error = %e, "out of pool space");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "pool_full",
+                    "the storage pool is full: free space by destroying sandboxes and deleting snapshots or images you no longer need, or ask the operator to grow the pool",
+                )
+            }
             EngineError::InvalidArgument(m) => ApiError::invalid(m),
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),

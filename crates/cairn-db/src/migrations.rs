@@ -125,6 +125,15 @@ const MIGRATIONS: &[&str] = &[
         account TEXT NOT NULL UNIQUE,
         created_at TEXT NOT NULL
     );",
+    // 8: a sandbox's disk limit (bytes it may write into its root; NULL: none of
+    //    its own); a snapshot records its sandbox's (by trigger, as for the network) for forks.
+    "ALTER TABLE sandboxes ADD COLUMN disk_bytes INTEGER;
+    ALTER TABLE snapshots ADD COLUMN disk_bytes INTEGER;
+    CREATE TRIGGER snapshots_disk AFTER INSERT ON snapshots BEGIN
+        UPDATE snapshots SET disk_bytes =
+            (SELECT disk_bytes FROM sandboxes WHERE id = NEW.sandbox_id)
+        WHERE id = NEW.id;
+    END;",
 ];
 
 /// Brings the schema to the newest version.

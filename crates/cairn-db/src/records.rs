@@ -75,6 +75,8 @@ pub struct NewSandbox {
     pub origin: Option<SnapshotId>,
     /// Pause it after this many seconds without activity.
     pub idle_timeout_secs: Option<u64>,
+    /// Bytes it may write into its root filesystem (`None`: no limit of its own).
+    pub disk_bytes: Option<u64>,
 }
 
 /// A sandbox row.
@@ -114,6 +116,8 @@ pub struct SandboxRecord {
     pub memory_snapshot: Option<SnapshotId>,
     /// Pause it after this many seconds without activity.
     pub idle_timeout_secs: Option<u64>,
+    /// Bytes it may write into its root filesystem (`None`: no limit of its own).
+    pub disk_bytes: Option<u64>,
 }
 
 impl SandboxRecord {
@@ -124,6 +128,7 @@ impl SandboxRecord {
         let env: String = r.get("env_json")?;
         let memory_snapshot: Option<String> = r.get("memory_snapshot")?;
         let idle: Option<i64> = r.get("idle_timeout_secs")?;
+        let disk: Option<i64> = r.get("disk_bytes")?;
         let build = || -> Result<Self, DbError> {
             Ok(SandboxRecord {
                 id: id
@@ -148,6 +153,7 @@ impl SandboxRecord {
                     .transpose()
                     .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
                 idle_timeout_secs: idle.map(|v| v.max(0) as u64),
+                disk_bytes: disk.map(|v| v.max(0) as u64),
             })
         };
         Ok(build())

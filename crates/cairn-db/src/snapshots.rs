@@ -146,6 +146,20 @@ impl Db {
         Ok(())
     }
 
+    /// The disk limit of the sandbox a snapshot was taken from, at that time (what its forks
+    /// inherit); `None` when it had none of its own.
+    pub fn snapshot_disk(&self, id: &SnapshotId) -> Result<Option<u64>, DbError> {
+        let v: Option<Option<i64>> = self
+            .conn()
+            .query_row(
+                "SELECT disk_bytes FROM snapshots WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.flatten().map(|b| b.max(0) as u64))
+    }
+
     /// Marks a snapshot ready with its sizes.
     pub fn finish_snapshot(
         &self,

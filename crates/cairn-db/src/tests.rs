@@ -1,5 +1,5 @@
 use super::*;
-use cairn_types::RuntimeKind;
+use cairn_types::{RuntimeKind, SnapshotId};
 
 fn db() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
@@ -39,6 +39,7 @@ fn new_sandbox(account: &str, name: Option<&str>) -> NewSandbox {
         network: "none".into(),
         origin: None,
         idle_timeout_secs: None,
+        disk_bytes: Some(64 << 20),
     }
 }
 
@@ -295,4 +296,46 @@ fn peer_groups_are_per_account_and_never_reused() {
         db.peer_groups().unwrap(),
         vec![("alice".to_string(), a), ("carol".to_string(), c)]
     );
+}
+
+#[test]
+fn a_sandbox_keeps_its_disk_limit_and_its_snapshots_record_it() {
+    let (_d, db) = db();
+    image(&db);
+    let a = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    assert_eq!(a.disk_bytes, Some(64 << 20));
+    let unlimited = db
+        .insert_sandbox(&NewSandbox {
+            disk_bytes: None,
+            ..new_sandbox("alice", None)
+        })
+        .unwrap();
+    assert_eq!(unlimited.disk_bytes, None);
+    let snap = |sandbox: &SandboxRecord| SnapshotRecord {
+        id: SnapshotId::generate(),
+        account: "alice".into(),
+        sandbox_id: sandbox.id.clone(),
+        name: "s".into(),
+        parent_id: None,
+        image_id: "img-00000001".into(),
+        runtime: RuntimeKind::Runc,
+        cpus: 1.0,
+        memory_bytes: 1 << 29,
+        pids_limit: 100,
+        env: vec![],
+        workdir: "/".into(),
+        stateful: false,
+        auto: false,
+        state: cairn_types::SnapshotState::Creating,
+        error: None,
+        size_bytes: 0,
+        total_bytes: 0,
+        created_at: Utc::now(),
+    };
+    let (s1, s2) = (snap(&a), snap(&unlimited));
+    db.insert_snapshot(&s1).unwrap();
+    db.insert_snapshot(&s2).unwrap();
+    assert_eq!(db.snapshot_disk(&s1.id).unwrap(), Some(64 << 20));
+    assert_eq!(db.snapshot_disk(&s2.id).unwrap(), None);
+    assert_eq!(db.snapshot_disk(&SnapshotId::generate()).unwrap(), None);
 }

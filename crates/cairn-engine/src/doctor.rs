@@ -77,6 +77,20 @@ impl Engine {
                 ),
             });
         }
+        let limits = self.storage.limits_writes();
+        checks.push(Check {
+            name: "disk limits".into(),
+            ok: limits,
+            version: Some(if limits { "btrfs simple quotas" } else { "off" }.into()),
+            note: if limits {
+                format!(
+                    "per-sandbox disk limits (--disk) and a pool reserve of {} that sandboxes' writes cannot take",
+                    cairn_types::format_bytes(self.reserve)
+                )
+            } else {
+                "cairnd runs with --no-disk-quota: sandboxes have no disk limits and their writes can fill the pool; btrfs simple quotas need Linux 6.7 or newer".into()
+            },
+        });
         checks.push(Check {
             name: "kernel".into(),
             ok: true,

@@ -29,6 +29,10 @@ pub enum EngineError {
     /// A host prerequisite is missing or broken (runtime binary, btrfs): a 503 that says what to install.
     #[error("{0}")]
     Unavailable(String),
+    /// The storage pool has no room for it (below its reserve, or out of space on the way,
+    /// rolled back): a 507 saying what is free and what to do.
+    #[error("{0}")]
+    PoolFull(String),
     /// Metadata store failure.
     #[error(transparent)]
     Db(#[from] DbError),

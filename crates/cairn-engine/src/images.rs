@@ -207,6 +207,7 @@ impl Engine {
                 "you already have an image named '{name}': remove it with 'cairn image rm {name}' or choose another name"
             )));
         }
+        self.require_pool_room("import the image")?;
         Ok(())
     }
 
@@ -277,7 +278,7 @@ impl Engine {
             Err(e) => {
                 let _ = self.storage.delete_subvolume(&dest).await;
                 let _ = self.db.delete_image(id.as_str());
-                Err(e)
+                Err(self.pool_full_or("import the image", e))
             }
         }
     }

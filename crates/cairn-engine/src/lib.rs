@@ -7,6 +7,7 @@
 //! program itself: runtimes and storage do.
 
 mod deaths;
+mod disk;
 mod doctor;
 mod error;
 mod exec;
@@ -28,6 +29,7 @@ use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
 use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 
 pub use cairn_runtime::ExecIo;
+pub use disk::{PoolReserve, MIN_DISK_BYTES};
 pub use doctor::Check;
 pub use error::{EngineError, IdentityMismatch, Result};
 pub use exec::{
@@ -66,10 +68,21 @@ pub struct EngineConfig {
     /// Most bytes an image import may decode (archive bombs stop there), and the largest
     /// upload it accepts.
     pub max_image_bytes: u64,
+    /// Limit sandboxes' disk writes (btrfs simple quotas; Linux 6.7+). Off: no disk limits,
+    /// and sandboxes' writes can take the pool's reserve.
+    pub disk_quota: bool,
+    /// Disk limit of a sandbox that asks for none (a fork takes its snapshot's); `None`:
+    /// no limit of its own.
+    pub default_disk_bytes: Option<u64>,
+    /// The largest disk limit a request may ask for; `None`: any.
+    pub max_disk_bytes: Option<u64>,
+    /// Pool space that sandboxes' writes cannot take (for snapshots and metadata).
+    pub pool_reserve: PoolReserve,
 }
 
 impl EngineConfig {
-    /// Defaults for a data directory: 20 GiB pool, `runsc` and `runc` from PATH, gVisor by default.
+    /// Defaults for a data directory: 20 GiB pool, `runsc` and `runc` from PATH, gVisor by
+    /// default, disk limits on (10 GiB per sandbox, at most 100 GiB), the default reserve.
     pub fn new(home: impl Into<PathBuf>) -> Self {
         EngineConfig {
             home: home.into(),
@@ -84,6 +97,10 @@ impl EngineConfig {
             idle_check_interval: std::time::Duration::from_secs(1),
             caps: ResourceCaps::of_host(),
             max_image_bytes: cairn_images::DEFAULT_MAX_DECODED_BYTES,
+            disk_quota: true,
+            default_disk_bytes: Some(10 << 30),
+            max_disk_bytes: Some(100 << 30),
+            pool_reserve: PoolReserve::Default,
         }
     }
 }
@@ -104,6 +121,8 @@ pub struct Engine {
     db: Arc<Db>,
     pool: Pool,
     storage: BtrfsStorage,
+    /// Bytes of the pool kept from sandboxes' writes (see `disk`).
+    reserve: u64,
     runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
     net: cairn_net::Network,
     ports: cairn_net::PortProxy,
@@ -150,7 +169,25 @@ impl Engine {
         std::fs::create_dir_all(&uploads).map_err(|e| {
             EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))
         })?;
-        let storage = BtrfsStorage::new(pool.clone());
+        let mut storage = BtrfsStorage::new(pool.clone());
+        if cfg.disk_quota {
+            storage = storage.enable_quotas().await.map_err(|e| {
+                EngineError::Unavailable(format!(
+                    "{e}; or start cairnd with --no-disk-quota (then sandboxes have no disk limits, and their writes can fill the pool)"
+                ))
+            })?;
+        } else {
+            tracing::warn!("disk limits are off (--no-disk-quota): any sandbox can fill the pool");
+        }
+        let total = pool.total_bytes()?;
+        let reserve = cfg.pool_reserve.bytes(total);
+        if reserve >= total / 2 {
+            return Err(EngineError::InvalidArgument(format!(
+                "a pool reserve of {} is half the pool ({}) or more: give a smaller --pool-reserve",
+                cairn_types::format_bytes(reserve),
+                cairn_types::format_bytes(total)
+            )));
+        }
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
         runtimes.insert(
             RuntimeKind::Gvisor,
@@ -165,6 +202,7 @@ impl Engine {
             db,
             pool,
             storage,
+            reserve,
             runtimes,
             net,
             ports: cairn_net::PortProxy::new(),
@@ -178,6 +216,9 @@ impl Engine {
             me: me.clone(),
         });
         engine.recover().await?;
+        engine.apply_disk_limits().await?;
+        engine.keep_reserve().await?;
+        engine.start_reserve_watch();
         engine.start_idle_watch();
         // Ask the runtimes (and CRIU) for their versions now, in the background, rather
         // than inside the first snapshot's time: every manifest records them.

@@ -48,6 +48,12 @@ impl Engine {
             published,
             idle_timeout_secs: r.idle_timeout_secs,
             memory_released: r.memory_snapshot.is_some(),
+            disk_bytes: self.disk_limit(r),
+            disk_used_bytes: self
+                .storage
+                .written_bytes(&self.rootfs(&r.id))
+                .ok()
+                .flatten(),
         }
     }
 
@@ -169,6 +175,12 @@ impl Engine {
             }
         }
         let (network, publish) = self.requested_network(req, snapshot.as_ref())?;
+        let disk_bytes = self.requested_disk(req.disk.as_deref(), snapshot.as_ref())?;
+        self.require_pool_room(if snapshot.is_some() {
+            "fork the snapshot"
+        } else {
+            "create the sandbox"
+        })?;
         let (env, workdir, source) = match &snapshot {
             Some(s) => (
                 merge_env(&s.env, &req.env),
@@ -217,6 +229,7 @@ impl Engine {
                 network: network.to_string(),
                 origin: snapshot.as_ref().map(|s| s.id.clone()),
                 idle_timeout_secs,
+                disk_bytes,
             })
             .map_err(EngineError::from_db)?;
         let created = async {
@@ -228,8 +241,10 @@ impl Engine {
             } else {
                 record.clone()
             };
+            // The root carries the disk limit from the start (and counts against the
+            // sandboxes' shared budget, which keeps the pool's reserve).
             self.storage
-                .snapshot(&source, &self.rootfs(&id), false)
+                .limited_snapshot(&source, &self.rootfs(&id), disk_bytes)
                 .await?;
             crate::crash_point("fork-after-subvolume");
             match &snapshot {
@@ -264,7 +279,7 @@ impl Engine {
                 if network == cairn_net::NetworkMode::Nat {
                     self.remove_unused_bridge().await;
                 }
-                Err(e)
+                Err(self.pool_full_or("create the sandbox", e))
             }
         }
     }

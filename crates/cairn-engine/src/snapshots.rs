@@ -254,6 +254,7 @@ impl Engine {
                 r.id, counted, limits.per_sandbox
             )));
         }
+        self.require_pool_room("take a snapshot")?;
         let snap = SnapshotRecord {
             id: SnapshotId::generate(),
             account: account.to_string(),
@@ -297,6 +298,11 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(sandbox = %r.id, snapshot = %snap.id, error = %e, "snapshot failed");
                 self.remove_snapshot_files(&snap.id).await;
+                if e.is_no_space() {
+                    // Refused for want of space: nothing of it stays, not even a failed row.
+                    let _ = self.db.delete_snapshot(&snap.id);
+                    return Err(self.pool_full_or("take the snapshot", e));
+                }
                 let _ = self.db.set_snapshot_state(
                     &snap.id,
                     SnapshotState::Failed,
@@ -917,9 +923,15 @@ impl Engine {
         // 1. Stage the new root beside the old one (recovery: a leftover `.restore` is discarded
         //    while the old root exists, or moved into place when it does not).
         let _ = self.storage.delete_subvolume(&staged).await;
+        // The new root carries the sandbox's disk limit (counted from zero again).
         self.storage
-            .snapshot(&self.snapshot_rootfs(&snap.id), &staged, false)
-            .await?;
+            .limited_snapshot(
+                &self.snapshot_rootfs(&snap.id),
+                &staged,
+                self.disk_limit(&target),
+            )
+            .await
+            .map_err(|e| self.pool_full_or("restore the snapshot", e.into()))?;
         // 2. Stop the processes, swap the roots, start again.
         let was_running = matches!(target.state, SandboxState::Running | SandboxState::Paused);
         if was_running {

@@ -2,17 +2,19 @@
 //! `oci-spec` crate. Namespaces (pid, mount, network, uts, ipc), cgroup limits
 //! for cpu, memory and pids, no new privileges, a safe default capability
 //! set, read-only `/proc/sys`, hostname = sandbox id. For runc, also the
-//! CRIU configuration its checkpoints and restores use.
+//! CRIU configuration its checkpoints and restores use, and a seccomp filter that
+//! refuses making btrfs subvolumes (which would escape the sandbox's disk limit).
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
-    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder,
+    Arch, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompOperator, LinuxSyscallBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
 };
 
 use cairn_types::RuntimeKind;
@@ -34,17 +36,17 @@ pub const INIT_ARGS: [&str; 3] = [
      while :; do sleep 3600 & wait $!; done",
 ];
 
-/// What a runc sandbox's init runs first: CRIU can only checkpoint open files it
-/// finds inside the container, and the init starts with the runtime's stdio
-/// (host files), so it trades them for the container's own `/dev/null`.
-pub const RUNC_INIT_PREFIX: &str = "exec </dev/null >/dev/null 2>&1; ";
+/// What a sandbox's init runs first: it starts with the runtime's stdio, host files
+/// (`bundle/init.log`), and trades them for the container's own `/dev/null`. Under runc,
+/// CRIU can only checkpoint open files it finds inside the container; under gVisor, any
+/// process of the sandbox could otherwise write without limit into the host's `init.log`
+/// through `/proc/1/fd/1`, outside the pool and its disk limits.
+pub const INIT_STDIO_PREFIX: &str = "exec </dev/null >/dev/null 2>&1; ";
 
-/// The init's argv for a runtime: [`INIT_ARGS`], with [`RUNC_INIT_PREFIX`] under runc.
-pub fn init_args(runtime: RuntimeKind) -> Vec<String> {
+/// The init's argv: [`INIT_ARGS`] after [`INIT_STDIO_PREFIX`], under both runtimes.
+pub fn init_args(_runtime: RuntimeKind) -> Vec<String> {
     let mut args: Vec<String> = INIT_ARGS.iter().map(|s| s.to_string()).collect();
-    if runtime == RuntimeKind::Runc {
-        args[2] = format!("{RUNC_INIT_PREFIX}{}", args[2]);
-    }
+    args[2] = format!("{INIT_STDIO_PREFIX}{}", args[2]);
     args
 }
 
@@ -104,6 +106,51 @@ pub struct SandboxSpec {
     pub netns: Option<PathBuf>,
     /// A file to bind over the sandbox's `/etc/resolv.conf` (`nat` sandboxes).
     pub resolv_conf: Option<PathBuf>,
+}
+
+/// The btrfs ioctls that make a subvolume (`BTRFS_IOC_SNAP_CREATE`, `SUBVOL_CREATE` and
+/// their `_V2`s, by number). A runc sandbox's root is a btrfs subvolume whose writes count
+/// against its disk limit; a subvolume made inside it would get a quota group of its own,
+/// without that limit, so runc sandboxes are refused them (`EPERM`) by seccomp. gVisor
+/// never passes btrfs ioctls to the host.
+pub const SUBVOLUME_IOCTL_NRS: [u64; 4] = [1, 14, 23, 24];
+/// `BTRFS_IOCTL_MAGIC`, the type byte of every btrfs ioctl number.
+const BTRFS_IOCTL_MAGIC: u64 = 0x94;
+
+/// The seccomp filter of runc sandboxes: everything allowed, but making btrfs subvolumes
+/// (see [`SUBVOLUME_IOCTL_NRS`]). The ioctl number is matched on its type and number bytes
+/// only, so that higher bits (size, direction, garbage above 32 bits) cannot slip past.
+fn runc_seccomp() -> Result<LinuxSeccomp, RuntimeError> {
+    let rules = SUBVOLUME_IOCTL_NRS
+        .iter()
+        .map(|nr| {
+            LinuxSyscallBuilder::default()
+                .names(vec!["ioctl".to_string()])
+                .action(LinuxSeccompAction::ScmpActErrno)
+                .errno_ret(libc::EPERM as u32)
+                .args(vec![LinuxSeccompArgBuilder::default()
+                    .index(1usize)
+                    .value(0xffffu64)
+                    .value_two((BTRFS_IOCTL_MAGIC << 8) | nr)
+                    .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+                    .build()
+                    .map_err(spec_err)?])
+                .build()
+                .map_err(spec_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every architecture this host's processes can use, so 32-bit programs keep working.
+    let architectures = if cfg!(target_arch = "aarch64") {
+        vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
+    } else {
+        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+    };
+    LinuxSeccompBuilder::default()
+        .default_action(LinuxSeccompAction::ScmpActAllow)
+        .architectures(architectures)
+        .syscalls(rules)
+        .build()
+        .map_err(spec_err)
 }
 
 /// Host threads gVisor's sentry and gofer need beyond the sandbox's own
@@ -198,7 +245,11 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
         ns.build().map_err(spec_err)
     })
     .collect::<Result<Vec<_>, _>>()?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if s.runtime == RuntimeKind::Runc {
+        linux = linux.seccomp(runc_seccomp()?);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(s.cgroups_path.clone())
@@ -230,7 +281,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
 /// The default mounts, without the host cgroup tree, plus `/tmp` bound to
 /// the root filesystem's own `/tmp` so that files written there land in the
 /// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`), and
-/// `resolv_conf` over `/etc/resolv.conf` when given.
+/// `resolv_conf` over `/etc/resolv.conf` (read-only) when given.
 fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, RuntimeError> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
@@ -251,7 +302,9 @@ fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, Runti
                 .destination("/etc/resolv.conf")
                 .typ("bind")
                 .source(file)
-                .options(vec!["bind".to_string(), "rw".to_string()])
+                // Read-only: the file is on the host's disk, outside the pool and the
+                // sandbox's disk limit (written to, it could fill the host's disk).
+                .options(vec!["bind".to_string(), "ro".to_string()])
                 .build()
                 .map_err(spec_err)?,
         );
@@ -402,6 +455,43 @@ mod tests {
     }
 
     #[test]
+    fn runc_sandboxes_cannot_make_btrfs_subvolumes() {
+        let v = serde_json::to_value(build_spec(&spec()).unwrap()).unwrap();
+        let seccomp = &v["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ALLOW");
+        let rules = seccomp["syscalls"].as_array().unwrap();
+        // BTRFS_IOC_SUBVOL_CREATE = _IOW(0x94, 14, struct btrfs_ioctl_vol_args): 0x5000940e.
+        let refused = |cmd: u64| {
+            rules.iter().any(|r| {
+                let a = &r["args"][0];
+                r["names"][0] == "ioctl"
+                    && r["action"] == "SCMP_ACT_ERRNO"
+                    && r["errnoRet"] == 1
+                    && a["index"] == 1
+                    && a["op"] == "SCMP_CMP_MASKED_EQ"
+                    && cmd & a["value"].as_u64().unwrap() == a["valueTwo"].as_u64().unwrap()
+            })
+        };
+        assert!(refused(0x5000_940e));
+        assert!(
+            refused(0xdead_beef_5000_940e),
+            "bits above the ioctl number are ignored"
+        );
+        assert!(refused(0x5000_9401) && refused(0x5000_9417) && refused(0x5000_9418));
+        assert!(
+            !refused(0x4004_9409),
+            "FICLONE (reflink copies) stays allowed"
+        );
+        // gVisor passes no btrfs ioctl to the host (and applies no OCI seccomp by default).
+        let gvisor = SandboxSpec {
+            runtime: RuntimeKind::Gvisor,
+            ..spec()
+        };
+        let v = serde_json::to_value(build_spec(&gvisor).unwrap()).unwrap();
+        assert!(v["linux"]["seccomp"].is_null());
+    }
+
+    #[test]
     fn gvisor_caps_processes_with_nproc_and_gives_the_sentry_headroom() {
         let mut sp = spec();
         sp.runtime = RuntimeKind::Gvisor;
@@ -452,7 +542,7 @@ mod tests {
         assert!(v["process"]["args"][2]
             .as_str()
             .unwrap()
-            .starts_with(RUNC_INIT_PREFIX));
+            .starts_with(INIT_STDIO_PREFIX));
 
         s.runtime = RuntimeKind::Gvisor;
         let gvisor = dir.path().join("gvisor");
@@ -462,7 +552,11 @@ mod tests {
         assert!(v["annotations"]
             .get(crate::criu::CONFIG_ANNOTATION)
             .is_none());
-        assert_eq!(v["process"]["args"][2], INIT_ARGS[2]);
+        // gVisor's init lets go of the host's init.log too (a sandbox could fill it).
+        assert_eq!(
+            v["process"]["args"][2],
+            format!("{INIT_STDIO_PREFIX}{}", INIT_ARGS[2])
+        );
         assert!(!gvisor.join(crate::criu::CONFIG_FILE).exists());
     }
 }

@@ -165,8 +165,8 @@ pub trait Runtime: Send + Sync {
     async fn version(&self) -> Result<String, RuntimeError>;
 
     /// Creates and starts the container `id` from the bundle at `bundle`; the
-    /// runtime's messages go to `bundle/init.log`, and so does the init's output
-    /// under gVisor (a runc init discards it: see [`bundle::RUNC_INIT_PREFIX`]).
+    /// runtime's messages go to `bundle/init.log` (the init discards its own output:
+    /// see [`bundle::INIT_STDIO_PREFIX`]).
     async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError>;
 
     /// The container's state, or `None` when the runtime does not know it.

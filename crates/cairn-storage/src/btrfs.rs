@@ -8,6 +8,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use cairn_cmd::{Cmd, Output};
 
 use crate::error::{from_btrfs_cmd, StorageError, BTRFS_PROGS_HINT};
 use crate::pool::{is_btrfs, Pool};
+use crate::quota::{subvolume_id, subvolume_id_now, Quotas, BUDGET_QGROUP};
 use crate::{Storage, Written};
 
 /// The inode number of the root directory of every btrfs subvolume
@@ -25,6 +27,8 @@ const SUBVOLUME_ROOT_INO: u64 = 256;
 #[derive(Debug, Clone)]
 pub struct BtrfsStorage {
     pool: Pool,
+    /// Write limits, once [`BtrfsStorage::enable_quotas`] turned them on.
+    quotas: Option<Arc<Quotas>>,
 }
 
 /// Whether `meta` (from `symlink_metadata` of `path`) is a subvolume root.
@@ -122,9 +126,24 @@ impl BtrfsStorage {
         })
     }
 
-    /// The driver for `pool`.
+    /// The driver for `pool`, without write limits.
     pub fn new(pool: Pool) -> Self {
-        BtrfsStorage { pool }
+        BtrfsStorage { pool, quotas: None }
+    }
+
+    /// Turns write limits on (btrfs simple quotas, Linux 6.7+; a no-op for a pool that
+    /// has them) and returns the driver with them: see [`Storage::limited_snapshot`].
+    /// Fails with [`StorageError::QuotasUnavailable`] when the kernel cannot, or the file
+    /// system has full quota accounting on. Must run inside a tokio runtime (it starts the
+    /// task that clears the quota groups of deleted trees).
+    pub async fn enable_quotas(mut self) -> Result<Self, StorageError> {
+        self.quotas = Some(Quotas::enable(self.pool.root()).await?);
+        Ok(self)
+    }
+
+    /// Whether write limits are on.
+    pub fn limits_writes(&self) -> bool {
+        self.quotas.is_some()
     }
 
     /// The pool this driver works in.
@@ -236,6 +255,9 @@ impl BtrfsStorage {
     async fn delete_one(&self, path: &Path) -> Result<(), StorageError> {
         let args = ["subvolume".as_ref(), "delete".as_ref(), path.as_os_str()];
         self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        if let Some(q) = &self.quotas {
+            q.deleted();
+        }
         Ok(())
     }
 
@@ -358,6 +380,97 @@ impl Storage for BtrfsStorage {
 
     async fn bytes_written_since(&self, path: &Path, since: u64) -> Result<Written, StorageError> {
         self.find_new(path, since.saturating_add(1)).await
+    }
+
+    async fn limited_snapshot(
+        &self,
+        src: &Path,
+        dst: &Path,
+        limit: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let Some(quotas) = &self.quotas else {
+            if limit.is_some() {
+                return Err(StorageError::QuotasOff);
+            }
+            return self.snapshot(src, dst, false).await;
+        };
+        let src = self.resolve(src, false)?;
+        let dst = self.resolve(dst, false)?;
+        Self::require_subvolume(&src)?;
+        Self::require_absent(&dst)?;
+        // Made a member of the budget group in the same step: no moment outside it.
+        let args = [
+            "subvolume".as_ref(),
+            "snapshot".as_ref(),
+            "-i".as_ref(),
+            BUDGET_QGROUP.as_ref(),
+            src.as_os_str(),
+            dst.as_os_str(),
+        ];
+        self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        if limit.is_some() {
+            let limited = async {
+                let id = subvolume_id(&dst).await?;
+                quotas.set_limit(id, limit).await
+            };
+            if let Err(e) = limited.await {
+                let _ = self.delete_one(&dst).await;
+                return Err(e);
+            }
+        }
+        tracing::debug!(src = %src.display(), dst = %dst.display(), limit, "limited snapshot taken");
+        Ok(())
+    }
+
+    async fn set_write_limits(&self, trees: &[(PathBuf, Option<u64>)]) -> Result<(), StorageError> {
+        let Some(quotas) = &self.quotas else {
+            return Ok(());
+        };
+        if trees.is_empty() {
+            return Ok(());
+        }
+        let rows = quotas.show().await?;
+        for (path, limit) in trees {
+            let path = self.resolve(path, false)?;
+            Self::require_subvolume(&path)?;
+            let id = subvolume_id(&path).await?;
+            let row = rows.get(&format!("0/{id}"));
+            if !row.is_some_and(|r| r.parents.iter().any(|p| p == BUDGET_QGROUP)) {
+                quotas.join_budget(id).await?;
+                tracing::info!(tree = %path.display(), "tree joined the shared write budget");
+            }
+            // `max(4096)` as `set_limit` rounds tiny limits up to one block.
+            if row.and_then(|r| r.limit) != limit.map(|l| l.max(4096)) {
+                quotas.set_limit(id, *limit).await?;
+                tracing::info!(tree = %path.display(), limit, "write limit set");
+            }
+        }
+        Ok(())
+    }
+
+    fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError> {
+        let Some(quotas) = &self.quotas else {
+            return Ok(None);
+        };
+        let path = self.resolve(path, false)?;
+        match subvolume_id_now(&path)? {
+            Some(id) => quotas.written(id),
+            None => Ok(None),
+        }
+    }
+
+    fn write_budget(&self) -> Result<Option<(u64, Option<u64>)>, StorageError> {
+        match &self.quotas {
+            Some(q) => q.budget().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_write_budget(&self, bytes: u64) -> Result<(), StorageError> {
+        match &self.quotas {
+            Some(q) => q.set_budget(bytes).await,
+            None => Ok(()),
+        }
     }
 
     async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError> {

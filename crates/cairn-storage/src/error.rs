@@ -114,12 +114,32 @@ pub enum StorageError {
         /// What it printed.
         output: String,
     },
+    /// Write limits (btrfs simple quotas) cannot be turned on in the pool.
+    #[error("disk limits cannot be enforced in the pool: {detail}")]
+    QuotasUnavailable {
+        /// Why, and what to do.
+        detail: String,
+    },
+    /// A write limit was asked of a driver whose quotas are off.
+    #[error("write limits are off in this pool: no tree can have one")]
+    QuotasOff,
     /// An external command failed.
     #[error(transparent)]
     Command(#[from] CmdError),
 }
 
 impl StorageError {
+    /// Whether it failed for want of space: the pool (or the disk under it) is full
+    /// (`ENOSPC`), or a write limit was reached (`EDQUOT`).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StorageError::DiskFull { .. } => true,
+            StorageError::Io { source, .. } => io_is_no_space(source),
+            StorageError::Command(e) => e.stderr().is_some_and(text_is_no_space),
+            _ => false,
+        }
+    }
+
     /// An [`StorageError::Io`] for `action` on `path`.
     pub(crate) fn io(
         action: &'static str,
@@ -150,4 +170,26 @@ pub(crate) fn first_line(text: &str) -> String {
         .find(|l| !l.is_empty())
         .unwrap_or("")
         .to_string()
+}
+
+/// Whether an I/O error is `ENOSPC` or `EDQUOT`.
+pub fn io_is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+}
+
+/// Whether a message (a command's stderr, an error's text) reports `ENOSPC` or `EDQUOT`
+/// the way `strerror` and Rust print them.
+pub fn text_is_no_space(text: &str) -> bool {
+    [
+        "No space left on device",
+        "Disk quota exceeded",
+        "os error 28)",
+        "os error 122)",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }

@@ -5,7 +5,8 @@
 //!   directory on btrfs, or a loop-mounted sparse image) and reports its
 //!   space.
 //! - [`Storage`] is the driver interface the engine uses; [`BtrfsStorage`]
-//!   is its first implementation (subvolumes and btrfs snapshots).
+//!   is its first implementation (subvolumes and btrfs snapshots), with write limits
+//!   by btrfs simple quotas (see `quota`).
 //!
 //! This crate knows nothing of containers, sandboxes or the database: it
 //! deals in directories inside the pool. Which tree belongs to what is the
@@ -17,21 +18,26 @@ pub mod dedup;
 mod error;
 mod mountinfo;
 mod pool;
+mod quota;
+mod quota_ctl;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_quota;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use btrfs::BtrfsStorage;
 pub use dedup::{
     index_files, receive, release_pipes, share_blocks, BlockIndex, Received, Receiving, Reference,
     Shared,
 };
-pub use error::{StorageError, BTRFS_PROGS_HINT};
+pub use error::{io_is_no_space, text_is_no_space, StorageError, BTRFS_PROGS_HINT};
 pub use pool::{
     Pool, PoolBacking, PoolConfig, BTRFS_SUPER_MAGIC, DEFAULT_POOL_SIZE_BYTES, MIN_POOL_SIZE_BYTES,
 };
+pub use quota::BUDGET_QGROUP;
 
 /// A storage driver: makes, snapshots, measures and deletes trees inside its
 /// pool.
@@ -79,6 +85,38 @@ pub trait Storage: Send + Sync {
     /// not counted), and the tree's own generation. Costs time in proportion
     /// to what changed, not to the size of the tree.
     async fn bytes_written_since(&self, path: &Path, since: u64) -> Result<Written, StorageError>;
+
+    /// Makes `dst` a writable snapshot of `src`, like [`Storage::snapshot`], whose own
+    /// writes are limited: everything written into it from now on (data and metadata,
+    /// for as long as it exists, also when only a snapshot of it still holds it) counts
+    /// against `limit` (`None`: no limit of its own) and against the budget that all
+    /// such trees share ([`Storage::set_write_budget`]). A write over either fails with
+    /// `EDQUOT`. Without write limits ([`Storage::write_budget`] is `None`) this is a
+    /// plain writable snapshot, and a `limit` is refused ([`StorageError::QuotasOff`]).
+    async fn limited_snapshot(
+        &self,
+        src: &Path,
+        dst: &Path,
+        limit: Option<u64>,
+    ) -> Result<(), StorageError>;
+
+    /// Gives existing trees the write limits listed (each also joins the shared budget):
+    /// for trees made before limits were on, or whose limit changed. Runs a command only
+    /// for trees whose limit or membership differs. A no-op without write limits.
+    async fn set_write_limits(&self, trees: &[(PathBuf, Option<u64>)]) -> Result<(), StorageError>;
+
+    /// Bytes charged to the limited tree at `path` (what its limit counts, as of btrfs's
+    /// last commit); `None` without write limits (or on kernels before 6.10, which cannot
+    /// say cheaply which quota group a tree has).
+    fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError>;
+
+    /// (bytes charged to all limited trees together, the shared budget's limit); `None`
+    /// without write limits.
+    fn write_budget(&self) -> Result<Option<(u64, Option<u64>)>, StorageError>;
+
+    /// Limits what all limited trees may hold together to `bytes` (it may be below what
+    /// they hold: then they cannot write until they free some). A no-op without write limits.
+    async fn set_write_budget(&self, bytes: u64) -> Result<(), StorageError>;
 }
 
 /// What [`Storage::bytes_written_since`] found.

@@ -30,11 +30,11 @@ impl Drop for MountGuard {
 
 /// A pool in a temporary data directory. Field order matters: the guard
 /// unmounts before the directory is removed.
-struct TestPool {
+pub(crate) struct TestPool {
     _guard: MountGuard,
-    home: TempDir,
-    pool: Pool,
-    storage: BtrfsStorage,
+    pub(crate) home: TempDir,
+    pub(crate) pool: Pool,
+    pub(crate) storage: BtrfsStorage,
 }
 
 fn require_root() {
@@ -60,7 +60,7 @@ async fn open(cfg: PoolConfig) -> Pool {
         .unwrap_or_else(|e| panic!("could not open a test pool: {e}"))
 }
 
-async fn temp_pool() -> TestPool {
+pub(crate) async fn temp_pool() -> TestPool {
     require_root();
     let home = tempfile::Builder::new()
         .prefix("cairn-storage-test-")
@@ -82,14 +82,14 @@ async fn temp_pool() -> TestPool {
     }
 }
 
-fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = fs::File::create(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
 
 /// 1 MiB that no compression or deduplication could shrink.
-fn megabyte(seed: u8) -> Vec<u8> {
+pub(crate) fn megabyte(seed: u8) -> Vec<u8> {
     (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
         .collect()

@@ -101,6 +101,16 @@ pub struct SandboxInfo {
     /// Sandbox TCP ports reachable on the host's 127.0.0.1.
     #[serde(default)]
     pub published: Vec<PublishedPort>,
+    /// Bytes it may write into its root filesystem beyond the image or snapshot it started
+    /// from (see `disk` of the create request); `null`: no limit of its own (the pool's
+    /// reserve still applies).
+    #[serde(default)]
+    pub disk_bytes: Option<u64>,
+    /// Bytes counted against `disk_bytes` so far (as of the file system's last commit, a few
+    /// seconds behind); `null` when cairnd does not count writes (started with
+    /// `--no-disk-quota`).
+    #[serde(default)]
+    pub disk_used_bytes: Option<u64>,
 }
 
 fn default_network() -> String {
@@ -181,6 +191,13 @@ pub struct CreateSandboxRequest {
     /// Ports to publish on the host's 127.0.0.1, as `HOSTPORT:PORT` (e.g. `8080:80`); needs `nat`.
     #[serde(default)]
     pub publish: Vec<String>,
+    /// Disk limit such as `512M` or `10G`: what the sandbox may write into its root
+    /// filesystem beyond the image (or snapshot) it starts from, kept across stop, start,
+    /// restore and cairnd restarts. A write over it fails inside with `EDQUOT` ("Disk quota
+    /// exceeded"). Default: a fork takes its snapshot's sandbox's, otherwise cairnd's
+    /// `--default-disk`; at most cairnd's `--max-disk`.
+    #[serde(default)]
+    pub disk: Option<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/exec`.

@@ -479,6 +479,7 @@ fn doctor_reports_runtimes_and_what_they_enable() {
         "nft",
         "ip",
         "nsenter",
+        "disk limits",
     ] {
         assert_eq!(get(name)["ok"], true, "{checks}");
         assert!(get(name)["version"].is_string());

@@ -14,6 +14,8 @@ mod connections;
 mod deaths;
 #[path = "security/devices.rs"]
 mod devices;
+#[path = "security/disk.rs"]
+mod disk;
 #[path = "security/errors.rs"]
 mod errors;
 #[path = "security/imports.rs"]

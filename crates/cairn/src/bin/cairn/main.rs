@@ -54,7 +54,7 @@ struct Cli {
 enum Command {
     /// Create and start a sandbox from an image; prints its id.
     #[command(
-        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080"
+        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080"
     )]
     Up(UpArgs),
     /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
@@ -201,6 +201,11 @@ struct UpArgs {
     /// Pause it (with an automatic snapshot) after this long without exec or API use: 90s, 30m, 2h.
     #[arg(long, value_name = "DURATION")]
     idle_timeout: Option<String>,
+    /// Disk limit: what it may write beyond its image or snapshot, e.g. 512M or 10G; writes
+    /// over it fail inside with "Disk quota exceeded" [default: cairnd's --default-disk; a
+    /// fork takes its snapshot's].
+    #[arg(long, value_name = "SIZE")]
+    disk: Option<String>,
 }
 
 fn default_endpoint() -> Endpoint {
@@ -271,6 +276,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 network: a.network,
                 publish: a.publish,
                 idle_timeout: a.idle_timeout,
+                disk: a.disk,
             };
             let pb = spinner("starting sandbox");
             let res: Result<SandboxInfo> = client

@@ -76,6 +76,17 @@ pub fn sandbox(s: &SandboxInfo) {
         ("cpus", s.cpus.to_string()),
         ("memory", format_bytes(s.memory_bytes)),
         ("pids limit", s.pids_limit.to_string()),
+        (
+            "disk",
+            match (s.disk_bytes, s.disk_used_bytes) {
+                (Some(limit), Some(used)) => {
+                    format!("{} used of {}", format_bytes(used), format_bytes(limit))
+                }
+                (Some(limit), None) => format!("limit {}", format_bytes(limit)),
+                (None, Some(used)) => format!("{} used, no limit of its own", format_bytes(used)),
+                (None, None) => "no limit".into(),
+            },
+        ),
         ("workdir", s.workdir.clone()),
         ("network", s.network.clone()),
         ("address", s.address.clone().unwrap_or_default()),

@@ -21,6 +21,7 @@ const EXAMPLES: &str = "Examples:
   cairnd --max-image-size 30G              # image imports may decode up to 30 GiB of data
   cairnd --listen 0.0.0.0:7421 --max-connections 20000 --max-connections-per-peer 64
                                            # many clients, each with few connections
+  cairnd --default-disk 5G --max-disk 50G --pool-reserve 2G   # disk limits and the pool's reserve
   cairnd token create --account alice      # prints a new ck_… token for alice
   cairnd token ls                          # token ids, accounts, roles, expiry
   cairnd token revoke tok-1a2b3c4d         # 401 for it from now on";
@@ -57,6 +58,23 @@ struct Args {
     /// Largest change one snapshot may hold.
     #[arg(long, default_value = "2G", value_name = "SIZE")]
     max_snapshot_size: String,
+    /// Disk limit of sandboxes that ask for none (`cairn up --disk`): what one may write beyond
+    /// its image or snapshot; `none` for no limit of their own. A fork takes its snapshot's.
+    #[arg(long, default_value = "10G", value_name = "SIZE|none")]
+    default_disk: String,
+    /// The largest disk limit a sandbox may ask for; `none` for any.
+    #[arg(long, default_value = "100G", value_name = "SIZE|none")]
+    max_disk: String,
+    /// Pool space sandboxes' writes can never take, kept for snapshots, images and metadata:
+    /// a size (512M) or a share of the pool (5%) [default: 5% of the pool, at least 256M and at
+    /// most 4G]. Creates, forks, imports and snapshots are refused (507 pool_full) once less than
+    /// half of it is free.
+    #[arg(long, value_name = "SIZE|PERCENT")]
+    pool_reserve: Option<String>,
+    /// Do not limit sandboxes' disk writes (for kernels before 6.7, which lack btrfs simple
+    /// quotas): then `--disk` is refused, and a sandbox's writes can fill the pool.
+    #[arg(long)]
+    no_disk_quota: bool,
     /// Automatic snapshots (taken by 'cairn pause') kept per sandbox; older ones are pruned.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_auto_pause: u32,
@@ -282,6 +300,31 @@ async fn run(args: Args) -> Result<()> {
     }
     cfg.caps.pids = args.max_pids;
     cfg.max_image_bytes = parse_size(&args.max_image_size).context("invalid --max-image-size")?;
+    let size_or_none = |text: &str, flag: &str| -> Result<Option<u64>> {
+        if text.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        let bytes = parse_size(text).with_context(|| format!("invalid {flag}"))?;
+        if bytes < cairn_engine::MIN_DISK_BYTES {
+            bail!("invalid {flag}: {text} is below the smallest disk limit, 16M");
+        }
+        Ok(Some(bytes))
+    };
+    cfg.disk_quota = !args.no_disk_quota;
+    cfg.default_disk_bytes = size_or_none(&args.default_disk, "--default-disk")?;
+    cfg.max_disk_bytes = size_or_none(&args.max_disk, "--max-disk")?;
+    if let (Some(default), Some(max)) = (cfg.default_disk_bytes, cfg.max_disk_bytes) {
+        if default > max {
+            bail!(
+                "--default-disk {} is over --max-disk {}: lower it or raise --max-disk",
+                args.default_disk,
+                args.max_disk
+            );
+        }
+    }
+    if let Some(r) = &args.pool_reserve {
+        cfg.pool_reserve = r.parse().map_err(anyhow::Error::msg)?;
+    }
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;
