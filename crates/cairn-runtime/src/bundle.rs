@@ -53,6 +53,10 @@ pub fn init_args(_runtime: RuntimeKind) -> Vec<String> {
 /// The cgroup under which every sandbox gets `<parent>/<id>`.
 pub const CGROUP_PARENT: &str = "/cairn";
 
+/// The open-file soft limit a sandbox's processes start with (the usual default), whatever
+/// cairnd raised its own to.
+pub const SANDBOX_NOFILE: u64 = 1024;
+
 /// The FIFO inside a sandbox whose lines the init runs as detached processes.
 pub const SPAWN_FIFO: &str = "/dev/cairn-spawn";
 
@@ -183,7 +187,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
     // sandbox's own process count is capped by RLIMIT_NPROC, which gVisor's
     // kernel enforces per sandbox (under runc it would count every root
     // process on the host, so it is not used there).
-    let (host_pids, rlimits) = match s.runtime {
+    let (host_pids, mut rlimits) = match s.runtime {
         RuntimeKind::Runc => (i64::from(s.pids_limit), Vec::new()),
         RuntimeKind::Gvisor => (
             i64::from(s.pids_limit) + i64::from(GVISOR_PIDS_HEADROOM),
@@ -195,6 +199,19 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
                 .map_err(spec_err)?],
         ),
     };
+    // cairnd raises its own open-file limit for its connections; sandboxes must not inherit
+    // that: they start at the usual soft limit, below cairnd's hard one.
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX);
+    rlimits.push(
+        PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .hard(hard)
+            .soft(SANDBOX_NOFILE.min(hard))
+            .build()
+            .map_err(spec_err)?,
+    );
     let process = ProcessBuilder::default()
         .terminal(false)
         .rlimits(rlimits)
@@ -411,6 +428,16 @@ mod tests {
             .unwrap()
             .iter()
             .any(|r| r["type"] == "RLIMIT_NPROC"));
+        // Open files start at the usual soft limit, whatever cairnd raised its own to.
+        let nofile = v["process"]["rlimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "RLIMIT_NOFILE")
+            .unwrap()
+            .clone();
+        assert_eq!(nofile["soft"], SANDBOX_NOFILE);
+        assert!(nofile["hard"].as_u64().unwrap() >= SANDBOX_NOFILE);
         assert_eq!(v["process"]["noNewPrivileges"], true);
         assert!(v["linux"]["readonlyPaths"]
             .as_array()

@@ -789,7 +789,10 @@ fn accept_errors_back_off_instead_of_spinning() {
     assert_healthy(&d);
 }
 
-cairn_test_support::both_runtimes!(long_silent_streams_outlive_the_timeouts);
+cairn_test_support::both_runtimes!(
+    long_silent_streams_outlive_the_timeouts,
+    sandboxes_do_not_inherit_cairnds_open_file_limit
+);
 
 /// The timeouts are for silence while a request is read, not for answers: an exec whose
 /// command is silent for longer than both timeouts (2 s here) streams its output to the end,
@@ -843,5 +846,27 @@ fn long_silent_streams_outlive_the_timeouts(runtime: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success());
+    assert_healthy(&d);
+}
+
+/// cairnd raises its own open-file limit for its connections; a sandbox's processes start
+/// at the usual 1024 all the same, under either runtime.
+fn sandboxes_do_not_inherit_cairnds_open_file_limit(runtime: &str) {
+    let (d, _dir) = daemon_with_fd_limit(20_000, &[]);
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", runtime])
+        .ok();
+    let soft = d.cairn(&["exec", &id, "ulimit -n"]).ok();
+    assert_eq!(soft, "1024", "{runtime}");
+    let pid = daemon_pid(&d);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(
+        line.contains("20000"),
+        "cairnd raised its own soft limit: {line}"
+    );
     assert_healthy(&d);
 }
