@@ -542,6 +542,51 @@ pub fn assert_error(resp: &(u16, serde_json::Value), status: u16, code: &str, me
     );
 }
 
+/// A bridge and subnet of a test daemon's own (`cairnd --bridge NAME --subnet CIDR`), so that
+/// network tests never touch `cairn0` nor each other, in this process or another.
+#[derive(Clone, Debug)]
+pub struct PrivateNet {
+    /// `<prefix><pid><n>`: at most 15 characters.
+    pub bridge: String,
+    /// `10.<base+n>.<pid % 250>.0/24`.
+    pub subnet: String,
+    /// The subnet's first address, which the bridge takes.
+    pub gateway: std::net::Ipv4Addr,
+}
+
+impl PrivateNet {
+    /// The next private network of this process: `prefix` (3 letters) and `base` (the second
+    /// octet of the first one) keep the networks of different test files apart. Fails with
+    /// install instructions unless `nft`, `ip` and `nsenter` are there.
+    pub fn next(prefix: &str, base: u8) -> PrivateNet {
+        for (tool, pkg) in [
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+            ("nsenter", "util-linux"),
+        ] {
+            assert!(
+                which(tool).is_some(),
+                "'{tool}' is missing: apt-get install {pkg} (or run scripts/setup.sh once)"
+            );
+        }
+        static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let pid = std::process::id();
+        let third = (pid % 250) as u8;
+        let second = base.wrapping_add(n);
+        PrivateNet {
+            bridge: format!("{prefix}{}{n}", pid % 100_000),
+            subnet: format!("10.{second}.{third}.0/24"),
+            gateway: std::net::Ipv4Addr::new(10, second, third, 1),
+        }
+    }
+
+    /// `--bridge NAME --subnet CIDR`, for cairnd.
+    pub fn args(&self) -> [&str; 4] {
+        ["--bridge", &self.bridge, "--subnet", &self.subnet]
+    }
+}
+
 /// Declares a `#[test]` per runtime for each named `fn name(runtime: &str)`:
 /// `runc::name` and `gvisor::name`.
 #[macro_export]

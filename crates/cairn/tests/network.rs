@@ -11,38 +11,21 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_test_support::Daemon;
+use cairn_test_support::{Daemon, PrivateNet};
 
 /// A daemon with a private bridge `cnt<pid><n>` and subnet `10.<150+n>.<pid>.0/24`.
 fn daemon() -> (Daemon, String, Ipv4Addr) {
-    for (tool, pkg) in [
-        ("nft", "nftables"),
-        ("ip", "iproute2"),
-        ("nsenter", "util-linux"),
-    ] {
-        assert!(
-            cairn_test_support::which(tool).is_some(),
-            "'{tool}' is missing: apt-get install {pkg} (or run scripts/setup.sh once)"
-        );
-    }
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let pid = std::process::id();
-    let bridge = format!("cnt{}{n}", pid % 100_000);
-    let third = (pid % 250) as u8;
-    let subnet = format!("10.{}.{third}.0/24", 150 + n);
-    let gateway = Ipv4Addr::new(10, (150 + n) as u8, third, 1);
+    let net = PrivateNet::next("cnt", 150);
     let d = Daemon::start_opts(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
         false,
-        &["--bridge", &bridge, "--subnet", &subnet],
+        &net.args(),
     );
     d.import_base();
-    (d, bridge, gateway)
+    (d, net.bridge, net.gateway)
 }
 
 fn up(d: &Daemon, rt: &str, extra: &[&str]) -> serde_json::Value {

@@ -1,9 +1,7 @@
 //! Finding 4: errors name only the caller's own objects, and an internal error is a
 //! generic message with a reference whose details only the log has.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use cairn_test_support::{assert_error, Daemon, Via};
+use cairn_test_support::{assert_error, Daemon, PrivateNet, Via};
 
 use super::{assert_healthy, tcp_daemon};
 
@@ -95,18 +93,8 @@ fn internal_errors_carry_a_reference_and_no_detail() {
 
 #[test]
 fn a_taken_host_port_does_not_name_another_tenants_sandbox() {
-    for tool in ["nft", "ip"] {
-        assert!(
-            cairn_test_support::which(tool).is_some(),
-            "'{tool}' is missing: run scripts/setup.sh once"
-        );
-    }
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let pid = std::process::id();
-    let bridge = format!("cse{}{n}", pid % 100_000);
-    let subnet = format!("10.{}.{}.0/24", 230 + n, pid % 250);
-    let d = tcp_daemon(&["--bridge", &bridge, "--subnet", &subnet]);
+    let net = PrivateNet::next("cse", 230);
+    let d = tcp_daemon(&net.args());
     let alice = d.token("alice");
     let bob = d.token("bob");
     let port = std::net::TcpListener::bind("127.0.0.1:0")

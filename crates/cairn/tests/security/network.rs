@@ -11,36 +11,23 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_test_support::{assert_error, Daemon, Run, Via};
+use cairn_test_support::{assert_error, Daemon, PrivateNet, Run, Via};
 
 use crate::{assert_healthy, tcp_daemon};
 
 /// A daemon (with TCP) on a private bridge and subnet; returns it, the bridge and the gateway.
 fn daemon() -> (Daemon, String, Ipv4Addr) {
-    for (tool, pkg) in [
-        ("nft", "nftables"),
-        ("ip", "iproute2"),
-        ("nsenter", "util-linux"),
-        ("curl", "curl"),
-    ] {
-        assert!(
-            cairn_test_support::which(tool).is_some(),
-            "'{tool}' is missing: apt-get install {pkg} (or run scripts/setup.sh once)"
-        );
-    }
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let pid = std::process::id();
-    let bridge = format!("cns{}{n}", pid % 100_000);
-    let third = (pid % 250) as u8;
-    let subnet = format!("10.{}.{third}.0/24", 200 + n);
-    let gateway = Ipv4Addr::new(10, (200 + n) as u8, third, 1);
-    let d = tcp_daemon(&["--bridge", &bridge, "--subnet", &subnet]);
-    (d, bridge, gateway)
+    assert!(
+        cairn_test_support::which("curl").is_some(),
+        "'curl' is missing: apt-get install curl (or run scripts/setup.sh once)"
+    );
+    let net = PrivateNet::next("cns", 200);
+    let d = tcp_daemon(&net.args());
+    (d, net.bridge, net.gateway)
 }
 
 /// An account acting over TCP with its own token, through the real CLI.
