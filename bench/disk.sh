@@ -32,7 +32,7 @@ cleanup_b() {
 }
 trap 'cleanup_b; bench_cleanup' EXIT
 for _ in $(seq 200); do CAIRN_HOME=$HOME_B "$C" ls >/dev/null 2>&1 && break; sleep 0.05; done
-CAIRN_HOME=$HOME_B "$C" image import "$HOME_A/rootfs-src" --name base >/dev/null
+CAIRN_HOME=$HOME_B "$C" image import "$ROOTFS_SRC" --name base >/dev/null
 
 CASES="none counted limited"
 home_of() { if [ "$1" = none ]; then echo "$HOME_A"; else echo "$HOME_B"; fi; }

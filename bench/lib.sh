@@ -7,7 +7,9 @@ cargo build --release --workspace --bins -q
 BIN=$PWD/target/release
 C="$BIN/cairn"
 export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
-scripts/make-base-rootfs.sh "$CAIRN_HOME/rootfs-src" >/dev/null
+# The base image's files live outside the data directory, which cairnd never imports from.
+ROOTFS_SRC=$(mktemp -d /tmp/cairn-bench-rootfs.XXXXXX)
+scripts/make-base-rootfs.sh "$ROOTFS_SRC" >/dev/null
 "$BIN/cairnd" "$@" >"$CAIRN_HOME/cairnd.log" 2>&1 &
 DAEMON=$!
 bench_cleanup() {
@@ -19,11 +21,11 @@ bench_cleanup() {
   done
   kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true
   umount "$CAIRN_HOME/pool" 2>/dev/null || umount -l "$CAIRN_HOME/pool" 2>/dev/null || true
-  rm -rf "$CAIRN_HOME"
+  rm -rf "$CAIRN_HOME" "$ROOTFS_SRC"
 }
 trap bench_cleanup EXIT
 for _ in $(seq 200); do "$C" ls >/dev/null 2>&1 && break; sleep 0.05; done
-"$C" image import "$CAIRN_HOME/rootfs-src" --name base >/dev/null
+"$C" image import "$ROOTFS_SRC" --name base >/dev/null
 IMG=$(ls -d "$CAIRN_HOME"/pool/images/img-*)
 # Raw runtimes with Cairn's flags, keeping their state under $CAIRN_HOME.
 RAWSC="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"
