@@ -11,6 +11,7 @@ mod disk;
 mod doctor;
 mod error;
 mod exec;
+mod identity;
 mod images;
 mod limits;
 mod network;

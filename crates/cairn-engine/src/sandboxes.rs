@@ -247,12 +247,17 @@ impl Engine {
                 .limited_snapshot(&source, &self.rootfs(&id), disk_bytes)
                 .await?;
             crate::crash_point("fork-after-subvolume");
+            // Its own machine id, before any process reads it (a fork's files hold its
+            // source's).
+            self.give_machine_id(self.rootfs(&id), None).await?;
             match &snapshot {
                 Some(s) if s.stateful && !req.fresh => {
                     let bundle = self.write_bundle_for(&record).await?;
                     let rt = self.runtime(record.runtime)?;
                     rt.restore(id.as_str(), &bundle, &self.snapshot_checkpoint(&s.id))
                         .await?;
+                    // Its processes resumed with their source's hostname.
+                    self.rename_restored(&record).await;
                     Ok(())
                 }
                 _ => self.boot(&record).await,

@@ -932,6 +932,21 @@ impl Engine {
             )
             .await
             .map_err(|e| self.pool_full_or("restore the snapshot", e.into()))?;
+        // Another sandbox's snapshot brings that sandbox's machine id: the target keeps its own.
+        let foreign = snap.sandbox_id != target.id;
+        if foreign {
+            let own = {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || crate::identity::read_machine_id(&root))
+                    .await
+                    .ok()
+                    .flatten()
+            };
+            if let Err(e) = self.give_machine_id(staged.clone(), own).await {
+                let _ = self.storage.delete_subvolume(&staged).await;
+                return Err(self.pool_full_or("restore the snapshot", e));
+            }
+        }
         // 2. Stop the processes, swap the roots, start again.
         let was_running = matches!(target.state, SandboxState::Running | SandboxState::Paused);
         if was_running {
@@ -968,6 +983,10 @@ impl Engine {
                     Some(&format!("resuming the snapshot's processes failed: {e}")),
                 )?;
                 return Err(e.into());
+            }
+            if foreign {
+                // Its processes resumed with the snapshot's sandbox's hostname.
+                self.rename_restored(&target).await;
             }
             if target.state != SandboxState::Running {
                 self.db.set_state(&target.id, SandboxState::Running, None)?;

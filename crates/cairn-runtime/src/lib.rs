@@ -192,6 +192,12 @@ pub trait Runtime: Send + Sync {
     /// Creates container `id` from `bundle` and resumes the processes checkpointed in `image_dir`.
     async fn restore(&self, id: &str, bundle: &Path, image_dir: &Path) -> Result<(), RuntimeError>;
 
+    /// Sets the hostname of the running container `id` to `name` (letters, digits, `-` and
+    /// `.`, at most 64). A container restored from a checkpoint comes back with the hostname
+    /// its checkpoint holds (kernel state: the bundle's is not applied), so a restore into
+    /// another container calls this. `scratch` is a directory the runtime may write to.
+    async fn set_hostname(&self, id: &str, name: &str, scratch: &Path) -> Result<(), RuntimeError>;
+
     /// Freezes every process of the container.
     async fn pause(&self, id: &str) -> Result<(), RuntimeError>;
 

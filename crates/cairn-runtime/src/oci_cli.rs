@@ -340,6 +340,89 @@ impl OciCli {
         Ok(())
     }
 
+    /// Sets a restored container's hostname: for runc, the host's `hostname` run in the
+    /// container's UTS namespace only (nothing of the image runs; its processes may be
+    /// frozen); for gVisor, whose kernel is the sentry, the image's `hostname` run inside
+    /// the sandbox with `CAP_SYS_ADMIN` (the one capability `sethostname` needs, which
+    /// sandboxes otherwise lack; inside gVisor it reaches only the sandbox's own kernel).
+    async fn hostname_in(&self, id: &str, name: &str, scratch: &Path) -> Result<(), RuntimeError> {
+        if !valid_hostname(name) {
+            return Err(RuntimeError::Spec(format!(
+                "'{name}' is not a valid hostname"
+            )));
+        }
+        match self.kind {
+            RuntimeKind::Runc => {
+                let pid = match self.state(id).await? {
+                    Some(s) if s.pid > 0 => s.pid,
+                    _ => {
+                        return Err(RuntimeError::Protocol {
+                            runtime: self.kind,
+                            detail: format!("container {id} has no running init"),
+                        })
+                    }
+                };
+                Cmd::new("nsenter")
+                    .install_hint(
+                        "install util-linux and hostname: apt-get install util-linux hostname",
+                    )
+                    .arg("--target")
+                    .arg(pid.to_string())
+                    .arg("--uts")
+                    .args(["hostname", name])
+                    .timeout(Duration::from_secs(10))
+                    .run()
+                    .await?;
+                Ok(())
+            }
+            RuntimeKind::Gvisor => {
+                let spec_err = |e: oci_spec::OciSpecError| RuntimeError::Spec(e.to_string());
+                let caps: HashSet<Capability> = [Capability::SysAdmin].into_iter().collect();
+                let process = ProcessBuilder::default()
+                    .terminal(false)
+                    .args(vec!["hostname".to_string(), name.to_string()])
+                    .env(crate::bundle::default_env())
+                    .cwd("/")
+                    .no_new_privileges(true)
+                    .capabilities(
+                        LinuxCapabilitiesBuilder::default()
+                            .bounding(caps.clone())
+                            .effective(caps.clone())
+                            .permitted(caps)
+                            .build()
+                            .map_err(spec_err)?,
+                    )
+                    .build()
+                    .map_err(spec_err)?;
+                let io = |source| RuntimeError::Bundle {
+                    path: scratch.to_path_buf(),
+                    source,
+                };
+                std::fs::create_dir_all(scratch).map_err(io)?;
+                let file = scratch.join(format!("hostname-{:016x}.json", rand_u64()));
+                let json =
+                    serde_json::to_vec(&process).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+                write_atomic(&file, &json).map_err(io)?;
+                let ran = self
+                    .cmd()
+                    .arg("exec")
+                    .arg("--process")
+                    .arg(&file)
+                    .arg(id)
+                    .timeout(Duration::from_secs(10))
+                    .run()
+                    .await;
+                let _ = std::fs::remove_file(&file);
+                match ran {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(RuntimeError::Unsupported(format!(
+                        "could not run the image's 'hostname' program in gVisor sandbox {id} (an image needs one, as busybox, Debian and Alpine have, for its stateful forks to get their own hostname): {e}"
+                    ))),
+                }
+            }
+        }
+    }
+
     fn is_missing(err: &CmdError) -> bool {
         err.stderr().is_some_and(|e| {
             let e = e.to_ascii_lowercase();
@@ -614,6 +697,10 @@ impl Runtime for OciCli {
         Ok(())
     }
 
+    async fn set_hostname(&self, id: &str, name: &str, scratch: &Path) -> Result<(), RuntimeError> {
+        self.hostname_in(id, name, scratch).await
+    }
+
     async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
         if self.kind == RuntimeKind::Runc && self.freeze_directly(id, true).await {
             return Ok(());
@@ -712,6 +799,16 @@ impl Runtime for OciCli {
     }
 }
 
+/// A hostname Cairn may set: letters, digits, `-` and `.`, 1 to 64 bytes, not starting with
+/// `-` (so that no program takes it for an option).
+fn valid_hostname(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
 fn rand_u64() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -752,4 +849,18 @@ fn open_pty(cols: u16, rows: u16) -> Result<(std::os::fd::OwnedFd, std::fs::File
     rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &attrs)
         .map_err(err)?;
     Ok((master, slave))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_hostnames_are_set() {
+        assert!(valid_hostname("sbx-0a1b2c3d"));
+        assert!(valid_hostname("web.local"));
+        for bad in ["", "-n", "a b", "a;b", "x\n", &"a".repeat(65)] {
+            assert!(!valid_hostname(bad), "{bad:?}");
+        }
+    }
 }
