@@ -31,7 +31,11 @@ impl Engine {
                 SnapshotState::Creating => {
                     tracing::warn!(snapshot = %s.id, "a snapshot was interrupted; marking it failed");
                     self.remove_snapshot_files(&s.id).await;
-                    self.db.set_snapshot_state(&s.id, SnapshotState::Failed, Some("interrupted: cairnd stopped while it was being taken; delete it and take it again"))?;
+                    self.db.set_snapshot_state(
+                        &s.id,
+                        SnapshotState::Failed,
+                        Some("interrupted: cairnd stopped while it was being taken; take it again"),
+                    )?;
                 }
                 SnapshotState::Deleted => {
                     self.purge_snapshot(&s.id).await?;

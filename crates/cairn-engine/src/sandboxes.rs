@@ -462,6 +462,8 @@ impl Engine {
             })?;
         }
         self.db.delete_sandbox(&r.id)?;
+        // Its failed snapshots hold no files and say nothing more once it is gone.
+        self.prune_failed_snapshots(&r.id).await;
         if with_snapshots {
             self.delete_sandbox_snapshots(&r.id).await?;
         }
