@@ -303,6 +303,60 @@ fn failed_snapshots_count_toward_no_limit_and_are_pruned() {
     assert_rows_match_trees(&d);
 }
 
+/// cairnd killed while destroying a sandbox, after its row went and before its failed
+/// snapshots were pruned: start-up recovery prunes them; its ready snapshot stays.
+#[test]
+fn a_crash_mid_destroy_leaves_no_failed_snapshot_behind() {
+    let mut d = daemon_with(&["--max-snapshot-size", "1M"]);
+    let id = up(&d, "runc", Some("builder"));
+    let kept = d
+        .cairn(&["snapshot", "create", "builder", "--name", "kept"])
+        .ok();
+    d.cairn(&[
+        "exec",
+        &id,
+        "dd if=/dev/urandom of=/root/big bs=1M count=3 2>/dev/null",
+    ])
+    .ok();
+    assert_eq!(d.cairn(&["snapshot", "create", "builder"]).code, 1);
+    let all = d
+        .cairn(&["snapshot", "list", &id, "--all", "--json"])
+        .json();
+    assert_eq!(json_list(&all).len(), 2, "{all}");
+
+    d.terminate();
+    d.env = vec![("CAIRN_CRASH_AT".into(), "destroy-after-row".into())];
+    d.relaunch();
+    assert_ne!(d.cairn(&["destroy", "--force", "builder"]).code, 0);
+    for _ in 0..50 {
+        if d.has_exited() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(d.has_exited(), "cairnd did not stop at destroy-after-row");
+    d.env.clear();
+    d.relaunch();
+
+    assert!(json_list(&d.cairn(&["ls", "--json"]).json()).is_empty());
+    for sandbox in [id.as_str(), "builder"] {
+        let all = d
+            .cairn(&["snapshot", "list", sandbox, "--all", "--json"])
+            .json();
+        let ids: Vec<&str> = json_list(&all)
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [kept.as_str()], "{sandbox}: {all}");
+    }
+    assert_eq!(
+        d.cairn(&["snapshot", "inspect", "builder:kept", "--json"])
+            .json()["id"],
+        kept.as_str()
+    );
+    assert_rows_match_trees(&d);
+}
+
 /// Every place a snapshot is taken accepts `NAME` and `SANDBOX:NAME` (sandbox by id or name):
 /// inspect, restore, diff (and its later snapshot), fork, `up --from-snapshot`, delete, and the
 /// API's paths and bodies. Ids stay ids.
