@@ -6,8 +6,11 @@ RT=${1:-gvisor}; IMAGE=${2:-base}
 CAIRN=${CAIRN:-cairn}
 SRC=$($CAIRN up --image "$IMAGE" --runtime "$RT")
 $CAIRN exec "$SRC" 'mkdir -p /root/work && echo "expensive setup done" > /root/work/setup'
-SNAP=$($CAIRN snapshot create "$SRC" --name ready-to-experiment)
-mapfile -t FORKS < <($CAIRN fork "$SNAP" --count 3)
+$CAIRN snapshot create "$SRC" --name ready-to-experiment >/dev/null
+# SANDBOX:NAME always says which snapshot, whatever other sandboxes call theirs.
+# (Captured first, so that a failed fork stops the script.)
+OUT=$($CAIRN fork "$SRC:ready-to-experiment" --count 3)
+mapfile -t FORKS <<<"$OUT"
 i=0; best=""; best_score=-1
 for F in "${FORKS[@]}"; do
   i=$((i + 1))

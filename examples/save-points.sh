@@ -14,6 +14,8 @@ for step in 1 2 3 4 5; do
     $CAIRN snapshot create "$ID" --name "step-$step" >/dev/null
     echo "step $step passed: saved"
   else
+    # The last listed is the latest ready snapshot taken by you (automatic and failed
+    # ones are listed with --all only).
     latest=$($CAIRN snapshot list "$ID" --json | jq -r '.[-1].id')
     $CAIRN snapshot restore "$latest" >/dev/null
     echo "step $step failed: restored $latest"

@@ -25,7 +25,7 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiRe
 }
 
 /// Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write capture.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path)), request_body = CreateSnapshotRequest,
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path, description = "sandbox id or name")), request_body = CreateSnapshotRequest,
     responses((status = 201, body = SnapshotInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "name taken, wrong state or a limit reached")))]
 pub async fn create(
     State(st): State<AppState>,
@@ -44,28 +44,36 @@ pub async fn create(
     ))
 }
 
-/// A sandbox's snapshots, oldest first.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path)),
+/// A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
+/// oldest first: the ready ones the user took, or with `all` every one.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/snapshots",
+    params(("id" = String, Path, description = "sandbox id or name"), ("all" = Option<bool>, Query, description = "also automatic, failed, in-progress and deleted ones")),
     responses((status = 200, body = Vec<SnapshotInfo>), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<SnapshotInfo>>> {
-    Ok(Json(st.engine.list_snapshots(&account, &id)?))
+    let all = crate::handlers::flag(&q, "all")?;
+    Ok(Json(st.engine.list_snapshots(&account, &id, all)?))
 }
 
-/// All the caller's snapshots, oldest first.
-#[utoipa::path(get, path = "/v1/snapshots", responses((status = 200, body = Vec<SnapshotInfo>)))]
+/// All the caller's snapshots, oldest first: the ready ones the user took, or with `all` every one.
+#[utoipa::path(get, path = "/v1/snapshots",
+    params(("all" = Option<bool>, Query, description = "also automatic, failed, in-progress and deleted ones")),
+    responses((status = 200, body = Vec<SnapshotInfo>)))]
 pub async fn list_all(
     State(st): State<AppState>,
     Account(account): Account,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<SnapshotInfo>>> {
-    Ok(Json(st.engine.list_all_snapshots(&account)?))
+    let all = crate::handlers::flag(&q, "all")?;
+    Ok(Json(st.engine.list_all_snapshots(&account, all)?))
 }
 
 /// One snapshot.
-#[utoipa::path(get, path = "/v1/snapshots/{id}", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/snapshots/{id}", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")),
     responses((status = 200, body = SnapshotInfo), (status = 404, body = ErrorBody)))]
 pub async fn inspect(
     State(st): State<AppState>,
@@ -76,7 +84,7 @@ pub async fn inspect(
 }
 
 /// Delete a snapshot; sandboxes forked or restored from it keep working.
-#[utoipa::path(delete, path = "/v1/snapshots/{id}", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/snapshots/{id}", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(st): State<AppState>,
@@ -88,7 +96,7 @@ pub async fn delete(
 }
 
 /// Restore a snapshot in place into its source sandbox (or `to`): everything written since is discarded.
-#[utoipa::path(post, path = "/v1/snapshots/{id}/restore", params(("id" = String, Path)), request_body = RestoreRequest,
+#[utoipa::path(post, path = "/v1/snapshots/{id}/restore", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")), request_body = RestoreRequest,
     responses((status = 200, body = SandboxInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn restore(
     State(st): State<AppState>,
@@ -106,7 +114,7 @@ pub async fn restore(
 
 /// Paths added, modified and deleted since the snapshot: against `against` (another snapshot) or the live sandbox.
 #[utoipa::path(get, path = "/v1/snapshots/{id}/diff",
-    params(("id" = String, Path), ("against" = Option<String>, Query, description = "a later snapshot; default: the live sandbox")),
+    params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"), ("against" = Option<String>, Query, description = "a later snapshot (id, NAME or SANDBOX:NAME); default: the live sandbox")),
     responses((status = 200, body = Vec<DiffEntry>), (status = 404, body = ErrorBody)))]
 pub async fn diff(
     State(st): State<AppState>,

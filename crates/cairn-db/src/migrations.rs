@@ -134,6 +134,17 @@ const MIGRATIONS: &[&str] = &[
             (SELECT disk_bytes FROM sandboxes WHERE id = NEW.sandbox_id)
         WHERE id = NEW.id;
     END;",
+    // 9 (names, issue 15): a snapshot records its sandbox's name (by trigger, as for the
+    //    network), so `SANDBOX:NAME` finds it after the sandbox is destroyed; rows of
+    //    sandboxes destroyed before this keep NULL (their id still works). Lookups by name.
+    "ALTER TABLE snapshots ADD COLUMN sandbox_name TEXT;
+    UPDATE snapshots SET sandbox_name = (SELECT name FROM sandboxes WHERE id = snapshots.sandbox_id);
+    CREATE TRIGGER snapshots_sandbox_name AFTER INSERT ON snapshots BEGIN
+        UPDATE snapshots SET sandbox_name =
+            (SELECT name FROM sandboxes WHERE id = NEW.sandbox_id)
+        WHERE id = NEW.id;
+    END;
+    CREATE INDEX snapshots_account_name ON snapshots(account, name);",
 ];
 
 /// Brings the schema to the newest version.

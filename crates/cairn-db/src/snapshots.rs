@@ -16,6 +16,9 @@ pub struct SnapshotRecord {
     pub account: String,
     /// Source sandbox (may be destroyed).
     pub sandbox_id: SandboxId,
+    /// The source sandbox's name when the snapshot was taken (recorded by the database on
+    /// insert; kept after the sandbox is destroyed, for `SANDBOX:NAME`). `None`: it had none.
+    pub sandbox_name: Option<String>,
     /// Name, unique per sandbox.
     pub name: String,
     /// The snapshot it is incremental over.
@@ -67,6 +70,7 @@ impl SnapshotRecord {
                 id: id.parse().map_err(corrupt)?,
                 account: r.get("account")?,
                 sandbox_id: sandbox.parse().map_err(corrupt)?,
+                sandbox_name: r.get("sandbox_name")?,
                 name: r.get("name")?,
                 parent_id: parent.map(|p| p.parse()).transpose().map_err(corrupt)?,
                 image_id: r.get("image_id")?,
@@ -224,6 +228,35 @@ impl Db {
                 params![account, id],
             )?
             .pop())
+    }
+
+    /// The snapshots of `account` named `name` (on any of its sandboxes, live or destroyed),
+    /// oldest first (deleted ones excluded).
+    pub fn snapshots_named(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Vec<SnapshotRecord>, DbError> {
+        self.query_snapshots(
+            "SELECT * FROM snapshots WHERE account = ?1 AND name = ?2 AND state != 'deleted' ORDER BY created_at, rowid",
+            params![account, name],
+        )
+    }
+
+    /// Every snapshot row of `account` in every state (`deleted` ones being removed included),
+    /// oldest first; only those of sandbox `sandbox_id`, and only those whose sandbox was named
+    /// `sandbox_name`, when given (for listings).
+    pub fn listed_snapshots(
+        &self,
+        account: &str,
+        sandbox_id: Option<&SandboxId>,
+        sandbox_name: Option<&str>,
+    ) -> Result<Vec<SnapshotRecord>, DbError> {
+        self.query_snapshots(
+            "SELECT * FROM snapshots WHERE account = ?1 AND (?2 IS NULL OR sandbox_id = ?2)
+               AND (?3 IS NULL OR sandbox_name = ?3) ORDER BY created_at, rowid",
+            params![account, sandbox_id.map(|s| s.as_str()), sandbox_name],
+        )
     }
 
     /// Snapshots of a sandbox, oldest first (deleted ones excluded).

@@ -315,6 +315,7 @@ fn a_sandbox_keeps_its_disk_limit_and_its_snapshots_record_it() {
         id: SnapshotId::generate(),
         account: "alice".into(),
         sandbox_id: sandbox.id.clone(),
+        sandbox_name: None,
         name: "s".into(),
         parent_id: None,
         image_id: "img-00000001".into(),
@@ -338,4 +339,106 @@ fn a_sandbox_keeps_its_disk_limit_and_its_snapshots_record_it() {
     assert_eq!(db.snapshot_disk(&s1.id).unwrap(), Some(64 << 20));
     assert_eq!(db.snapshot_disk(&s2.id).unwrap(), None);
     assert_eq!(db.snapshot_disk(&SnapshotId::generate()).unwrap(), None);
+}
+
+fn user_snapshot(sandbox: &SandboxRecord, name: &str) -> SnapshotRecord {
+    SnapshotRecord {
+        id: SnapshotId::generate(),
+        account: sandbox.account.clone(),
+        sandbox_id: sandbox.id.clone(),
+        sandbox_name: None,
+        name: name.into(),
+        parent_id: None,
+        image_id: "img-00000001".into(),
+        runtime: RuntimeKind::Runc,
+        cpus: 1.0,
+        memory_bytes: 1 << 29,
+        pids_limit: 100,
+        env: vec![],
+        workdir: "/".into(),
+        stateful: false,
+        auto: false,
+        state: cairn_types::SnapshotState::Creating,
+        error: None,
+        size_bytes: 0,
+        total_bytes: 0,
+        created_at: Utc::now(),
+    }
+}
+
+#[test]
+fn a_snapshot_keeps_its_sandboxs_name_after_the_sandbox_is_gone() {
+    let (_d, db) = db();
+    image(&db);
+    let named = db
+        .insert_sandbox(&new_sandbox("alice", Some("builder")))
+        .unwrap();
+    let anonymous = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let bobs = db
+        .insert_sandbox(&new_sandbox("bob", Some("builder")))
+        .unwrap();
+    let (s1, s2, s3) = (
+        user_snapshot(&named, "baseline"),
+        user_snapshot(&anonymous, "baseline"),
+        user_snapshot(&bobs, "baseline"),
+    );
+    for s in [&s1, &s2, &s3] {
+        db.insert_snapshot(s).unwrap();
+    }
+    db.delete_sandbox(&named.id).unwrap();
+    let got = db.snapshot(&s1.id).unwrap().unwrap();
+    assert_eq!(got.sandbox_name.as_deref(), Some("builder"));
+    assert_eq!(db.snapshot(&s2.id).unwrap().unwrap().sandbox_name, None);
+    // By name: only the account's own, whatever the sandbox.
+    let ids = |v: Vec<SnapshotRecord>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(db.snapshots_named("alice", "baseline").unwrap()),
+        [s1.id.clone(), s2.id.clone()]
+    );
+    assert_eq!(
+        ids(db.listed_snapshots("alice", None, Some("builder")).unwrap()),
+        std::slice::from_ref(&s1.id)
+    );
+    assert_eq!(
+        ids(db
+            .listed_snapshots("alice", Some(&anonymous.id), None)
+            .unwrap()),
+        std::slice::from_ref(&s2.id)
+    );
+    assert!(db
+        .listed_snapshots("alice", Some(&bobs.id), None)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_version_8_database_records_the_names_of_its_live_sandboxes_on_their_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cairn.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrations::migrate_to(&conn, 8).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts VALUES ('alice', '2026-01-01T00:00:00Z');
+             INSERT INTO images(id, account, name, public, size_bytes, source, config_json, ready, created_at)
+               VALUES ('img-00000001', 'local', 'base', 1, 1, '/x', '{}', 1, '2026-01-01T00:00:00Z');
+             INSERT INTO sandboxes(id, account, name, image_id, runtime, state, cpus, memory_bytes, pids_limit, env_json, workdir, created_at)
+               VALUES ('sbx-00000001', 'alice', 'builder', 'img-00000001', 'runc', 'stopped', 1, 1, 2, '[]', '/', '2026-01-01T00:00:00Z');
+             INSERT INTO snapshots(id, account, sandbox_id, name, image_id, runtime, cpus, memory_bytes, pids_limit, env_json, workdir, state, created_at)
+               VALUES ('snap-00000001', 'alice', 'sbx-00000001', 'baseline', 'img-00000001', 'runc', 1, 1, 2, '[]', '/', 'ready', '2026-01-01T00:00:00Z'),
+                      ('snap-00000002', 'alice', 'sbx-00000002', 'baseline', 'img-00000001', 'runc', 1, 1, 2, '[]', '/', 'ready', '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    let name = |id: &str| {
+        db.snapshot(&id.parse().unwrap())
+            .unwrap()
+            .unwrap()
+            .sandbox_name
+    };
+    assert_eq!(name("snap-00000001").as_deref(), Some("builder"));
+    // Its sandbox was destroyed before the name was recorded: its id still finds it.
+    assert_eq!(name("snap-00000002"), None);
 }

@@ -6,6 +6,7 @@
 //! It is not for HTTP (that is `cairn-api`), nor does it call any external
 //! program itself: runtimes and storage do.
 
+mod catalog;
 mod deaths;
 mod disk;
 mod doctor;

@@ -10,7 +10,8 @@
 //!   are watched again (see `deaths`); `stopped` ones are left alone;
 //! - subvolumes under `pool/sandboxes` that no row owns are deleted;
 //! - an interrupted restore is finished or discarded;
-//! - snapshots left `creating` become `failed`, `deleted` ones are finished, orphans removed;
+//! - snapshots left `creating` become `failed`, `deleted` ones are finished, orphans removed,
+//!   failed ones of destroyed sandboxes pruned;
 //! - network namespaces and veths of sandboxes that no longer exist are removed, published
 //!   ports of the others are listened on again, the bridge goes when no `nat` sandbox is left.
 
@@ -23,7 +24,8 @@ use crate::{Engine, Result};
 
 impl Engine {
     /// Snapshots left `creating` become `failed` (their files removed); `deleted` ones are
-    /// finished; snapshot directories no row owns are removed. Ready snapshots are never touched.
+    /// finished, and so is the pruning of destroyed sandboxes' failed ones; snapshot
+    /// directories no row owns are removed. Ready snapshots are never touched.
     async fn recover_snapshots(&self) -> Result<()> {
         let mut known = HashSet::new();
         for s in self.db.all_snapshots()? {
@@ -31,9 +33,20 @@ impl Engine {
                 SnapshotState::Creating => {
                     tracing::warn!(snapshot = %s.id, "a snapshot was interrupted; marking it failed");
                     self.remove_snapshot_files(&s.id).await;
-                    self.db.set_snapshot_state(&s.id, SnapshotState::Failed, Some("interrupted: cairnd stopped while it was being taken; delete it and take it again"))?;
+                    self.db.set_snapshot_state(
+                        &s.id,
+                        SnapshotState::Failed,
+                        Some("interrupted: cairnd stopped while it was being taken; take it again"),
+                    )?;
                 }
                 SnapshotState::Deleted => {
+                    self.purge_snapshot(&s.id).await?;
+                    continue;
+                }
+                SnapshotState::Failed if self.db.sandbox(&s.sandbox_id)?.is_none() => {
+                    // A destroyed sandbox's failed snapshots go with it (see `catalog`); these
+                    // outlived it (cairnd stopped in between, or they predate pruning).
+                    tracing::info!(snapshot = %s.id, sandbox = %s.sandbox_id, "pruning a failed snapshot of a destroyed sandbox");
                     self.purge_snapshot(&s.id).await?;
                     continue;
                 }

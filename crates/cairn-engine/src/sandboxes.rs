@@ -467,6 +467,10 @@ impl Engine {
             })?;
         }
         self.db.delete_sandbox(&r.id)?;
+        crate::crash_point("destroy-after-row");
+        // Its failed snapshots hold no files and say nothing more once it is gone (a crash
+        // before this: recovery prunes them).
+        self.prune_failed_snapshots(&r.id).await;
         if with_snapshots {
             self.delete_sandbox_snapshots(&r.id).await?;
         }

@@ -118,6 +118,7 @@ impl Engine {
             id: s.id.to_string(),
             name: s.name.clone(),
             sandbox: s.sandbox_id.to_string(),
+            sandbox_name: s.sandbox_name.clone(),
             parent: s.parent_id.as_ref().map(|p| p.to_string()),
             image,
             runtime: s.runtime,
@@ -129,34 +130,6 @@ impl Engine {
             total_bytes: s.total_bytes,
             created_at: s.created_at,
         }
-    }
-
-    fn find_snapshot(&self, account: &str, id: &str) -> Result<SnapshotRecord> {
-        self.db
-            .find_snapshot(account, id)?
-            .filter(|s| s.state != SnapshotState::Deleted)
-            .ok_or_else(|| {
-                EngineError::NotFound(format!(
-                    "no snapshot '{id}': list them with 'cairn snapshot list --all'"
-                ))
-            })
-    }
-
-    /// A snapshot of `account` that can be restored or forked.
-    pub(crate) fn ready_snapshot(&self, account: &str, id: &str) -> Result<SnapshotRecord> {
-        let s = self.find_snapshot(account, id)?;
-        if s.state != SnapshotState::Ready {
-            return Err(EngineError::Conflict(format!(
-                "snapshot {} is {}{}: only a ready snapshot can be restored or forked",
-                s.id,
-                s.state,
-                s.error
-                    .as_deref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            )));
-        }
-        Ok(s)
     }
 
     /// Snapshots `sandbox` (running, paused or stopped) of `account`.
@@ -215,7 +188,8 @@ impl Engine {
     }
 
     /// Snapshots the sandbox `r` (whose lock the caller holds). `auto` snapshots (taken by a
-    /// pause) are not counted against the per-sandbox limit.
+    /// pause) and failed ones are not counted against the per-sandbox limit; the sandbox's
+    /// failed snapshots are pruned as this one starts (see `catalog`).
     pub(crate) async fn take_snapshot(
         &self,
         r: &cairn_db::SandboxRecord,
@@ -246,7 +220,10 @@ impl Engine {
             self.check_checkpoint_support(r.runtime).await?;
         }
         let existing = self.db.sandbox_snapshots(&r.id)?;
-        let counted = existing.iter().filter(|s| !s.auto).count();
+        let counted = existing
+            .iter()
+            .filter(|s| !s.auto && s.state != SnapshotState::Failed)
+            .count();
         let limits = self.cfg.snapshot_limits;
         if !auto && counted >= limits.per_sandbox {
             return Err(EngineError::Limit(format!(
@@ -255,10 +232,13 @@ impl Engine {
             )));
         }
         self.require_pool_room("take a snapshot")?;
+        // Earlier failures make way: for this one's name, should it be a retry.
+        self.prune_failed_snapshots(&r.id).await;
         let snap = SnapshotRecord {
             id: SnapshotId::generate(),
             account: account.to_string(),
             sandbox_id: r.id.clone(),
+            sandbox_name: r.name.clone(),
             name,
             parent_id: self.db.sandbox_origin(&r.id)?,
             image_id: r.image_id.clone(),
@@ -819,40 +799,6 @@ impl Engine {
             tracing::warn!(snapshot = %id, error = %e, "could not delete the snapshot subvolume");
         }
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// Snapshots of one sandbox, oldest first.
-    pub fn list_snapshots(&self, account: &str, sandbox: &str) -> Result<Vec<SnapshotInfo>> {
-        let r = self.find(account, sandbox);
-        let id = match r {
-            Ok(r) => r.id,
-            // A destroyed sandbox's snapshots are still listed by its id.
-            Err(e) => match sandbox.parse() {
-                Ok(id) => id,
-                Err(_) => return Err(e),
-            },
-        };
-        let list = self.db.sandbox_snapshots(&id)?;
-        Ok(list
-            .iter()
-            .filter(|s| s.account == account)
-            .map(|s| self.snapshot_info(s))
-            .collect())
-    }
-
-    /// All snapshots of an account, oldest first.
-    pub fn list_all_snapshots(&self, account: &str) -> Result<Vec<SnapshotInfo>> {
-        Ok(self
-            .db
-            .account_snapshots(account)?
-            .iter()
-            .map(|s| self.snapshot_info(s))
-            .collect())
-    }
-
-    /// One snapshot.
-    pub fn inspect_snapshot(&self, account: &str, id: &str) -> Result<SnapshotInfo> {
-        Ok(self.snapshot_info(&self.find_snapshot(account, id)?))
     }
 
     /// Deletes a snapshot. Forks and restored sandboxes are independent subvolumes, so they keep working.

@@ -152,8 +152,8 @@ pub struct CreateSandboxRequest {
     /// Image name (see `GET /v1/images`); leave empty with `from_snapshot`.
     #[serde(default)]
     pub image: String,
-    /// Fork: start from this snapshot's files, with its image, runtime and
-    /// resources unless overridden here.
+    /// Fork: start from this snapshot's files (its id, `NAME` or `SANDBOX:NAME`), with its
+    /// image, runtime and resources unless overridden here.
     #[serde(default)]
     pub from_snapshot: Option<String>,
     /// With a stateful `from_snapshot`: boot fresh on its files instead of resuming its processes.
@@ -380,6 +380,9 @@ pub struct SnapshotInfo {
     pub name: String,
     /// The sandbox it was taken from (it may have been destroyed since).
     pub sandbox: String,
+    /// That sandbox's name when the snapshot was taken (`null`: it had none), kept after the
+    /// sandbox is destroyed: `SANDBOX:NAME` refers to a snapshot by either.
+    pub sandbox_name: Option<String>,
     /// The snapshot this one is incremental over, if any.
     pub parent: Option<String>,
     /// Image the sandbox came from.

@@ -696,7 +696,9 @@ fn a_counter_and_a_server_live_on_through_forks_pause_idle_and_restore(rt: &str)
         .trim()
         .parse::<u64>()
         .unwrap();
-    let autos = d.cairn(&["snapshot", "list", &id, "--json"]).json();
+    let autos = d
+        .cairn(&["snapshot", "list", &id, "--all", "--json"])
+        .json();
     assert!(autos
         .as_array()
         .unwrap()

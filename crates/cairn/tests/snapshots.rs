@@ -301,7 +301,10 @@ fn names_are_unique_per_sandbox_and_limits_are_enforced() {
     let r = d.cairn(&["snapshot", "create", &id, "--name", "big"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("over the limit of 1.0 MiB"), "{r:?}");
-    let list = d.cairn(&["snapshot", "list", &id, "--json"]).json();
+    // A failed snapshot is listed with --all only (issue 15), with its error and no files.
+    let list = d
+        .cairn(&["snapshot", "list", &id, "--all", "--json"])
+        .json();
     assert_eq!(list[0]["state"], "failed", "{list}");
     assert!(
         list[0]["error"].as_str().unwrap().contains("limit"),

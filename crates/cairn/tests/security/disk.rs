@@ -240,7 +240,12 @@ fn a_hog_cannot_fail_other_snapshots(runtime: &str) {
     alice.assert_running(&hog);
 
     // Every snapshot that exists is ready; those refused left nothing behind.
-    let (code, list) = bob.http("GET", &format!("/v1/sandboxes/{bobs}/snapshots"), None);
+    // `all`: failed and in-progress rows too, which a default listing leaves out.
+    let (code, list) = bob.http(
+        "GET",
+        &format!("/v1/sandboxes/{bobs}/snapshots?all=true"),
+        None,
+    );
     assert_eq!(code, 200);
     let list = list.as_array().unwrap();
     assert!(list.iter().all(|s| s["state"] == "ready"), "{list:?}");
@@ -543,7 +548,7 @@ fn a_pool_below_its_reserve_refuses_new_work_with_507() {
     // Nothing was created.
     let (_, list) = alice.http("GET", "/v1/sandboxes", None);
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let (_, snaps) = alice.http("GET", "/v1/snapshots", None);
+    let (_, snaps) = alice.http("GET", "/v1/snapshots?all=true", None);
     assert_eq!(snaps.as_array().unwrap().len(), 1);
     let (_, images) = d.http(Via::Unix, "GET", "/v1/images", None, None);
     assert_eq!(images.as_array().unwrap().len(), 1);
@@ -612,7 +617,7 @@ fn out_of_space_mid_way_is_a_507_and_leaves_nothing_behind() {
     assert_eq!(codes[0], 507, "{codes:?}");
     // Rows and trees agree: every snapshot listed is ready and has its directory; no other
     // directory is left; every sandbox listed has its root.
-    let (_, snaps) = bob.http("GET", "/v1/snapshots", None);
+    let (_, snaps) = bob.http("GET", "/v1/snapshots?all=true", None);
     let snaps = snaps.as_array().unwrap().clone();
     assert!(snaps.iter().all(|s| s["state"] == "ready"), "{snaps:?}");
     let mut ids: Vec<String> = snaps

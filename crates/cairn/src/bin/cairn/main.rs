@@ -28,9 +28,9 @@ const EXAMPLES: &str = "Examples:
   cairn exec $ID 'ls / | wc -l'
   WEB=$(cairn up --image base --publish 8080:80)             # nat network, port 80 on 127.0.0.1:8080
   cairn ls --json | jq -r '.[].id'
-  SNAP=$(cairn snapshot create $ID --name baseline)
-  cairn snapshot restore $SNAP                               # roll back in place
-  cairn fork $SNAP --count 3                                 # three independent copies
+  cairn snapshot create $ID --name baseline
+  cairn snapshot restore baseline                            # roll back in place (or $ID:baseline)
+  cairn fork baseline --count 3                              # three independent copies
   cairn destroy $ID --force";
 
 #[derive(Parser)]
@@ -127,9 +127,11 @@ enum Command {
         command: snapshot::SnapshotCommand,
     },
     /// Make N new sandboxes from one snapshot, concurrently; prints their ids.
-    #[command(after_help = "Example:\n  cairn fork snap-1b2c3d4e --count 3")]
+    #[command(
+        after_help = "Examples:\n  cairn fork snap-1b2c3d4e --count 3\n  cairn fork builder:baseline       # SANDBOX:NAME, also after the sandbox is destroyed"
+    )]
     Fork {
-        /// Snapshot id.
+        /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME.
         snapshot: String,
         /// How many forks.
         #[arg(long, default_value_t = 1)]
@@ -164,7 +166,8 @@ struct UpArgs {
         conflicts_with = "from_snapshot"
     )]
     image: Option<String>,
-    /// Fork: start from a snapshot's files, with its image, runtime and resources (flags override).
+    /// Fork: start from a snapshot's files (id, NAME or SANDBOX:NAME), with its image, runtime
+    /// and resources (flags override).
     #[arg(long, value_name = "SNAP")]
     from_snapshot: Option<String>,
     /// With a stateful --from-snapshot: boot fresh on its files instead of resuming its processes.

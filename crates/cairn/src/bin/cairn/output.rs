@@ -154,8 +154,17 @@ pub fn images(list: &[ImageInfo]) {
     println!("{t}");
 }
 
+/// Who took a snapshot: `user` or `auto` (a pause).
+fn taken_by(s: &SnapshotInfo) -> &'static str {
+    if s.auto {
+        "auto"
+    } else {
+        "user"
+    }
+}
+
 pub fn snapshots(list: &[SnapshotInfo], with_sandbox: bool) {
-    let mut header = vec!["ID", "NAME", "SIZE", "CREATED", "STATE"];
+    let mut header = vec!["ID", "NAME", "BY", "SIZE", "CREATED", "STATE"];
     if with_sandbox {
         header.insert(1, "SANDBOX");
     }
@@ -164,12 +173,17 @@ pub fn snapshots(list: &[SnapshotInfo], with_sandbox: bool) {
         let mut row = vec![
             s.id.clone(),
             s.name.clone(),
+            taken_by(s).to_string(),
             format_bytes(s.size_bytes),
             age(s.created_at),
             s.state.to_string(),
         ];
         if with_sandbox {
-            row.insert(1, s.sandbox.clone());
+            // The name `SANDBOX:NAME` uses, when it had one.
+            row.insert(
+                1,
+                s.sandbox_name.clone().unwrap_or_else(|| s.sandbox.clone()),
+            );
         }
         t.add_row(row);
     }
@@ -184,6 +198,8 @@ pub fn snapshot(s: &SnapshotInfo) {
         ("state", s.state.to_string()),
         ("error", s.error.clone().unwrap_or_default()),
         ("sandbox", s.sandbox.clone()),
+        ("sandbox name", s.sandbox_name.clone().unwrap_or_default()),
+        ("taken by", taken_by(s).to_string()),
         ("parent", s.parent.clone().unwrap_or_default()),
         ("image", s.image.clone()),
         ("runtime", s.runtime.to_string()),

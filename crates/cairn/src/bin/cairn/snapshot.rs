@@ -26,51 +26,62 @@ pub enum SnapshotCommand {
         #[arg(long)]
         stateful: bool,
     },
-    /// List a sandbox's snapshots (oldest first), or with --all every snapshot of yours.
+    /// List snapshots, oldest first: the ready ones you took (of one sandbox, or of all yours).
+    ///
+    /// Automatic snapshots (taken by a pause) and failed, in-progress or deleted ones are left
+    /// out unless --all, so the last entry is your latest usable snapshot. BY says who took
+    /// each: you (user) or a pause (auto).
     #[command(
-        after_help = "Examples:\n  cairn snapshot list sbx-7f3a9c2e\n  cairn snapshot list sbx-7f3a9c2e --json | jq -r '.[-1].id'   # the latest\n  cairn snapshot list --all"
+        after_help = "Examples:\n  cairn snapshot list sbx-7f3a9c2e\n  cairn snapshot list sbx-7f3a9c2e --json | jq -r '.[-1].id'   # your latest ready snapshot\n  cairn snapshot list builder --all                           # also automatic and failed ones (with their error)\n  cairn snapshot list                                         # every sandbox's"
     )]
     List {
-        /// Sandbox id or name.
-        #[arg(required_unless_present = "all")]
+        /// Sandbox id or name (a destroyed sandbox's id or the name it had) [default: all of yours].
         sandbox: Option<String>,
-        /// Every snapshot of your account.
+        /// Also automatic, failed, in-progress and deleted snapshots.
         #[arg(long)]
         all: bool,
     },
     /// Show a snapshot's manifest: parent, source sandbox, image, runtime, sizes.
-    #[command(after_help = "Example:\n  cairn snapshot inspect snap-1b2c3d4e --json")]
+    #[command(
+        after_help = "Examples:\n  cairn snapshot inspect snap-1b2c3d4e --json\n  cairn snapshot inspect builder:baseline"
+    )]
     Inspect {
-        /// Snapshot id.
+        /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME.
         snapshot: String,
     },
     /// Restore a snapshot in place. OVERWRITES the sandbox's files: everything written since the
     /// snapshot is discarded, and its processes restart on the restored files.
     #[command(
-        after_help = "Examples:\n  cairn snapshot restore snap-1b2c3d4e                 # into the sandbox it was taken from\n  cairn snapshot restore snap-1b2c3d4e --to sbx-0a1b2c3d"
+        after_help = "Examples:\n  cairn snapshot restore baseline                      # into the sandbox it was taken from\n  cairn snapshot restore builder:baseline             # SANDBOX:NAME when several sandboxes have one\n  cairn snapshot restore snap-1b2c3d4e --to sbx-0a1b2c3d"
     )]
     Restore {
-        /// Snapshot id.
+        /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME.
         snapshot: String,
         /// Restore into this sandbox instead of the source one (same account).
         #[arg(long)]
         to: Option<String>,
     },
     /// Delete a snapshot; sandboxes forked or restored from it keep working.
-    #[command(after_help = "Example:\n  cairn snapshot delete snap-1b2c3d4e")]
+    #[command(
+        after_help = "Examples:\n  cairn snapshot delete snap-1b2c3d4e\n  cairn snapshot delete builder:baseline"
+    )]
     Delete {
-        /// Snapshot id.
+        /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME.
         snapshot: String,
     },
     /// Paths added, modified and deleted since a snapshot: against another snapshot, or the live sandbox.
     #[command(
-        after_help = "Examples:\n  cairn snapshot diff snap-1b2c3d4e                    # against its live sandbox\n  cairn snapshot diff snap-1b2c3d4e snap-5f6a7b8c --json"
+        after_help = "Examples:\n  cairn snapshot diff baseline                         # against its live sandbox\n  cairn snapshot diff snap-1b2c3d4e snap-5f6a7b8c --json\n  cairn snapshot diff builder:baseline --against builder:step-2"
     )]
     Diff {
-        /// The older snapshot.
+        /// The older snapshot: id, NAME or SANDBOX:NAME.
         snapshot: String,
-        /// A later snapshot [default: the live sandbox].
+        /// A later snapshot (id, NAME or SANDBOX:NAME) [default: the live sandbox].
+        #[arg(conflicts_with = "against_flag")]
         against: Option<String>,
+        /// The later snapshot, as a flag (the same as the second argument).
+        #[arg(long = "against", value_name = "SNAP")]
+        against_flag: Option<String>,
     },
 }
 
@@ -93,12 +104,15 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             output::show(json, &res?, |s| println!("{}", s.id))?;
         }
         SnapshotCommand::List { sandbox, all } => {
-            let path = match (all, sandbox) {
-                (true, _) | (false, None) => "/v1/snapshots".to_string(),
-                (false, Some(s)) => format!("/v1/sandboxes/{}/snapshots", enc(&s)),
+            let mut path = match &sandbox {
+                None => "/v1/snapshots".to_string(),
+                Some(s) => format!("/v1/sandboxes/{}/snapshots", enc(s)),
             };
+            if all {
+                path.push_str("?all=true");
+            }
             let list: Vec<SnapshotInfo> = client.json(Method::GET, &path, None).await?;
-            output::show(json, &list, |l| output::snapshots(l, all))?;
+            output::show(json, &list, |l| output::snapshots(l, sandbox.is_none()))?;
         }
         SnapshotCommand::Inspect { snapshot } => {
             let s: SnapshotInfo = client
@@ -130,9 +144,13 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 println!("{snapshot}")
             })?;
         }
-        SnapshotCommand::Diff { snapshot, against } => {
+        SnapshotCommand::Diff {
+            snapshot,
+            against,
+            against_flag,
+        } => {
             let mut path = format!("/v1/snapshots/{}/diff", enc(&snapshot));
-            if let Some(b) = against {
+            if let Some(b) = against.or(against_flag) {
                 path.push_str(&format!("?against={}", enc(&b)));
             }
             let list: Vec<DiffEntry> = client.json(Method::GET, &path, None).await?;
