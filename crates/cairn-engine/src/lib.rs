@@ -7,10 +7,12 @@
 //! program itself: runtimes and storage do.
 
 mod deaths;
+mod detach;
 mod disk;
 mod doctor;
 mod error;
 mod exec;
+mod exec_start;
 mod images;
 mod limits;
 mod network;
@@ -31,10 +33,11 @@ use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 pub use cairn_runtime::ExecIo;
 pub use disk::{PoolReserve, MIN_DISK_BYTES};
 pub use doctor::Check;
-pub use error::{EngineError, IdentityMismatch, Result};
+pub use error::{EngineError, IdentityAdvice, IdentityMismatch, Result};
 pub use exec::{
     AttachedExec, ExecInput, ExecOutput, ExecStream, SANDBOX_DIED_EXIT_CODE, TIMEOUT_EXIT_CODE,
 };
+pub use exec_start::{CANNOT_RUN_EXIT_CODE, NOT_FOUND_EXIT_CODE};
 pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
