@@ -82,10 +82,11 @@ async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
         })
 }
 
-/// Decodes `bytes` as a `T`, or says what is wrong with it.
+/// Decodes `bytes` as a `T`, or says what is wrong with it (naming the field at fault).
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(v)| v)
+        .map_err(|rej| ApiError::invalid(format!("invalid request body: {}", rej.body_text())))
 }
 
 impl<T, S> FromRequest<S> for ApiJson<T>
