@@ -44,7 +44,8 @@ struct Cli {
     /// API token (required over TCP; see 'cairnd token create').
     #[arg(long, env = "CAIRN_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables; errors too, as one JSON object on stderr
+    /// ({"error": {"code", "message"}}), with the same non-zero exit code.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
