@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(code, 127);
         let m = message.unwrap();
         assert!(
-            m.contains("'nope'") && m.contains("PATH=/usr/bin:/bin"),
+            m.contains("'nope'") && m.contains("PATH='/usr/bin:/bin'"),
             "{m}"
         );
         let ExecOutput::Exit { code, message } =
