@@ -10,14 +10,17 @@ use axum::response::Response;
 use axum::Extension;
 
 use cairn_engine::{ExecInput, ExecIo, ExecOutput};
-use cairn_types::api::{AttachControl, AttachRequest, ExecRequest};
+use cairn_types::api::{AttachControl, AttachRequest, ExecEvent, ExecRequest};
 
 use crate::serve::ServeConfig;
 use crate::{Account, AppState};
 
 fn event_message(ev: ExecOutput) -> Message {
-    let event = crate::handlers::exec_event(ev);
-    Message::Text(serde_json::to_string(&event).unwrap_or_default().into())
+    text(&crate::handlers::exec_event(ev))
+}
+
+fn text(event: &ExecEvent) -> Message {
+    Message::Text(serde_json::to_string(event).unwrap_or_default().into())
 }
 
 /// Upgrades to a WebSocket and runs one interactive exec over it.
@@ -87,7 +90,13 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket, w
     let mut exec = match st.engine.exec_with(&account, &id, &exec_req, io).await {
         Ok(e) => e,
         Err(e) => {
-            let _ = socket.send(fail(crate::ApiError::from(e).message)).await;
+            // A refusal carries its code, as the API's JSON errors do.
+            let e = crate::ApiError::from(e);
+            let refused = ExecEvent::Error {
+                message: e.message,
+                code: Some(e.code.as_str().to_string()),
+            };
+            let _ = socket.send(text(&refused)).await;
             return;
         }
     };

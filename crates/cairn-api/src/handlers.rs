@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,29 +16,8 @@ use cairn_types::api::{
     PublishImageRequest, SandboxInfo,
 };
 
+use crate::json::ApiJson;
 use crate::{Account, ApiError, AppState, Caller};
-
-/// A JSON body whose rejections (bad JSON, unknown fields, wrong content
-/// type) become our JSON errors.
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for ApiJson<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(ApiError::invalid(format!(
-                "invalid request body: {}",
-                rej.body_text()
-            ))),
-        }
-    }
-}
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -191,7 +169,11 @@ pub(crate) fn exec_event(ev: ExecOutput) -> ExecEvent {
         ExecOutput::Stdout(d) => ExecEvent::Stdout { data: b64(d) },
         ExecOutput::Stderr(d) => ExecEvent::Stderr { data: b64(d) },
         ExecOutput::Exit { code, message } => ExecEvent::Exit { code, message },
-        ExecOutput::Error(message) => ExecEvent::Error { message },
+        ExecOutput::Error(message) => ExecEvent::Error {
+            message,
+            code: None,
+        },
+        ExecOutput::Started { pid } => ExecEvent::Started { pid },
     }
 }
 
@@ -217,11 +199,9 @@ pub async fn import_image(
     req: Request,
 ) -> ApiResult<(StatusCode, Json<ImageInfo>)> {
     let who = principal(&caller);
-    let json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    // An upload is any archive; a host path import says it is JSON.
+    let json =
+        req.headers().contains_key(header::CONTENT_TYPE) && crate::json::is_json(req.headers());
     let info = if json {
         if !q.is_empty() {
             return Err(ApiError::invalid(
@@ -315,8 +295,7 @@ pub async fn not_found() -> ApiError {
 /// A known path with the wrong method.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        cairn_types::ErrorCode::MethodNotAllowed,
         "this path does not take that method: see /v1/openapi.json",
     )
 }

@@ -9,6 +9,7 @@ mod attach;
 mod auth;
 mod error;
 mod handlers;
+mod json;
 mod network;
 mod openapi;
 pub mod serve;

@@ -5,7 +5,7 @@ use axum::Json;
 
 use cairn_types::api::{AccountNetwork, UpdateAccountNetwork};
 
-use crate::handlers::ApiJson;
+use crate::json::ApiJson;
 use crate::{Account, ApiError, AppState};
 
 /// The caller's account network settings.

@@ -10,19 +10,10 @@ use cairn_types::api::{
     CreateSnapshotRequest, DiffEntry, ErrorBody, RestoreRequest, SandboxInfo, SnapshotInfo,
 };
 
+use crate::json::OptionalJson;
 use crate::{Account, ApiError, AppState};
-use axum::body::Bytes;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// A JSON body that may be left out (then every field takes its default).
-fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
-}
 
 /// Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write capture.
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path, description = "sandbox id or name")), request_body = CreateSnapshotRequest,
@@ -31,9 +22,8 @@ pub async fn create(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalJson(req): OptionalJson<CreateSnapshotRequest>,
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
-    let req: CreateSnapshotRequest = optional_json(&body)?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -102,12 +92,11 @@ pub async fn restore(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalJson(req): OptionalJson<RestoreRequest>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    let req: RestoreRequest = optional_json(&body)?;
     Ok(Json(
         st.engine
-            .restore_snapshot(&account, &id, req.to.as_deref())
+            .restore_snapshot(&account, &id, req.to.as_deref(), req.fresh)
             .await?,
     ))
 }

@@ -9,7 +9,8 @@
 //! process on purpose (stop, restore in place, pause with its memory released, destroy)
 //! disarms it first, with the sandbox's lock held; the watch takes that lock before it
 //! records anything and then finds itself no longer current, so a deliberate end is never
-//! recorded as a death.
+//! recorded as a death. Before that, it notes on the incarnation what is ending it
+//! ([`Engine::note_end`]), which the execs running in it then say as they end.
 //!
 //! Not for the limits themselves (see `cairn_runtime::bundle`) nor for exec (see `exec`),
 //! which asks here whether the sandbox died under a command.
@@ -46,6 +47,16 @@ pub(crate) struct Incarnation {
     verdict: watch::Receiver<Option<String>>,
     /// The task awaiting the process's end.
     task: tokio::task::AbortHandle,
+    /// Set when it is ended on purpose (stop, restore, pause with memory released,
+    /// destroy): what ended it, told to the execs it ends.
+    ended: Mutex<Option<String>>,
+}
+
+impl Incarnation {
+    /// What ended this run on purpose, if something did: the message for an exec it ended.
+    pub(crate) fn ended_on_purpose(&self) -> Option<String> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Why a sandbox's runtime ended, from what its cgroup counted since it was last seen alive
@@ -119,6 +130,7 @@ impl Engine {
             baseline: Mutex::new(baseline),
             verdict,
             task,
+            ended: Mutex::new(None),
         });
         let old = self
             .incarnations
@@ -127,6 +139,15 @@ impl Engine {
             .insert(r.id.clone(), incarnation);
         if let Some(old) = old {
             old.task.abort();
+        }
+    }
+
+    /// Records why sandbox `id`'s current run is about to be ended on purpose (`why`: what
+    /// happened and what to do), so that the execs running in it end with that message and not
+    /// a bare 137. Call with the sandbox's lock held, before the processes are ended.
+    pub(crate) fn note_end(&self, id: &SandboxId, why: String) {
+        if let Some(inc) = self.incarnation(id) {
+            *inc.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
         }
     }
 

@@ -33,6 +33,11 @@ pub enum EngineError {
     /// rolled back): a 507 saying what is free and what to do.
     #[error("{0}")]
     PoolFull(String),
+    /// The runtime could not checkpoint the sandbox's processes because of something they
+    /// hold (CRIU cannot save it): a 409 saying what to do. The message names no host path
+    /// nor command line; the runtime's own words are in the log.
+    #[error("{0}")]
+    CheckpointFailed(String),
     /// Metadata store failure.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -67,6 +72,26 @@ impl EngineError {
 }
 
 impl EngineError {
+    /// The error of a failed memory checkpoint of `sandbox` for `snapshot`: a CRIU dump that
+    /// failed on what the sandbox's processes hold is theirs to fix (409 `checkpoint_failed`,
+    /// its cause in the user's words, CRIU's own lines in the log); anything else is ours.
+    pub(crate) fn from_checkpoint(sandbox: &str, snapshot: &str, e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Criu {
+                action: "checkpoint",
+                detail,
+            } => {
+                tracing::warn!(sandbox, snapshot, criu = %detail, "CRIU could not checkpoint the sandbox's processes");
+                let cause = cairn_runtime::criu::known_cause(&detail)
+                    .unwrap_or("CRIU cannot save something they hold (such as a device, a file outside the sandbox, or an unusual kind of socket)");
+                EngineError::CheckpointFailed(format!(
+                    "the processes of sandbox {sandbox} could not be checkpointed: {cause}. End the processes that hold it and try again, or do without their memory (a snapshot without --stateful, a pause without --release-memory); the operator finds CRIU's own errors in the cairnd log under snapshot {snapshot}"
+                ))
+            }
+            other => other.into(),
+        }
+    }
+
     /// A file operation of the engine's own failed while `what`.
     pub(crate) fn from_io(what: &str, e: std::io::Error) -> Self {
         EngineError::Internal(format!("{what}: {e}"))
@@ -87,7 +112,7 @@ impl From<cairn_types::SizeError> for EngineError {
 
 /// Why a stateful snapshot cannot resume here: both identities, and what differs.
 #[derive(Debug, thiserror::Error)]
-#[error("runtime identity mismatch: snapshot {snapshot} was taken with {recorded}; this host has {host}: its processes cannot resume here ({differs} differ): use --fresh to boot on its files")]
+#[error("runtime identity mismatch: snapshot {snapshot} was taken with {recorded}; this host has {host}: its processes cannot resume here ({differs} differ): {advice}")]
 pub struct IdentityMismatch {
     /// The snapshot.
     pub snapshot: String,
@@ -97,6 +122,37 @@ pub struct IdentityMismatch {
     pub host: cairn_types::api::RuntimeIdentity,
     /// Which fields differ, comma-separated.
     pub differs: String,
+    /// What works instead, for the command that asked (see [`IdentityAdvice`]).
+    pub advice: String,
+}
+
+/// Which command asked to resume a stateful snapshot's processes: what works instead
+/// differs between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentityAdvice {
+    /// A fork (`cairn up --from-snapshot`, `cairn fork`): `--fresh` boots on its files.
+    Fork,
+    /// A restore in place (`cairn snapshot restore`): `--fresh` puts back its files only.
+    Restore,
+    /// The resume of a sandbox paused with its memory released: stop and start it.
+    Resume,
+}
+
+impl IdentityAdvice {
+    /// What the caller can do, for snapshot `snap` (and sandbox `sandbox`, for a resume).
+    pub fn says(self, snap: &str, sandbox: &str) -> String {
+        match self {
+            IdentityAdvice::Fork => format!(
+                "fork it with --fresh to boot on its files without its processes ('cairn up --from-snapshot {snap} --fresh', 'cairn fork {snap} --fresh')"
+            ),
+            IdentityAdvice::Restore => format!(
+                "restore it with --fresh to put back its files without its processes ('cairn snapshot restore {snap} --to {sandbox} --fresh')"
+            ),
+            IdentityAdvice::Resume => format!(
+                "its processes are lost on this host: stop and start sandbox {sandbox} to boot it on its files ('cairn stop {sandbox} && cairn start {sandbox}'), or resume it on a host with the recorded identity"
+            ),
+        }
+    }
 }
 
 /// Short for `Result<T, EngineError>`.

@@ -1,18 +1,21 @@
 //! `exec`: run a command in a running sandbox and stream its output as it
 //! comes, then its exit code. A timeout kills the command (exit code 124); a
-//! sandbox that dies under the command makes it end with 137 and a message
-//! saying why (see `deaths`).
+//! sandbox that dies under the command, or is stopped, restored, paused with its
+//! memory released or destroyed under it, makes it end with 137 and a message
+//! saying so (see `deaths`); a command that cannot start ends with 126 or 127 and
+//! a message saying why (see `exec_start`). Detached commands: see `detach`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use cairn_runtime::{ExecIo, ExecSpec};
 use cairn_types::api::ExecRequest;
 use cairn_types::SandboxState;
 
+use crate::exec_start::{self, Gate, Held};
 use crate::limits::{
     check_cmd, check_env, check_env_size, check_timeout, check_workdir, merge_env,
 };
@@ -31,16 +34,25 @@ pub enum ExecOutput {
     Stdout(Vec<u8>),
     /// Bytes written to stderr.
     Stderr(Vec<u8>),
-    /// The exit code (128+N for signal N, 124 on timeout, 137 when the sandbox died), and
-    /// when the sandbox died under the command, a message that says so and why.
+    /// The exit code (128+N for signal N, 124 on timeout, 126 or 127 when it could not
+    /// start, 137 when the sandbox died or was ended under it), and in those last cases a
+    /// message that says what happened and what to do.
     Exit {
         /// Exit code.
         code: i32,
-        /// Set when the sandbox stopped under the command: what happened and what to do.
+        /// Set when Cairn knows more than the code: the command could not start, or the
+        /// sandbox died, was stopped, restored, paused with its memory released or destroyed
+        /// under it.
         message: Option<String>,
     },
     /// The command could not be followed to its end.
     Error(String),
+    /// A detached command started, with this process id inside the sandbox: the one event
+    /// of a detached exec that started.
+    Started {
+        /// Its pid in the sandbox's process namespace.
+        pid: u32,
+    },
 }
 
 /// The stream of an exec's output; ends after `Exit` or `Error`.
@@ -70,11 +82,50 @@ pub struct AttachedExec {
     pub input: mpsc::Sender<ExecInput>,
 }
 
-async fn pump<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<ExecOutput>, stdout: bool) {
+/// Passes what `reader` yields on to `tx` as stdout or stderr chunks, holding it back
+/// until `gate` says the process started (and dropping it if it never did: it is then the
+/// runtime's own refusal).
+async fn pump<R: AsyncRead + Unpin>(
+    mut reader: R,
+    tx: mpsc::Sender<ExecOutput>,
+    stdout: bool,
+    mut gate: watch::Receiver<Gate>,
+) {
     let mut buf = vec![0u8; 32 * 1024];
+    let mut held = Held::new();
+    let mut eof = false;
     loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+        let state = *gate.borrow_and_update();
+        match state {
+            Gate::Shut => return,
+            Gate::Open => {
+                for ev in held.take() {
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                if eof {
+                    return;
+                }
+            }
+            Gate::Pending if eof => {
+                if gate.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Gate::Pending => {}
+        }
+        let read = if state == Gate::Pending {
+            tokio::select! {
+                n = reader.read(&mut buf) => n,
+                _ = gate.changed() => continue,
+            }
+        } else {
+            reader.read(&mut buf).await
+        };
+        match read {
+            Ok(0) | Err(_) => eof = true,
             Ok(n) => {
                 let chunk = buf[..n].to_vec();
                 let ev = if stdout {
@@ -82,8 +133,10 @@ async fn pump<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<ExecOutput>,
                 } else {
                     ExecOutput::Stderr(chunk)
                 };
-                if tx.send(ev).await.is_err() {
-                    break;
+                if state == Gate::Pending {
+                    held.push(ev);
+                } else if tx.send(ev).await.is_err() {
+                    return;
                 }
             }
         }
@@ -145,39 +198,6 @@ async fn feed_terminal(
     }
 }
 
-/// Quotes `s` for a POSIX shell.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// The shell line the sandbox's init runs for a detached command: its working
-/// directory, extra environment, then the command.
-fn detached_line(cmd: &[String], workdir: Option<&str>, env: &[String]) -> Result<String> {
-    let mut line = String::new();
-    if let Some(w) = workdir {
-        line.push_str(&format!("cd {} && ", shell_quote(w)));
-    }
-    for kv in env {
-        if let Some((k, v)) = kv.split_once('=') {
-            line.push_str(&format!("export {k}={} && ", shell_quote(v)));
-        }
-    }
-    line.push_str("exec ");
-    line.push_str(
-        &cmd.iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    if line.contains('\n') {
-        return Err(EngineError::InvalidArgument(
-            "a detached command cannot contain a newline: put it in a script file and run that"
-                .into(),
-        ));
-    }
-    Ok(line)
-}
-
 impl Engine {
     /// Starts `req` in a running sandbox of `account` and returns its output stream.
     pub async fn exec(
@@ -221,33 +241,18 @@ impl Engine {
                 r.id, r.state, r.id
             )));
         }
-        let args = if req.detach {
-            if io != (ExecIo::Pipes { stdin: false }) {
-                return Err(EngineError::InvalidArgument(
-                    "--detach cannot be combined with -i or -t".into(),
-                ));
-            }
-            let line = detached_line(&req.cmd, req.workdir.as_deref(), &req.env)?;
-            vec![
-                "/bin/sh".to_string(),
-                "-c".to_string(),
-                format!(
-                    "i=0; while [ ! -p {fifo} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; [ -p {fifo} ] || {{ echo 'this sandbox was started by an older cairnd and cannot detach processes: restart it (cairn stop, cairn start)' >&2; exit 125; }}; printf '%s\\n' \"$1\" > {fifo}",
-                    fifo = cairn_runtime::bundle::SPAWN_FIFO
-                ),
-                "cairn-detach".to_string(),
-                line,
-            ]
-        } else {
-            req.cmd.clone()
-        };
+        if req.detach && io != (ExecIo::Pipes { stdin: false }) {
+            return Err(EngineError::InvalidArgument(
+                "--detach cannot be combined with -i or -t".into(),
+            ));
+        }
         let env = merge_env(&r.env, &req.env);
         check_env_size(
             &env,
             "the command (the sandbox's and the request's together)",
         )?;
         let spec = ExecSpec {
-            args,
+            args: req.cmd.clone(),
             env,
             cwd: req.workdir.clone().unwrap_or_else(|| r.workdir.clone()),
         };
@@ -259,9 +264,36 @@ impl Engine {
         }
         let rt = self.runtime(r.runtime)?;
         let scratch = self.run_dir(&r.id).join("exec");
-        let mut exec = rt.exec(r.id.as_str(), &spec, &scratch, io).await?;
         let (tx, rx) = mpsc::channel(64);
         let (in_tx, in_rx) = mpsc::channel::<ExecInput>(64);
+        if req.detach {
+            let outcome = crate::detach::detach(
+                rt.as_ref(),
+                &r.id,
+                &scratch,
+                &req.cmd,
+                &spec.cwd,
+                spec.env.clone(),
+                &req.env,
+            )
+            .await?;
+            if let ExecOutput::Started { pid } = &outcome {
+                tracing::info!(sandbox = %r.id, pid, "detached command started");
+            }
+            let _ = tx.send(outcome).await;
+            return Ok(AttachedExec {
+                output: rx,
+                input: in_tx,
+            });
+        }
+        let mut exec = rt.exec(r.id.as_str(), &spec, &scratch, io).await?;
+        // Output waits until the process is known to have started (see `exec_start`).
+        let (gate_tx, gate) = watch::channel(Gate::Pending);
+        let gate_tx = Arc::new(gate_tx);
+        tokio::spawn({
+            let (pid_file, gate_tx) = (exec.pid_file.clone(), Arc::clone(&gate_tx));
+            async move { exec_start::watch_start(pid_file, &gate_tx).await }
+        });
         let (out, err) = match exec.console.take() {
             Some(master) => {
                 let reader = std::fs::File::from(
@@ -269,14 +301,19 @@ impl Engine {
                         .try_clone()
                         .map_err(|e| EngineError::Internal(e.to_string()))?,
                 );
-                let out = tokio::spawn(pump(tokio::fs::File::from_std(reader), tx.clone(), true));
+                let out = tokio::spawn(pump(
+                    tokio::fs::File::from_std(reader),
+                    tx.clone(),
+                    true,
+                    gate.clone(),
+                ));
                 tokio::spawn(feed_terminal(master, exec.child.id(), in_rx));
                 // The runtime client's own stderr still carries its errors.
                 let err = exec
                     .child
                     .stderr
                     .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+                    .map(|s| tokio::spawn(pump(s, tx.clone(), false, gate.clone())));
                 (Some(out), err)
             }
             None => {
@@ -287,12 +324,12 @@ impl Engine {
                     .child
                     .stdout
                     .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), true)));
+                    .map(|s| tokio::spawn(pump(s, tx.clone(), true, gate.clone())));
                 let err = exec
                     .child
                     .stderr
                     .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+                    .map(|s| tokio::spawn(pump(s, tx.clone(), false, gate.clone())));
                 (out, err)
             }
         };
@@ -311,6 +348,7 @@ impl Engine {
             let code = match waited {
                 Some(Ok(status)) => cairn_cmd::exit_code(status),
                 Some(Err(e)) => {
+                    gate_tx.send_if_modified(|g| exec_start::open_if_pending(g, Gate::Open));
                     let _ = tx
                         .send(ExecOutput::Error(format!("lost track of the command: {e}")))
                         .await;
@@ -325,26 +363,56 @@ impl Engine {
                     TIMEOUT_EXIT_CODE
                 }
             };
+            // A runtime that ended before writing the pid file never started the process:
+            // what it printed is its refusal, not the command's output.
+            let started = exec_start::started(&exec.pid_file);
+            let never_started = gate_tx.send_if_modified(|g| {
+                exec_start::open_if_pending(g, if started { Gate::Open } else { Gate::Shut })
+            }) && !started;
             // Output written just before exit is still in the pipes: drain it, but do not
             // wait forever on a background process that inherited them.
             for task in [out, err].into_iter().flatten() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
             }
             exec.remove_files();
-            let failed = code != 0 && code != TIMEOUT_EXIT_CODE;
-            let died = engine
-                .death_under_exec(&r, incarnation.as_ref(), failed)
-                .await;
-            let exit = match died {
-                // Its processes were killed with the sandbox (runsc itself answers 128).
-                Some(reason) => ExecOutput::Exit {
-                    code: SANDBOX_DIED_EXIT_CODE,
-                    message: Some(format!("sandbox {} stopped: {reason}", r.id)),
-                },
-                None => ExecOutput::Exit {
-                    code,
-                    message: None,
-                },
+            let ended = incarnation.as_ref().and_then(|i| i.ended_on_purpose());
+            let exit = if never_started && ended.is_none() {
+                tracing::info!(sandbox = %r.id, code, "the runtime could not start the command");
+                match exec_start::diagnose(rt.as_ref(), &r.id, &scratch, &spec).await {
+                    Some(why) => why.exit(&r.id, &spec.cwd, &spec.args, &spec.env),
+                    None => ExecOutput::Exit {
+                        code: exec_start::CANNOT_RUN_EXIT_CODE,
+                        message: Some(format!(
+                            "the command could not be started in sandbox {}: check its program and working directory",
+                            r.id
+                        )),
+                    },
+                }
+            } else {
+                let failed = code != 0 && code != TIMEOUT_EXIT_CODE;
+                match ended {
+                    // Ended on purpose (stop, restore, release, destroy) under the command.
+                    Some(why) if failed => ExecOutput::Exit {
+                        code: SANDBOX_DIED_EXIT_CODE,
+                        message: Some(why),
+                    },
+                    _ => {
+                        let died = engine
+                            .death_under_exec(&r, incarnation.as_ref(), failed)
+                            .await;
+                        match died {
+                            // Its processes were killed with the sandbox (runsc itself answers 128).
+                            Some(reason) => ExecOutput::Exit {
+                                code: SANDBOX_DIED_EXIT_CODE,
+                                message: Some(format!("sandbox {} stopped: {reason}", r.id)),
+                            },
+                            None => ExecOutput::Exit {
+                                code,
+                                message: None,
+                            },
+                        }
+                    }
+                }
             };
             let _ = tx.send(exit).await;
         });

@@ -8,10 +8,12 @@
 
 mod catalog;
 mod deaths;
+mod detach;
 mod disk;
 mod doctor;
 mod error;
 mod exec;
+mod exec_start;
 mod identity;
 mod images;
 mod limits;
@@ -33,10 +35,11 @@ use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 pub use cairn_runtime::ExecIo;
 pub use disk::{PoolReserve, MIN_DISK_BYTES};
 pub use doctor::Check;
-pub use error::{EngineError, IdentityMismatch, Result};
+pub use error::{EngineError, IdentityAdvice, IdentityMismatch, Result};
 pub use exec::{
     AttachedExec, ExecInput, ExecOutput, ExecStream, SANDBOX_DIED_EXIT_CODE, TIMEOUT_EXIT_CODE,
 };
+pub use exec_start::{CANNOT_RUN_EXIT_CODE, NOT_FOUND_EXIT_CODE};
 pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;

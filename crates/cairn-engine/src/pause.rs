@@ -137,6 +137,13 @@ impl Engine {
             // The row first: a crash after it leaves a frozen container that resume replaces.
             self.db.set_memory_snapshot(&r.id, Some(&snap.id))?;
             // Ended on purpose: not a death.
+            self.note_end(
+                &r.id,
+                format!(
+                    "sandbox {} was paused with its memory released to disk while the command ran, which ended it; resume the sandbox with 'cairn resume {}' and run the command again",
+                    r.id, r.id
+                ),
+            );
             self.disarm(&r.id);
             let _ = rt.kill(r.id.as_str(), "KILL").await;
             rt.delete(r.id.as_str()).await?;
@@ -196,7 +203,13 @@ impl Engine {
                         r.id
                     ))
                 })?;
-                self.check_identity(&snap, r.runtime).await?;
+                self.check_identity(
+                    &snap,
+                    r.runtime,
+                    crate::IdentityAdvice::Resume,
+                    r.id.as_str(),
+                )
+                .await?;
                 let bundle = self.write_bundle_for(&r).await?;
                 // A crash during the release may have left the frozen container behind.
                 self.disarm(&r.id);

@@ -169,7 +169,8 @@ impl Engine {
             .unwrap_or(self.cfg.default_runtime);
         self.runtime(runtime_kind)?;
         if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
-            self.check_identity(s, runtime_kind).await?;
+            self.check_identity(s, runtime_kind, crate::IdentityAdvice::Fork, "")
+                .await?;
             if s.runtime == cairn_types::RuntimeKind::Runc {
                 self.require_criu().await?;
             }
@@ -378,6 +379,13 @@ impl Engine {
                 )))
             }
         }
+        self.note_end(
+            &r.id,
+            format!(
+                "sandbox {} was stopped while the command ran, which ended it; start the sandbox again with 'cairn start {}'",
+                r.id, r.id
+            ),
+        );
         self.halt(&r).await?;
         if r.memory_snapshot.is_some() {
             // Its processes were on disk only: stopping discards them.
@@ -453,6 +461,13 @@ impl Engine {
         self.db
             .set_state(&r.id, SandboxState::Destroyed, Some("being destroyed"))?;
         let rt = self.runtime(r.runtime)?;
+        self.note_end(
+            &r.id,
+            format!(
+                "sandbox {} was destroyed while the command ran, which ended it",
+                r.id
+            ),
+        );
         self.disarm(&r.id);
         if matches!(r.state, SandboxState::Running | SandboxState::Paused) {
             let _ = rt.kill(r.id.as_str(), "KILL").await;

@@ -432,10 +432,14 @@ impl Engine {
         dir: &std::path::Path,
         receiving: Option<cairn_storage::Receiving>,
     ) -> Result<Option<cairn_storage::Received>> {
+        let snapshot = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let done = rt
             .checkpoint(r.id.as_str(), &dir.join("checkpoint"))
             .await
-            .map_err(EngineError::from);
+            .map_err(|e| EngineError::from_checkpoint(r.id.as_str(), &snapshot, e));
         let Some(receiving) = receiving else {
             return done.map(|()| None);
         };
@@ -821,13 +825,17 @@ impl Engine {
 
     /// Restores a snapshot into its source sandbox, or into `to`: the sandbox's files become
     /// exactly the snapshot's; what was written since is discarded; a running sandbox restarts.
+    /// A stateful snapshot brings its processes back too, unless `fresh`: then only its files
+    /// are put back (and a running sandbox boots on them).
     pub async fn restore_snapshot(
         &self,
         account: &str,
         id: &str,
         to: Option<&str>,
+        fresh: bool,
     ) -> Result<SandboxInfo> {
         let snap = self.ready_snapshot(account, id)?;
+        let stateful = snap.stateful && !fresh;
         let target = match to {
             Some(t) => self.find(account, t)?,
             None => self.find(account, snap.sandbox_id.as_str()).map_err(|_| {
@@ -849,15 +857,21 @@ impl Engine {
                 target.id, target.state
             )));
         }
-        if snap.stateful {
-            self.check_identity(&snap, target.runtime).await?;
+        if stateful {
+            self.check_identity(
+                &snap,
+                target.runtime,
+                crate::IdentityAdvice::Restore,
+                target.id.as_str(),
+            )
+            .await?;
             // Its processes hold the network of the sandbox they were taken from.
             let from = self.snapshot_mode(&snap.id)?;
             let into = crate::network::mode_of(&target);
             if from != into {
                 return Err(EngineError::Conflict(format!(
-                    "snapshot {} holds processes of a '{from}' sandbox, which resume only with network '{from}', and sandbox {} has network '{into}': restore it into a '{from}' sandbox, or fork it with 'cairn up --from-snapshot {}' (add --fresh --network {into} to boot its files without its processes)",
-                    snap.id, target.id, snap.id
+                    "snapshot {} holds processes of a '{from}' sandbox, which resume only with network '{from}', and sandbox {} has network '{into}': restore it into a '{from}' sandbox, put back its files only with 'cairn snapshot restore {} --fresh', or fork it with 'cairn up --from-snapshot {}' (add --fresh --network {into} to boot its files without its processes)",
+                    snap.id, target.id, snap.id, snap.id
                 )));
             }
             if snap.runtime == cairn_types::RuntimeKind::Runc {
@@ -896,6 +910,15 @@ impl Engine {
         // 2. Stop the processes, swap the roots, start again.
         let was_running = matches!(target.state, SandboxState::Running | SandboxState::Paused);
         if was_running {
+            self.note_end(
+                &target.id,
+                format!(
+                    "sandbox {} was restored from snapshot {} while the command ran, which ended it: its {} are the snapshot's now; run the command again if it is still needed",
+                    target.id,
+                    snap.id,
+                    if stateful { "files and processes" } else { "files" }
+                ),
+            );
             self.halt(&target).await?;
         }
         self.storage.delete_subvolume(&root).await?;
@@ -909,7 +932,7 @@ impl Engine {
             // The released processes belonged to the discarded files.
             self.db.set_memory_snapshot(&target.id, None)?;
         }
-        if snap.stateful {
+        if stateful {
             // Resume the checkpointed processes on the restored files.
             let bundle = self.write_bundle_for(&target).await?;
             let rt = self.runtime(target.runtime)?;
@@ -960,18 +983,16 @@ impl Engine {
 
     /// Refuses, before anything is written, to resume a stateful snapshot where its
     /// processes cannot run: another runtime, kernel release, platform or (gVisor) runtime
-    /// version than its manifest records. The error names both identities.
+    /// version than its manifest records. The error (409 `runtime_identity_mismatch`) names
+    /// both identities and what works instead for the command that asked (`advice`; `sandbox`
+    /// is the one it would resume into).
     pub(crate) async fn check_identity(
         &self,
         snap: &SnapshotRecord,
         runtime: cairn_types::RuntimeKind,
+        advice: crate::IdentityAdvice,
+        sandbox: &str,
     ) -> Result<()> {
-        if runtime != snap.runtime {
-            return Err(EngineError::InvalidArgument(format!(
-                "snapshot {} holds process memory from a {} sandbox and cannot resume under {runtime}: use a {} sandbox, or --fresh to boot on its files",
-                snap.id, snap.runtime, snap.runtime
-            )));
-        }
         let path = self
             .snapshots_dir()
             .join(snap.id.as_str())
@@ -991,15 +1012,21 @@ impl Engine {
             platform: text("platform").unwrap_or_else(|| host.platform.clone()),
         };
         let mut differs = Vec::new();
+        if runtime != snap.runtime {
+            // Another runtime never resumes them, whatever else matches.
+            differs.push("runtime");
+        }
         if recorded.kernel_release != host.kernel_release {
             differs.push("kernel release");
         }
-        if recorded.platform != host.platform {
+        // Each runtime names its platform its own way: compared under the same runtime only.
+        if runtime == snap.runtime && recorded.platform != host.platform {
             differs.push("platform");
         }
         // runsc's checkpoint format belongs to its version; CRIU images restore with any
         // CRIU >= 4.1 (checked separately), and runc itself keeps no state in them.
         if runtime == cairn_types::RuntimeKind::Gvisor
+            && snap.runtime == runtime
             && recorded.runtime_version.is_some()
             && recorded.runtime_version != host.runtime_version
         {
@@ -1014,6 +1041,15 @@ impl Engine {
                 recorded,
                 host,
                 differs: differs.join(", "),
+                advice: if runtime != snap.runtime {
+                    format!(
+                        "they resume only in a {} sandbox; or {}",
+                        snap.runtime,
+                        advice.says(snap.id.as_str(), sandbox)
+                    )
+                } else {
+                    advice.says(snap.id.as_str(), sandbox)
+                },
             },
         )))
     }

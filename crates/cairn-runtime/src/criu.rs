@@ -134,6 +134,22 @@ pub(crate) fn advice(errors: &str) -> &'static str {
     }
 }
 
+/// What a failed dump's errors say about the sandbox, in words for its user (no host path,
+/// no command line: CRIU's lines name both), when the cause is a known one.
+pub fn known_cause(errors: &str) -> Option<&'static str> {
+    if errors.contains("Can't dump ghost file") {
+        Some("a process holds open a deleted file larger than CRIU saves (1 MiB)")
+    } else if errors.contains("io_uring") {
+        Some("a process uses io_uring, which CRIU cannot save")
+    } else if errors.contains("Can't lookup mount") || errors.contains("iptables-restore") {
+        Some("this sandbox was started by an older cairnd: restart it with 'cairn stop' and 'cairn start' first")
+    } else if errors.contains("External socket") || errors.contains("unix socket") {
+        Some("a process holds a socket connected outside the sandbox")
+    } else {
+        None
+    }
+}
+
 /// Describes what was found, for [`RuntimeError::CriuMissing`].
 pub(crate) fn describe(found: &Option<CriuVersion>) -> String {
     match found {
@@ -195,6 +211,17 @@ mod tests {
         assert!(e.starts_with("Error (criu/files-reg.c"), "{e}");
         assert!(e.ends_with("Dumping FAILED."), "{e}");
         assert!(!advice(&e).is_empty());
+        assert!(known_cause(&e).is_some_and(|c| c.contains("older cairnd")));
+        let ghost = "Error (criu/files-reg.c:1006): Can't dump ghost file /tmp/big of 2097152 size, increase limit";
+        let cause = known_cause(ghost).unwrap();
+        assert!(
+            cause.contains("deleted file") && !cause.contains("/tmp"),
+            "{cause}"
+        );
+        assert_eq!(
+            known_cause("Error (criu/cr-dump.c:1): Dumping FAILED."),
+            None
+        );
         assert_eq!(log_errors(&dir.path().join("missing.log")), None);
     }
 }

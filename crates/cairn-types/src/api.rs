@@ -215,15 +215,17 @@ pub struct ExecRequest {
     /// Kill the command after this many seconds; the exit code is then 124.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
-    /// Start it detached, as a child of the sandbox's init, and return at once (exit 0).
-    /// Its output goes to /dev/null unless the command redirects it. Detached processes
-    /// are the ones a stateful snapshot carries into forks and restores.
+    /// Start it detached, as a child of the sandbox's init, and answer at once: the stream
+    /// is one `started` event with its process id, or an `exit` (126, 127) with a message
+    /// when it cannot start. Its output goes to /dev/null unless the command redirects it.
+    /// Detached processes are the ones a stateful snapshot carries into forks and restores.
     #[serde(default)]
     pub detach: bool,
 }
 
 /// One line of the exec stream (`application/x-ndjson`): output chunks in
-/// the order the process wrote them, then exactly one `exit` (or `error`).
+/// the order the process wrote them, then exactly one `exit` (or `error`); a detached
+/// exec's stream is one `started` (or an `exit` when it could not start).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ExecEvent {
@@ -237,13 +239,15 @@ pub enum ExecEvent {
         /// Base64 of the bytes.
         data: String,
     },
-    /// The command ended with this code (128+N when killed by signal N; 124 on timeout; 137
-    /// when the sandbox died under it).
+    /// The command ended with this code (128+N when killed by signal N; 124 on timeout; 126
+    /// or 127 when it could not start; 137 when the sandbox died or was ended under it).
     Exit {
         /// Exit code.
         code: i32,
-        /// Only when the sandbox stopped under the command: that it did, why, and what to do
-        /// (the sandbox is then `stopped` with the same reason).
+        /// Why, when Cairn knows more than the code: the command could not start (a missing
+        /// program or working directory), or its sandbox died (it is then `stopped` with the
+        /// same reason), was stopped, restored, paused with its memory released or destroyed
+        /// under it. Says what to do.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
@@ -251,6 +255,15 @@ pub enum ExecEvent {
     Error {
         /// What went wrong.
         message: String,
+        /// The error code, when the request was refused before anything ran (the same
+        /// codes as the API's JSON errors).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
+    /// A detached command started (the only event of a detached exec that started).
+    Started {
+        /// Its process id inside the sandbox.
+        pid: u32,
     },
 }
 
@@ -425,6 +438,10 @@ pub struct RestoreRequest {
     /// Restore into this sandbox (id or name) instead of the source sandbox.
     #[serde(default)]
     pub to: Option<String>,
+    /// With a stateful snapshot: put back its files only, and boot a running sandbox on them
+    /// instead of resuming the snapshot's processes (for a host or runtime they cannot resume on).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 /// One difference between two trees.

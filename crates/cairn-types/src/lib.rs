@@ -5,11 +5,13 @@
 //! nothing of runtimes, storage or the database.
 
 pub mod api;
+mod error_code;
 mod ids;
 mod names;
 mod size;
 mod state;
 
+pub use error_code::ErrorCode;
 pub use ids::{IdError, ImageId, SandboxId, SnapshotId, TokenId};
 pub use names::{looks_like_id, validate_name, NameError};
 pub use size::{format_bytes, parse_duration, parse_size, DurationError, SizeError};

@@ -382,9 +382,20 @@ fn detached_processes_outlive_their_exec(rt: &str) {
         ])
         .ok();
     assert!(!ps.is_empty(), "{ps}");
-    let r = d.cairn(&["exec", "-d", &id, "--", "sh", "-c", "echo a\necho b"]);
-    assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("newline"), "{r:?}");
+    // Any command text: a newline is no longer refused (issue 15, finding 9), and the
+    // answer is the detached process's pid.
+    let r = d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo a > /root/lines\necho b >> /root/lines",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.trim().parse::<u32>().is_ok(), "{r:?}");
+    assert_eq!(d.cairn(&["exec", &id, "cat /root/lines"]).ok(), "a\nb");
 }
 
 fn pause_freezes_processes_until_resume(rt: &str) {

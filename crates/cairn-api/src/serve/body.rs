@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -102,8 +102,7 @@ impl Body for IdleTimeoutBody {
 /// closes (the rest of the body will not be read).
 pub(crate) fn stalled_response(idle: Duration) -> Response {
     let mut r = ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
+        cairn_types::ErrorCode::RequestTimeout,
         format!(
             "the request body stopped arriving: nothing came for {} s (--body-idle-timeout); \
              send the whole body, as fast or slow as you like but without long pauses, and a \

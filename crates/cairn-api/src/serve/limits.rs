@@ -55,7 +55,9 @@ impl Refusal {
     pub(crate) fn response(self) -> Vec<u8> {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: "too_many_connections".to_string(),
+                code: cairn_types::ErrorCode::TooManyConnections
+                    .as_str()
+                    .to_string(),
                 message: self.message(),
                 details: None,
             },

@@ -55,7 +55,12 @@ fn terminal_size() -> Option<(u16, u16)> {
 }
 
 /// Runs `req` attached; returns the command's exit code.
-pub async fn run(client: &Client, sandbox: &str, mut req: AttachRequest) -> Result<i32> {
+pub async fn run(
+    client: &Client,
+    sandbox: &str,
+    mut req: AttachRequest,
+    json: bool,
+) -> Result<i32> {
     if req.tty {
         let (cols, rows) = terminal_size().unwrap_or((80, 24));
         req.cols = Some(cols);
@@ -66,12 +71,12 @@ pub async fn run(client: &Client, sandbox: &str, mut req: AttachRequest) -> Resu
     client
         .websocket(&path, move |ws| async move {
             let _raw = RawMode::enter(tty);
-            session(ws, req).await
+            session(ws, req, json).await
         })
         .await
 }
 
-async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest) -> Result<i32> {
+async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest, json: bool) -> Result<i32> {
     ws.send(Message::Text(serde_json::to_string(&req)?.into()))
         .await?;
     let mut stdin = tokio::io::stdin();
@@ -107,26 +112,32 @@ async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest) -> Result<i32> {
                     ExecEvent::Stderr { data } => { err.write_all(&b64.decode(data)?)?; err.flush()?; }
                     ExecEvent::Exit { code, message } => {
                         if let Some(m) = message {
-                            // The terminal may still be raw: end lines with CR LF.
-                            let nl = if req.tty { "\r\n" } else { "\n" };
-                            write!(err, "{nl}cairn: {m}{nl}")?;
-                            err.flush()?;
+                            if req.tty && !json {
+                                // The terminal may still be raw: end lines with CR LF.
+                                write!(err, "\r\ncairn: {m}\r\n")?;
+                                err.flush()?;
+                            } else {
+                                crate::exec::report_exit(code, m, json, false);
+                            }
                         }
                         return Ok(code);
                     }
-                    ExecEvent::Error { message } => bail!("{message}"),
+                    ExecEvent::Error { message, code } => return Err(crate::exec::stream_error(message, code)),
+                    ExecEvent::Started { .. } => bail!("cairnd answered an attach as a detached exec"),
                 }
                 Ok(())
             }
         };
         if let Err(e) = sent {
-            return last_word(&mut ws).await.unwrap_or_else(|| Err(e.into()));
+            return last_word(&mut ws, json)
+                .await
+                .unwrap_or_else(|| Err(e.into()));
         }
     }
 }
 
 /// After a failed send: the exit code or error cairnd sent before closing, if any.
-async fn last_word(ws: &mut Box<dyn WsStream>) -> Option<Result<i32>> {
+async fn last_word(ws: &mut Box<dyn WsStream>, json: bool) -> Option<Result<i32>> {
     let read = async {
         while let Some(Ok(msg)) = ws.next().await {
             let Message::Text(text) = msg else { continue };
@@ -144,11 +155,14 @@ async fn last_word(ws: &mut Box<dyn WsStream>) -> Option<Result<i32>> {
                 }
                 Ok(ExecEvent::Exit { code, message }) => {
                     if let Some(m) = message {
-                        eprintln!("cairn: {m}");
+                        crate::exec::report_exit(code, m, json, false);
                     }
                     return Some(Ok(code));
                 }
-                Ok(ExecEvent::Error { message }) => return Some(Err(anyhow::anyhow!("{message}"))),
+                Ok(ExecEvent::Error { message, code }) => {
+                    return Some(Err(crate::exec::stream_error(message, code)))
+                }
+                Ok(ExecEvent::Started { .. }) => return None,
                 Err(_) => {}
             }
         }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -35,9 +35,10 @@ impl Endpoint {
         if hostport.contains(':') && !hostport.contains('/') {
             return Ok(Endpoint::Tcp(hostport.to_string()));
         }
-        Err(anyhow!(
+        Err(CliError::invalid(format!(
             "invalid --host '{s}': use unix:///var/lib/cairn/cairnd.sock or http://127.0.0.1:7421"
         ))
+        .into())
     }
 
     fn describe(&self) -> String {
@@ -55,10 +56,11 @@ pub struct ApiFailure {
     #[allow(dead_code)]
     pub status: StatusCode,
     /// Machine-readable error code.
-    #[allow(dead_code)]
     pub code: String,
     /// What went wrong and what to do.
     pub message: String,
+    /// Structured facts, for some codes.
+    pub details: Option<serde_json::Value>,
 }
 
 impl std::fmt::Display for ApiFailure {
@@ -68,6 +70,55 @@ impl std::fmt::Display for ApiFailure {
 }
 
 impl std::error::Error for ApiFailure {}
+
+/// An error of the CLI itself, with its code (see docs/api.md, "The CLI's errors").
+#[derive(Debug)]
+pub struct CliError {
+    /// Machine-readable code.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+    /// Structured facts, for some errors.
+    pub details: Option<serde_json::Value>,
+}
+
+impl CliError {
+    /// An error with `code`.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        CliError {
+            code: code.to_string(),
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// `invalid_argument`: a bad flag, argument or local file.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(INVALID_ARGUMENT, message)
+    }
+
+    /// `connection_failed`: cairnd could not be reached, or the connection broke.
+    pub fn connection(message: impl Into<String>) -> Self {
+        Self::new(CONNECTION_FAILED, message)
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// A bad flag, argument or local file.
+pub const INVALID_ARGUMENT: &str = "invalid_argument";
+/// cairnd could not be reached, or the connection broke.
+pub const CONNECTION_FAILED: &str = "connection_failed";
+/// cairnd answered something this CLI does not understand.
+pub const UNEXPECTED_ANSWER: &str = "unexpected_answer";
+/// Anything else the CLI could not do (write its output, say).
+pub const FAILED: &str = "failed";
 
 /// A request body: whole, or streamed.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -102,20 +153,24 @@ impl Client {
         };
         macro_rules! handshake {
             ($stream:expr) => {{
-                let (sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new($stream)).await?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
+                    .await
+                    .map_err(|e| CliError::connection(format!("{}: {e}", hint())))?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
                 sender
             }};
         }
+        let unreachable = |e: std::io::Error| CliError::connection(format!("{} ({e})", hint()));
         Ok(match &self.endpoint {
             Endpoint::Unix(p) => handshake!(tokio::net::UnixStream::connect(p)
                 .await
-                .with_context(hint)?),
+                .map_err(unreachable)?),
             Endpoint::Tcp(a) => {
-                handshake!(tokio::net::TcpStream::connect(a).await.with_context(hint)?)
+                handshake!(tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(unreachable)?)
             }
         })
     }
@@ -160,23 +215,33 @@ impl Client {
         let resp = sender
             .send_request(req.body(body)?)
             .await
-            .context("cairnd closed the connection")?;
+            .map_err(|e| CliError::connection(format!("cairnd closed the connection: {e}")))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
-        let bytes = resp.into_body().collect().await?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::connection(format!("the connection to cairnd broke: {e}")))?
+            .to_bytes();
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => Err(ApiFailure {
                 status,
                 code: e.error.code,
                 message: e.error.message,
+                details: e.error.details,
             }
             .into()),
-            Err(_) => Err(anyhow!(
-                "cairnd answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            )),
+            Err(_) => Err(CliError::new(
+                UNEXPECTED_ANSWER,
+                format!(
+                    "cairnd answered {status}: {}",
+                    String::from_utf8_lossy(&bytes).trim()
+                ),
+            )
+            .into()),
         }
     }
 
@@ -188,13 +253,13 @@ impl Client {
         body: Option<serde_json::Value>,
     ) -> Result<T> {
         let resp = self.send(method, path, body).await?;
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "unexpected answer from cairnd: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::connection(format!("the connection to cairnd broke: {e}")))?
+            .to_bytes();
+        decode_answer(&bytes)
     }
 
     /// Sends a request whose answer has no body.
@@ -203,6 +268,20 @@ impl Client {
         let _ = resp.into_body().collect().await?;
         Ok(())
     }
+}
+
+/// Decodes a successful answer, or says it is not what this CLI expects.
+pub fn decode_answer<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        CliError::new(
+            UNEXPECTED_ANSWER,
+            format!(
+                "unexpected answer from cairnd ({e}): {}",
+                String::from_utf8_lossy(bytes)
+            ),
+        )
+        .into()
+    })
 }
 
 impl Client {
@@ -218,17 +297,17 @@ impl Client {
             req.headers_mut()
                 .insert("authorization", format!("Bearer {t}").parse()?);
         }
-        let hint = || {
-            format!(
-                "cannot reach cairnd at {}: is it running?",
+        let unreachable = |e: std::io::Error| {
+            CliError::connection(format!(
+                "cannot reach cairnd at {}: is it running? ({e})",
                 self.endpoint.describe()
-            )
+            ))
         };
         let ws: Box<dyn WsStream> = match &self.endpoint {
             Endpoint::Unix(p) => {
                 let s = tokio::net::UnixStream::connect(p)
                     .await
-                    .with_context(hint)?;
+                    .map_err(unreachable)?;
                 Box::new(
                     tokio_tungstenite::client_async(req, s)
                         .await
@@ -237,7 +316,9 @@ impl Client {
                 )
             }
             Endpoint::Tcp(a) => {
-                let s = tokio::net::TcpStream::connect(a).await.with_context(hint)?;
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(unreachable)?;
                 Box::new(
                     tokio_tungstenite::client_async(req, s)
                         .await
@@ -256,11 +337,21 @@ fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
         Error::Http(resp) => {
             let body = resp.body().as_deref().unwrap_or_default();
             match serde_json::from_slice::<ErrorBody>(body) {
-                Ok(b) => anyhow!("{}", b.error.message),
-                Err(_) => anyhow!("cairnd refused the attach: {}", resp.status()),
+                Ok(b) => ApiFailure {
+                    status: resp.status(),
+                    code: b.error.code,
+                    message: b.error.message,
+                    details: b.error.details,
+                }
+                .into(),
+                Err(_) => CliError::new(
+                    UNEXPECTED_ANSWER,
+                    format!("cairnd refused the attach: {}", resp.status()),
+                )
+                .into(),
             }
         }
-        other => anyhow!("attach failed: {other}"),
+        other => CliError::connection(format!("attach failed: {other}")).into(),
     }
 }
 

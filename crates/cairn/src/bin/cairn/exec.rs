@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use base64::Engine as _;
 use clap::Args;
 use http_body_util::BodyExt;
@@ -10,7 +10,14 @@ use hyper::Method;
 
 use cairn_types::api::{AttachRequest, ExecEvent, ExecRequest};
 
-use crate::client::Client;
+use crate::client::{CliError, Client, UNEXPECTED_ANSWER};
+
+/// The command could not start (exit 126 or 127).
+pub const CANNOT_START: &str = "cannot_start";
+/// The command was ended by what happened to its sandbox (exit 137).
+pub const INTERRUPTED: &str = "interrupted";
+/// cairnd lost track of the command.
+pub const EXEC_FAILED: &str = "exec_failed";
 
 #[derive(Args)]
 pub struct ExecArgs {
@@ -31,8 +38,9 @@ pub struct ExecArgs {
     /// Send this terminal's stdin to the command (interactive).
     #[arg(short = 'i', long)]
     interactive: bool,
-    /// Start it detached under the sandbox's init and return at once; it outlives this
-    /// command and is carried by stateful snapshots (output: redirect it yourself).
+    /// Start it detached under the sandbox's init and print its process id (inside the
+    /// sandbox); it outlives this command and is carried by stateful snapshots (output:
+    /// redirect it yourself). Fails (126, 127) when it cannot start.
     #[arg(short = 'd', long)]
     detach: bool,
     /// Give the command a terminal (use with -i for a shell: cairn exec -it ID sh).
@@ -40,7 +48,7 @@ pub struct ExecArgs {
     tty: bool,
 }
 
-pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
+pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
     let cmd = if a.command.len() == 1 {
         vec!["/bin/sh".into(), "-c".into(), a.command[0].clone()]
     } else {
@@ -56,7 +64,7 @@ pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
             cols: None,
             rows: None,
         };
-        return crate::attach::run(client, &a.sandbox, req).await;
+        return crate::attach::run(client, &a.sandbox, req, json).await;
     }
     let req = ExecRequest {
         cmd,
@@ -73,15 +81,21 @@ pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
     let mut pending: Vec<u8> = Vec::new();
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     while let Some(frame) = body.frame().await {
-        let frame = frame.context("the connection to cairnd broke during exec")?;
+        let frame = frame.map_err(|e| {
+            CliError::connection(format!("the connection to cairnd broke during exec: {e}"))
+        })?;
         let Some(data) = frame.data_ref() else {
             continue;
         };
         pending.extend_from_slice(data);
         while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=nl).collect();
-            let event: ExecEvent =
-                serde_json::from_slice(&line).context("unexpected exec stream from cairnd")?;
+            let event: ExecEvent = serde_json::from_slice(&line).map_err(|e| {
+                CliError::new(
+                    UNEXPECTED_ANSWER,
+                    format!("unexpected exec stream from cairnd: {e}"),
+                )
+            })?;
             let b64 = base64::engine::general_purpose::STANDARD;
             match event {
                 ExecEvent::Stdout { data } => {
@@ -93,15 +107,57 @@ pub async fn run(client: &Client, a: ExecArgs) -> Result<i32> {
                     stderr.flush()?;
                 }
                 ExecEvent::Exit { code, message } => {
-                    // The sandbox stopped under the command: say why, after its output.
+                    // It could not start, or its sandbox ended under it: say so, after its output.
                     if let Some(m) = message {
-                        writeln!(stderr, "cairn: {m}")?;
+                        report_exit(code, m, json, req.detach);
                     }
                     return Ok(code);
                 }
-                ExecEvent::Error { message } => bail!("{message}"),
+                ExecEvent::Error { message, code } => return Err(stream_error(message, code)),
+                ExecEvent::Started { pid } => {
+                    if json {
+                        crate::output::print_json(&serde_json::json!({ "pid": pid }))?;
+                    } else {
+                        println!("{pid}");
+                    }
+                    return Ok(0);
+                }
             }
         }
     }
-    bail!("cairnd ended the exec stream without an exit code")
+    Err(CliError::connection("cairnd ended the exec stream without an exit code").into())
+}
+
+/// Says why an exec ended as it did (`message` of its `exit`): a line for people, or under
+/// `--json` one JSON error, `cannot_start` (126, 127, or any code of a `detached` command that
+/// ended at once) or `interrupted` (the sandbox died or was stopped, restored, paused with its
+/// memory released or destroyed under it).
+pub fn report_exit(code: i32, message: String, json: bool, detached: bool) {
+    let code = if detached || code == 126 || code == 127 {
+        CANNOT_START
+    } else {
+        INTERRUPTED
+    };
+    crate::failure::report(
+        &crate::failure::Described {
+            code: code.to_string(),
+            message,
+            details: None,
+        },
+        json,
+    );
+}
+
+/// The error an exec stream ended with: a refusal carries the API's code.
+pub fn stream_error(message: String, code: Option<String>) -> anyhow::Error {
+    match code {
+        Some(code) => crate::client::ApiFailure {
+            status: hyper::StatusCode::OK,
+            code,
+            message,
+            details: None,
+        }
+        .into(),
+        None => CliError::new(EXEC_FAILED, message).into(),
+    }
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use cairn_types::api::ImageInfo;
 
-use crate::client::{Body, Client};
+use crate::client::{Body, CliError, Client};
 use crate::{enc, output, spinner};
 
 /// The image subcommands.
@@ -79,8 +79,9 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
             let img = if upload || client.is_tcp() {
                 upload_image(client, &path, &name, public, json).await?
             } else {
-                let abs = std::fs::canonicalize(&path)
-                    .with_context(|| format!("cannot read '{}'", path.display()))?;
+                let abs = std::fs::canonicalize(&path).map_err(|e| {
+                    CliError::invalid(format!("cannot read '{}': {e}", path.display()))
+                })?;
                 let pb = spinner(&format!("importing {}", abs.display()));
                 let res: Result<ImageInfo> = client
                     .json(
@@ -138,8 +139,8 @@ async fn upload_image(
     public: bool,
     json: bool,
 ) -> Result<ImageInfo> {
-    let md =
-        std::fs::metadata(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    let md = std::fs::metadata(path)
+        .map_err(|e| CliError::invalid(format!("cannot read '{}': {e}", path.display())))?;
     let pb = if md.is_dir() {
         let pb = ProgressBar::new_spinner();
         pb.set_style(
@@ -202,12 +203,7 @@ async fn upload_image(
     }
     let resp = sent?;
     let bytes = resp.into_body().collect().await?.to_bytes();
-    serde_json::from_slice(&bytes).with_context(|| {
-        format!(
-            "unexpected answer from cairnd: {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    })
+    crate::client::decode_answer(&bytes)
 }
 
 /// Writes `dir` as a tar stream (owners, modes, symlinks as links, special files as

@@ -3,6 +3,7 @@
 mod attach;
 mod client;
 mod exec;
+mod failure;
 mod image;
 mod network;
 mod output;
@@ -19,7 +20,7 @@ use serde_json::json;
 
 use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
 use cairn_types::RuntimeKind;
-use client::{ApiFailure, Client, Endpoint};
+use client::{Client, Endpoint};
 
 const EXAMPLES: &str = "Examples:
   cairn image import /srv/rootfs --name base
@@ -43,7 +44,8 @@ struct Cli {
     /// API token (required over TCP; see 'cairnd token create').
     #[arg(long, env = "CAIRN_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables; errors too, as one JSON object on stderr
+    /// ({"error": {"code", "message"}}), with the same non-zero exit code.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -231,26 +233,39 @@ pub(crate) fn spinner(msg: &str) -> ProgressBar {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let shown = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if !shown && failure::wants_json() {
+                failure::report(&failure::usage(&e), true);
+                std::process::exit(e.exit_code());
+            }
+            e.exit()
+        }
+    };
     let is_exec = matches!(cli.command, Command::Exec(_));
+    let json = cli.json;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cairn: {e}");
+            failure::report(&failure::describe(&e.into()), json);
             std::process::exit(125);
         }
     };
     match rt.block_on(run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            if let Some(api) = e.downcast_ref::<ApiFailure>() {
-                eprintln!("cairn: {}", api.message);
-            } else {
-                eprintln!("cairn: {e:#}");
-            }
+            failure::report(&failure::describe(&e), json);
             std::process::exit(if is_exec { 125 } else { 1 });
         }
     }
@@ -293,7 +308,7 @@ async fn run(cli: Cli) -> Result<i32> {
             let s = res?;
             output::show(json, &s, |s| println!("{}", s.id))?;
         }
-        Command::Exec(a) => return exec::run(&client, a).await,
+        Command::Exec(a) => return exec::run(&client, a, json).await,
         Command::Ls => {
             let list: Vec<SandboxInfo> = client.json(Method::GET, "/v1/sandboxes", None).await?;
             output::show(json, &list, |list| output::sandboxes(list))?;

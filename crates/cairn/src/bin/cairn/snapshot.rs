@@ -7,7 +7,7 @@ use serde_json::json;
 
 use cairn_types::api::{DiffEntry, SandboxInfo, SnapshotInfo};
 
-use crate::client::Client;
+use crate::client::{CliError, Client};
 use crate::{enc, output, spinner};
 
 #[derive(Subcommand)]
@@ -52,7 +52,7 @@ pub enum SnapshotCommand {
     /// Restore a snapshot in place. OVERWRITES the sandbox's files: everything written since the
     /// snapshot is discarded, and its processes restart on the restored files.
     #[command(
-        after_help = "Examples:\n  cairn snapshot restore baseline                      # into the sandbox it was taken from\n  cairn snapshot restore builder:baseline             # SANDBOX:NAME when several sandboxes have one\n  cairn snapshot restore snap-1b2c3d4e --to sbx-0a1b2c3d"
+        after_help = "Examples:\n  cairn snapshot restore baseline                      # into the sandbox it was taken from\n  cairn snapshot restore builder:baseline             # SANDBOX:NAME when several sandboxes have one\n  cairn snapshot restore snap-1b2c3d4e --to sbx-0a1b2c3d\n  cairn snapshot restore baseline --fresh              # a stateful snapshot's files only: its processes are not resumed"
     )]
     Restore {
         /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME.
@@ -60,6 +60,10 @@ pub enum SnapshotCommand {
         /// Restore into this sandbox instead of the source one (same account).
         #[arg(long)]
         to: Option<String>,
+        /// With a stateful snapshot: put back its files only and boot on them, without resuming
+        /// its processes (for a host or runtime they cannot resume on).
+        #[arg(long)]
+        fresh: bool,
     },
     /// Delete a snapshot; sandboxes forked or restored from it keep working.
     #[command(
@@ -124,13 +128,17 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 .await?;
             output::show(json, &s, output::snapshot)?;
         }
-        SnapshotCommand::Restore { snapshot, to } => {
+        SnapshotCommand::Restore {
+            snapshot,
+            to,
+            fresh,
+        } => {
             let pb = spinner(&format!("restoring {snapshot}"));
             let res: Result<SandboxInfo> = client
                 .json(
                     Method::POST,
                     &format!("/v1/snapshots/{}/restore", enc(&snapshot)),
-                    Some(json!({ "to": to })),
+                    Some(json!({ "to": to, "fresh": fresh })),
                 )
                 .await;
             pb.finish_and_clear();
@@ -169,7 +177,7 @@ pub async fn fork(
     json: bool,
 ) -> Result<()> {
     if count == 0 || count > 256 {
-        anyhow::bail!("invalid --count {count}: give 1 to 256");
+        return Err(CliError::invalid(format!("invalid --count {count}: give 1 to 256")).into());
     }
     let pb = spinner(&format!("forking {snapshot} ×{count}"));
     let body = json!({ "from_snapshot": snapshot, "fresh": fresh });
@@ -188,17 +196,31 @@ pub async fn fork(
         }
     }
     if let Some(e) = first_error {
-        if !made.is_empty() {
+        if made.is_empty() {
+            return Err(e);
+        }
+        let ids: Vec<&str> = made.iter().map(|s| s.id.as_str()).collect();
+        let said = crate::failure::describe(&e);
+        if !json {
             eprintln!(
                 "cairn: {} of {count} forks were made: {}",
                 made.len(),
-                made.iter()
-                    .map(|s| s.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                ids.join(" ")
             );
+            return Err(e);
         }
-        return Err(e);
+        // One JSON error that also says which forks exist.
+        return Err(CliError {
+            code: said.code,
+            message: format!(
+                "{} of {count} forks were made ({}): {}",
+                made.len(),
+                ids.join(" "),
+                said.message
+            ),
+            details: Some(json!({ "made": ids })),
+        }
+        .into());
     }
     output::show(json, &made, |m| {
         for s in m {
