@@ -8,6 +8,7 @@ mod images;
 mod migrations;
 mod network;
 mod records;
+mod restores;
 mod snapshots;
 mod tokens;
 

@@ -134,6 +134,10 @@ const MIGRATIONS: &[&str] = &[
             (SELECT disk_bytes FROM sandboxes WHERE id = NEW.sandbox_id)
         WHERE id = NEW.id;
     END;",
+    // 9 (ops, issue 15): the snapshot a sandbox is being restored from, set once its new root
+    //    is staged and cleared when it runs again, so that start-up recovery finishes a
+    //    restore that a crash interrupted (see cairn-engine's restore).
+    "ALTER TABLE sandboxes ADD COLUMN restoring TEXT;",
 ];
 
 /// Brings the schema to the newest version.

@@ -339,3 +339,25 @@ fn a_sandbox_keeps_its_disk_limit_and_its_snapshots_record_it() {
     assert_eq!(db.snapshot_disk(&s2.id).unwrap(), None);
     assert_eq!(db.snapshot_disk(&SnapshotId::generate()).unwrap(), None);
 }
+
+#[test]
+fn a_restore_marker_is_set_then_cleared_with_the_final_state() {
+    let (_d, db) = db();
+    image(&db);
+    let s = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    db.set_state(&s.id, SandboxState::Running, None).unwrap();
+    assert_eq!(db.restoring(&s.id).unwrap(), None);
+    let snap = SnapshotId::generate();
+    db.set_restoring(&s.id, &snap).unwrap();
+    assert_eq!(db.restoring(&s.id).unwrap(), Some(snap.clone()));
+    // An illegal final state leaves the marker: the restore is not over.
+    assert!(db.end_restore(&s.id, SandboxState::Creating, None).is_err());
+    assert!(db.restoring(&s.id).unwrap().is_some());
+    db.end_restore(&s.id, SandboxState::Stopped, Some("resuming failed"))
+        .unwrap();
+    assert_eq!(db.restoring(&s.id).unwrap(), None);
+    let back = db.sandbox(&s.id).unwrap().unwrap();
+    assert_eq!(back.state, SandboxState::Stopped);
+    assert_eq!(back.state_reason.as_deref(), Some("resuming failed"));
+    assert!(db.set_restoring(&SandboxId::generate(), &snap).is_err());
+}
