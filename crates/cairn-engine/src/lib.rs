@@ -16,6 +16,7 @@ mod limits;
 mod network;
 mod pause;
 mod recovery;
+mod restore;
 mod sandboxes;
 mod snapshots;
 
