@@ -34,14 +34,14 @@ pub async fn create(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
     let req: CreateSnapshotRequest = optional_json(&body)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            st.engine
-                .create_snapshot(&account, &id, req.name.as_deref(), req.stateful)
-                .await?,
-        ),
-    ))
+    let info = st
+        .engine
+        .run_to_end(move |e| async move {
+            e.create_snapshot(&account, &id, req.name.as_deref(), req.stateful)
+                .await
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(info)))
 }
 
 /// A sandbox's snapshots, oldest first.
@@ -83,7 +83,9 @@ pub async fn delete(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    st.engine.delete_snapshot(&account, &id).await?;
+    st.engine
+        .run_to_end(move |e| async move { e.delete_snapshot(&account, &id).await })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -99,7 +101,9 @@ pub async fn restore(
     let req: RestoreRequest = optional_json(&body)?;
     Ok(Json(
         st.engine
-            .restore_snapshot(&account, &id, req.to.as_deref())
+            .run_to_end(move |e| async move {
+                e.restore_snapshot(&account, &id, req.to.as_deref()).await
+            })
             .await?,
     ))
 }

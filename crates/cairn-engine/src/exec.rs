@@ -1,7 +1,8 @@
 //! `exec`: run a command in a running sandbox and stream its output as it
 //! comes, then its exit code. A timeout kills the command (exit code 124); a
 //! sandbox that dies under the command makes it end with 137 and a message
-//! saying why (see `deaths`).
+//! saying why (see `deaths`). A command whose output nobody reads any more (its
+//! client went away) is killed as at a timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -304,9 +305,28 @@ impl Engine {
         let incarnation = self.incarnation(&r.id);
         tokio::spawn(async move {
             let _busy = busy;
-            let waited = match timeout {
-                Some(t) => tokio::time::timeout(t, exec.child.wait()).await.ok(),
-                None => Some(exec.child.wait().await),
+            let waited = tokio::select! {
+                waited = async {
+                    match timeout {
+                        Some(t) => tokio::time::timeout(t, exec.child.wait()).await.ok(),
+                        None => Some(exec.child.wait().await),
+                    }
+                } => waited,
+                // Nobody reads the output any more: the client went away (a killed CLI, an
+                // SDK's timeout). The command is killed as at a timeout, not left running
+                // unseen with its output pipes filling up.
+                () = tx.closed() => {
+                    tracing::info!(sandbox = %r.id, "the exec's client went away; killing its command");
+                    if let Err(e) = rt.kill_exec(r.id.as_str(), &exec).await {
+                        tracing::warn!(sandbox = %r.id, error = %e, "could not kill an abandoned exec");
+                    }
+                    if tokio::time::timeout(Duration::from_secs(5), exec.child.wait()).await.is_err() {
+                        let _ = exec.child.start_kill();
+                        let _ = exec.child.wait().await;
+                    }
+                    exec.remove_files();
+                    return;
+                }
             };
             let code = match waited {
                 Some(Ok(status)) => cairn_cmd::exit_code(status),
