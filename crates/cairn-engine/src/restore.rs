@@ -126,11 +126,13 @@ impl Engine {
         let was_running = matches!(target.state, SandboxState::Running | SandboxState::Paused);
         let restart = format!("start it again with 'cairn start {id}'");
         if let Err(e) = self.swap_roots(id).await {
+            // The error names host paths: it goes to the log, not to the sandbox's reason.
+            tracing::error!(sandbox = %id, error = %e, "a restore could not swap its roots");
             self.db.end_restore(
                 id,
                 SandboxState::Stopped,
                 Some(&format!(
-                    "the restore could not swap its files ({e}); {restart}"
+                    "the restore could not put the snapshot's files in place (the cairnd log says why); {restart}"
                 )),
             )?;
             return Err(e);
