@@ -121,21 +121,12 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket, w
                         }
                     },
                     Some(Ok(_)) => continue,
-                    // The client went away: close stdin; the command runs to its end.
-                    Some(Err(_)) | None => ExecInput::Eof,
+                    // The client went away: the command is killed (the engine does that when
+                    // its output is dropped), as a streaming exec's is.
+                    Some(Err(_)) | None => break,
                 };
-                let gone = input == ExecInput::Eof;
+                // After an `eof`, output keeps streaming until the exit; input is dropped.
                 let _ = exec.input.send(input).await;
-                if gone {
-                    // Keep streaming output until the exit, but stop reading a closed socket.
-                    while let Some(ev) = exec.output.recv().await {
-                        let last = matches!(ev, ExecOutput::Exit { .. } | ExecOutput::Error(_));
-                        if socket.send(event_message(ev)).await.is_err() || last {
-                            break;
-                        }
-                    }
-                    break;
-                }
             }
         }
     }

@@ -1,4 +1,8 @@
 //! Route handlers: decode, ask the engine, encode. Nothing else.
+//!
+//! Every handler that changes something runs the engine's operation through
+//! [`cairn_engine::Engine::run_to_end`]: when the client goes away, its request is dropped,
+//! and only the wait for the answer with it; the operation runs to its end.
 
 use std::collections::HashMap;
 
@@ -30,10 +34,11 @@ pub async fn create_sandbox(
     Account(account): Account,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<SandboxInfo>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(st.engine.create_sandbox(&account, &req).await?),
-    ))
+    let info = st
+        .engine
+        .run_to_end(move |e| async move { e.create_sandbox(&account, &req).await })
+        .await?;
+    Ok((StatusCode::CREATED, Json(info)))
 }
 
 /// List the caller's sandboxes.
@@ -70,7 +75,10 @@ pub async fn destroy_sandbox(
     let force = flag(&q, "force")?;
     let with_snapshots = flag(&q, "with_snapshots")?;
     st.engine
-        .destroy_sandbox(&account, &id, force, with_snapshots)
+        .run_to_end(move |e| async move {
+            e.destroy_sandbox(&account, &id, force, with_snapshots)
+                .await
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -94,7 +102,11 @@ pub async fn stop_sandbox(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    Ok(Json(st.engine.stop_sandbox(&account, &id).await?))
+    Ok(Json(
+        st.engine
+            .run_to_end(move |e| async move { e.stop_sandbox(&account, &id).await })
+            .await?,
+    ))
 }
 
 /// Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process
@@ -110,7 +122,11 @@ pub async fn pause_sandbox(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<SandboxInfo>> {
     let release = flag(&q, "release_memory")?;
-    Ok(Json(st.engine.pause_sandbox(&account, &id, release).await?))
+    Ok(Json(
+        st.engine
+            .run_to_end(move |e| async move { e.pause_sandbox(&account, &id, release).await })
+            .await?,
+    ))
 }
 
 /// Continue a paused sandbox (restoring its processes when their memory was released).
@@ -121,7 +137,11 @@ pub async fn resume_sandbox(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    Ok(Json(st.engine.resume_sandbox(&account, &id).await?))
+    Ok(Json(
+        st.engine
+            .run_to_end(move |e| async move { e.resume_sandbox(&account, &id).await })
+            .await?,
+    ))
 }
 
 /// Start a stopped sandbox.
@@ -132,7 +152,11 @@ pub async fn start_sandbox(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    Ok(Json(st.engine.start_sandbox(&account, &id).await?))
+    Ok(Json(
+        st.engine
+            .run_to_end(move |e| async move { e.start_sandbox(&account, &id).await })
+            .await?,
+    ))
 }
 
 /// Run a command and stream its output: the response is chunked
@@ -256,7 +280,9 @@ pub async fn remove_image(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    st.engine.remove_image(principal(&caller), &name).await?;
+    st.engine
+        .run_to_end(move |e| async move { e.remove_image(principal(&caller), &name).await })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -32,9 +32,12 @@ pub async fn put_network(
     Account(account): Account,
     ApiJson(req): ApiJson<UpdateAccountNetwork>,
 ) -> Result<Json<AccountNetwork>, ApiError> {
+    let who = account.clone();
     let sandbox_to_sandbox = st
         .engine
-        .set_sandbox_to_sandbox(&account, req.sandbox_to_sandbox)
+        .run_to_end(
+            move |e| async move { e.set_sandbox_to_sandbox(&who, req.sandbox_to_sandbox).await },
+        )
         .await?;
     Ok(Json(AccountNetwork {
         account,

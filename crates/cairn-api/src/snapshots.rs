@@ -24,14 +24,14 @@ pub async fn create(
     Path(id): Path<String>,
     OptionalJson(req): OptionalJson<CreateSnapshotRequest>,
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            st.engine
-                .create_snapshot(&account, &id, req.name.as_deref(), req.stateful)
-                .await?,
-        ),
-    ))
+    let info = st
+        .engine
+        .run_to_end(move |e| async move {
+            e.create_snapshot(&account, &id, req.name.as_deref(), req.stateful)
+                .await
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(info)))
 }
 
 /// A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
@@ -81,7 +81,9 @@ pub async fn delete(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    st.engine.delete_snapshot(&account, &id).await?;
+    st.engine
+        .run_to_end(move |e| async move { e.delete_snapshot(&account, &id).await })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -96,7 +98,10 @@ pub async fn restore(
 ) -> ApiResult<Json<SandboxInfo>> {
     Ok(Json(
         st.engine
-            .restore_snapshot(&account, &id, req.to.as_deref(), req.fresh)
+            .run_to_end(move |e| async move {
+                e.restore_snapshot(&account, &id, req.to.as_deref(), req.fresh)
+                    .await
+            })
             .await?,
     ))
 }

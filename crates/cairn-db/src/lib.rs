@@ -8,6 +8,7 @@ mod images;
 mod migrations;
 mod network;
 mod records;
+mod restores;
 mod snapshots;
 mod tokens;
 
@@ -22,6 +23,7 @@ use cairn_types::{transition, SandboxId, SandboxState, StateError};
 pub use images::ImageUser;
 pub use network::PublishedPortRecord;
 pub use records::{ImageRecord, NewSandbox, SandboxRecord};
+pub use restores::Restoring;
 pub use snapshots::SnapshotRecord;
 pub use tokens::{TokenRecord, TokenRole};
 

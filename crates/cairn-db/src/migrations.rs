@@ -145,6 +145,10 @@ const MIGRATIONS: &[&str] = &[
         WHERE id = NEW.id;
     END;
     CREATE INDEX snapshots_account_name ON snapshots(account, name);",
+    // 10 (ops, issue 15): the snapshot a sandbox is being restored from, set once its new root
+    //    is staged and cleared when it runs again, so that start-up recovery finishes a
+    //    restore that a crash interrupted (see cairn-engine's restore).
+    "ALTER TABLE sandboxes ADD COLUMN restoring TEXT;",
 ];
 
 /// Brings the schema to the newest version.

@@ -442,3 +442,35 @@ fn a_version_8_database_records_the_names_of_its_live_sandboxes_on_their_snapsho
     // Its sandbox was destroyed before the name was recorded: its id still finds it.
     assert_eq!(name("snap-00000002"), None);
 }
+
+#[test]
+fn a_restore_marker_is_set_then_cleared_with_the_final_state() {
+    let (_d, db) = db();
+    image(&db);
+    let s = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    db.set_state(&s.id, SandboxState::Running, None).unwrap();
+    assert_eq!(db.restoring(&s.id).unwrap(), None);
+    let snap = Restoring {
+        snapshot: SnapshotId::generate(),
+        fresh: false,
+    };
+    db.set_restoring(&s.id, &snap).unwrap();
+    assert_eq!(db.restoring(&s.id).unwrap(), Some(snap.clone()));
+    let fresh = Restoring {
+        fresh: true,
+        ..snap.clone()
+    };
+    db.set_restoring(&s.id, &fresh).unwrap();
+    assert_eq!(db.restoring(&s.id).unwrap(), Some(fresh));
+    db.set_restoring(&s.id, &snap).unwrap();
+    // An illegal final state leaves the marker: the restore is not over.
+    assert!(db.end_restore(&s.id, SandboxState::Creating, None).is_err());
+    assert!(db.restoring(&s.id).unwrap().is_some());
+    db.end_restore(&s.id, SandboxState::Stopped, Some("resuming failed"))
+        .unwrap();
+    assert_eq!(db.restoring(&s.id).unwrap(), None);
+    let back = db.sandbox(&s.id).unwrap().unwrap();
+    assert_eq!(back.state, SandboxState::Stopped);
+    assert_eq!(back.state_reason.as_deref(), Some("resuming failed"));
+    assert!(db.set_restoring(&SandboxId::generate(), &snap).is_err());
+}

@@ -3,7 +3,8 @@
 //! sandbox that dies under the command, or is stopped, restored, paused with its
 //! memory released or destroyed under it, makes it end with 137 and a message
 //! saying so (see `deaths`); a command that cannot start ends with 126 or 127 and
-//! a message saying why (see `exec_start`). Detached commands: see `detach`.
+//! a message saying why (see `exec_start`). A command whose output nobody reads any
+//! more (its client went away) is killed as at a timeout. Detached commands: see `detach`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -341,9 +342,28 @@ impl Engine {
         let incarnation = self.incarnation(&r.id);
         tokio::spawn(async move {
             let _busy = busy;
-            let waited = match timeout {
-                Some(t) => tokio::time::timeout(t, exec.child.wait()).await.ok(),
-                None => Some(exec.child.wait().await),
+            let waited = tokio::select! {
+                waited = async {
+                    match timeout {
+                        Some(t) => tokio::time::timeout(t, exec.child.wait()).await.ok(),
+                        None => Some(exec.child.wait().await),
+                    }
+                } => waited,
+                // Nobody reads the output any more: the client went away (a killed CLI, an
+                // SDK's timeout). The command is killed as at a timeout, not left running
+                // unseen with its output pipes filling up.
+                () = tx.closed() => {
+                    tracing::info!(sandbox = %r.id, "the exec's client went away; killing its command");
+                    if let Err(e) = rt.kill_exec(r.id.as_str(), &exec).await {
+                        tracing::warn!(sandbox = %r.id, error = %e, "could not kill an abandoned exec");
+                    }
+                    if tokio::time::timeout(Duration::from_secs(5), exec.child.wait()).await.is_err() {
+                        let _ = exec.child.start_kill();
+                        let _ = exec.child.wait().await;
+                    }
+                    exec.remove_files();
+                    return;
+                }
             };
             let code = match waited {
                 Some(Ok(status)) => cairn_cmd::exit_code(status),

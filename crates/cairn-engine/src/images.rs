@@ -229,16 +229,16 @@ impl Engine {
         let engine = Arc::clone(self);
         let (account, name) = (who.account.to_string(), name.to_string());
         let operator = who.operator;
-        let task = tokio::spawn(async move {
-            let record = engine.import(&account, &name, public, &src).await?;
-            let who = Principal {
-                account: &account,
-                operator,
-            };
-            Ok(engine.image_info(&record, who))
-        });
-        task.await
-            .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))?
+        engine
+            .run_to_end(move |engine| async move {
+                let record = engine.import(&account, &name, public, &src).await?;
+                let who = Principal {
+                    account: &account,
+                    operator,
+                };
+                Ok(engine.image_info(&record, who))
+            })
+            .await
     }
 
     async fn import(

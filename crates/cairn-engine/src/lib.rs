@@ -18,8 +18,10 @@ mod identity;
 mod images;
 mod limits;
 mod network;
+mod operations;
 mod pause;
 mod recovery;
+mod restore;
 mod sandboxes;
 mod snapshots;
 
@@ -146,6 +148,8 @@ pub struct Engine {
     indexing: Arc<Mutex<HashMap<SnapshotId, tokio::sync::watch::Receiver<()>>>>,
     /// The watch on each running or paused sandbox's runtime process (see `deaths`).
     incarnations: Mutex<HashMap<SandboxId, Arc<deaths::Incarnation>>>,
+    /// How many operations run in tasks of their own (see `operations`).
+    operations: Arc<tokio::sync::watch::Sender<usize>>,
     /// The engine itself, for the tasks it starts (watches) to reach it while it lives.
     me: Weak<Engine>,
 }
@@ -218,6 +222,7 @@ impl Engine {
             indexing: Arc::new(Mutex::new(HashMap::new())),
             runtime_versions: Mutex::new(HashMap::new()),
             incarnations: Mutex::new(HashMap::new()),
+            operations: Arc::new(tokio::sync::watch::Sender::new(0)),
             me: me.clone(),
         });
         engine.recover().await?;

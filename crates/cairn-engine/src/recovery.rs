@@ -1,26 +1,40 @@
-//! Start-up recovery: finish or roll back whatever a crash interrupted, so
-//! that the database and the host agree again.
+//! Start-up recovery: finish or roll back whatever a crash interrupted, so that the database,
+//! the pool and the runtimes agree again. Three sources are reconciled: the rows, the
+//! subvolumes, and the runtimes' own container lists (with their processes).
 //!
 //! - `tmp/` is emptied;
 //! - images whose import never finished are removed (row and subvolume);
+//! - writers blocked on the pipes of a checkpoint the dead cairnd was receiving are let go,
+//!   and runtime commands it left running (a `restore`, a `checkpoint`…) are waited for (or
+//!   ended), so that no container changes behind recovery's back;
 //! - sandboxes left `creating` or `destroyed` are torn down and their rows removed;
 //! - sandboxes recorded `running`/`paused` whose container the runtime no
 //!   longer knows are marked `stopped` with a reason, so are those whose runtime
 //!   ended while cairnd was down (with the reason their cgroup shows); the others
-//!   are watched again (see `deaths`); `stopped` ones are left alone;
-//! - subvolumes under `pool/sandboxes` that no row owns are deleted;
-//! - an interrupted restore is finished or discarded;
+//!   are watched again (see `deaths`), thawed if the row says `running` (a snapshot's pause
+//!   window) and frozen again if it says `paused` (a resume cut short); `stopped` ones are
+//!   left alone;
+//! - an interrupted restore (its marker set) is finished (see `restore`);
 //! - snapshots left `creating` become `failed`, `deleted` ones are finished, orphans removed,
 //!   failed ones of destroyed sandboxes pruned;
 //! - network namespaces and veths of sandboxes that no longer exist are removed, published
-//!   ports of the others are listened on again, the bridge goes when no `nat` sandbox is left.
+//!   ports of the others are listened on again, the bridge goes when no `nat` sandbox is left;
+//! - containers that no running or paused row owns are deleted from their runtime, and
+//!   gVisor processes of containers the runtime no longer knows are killed;
+//! - subvolumes under `pool/sandboxes` that no row owns are deleted (and the staged or old
+//!   roots of a restore), so are bundle directories under `run/`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use cairn_storage::Storage;
-use cairn_types::{SandboxState, SnapshotState};
+use cairn_types::{SandboxId, SandboxState, SnapshotState};
 
 use crate::{Engine, Result};
+
+/// How long start-up waits for the runtime commands a dead cairnd left running before it
+/// kills them: a restore or a checkpoint whose reader is gone ends within seconds.
+const SETTLE_WAIT: Duration = Duration::from_secs(20);
 
 impl Engine {
     /// Snapshots left `creating` become `failed` (their files removed); `deleted` ones are
@@ -89,8 +103,33 @@ impl Engine {
                 .await?;
             self.db.delete_image(&image.id)?;
         }
+        // A checkpoint the dead cairnd was receiving: its writer (CRIU, a gVisor sentry) may
+        // wait on a pipe nobody will open. Let it go, so its command can end.
+        if let Ok(entries) = std::fs::read_dir(self.snapshots_dir()) {
+            for e in entries.flatten() {
+                cairn_storage::release_pipes(&e.path().join("checkpoint"));
+            }
+        }
+        for rt in self.runtimes.values() {
+            let n = rt.settle(SETTLE_WAIT).await;
+            if n > 0 {
+                tracing::warn!(runtime = %rt.kind(), commands = n, "runtime commands of the previous cairnd have ended");
+            }
+        }
         let mut known = HashSet::new();
+        let mut restores = Vec::new();
         for r in self.db.all_sandboxes()? {
+            if let Some(snap) = self.db.restoring(&r.id)? {
+                if matches!(
+                    r.state,
+                    SandboxState::Running | SandboxState::Paused | SandboxState::Stopped
+                ) {
+                    // Finished once the snapshots and the network are recovered.
+                    known.insert(r.id.to_string());
+                    restores.push((r, snap));
+                    continue;
+                }
+            }
             match r.state {
                 SandboxState::Creating | SandboxState::Destroyed => {
                     tracing::warn!(sandbox = %r.id, state = %r.state, "finishing an interrupted create/destroy");
@@ -128,6 +167,14 @@ impl Engine {
                             }
                             true
                         }
+                        Ok(Some(s)) if s.status == "running" && r.state == SandboxState::Paused => {
+                            // A resume cut short before its row was written: the row says paused.
+                            tracing::warn!(sandbox = %r.id, "freezing a paused sandbox that an interrupted resume thawed");
+                            if let Err(e) = rt.pause(r.id.as_str()).await {
+                                tracing::warn!(sandbox = %r.id, error = %e, "could not freeze it");
+                            }
+                            true
+                        }
                         Ok(Some(s)) => s.status == "running" || s.status == "paused",
                         Ok(None) => false,
                         Err(e) => {
@@ -154,6 +201,11 @@ impl Engine {
         }
         self.recover_snapshots().await?;
         self.recover_network().await?;
+        for (r, snap) in restores {
+            self.recover_restore(&r, &snap).await?;
+        }
+        self.remove_unowned_containers().await?;
+        self.remove_unowned_bundles(&known);
         for name in self.storage.list_subvolumes(&self.sandboxes_dir()).await? {
             // An interrupted restore staged `<id>.restore`: discard it while the old root is
             // there, otherwise the old root was already deleted: move the staged one into place.
@@ -169,6 +221,14 @@ impl Engine {
                 }
                 continue;
             }
+            if name.ends_with(".old") {
+                // A restore ended (its marker cleared) before the root it replaced was deleted.
+                tracing::warn!(subvolume = %name, "deleting the root an interrupted restore replaced");
+                self.storage
+                    .delete_subvolume(&self.sandboxes_dir().join(&name))
+                    .await?;
+                continue;
+            }
             if !known.contains(&name) {
                 tracing::warn!(subvolume = %name, "deleting an orphan sandbox root");
                 self.storage
@@ -177,5 +237,66 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Deletes every container that no running or paused row (with its processes in memory)
+    /// of the same runtime owns: one a crash left behind a `creating`, `destroyed` or
+    /// `stopped` row, or for no row at all. Then kills the runtimes' processes of containers
+    /// they no longer know.
+    async fn remove_unowned_containers(&self) -> Result<()> {
+        let rows: HashMap<SandboxId, cairn_db::SandboxRecord> = self
+            .db
+            .all_sandboxes()?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        for (kind, rt) in &self.runtimes {
+            let listed = match rt.list().await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(runtime = %kind, error = %e, "cannot list the runtime's containers");
+                    continue;
+                }
+            };
+            for c in listed {
+                let owner = c.id.parse::<SandboxId>().ok().and_then(|id| rows.get(&id));
+                let owned = owner.is_some_and(|r| {
+                    r.runtime == *kind
+                        && matches!(r.state, SandboxState::Running | SandboxState::Paused)
+                        && r.memory_snapshot.is_none()
+                });
+                if owned {
+                    continue;
+                }
+                tracing::warn!(runtime = %kind, container = %c.id, status = %c.state.status, row = ?owner.map(|r| r.state), "deleting a container that no sandbox owns");
+                if let Err(e) = rt.delete(&c.id).await {
+                    tracing::warn!(runtime = %kind, container = %c.id, error = %e, "could not delete it");
+                }
+            }
+            match rt.end_strays().await {
+                Ok(pids) if !pids.is_empty() => {
+                    tracing::warn!(runtime = %kind, ?pids, "killed processes of containers the runtime no longer knows");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(runtime = %kind, error = %e, "cannot look for stray processes")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the bundle directories under `run/` of sandboxes that have no row.
+    fn remove_unowned_bundles(&self, known: &HashSet<String>) {
+        let Ok(entries) = std::fs::read_dir(self.cfg.home.join("run")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.parse::<SandboxId>().is_ok() && !known.contains(&name) {
+                tracing::warn!(sandbox = %name, "removing the bundle of a sandbox that no longer exists");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }

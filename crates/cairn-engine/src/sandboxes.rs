@@ -266,6 +266,7 @@ impl Engine {
         };
         match created.await {
             Ok(()) => {
+                crate::crash_point("create-after-start");
                 self.db.set_state(&id, SandboxState::Running, None)?;
                 let record = self
                     .db

@@ -878,11 +878,10 @@ impl Engine {
                 self.require_criu().await?;
             }
         }
-        let root = self.rootfs(&target.id);
-        let staged = root.with_extension("restore");
-        // 1. Stage the new root beside the old one (recovery: a leftover `.restore` is discarded
-        //    while the old root exists, or moved into place when it does not).
-        let _ = self.storage.delete_subvolume(&staged).await;
+        // The steps below and what recovery makes of a crash between any two: see `restore`.
+        // 1. Stage the new root beside the old one (a crash leaves the sandbox as it was).
+        self.clear_restore_leftovers(&target.id).await?;
+        let staged = self.restore_paths(&target.id).staged;
         // The new root carries the sandbox's disk limit (counted from zero again).
         self.storage
             .limited_snapshot(
@@ -893,10 +892,9 @@ impl Engine {
             .await
             .map_err(|e| self.pool_full_or("restore the snapshot", e.into()))?;
         // Another sandbox's snapshot brings that sandbox's machine id: the target keeps its own.
-        let foreign = snap.sandbox_id != target.id;
-        if foreign {
+        if snap.sandbox_id != target.id {
             let own = {
-                let root = root.clone();
+                let root = self.rootfs(&target.id);
                 tokio::task::spawn_blocking(move || crate::identity::read_machine_id(&root))
                     .await
                     .ok()
@@ -907,9 +905,15 @@ impl Engine {
                 return Err(self.pool_full_or("restore the snapshot", e));
             }
         }
-        // 2. Stop the processes, swap the roots, start again.
-        let was_running = matches!(target.state, SandboxState::Running | SandboxState::Paused);
-        if was_running {
+        crate::crash_point("restore-after-stage");
+        // 2. State first: from here on the restore is finished, by this request or by recovery.
+        let restoring = cairn_db::Restoring {
+            snapshot: snap.id.clone(),
+            fresh: snap.stateful && !stateful,
+        };
+        self.db.set_restoring(&target.id, &restoring)?;
+        // 3. Stop the processes.
+        if matches!(target.state, SandboxState::Running | SandboxState::Paused) {
             self.note_end(
                 &target.id,
                 format!(
@@ -919,60 +923,19 @@ impl Engine {
                     if stateful { "files and processes" } else { "files" }
                 ),
             );
-            self.halt(&target).await?;
-        }
-        self.storage.delete_subvolume(&root).await?;
-        crate::crash_point("restore-after-delete");
-        std::fs::rename(&staged, &root).map_err(|e| {
-            EngineError::Internal(format!("cannot move the restored root into place: {e}"))
-        })?;
-        self.db
-            .set_sandbox_origin(&target.id, Some(&snap.id), &snap.image_id)?;
-        if target.memory_snapshot.is_some() {
-            // The released processes belonged to the discarded files.
-            self.db.set_memory_snapshot(&target.id, None)?;
-        }
-        if stateful {
-            // Resume the checkpointed processes on the restored files.
-            let bundle = self.write_bundle_for(&target).await?;
-            let rt = self.runtime(target.runtime)?;
-            let resumed = async {
-                rt.delete(target.id.as_str()).await?;
-                rt.restore(
-                    target.id.as_str(),
-                    &bundle,
-                    &self.snapshot_checkpoint(&snap.id),
-                )
-                .await
-            };
-            if let Err(e) = resumed.await {
-                self.db.set_state(
-                    &target.id,
-                    SandboxState::Stopped,
-                    Some(&format!("resuming the snapshot's processes failed: {e}")),
-                )?;
-                return Err(e.into());
-            }
-            if foreign {
-                // Its processes resumed with the snapshot's sandbox's hostname.
-                self.rename_restored(&target).await;
-            }
-            if target.state != SandboxState::Running {
-                self.db.set_state(&target.id, SandboxState::Running, None)?;
-            }
-            self.arm(&target).await;
-        } else if was_running {
-            if let Err(e) = self.boot(&target).await {
-                self.db.set_state(
-                    &target.id,
-                    SandboxState::Stopped,
-                    Some(&format!("restart after restore failed: {e}")),
-                )?;
+            if let Err(e) = self.halt(&target).await {
+                // Nothing has changed yet: the sandbox stays as it was.
+                let _ = self.storage.delete_subvolume(&staged).await;
+                self.db
+                    .end_restore(&target.id, target.state, target.state_reason.as_deref())?;
+                self.arm(&target).await;
                 return Err(e);
             }
-            self.db.set_state(&target.id, SandboxState::Running, None)?;
-            self.arm(&target).await;
         }
+        crate::crash_point("restore-after-halt");
+        // 4-6. Swap the roots, bring the processes back, record the state.
+        self.finish_restore(&target, Some(&snap), restoring.fresh)
+            .await?;
         tracing::info!(sandbox = %target.id, snapshot = %snap.id, "snapshot restored");
         Ok(self.info(&self.find(account, target.id.as_str())?))
     }

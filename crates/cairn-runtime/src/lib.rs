@@ -15,6 +15,7 @@ mod freezer;
 mod gvisor_control;
 pub mod limit_hits;
 mod oci_cli;
+mod strays;
 
 use std::path::{Path, PathBuf};
 
@@ -107,6 +108,15 @@ pub struct ContainerState {
     pub status: String,
     /// Host pid of its init (0 when stopped).
     pub pid: u32,
+}
+
+/// A container the runtime knows, as [`Runtime::list`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The container's id (a sandbox id, for Cairn's).
+    pub id: String,
+    /// Its state.
+    pub state: ContainerState,
 }
 
 /// One process to run inside a running container.
@@ -209,6 +219,20 @@ pub trait Runtime: Send + Sync {
 
     /// Removes the container, killing it first if needed; succeeds when it is already gone.
     async fn delete(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Every container the runtime knows under its state root, whatever its state.
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
+
+    /// At start-up, before anything else drives this runtime: waits for the runtime commands
+    /// a previous cairnd started and left running when it died (a `restore`, a `checkpoint`…)
+    /// to end, killing those that take longer than `wait` with their children, so that no
+    /// container changes behind recovery's back. Returns how many there were.
+    async fn settle(&self, wait: std::time::Duration) -> usize;
+
+    /// At start-up, after recovery removed the containers nothing owns: kills the host
+    /// processes the runtime left for containers it no longer knows (gVisor's sandbox and
+    /// gofer processes of a `create` or `restore` cut short), and returns their pids.
+    async fn end_strays(&self) -> Result<Vec<u32>, RuntimeError>;
 
     /// Watches the host process whose exit ends container `id`: the pid [`Runtime::state`]
     /// reports (gVisor's sandbox process, runc's container init). `None` when the container

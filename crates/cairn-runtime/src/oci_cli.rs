@@ -17,7 +17,8 @@ use cairn_types::RuntimeKind;
 use crate::bundle::{write_atomic, CGROUP_PARENT, DEFAULT_CAPABILITIES};
 use crate::gvisor_control;
 use crate::{
-    ContainerState, ExecChild, ExecIo, ExecSpec, ExitWatch, LimitHits, Runtime, RuntimeError,
+    ContainerState, ExecChild, ExecIo, ExecSpec, ExitWatch, LimitHits, Listed, Runtime,
+    RuntimeError,
 };
 
 /// A runtime driven through its CLI.
@@ -777,6 +778,46 @@ impl Runtime for OciCli {
         LimitHits::read(id)
     }
 
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+        let format = match self.kind {
+            RuntimeKind::Gvisor => "-format=json",
+            RuntimeKind::Runc => "--format=json",
+        };
+        let out = self.cmd().arg("list").arg(format).run().await?;
+        let mut listed = parse_list(&out.stdout).map_err(|detail| RuntimeError::Protocol {
+            runtime: self.kind,
+            detail,
+        })?;
+        for c in &mut listed {
+            if c.state.status == "running" && self.pause_marker(&c.id).exists() {
+                c.state.status = "paused".to_string();
+            }
+        }
+        Ok(listed)
+    }
+
+    async fn settle(&self, wait: Duration) -> usize {
+        crate::strays::settle(&self.state_root, wait).await
+    }
+
+    async fn end_strays(&self) -> Result<Vec<u32>, RuntimeError> {
+        match self.kind {
+            RuntimeKind::Gvisor => {
+                let known = self
+                    .list()
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.state.status != "stopped")
+                    .map(|c| c.id)
+                    .collect();
+                Ok(crate::strays::end_gvisor_strays(&self.state_root, &known))
+            }
+            // A runc container's processes are its init and what it started, which `delete`
+            // reaches through the container's cgroup; runc leaves none of its own.
+            RuntimeKind::Runc => Ok(Vec::new()),
+        }
+    }
+
     async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
         let _ = std::fs::remove_file(self.pause_marker(id));
         let force = match self.kind {
@@ -807,6 +848,32 @@ fn valid_hostname(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// The containers in `list --format json` output (`null` when there are none).
+fn parse_list(stdout: &[u8]) -> Result<Vec<Listed>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(stdout).map_err(|e| format!("list is not JSON: {e}"))?;
+    let items = match v {
+        serde_json::Value::Null => return Ok(Vec::new()),
+        serde_json::Value::Array(items) => items,
+        other => return Err(format!("list is not an array: {other}")),
+    };
+    items
+        .iter()
+        .map(|c| {
+            let id = c["id"]
+                .as_str()
+                .ok_or_else(|| format!("a listed container has no id: {c}"))?;
+            Ok(Listed {
+                id: id.to_string(),
+                state: ContainerState {
+                    status: c["status"].as_str().unwrap_or("unknown").to_string(),
+                    pid: c["pid"].as_u64().unwrap_or(0) as u32,
+                },
+            })
+        })
+        .collect()
 }
 
 fn rand_u64() -> u64 {
@@ -862,5 +929,25 @@ mod tests {
         for bad in ["", "-n", "a b", "a;b", "x\n", &"a".repeat(65)] {
             assert!(!valid_hostname(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn lists_are_read_from_both_runtimes_output() {
+        assert_eq!(parse_list(b"null\n").unwrap(), Vec::new());
+        let runsc = br#"[{"ociVersion":"1.0.2-dev","id":"sbx-7d42fe1d","status":"created","pid":22888,"bundle":"/b"}]"#;
+        assert_eq!(
+            parse_list(runsc).unwrap(),
+            vec![Listed {
+                id: "sbx-7d42fe1d".into(),
+                state: ContainerState {
+                    status: "created".into(),
+                    pid: 22888
+                }
+            }]
+        );
+        let runc = br#"[{"ociVersion":"1.0.2-dev","id":"sbx-b8aa2bb0","pid":0,"status":"stopped","rootfs":"/r","owner":"root"}]"#;
+        assert_eq!(parse_list(runc).unwrap()[0].state.status, "stopped");
+        assert!(parse_list(b"{}").is_err());
+        assert!(parse_list(b"[{}]").is_err());
     }
 }

@@ -312,6 +312,15 @@ async fn run(args: Args) -> Result<()> {
             bail!("server task failed: {e}");
         }
     }
+    // Operations whose clients went away still run in tasks of their own: let them finish.
+    let running = engine.operations_running();
+    if running > 0 {
+        tracing::info!(
+            operations = running,
+            "waiting for the operations still running"
+        );
+        engine.finish_operations().await;
+    }
     let _ = std::fs::remove_file(&sock);
     tracing::info!("cairnd stopped; sandboxes keep running and are found again at the next start");
     Ok(())

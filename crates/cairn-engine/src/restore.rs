@@ -1,0 +1,231 @@
+//! The second half of a restore in place, shared by `restore_snapshot` (see `snapshots`) and
+//! start-up recovery: swap the sandbox's root for the staged one and bring its processes back.
+//!
+//! A restore goes through these states, each one durable before the next begins:
+//!
+//! 1. the snapshot's tree is staged beside the sandbox's root as `<id>.restore` (no marker
+//!    yet: a crash here leaves the sandbox as it was, and recovery discards the staged tree);
+//! 2. the restore marker (the snapshot's id) is set in the sandbox's row: from here on the
+//!    restore is finished, by the request or by recovery;
+//! 3. the sandbox's container is removed;
+//! 4. the roots are swapped by two renames, `<id>` → `<id>.old` and `<id>.restore` → `<id>`,
+//!    so that the sandbox's root is never missing and never half-deleted;
+//! 5. its origin is recorded, its container made again (its processes resumed from the
+//!    snapshot's checkpoint, or booted afresh) and, in one transaction, its state set
+//!    (`running`, or `stopped` with the reason when that failed) and the marker cleared;
+//! 6. `<id>.old` is deleted (recovery deletes one found without a marker).
+//!
+//! Recovery finds a marked sandbox in state 2 to 5 and runs [`Engine::finish_restore`] again:
+//! every step above is idempotent. So a sandbox whose restore was interrupted comes back
+//! restored, or (interrupted before the marker) as it was, and never `running` over a dead
+//! container.
+//!
+//! Not for the checks and the staging themselves (see `snapshots`).
+
+use std::path::{Path, PathBuf};
+
+use cairn_db::{Restoring, SandboxRecord, SnapshotRecord};
+use cairn_storage::Storage;
+use cairn_types::{SandboxId, SandboxState, SnapshotState};
+
+use crate::{Engine, EngineError, Result};
+
+/// Where a restore keeps a sandbox's roots: (its root, the staged one, the old one).
+pub(crate) struct RestorePaths {
+    pub(crate) root: PathBuf,
+    pub(crate) staged: PathBuf,
+    pub(crate) old: PathBuf,
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| {
+        EngineError::Internal(format!(
+            "cannot move {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })
+}
+
+impl Engine {
+    pub(crate) fn restore_paths(&self, id: &SandboxId) -> RestorePaths {
+        let root = self.rootfs(id);
+        RestorePaths {
+            staged: root.with_extension("restore"),
+            old: root.with_extension("old"),
+            root,
+        }
+    }
+
+    /// Removes what an earlier restore of sandbox `id` may have left (a staged root, an old
+    /// one), before a new one is staged.
+    pub(crate) async fn clear_restore_leftovers(&self, id: &SandboxId) -> Result<()> {
+        let p = self.restore_paths(id);
+        self.storage.delete_subvolume(&p.staged).await?;
+        self.storage.delete_subvolume(&p.old).await?;
+        Ok(())
+    }
+
+    /// Puts the staged root in the place of sandbox `id`'s root, keeping the old one as
+    /// `<id>.old`. Idempotent: after a crash at any point, running it again finishes the swap.
+    async fn swap_roots(&self, id: &SandboxId) -> Result<()> {
+        let p = self.restore_paths(id);
+        if exists(&p.staged) {
+            if exists(&p.root) {
+                if exists(&p.old) {
+                    // Leftovers are cleared before staging: this one is older than the restore.
+                    self.storage.delete_subvolume(&p.old).await?;
+                }
+                rename(&p.root, &p.old)?;
+                crate::crash_point("restore-mid-swap");
+            }
+            rename(&p.staged, &p.root)?;
+        } else if !exists(&p.root) {
+            // Neither staged nor swapped (which the states above never leave): keep the files.
+            if exists(&p.old) {
+                rename(&p.old, &p.root)?;
+            }
+            return Err(EngineError::Internal(format!(
+                "the restored root of sandbox {id} is missing; its files are as they were"
+            )));
+        }
+        // The renames are durable before anything depends on them.
+        let dir = self.sandboxes_dir();
+        tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| {
+                EngineError::Internal(format!("cannot flush the sandboxes' directory: {e}"))
+            })?;
+        Ok(())
+    }
+
+    /// Deletes the root a restore replaced; best effort (recovery deletes a leftover).
+    async fn delete_old_root(&self, id: &SandboxId) {
+        let old = self.restore_paths(id).old;
+        if let Err(e) = self.storage.delete_subvolume(&old).await {
+            tracing::warn!(sandbox = %id, error = %e, "could not delete the root a restore replaced");
+        }
+    }
+
+    /// Steps 4 to 6 of a restore of `snap` into `target` (whose lock the caller holds; its
+    /// marker is set and its container gone): swap the roots, bring the processes back,
+    /// record the final state and clear the marker. `snap` is `None` when the snapshot is gone
+    /// (recovery only): the files are swapped and the sandbox left stopped. `fresh`: a
+    /// stateful snapshot's files only, booted on rather than its processes resumed. On error
+    /// the sandbox is recorded `stopped` with the reason, its marker cleared.
+    pub(crate) async fn finish_restore(
+        &self,
+        target: &SandboxRecord,
+        snap: Option<&SnapshotRecord>,
+        fresh: bool,
+    ) -> Result<()> {
+        let id = &target.id;
+        let was_running = matches!(target.state, SandboxState::Running | SandboxState::Paused);
+        let restart = format!("start it again with 'cairn start {id}'");
+        if let Err(e) = self.swap_roots(id).await {
+            // The error names host paths: it goes to the log, not to the sandbox's reason.
+            tracing::error!(sandbox = %id, error = %e, "a restore could not swap its roots");
+            self.db.end_restore(
+                id,
+                SandboxState::Stopped,
+                Some(&format!(
+                    "the restore could not put the snapshot's files in place (the cairnd log says why); {restart}"
+                )),
+            )?;
+            return Err(e);
+        }
+        crate::crash_point("restore-after-swap");
+        if let Some(s) = snap {
+            self.db.set_sandbox_origin(id, Some(&s.id), &s.image_id)?;
+        }
+        if target.memory_snapshot.is_some() {
+            // The released processes belonged to the discarded files.
+            self.db.set_memory_snapshot(id, None)?;
+        }
+        let up = match snap {
+            // Resume the checkpointed processes on the restored files.
+            Some(s) if s.stateful && !fresh => Some(
+                self.resume_checkpoint(target, s)
+                    .await
+                    .map_err(|e| ("resuming the snapshot's processes failed", e)),
+            ),
+            Some(_) if was_running => Some(
+                self.boot(target)
+                    .await
+                    .map_err(|e| ("restart after restore failed", e)),
+            ),
+            _ => None,
+        };
+        crate::crash_point("restore-after-start");
+        let outcome = match up {
+            Some(Ok(())) => {
+                self.db.end_restore(id, SandboxState::Running, None)?;
+                self.arm(target).await;
+                Ok(())
+            }
+            Some(Err((what, e))) => {
+                self.db
+                    .end_restore(id, SandboxState::Stopped, Some(&format!("{what}: {e}")))?;
+                Err(e)
+            }
+            None if snap.is_none() => {
+                self.db.end_restore(
+                    id,
+                    SandboxState::Stopped,
+                    Some(&format!("a restore was interrupted and its snapshot is gone, so its processes could not be brought back: its files are the snapshot's; {restart}")),
+                )?;
+                Ok(())
+            }
+            // A stopped sandbox stays stopped, on its new files.
+            None => {
+                self.db
+                    .end_restore(id, target.state, target.state_reason.as_deref())?;
+                Ok(())
+            }
+        };
+        self.delete_old_root(id).await;
+        outcome
+    }
+
+    /// Makes sandbox `r`'s container again from `snap`'s memory checkpoint.
+    async fn resume_checkpoint(&self, r: &SandboxRecord, snap: &SnapshotRecord) -> Result<()> {
+        let bundle = self.write_bundle_for(r).await?;
+        let rt = self.runtime(r.runtime)?;
+        rt.delete(r.id.as_str()).await?;
+        rt.restore(r.id.as_str(), &bundle, &self.snapshot_checkpoint(&snap.id))
+            .await?;
+        if snap.sandbox_id != r.id {
+            // Its processes resumed with the hostname of the snapshot's sandbox.
+            self.rename_restored(r).await;
+        }
+        Ok(())
+    }
+
+    /// At start-up: finishes the restore of `snap` into `r` that a crash interrupted (its
+    /// marker is set). Whatever container is there, the old one or one the interrupted restore
+    /// was making, is removed first.
+    pub(crate) async fn recover_restore(
+        &self,
+        r: &SandboxRecord,
+        restore: &Restoring,
+    ) -> Result<()> {
+        let snap = &restore.snapshot;
+        tracing::warn!(sandbox = %r.id, snapshot = %snap, fresh = restore.fresh, "finishing a restore that a crash interrupted");
+        let rt = self.runtime(r.runtime)?;
+        let _ = rt.kill(r.id.as_str(), "KILL").await;
+        rt.delete(r.id.as_str()).await?;
+        let snap = self
+            .db
+            .snapshot(snap)?
+            .filter(|s| s.state == SnapshotState::Ready);
+        if let Err(e) = self.finish_restore(r, snap.as_ref(), restore.fresh).await {
+            tracing::warn!(sandbox = %r.id, error = %e, "the interrupted restore could not bring the sandbox back: marked stopped");
+        }
+        Ok(())
+    }
+}
