@@ -134,6 +134,10 @@ const MIGRATIONS: &[&str] = &[
             (SELECT disk_bytes FROM sandboxes WHERE id = NEW.sandbox_id)
         WHERE id = NEW.id;
     END;",
+    // 9 (wake, issue 15): while a sandbox is paused, when and why (`idle`: its idle
+    //    timeout, the next exec resumes it; `user`: a pause request, only resume continues it).
+    "ALTER TABLE sandboxes ADD COLUMN paused_at TEXT;
+    ALTER TABLE sandboxes ADD COLUMN pause_reason TEXT;",
 ];
 
 /// Brings the schema to the newest version.
