@@ -1,7 +1,8 @@
 //! `exec`: run a command in a running sandbox and stream its output as it
 //! comes, then its exit code. A timeout kills the command (exit code 124); a
 //! sandbox that dies under the command makes it end with 137 and a message
-//! saying why (see `deaths`).
+//! saying why (see `deaths`). A command waits out a snapshot's pause before it
+//! starts, and wakes a sandbox its idle timeout paused (see `pause`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +10,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
+use cairn_db::SandboxRecord;
 use cairn_runtime::{ExecIo, ExecSpec};
 use cairn_types::api::ExecRequest;
-use cairn_types::SandboxState;
+use cairn_types::{PauseReason, SandboxState};
 
 use crate::limits::{
     check_cmd, check_env, check_env_size, check_timeout, check_workdir, merge_env,
@@ -23,6 +25,10 @@ pub const TIMEOUT_EXIT_CODE: i32 = 124;
 
 /// Exit code reported when the sandbox died under the command (as if killed by SIGKILL).
 pub const SANDBOX_DIED_EXIT_CODE: i32 = 137;
+
+/// The longest a starting command holds off a pause (see `Engine::gate`) while the runtime
+/// gets its process going.
+const START_WAIT: Duration = Duration::from_secs(10);
 
 /// One piece of an exec's life, in order: output chunks, then `Exit` or `Error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +184,84 @@ fn detached_line(cmd: &[String], workdir: Option<&str>, env: &[String]) -> Resul
     Ok(line)
 }
 
+/// Why sandbox `r` cannot run a command, and what to do.
+fn not_running(r: &SandboxRecord) -> EngineError {
+    if r.state == SandboxState::Paused {
+        let by = match r.pause_reason {
+            Some(PauseReason::Idle) => "by its idle timeout".to_string(),
+            _ => "by request ('cairn pause')".to_string(),
+        };
+        let at = r
+            .paused_at
+            .map(|t| {
+                format!(
+                    " at {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            })
+            .unwrap_or_default();
+        return EngineError::Conflict(format!(
+            "sandbox {id} is paused ({by}{at}): resume it with 'cairn resume {id}' (an exec wakes only a sandbox its idle timeout paused)",
+            id = r.id
+        ));
+    }
+    EngineError::Conflict(format!(
+        "sandbox {} is {}: only a running sandbox can exec; start it with 'cairn start {}'",
+        r.id, r.state, r.id
+    ))
+}
+
 impl Engine {
+    /// Sandbox `r` (of `account`) ready for a command, with its gate held shared until the
+    /// command's process runs (see `Engine::gate`): a snapshot's pause is waited out (at most
+    /// `GATE_WAIT`), a sandbox its idle timeout paused is resumed; one paused by request, or
+    /// not running, is refused.
+    async fn ready_for_exec(
+        &self,
+        account: &str,
+        r: SandboxRecord,
+    ) -> Result<(tokio::sync::OwnedRwLockReadGuard<()>, SandboxRecord)> {
+        let gate = self.gate(&r.id);
+        // A wake races only with another pause, by request (refused next time round) or by the
+        // idle timeout (which this exec, busy, holds off): twice round is enough; a third
+        // is a safety net.
+        for _ in 0..3 {
+            let held = match gate.clone().try_read_owned() {
+                Ok(held) => held,
+                Err(_) => {
+                    let waiting = std::time::Instant::now();
+                    let held =
+                        tokio::time::timeout(crate::pause::GATE_WAIT, gate.clone().read_owned())
+                            .await
+                            .map_err(|_| {
+                                EngineError::Conflict(format!(
+                                    "sandbox {} has been paused for a snapshot for over {} s: try the command again once 'cairn snapshot list {}' shows the snapshot ready",
+                                    r.id,
+                                    crate::pause::GATE_WAIT.as_secs(),
+                                    r.id
+                                ))
+                            })?;
+                    let waited_us = waiting.elapsed().as_micros() as u64;
+                    tracing::info!(sandbox = %r.id, waited_us, "exec waited for a pause to end");
+                    held
+                }
+            };
+            let r = self.find(account, r.id.as_str())?;
+            match r.state {
+                SandboxState::Running => return Ok((held, r)),
+                SandboxState::Paused if r.pause_reason == Some(PauseReason::Idle) => {
+                    drop(held);
+                    self.wake(&r.id).await?;
+                }
+                _ => return Err(not_running(&r)),
+            }
+        }
+        Err(EngineError::Conflict(format!(
+            "sandbox {} was paused again while waking it: try the command again",
+            r.id
+        )))
+    }
+
     /// Starts `req` in a running sandbox of `account` and returns its output stream.
     pub async fn exec(
         self: &Arc<Self>,
@@ -210,17 +293,10 @@ impl Engine {
             check_timeout("the timeout", secs)?;
         }
         let r = self.find(account, id_or_name)?;
-        if r.state != SandboxState::Running {
-            let verb = if r.state == SandboxState::Paused {
-                "resume"
-            } else {
-                "start"
-            };
-            return Err(EngineError::Conflict(format!(
-                "sandbox {} is {}: only a running sandbox can exec; {verb} it with 'cairn {verb} {}'",
-                r.id, r.state, r.id
-            )));
-        }
+        // Busy from here on: the idle timeout does not pause a sandbox a command is about to
+        // start in (and one paused meanwhile is woken below).
+        let busy = self.busy(&r.id);
+        let (gate, r) = self.ready_for_exec(account, r).await?;
         let args = if req.detach {
             if io != (ExecIo::Pipes { stdin: false }) {
                 return Err(EngineError::InvalidArgument(
@@ -298,12 +374,16 @@ impl Engine {
         };
         let timeout = req.timeout_secs.map(Duration::from_secs);
         let engine = Arc::clone(self);
-        let busy = self.busy(&r.id);
         // The run of the sandbox this command starts in: if it ends under the command, the
         // command's answer says so.
         let incarnation = self.incarnation(&r.id);
         tokio::spawn(async move {
             let _busy = busy;
+            // Once its process runs, a pause may freeze it with the sandbox.
+            if !exec.wait_started(START_WAIT).await {
+                tracing::warn!(sandbox = %r.id, "the command's process did not start within {} s; letting pauses in", START_WAIT.as_secs());
+            }
+            drop(gate);
             let waited = match timeout {
                 Some(t) => tokio::time::timeout(t, exec.child.wait()).await.ok(),
                 None => Some(exec.child.wait().await),
