@@ -173,7 +173,9 @@ fn failing_execs_during_snapshots_neither_fail_nor_stop_the_sandbox(rt: &str) {
         if i % 2 == 1 {
             args.push("--stateful");
         }
-        let snap = d.cairn(&args).json();
+        let run = d.cairn(&args);
+        assert_eq!(run.code, 0, "snapshot {i} failed: {run:?}");
+        let snap = run.json();
         assert_eq!(snap["state"], "ready", "{snap}");
         snaps += 1;
         assert_eq!(
