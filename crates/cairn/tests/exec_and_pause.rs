@@ -77,11 +77,22 @@ fn runtime_status(d: &Daemon, rt: &str, id: &str) -> Option<String> {
 
 /// Asserts the sandbox is frozen: its counter stands still, and its container is there
 /// (runc's says `paused`; gVisor's, paused through its control socket, says nothing of it).
+/// While the pause's automatic snapshot is checkpointed, runc says `running` for a moment
+/// (CRIU holds the cgroup frozen its own way; the counter stands still): it says `paused`
+/// again after.
 fn assert_frozen(d: &Daemon, rt: &str, id: &str) {
-    let status = runtime_status(d, rt, id);
-    assert!(status.is_some(), "the container is gone");
-    if rt == "runc" {
-        assert_eq!(status.as_deref(), Some("paused"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = runtime_status(d, rt, id);
+        assert!(status.is_some(), "the container is gone");
+        if rt != "runc" || status.as_deref() == Some("paused") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runc says {status:?} for a paused sandbox"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
     let before = counter_on_disk(d, id).unwrap();
     std::thread::sleep(Duration::from_millis(400));
@@ -328,11 +339,46 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
         assert_eq!(t.join().unwrap().ok(), i.to_string());
     }
     assert_eq!(inspect(&d, &id)["state"], "running");
+
+    // An interactive exec (`exec -i`: the API's attach, over a WebSocket) wakes it too.
+    let info = wait_paused(&d, &id);
+    assert_eq!(info["pause_reason"], "idle", "{info}");
+    let (code, out, err) = run_with_stdin(
+        &d,
+        &["exec", "-i", &id, "--", "sh", "-c", "read x; echo got:$x"],
+        "hello\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "got:hello\n"), "{err}");
+    assert_eq!(inspect(&d, &id)["state"], "running");
     let wakes = d
         .log_text()
         .matches("waking an idle-paused sandbox")
         .count();
-    assert_eq!(wakes, 2, "one wake per sleep");
+    assert_eq!(wakes, 3, "one wake per sleep");
+}
+
+/// (exit code, stdout, stderr) of `cairn ARGS` given `input` on its standard input.
+fn run_with_stdin(d: &Daemon, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = d
+        .cairn_command(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Finding 6 with `cairnd --idle-release-memory`: the idle pause checkpoints the processes
