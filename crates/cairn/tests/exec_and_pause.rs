@@ -120,6 +120,15 @@ fn wait_paused(d: &Daemon, id: &str) -> serde_json::Value {
     }
 }
 
+/// The values of the daemon log's field `name` (`name=123` or `"name":123`).
+fn logged_numbers<'a>(log: &'a str, name: &'a str) -> impl Iterator<Item = u64> + 'a {
+    log.match_indices(name).filter_map(move |(at, _)| {
+        let rest = log[at + name.len()..].trim_start_matches(['=', ':', '"']);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
 /// Asserts `paused_at` is a time within the last minute.
 fn assert_recent(info: &serde_json::Value) {
     let at = info["paused_at"]
@@ -214,8 +223,16 @@ fn failing_execs_during_snapshots_neither_fail_nor_stop_the_sandbox(rt: &str) {
         .log_text()
         .matches("exec waited for a pause to end")
         .count();
+    let longest_wait_ms = logged_numbers(&d.log_text(), "waited_us")
+        .max()
+        .unwrap_or(0)
+        / 1000;
+    let longest_pause_ms = logged_numbers(&d.log_text(), "paused_us")
+        .max()
+        .unwrap_or(0)
+        / 1000;
     eprintln!(
-        "{rt}: {execs} execs beside {snaps} snapshots, {waited} of them waited for a pause to end"
+        "{rt}: {execs} execs beside {snaps} snapshots, {waited} of them waited for a pause to end (longest wait {longest_wait_ms} ms, longest pause {longest_pause_ms} ms)"
     );
     assert!(
         execs >= 20,
