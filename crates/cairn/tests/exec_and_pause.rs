@@ -299,6 +299,9 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
     }
     assert_frozen(&d, rt, &id);
     let at_pause = counter_on_disk(&d, &id).unwrap();
+    let table = d.cairn(&["ls"]).ok();
+    let row = table.lines().find(|l| l.contains(&id)).unwrap();
+    assert!(row.contains("paused (idle)"), "{table}");
 
     // The exec wakes it and runs, with the counter where it was.
     let woken = Instant::now();
@@ -507,6 +510,12 @@ fn a_sandbox_paused_by_the_user_stays_paused_until_resumed(rt: &str) {
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["pause_reason"], "user", "{info}");
     assert_recent(&info);
+    let addr = format!("http://{}", d.tcp.as_ref().unwrap());
+    let table = d
+        .cairn_env(&["ls"], &[("CAIRN_HOST", &addr), ("CAIRN_TOKEN", &token)])
+        .ok();
+    let row = table.lines().find(|l| l.contains(&id)).unwrap();
+    assert!(row.contains("paused (user)"), "{table}");
 
     let refused = exec("echo woke");
     cairn_test_support::assert_error(&refused, 409, "conflict", "paused");

@@ -49,7 +49,11 @@ pub fn sandboxes(list: &[SandboxInfo]) {
             s.name.clone().unwrap_or_default(),
             s.image.clone(),
             s.runtime.to_string(),
-            s.state.to_string(),
+            // Why it is paused: `idle` wakes on the next exec, `user` waits for `cairn resume`.
+            match s.pause_reason {
+                Some(why) => format!("{} ({why})", s.state),
+                None => s.state.to_string(),
+            },
             s.address.clone().unwrap_or_else(|| s.network.clone()),
             age(s.created_at),
         ]);
