@@ -402,9 +402,9 @@ fn run_with_stdin(d: &Daemon, args: &[&str], input: &str) -> (i32, String, Strin
 }
 
 /// Finding 6 with `cairnd --idle-release-memory`: the idle pause checkpoints the processes
-/// to disk and ends them; the next exec restores them and runs.
+/// to disk and ends them; after a restart of cairnd, the next exec restores them and runs.
 fn an_idle_paused_sandbox_with_its_memory_released_wakes_on_exec(rt: &str) {
-    let d = daemon_with(&["--idle-release-memory"]);
+    let mut d = daemon_with(&["--idle-release-memory"]);
     let id = d
         .cairn(&[
             "up",
@@ -434,11 +434,16 @@ fn an_idle_paused_sandbox_with_its_memory_released_wakes_on_exec(rt: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let at_pause = counter_on_disk(&d, &id).unwrap();
+    // Why it sleeps outlives cairnd.
+    d.restart();
+    let info = inspect(&d, &id);
+    assert_eq!(info["pause_reason"], "idle", "{info}");
+    assert_eq!(info["memory_released"], true, "{info}");
 
     let woken = Instant::now();
     let v: u64 = d.cairn(&["exec", &id, "cat /tmp/c"]).ok().parse().unwrap();
     eprintln!(
-        "{rt}: an exec that wakes an idle-paused sandbox with its memory released answered in {:?}",
+        "{rt}: an exec that wakes an idle-paused sandbox with its memory released (after a restart of cairnd) answered in {:?}",
         woken.elapsed()
     );
     assert!(
