@@ -76,12 +76,22 @@ pub struct AttachedExec {
     pub input: mpsc::Sender<ExecInput>,
 }
 
-async fn pump<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<ExecOutput>, stdout: bool) {
+/// Where a command's output goes until its `exit` is due; then nowhere (`None`).
+type OutputTo = Arc<tokio::sync::Mutex<Option<mpsc::Sender<ExecOutput>>>>;
+
+/// Forwards what `reader` gives to `to` until its end. Once the command has exited and its
+/// `exit` is due, `to` is emptied: it forwards no more but goes on reading, so a background
+/// process that inherited the pipe writes on without a broken pipe, and the stream ends
+/// with the `exit`.
+async fn pump<R: AsyncRead + Unpin>(mut reader: R, to: OutputTo, stdout: bool) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match reader.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                // Sent under the lock: once the exit is due, nothing more goes out.
+                let to = to.lock().await;
+                let Some(tx) = to.as_ref() else { continue };
                 let chunk = buf[..n].to_vec();
                 let ev = if stdout {
                     ExecOutput::Stdout(chunk)
@@ -338,6 +348,7 @@ impl Engine {
         let mut exec = rt.exec(r.id.as_str(), &spec, &scratch, io).await?;
         let (tx, rx) = mpsc::channel(64);
         let (in_tx, in_rx) = mpsc::channel::<ExecInput>(64);
+        let output: OutputTo = Arc::new(tokio::sync::Mutex::new(Some(tx.clone())));
         let (out, err) = match exec.console.take() {
             Some(master) => {
                 let reader = std::fs::File::from(
@@ -345,14 +356,18 @@ impl Engine {
                         .try_clone()
                         .map_err(|e| EngineError::Internal(e.to_string()))?,
                 );
-                let out = tokio::spawn(pump(tokio::fs::File::from_std(reader), tx.clone(), true));
+                let out = tokio::spawn(pump(
+                    tokio::fs::File::from_std(reader),
+                    Arc::clone(&output),
+                    true,
+                ));
                 tokio::spawn(feed_terminal(master, exec.child.id(), in_rx));
                 // The runtime client's own stderr still carries its errors.
                 let err = exec
                     .child
                     .stderr
                     .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+                    .map(|s| tokio::spawn(pump(s, Arc::clone(&output), false)));
                 (Some(out), err)
             }
             None => {
@@ -363,12 +378,12 @@ impl Engine {
                     .child
                     .stdout
                     .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), true)));
+                    .map(|s| tokio::spawn(pump(s, Arc::clone(&output), true)));
                 let err = exec
                     .child
                     .stderr
                     .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), false)));
+                    .map(|s| tokio::spawn(pump(s, Arc::clone(&output), false)));
                 (out, err)
             }
         };
@@ -391,6 +406,7 @@ impl Engine {
             let code = match waited {
                 Some(Ok(status)) => cairn_cmd::exit_code(status),
                 Some(Err(e)) => {
+                    output.lock().await.take();
                     let _ = tx
                         .send(ExecOutput::Error(format!("lost track of the command: {e}")))
                         .await;
@@ -406,10 +422,15 @@ impl Engine {
                 }
             };
             // Output written just before exit is still in the pipes: drain it, but do not
-            // wait forever on a background process that inherited them.
-            for task in [out, err].into_iter().flatten() {
-                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-            }
+            // wait forever on a background process that inherited them. What it writes
+            // later is read but not sent: the `exit` event is the stream's last.
+            let drain = async {
+                for task in [out, err].into_iter().flatten() {
+                    let _ = task.await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+            output.lock().await.take();
             exec.remove_files();
             let failed = code != 0 && code != TIMEOUT_EXIT_CODE;
             let died = engine

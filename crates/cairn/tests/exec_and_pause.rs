@@ -147,6 +147,7 @@ cairn_test_support::both_runtimes!(
     an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again,
     an_idle_paused_sandbox_with_its_memory_released_wakes_on_exec,
     a_sandbox_paused_by_the_user_stays_paused_until_resumed,
+    an_exec_stream_ends_with_its_exit_though_a_background_process_writes_on,
 );
 
 /// Finding 2: `snapshot create` (plain and stateful) in a loop beside four loops of
@@ -580,4 +581,47 @@ fn a_sandbox_paused_by_the_user_stays_paused_until_resumed(rt: &str) {
     assert_eq!(info["pause_reason"], "user", "{info}");
     let refused = exec("echo woke");
     cairn_test_support::assert_error(&refused, 409, "conflict", "resume");
+}
+
+/// Seen beside finding 2 (a fork bomb's children writing after their shell exited): the
+/// exec stream ends with its `exit` event, as docs/api.md promises, even when a process the
+/// command left behind still holds its output and writes after the drain of 2 s; that late
+/// output is not sent (it used to follow the `exit`).
+fn an_exec_stream_ends_with_its_exit_though_a_background_process_writes_on(rt: &str) {
+    let d = daemon_with(&[]);
+    let id = d.cairn(&["up", "--image", "base", "--runtime", rt]).ok();
+    let (status, body) = d.http(
+        Via::Unix,
+        "POST",
+        &format!("/v1/sandboxes/{id}/exec"),
+        None,
+        Some(r#"{"cmd":["/bin/sh","-c","echo now; (sleep 4; echo late; echo late >&2; echo done > /tmp/bg) &"]}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let text = match body {
+        serde_json::Value::String(s) => s,
+        one => one.to_string(),
+    };
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let exits = events.iter().filter(|e| e["type"] == "exit").count();
+    assert_eq!(exits, 1, "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "exit", "output after the exit: {events:?}");
+    assert_eq!(last["code"], 0, "{events:?}");
+    assert_eq!(events[0]["type"], "stdout", "{events:?}");
+    assert_eq!(events[0]["data"], "bm93Cg==", "'now' first: {events:?}");
+    // The background process wrote on without a broken pipe (which would have killed it
+    // before its last line), and the sandbox is untouched.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.cairn(&["exec", &id, "cat /tmp/bg"]).stdout.trim() != "done" {
+        assert!(
+            Instant::now() < deadline,
+            "the background process did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(inspect(&d, &id)["state"], "running");
 }
