@@ -66,7 +66,8 @@ use crate::handlers;
         ErrorBody,
         ErrorDetail,
         RuntimeKind,
-        SandboxState
+        SandboxState,
+        cairn_types::PauseReason
     ))
 )]
 pub struct ApiDoc;

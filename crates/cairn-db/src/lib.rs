@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use cairn_types::{transition, SandboxId, SandboxState, StateError};
+use cairn_types::{transition, PauseReason, SandboxId, SandboxState, StateError};
 
 pub use images::ImageUser;
 pub use network::PublishedPortRecord;
@@ -190,9 +190,39 @@ impl Db {
         if from != to {
             transition(from, to)?;
         }
+        // When and why it was paused hold only while it is paused (see `set_paused`).
         tx.execute(
-            "UPDATE sandboxes SET state = ?2, state_reason = ?3 WHERE id = ?1",
+            "UPDATE sandboxes SET state = ?2, state_reason = ?3,
+                paused_at = CASE WHEN ?2 = 'paused' THEN paused_at END,
+                pause_reason = CASE WHEN ?2 = 'paused' THEN pause_reason END
+             WHERE id = ?1",
             params![id.as_str(), to.as_str(), reason],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a sandbox paused now, for `why`: from `running`, or again while paused (a
+    /// user's pause of a sandbox its idle timeout paused makes the pause the user's).
+    pub fn set_paused(&self, id: &SandboxId, why: PauseReason) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let from: String = tx
+            .query_row(
+                "SELECT state FROM sandboxes WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| DbError::NotFound(format!("no sandbox {id}")))?;
+        let from: SandboxState = from.parse()?;
+        if from != SandboxState::Paused {
+            transition(from, SandboxState::Paused)?;
+        }
+        tx.execute(
+            "UPDATE sandboxes SET state = 'paused', state_reason = NULL, paused_at = ?2, pause_reason = ?3
+             WHERE id = ?1",
+            params![id.as_str(), now(), why.as_str()],
         )?;
         tx.commit()?;
         Ok(())

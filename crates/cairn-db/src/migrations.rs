@@ -149,6 +149,10 @@ const MIGRATIONS: &[&str] = &[
     //    is staged and cleared when it runs again, so that start-up recovery finishes a
     //    restore that a crash interrupted (see cairn-engine's restore).
     "ALTER TABLE sandboxes ADD COLUMN restoring TEXT;",
+    // 11 (wake, issue 15): while a sandbox is paused, when and why (`idle`: its idle
+    //    timeout, the next exec resumes it; `user`: a pause request, only resume continues it).
+    "ALTER TABLE sandboxes ADD COLUMN paused_at TEXT;
+    ALTER TABLE sandboxes ADD COLUMN pause_reason TEXT;",
 ];
 
 /// Brings the schema to the newest version.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
-use cairn_types::{RuntimeKind, SandboxId, SandboxState, SnapshotId};
+use cairn_types::{PauseReason, RuntimeKind, SandboxId, SandboxState, SnapshotId};
 
 use crate::DbError;
 
@@ -118,6 +118,10 @@ pub struct SandboxRecord {
     pub idle_timeout_secs: Option<u64>,
     /// Bytes it may write into its root filesystem (`None`: no limit of its own).
     pub disk_bytes: Option<u64>,
+    /// While paused: when it was paused.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// While paused: why (an old row paused before this was recorded has none).
+    pub pause_reason: Option<PauseReason>,
 }
 
 impl SandboxRecord {
@@ -129,6 +133,7 @@ impl SandboxRecord {
         let memory_snapshot: Option<String> = r.get("memory_snapshot")?;
         let idle: Option<i64> = r.get("idle_timeout_secs")?;
         let disk: Option<i64> = r.get("disk_bytes")?;
+        let pause_reason: Option<String> = r.get("pause_reason")?;
         let build = || -> Result<Self, DbError> {
             Ok(SandboxRecord {
                 id: id
@@ -154,6 +159,11 @@ impl SandboxRecord {
                     .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
                 idle_timeout_secs: idle.map(|v| v.max(0) as u64),
                 disk_bytes: disk.map(|v| v.max(0) as u64),
+                paused_at: r.get("paused_at")?,
+                pause_reason: pause_reason
+                    .map(|p| p.parse())
+                    .transpose()
+                    .map_err(DbError::Corrupt)?,
             })
         };
         Ok(build())

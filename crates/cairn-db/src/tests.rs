@@ -87,6 +87,40 @@ fn illegal_state_changes_are_refused() {
 }
 
 #[test]
+fn a_pause_records_when_and_why_until_the_sandbox_leaves_paused() {
+    let (_d, db) = db();
+    image(&db);
+    let s = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    db.set_state(&s.id, SandboxState::Running, None).unwrap();
+    let running = db.sandbox(&s.id).unwrap().unwrap();
+    assert!(running.paused_at.is_none() && running.pause_reason.is_none());
+
+    let before = Utc::now();
+    db.set_paused(&s.id, PauseReason::Idle).unwrap();
+    let idle = db.sandbox(&s.id).unwrap().unwrap();
+    assert_eq!(idle.state, SandboxState::Paused);
+    assert_eq!(idle.pause_reason, Some(PauseReason::Idle));
+    assert!(idle.paused_at.unwrap() >= before);
+    // Paused again by its user: the pause is the user's.
+    db.set_paused(&s.id, PauseReason::User).unwrap();
+    let user = db.sandbox(&s.id).unwrap().unwrap();
+    assert_eq!(user.pause_reason, Some(PauseReason::User));
+    // Setting the state it has keeps them; leaving `paused` clears them.
+    db.set_state(&s.id, SandboxState::Paused, None).unwrap();
+    assert_eq!(
+        db.sandbox(&s.id).unwrap().unwrap().pause_reason,
+        Some(PauseReason::User)
+    );
+    db.set_state(&s.id, SandboxState::Running, None).unwrap();
+    let resumed = db.sandbox(&s.id).unwrap().unwrap();
+    assert!(resumed.paused_at.is_none() && resumed.pause_reason.is_none());
+    // Only a running (or paused) sandbox can be paused.
+    db.set_state(&s.id, SandboxState::Stopped, None).unwrap();
+    assert!(db.set_paused(&s.id, PauseReason::Idle).is_err());
+    assert!(db.sandbox(&s.id).unwrap().unwrap().pause_reason.is_none());
+}
+
+#[test]
 fn tokens_map_to_accounts_roles_expiry_and_revocation() {
     let (_d, db) = db();
     let t = db

@@ -207,7 +207,8 @@ impl Engine {
         sandbox: &str,
         all: bool,
     ) -> Result<Vec<SnapshotInfo>> {
-        let rows = match self.find(account, sandbox) {
+        // Listing is no use of the sandbox (see the idle timeout).
+        let rows = match self.look_up(account, sandbox) {
             Ok(r) => self.db.listed_snapshots(account, Some(&r.id), None)?,
             Err(e) => match sandbox.parse::<SandboxId>() {
                 // A destroyed sandbox's snapshots are still listed by its id…

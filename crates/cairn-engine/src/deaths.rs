@@ -301,14 +301,11 @@ impl Engine {
     }
 
     /// For a sandbox without a watch (it could not be armed): after a failed exec, asks the
-    /// runtime whether the sandbox still runs, and records it stopped if it does not.
+    /// runtime whether the sandbox still runs, and records it stopped if it does not. Frozen
+    /// (`paused`: by a snapshot, say) is alive.
     async fn check_alive(&self, r: &SandboxRecord) -> Option<String> {
         let rt = self.runtime(r.runtime).ok()?;
-        let state = rt.state(r.id.as_str()).await.ok()?;
-        if state
-            .as_ref()
-            .is_some_and(|s| s.status == "running" || s.status == "paused")
-        {
+        if self.runtime_says_alive(rt.as_ref(), &r.id).await? {
             return None;
         }
         let lock = self.lock_for(&r.id);
@@ -319,9 +316,28 @@ impl Engine {
         if !live || self.incarnation(&r.id).is_some() {
             return None; // stopped or started again meanwhile
         }
+        // Asked again under the lock: the first answer may have come in the middle of an
+        // operation that replaces the container (a restore), which has finished since.
+        if self.runtime_says_alive(rt.as_ref(), &r.id).await? {
+            return None;
+        }
         let reason = self.record_death(&r, None, false);
         self.remove_dead(&r).await;
         Some(reason)
+    }
+
+    /// Whether the runtime runs sandbox `id` (running or frozen); `None` when it cannot say.
+    async fn runtime_says_alive(
+        &self,
+        rt: &dyn cairn_runtime::Runtime,
+        id: &SandboxId,
+    ) -> Option<bool> {
+        let state = rt.state(id.as_str()).await.ok()?;
+        Some(
+            state
+                .as_ref()
+                .is_some_and(|s| s.status == "running" || s.status == "paused"),
+        )
     }
 }
 

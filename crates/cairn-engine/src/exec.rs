@@ -4,7 +4,9 @@
 //! memory released or destroyed under it, makes it end with 137 and a message
 //! saying so (see `deaths`); a command that cannot start ends with 126 or 127 and
 //! a message saying why (see `exec_start`). A command whose output nobody reads any
-//! more (its client went away) is killed as at a timeout. Detached commands: see `detach`.
+//! more (its client went away) is killed as at a timeout. A command waits out a
+//! snapshot's pause before it starts, and wakes a sandbox its idle timeout paused (see
+//! `pause`). Detached commands: see `detach`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +14,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, watch};
 
+use cairn_db::SandboxRecord;
 use cairn_runtime::{ExecIo, ExecSpec};
 use cairn_types::api::ExecRequest;
-use cairn_types::SandboxState;
+use cairn_types::{PauseReason, SandboxState};
 
 use crate::exec_start::{self, Gate, Held};
 use crate::limits::{
@@ -27,6 +30,10 @@ pub const TIMEOUT_EXIT_CODE: i32 = 124;
 
 /// Exit code reported when the sandbox died under the command (as if killed by SIGKILL).
 pub const SANDBOX_DIED_EXIT_CODE: i32 = 137;
+
+/// The longest a starting command holds off a pause (see `Engine::gate`) while the runtime
+/// gets its process going.
+const START_WAIT: Duration = Duration::from_secs(10);
 
 /// One piece of an exec's life, in order: output chunks, then `Exit` or `Error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +90,29 @@ pub struct AttachedExec {
     pub input: mpsc::Sender<ExecInput>,
 }
 
-/// Passes what `reader` yields on to `tx` as stdout or stderr chunks, holding it back
+/// Where a command's output goes until its `exit` is due; then nowhere (`None`).
+type OutputTo = Arc<tokio::sync::Mutex<Option<mpsc::Sender<ExecOutput>>>>;
+
+/// Sends `ev` to `to`, unless the `exit` is due (then it is dropped). False when the client
+/// went away.
+async fn forward(to: &OutputTo, ev: ExecOutput) -> bool {
+    // Sent under the lock: once the exit is due, nothing more goes out.
+    let to = to.lock().await;
+    match to.as_ref() {
+        Some(tx) => tx.send(ev).await.is_ok(),
+        None => true,
+    }
+}
+
+/// Passes what `reader` yields on to `to` as stdout or stderr chunks, holding it back
 /// until `gate` says the process started (and dropping it if it never did: it is then the
-/// runtime's own refusal).
+/// runtime's own refusal). Once the command has exited and its `exit` is due, `to` is
+/// emptied: it forwards no more but goes on reading to the end, so a background process
+/// that inherited the pipe writes on without a broken pipe, and the stream ends with the
+/// `exit`.
 async fn pump<R: AsyncRead + Unpin>(
     mut reader: R,
-    tx: mpsc::Sender<ExecOutput>,
+    to: OutputTo,
     stdout: bool,
     mut gate: watch::Receiver<Gate>,
 ) {
@@ -101,7 +125,7 @@ async fn pump<R: AsyncRead + Unpin>(
             Gate::Shut => return,
             Gate::Open => {
                 for ev in held.take() {
-                    if tx.send(ev).await.is_err() {
+                    if !forward(&to, ev).await {
                         return;
                     }
                 }
@@ -136,7 +160,7 @@ async fn pump<R: AsyncRead + Unpin>(
                 };
                 if state == Gate::Pending {
                     held.push(ev);
-                } else if tx.send(ev).await.is_err() {
+                } else if !forward(&to, ev).await {
                     return;
                 }
             }
@@ -199,7 +223,84 @@ async fn feed_terminal(
     }
 }
 
+/// Why sandbox `r` cannot run a command, and what to do.
+fn not_running(r: &SandboxRecord) -> EngineError {
+    if r.state == SandboxState::Paused {
+        let by = match r.pause_reason {
+            Some(PauseReason::Idle) => "by its idle timeout".to_string(),
+            _ => "by request ('cairn pause')".to_string(),
+        };
+        let at = r
+            .paused_at
+            .map(|t| {
+                format!(
+                    " at {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            })
+            .unwrap_or_default();
+        return EngineError::Conflict(format!(
+            "sandbox {id} is paused ({by}{at}): resume it with 'cairn resume {id}' (an exec wakes only a sandbox its idle timeout paused)",
+            id = r.id
+        ));
+    }
+    EngineError::Conflict(format!(
+        "sandbox {} is {}: only a running sandbox can exec; start it with 'cairn start {}'",
+        r.id, r.state, r.id
+    ))
+}
+
 impl Engine {
+    /// Sandbox `r` (of `account`) ready for a command, with its gate held shared until the
+    /// command's process runs (see `Engine::gate`): a snapshot's pause is waited out (at most
+    /// `GATE_WAIT`), a sandbox its idle timeout paused is resumed; one paused by request, or
+    /// not running, is refused.
+    async fn ready_for_exec(
+        &self,
+        account: &str,
+        r: SandboxRecord,
+    ) -> Result<(tokio::sync::OwnedRwLockReadGuard<()>, SandboxRecord)> {
+        let gate = self.gate(&r.id);
+        // A wake races only with another pause, by request (refused next time round) or by the
+        // idle timeout (which this exec, busy, holds off): twice round is enough; a third
+        // is a safety net.
+        for _ in 0..3 {
+            let held = match gate.clone().try_read_owned() {
+                Ok(held) => held,
+                Err(_) => {
+                    let waiting = std::time::Instant::now();
+                    let held =
+                        tokio::time::timeout(crate::pause::GATE_WAIT, gate.clone().read_owned())
+                            .await
+                            .map_err(|_| {
+                                EngineError::Conflict(format!(
+                                    "sandbox {} has been paused for a snapshot for over {} s: try the command again once 'cairn snapshot list {}' shows the snapshot ready",
+                                    r.id,
+                                    crate::pause::GATE_WAIT.as_secs(),
+                                    r.id
+                                ))
+                            })?;
+                    let waited_us = waiting.elapsed().as_micros() as u64;
+                    tracing::info!(sandbox = %r.id, waited_us, "exec waited for a pause to end");
+                    held
+                }
+            };
+            let r = self.find(account, r.id.as_str())?;
+            match r.state {
+                SandboxState::Running => return Ok((held, r)),
+                SandboxState::Paused if r.pause_reason == Some(PauseReason::Idle) => {
+                    drop(held);
+                    self.wake(&r.id).await?;
+                }
+                _ => return Err(not_running(&r)),
+            }
+        }
+        Err(EngineError::Conflict(format!(
+            "sandbox {} was paused again while waking it: try the command again",
+            r.id
+        )))
+    }
+
     /// Starts `req` in a running sandbox of `account` and returns its output stream.
     pub async fn exec(
         self: &Arc<Self>,
@@ -231,17 +332,10 @@ impl Engine {
             check_timeout("the timeout", secs)?;
         }
         let r = self.find(account, id_or_name)?;
-        if r.state != SandboxState::Running {
-            let verb = if r.state == SandboxState::Paused {
-                "resume"
-            } else {
-                "start"
-            };
-            return Err(EngineError::Conflict(format!(
-                "sandbox {} is {}: only a running sandbox can exec; {verb} it with 'cairn {verb} {}'",
-                r.id, r.state, r.id
-            )));
-        }
+        // Busy from here on: the idle timeout does not pause a sandbox a command is about to
+        // start in (and one paused meanwhile is woken below).
+        let busy = self.busy(&r.id);
+        let (pause_gate, r) = self.ready_for_exec(account, r).await?;
         if req.detach && io != (ExecIo::Pipes { stdin: false }) {
             return Err(EngineError::InvalidArgument(
                 "--detach cannot be combined with -i or -t".into(),
@@ -267,6 +361,7 @@ impl Engine {
         let scratch = self.run_dir(&r.id).join("exec");
         let (tx, rx) = mpsc::channel(64);
         let (in_tx, in_rx) = mpsc::channel::<ExecInput>(64);
+        let output: OutputTo = Arc::new(tokio::sync::Mutex::new(Some(tx.clone())));
         if req.detach {
             let outcome = crate::detach::detach(
                 rt.as_ref(),
@@ -295,53 +390,55 @@ impl Engine {
             let (pid_file, gate_tx) = (exec.pid_file.clone(), Arc::clone(&gate_tx));
             async move { exec_start::watch_start(pid_file, &gate_tx).await }
         });
-        let (out, err) = match exec.console.take() {
-            Some(master) => {
-                let reader = std::fs::File::from(
-                    master
-                        .try_clone()
-                        .map_err(|e| EngineError::Internal(e.to_string()))?,
-                );
-                let out = tokio::spawn(pump(
-                    tokio::fs::File::from_std(reader),
-                    tx.clone(),
-                    true,
-                    gate.clone(),
-                ));
-                tokio::spawn(feed_terminal(master, exec.child.id(), in_rx));
-                // The runtime client's own stderr still carries its errors.
-                let err = exec
-                    .child
-                    .stderr
-                    .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), false, gate.clone())));
-                (Some(out), err)
-            }
-            None => {
-                if let Some(stdin) = exec.child.stdin.take() {
-                    tokio::spawn(feed_pipe(stdin, in_rx));
+        let (out, err) =
+            match exec.console.take() {
+                Some(master) => {
+                    let reader = std::fs::File::from(
+                        master
+                            .try_clone()
+                            .map_err(|e| EngineError::Internal(e.to_string()))?,
+                    );
+                    let out = tokio::spawn(pump(
+                        tokio::fs::File::from_std(reader),
+                        Arc::clone(&output),
+                        true,
+                        gate.clone(),
+                    ));
+                    tokio::spawn(feed_terminal(master, exec.child.id(), in_rx));
+                    // The runtime client's own stderr still carries its errors.
+                    let err =
+                        exec.child.stderr.take().map(|s| {
+                            tokio::spawn(pump(s, Arc::clone(&output), false, gate.clone()))
+                        });
+                    (Some(out), err)
                 }
-                let out = exec
-                    .child
-                    .stdout
-                    .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), true, gate.clone())));
-                let err = exec
-                    .child
-                    .stderr
-                    .take()
-                    .map(|s| tokio::spawn(pump(s, tx.clone(), false, gate.clone())));
-                (out, err)
-            }
-        };
+                None => {
+                    if let Some(stdin) = exec.child.stdin.take() {
+                        tokio::spawn(feed_pipe(stdin, in_rx));
+                    }
+                    let out =
+                        exec.child.stdout.take().map(|s| {
+                            tokio::spawn(pump(s, Arc::clone(&output), true, gate.clone()))
+                        });
+                    let err =
+                        exec.child.stderr.take().map(|s| {
+                            tokio::spawn(pump(s, Arc::clone(&output), false, gate.clone()))
+                        });
+                    (out, err)
+                }
+            };
         let timeout = req.timeout_secs.map(Duration::from_secs);
         let engine = Arc::clone(self);
-        let busy = self.busy(&r.id);
         // The run of the sandbox this command starts in: if it ends under the command, the
         // command's answer says so.
         let incarnation = self.incarnation(&r.id);
         tokio::spawn(async move {
             let _busy = busy;
+            // Once its process runs, a pause may freeze it with the sandbox.
+            if !exec.wait_started(START_WAIT).await {
+                tracing::warn!(sandbox = %r.id, "the command's process did not start within {} s; letting pauses in", START_WAIT.as_secs());
+            }
+            drop(pause_gate);
             let waited = tokio::select! {
                 waited = async {
                     match timeout {
@@ -369,6 +466,7 @@ impl Engine {
                 Some(Ok(status)) => cairn_cmd::exit_code(status),
                 Some(Err(e)) => {
                     gate_tx.send_if_modified(|g| exec_start::open_if_pending(g, Gate::Open));
+                    output.lock().await.take();
                     let _ = tx
                         .send(ExecOutput::Error(format!("lost track of the command: {e}")))
                         .await;
@@ -390,10 +488,15 @@ impl Engine {
                 exec_start::open_if_pending(g, if started { Gate::Open } else { Gate::Shut })
             }) && !started;
             // Output written just before exit is still in the pipes: drain it, but do not
-            // wait forever on a background process that inherited them.
-            for task in [out, err].into_iter().flatten() {
-                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-            }
+            // wait forever on a background process that inherited them. What it writes
+            // later is read but not sent: the `exit` event is the stream's last.
+            let drain = async {
+                for task in [out, err].into_iter().flatten() {
+                    let _ = task.await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+            output.lock().await.take();
             exec.remove_files();
             let ended = incarnation.as_ref().and_then(|i| i.ended_on_purpose());
             let exit = if never_started && ended.is_none() {

@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub auto_pause_keep: usize,
     /// How often idle timeouts are checked.
     pub idle_check_interval: std::time::Duration,
+    /// An idle timeout's pause also releases the sandbox's memory to disk (where the runtime
+    /// can checkpoint it); the next exec restores it.
+    pub idle_release_memory: bool,
     /// The most one sandbox may ask for.
     pub caps: ResourceCaps,
     /// Most bytes an image import may decode (archive bombs stop there), and the largest
@@ -102,6 +105,7 @@ impl EngineConfig {
             subnet: cairn_net::Subnet::default(),
             auto_pause_keep: 3,
             idle_check_interval: std::time::Duration::from_secs(1),
+            idle_release_memory: false,
             caps: ResourceCaps::of_host(),
             max_image_bytes: cairn_images::DEFAULT_MAX_DECODED_BYTES,
             disk_quota: true,
@@ -137,6 +141,8 @@ pub struct Engine {
     /// port never keeps a policy its account has just changed.
     peers: tokio::sync::Mutex<()>,
     locks: Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per sandbox, the gate between a pause and execs starting (see `pause::Engine::gate`).
+    gates: Mutex<HashMap<SandboxId, Arc<tokio::sync::RwLock<()>>>>,
     /// Generations of read-only trees (images, snapshots), which never change.
     generations: Mutex<HashMap<PathBuf, u64>>,
     /// Runtime version lines, asked once.
@@ -217,6 +223,7 @@ impl Engine {
             ports: cairn_net::PortProxy::new(),
             peers: tokio::sync::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
             indexing: Arc::new(Mutex::new(HashMap::new())),
@@ -281,6 +288,9 @@ impl Engine {
     fn forget_lock(&self, id: &SandboxId) {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.remove(id);
+        drop(locks);
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.remove(id);
     }
 }
 

@@ -3,21 +3,30 @@
 //! `release_memory` the processes are then ended, their memory living on only
 //! in that snapshot's checkpoint, and `resume` restores them from it. Old
 //! automatic snapshots are pruned. An idle timeout pauses a sandbox that has
-//! seen no exec or API activity for a while.
+//! seen no exec or other use for a while; the next exec wakes it (resumes it),
+//! while a sandbox its user paused stays paused until `resume`. Each pause
+//! records when and why (`paused_at`, `pause_reason`).
+//!
+//! Also the gate between pauses and execs that are starting (see [`Engine::gate`]).
 //!
 //! Not for user snapshots (see `snapshots`), nor stop/start (see `sandboxes`).
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
+
 use cairn_db::SandboxRecord;
 use cairn_types::api::SandboxInfo;
-use cairn_types::{SandboxId, SandboxState, SnapshotState};
+use cairn_types::{PauseReason, SandboxId, SandboxState, SnapshotState};
 
 use crate::{Engine, EngineError, Result};
 
 /// Name prefix of the snapshots a pause takes.
 pub const AUTO_PAUSE_PREFIX: &str = "auto-pause-";
+
+/// The longest an exec waits for a snapshot's pause to end before it is refused.
+pub(crate) const GATE_WAIT: Duration = Duration::from_secs(60);
 
 /// What the idle timeout looks at, per sandbox.
 #[derive(Debug)]
@@ -55,6 +64,20 @@ impl Drop for Busy {
 }
 
 impl Engine {
+    /// The gate of sandbox `id` between pauses and execs that are starting. A pause (a
+    /// snapshot's, `cairn pause`, the idle timeout's) holds it exclusively from just before
+    /// the freeze until the thaw, or until the pause is recorded when it stays; an exec
+    /// holds it shared from its look at the sandbox's state until its process runs. So no
+    /// exec reaches the runtime while a snapshot has the sandbox frozen (runc refuses one:
+    /// "cannot exec in a paused container"): it waits for the thaw. No freeze catches an
+    /// exec halfway through starting either; execs already running are frozen with the
+    /// sandbox and go on after the thaw. The lock is fair: once a pause waits for it, new
+    /// execs wait behind the pause.
+    pub(crate) fn gate(&self, id: &SandboxId) -> Arc<RwLock<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.entry(id.clone()).or_default().clone()
+    }
+
     /// Records activity on a sandbox (any API call naming it, an exec).
     pub(crate) fn touch(&self, id: &SandboxId) {
         let mut map = self.activity.lock().unwrap_or_else(|p| p.into_inner());
@@ -85,14 +108,29 @@ impl Engine {
         release_memory: bool,
     ) -> Result<SandboxInfo> {
         let (_guard, r) = self.find_locked(account, id_or_name).await?;
-        self.pause_locked(r, release_memory).await?;
+        // Execs that are starting get going first (see `gate`).
+        let gate = self.gate(&r.id).write_owned().await;
+        self.pause_locked(r, release_memory, PauseReason::User, gate)
+            .await?;
         Ok(self.info(&self.find(account, id_or_name)?))
     }
 
-    async fn pause_locked(&self, r: SandboxRecord, release_memory: bool) -> Result<()> {
+    /// Pauses sandbox `r` (whose lock the caller holds) for `why`. `gate`: the sandbox's gate,
+    /// held until the pause is recorded.
+    async fn pause_locked(
+        &self,
+        r: SandboxRecord,
+        release_memory: bool,
+        why: PauseReason,
+        gate: OwnedRwLockWriteGuard<()>,
+    ) -> Result<()> {
         match r.state {
             SandboxState::Running => {}
             SandboxState::Paused if r.memory_snapshot.is_some() || !release_memory => {
+                // A user's pause of a sandbox its idle timeout paused makes it the user's.
+                if r.pause_reason != Some(why) {
+                    self.db.set_paused(&r.id, why)?;
+                }
                 return Ok(());
             }
             SandboxState::Paused => {}
@@ -114,8 +152,11 @@ impl Engine {
         let rt = self.runtime(r.runtime)?;
         if r.state == SandboxState::Running {
             rt.pause(r.id.as_str()).await?;
-            self.db.set_state(&r.id, SandboxState::Paused, None)?;
         }
+        self.db.set_paused(&r.id, why)?;
+        // From here on an exec finds it paused (and wakes it, when it was idle, once this
+        // pause is done with the sandbox's lock).
+        drop(gate);
         let r = self.db.sandbox(&r.id)?.ok_or_else(|| {
             EngineError::Internal(format!("sandbox {} vanished while pausing", r.id))
         })?;
@@ -194,6 +235,28 @@ impl Engine {
                 )))
             }
         }
+        self.resume_locked(&r).await?;
+        Ok(self.info(&self.find(account, r.id.as_str())?))
+    }
+
+    /// Resumes sandbox `id` if its idle timeout paused it (and nobody paused it since): what
+    /// an exec does before it runs. Anything else is left as it is, for the caller to look at.
+    pub(crate) async fn wake(&self, id: &SandboxId) -> Result<()> {
+        let lock = self.lock_for(id);
+        let _guard = lock.lock().await;
+        let Some(r) = self.db.sandbox(id)? else {
+            return Ok(());
+        };
+        if r.state == SandboxState::Paused && r.pause_reason == Some(PauseReason::Idle) {
+            let since = r.paused_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+            tracing::info!(sandbox = %r.id, paused_at = since, memory_released = r.memory_snapshot.is_some(), "waking an idle-paused sandbox for an exec");
+            self.resume_locked(&r).await?;
+        }
+        Ok(())
+    }
+
+    /// Continues paused sandbox `r`, whose lock the caller holds.
+    async fn resume_locked(&self, r: &SandboxRecord) -> Result<()> {
         let rt = self.runtime(r.runtime)?;
         match &r.memory_snapshot {
             Some(snap_id) => {
@@ -210,7 +273,7 @@ impl Engine {
                     r.id.as_str(),
                 )
                 .await?;
-                let bundle = self.write_bundle_for(&r).await?;
+                let bundle = self.write_bundle_for(r).await?;
                 // A crash during the release may have left the frozen container behind.
                 self.disarm(&r.id);
                 let _ = rt.kill(r.id.as_str(), "KILL").await;
@@ -224,10 +287,10 @@ impl Engine {
         self.db.set_state(&r.id, SandboxState::Running, None)?;
         if r.memory_snapshot.is_some() {
             // Its processes run in a new runtime process.
-            self.arm(&r).await;
+            self.arm(r).await;
         }
         tracing::info!(sandbox = %r.id, restored = r.memory_snapshot.is_some(), "sandbox resumed");
-        Ok(self.info(&self.find(account, r.id.as_str())?))
+        Ok(())
     }
 
     /// Starts the task that pauses sandboxes idle past their timeout. It ends with the engine.
@@ -243,6 +306,13 @@ impl Engine {
                 engine.pause_idle().await;
             }
         });
+    }
+
+    /// Whether sandbox `id` has run no exec and seen no use for `secs` seconds.
+    fn still_idle(&self, id: &SandboxId, secs: u64) -> bool {
+        let map = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id)
+            .is_none_or(|a| a.execs == 0 && a.last.elapsed() >= Duration::from_secs(secs))
     }
 
     /// Pauses every running sandbox with an idle timeout that has passed.
@@ -278,9 +348,20 @@ impl Engine {
             if r.state != SandboxState::Running {
                 continue;
             }
-            tracing::info!(sandbox = %r.id, idle_secs = idle_for.as_secs(), "idle timeout: pausing");
+            // An exec that is starting holds the gate; one that counted itself busy before
+            // this look waits for it, and finds the sandbox paused for being idle: it wakes it.
+            let Ok(gate) = self.gate(&r.id).try_write_owned() else {
+                continue; // an exec is starting: not idle
+            };
+            if !self.still_idle(&r.id, secs) {
+                continue;
+            }
+            // Where memory cannot be checkpointed (runc without CRIU), it stays in memory.
+            let release = self.cfg.idle_release_memory
+                && self.check_checkpoint_support(r.runtime).await.is_ok();
+            tracing::info!(sandbox = %r.id, idle_secs = idle_for.as_secs(), release_memory = release, "idle timeout: pausing");
             let id = r.id.clone();
-            if let Err(e) = self.pause_locked(r, false).await {
+            if let Err(e) = self.pause_locked(r, release, PauseReason::Idle, gate).await {
                 tracing::warn!(sandbox = %id, error = %e, "could not pause an idle sandbox");
             }
         }

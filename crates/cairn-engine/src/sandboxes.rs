@@ -48,6 +48,8 @@ impl Engine {
             published,
             idle_timeout_secs: r.idle_timeout_secs,
             memory_released: r.memory_snapshot.is_some(),
+            paused_at: r.paused_at.filter(|_| r.state == SandboxState::Paused),
+            pause_reason: r.pause_reason.filter(|_| r.state == SandboxState::Paused),
             disk_bytes: self.disk_limit(r),
             disk_used_bytes: self
                 .storage
@@ -63,14 +65,21 @@ impl Engine {
 
     /// Finds a sandbox of `account` by id or name; another account's sandbox is "not found".
     pub(crate) fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
-        let r = self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
+        let r = self.look_up(account, id_or_name)?;
+        // Every API call that uses a sandbox counts as activity (see the idle timeout).
+        self.touch(&r.id);
+        Ok(r)
+    }
+
+    /// [`Engine::find`] for a look that is no use of the sandbox (inspect, listing its
+    /// snapshots): it does not count as activity, so it neither keeps a sandbox from its
+    /// idle timeout nor wakes one.
+    pub(crate) fn look_up(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
+        self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "no sandbox '{id_or_name}': list your sandboxes with 'cairn ls'"
             ))
-        })?;
-        // Every API call that names a sandbox counts as activity (see the idle timeout).
-        self.touch(&r.id);
-        Ok(r)
+        })
     }
 
     /// Finds a sandbox, takes its lifecycle lock, and reads it again under the lock (its
@@ -362,9 +371,10 @@ impl Engine {
             .collect())
     }
 
-    /// One sandbox of an account.
+    /// One sandbox of an account. Looking is not using: it neither wakes a paused sandbox
+    /// nor holds off its idle timeout.
     pub fn inspect_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        Ok(self.info(&self.find(account, id_or_name)?))
+        Ok(self.info(&self.look_up(account, id_or_name)?))
     }
 
     /// Stops a sandbox's processes (TERM, then KILL after 10 s); its files stay.

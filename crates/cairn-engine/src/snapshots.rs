@@ -346,6 +346,14 @@ impl Engine {
         } else {
             None
         };
+        // No command starts while the sandbox is frozen, nor is one caught halfway through
+        // starting: execs that are starting get going first, those that arrive wait for the
+        // thaw (see `Engine::gate`).
+        let mut gate = if running {
+            Some(self.gate(&r.id).write_owned().await)
+        } else {
+            None
+        };
         let paused_at = std::time::Instant::now();
         if running {
             if let Err(e) = rt.pause(r.id.as_str()).await {
@@ -382,6 +390,7 @@ impl Engine {
                 if let Err(e) = rt.resume(r.id.as_str()).await {
                     tracing::error!(sandbox = %r.id, error = %e, "could not resume after a snapshot");
                 }
+                drop(gate.take());
                 let paused_us = paused_at.elapsed().as_micros() as u64;
                 tracing::info!(sandbox = %r.id, snapshot = %snap.id, paused_us, "sandbox resumed after the capture");
             }

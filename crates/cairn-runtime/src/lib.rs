@@ -163,6 +163,22 @@ impl ExecChild {
         let _ = std::fs::remove_file(&self.pid_file);
         let _ = std::fs::remove_file(self.pid_file.with_extension("json"));
     }
+
+    /// Waits, at most `limit`, until the process runs in the sandbox (the runtime wrote its
+    /// pid file) or the runtime client has ended (the command could not start, or ran and
+    /// ended already). False when neither happened in time.
+    pub async fn wait_started(&mut self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.pid_file.exists() || !matches!(self.child.try_wait(), Ok(None)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// An OCI runtime that can run Cairn sandboxes.

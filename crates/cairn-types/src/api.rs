@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{RuntimeKind, SandboxState, SnapshotState};
+use crate::{PauseReason, RuntimeKind, SandboxState, SnapshotState};
 
 /// Every error the API returns: `{ "error": { "code", "message" } }`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -88,10 +88,19 @@ pub struct SandboxInfo {
     pub workdir: String,
     /// When it was created (RFC 3339).
     pub created_at: DateTime<Utc>,
-    /// Paused automatically after this many seconds without exec or API activity.
+    /// Paused automatically after this many seconds without exec or other use; the next
+    /// exec resumes it.
     pub idle_timeout_secs: Option<u64>,
     /// Paused with its processes checkpointed to disk (no memory used); `resume` restores them.
     pub memory_released: bool,
+    /// While paused: when it was paused (RFC 3339); `null` otherwise.
+    #[serde(default)]
+    pub paused_at: Option<DateTime<Utc>>,
+    /// While paused: why. `idle`: its idle timeout paused it, and the next exec resumes it;
+    /// `user`: a pause request did, and it stays paused until `resume` (exec is refused).
+    /// `null` when not paused.
+    #[serde(default)]
+    pub pause_reason: Option<PauseReason>,
     /// `none` (loopback only) or `nat` (own address on the Cairn bridge, NAT to the outside).
     #[serde(default = "default_network")]
     pub network: String,
@@ -180,8 +189,9 @@ pub struct CreateSandboxRequest {
     /// Default working directory (absolute; default `/`).
     #[serde(default)]
     pub workdir: Option<String>,
-    /// Pause the sandbox (with an automatic snapshot) after this long without exec or API
-    /// activity: `90s`, `30m`, `2h`.
+    /// Pause the sandbox (with an automatic snapshot) after this long without exec or other
+    /// use (inspecting or listing it does not count): `90s`, `30m`, `2h`. The next exec
+    /// resumes it (its `pause_reason` is then `idle`).
     #[serde(default)]
     pub idle_timeout: Option<String>,
     /// `none` (loopback only) or `nat` (own address, NAT to the outside). Default: `none`,

@@ -15,4 +15,4 @@ pub use error_code::ErrorCode;
 pub use ids::{IdError, ImageId, SandboxId, SnapshotId, TokenId};
 pub use names::{looks_like_id, validate_name, NameError};
 pub use size::{format_bytes, parse_duration, parse_size, DurationError, SizeError};
-pub use state::{transition, RuntimeKind, SandboxState, SnapshotState, StateError};
+pub use state::{transition, PauseReason, RuntimeKind, SandboxState, SnapshotState, StateError};

@@ -108,6 +108,44 @@ pub fn transition(from: SandboxState, to: SandboxState) -> Result<SandboxState, 
     }
 }
 
+/// Why a sandbox is paused: its idle timeout paused it (the next exec wakes it), or its
+/// user did (`cairn pause`: it stays paused until `cairn resume`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PauseReason {
+    /// Paused by its idle timeout; any exec resumes it.
+    Idle,
+    /// Paused by a request (`cairn pause`); only `resume` continues it.
+    User,
+}
+
+impl PauseReason {
+    /// The lowercase name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::Idle => "idle",
+            PauseReason::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for PauseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PauseReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "idle" => Ok(PauseReason::Idle),
+            "user" => Ok(PauseReason::User),
+            other => Err(format!("unknown pause reason '{other}'")),
+        }
+    }
+}
+
 /// Where a snapshot is in its life: `creating → ready`, `failed` (with an
 /// error), `deleted` (being removed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -229,5 +267,14 @@ mod tests {
         for st in SandboxState::ALL {
             assert_eq!(st.as_str().parse::<SandboxState>().unwrap(), st);
         }
+    }
+
+    #[test]
+    fn pause_reasons_round_trip_through_strings_and_json() {
+        for r in [PauseReason::Idle, PauseReason::User] {
+            assert_eq!(r.as_str().parse::<PauseReason>().unwrap(), r);
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+        assert!("asleep".parse::<PauseReason>().is_err());
     }
 }

@@ -203,7 +203,8 @@ struct UpArgs {
     /// Publish sandbox TCP port PORT on the host's 127.0.0.1:HOSTPORT (repeatable; needs nat).
     #[arg(long, short = 'p', value_name = "HOSTPORT:PORT")]
     publish: Vec<String>,
-    /// Pause it (with an automatic snapshot) after this long without exec or API use: 90s, 30m, 2h.
+    /// Pause it (with an automatic snapshot) after this long without exec or other use
+    /// (inspect and ls do not count): 90s, 30m, 2h. The next exec resumes it.
     #[arg(long, value_name = "DURATION")]
     idle_timeout: Option<String>,
     /// Disk limit: what it may write beyond its image or snapshot, e.g. 512M or 10G; writes

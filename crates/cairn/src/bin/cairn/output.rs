@@ -5,7 +5,7 @@ use comfy_table::presets::NOTHING;
 use comfy_table::Table;
 
 use cairn_types::api::{DiffEntry, DroppedFiles, ImageInfo, SandboxInfo, SnapshotInfo};
-use cairn_types::format_bytes;
+use cairn_types::{format_bytes, PauseReason};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -49,7 +49,11 @@ pub fn sandboxes(list: &[SandboxInfo]) {
             s.name.clone().unwrap_or_default(),
             s.image.clone(),
             s.runtime.to_string(),
-            s.state.to_string(),
+            // Why it is paused: `idle` wakes on the next exec, `user` waits for `cairn resume`.
+            match s.pause_reason {
+                Some(why) => format!("{} ({why})", s.state),
+                None => s.state.to_string(),
+            },
             s.address.clone().unwrap_or_else(|| s.network.clone()),
             age(s.created_at),
         ]);
@@ -73,6 +77,7 @@ pub fn sandbox(s: &SandboxInfo) {
             },
         ),
         ("reason", s.state_reason.clone().unwrap_or_default()),
+        ("paused", paused(s)),
         ("cpus", s.cpus.to_string()),
         ("memory", format_bytes(s.memory_bytes)),
         ("pids limit", s.pids_limit.to_string()),
@@ -111,6 +116,25 @@ pub fn sandbox(s: &SandboxInfo) {
         t.add_row(vec![k.to_string(), v]);
     }
     println!("{t}");
+}
+
+/// When and why a paused sandbox was paused, and what continues it (empty when not paused).
+fn paused(s: &SandboxInfo) -> String {
+    let Some(at) = s.paused_at else {
+        return String::new();
+    };
+    let since = format!(
+        "since {} ({})",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        age(at)
+    );
+    match s.pause_reason {
+        Some(PauseReason::Idle) => format!("{since}, by its idle timeout: wakes on the next exec"),
+        _ => format!(
+            "{since}, by request: stays paused until 'cairn resume {}'",
+            s.id
+        ),
+    }
 }
 
 /// What an import left out, for a human (`None` when nothing was).

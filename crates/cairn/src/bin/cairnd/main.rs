@@ -24,6 +24,7 @@ const EXAMPLES: &str = "Examples:
   cairnd --listen 0.0.0.0:7421 --max-connections 20000 --max-connections-per-peer 64
                                            # many clients, each with few connections
   cairnd --default-disk 5G --max-disk 50G --pool-reserve 2G   # disk limits and the pool's reserve
+  cairnd --idle-release-memory             # idle-paused sandboxes keep their memory on disk
   cairnd token create --account alice      # prints a new ck_… token for alice
   cairnd token ls                          # token ids, accounts, roles, expiry
   cairnd token revoke tok-1a2b3c4d         # 401 for it from now on";
@@ -80,6 +81,12 @@ struct Args {
     /// Automatic snapshots (taken by 'cairn pause') kept per sandbox; older ones are pruned.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_auto_pause: u32,
+    /// When a sandbox's idle timeout pauses it, also checkpoint its processes to disk and end
+    /// them (as 'cairn pause --release-memory'), so idle sandboxes hold no memory; the next
+    /// exec restores them (a moment slower than a plain wake). Needs CRIU for runc sandboxes;
+    /// without it theirs stays in memory.
+    #[arg(long)]
+    idle_release_memory: bool,
     /// Largest memory limit one sandbox may ask for (default: this host's memory).
     #[arg(long, value_name = "SIZE")]
     max_memory: Option<String>,
@@ -247,6 +254,7 @@ async fn run(args: Args) -> Result<()> {
             .context("invalid --max-snapshot-size")?,
     };
     cfg.auto_pause_keep = args.keep_auto_pause as usize;
+    cfg.idle_release_memory = args.idle_release_memory;
     if let Some(m) = &args.max_memory {
         cfg.caps.memory_bytes = parse_size(m).context("invalid --max-memory")?;
     }
