@@ -165,13 +165,27 @@ impl ExecChild {
     }
 
     /// Waits, at most `limit`, until the process runs in the sandbox (the runtime wrote its
-    /// pid file) or the runtime client has ended (the command could not start, or ran and
-    /// ended already). False when neither happened in time.
+    /// pid file and the process is the command, no longer runc's init on its way to it) or
+    /// the runtime client has ended (the command could not start, or ran and ended already).
+    /// False when neither happened in time.
+    ///
+    /// runc writes the pid file before its init (`runc:[2:INIT]`, a multi-threaded Go
+    /// program) has exec'd the command; a cgroup v1 freeze that catches it inside `execve`
+    /// never completes (the exec waits for a thread the freezer holds), so a pause must
+    /// not begin until that exec is over.
     pub async fn wait_started(&mut self, limit: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if self.pid_file.exists() || !matches!(self.child.try_wait(), Ok(None)) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
                 return true;
+            }
+            if let Ok(text) = std::fs::read_to_string(&self.pid_file) {
+                if let Ok(pid) = text.trim().parse::<u32>() {
+                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+                    if !comm.is_ok_and(|c| c.starts_with("runc:")) {
+                        return true;
+                    }
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return false;

@@ -195,7 +195,12 @@ fn failing_execs_during_snapshots_neither_fail_nor_stop_the_sandbox(rt: &str) {
             args.push("--stateful");
         }
         let run = d.cairn(&args);
-        assert_eq!(run.code, 0, "snapshot {i} failed: {run:?}");
+        assert_eq!(
+            run.code,
+            0,
+            "snapshot {i} failed: {run:?}\n---- cairnd log ----\n{}",
+            d.log_text()
+        );
         let snap = run.json();
         assert_eq!(snap["state"], "ready", "{snap}");
         snaps += 1;
@@ -335,7 +340,9 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
     let human = d.cairn(&["inspect", &id]).ok();
     assert!(human.contains("by its idle timeout"), "{human}");
     assert!(human.contains("wakes on the next exec"), "{human}");
-    let snaps = d.cairn(&["snapshot", "list", &id, "--json"]).json();
+    let snaps = d
+        .cairn(&["snapshot", "list", &id, "--all", "--json"])
+        .json();
     let autos = snaps
         .as_array()
         .unwrap()
