@@ -40,6 +40,12 @@ fn locate(id: &str) -> Option<Freezer> {
     None
 }
 
+/// How long a cgroup v1 freeze may stay FREEZING before it is thawed for a moment and asked
+/// again (see [`set_frozen`]); an ordinary freeze of a sandbox completes in well under 1 ms.
+const V1_STUCK: Duration = Duration::from_millis(100);
+/// How long such a container runs before the freeze is asked again.
+const V1_RETHAW: Duration = Duration::from_millis(5);
+
 /// Freezes (`true`) or thaws (`false`) the container and waits until the kernel
 /// reports it done. `Ok(false)` when this host has no usable freezer files.
 pub(crate) fn set_frozen(id: &str, frozen: bool) -> std::io::Result<bool> {
@@ -51,12 +57,29 @@ pub(crate) fn set_frozen(id: &str, frozen: bool) -> std::io::Result<bool> {
         Freezer::V1(state) => {
             let want = if frozen { "FROZEN" } else { "THAWED" };
             std::fs::write(&state, want)?;
+            let mut asked = Instant::now();
             while std::fs::read_to_string(&state)?.trim() != want {
                 if Instant::now() > deadline {
+                    if frozen {
+                        // Never leave it stuck half-frozen: `runc` itself (state, list,
+                        // pause) waits for ever on a FREEZING cgroup.
+                        let _ = std::fs::write(&state, "THAWED");
+                    }
                     return Err(std::io::Error::other(format!(
                         "{} did not become {want}",
                         state.display()
                     )));
+                }
+                if frozen && asked.elapsed() > V1_STUCK {
+                    // A thread caught inside execve waits for its process's other threads,
+                    // which the freezer holds (runc's init exec'ing the container's init or
+                    // an exec's command, just after `runc start` or `runc exec` returned):
+                    // the cgroup never becomes FROZEN. Let it finish its exec, then freeze.
+                    std::fs::write(&state, "THAWED")?;
+                    std::thread::sleep(V1_RETHAW);
+                    std::fs::write(&state, want)?;
+                    asked = Instant::now();
+                    continue;
                 }
                 std::fs::write(&state, want)?;
                 std::thread::sleep(Duration::from_micros(200));
