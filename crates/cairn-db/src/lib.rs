@@ -178,26 +178,7 @@ impl Db {
     ) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let from: String = tx
-            .query_row(
-                "SELECT state FROM sandboxes WHERE id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("no sandbox {id}")))?;
-        let from: SandboxState = from.parse()?;
-        if from != to {
-            transition(from, to)?;
-        }
-        // When and why it was paused hold only while it is paused (see `set_paused`).
-        tx.execute(
-            "UPDATE sandboxes SET state = ?2, state_reason = ?3,
-                paused_at = CASE WHEN ?2 = 'paused' THEN paused_at END,
-                pause_reason = CASE WHEN ?2 = 'paused' THEN pause_reason END
-             WHERE id = ?1",
-            params![id.as_str(), to.as_str(), reason],
-        )?;
+        set_state_in(&tx, id, to, reason)?;
         tx.commit()?;
         Ok(())
     }
@@ -207,18 +188,7 @@ impl Db {
     pub fn set_paused(&self, id: &SandboxId, why: PauseReason) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let from: String = tx
-            .query_row(
-                "SELECT state FROM sandboxes WHERE id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("no sandbox {id}")))?;
-        let from: SandboxState = from.parse()?;
-        if from != SandboxState::Paused {
-            transition(from, SandboxState::Paused)?;
-        }
+        check_move(&tx, id, SandboxState::Paused)?;
         tx.execute(
             "UPDATE sandboxes SET state = 'paused', state_reason = NULL, paused_at = ?2, pause_reason = ?3
              WHERE id = ?1",
@@ -241,6 +211,47 @@ impl Db {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Checks, inside `tx`, that sandbox `id` may move to `to` from the state it is in (staying
+/// in it is allowed).
+fn check_move(
+    tx: &rusqlite::Transaction<'_>,
+    id: &SandboxId,
+    to: SandboxState,
+) -> Result<(), DbError> {
+    let from: String = tx
+        .query_row(
+            "SELECT state FROM sandboxes WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no sandbox {id}")))?;
+    let from: SandboxState = from.parse()?;
+    if from != to {
+        transition(from, to)?;
+    }
+    Ok(())
+}
+
+/// [`Db::set_state`] inside `tx`: when and why it was paused hold only while it is paused
+/// (see [`Db::set_paused`]).
+pub(crate) fn set_state_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: &SandboxId,
+    to: SandboxState,
+    reason: Option<&str>,
+) -> Result<(), DbError> {
+    check_move(tx, id, to)?;
+    tx.execute(
+        "UPDATE sandboxes SET state = ?2, state_reason = ?3,
+            paused_at = CASE WHEN ?2 = 'paused' THEN paused_at END,
+            pause_reason = CASE WHEN ?2 = 'paused' THEN pause_reason END
+         WHERE id = ?1",
+        params![id.as_str(), to.as_str(), reason],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

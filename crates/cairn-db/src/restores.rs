@@ -5,7 +5,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use cairn_types::{transition, SandboxId, SandboxState, SnapshotId};
+use cairn_types::{SandboxId, SandboxState, SnapshotId};
 
 use crate::{Db, DbError};
 
@@ -65,7 +65,8 @@ impl Db {
     }
 
     /// Ends the restore of `sandbox` in one transaction: clears its marker and moves it to
-    /// `to` (checked against the allowed transitions) with `reason`.
+    /// `to` as [`Db::set_state`] does (checked against the allowed transitions, with `reason`;
+    /// a sandbox that leaves `paused` loses when and why it was paused).
     pub fn end_restore(
         &self,
         sandbox: &SandboxId,
@@ -74,21 +75,10 @@ impl Db {
     ) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let from: String = tx
-            .query_row(
-                "SELECT state FROM sandboxes WHERE id = ?1",
-                [sandbox.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("no sandbox {sandbox}")))?;
-        let from: SandboxState = from.parse()?;
-        if from != to {
-            transition(from, to)?;
-        }
+        crate::set_state_in(&tx, sandbox, to, reason)?;
         tx.execute(
-            "UPDATE sandboxes SET state = ?2, state_reason = ?3, restoring = NULL WHERE id = ?1",
-            params![sandbox.as_str(), to.as_str(), reason],
+            "UPDATE sandboxes SET restoring = NULL WHERE id = ?1",
+            [sandbox.as_str()],
         )?;
         tx.commit()?;
         Ok(())

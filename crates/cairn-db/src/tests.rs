@@ -507,4 +507,12 @@ fn a_restore_marker_is_set_then_cleared_with_the_final_state() {
     assert_eq!(back.state, SandboxState::Stopped);
     assert_eq!(back.state_reason.as_deref(), Some("resuming failed"));
     assert!(db.set_restoring(&SandboxId::generate(), &snap).is_err());
+    // A paused sandbox restored and running again is no longer paused for any reason.
+    db.set_state(&s.id, SandboxState::Running, None).unwrap();
+    db.set_paused(&s.id, PauseReason::Idle).unwrap();
+    db.set_restoring(&s.id, &snap).unwrap();
+    db.end_restore(&s.id, SandboxState::Running, None).unwrap();
+    let back = db.sandbox(&s.id).unwrap().unwrap();
+    assert_eq!(back.state, SandboxState::Running);
+    assert_eq!((back.paused_at, back.pause_reason), (None, None));
 }
