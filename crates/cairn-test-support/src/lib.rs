@@ -334,6 +334,55 @@ impl Daemon {
         }
     }
 
+    /// Runs `cairn ARGS` with `input` written to its stdin (then closed).
+    pub fn cairn_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cairn_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Starts, detached in sandbox `id`, a loop that counts in the shell's memory and
+    /// mirrors the count to `/tmp/c` (write then rename, so a reader never sees a
+    /// half-written file), and waits until the first count is there.
+    pub fn start_counter(&self, id: &str) {
+        self.cairn(&[
+            "exec",
+            "-d",
+            id,
+            "i=1000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done",
+        ])
+        .ok();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.counter_on_disk(id).is_none() {
+            assert!(Instant::now() < deadline, "the counter never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The count [`Daemon::start_counter`]'s loop last mirrored, read from the sandbox's
+    /// root on the host (so it works while the sandbox is paused or its memory released).
+    pub fn counter_on_disk(&self, id: &str) -> Option<u64> {
+        let path = self.home.join("pool/sandboxes").join(id).join("tmp/c");
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+
     /// A `cairn` command ready to spawn (for streaming tests).
     pub fn cairn_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.cairn);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_test_support::{Daemon, Via};
+use cairn_test_support::{Daemon, Run, Via};
 
 fn daemon_with(args: &[&str]) -> Daemon {
     Daemon::with_base(
@@ -19,28 +19,6 @@ fn daemon_with(args: &[&str]) -> Daemon {
         env!("CARGO_BIN_EXE_cairn"),
         args,
     )
-}
-
-/// Starts a loop that counts in the shell's memory and mirrors the count to /tmp/c.
-fn start_counter(d: &Daemon, id: &str) {
-    d.cairn(&[
-        "exec",
-        "-d",
-        id,
-        "i=1000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done",
-    ])
-    .ok();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while counter_on_disk(d, id).is_none() {
-        assert!(Instant::now() < deadline, "the counter never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The counter's mirror file, read from the host (works while the sandbox is paused).
-fn counter_on_disk(d: &Daemon, id: &str) -> Option<u64> {
-    let path = d.home.join("pool/sandboxes").join(id).join("tmp/c");
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The sandbox's state as `ls` lists it.
@@ -94,10 +72,10 @@ fn assert_frozen(d: &Daemon, rt: &str, id: &str) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let before = counter_on_disk(d, id).unwrap();
+    let before = d.counter_on_disk(id).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(
-        counter_on_disk(d, id).unwrap(),
+        d.counter_on_disk(id).unwrap(),
         before,
         "a paused sandbox runs nothing"
     );
@@ -157,7 +135,7 @@ cairn_test_support::both_runtimes!(
 fn failing_execs_during_snapshots_neither_fail_nor_stop_the_sandbox(rt: &str) {
     let d = Arc::new(daemon_with(&["--max-snapshots-per-sandbox", "1000"]));
     let id = d.cairn(&["up", "--image", "base", "--runtime", rt]).ok();
-    start_counter(&d, &id);
+    d.start_counter(&id);
     let stop = Arc::new(AtomicBool::new(false));
 
     // A command that runs across several pauses: the runtime freezes it with the sandbox.
@@ -258,9 +236,9 @@ fn failing_execs_during_snapshots_neither_fail_nor_stop_the_sandbox(rt: &str) {
     assert_eq!(info["state"], "running", "{info}");
     assert!(info["state_reason"].is_null(), "{info}");
     assert_eq!(runtime_status(&d, rt, &id).as_deref(), Some("running"));
-    let before = counter_on_disk(&d, &id).unwrap();
+    let before = d.counter_on_disk(&id).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let after = counter_on_disk(&d, &id).unwrap();
+    let after = d.counter_on_disk(&id).unwrap();
     assert!(after > before, "the counter stopped: {before} then {after}");
     assert_eq!(d.cairn(&["exec", &id, "echo alive"]).ok(), "alive");
     let list = d.cairn(&["snapshot", "list", &id, "--json"]).json();
@@ -289,7 +267,7 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
             "2s",
         ])
         .ok();
-    start_counter(&d, &id);
+    d.start_counter(&id);
     let running = inspect(&d, &id);
     assert!(running["paused_at"].is_null(), "{running}");
     assert!(running["pause_reason"].is_null(), "{running}");
@@ -304,7 +282,7 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_frozen(&d, rt, &id);
-    let at_pause = counter_on_disk(&d, &id).unwrap();
+    let at_pause = d.counter_on_disk(&id).unwrap();
     let table = d.cairn(&["ls"]).ok();
     let row = table.lines().find(|l| l.contains(&id)).unwrap();
     assert!(row.contains("paused (idle)"), "{table}");
@@ -327,7 +305,7 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
     assert_eq!(runtime_status(&d, rt, &id).as_deref(), Some("running"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        counter_on_disk(&d, &id).unwrap() > v,
+        d.counter_on_disk(&id).unwrap() > v,
         "the counter runs again"
     );
 
@@ -371,8 +349,11 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
     // An interactive exec (`exec -i`: the API's attach, over a WebSocket) wakes it too.
     let info = wait_paused(&d, &id);
     assert_eq!(info["pause_reason"], "idle", "{info}");
-    let (code, out, err) = run_with_stdin(
-        &d,
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = d.cairn_with_stdin(
         &["exec", "-i", &id, "--", "sh", "-c", "read x; echo got:$x"],
         "hello\n",
     );
@@ -383,30 +364,6 @@ fn an_idle_paused_sandbox_wakes_on_exec_and_sleeps_again(rt: &str) {
         .matches("waking an idle-paused sandbox")
         .count();
     assert_eq!(wakes, 3, "one wake per sleep");
-}
-
-/// (exit code, stdout, stderr) of `cairn ARGS` given `input` on its standard input.
-fn run_with_stdin(d: &Daemon, args: &[&str], input: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = d
-        .cairn_command(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Finding 6 with `cairnd --idle-release-memory`: the idle pause checkpoints the processes
@@ -424,7 +381,7 @@ fn an_idle_paused_sandbox_with_its_memory_released_wakes_on_exec(rt: &str) {
             "2s",
         ])
         .ok();
-    start_counter(&d, &id);
+    d.start_counter(&id);
     let info = wait_paused(&d, &id);
     // The release follows the freeze: wait for it.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -441,7 +398,7 @@ fn an_idle_paused_sandbox_with_its_memory_released_wakes_on_exec(rt: &str) {
         assert!(Instant::now() < deadline, "the container is still there");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let at_pause = counter_on_disk(&d, &id).unwrap();
+    let at_pause = d.counter_on_disk(&id).unwrap();
     // Why it sleeps outlives cairnd.
     d.restart();
     let info = inspect(&d, &id);
@@ -464,7 +421,7 @@ fn an_idle_paused_sandbox_with_its_memory_released_wakes_on_exec(rt: &str) {
     assert!(info["pause_reason"].is_null(), "{info}");
     assert_eq!(runtime_status(&d, rt, &id).as_deref(), Some("running"));
     std::thread::sleep(Duration::from_millis(300));
-    let later = counter_on_disk(&d, &id).unwrap();
+    let later = d.counter_on_disk(&id).unwrap();
     assert!(later > v, "the restored counter runs: {later} vs {v}");
 }
 
@@ -509,7 +466,7 @@ fn a_sandbox_paused_by_the_user_stays_paused_until_resumed(rt: &str) {
     );
     assert_eq!(status, 200, "{out}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while counter_on_disk(&d, &id).is_none() {
+    while d.counter_on_disk(&id).is_none() {
         assert!(Instant::now() < deadline, "the counter never started");
         std::thread::sleep(Duration::from_millis(50));
     }

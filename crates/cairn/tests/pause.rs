@@ -15,31 +15,8 @@ fn daemon_with(args: &[&str]) -> Daemon {
     )
 }
 
-/// Starts a loop that keeps a count in the shell's memory and mirrors it to /tmp/c.
-fn start_counter(d: &Daemon, id: &str) {
-    d.cairn(&[
-        "exec",
-        "-d",
-        id,
-        // Write then rename, so a reader never sees a half-written file.
-        "i=1000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done",
-    ])
-    .ok();
-    std::thread::sleep(Duration::from_millis(500));
-}
-
 fn counter(d: &Daemon, id: &str) -> u64 {
     d.cairn(&["exec", id, "cat /tmp/c"]).ok().parse().unwrap()
-}
-
-/// The mirror file read from the host (works while the sandbox is paused or released).
-fn counter_on_disk(d: &Daemon, id: &str) -> u64 {
-    let path = d.home.join("pool/sandboxes").join(id).join("tmp/c");
-    std::fs::read_to_string(&path)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 fn snapshots(d: &Daemon, id: &str) -> Vec<serde_json::Value> {
@@ -70,14 +47,14 @@ cairn_test_support::both_runtimes!(
 fn pause_takes_an_automatic_stateful_snapshot_and_resume_continues_the_counter(rt: &str) {
     let d = daemon_with(&[]);
     let id = d.cairn(&["up", "--image", "base", "--runtime", rt]).ok();
-    start_counter(&d, &id);
+    d.start_counter(&id);
     let info = d.cairn(&["pause", &id, "--json"]).json();
     assert_eq!(info["state"], "paused");
     assert_eq!(info["memory_released"], false);
-    let at_pause = counter_on_disk(&d, &id);
+    let at_pause = d.counter_on_disk(&id).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(
-        counter_on_disk(&d, &id),
+        d.counter_on_disk(&id).unwrap(),
         at_pause,
         "a paused sandbox runs nothing"
     );
@@ -159,13 +136,13 @@ fn automatic_snapshots_are_pruned_and_do_not_count_against_the_limit() {
 fn release_memory_ends_the_processes_and_resume_restores_them(rt: &str) {
     let d = daemon_with(&[]);
     let id = d.cairn(&["up", "--image", "base", "--runtime", rt]).ok();
-    start_counter(&d, &id);
+    d.start_counter(&id);
     let info = d
         .cairn(&["pause", "--release-memory", &id, "--json"])
         .json();
     assert_eq!(info["state"], "paused");
     assert_eq!(info["memory_released"], true);
-    let at_pause = counter_on_disk(&d, &id);
+    let at_pause = d.counter_on_disk(&id).unwrap();
     // No container is left: the processes exist only in the checkpoint.
     let bin = if rt == "gvisor" { "runsc" } else { "runc" };
     let listed = std::process::Command::new(bin)
@@ -225,7 +202,7 @@ fn idle_timeout_pauses_a_sandbox_nobody_uses(rt: &str) {
         d.cairn(&["inspect", &id, "--json"]).json()["idle_timeout_secs"],
         3
     );
-    start_counter(&d, &id);
+    d.start_counter(&id);
     // A command running longer than the timeout keeps it busy.
     d.cairn(&["exec", &id, "sleep 4"]).ok();
     assert_eq!(state(&d, &id)["state"], "running");
@@ -241,7 +218,7 @@ fn idle_timeout_pauses_a_sandbox_nobody_uses(rt: &str) {
     let snaps = snapshots(&d, &id);
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0]["auto"], true);
-    let at_pause = counter_on_disk(&d, &id);
+    let at_pause = d.counter_on_disk(&id).unwrap();
     d.cairn(&["resume", &id]).ok();
     std::thread::sleep(Duration::from_millis(300));
     let v = counter(&d, &id);

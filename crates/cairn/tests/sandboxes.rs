@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cairn_test_support::Daemon;
+use cairn_test_support::{Daemon, Run};
 
 fn daemon() -> Daemon {
     let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
@@ -296,35 +296,15 @@ fn sandboxes_survive_a_cairnd_sigkill(rt: &str) {
     assert_eq!(d.cairn(&["exec", &alive, "cat /root/f"]).ok(), "before");
 }
 
-fn run_with_stdin(d: &Daemon, args: &[&str], input: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = d
-        .cairn_command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn interactive_exec_forwards_stdin_and_terminals(rt: &str) {
     let d = daemon();
     let id = up(&d, rt, &[]);
     // -i: stdin reaches the command; its end is the command's end of input.
-    let (code, out, err) = run_with_stdin(
-        &d,
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = d.cairn_with_stdin(
         &[
             "exec",
             "-i",
@@ -337,11 +317,16 @@ fn interactive_exec_forwards_stdin_and_terminals(rt: &str) {
         "hello\na\nb\n",
     );
     assert_eq!((code, out.as_str()), (0, "got:hello\n2\n"), "{err}");
-    let (code, _, _) = run_with_stdin(&d, &["exec", "-i", &id, "sh"], "exit 6\n");
+    let code = d
+        .cairn_with_stdin(&["exec", "-i", &id, "sh"], "exit 6\n")
+        .code;
     assert_eq!(code, 6);
     // -t: the command gets a terminal of the requested size.
-    let (code, out, err) =
-        run_with_stdin(&d, &["exec", "-it", &id, "sh"], "tty; stty size; exit 4\n");
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = d.cairn_with_stdin(&["exec", "-it", &id, "sh"], "tty; stty size; exit 4\n");
     if rt == "runc" {
         assert_eq!(code, 4, "{out} {err}");
         assert!(out.contains("/dev/pts/"), "{out}");
