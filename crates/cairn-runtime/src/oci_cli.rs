@@ -484,6 +484,9 @@ impl Runtime for OciCli {
             let _ = self.delete(id).await;
             return Err(e.into());
         }
+        if self.kind == RuntimeKind::Runc {
+            init_settled(&bundle.join("init.pid"), &log).await;
+        }
         Ok(())
     }
 
@@ -837,6 +840,35 @@ impl Runtime for OciCli {
             Err(e) if Self::is_missing(&e) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Waits (at most 5 s) until a runc container's init, whose pid is in `pid_file`, runs its own
+/// program and has let go of the runtime's `log` (the init's first step sends its output
+/// elsewhere: see [`crate::bundle::INIT_STDIO_PREFIX`]). `runc start` returns before that:
+/// its own init may still be inside `execve`, where a cgroup v1 freeze cannot complete, and
+/// a checkpoint then finds a descriptor on a host file it cannot dump.
+async fn init_settled(pid_file: &Path, log: &Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let settled = || {
+        let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        else {
+            return true;
+        };
+        match std::fs::read_link(format!("/proc/{pid}/fd/1")) {
+            Ok(out) => out != log,
+            // Gone already: nothing to wait for.
+            Err(_) => true,
+        }
+    };
+    while !settled() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(pid_file = %pid_file.display(), "the container's init still writes to the runtime's log after 5 s");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
