@@ -214,12 +214,21 @@ impl Daemon {
         if let Some(addr) = &self.tcp {
             cmd.arg("--listen").arg(addr);
         }
-        let child = cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        // A wrapper script a test just wrote is "busy" while another test thread's fork still
+        // holds the descriptor it was written through (until that child execs): try again.
+        let mut tries = 0;
+        let child = loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                spawned => break spawned.unwrap(),
+            }
+        };
         self.child = Some(child);
         let sock = self.home.join("cairnd.sock");
         let deadline = Instant::now() + Duration::from_secs(60);
