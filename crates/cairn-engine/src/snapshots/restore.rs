@@ -1,0 +1,126 @@
+//! Restore in place: put a snapshot back into its sandbox.
+
+use cairn_storage::Storage;
+use cairn_types::api::SandboxInfo;
+use cairn_types::SandboxState;
+
+use crate::{Engine, EngineError, Result};
+
+impl Engine {
+    /// Restores a snapshot into its source sandbox, or into `to`: the sandbox's files become
+    /// exactly the snapshot's; what was written since is discarded; a running sandbox restarts.
+    /// A stateful snapshot brings its processes back too, unless `fresh`: then only its files
+    /// are put back (and a running sandbox boots on them).
+    pub async fn restore_snapshot(
+        &self,
+        account: &str,
+        id: &str,
+        to: Option<&str>,
+        fresh: bool,
+    ) -> Result<SandboxInfo> {
+        let snap = self.ready_snapshot(account, id)?;
+        let stateful = snap.stateful && !fresh;
+        let target = match to {
+            Some(t) => self.find(account, t)?,
+            None => self.find(account, snap.sandbox_id.as_str()).map_err(|_| {
+                EngineError::NotFound(format!(
+                    "the source sandbox {} of snapshot {} is gone: restore into another with --to SANDBOX, or fork it with 'cairn up --from-snapshot {}'",
+                    snap.sandbox_id, snap.id, snap.id
+                ))
+            })?,
+        };
+        let lock = self.lock_for(&target.id);
+        let _guard = lock.lock().await;
+        let target = self.find(account, target.id.as_str())?;
+        if !matches!(
+            target.state,
+            SandboxState::Running | SandboxState::Paused | SandboxState::Stopped
+        ) {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {} is {} and cannot be restored",
+                target.id, target.state
+            )));
+        }
+        if stateful {
+            self.check_identity(
+                &snap,
+                target.runtime,
+                crate::IdentityAdvice::Restore,
+                target.id.as_str(),
+            )
+            .await?;
+            // Its processes hold the network of the sandbox they were taken from.
+            let from = self.snapshot_mode(&snap.id)?;
+            let into = crate::network::mode_of(&target);
+            if from != into {
+                return Err(EngineError::Conflict(format!(
+                    "snapshot {} holds processes of a '{from}' sandbox, which resume only with network '{from}', and sandbox {} has network '{into}': restore it into a '{from}' sandbox, put back its files only with 'cairn snapshot restore {} --fresh', or fork it with 'cairn up --from-snapshot {}' (add --fresh --network {into} to boot its files without its processes)",
+                    snap.id, target.id, snap.id, snap.id
+                )));
+            }
+            if snap.runtime == cairn_types::RuntimeKind::Runc {
+                self.require_criu().await?;
+            }
+        }
+        // The steps below and what recovery makes of a crash between any two: see `restore`.
+        // 1. Stage the new root beside the old one (a crash leaves the sandbox as it was).
+        self.clear_restore_leftovers(&target.id).await?;
+        let staged = self.restore_paths(&target.id).staged;
+        // The new root carries the sandbox's disk limit (counted from zero again).
+        self.storage
+            .limited_snapshot(
+                &self.snapshot_rootfs(&snap.id),
+                &staged,
+                self.disk_limit(&target),
+            )
+            .await
+            .map_err(|e| self.pool_full_or("restore the snapshot", e.into()))?;
+        // Another sandbox's snapshot brings that sandbox's machine id: the target keeps its own.
+        if snap.sandbox_id != target.id {
+            let own = {
+                let root = self.rootfs(&target.id);
+                tokio::task::spawn_blocking(move || crate::identity::read_machine_id(&root))
+                    .await
+                    .ok()
+                    .flatten()
+            };
+            if let Err(e) = self.give_machine_id(staged.clone(), own).await {
+                let _ = self.storage.delete_subvolume(&staged).await;
+                return Err(self.pool_full_or("restore the snapshot", e));
+            }
+        }
+        crate::crash_point("restore-after-stage");
+        // 2. State first: from here on the restore is finished, by this request or by recovery.
+        let restoring = cairn_db::Restoring {
+            snapshot: snap.id.clone(),
+            fresh: snap.stateful && !stateful,
+        };
+        self.db.set_restoring(&target.id, &restoring)?;
+        // 3. Stop the processes.
+        if matches!(target.state, SandboxState::Running | SandboxState::Paused) {
+            self.note_end(
+                &target.id,
+                format!(
+                    "sandbox {} was restored from snapshot {} while the command ran, which ended it: its {} are the snapshot's now; run the command again if it is still needed",
+                    target.id,
+                    snap.id,
+                    if stateful { "files and processes" } else { "files" }
+                ),
+            );
+            if let Err(e) = self.halt(&target).await {
+                // Nothing has changed yet: the sandbox stays as it was.
+                let _ = self.storage.delete_subvolume(&staged).await;
+                self.db
+                    .end_restore(&target.id, target.state, target.state_reason.as_deref())?;
+                self.arm(&target).await;
+                return Err(e);
+            }
+        }
+        crate::crash_point("restore-after-halt");
+        // 4-6. Swap the roots, bring the processes back, record the state.
+        self.finish_restore(&target, Some(&snap), restoring.fresh)
+            .await?;
+        tracing::info!(sandbox = %target.id, snapshot = %snap.id, "snapshot restored");
+        Ok(self.info(&self.find(account, target.id.as_str())?))
+    }
+}
