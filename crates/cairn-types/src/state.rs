@@ -21,7 +21,8 @@ pub enum SandboxState {
     Paused,
     /// No process runs; its files are kept. `start` runs it again.
     Stopped,
-    /// Something went wrong; the reason is kept. It can only be destroyed.
+    /// Reserved for a sandbox that can only be destroyed; nothing sets it today (a sandbox
+    /// whose processes die becomes `Stopped` with a reason).
     Failed,
     /// Gone: nothing is left of it.
     Destroyed,
