@@ -14,6 +14,7 @@ mod network;
 mod openapi;
 pub mod serve;
 mod snapshots;
+mod trace;
 
 use std::sync::Arc;
 
@@ -81,5 +82,6 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/images/{name}/publish", post(handlers::publish_image))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn(trace::span))
         .with_state(state)
 }
