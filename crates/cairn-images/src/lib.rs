@@ -37,6 +37,7 @@ mod oci;
 mod safepath;
 mod sparse;
 mod stream;
+mod tar_entry;
 
 #[cfg(test)]
 mod tests;
