@@ -30,7 +30,7 @@ pub(crate) async fn span(request: Request, next: Next) -> Response {
         let response = next.run(request).await;
         tracing::debug!(
             status = response.status().as_u16(),
-            ms = started.elapsed().as_millis() as u64,
+            ms = started.elapsed().as_millis(),
             "answered"
         );
         response

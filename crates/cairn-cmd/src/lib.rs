@@ -239,7 +239,7 @@ impl Cmd {
                 });
             }
         };
-        tracing::debug!(%argv, ms = started.elapsed().as_millis() as u64, status = %out.status, "finished");
+        tracing::debug!(%argv, ms = started.elapsed().as_millis(), status = %out.status, "finished");
         let mut out = out;
         if let Some(path) = &self.output_file {
             out.stderr = std::fs::read(path).unwrap_or_default();

@@ -4,6 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use crate::int::to_sql;
 use crate::{Db, DbError, ImageRecord};
 
 /// A sandbox or snapshot that uses an image: its id and its account.
@@ -41,7 +42,7 @@ impl Db {
                 image.account,
                 image.name,
                 image.public,
-                image.size_bytes as i64,
+                to_sql(image.size_bytes),
                 image.source,
                 image.config_json,
                 image.ready,
@@ -61,7 +62,7 @@ impl Db {
     ) -> Result<(), DbError> {
         self.conn().execute(
             "UPDATE images SET ready = 1, size_bytes = ?2, config_json = ?3 WHERE id = ?1",
-            params![id, size_bytes as i64, config_json],
+            params![id, to_sql(size_bytes), config_json],
         )?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! State changes are checked with [`cairn_types::transition`].
 
 mod images;
+mod int;
 mod migrations;
 mod network;
 mod records;
@@ -19,6 +20,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use cairn_types::{transition, PauseReason, SandboxId, SandboxState, StateError};
+
+use crate::int::to_sql;
 
 pub use images::ImageUser;
 pub use network::PublishedPortRecord;
@@ -108,9 +111,9 @@ impl Db {
             "INSERT INTO sandboxes(id, account, name, image_id, runtime, state, state_reason, cpus, memory_bytes, pids_limit, env_json, workdir, created_at, parent_snapshot, idle_timeout_secs, network, disk_bytes)
              VALUES (?1, ?2, ?3, ?4, ?5, 'creating', NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
-                s.id.as_str(), s.account, s.name, s.image_id, s.runtime.as_str(), s.cpus, s.memory_bytes as i64,
+                s.id.as_str(), s.account, s.name, s.image_id, s.runtime.as_str(), s.cpus, to_sql(s.memory_bytes),
                 s.pids_limit, env, s.workdir, now(), s.origin.as_ref().map(|o| o.as_str()),
-                s.idle_timeout_secs.map(|v| v as i64), s.network, s.disk_bytes.map(|v| v as i64)
+                s.idle_timeout_secs.map(to_sql), s.network, s.disk_bytes.map(to_sql)
             ],
         )?;
         drop(conn);

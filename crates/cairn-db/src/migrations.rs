@@ -163,19 +163,21 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), DbError> {
 /// Brings the schema to version `target` (tests make old databases with it).
 pub(crate) fn migrate_to(conn: &Connection, target: usize) -> Result<(), DbError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    // A negative user_version is no version this code wrote: treat it as unknown (too new).
+    let Ok(done) = usize::try_from(current) else {
+        return Err(DbError::TooNew {
+            found: current,
+            known,
+        });
+    };
     if current > known {
         return Err(DbError::TooNew {
             found: current,
             known,
         });
     }
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .take(target)
-        .skip(current as usize)
-    {
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(done) {
         conn.execute_batch(&format!(
             "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
             i + 1

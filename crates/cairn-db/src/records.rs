@@ -5,6 +5,7 @@ use rusqlite::Row;
 
 use cairn_types::{PauseReason, RuntimeKind, SandboxId, SandboxState, SnapshotId};
 
+use crate::int::from_sql;
 use crate::DbError;
 
 /// An image row.
@@ -37,7 +38,7 @@ impl ImageRecord {
             account: r.get("account")?,
             name: r.get("name")?,
             public: r.get("public")?,
-            size_bytes: r.get::<_, i64>("size_bytes")? as u64,
+            size_bytes: from_sql(r.get::<_, i64>("size_bytes")?),
             source: r.get("source")?,
             config_json: r.get("config_json")?,
             ready: r.get("ready")?,
@@ -146,7 +147,7 @@ impl SandboxRecord {
                 state: state.parse()?,
                 state_reason: r.get("state_reason")?,
                 cpus: r.get("cpus")?,
-                memory_bytes: r.get::<_, i64>("memory_bytes")? as u64,
+                memory_bytes: from_sql(r.get::<_, i64>("memory_bytes")?),
                 pids_limit: r.get("pids_limit")?,
                 env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
                 workdir: r.get("workdir")?,
@@ -157,8 +158,8 @@ impl SandboxRecord {
                     .map(|s| s.parse())
                     .transpose()
                     .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
-                idle_timeout_secs: idle.map(|v| v.max(0) as u64),
-                disk_bytes: disk.map(|v| v.max(0) as u64),
+                idle_timeout_secs: idle.map(from_sql),
+                disk_bytes: disk.map(from_sql),
                 paused_at: r.get("paused_at")?,
                 pause_reason: pause_reason
                     .map(|p| p.parse())

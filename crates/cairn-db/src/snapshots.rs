@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use cairn_types::{RuntimeKind, SandboxId, SnapshotId, SnapshotState};
 
+use crate::int::{from_sql, to_sql};
 use crate::{Db, DbError};
 
 /// A snapshot row.
@@ -76,7 +77,7 @@ impl SnapshotRecord {
                 image_id: r.get("image_id")?,
                 runtime: runtime.parse().map_err(DbError::Corrupt)?,
                 cpus: r.get("cpus")?,
-                memory_bytes: r.get::<_, i64>("memory_bytes")? as u64,
+                memory_bytes: from_sql(r.get::<_, i64>("memory_bytes")?),
                 pids_limit: r.get("pids_limit")?,
                 env: serde_json::from_str(&env).map_err(corrupt)?,
                 workdir: r.get("workdir")?,
@@ -84,8 +85,8 @@ impl SnapshotRecord {
                 auto: r.get("auto")?,
                 state: state.parse()?,
                 error: r.get("error")?,
-                size_bytes: r.get::<_, i64>("size_bytes")? as u64,
-                total_bytes: r.get::<_, i64>("total_bytes")? as u64,
+                size_bytes: from_sql(r.get::<_, i64>("size_bytes")?),
+                total_bytes: from_sql(r.get::<_, i64>("total_bytes")?),
                 created_at: r.get("created_at")?,
             })
         };
@@ -138,7 +139,7 @@ impl Db {
                 s.image_id,
                 s.runtime.as_str(),
                 s.cpus,
-                s.memory_bytes as i64,
+                to_sql(s.memory_bytes),
                 s.pids_limit,
                 env,
                 s.workdir,
@@ -161,7 +162,7 @@ impl Db {
                 |r| r.get(0),
             )
             .optional()?;
-        Ok(v.flatten().map(|b| b.max(0) as u64))
+        Ok(v.flatten().map(from_sql))
     }
 
     /// Marks a snapshot ready with its sizes.
@@ -176,7 +177,7 @@ impl Db {
         let tx = conn.transaction()?;
         tx.execute(
             "UPDATE snapshots SET state = 'ready', size_bytes = ?2, total_bytes = ?3 WHERE id = ?1",
-            params![id.as_str(), size_bytes as i64, total_bytes as i64],
+            params![id.as_str(), to_sql(size_bytes), to_sql(total_bytes)],
         )?;
         tx.execute(
             "UPDATE sandboxes SET parent_snapshot = ?2 WHERE id = ?1",
@@ -190,7 +191,7 @@ impl Db {
     pub fn set_snapshot_total(&self, id: &SnapshotId, total_bytes: u64) -> Result<(), DbError> {
         self.conn().execute(
             "UPDATE snapshots SET total_bytes = ?2 WHERE id = ?1",
-            params![id.as_str(), total_bytes as i64],
+            params![id.as_str(), to_sql(total_bytes)],
         )?;
         Ok(())
     }

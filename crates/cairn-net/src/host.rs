@@ -482,7 +482,7 @@ fn is_netns(path: &Path) -> bool {
     std::fs::File::open(path)
         .ok()
         .and_then(|f| rustix::fs::fstatfs(&f).ok())
-        .is_some_and(|s| s.f_type as u64 == NSFS_MAGIC)
+        .is_some_and(|s| s.f_type.cast_unsigned() == NSFS_MAGIC)
 }
 
 #[cfg(test)]

@@ -30,7 +30,10 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     if !bytes.is_finite() || bytes < 1.0 || bytes >= i64::MAX as f64 {
         return Err(err());
     }
-    Ok(bytes as u64)
+    // In range (checked just above): the cast only drops the fraction of a byte.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let bytes = bytes as u64;
+    Ok(bytes)
 }
 
 /// A duration that is not `30s`, `15m`, `2h` or `1d`.

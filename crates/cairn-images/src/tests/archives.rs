@@ -68,7 +68,7 @@ fn assert_whiteouts_applied(s: &Scratch) {
     );
     let tool = fs::metadata(d.join("bin/tool")).expect("stat");
     assert_eq!(tool.mode() & 0o7777, 0o755);
-    assert_eq!(tool.mtime(), MTIME as i64);
+    assert_eq!(tool.mtime(), MTIME.cast_signed());
     assert_eq!(
         tool.ino(),
         fs::metadata(d.join("bin/tool-alias")).expect("stat").ino()

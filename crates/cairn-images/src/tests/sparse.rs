@@ -51,10 +51,10 @@ fn assert_sparse_100g(path: &Path, segments: &[(u64, &[u8])]) {
 /// Six segments: more than the four an old-GNU header holds, so the map
 /// continues in an extension header.
 fn segments() -> Vec<(u64, Vec<u8>)> {
-    (0..6u64)
+    (0..6u8)
         .map(|i| {
-            let offset = i * 16 * GIB + 4096;
-            let mut data = vec![b'a' + i as u8; 1024];
+            let offset = u64::from(i) * 16 * GIB + 4096;
+            let mut data = vec![b'a' + i; 1024];
             if i == 5 {
                 data.truncate(100);
             }
