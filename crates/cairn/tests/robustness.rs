@@ -47,14 +47,15 @@ struct Rng(u64);
 
 impl Rng {
     fn new(test: &str) -> Rng {
-        let seed = std::env::var("CAIRN_TEST_SEED")
+        let seed: u64 = std::env::var("CAIRN_TEST_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
-                    .as_nanos() as u64
+                    .subsec_nanos()
+                    .into()
             });
         eprintln!("{test}: CAIRN_TEST_SEED={seed}");
         Rng(seed | 1)
@@ -66,7 +67,7 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        Duration::from_micros(r % (max.as_micros() as u64).max(1))
+        Duration::from_micros(r % u64::try_from(max.as_micros()).unwrap().max(1))
     }
 }
 
@@ -148,7 +149,13 @@ fn containers(d: &Daemon, runtime: &str) -> BTreeMap<String, (String, u32)> {
             if status == "running" && root.join(format!("cairn-paused.{id}")).exists() {
                 status = "paused".into();
             }
-            (id, (status, c["pid"].as_u64().unwrap_or(0) as u32))
+            (
+                id,
+                (
+                    status,
+                    u32::try_from(c["pid"].as_u64().unwrap_or(0)).unwrap(),
+                ),
+            )
         })
         .collect()
 }

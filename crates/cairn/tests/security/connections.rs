@@ -160,7 +160,7 @@ fn flood(dst: SocketAddrV4, sources: &[Ipv4Addr], total: usize, deadline: Durati
                     let src = sources[i % sources.len()];
                     // Ports 20000 and up, outside the kernel's ephemeral range (32768-60999),
                     // one per connection of each source address; a port in use is skipped.
-                    let first = 20_000 + (i / sources.len()) as u16;
+                    let first = 20_000 + u16::try_from(i / sources.len()).unwrap();
                     let c = (0..4).find_map(|k| {
                         match connect_from_port(src, first + k * 2_000, dst, Duration::from_secs(3))
                         {
@@ -225,7 +225,9 @@ impl Flooders {
     /// (127.0.1.0/24, 127.0.2.0/24…), split over as many helper processes as the file limit needs.
     fn start(dst: SocketAddrV4, total: usize) -> Flooders {
         let limit = raise_own_fd_limit();
-        let per = (limit.saturating_sub(500) as usize).min(12_500);
+        let per = usize::try_from(limit.saturating_sub(500))
+            .unwrap()
+            .min(12_500);
         assert!(
             per >= 1_000,
             "a process may open only {limit} files here (RLIMIT_NOFILE); this test needs \
@@ -766,7 +768,7 @@ fn accept_errors_back_off_instead_of_spinning() {
         Duration::from_millis((f[11] + f[12]) * 10)
     };
     let limit = |soft: u64| {
-        let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+        let pid = rustix::process::Pid::from_raw(pid.cast_signed()).unwrap();
         rustix::process::prlimit(
             Some(pid),
             rustix::process::Resource::Nofile,

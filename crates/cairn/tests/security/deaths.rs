@@ -124,7 +124,7 @@ impl World {
         let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let pid = state["pid"].as_i64().unwrap();
         assert!(pid > 0, "{state}");
-        pid as i32
+        i32::try_from(pid).unwrap()
     }
 
     /// Kills sandbox `id`'s runtime process from the host, as an operator's mistake or a
