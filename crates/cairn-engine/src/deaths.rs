@@ -333,11 +333,7 @@ impl Engine {
         id: &SandboxId,
     ) -> Option<bool> {
         let state = rt.state(id.as_str()).await.ok()?;
-        Some(
-            state
-                .as_ref()
-                .is_some_and(|s| s.status == "running" || s.status == "paused"),
-        )
+        Some(state.as_ref().is_some_and(|s| s.status.is_up()))
     }
 }
 

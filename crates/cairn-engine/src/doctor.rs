@@ -1,7 +1,6 @@
 //! `doctor`: what this host has, and which Cairn features it allows.
 
 use cairn_cmd::Cmd;
-use cairn_types::RuntimeKind;
 
 use crate::Engine;
 
@@ -35,23 +34,13 @@ impl Engine {
     /// Versions of runsc, runc, CRIU, btrfs-progs and the kernel, and what each enables.
     pub async fn doctor(&self) -> Vec<Check> {
         let mut checks = Vec::new();
-        for kind in [RuntimeKind::Gvisor, RuntimeKind::Runc] {
-            let version = match self.runtime(kind) {
-                Ok(rt) => rt.version().await.ok(),
-                Err(_) => None,
-            };
-            let (name, note) = match kind {
-                RuntimeKind::Gvisor => (
-                    "runsc",
-                    "gvisor sandboxes (the default) and stateful snapshots; install: apt-get install -t bookworm-backports runsc",
-                ),
-                RuntimeKind::Runc => ("runc", "runc sandboxes; install: apt-get install runc"),
-            };
+        for rt in &self.runtimes {
+            let version = rt.version().await.ok();
             checks.push(Check {
-                name: name.into(),
+                name: rt.program().into(),
                 ok: version.is_some(),
                 version,
-                note: note.into(),
+                note: rt.enables().into(),
             });
         }
         checks.push(criu_check().await);

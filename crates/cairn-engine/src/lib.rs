@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use cairn_db::Db;
-use cairn_runtime::{OciCli, Runtime};
+use cairn_runtime::Runtime;
 use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
 use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 
@@ -99,7 +99,7 @@ impl EngineConfig {
             pool_size_bytes: 20 << 30,
             runsc: "runsc".into(),
             runc: "runc".into(),
-            default_runtime: RuntimeKind::Gvisor,
+            default_runtime: RuntimeKind::default(),
             snapshot_limits: SnapshotLimits::default(),
             bridge: "cairn0".into(),
             subnet: cairn_net::Subnet::default(),
@@ -134,7 +134,7 @@ pub struct Engine {
     storage: BtrfsStorage,
     /// Bytes of the pool kept from sandboxes' writes (see `disk`).
     reserve: u64,
-    runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+    runtimes: Vec<Arc<dyn Runtime>>,
     net: cairn_net::Network,
     ports: cairn_net::PortProxy,
     /// Serializes reading an account's peer policy and applying it to bridge ports, so a
@@ -203,15 +203,7 @@ impl Engine {
                 cairn_types::format_bytes(total)
             )));
         }
-        let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
-        runtimes.insert(
-            RuntimeKind::Gvisor,
-            Arc::new(OciCli::runsc(&cfg.runsc, home.join("run/runsc"))),
-        );
-        runtimes.insert(
-            RuntimeKind::Runc,
-            Arc::new(OciCli::runc(&cfg.runc, home.join("run/runc"))),
-        );
+        let runtimes = cairn_runtime::runtimes(&cfg.runsc, &cfg.runc, &home.join("run"));
         let engine = Arc::new_cyclic(|me| Engine {
             cfg,
             db,
@@ -241,7 +233,10 @@ impl Engine {
         // than inside the first snapshot's time: every manifest records them.
         let warm = Arc::downgrade(&engine);
         tokio::spawn(async move {
-            for kind in [RuntimeKind::Gvisor, RuntimeKind::Runc] {
+            let Some(kinds) = warm.upgrade().map(|e| e.runtime_kinds()) else {
+                return;
+            };
+            for kind in kinds {
                 let Some(engine) = warm.upgrade() else { return };
                 engine.host_identity(kind, true).await;
             }
@@ -259,10 +254,16 @@ impl Engine {
         &self.db
     }
 
+    /// The kinds of every runtime this engine drives, the default first.
+    pub fn runtime_kinds(&self) -> Vec<RuntimeKind> {
+        self.runtimes.iter().map(|rt| rt.kind()).collect()
+    }
+
     /// The runtime of a kind.
     pub fn runtime(&self, kind: RuntimeKind) -> Result<Arc<dyn Runtime>> {
         self.runtimes
-            .get(&kind)
+            .iter()
+            .find(|rt| rt.kind() == kind)
             .cloned()
             .ok_or_else(|| EngineError::Unavailable(format!("runtime {kind} is not configured")))
     }

@@ -186,7 +186,7 @@ impl Engine {
                 ),
             );
             self.disarm(&r.id);
-            let _ = rt.kill(r.id.as_str(), "KILL").await;
+            let _ = rt.kill(r.id.as_str(), cairn_runtime::Signal::Kill).await;
             rt.delete(r.id.as_str()).await?;
             tracing::info!(sandbox = %r.id, snapshot = %snap.id, "memory released to disk");
         }
@@ -276,7 +276,7 @@ impl Engine {
                 let bundle = self.write_bundle_for(r).await?;
                 // A crash during the release may have left the frozen container behind.
                 self.disarm(&r.id);
-                let _ = rt.kill(r.id.as_str(), "KILL").await;
+                let _ = rt.kill(r.id.as_str(), cairn_runtime::Signal::Kill).await;
                 rt.delete(r.id.as_str()).await?;
                 rt.restore(r.id.as_str(), &bundle, &self.snapshot_checkpoint(&snap.id))
                     .await?;

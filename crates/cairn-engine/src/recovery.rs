@@ -27,6 +27,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use cairn_runtime::{ContainerStatus, Signal};
 use cairn_storage::Storage;
 use cairn_types::{SandboxId, SandboxState, SnapshotState};
 
@@ -110,7 +111,7 @@ impl Engine {
                 cairn_storage::release_pipes(&e.path().join("checkpoint"));
             }
         }
-        for rt in self.runtimes.values() {
+        for rt in &self.runtimes {
             let n = rt.settle(SETTLE_WAIT).await;
             if n > 0 {
                 tracing::warn!(runtime = %rt.kind(), commands = n, "runtime commands of the previous cairnd have ended");
@@ -141,7 +142,7 @@ impl Engine {
                     // Its processes live in a checkpoint; a container left by a crash during
                     // the release is frozen and would block the restore: remove it.
                     let rt = self.runtime(r.runtime)?;
-                    let _ = rt.kill(r.id.as_str(), "KILL").await;
+                    let _ = rt.kill(r.id.as_str(), Signal::Kill).await;
                     let _ = rt.delete(r.id.as_str()).await;
                     tracing::info!(sandbox = %r.id, "sandbox paused with its memory on disk");
                 }
@@ -149,7 +150,7 @@ impl Engine {
                     let rt = self.runtime(r.runtime)?;
                     let state = rt.state(r.id.as_str()).await;
                     if let Ok(Some(s)) = &state {
-                        if s.status == "stopped" {
+                        if s.status == ContainerStatus::Stopped {
                             // Its runtime ended while cairnd was down: the container and its
                             // cgroup are still there to say why.
                             self.record_death(&r, None, true);
@@ -159,7 +160,10 @@ impl Engine {
                         }
                     }
                     let alive = match state {
-                        Ok(Some(s)) if s.status == "paused" && r.state == SandboxState::Running => {
+                        Ok(Some(s))
+                            if s.status == ContainerStatus::Paused
+                                && r.state == SandboxState::Running =>
+                        {
                             // cairnd stopped inside a snapshot's pause window: thaw it.
                             tracing::warn!(sandbox = %r.id, "thawing a sandbox left frozen by an interrupted snapshot");
                             if let Err(e) = rt.resume(r.id.as_str()).await {
@@ -167,7 +171,10 @@ impl Engine {
                             }
                             true
                         }
-                        Ok(Some(s)) if s.status == "running" && r.state == SandboxState::Paused => {
+                        Ok(Some(s))
+                            if s.status == ContainerStatus::Running
+                                && r.state == SandboxState::Paused =>
+                        {
                             // A resume cut short before its row was written: the row says paused.
                             tracing::warn!(sandbox = %r.id, "freezing a paused sandbox that an interrupted resume thawed");
                             if let Err(e) = rt.pause(r.id.as_str()).await {
@@ -175,7 +182,7 @@ impl Engine {
                             }
                             true
                         }
-                        Ok(Some(s)) => s.status == "running" || s.status == "paused",
+                        Ok(Some(s)) => s.status.is_up(),
                         Ok(None) => false,
                         Err(e) => {
                             tracing::warn!(sandbox = %r.id, error = %e, "cannot ask the runtime about a sandbox");
@@ -250,7 +257,8 @@ impl Engine {
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
-        for (kind, rt) in &self.runtimes {
+        for rt in &self.runtimes {
+            let kind = rt.kind();
             let listed = match rt.list().await {
                 Ok(l) => l,
                 Err(e) => {
@@ -261,7 +269,7 @@ impl Engine {
             for c in listed {
                 let owner = c.id.parse::<SandboxId>().ok().and_then(|id| rows.get(&id));
                 let owned = owner.is_some_and(|r| {
-                    r.runtime == *kind
+                    r.runtime == kind
                         && matches!(r.state, SandboxState::Running | SandboxState::Paused)
                         && r.memory_snapshot.is_none()
                 });

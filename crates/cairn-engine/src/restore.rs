@@ -217,7 +217,7 @@ impl Engine {
         let snap = &restore.snapshot;
         tracing::warn!(sandbox = %r.id, snapshot = %snap, fresh = restore.fresh, "finishing a restore that a crash interrupted");
         let rt = self.runtime(r.runtime)?;
-        let _ = rt.kill(r.id.as_str(), "KILL").await;
+        let _ = rt.kill(r.id.as_str(), cairn_runtime::Signal::Kill).await;
         rt.delete(r.id.as_str()).await?;
         let snap = self
             .db

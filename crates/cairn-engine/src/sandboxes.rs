@@ -415,13 +415,16 @@ impl Engine {
         let rt = self.runtime(r.runtime)?;
         let id = r.id.as_str();
         if r.state == SandboxState::Paused {
-            let _ = rt.kill(id, "KILL").await;
+            let _ = rt.kill(id, cairn_runtime::Signal::Kill).await;
         } else {
-            rt.kill(id, "TERM").await?;
+            rt.kill(id, cairn_runtime::Signal::Term).await?;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
                 match rt.state(id).await? {
-                    Some(s) if s.status == "running" && tokio::time::Instant::now() < deadline => {
+                    Some(s)
+                        if s.status == cairn_runtime::ContainerStatus::Running
+                            && tokio::time::Instant::now() < deadline =>
+                    {
                         tokio::time::sleep(Duration::from_millis(50)).await
                     }
                     _ => break,
@@ -481,7 +484,7 @@ impl Engine {
         );
         self.disarm(&r.id);
         if matches!(r.state, SandboxState::Running | SandboxState::Paused) {
-            let _ = rt.kill(r.id.as_str(), "KILL").await;
+            let _ = rt.kill(r.id.as_str(), cairn_runtime::Signal::Kill).await;
         }
         rt.delete(r.id.as_str()).await?;
         self.release_network(&r).await;

@@ -1,23 +1,29 @@
 //! The one place Cairn talks to OCI runtimes.
 //!
-//! [`Runtime`] is the trait the engine drives; [`OciCli`] implements it for
-//! gVisor's `runsc` and for `runc` through their command-line interface (the
-//! stable contract containerd and podman use). [`bundle`] writes the OCI
+//! [`Runtime`] is the trait the engine drives, with one type per runtime: [`Runsc`]
+//! (gVisor) and [`Runc`], both through their command-line interface (the stable
+//! contract containerd and podman use; the plumbing they share is in `cli`).
+//! Everything that differs between them is a trait method, so the engine never asks
+//! which runtime it holds; [`runtimes`] makes every runtime Cairn knows. [`bundle`] writes the OCI
 //! bundle (`config.json`) a sandbox runs from; [`criu`] knows the CRIU that
 //! runc's checkpoints need; [`ExitWatch`] notices a container's process ending and
 //! [`LimitHits`] says whether its limits were enforced by force. This crate knows
 //! nothing of the database, storage or accounts.
 
 pub mod bundle;
+mod cli;
 pub mod criu;
 mod exit_watch;
 mod freezer;
 mod gvisor_control;
 pub mod limit_hits;
-mod oci_cli;
+mod runc;
+mod runsc;
+mod status;
 mod strays;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::process::Child;
@@ -29,11 +35,18 @@ pub use bundle::{write_bundle, SandboxSpec};
 pub use criu::{criu_version, CriuVersion};
 pub use exit_watch::ExitWatch;
 pub use limit_hits::LimitHits;
-pub use oci_cli::OciCli;
+pub use runc::Runc;
+pub use runsc::Runsc;
+pub use status::{ContainerStatus, Signal};
 
-/// The file of a gVisor checkpoint that holds the memory, page-aligned and written from
-/// start to end: it may be a named pipe when the checkpoint starts.
-pub const GVISOR_PAGES_FILE: &str = gvisor_control::PAGES_FILE;
+/// Every runtime Cairn knows, the default first: gVisor's `runsc` at `runsc` and `runc` at
+/// `runc`, each keeping its state under `run_dir/<program>`.
+pub fn runtimes(runsc: &Path, runc: &Path, run_dir: &Path) -> Vec<Arc<dyn Runtime>> {
+    vec![
+        Arc::new(Runsc::new(runsc, run_dir.join("runsc"))),
+        Arc::new(Runc::new(runc, run_dir.join("runc"))),
+    ]
+}
 
 /// Errors from driving a runtime.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +117,8 @@ pub enum RuntimeError {
 /// What the runtime says about a container.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerState {
-    /// `created`, `running`, `paused` or `stopped`.
-    pub status: String,
+    /// Its status.
+    pub status: ContainerStatus,
     /// Host pid of its init (0 when stopped).
     pub pid: u32,
 }
@@ -201,8 +214,76 @@ pub trait Runtime: Send + Sync {
     /// Which runtime this is.
     fn kind(&self) -> RuntimeKind;
 
+    /// The name of the runtime's program (for `doctor`).
+    fn program(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// What the runtime's program enables and how to install it (for `doctor`).
+    fn enables(&self) -> &'static str {
+        ""
+    }
+
     /// Version string of the runtime binary (for `doctor` and manifests).
     async fn version(&self) -> Result<String, RuntimeError>;
+
+    /// The platform a memory checkpoint of this runtime belongs to (recorded in manifests;
+    /// a checkpoint resumes only on the same one): the CPU architecture, and whatever else
+    /// of the runtime's its checkpoints hold.
+    fn platform(&self) -> String {
+        std::env::consts::ARCH.to_string()
+    }
+
+    /// Whether a memory checkpoint resumes only under the runtime version that wrote it
+    /// (else any version of this runtime resumes it, given [`Runtime::checkpoint_support`]).
+    fn checkpoints_need_same_version(&self) -> bool {
+        false
+    }
+
+    /// Whether this host can checkpoint and restore process memory under this runtime;
+    /// the error says what to install or use instead. `Some`: the version of CRIU that does
+    /// it (recorded in manifests).
+    async fn checkpoint_support(&self) -> Result<Option<CriuVersion>, RuntimeError> {
+        Ok(None)
+    }
+
+    /// The files of a memory checkpoint (relative to its directory) whose page data the
+    /// runtime writes from start to end, so that they may be pipes into cairnd when the
+    /// checkpoint starts (see `cairn_storage::receive`); empty when there are none.
+    fn checkpoint_streams(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether a stateful snapshot captures the (paused) container's files before its
+    /// memory: true when a checkpoint leaves the files as they were, false when it writes
+    /// files back (the files then go after it, in the same pause).
+    fn files_before_memory(&self) -> bool {
+        true
+    }
+
+    /// Before a filesystem-only snapshot of the running container `id`: makes the data its
+    /// processes wrote reach the host's filesystem (a runtime with its own kernel may cache
+    /// it). `env` is the environment and `scratch` a directory for a command it runs; does
+    /// nothing when the host kernel holds the data already. Failures are ignored.
+    async fn flush(&self, _id: &str, _env: &[String], _scratch: &Path) {}
+
+    /// Whether [`Runtime::exec`] can give a process a terminal ([`ExecIo::Tty`]).
+    fn exec_terminal(&self) -> bool {
+        true
+    }
+
+    /// Sets the size of the terminal of a process started with [`ExecIo::Tty`]: `console` is
+    /// its master end ([`ExecChild::console`]), `client` the pid of the runtime client
+    /// ([`ExecChild::child`]), which passes the size on. False when it could not be set.
+    fn resize(
+        &self,
+        console: std::os::fd::BorrowedFd<'_>,
+        client: Option<u32>,
+        cols: u16,
+        rows: u16,
+    ) -> bool {
+        cli::resize_terminal(console, client, cols, rows)
+    }
 
     /// Creates and starts the container `id` from the bundle at `bundle`; the
     /// runtime's messages go to `bundle/init.log` (the init discards its own output:
@@ -244,8 +325,8 @@ pub trait Runtime: Send + Sync {
     /// Thaws a paused container.
     async fn resume(&self, id: &str) -> Result<(), RuntimeError>;
 
-    /// Sends `signal` (e.g. `KILL`, `TERM`) to the container's init.
-    async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError>;
+    /// Sends `signal` to the container's init; succeeds when it has ended already.
+    async fn kill(&self, id: &str, signal: Signal) -> Result<(), RuntimeError>;
 
     /// Removes the container, killing it first if needed; succeeds when it is already gone.
     async fn delete(&self, id: &str) -> Result<(), RuntimeError>;

@@ -12,10 +12,6 @@ use crate::Engine;
 /// snapshot's checkpoint looks its pages up in to share the unchanged ones.
 pub(super) const CHECKPOINT_BLOCKS: &str = "checkpoint.blocks";
 
-/// Pipes made for CRIU's page data: one per process (and shared memory segment) dumped,
-/// counting from the first; those of further processes are shared after the dump.
-pub(super) const PAGE_PIPES: usize = 32;
-
 impl Engine {
     /// The parent's checkpoint directory and block index, when it has one.
     pub(super) fn parent_checkpoint(&self, snap: &SnapshotRecord) -> Option<(PathBuf, PathBuf)> {
@@ -54,15 +50,13 @@ impl Engine {
     ) -> Option<cairn_storage::Receiving> {
         let checkpoint = dir.join("checkpoint");
         let parent = self.parent_checkpoint(snap);
-        let (id, runtime) = (snap.id.clone(), snap.runtime);
+        let id = snap.id.clone();
+        let names = self
+            .runtime(snap.runtime)
+            .map(|rt| rt.checkpoint_streams())
+            .unwrap_or_default();
         let made = tokio::task::spawn_blocking(move || {
             let reference = Self::open_reference(&id, parent);
-            let names = match runtime {
-                cairn_types::RuntimeKind::Runc => cairn_runtime::criu::page_images(PAGE_PIPES),
-                cairn_types::RuntimeKind::Gvisor => {
-                    vec![cairn_runtime::GVISOR_PAGES_FILE.to_string()]
-                }
-            };
             cairn_storage::receive(&checkpoint, &names, reference).map(Some)
         })
         .await;
