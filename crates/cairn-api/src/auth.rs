@@ -9,8 +9,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
-use cairn_db::TokenRole;
-
 use crate::{ApiError, AppState};
 
 /// The account used on the unix socket when no token is given.
@@ -79,7 +77,7 @@ impl FromRequestParts<AppState> for Caller {
                     "malformed Authorization header: use 'Authorization: Bearer <token>'",
                 )
             })?;
-        let record = state.engine.db().token_by_hash(&hash_token(token))?;
+        let record = state.engine.token_by_hash(&hash_token(token)).await?;
         let Some(record) = record else {
             return Err(ApiError::unauthenticated(
                 "unknown token: create one with 'cairnd token create --account NAME'",
@@ -101,7 +99,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(Caller {
             account: record.account,
-            admin: record.role == TokenRole::Admin,
+            admin: record.admin,
         })
     }
 }

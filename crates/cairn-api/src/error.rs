@@ -81,6 +81,7 @@ impl From<EngineError> for ApiError {
             EngineError::TooLarge(m) => ApiError::new(ErrorCode::TooLarge, m),
             EngineError::Limit(m) => ApiError::new(ErrorCode::LimitExceeded, m),
             EngineError::Unavailable(m) => ApiError::new(ErrorCode::Unavailable, m),
+            EngineError::Busy(m) => ApiError::new(ErrorCode::Busy, m),
             EngineError::CheckpointFailed(m) => ApiError::new(ErrorCode::CheckpointFailed, m),
             EngineError::Image(e) => ApiError::invalid(e.to_string()),
             EngineError::IdentityMismatch(m) => {
@@ -93,20 +94,13 @@ impl From<EngineError> for ApiError {
                 }));
                 err
             }
-            EngineError::Runtime(e @ cairn_runtime::RuntimeError::Busy(_)) => {
-                ApiError::new(ErrorCode::Busy, e.to_string())
-            }
-            EngineError::Runtime(cairn_runtime::RuntimeError::Cmd(
-                c @ cairn_cmd::CmdError::NotFound { .. },
-            )) => ApiError::new(ErrorCode::Unavailable, c.to_string()),
-            other => ApiError::internal(&other),
+            // Our own failures: no variant is left to a wildcard, so that a new kind of
+            // error is mapped here on purpose.
+            e @ (EngineError::Db(_)
+            | EngineError::Runtime(_)
+            | EngineError::Storage(_)
+            | EngineError::Internal(_)) => ApiError::internal(&e),
         }
-    }
-}
-
-impl From<cairn_db::DbError> for ApiError {
-    fn from(e: cairn_db::DbError) -> Self {
-        ApiError::from(EngineError::Db(e))
     }
 }
 

@@ -48,6 +48,9 @@ pub enum DbError {
     /// A stored value could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A database call was cut short before it ran (the daemon is shutting down).
+    #[error("database call interrupted: {0}")]
+    Interrupted(String),
     /// The database was written by a newer Cairn.
     #[error("the database schema version {found} is newer than this cairnd understands ({known}); upgrade cairnd")]
     TooNew {

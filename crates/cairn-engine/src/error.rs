@@ -29,6 +29,10 @@ pub enum EngineError {
     /// A host prerequisite is missing or broken (runtime binary, btrfs): a 503 that says what to install.
     #[error("{0}")]
     Unavailable(String),
+    /// The sandbox is in a state the runtime cannot act on right now (e.g. mid-checkpoint):
+    /// a 409 `busy`; a retry later may work.
+    #[error("{0}")]
+    Busy(String),
     /// The storage pool has no room for it (below its reserve, or out of space on the way,
     /// rolled back): a 507 saying what is free and what to do.
     #[error("{0}")]
@@ -41,9 +45,10 @@ pub enum EngineError {
     /// Metadata store failure.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// Runtime failure.
+    /// Runtime failure (a busy container or a missing runtime binary are [`EngineError::Busy`]
+    /// and [`EngineError::Unavailable`] instead).
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Runtime(RuntimeError),
     /// Storage failure.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -95,6 +100,20 @@ impl EngineError {
     /// A file operation of the engine's own failed while `what`.
     pub(crate) fn from_io(what: &str, e: std::io::Error) -> Self {
         EngineError::Internal(format!("{what}: {e}"))
+    }
+}
+
+impl From<RuntimeError> for EngineError {
+    /// What a caller can act on becomes its own variant: a busy container, a missing
+    /// runtime binary (in their own words); anything else stays a runtime failure.
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Busy(m) => EngineError::Busy(m),
+            RuntimeError::Cmd(c @ cairn_cmd::CmdError::NotFound { .. }) => {
+                EngineError::Unavailable(c.to_string())
+            }
+            other => EngineError::Runtime(other),
+        }
     }
 }
 

@@ -24,12 +24,13 @@ mod recovery;
 mod restore;
 mod sandboxes;
 mod snapshots;
+mod tokens;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
-use cairn_db::Db;
+use cairn_db::{Db, DbError};
 use cairn_runtime::Runtime;
 use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
 use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
@@ -46,6 +47,7 @@ pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use snapshots::SnapshotLimits;
+pub use tokens::Token;
 
 /// How the engine is set up.
 #[derive(Clone, Debug)]
@@ -249,9 +251,22 @@ impl Engine {
         &self.cfg.home
     }
 
-    /// The metadata database.
-    pub fn db(&self) -> &Db {
-        &self.db
+    /// Runs `f` on the metadata database on a blocking thread, off the async workers:
+    /// SQLite calls block (on the disk, on fsync, on another writer's lock). A panic in `f`
+    /// is the caller's panic, as if `f` had run here.
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        match tokio::task::spawn_blocking(move || f(&db)).await {
+            Ok(done) => done,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => Err(DbError::Interrupted(e.to_string())),
+            },
+        }
     }
 
     /// The kinds of every runtime this engine drives, the default first.
