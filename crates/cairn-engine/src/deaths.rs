@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use cairn_db::SandboxRecord;
 use cairn_runtime::{ExitWatch, LimitHits};
@@ -114,14 +115,18 @@ impl Engine {
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let (tx, verdict) = watch::channel(None);
         let (engine, id, watched) = (self.me.clone(), r.id.clone(), exit.clone());
-        let task = tokio::spawn(async move {
-            if let Some(w) = &watched {
-                w.exited().await;
+        let span = tracing::info_span!("watch", sandbox = %id);
+        let task = tokio::spawn(
+            async move {
+                if let Some(w) = &watched {
+                    w.exited().await;
+                }
+                if let Some(engine) = engine.upgrade() {
+                    engine.runtime_ended(&id, generation, tx).await;
+                }
             }
-            if let Some(engine) = engine.upgrade() {
-                engine.runtime_ended(&id, generation, tx).await;
-            }
-        })
+            .instrument(span),
+        )
         .abort_handle();
         tracing::debug!(sandbox = %r.id, pid = ?exit.as_ref().map(|e| e.pid()), generation, "watching the sandbox's runtime");
         let incarnation = Arc::new(Incarnation {

@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::{Engine, EngineError, Result};
 
@@ -46,10 +47,15 @@ impl Engine {
     {
         let running = Running::start(&self.operations);
         let operation = op(Arc::clone(self));
-        let task = tokio::spawn(async move {
-            let _running = running;
-            operation.await
-        });
+        // The task keeps the caller's span (the api's request span): what the operation
+        // logs after its client went away still says which request it belongs to.
+        let task = tokio::spawn(
+            async move {
+                let _running = running;
+                operation.await
+            }
+            .in_current_span(),
+        );
         task.await.map_err(|e| {
             EngineError::Internal(format!("an operation's task ended abnormally: {e}"))
         })?
