@@ -279,7 +279,6 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_types::RuntimeKind;
     use chrono::Utc;
 
     fn snap(sandbox: &str, sandbox_name: Option<&str>, state: SnapshotState) -> SnapshotRecord {
@@ -291,7 +290,7 @@ mod tests {
             name: "baseline".into(),
             parent_id: None,
             image_id: "img-00000001".into(),
-            runtime: RuntimeKind::Runc,
+            runtime: Default::default(),
             cpus: 1.0,
             memory_bytes: 1,
             pids_limit: 1,

@@ -183,9 +183,9 @@ async fn feed_pipe(mut stdin: tokio::process::ChildStdin, mut input: mpsc::Recei
     }
 }
 
-/// Writes input to the terminal; a resize sets the terminal's size and tells the
-/// runtime client (SIGWINCH), which passes it on to the process's own terminal.
+/// Writes input to the terminal; a resize goes to the runtime (see `Runtime::resize`).
 async fn feed_terminal(
+    rt: Arc<dyn cairn_runtime::Runtime>,
     master: std::os::fd::OwnedFd,
     client_pid: Option<u32>,
     mut input: mpsc::Receiver<ExecInput>,
@@ -197,18 +197,8 @@ async fn feed_terminal(
         let ok = match msg {
             ExecInput::Data(d) => writer.write_all(&d).await.and(writer.flush().await).is_ok(),
             ExecInput::Resize { cols, rows } => {
-                let size = rustix::termios::Winsize {
-                    ws_row: rows,
-                    ws_col: cols,
-                    ws_xpixel: 0,
-                    ws_ypixel: 0,
-                };
-                let ok = rustix::termios::tcsetwinsize(&master, size).is_ok();
-                let pid = client_pid.and_then(|p| rustix::process::Pid::from_raw(p as i32));
-                if let Some(pid) = pid {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
-                }
-                ok
+                use std::os::fd::AsFd;
+                rt.resize(master.as_fd(), client_pid, cols, rows)
             }
             // ^D: end of input for a program reading the terminal in canonical mode.
             ExecInput::Eof => writer
@@ -351,13 +341,16 @@ impl Engine {
             env,
             cwd: req.workdir.clone().unwrap_or_else(|| r.workdir.clone()),
         };
-        if matches!(io, ExecIo::Tty { .. }) && r.runtime == cairn_types::RuntimeKind::Gvisor {
+        let rt = self.runtime(r.runtime)?;
+        if matches!(io, ExecIo::Tty { .. }) && !rt.exec_terminal() {
             return Err(EngineError::InvalidArgument(format!(
-                "a terminal (-t) is not available in gvisor sandboxes yet (this runsc cannot hand one over for exec): use -i without -t, or a runc sandbox ({} runs gvisor)",
-                r.id
+                "a terminal (-t) is not available in {} sandboxes yet (this {} cannot hand one over for exec): use -i without -t, or a runc sandbox ({} runs {})",
+                r.runtime,
+                rt.program(),
+                r.id,
+                r.runtime
             )));
         }
-        let rt = self.runtime(r.runtime)?;
         let scratch = self.run_dir(&r.id).join("exec");
         let (tx, rx) = mpsc::channel(64);
         let (in_tx, in_rx) = mpsc::channel::<ExecInput>(64);
@@ -404,7 +397,12 @@ impl Engine {
                         true,
                         gate.clone(),
                     ));
-                    tokio::spawn(feed_terminal(master, exec.child.id(), in_rx));
+                    tokio::spawn(feed_terminal(
+                        Arc::clone(&rt),
+                        master,
+                        exec.child.id(),
+                        in_rx,
+                    ));
                     // The runtime client's own stderr still carries its errors.
                     let err =
                         exec.child.stderr.take().map(|s| {

@@ -101,7 +101,7 @@ impl EngineConfig {
             pool_size_bytes: 20 << 30,
             runsc: "runsc".into(),
             runc: "runc".into(),
-            default_runtime: RuntimeKind::default(),
+            default_runtime: Default::default(),
             snapshot_limits: SnapshotLimits::default(),
             bridge: "cairn0".into(),
             subnet: cairn_net::Subnet::default(),

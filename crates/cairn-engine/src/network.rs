@@ -76,14 +76,6 @@ impl Engine {
                 "publishing ports needs --network nat: a 'none' sandbox has only loopback".into(),
             ));
         }
-        if let (Some(s), Some(m)) = (snapshot, inherited) {
-            if s.stateful && !req.fresh && m != mode {
-                return Err(EngineError::InvalidArgument(format!(
-                    "snapshot {} holds processes of a '{m}' sandbox, which resume only with network '{m}': leave out --network, or use --fresh",
-                    s.id
-                )));
-            }
-        }
         Ok((mode, publish))
     }
 

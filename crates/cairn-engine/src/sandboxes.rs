@@ -177,14 +177,11 @@ impl Engine {
             .or(snapshot.as_ref().map(|s| s.runtime))
             .unwrap_or(self.cfg.default_runtime);
         self.runtime(runtime_kind)?;
-        if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
-            self.check_identity(s, runtime_kind, crate::IdentityAdvice::Fork, "")
-                .await?;
-            if s.runtime == cairn_types::RuntimeKind::Runc {
-                self.require_criu().await?;
-            }
-        }
         let (network, publish) = self.requested_network(req, snapshot.as_ref())?;
+        if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
+            self.admit_resume(s, runtime_kind, network, crate::IdentityAdvice::Fork, "")
+                .await?;
+        }
         let disk_bytes = self.requested_disk(req.disk.as_deref(), snapshot.as_ref())?;
         self.require_pool_room(if snapshot.is_some() {
             "fork the snapshot"

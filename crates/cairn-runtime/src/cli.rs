@@ -468,6 +468,15 @@ mod tests {
     }
 
     #[test]
+    fn a_resize_sets_the_terminals_size() {
+        use std::os::fd::AsFd;
+        let (master, _slave) = open_pty(80, 24).unwrap();
+        assert!(resize_terminal(master.as_fd(), None, 120, 40));
+        let size = rustix::termios::tcgetwinsize(&master).unwrap();
+        assert_eq!((size.ws_col, size.ws_row), (120, 40));
+    }
+
+    #[test]
     fn lists_are_read_from_both_runtimes_output() {
         assert_eq!(parse_list(b"null\n").unwrap(), Vec::new());
         let runsc = br#"[{"ociVersion":"1.0.2-dev","id":"sbx-7d42fe1d","status":"created","pid":22888,"bundle":"/b"}]"#;

@@ -354,3 +354,30 @@ pub trait Runtime: Send + Sync {
     /// far; `None` once the cgroup is gone (the container was deleted).
     fn limit_hits(&self, id: &str) -> Option<LimitHits>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runtime_says_how_its_checkpoints_differ() {
+        let all = runtimes(
+            Path::new("runsc"),
+            Path::new("runc"),
+            Path::new("/nonexistent"),
+        );
+        let kinds: Vec<RuntimeKind> = all.iter().map(|rt| rt.kind()).collect();
+        assert_eq!(kinds, [RuntimeKind::default(), RuntimeKind::Runc]);
+        for rt in &all {
+            assert!(rt.platform().starts_with(std::env::consts::ARCH));
+            assert!(!rt.checkpoint_streams().is_empty(), "{}", rt.kind());
+            assert!(!rt.enables().is_empty());
+        }
+        let (runsc, runc) = (&all[0], &all[1]);
+        // gVisor writes files back at checkpoint and binds its checkpoints to its version.
+        assert!(!runsc.files_before_memory() && runc.files_before_memory());
+        assert!(runsc.checkpoints_need_same_version() && !runc.checkpoints_need_same_version());
+        assert!(!runsc.exec_terminal() && runc.exec_terminal());
+        assert_eq!((runsc.program(), runc.program()), ("runsc", "runc"));
+    }
+}

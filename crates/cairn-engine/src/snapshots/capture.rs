@@ -11,15 +11,18 @@ use crate::{Engine, EngineError, Result};
 use super::{Captured, Sizes};
 
 impl Engine {
-    /// Whether this host can checkpoint process memory of a sandbox of `runtime`; the error says
-    /// what to install or use instead.
+    /// Whether this host can checkpoint and restore process memory of a sandbox of `runtime`
+    /// (runc's need CRIU 4.1 or newer); the error (503) says what to install or use instead.
     pub(crate) async fn check_checkpoint_support(
         &self,
         runtime: cairn_types::RuntimeKind,
     ) -> Result<()> {
-        match runtime {
-            cairn_types::RuntimeKind::Gvisor => Ok(()),
-            cairn_types::RuntimeKind::Runc => self.require_criu().await.map(|_| ()),
+        match self.runtime(runtime)?.checkpoint_support().await {
+            Ok(_) => Ok(()),
+            Err(e @ cairn_runtime::RuntimeError::CriuMissing { .. }) => {
+                Err(EngineError::Unavailable(e.to_string()))
+            }
+            Err(other) => Err(other.into()),
         }
     }
 
@@ -158,10 +161,11 @@ impl Engine {
         self.write_manifest(&dir, snap).await?;
         let rt = self.runtime(r.runtime)?;
         let running = r.state == SandboxState::Running;
-        if running && r.runtime == cairn_types::RuntimeKind::Gvisor && !snap.stateful {
+        if running && !snap.stateful {
             // gVisor's sentry may hold written file data in its own cache: flush it to the host
             // first. A checkpoint flushes it itself (runsc writes open files back before saving).
-            self.flush_gvisor(r).await;
+            rt.flush(r.id.as_str(), &r.env, &self.run_dir(&r.id).join("exec"))
+                .await;
         }
         // Flush dirty data while the sandbox still runs, so the pause only covers what is
         // written in between (btrfs flushes the subvolume's dirty data inside the snapshot).
@@ -200,7 +204,7 @@ impl Engine {
         // Memory and files are captured in the same pause, so they agree. A runc sandbox's
         // files go first, while the pool holds no dirty checkpoint for btrfs to wait on; a
         // gVisor checkpoint writes back the files its sentry holds, so its files go after.
-        let files_first = r.runtime == cairn_types::RuntimeKind::Runc;
+        let files_first = rt.files_before_memory();
         let files = if files_first {
             self.snapshot_files(r, &dir).await
         } else {
@@ -360,30 +364,5 @@ impl Engine {
             )));
         }
         Ok((sizes, index_later))
-    }
-
-    pub(super) async fn flush_gvisor(&self, r: &cairn_db::SandboxRecord) {
-        let Ok(rt) = self.runtime(r.runtime) else {
-            return;
-        };
-        let spec = cairn_runtime::ExecSpec {
-            args: vec!["sync".into()],
-            env: r.env.clone(),
-            cwd: "/".into(),
-        };
-        let scratch = self.run_dir(&r.id).join("exec");
-        if let Ok(mut child) = rt
-            .exec(
-                r.id.as_str(),
-                &spec,
-                &scratch,
-                cairn_runtime::ExecIo::Pipes { stdin: false },
-            )
-            .await
-        {
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(30), child.child.wait()).await;
-            child.remove_files();
-        }
     }
 }

@@ -114,7 +114,10 @@ impl Engine {
         }
         // runsc's checkpoint format belongs to its version; CRIU images restore with any
         // CRIU >= 4.1 (checked separately), and runc itself keeps no state in them.
-        if runtime == cairn_types::RuntimeKind::Gvisor
+        let same_version = self
+            .runtime(runtime)
+            .is_ok_and(|rt| rt.checkpoints_need_same_version());
+        if same_version
             && snap.runtime == runtime
             && recorded.runtime_version.is_some()
             && recorded.runtime_version != host.runtime_version
@@ -150,10 +153,13 @@ impl Engine {
         runtime: cairn_types::RuntimeKind,
         criu: bool,
     ) -> RuntimeIdentity {
-        let criu_version = match runtime {
-            cairn_types::RuntimeKind::Runc if criu => cairn_runtime::criu::require_installed()
+        let rt = self.runtime(runtime).ok();
+        let criu_version = match &rt {
+            Some(rt) if criu => rt
+                .checkpoint_support()
                 .await
                 .ok()
+                .flatten()
                 .map(|v| v.to_string()),
             _ => None,
         };
@@ -162,7 +168,9 @@ impl Engine {
             runtime_version: self.runtime_version(runtime).await,
             criu_version,
             kernel_release: kernel_release(),
-            platform: platform(runtime),
+            platform: rt
+                .map(|rt| rt.platform())
+                .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
         }
     }
 
@@ -185,27 +193,6 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .insert(runtime, v.clone());
         Some(v)
-    }
-
-    /// Refuses, before anything is written, to checkpoint or resume a runc sandbox's
-    /// processes on a host without CRIU 4.1 or newer, saying how to install it.
-    pub(crate) async fn require_criu(&self) -> Result<cairn_runtime::CriuVersion> {
-        cairn_runtime::criu::require_installed()
-            .await
-            .map_err(|e| match e {
-                e @ cairn_runtime::RuntimeError::CriuMissing { .. } => {
-                    EngineError::Unavailable(e.to_string())
-                }
-                other => other.into(),
-            })
-    }
-}
-
-/// CPU architecture, and gVisor's platform (its checkpoints hold platform state).
-pub(super) fn platform(runtime: cairn_types::RuntimeKind) -> String {
-    match runtime {
-        cairn_types::RuntimeKind::Gvisor => format!("{}/systrap", std::env::consts::ARCH),
-        cairn_types::RuntimeKind::Runc => std::env::consts::ARCH.to_string(),
     }
 }
 

@@ -8,10 +8,11 @@
 //! "state column first, side effect second, state update last", and
 //! recovery knows each intermediate state.
 //!
-//! Modules: `capture` (pause, files, memory), `checkpoint` (page streams and block
+//! Modules: `admission` (whether a stateful snapshot can resume here), `capture` (pause, files, memory), `checkpoint` (page streams and block
 //! sharing with the parent), `manifest` (manifest and runtime identity), `measure` (sizes),
 //! `restore` (restore in place).
 
+mod admission;
 mod capture;
 mod checkpoint;
 mod manifest;

@@ -42,25 +42,14 @@ impl Engine {
             )));
         }
         if stateful {
-            self.check_identity(
+            self.admit_resume(
                 &snap,
                 target.runtime,
+                crate::network::mode_of(&target),
                 crate::IdentityAdvice::Restore,
                 target.id.as_str(),
             )
             .await?;
-            // Its processes hold the network of the sandbox they were taken from.
-            let from = self.snapshot_mode(&snap.id)?;
-            let into = crate::network::mode_of(&target);
-            if from != into {
-                return Err(EngineError::Conflict(format!(
-                    "snapshot {} holds processes of a '{from}' sandbox, which resume only with network '{from}', and sandbox {} has network '{into}': restore it into a '{from}' sandbox, put back its files only with 'cairn snapshot restore {} --fresh', or fork it with 'cairn up --from-snapshot {}' (add --fresh --network {into} to boot its files without its processes)",
-                    snap.id, target.id, snap.id, snap.id
-                )));
-            }
-            if snap.runtime == cairn_types::RuntimeKind::Runc {
-                self.require_criu().await?;
-            }
         }
         // The steps below and what recovery makes of a crash between any two: see `restore`.
         // 1. Stage the new root beside the old one (a crash leaves the sandbox as it was).
