@@ -232,7 +232,13 @@ impl Engine {
         let rt = self.runtime(r.runtime).ok();
         let hits = rt.as_ref().and_then(|rt| rt.limit_hits(r.id.as_str()));
         let grew = hits.map(|h| h.since(baseline));
-        let reason = death_reason(&r.id, r.memory_bytes, r.pids_limit, grew, while_down);
+        let reason = death_reason(
+            &r.id,
+            r.resources.memory_bytes,
+            r.resources.pids_limit,
+            grew,
+            while_down,
+        );
         tracing::warn!(sandbox = %r.id, ?baseline, ?hits, reason, "the sandbox's runtime ended on its own: marked stopped");
         if let Err(e) = self
             .db

@@ -341,7 +341,7 @@ impl Engine {
                 "--detach cannot be combined with -i or -t".into(),
             ));
         }
-        let env = merge_env(&r.env, &req.env);
+        let env = merge_env(&r.process.env, &req.env);
         check_env_size(
             &env,
             "the command (the sandbox's and the request's together)",
@@ -349,7 +349,10 @@ impl Engine {
         let spec = ExecSpec {
             args: req.cmd.clone(),
             env,
-            cwd: req.workdir.clone().unwrap_or_else(|| r.workdir.clone()),
+            cwd: req
+                .workdir
+                .clone()
+                .unwrap_or_else(|| r.process.workdir.clone()),
         };
         if matches!(io, ExecIo::Tty { .. }) && r.runtime == cairn_types::RuntimeKind::Gvisor {
             return Err(EngineError::InvalidArgument(format!(

@@ -40,14 +40,14 @@ impl From<NetError> for EngineError {
 }
 
 pub(crate) fn mode_of(r: &SandboxRecord) -> NetworkMode {
-    r.network.parse().unwrap_or_default()
+    r.network
 }
 
 impl Engine {
     /// The network mode of the sandbox snapshot `id` was taken from, at that time (the mode
     /// its processes resume with).
     pub(crate) fn snapshot_mode(&self, id: &cairn_types::SnapshotId) -> Result<NetworkMode> {
-        Ok(self.db.snapshot_network(id)?.parse().unwrap_or_default())
+        Ok(self.db.snapshot_network(id)?)
     }
 
     /// The network mode and published ports a create request asks for: `network`
@@ -266,7 +266,7 @@ impl Engine {
     pub(crate) fn network_info(
         &self,
         r: &SandboxRecord,
-    ) -> (String, Option<String>, Vec<PublishedPort>) {
+    ) -> (NetworkMode, Option<String>, Vec<PublishedPort>) {
         let published = self
             .db
             .published_ports(Some(&r.id))
@@ -277,7 +277,7 @@ impl Engine {
                 port: p.port,
             })
             .collect();
-        (r.network.clone(), r.address.clone(), published)
+        (r.network, r.address.clone(), published)
     }
 
     /// Start-up: removes namespaces and veths of sandboxes that no longer exist,

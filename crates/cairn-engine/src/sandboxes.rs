@@ -9,7 +9,9 @@ use cairn_db::{NewSandbox, SandboxRecord};
 use cairn_runtime::{bundle::default_env, write_bundle, SandboxSpec};
 use cairn_storage::Storage;
 use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
-use cairn_types::{parse_size, validate_name, SandboxId, SandboxState};
+use cairn_types::{
+    parse_size, validate_name, NetworkMode, ProcessDefaults, Resources, SandboxId, SandboxState,
+};
 
 use crate::images::StoredImageConfig;
 use crate::limits::{
@@ -37,11 +39,11 @@ impl Engine {
             runtime: r.runtime,
             state: r.state,
             state_reason: r.state_reason.clone(),
-            cpus: r.cpus,
-            memory_bytes: r.memory_bytes,
-            pids_limit: r.pids_limit,
-            env: r.env.clone(),
-            workdir: r.workdir.clone(),
+            cpus: r.resources.cpus,
+            memory_bytes: r.resources.memory_bytes,
+            pids_limit: r.resources.pids_limit,
+            env: r.process.env.clone(),
+            workdir: r.process.workdir.clone(),
             created_at: r.created_at,
             network,
             address,
@@ -132,7 +134,7 @@ impl Engine {
         };
         let memory_bytes = match (&req.memory, &snapshot) {
             (Some(m), _) => parse_size(m)?,
-            (None, Some(s)) => s.memory_bytes,
+            (None, Some(s)) => s.resources.memory_bytes,
             (None, None) => defaults::MEMORY_BYTES,
         };
         if memory_bytes < MIN_MEMORY {
@@ -145,12 +147,12 @@ impl Engine {
         caps.check_memory(memory_bytes)?;
         let cpus = req
             .cpus
-            .or(snapshot.as_ref().map(|s| s.cpus))
+            .or(snapshot.as_ref().map(|s| s.resources.cpus))
             .unwrap_or(defaults::CPUS);
         caps.check_cpus(cpus)?;
         let pids_limit = req
             .pids_limit
-            .or(snapshot.as_ref().map(|s| s.pids_limit))
+            .or(snapshot.as_ref().map(|s| s.resources.pids_limit))
             .unwrap_or(defaults::PIDS_LIMIT);
         caps.check_pids(pids_limit)?;
         check_env(&req.env)?;
@@ -193,8 +195,10 @@ impl Engine {
         })?;
         let (env, workdir, source) = match &snapshot {
             Some(s) => (
-                merge_env(&s.env, &req.env),
-                req.workdir.clone().unwrap_or_else(|| s.workdir.clone()),
+                merge_env(&s.process.env, &req.env),
+                req.workdir
+                    .clone()
+                    .unwrap_or_else(|| s.process.workdir.clone()),
                 self.snapshot_rootfs(&s.id),
             ),
             None => {
@@ -231,19 +235,20 @@ impl Engine {
                 name: req.name.clone(),
                 image_id: image.id.clone(),
                 runtime: runtime_kind,
-                cpus,
-                memory_bytes,
-                pids_limit,
-                env,
-                workdir,
-                network: network.to_string(),
+                resources: Resources {
+                    cpus,
+                    memory_bytes,
+                    pids_limit,
+                },
+                process: ProcessDefaults { env, workdir },
+                network,
                 origin: snapshot.as_ref().map(|s| s.id.clone()),
                 idle_timeout_secs,
                 disk_bytes,
             })
             .map_err(EngineError::from_db)?;
         let created = async {
-            let record = if network == cairn_net::NetworkMode::Nat {
+            let record = if network == NetworkMode::Nat {
                 self.attach_network(&id, &publish).await?;
                 self.db
                     .sandbox(&id)?
@@ -292,7 +297,7 @@ impl Engine {
                 self.teardown(&record).await;
                 self.db.delete_sandbox(&id)?;
                 self.forget_lock(&id);
-                if network == cairn_net::NetworkMode::Nat {
+                if network == NetworkMode::Nat {
                     self.remove_unused_bridge().await;
                 }
                 Err(self.pool_full_or("create the sandbox", e))
@@ -328,11 +333,11 @@ impl Engine {
         let spec = SandboxSpec {
             hostname: r.id.to_string(),
             rootfs,
-            cpus: r.cpus,
-            memory_bytes: r.memory_bytes,
-            pids_limit: r.pids_limit,
-            env: r.env.clone(),
-            workdir: r.workdir.clone(),
+            cpus: r.resources.cpus,
+            memory_bytes: r.resources.memory_bytes,
+            pids_limit: r.resources.pids_limit,
+            env: r.process.env.clone(),
+            workdir: r.process.workdir.clone(),
             cgroups_path: PathBuf::from(cairn_runtime::bundle::CGROUP_PARENT).join(r.id.as_str()),
             runtime: r.runtime,
             netns,
@@ -501,7 +506,7 @@ impl Engine {
             self.delete_sandbox_snapshots(&r.id).await?;
         }
         self.forget_lock(&r.id);
-        if r.network == cairn_net::NetworkMode::Nat.as_str() {
+        if r.network == NetworkMode::Nat {
             self.remove_unused_bridge().await;
         }
         tracing::info!(sandbox = %r.id, with_snapshots, "sandbox destroyed");

@@ -79,11 +79,8 @@ impl Engine {
             parent_id: self.db.sandbox_origin(&r.id)?,
             image_id: r.image_id.clone(),
             runtime: r.runtime,
-            cpus: r.cpus,
-            memory_bytes: r.memory_bytes,
-            pids_limit: r.pids_limit,
-            env: r.env.clone(),
-            workdir: r.workdir.clone(),
+            resources: r.resources,
+            process: r.process.clone(),
             stateful,
             auto,
             state: SnapshotState::Creating,
@@ -368,7 +365,7 @@ impl Engine {
         };
         let spec = cairn_runtime::ExecSpec {
             args: vec!["sync".into()],
-            env: r.env.clone(),
+            env: r.process.env.clone(),
             cwd: "/".into(),
         };
         let scratch = self.run_dir(&r.id).join("exec");
