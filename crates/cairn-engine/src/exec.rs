@@ -285,7 +285,7 @@ impl Engine {
                     held
                 }
             };
-            let r = self.find(account, r.id.as_str())?;
+            let r = self.find(account, r.id.as_str()).await?;
             match r.state {
                 SandboxState::Running => return Ok((held, r)),
                 SandboxState::Paused if r.pause_reason == Some(PauseReason::Idle) => {
@@ -331,7 +331,7 @@ impl Engine {
         if let Some(secs) = req.timeout_secs {
             check_timeout("the timeout", secs)?;
         }
-        let r = self.find(account, id_or_name)?;
+        let r = self.find(account, id_or_name).await?;
         // Busy from here on: the idle timeout does not pause a sandbox a command is about to
         // start in (and one paused meanwhile is woken below).
         let busy = self.busy(&r.id);

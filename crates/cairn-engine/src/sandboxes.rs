@@ -23,11 +23,12 @@ use crate::{defaults, Engine, EngineError, Result};
 const MIN_MEMORY: u64 = 16 << 20;
 
 impl Engine {
-    pub(crate) fn info(&self, r: &SandboxRecord) -> SandboxInfo {
-        let (network, address, published) = self.network_info(r);
+    pub(crate) async fn info(&self, r: &SandboxRecord) -> SandboxInfo {
+        let (network, address, published) = self.network_info(r).await;
+        let image_id = r.image_id.clone();
         let image = self
-            .db
-            .image(&r.image_id)
+            .db(move |db| db.image(&image_id))
+            .await
             .ok()
             .flatten()
             .map(|i| i.name)
@@ -66,8 +67,8 @@ impl Engine {
     }
 
     /// Finds a sandbox of `account` by id or name; another account's sandbox is "not found".
-    pub(crate) fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
-        let r = self.look_up(account, id_or_name)?;
+    pub(crate) async fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
+        let r = self.look_up(account, id_or_name).await?;
         // Every API call that uses a sandbox counts as activity (see the idle timeout).
         self.touch(&r.id);
         Ok(r)
@@ -76,8 +77,10 @@ impl Engine {
     /// [`Engine::find`] for a look that is no use of the sandbox (inspect, listing its
     /// snapshots): it does not count as activity, so it neither keeps a sandbox from its
     /// idle timeout nor wakes one.
-    pub(crate) fn look_up(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
-        self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
+    pub(crate) async fn look_up(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
+        let (who, what) = (account.to_string(), id_or_name.to_string());
+        let found = self.db(move |db| db.find_sandbox(&who, &what)).await?;
+        found.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "no sandbox '{id_or_name}': list your sandboxes with 'cairn ls'"
             ))
@@ -91,9 +94,9 @@ impl Engine {
         account: &str,
         id_or_name: &str,
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, SandboxRecord)> {
-        let r = self.find(account, id_or_name)?;
+        let r = self.find(account, id_or_name).await?;
         let guard = self.lock_for(&r.id).lock_owned().await;
-        let r = self.find(account, r.id.as_str())?;
+        let r = self.find(account, r.id.as_str()).await?;
         Ok((guard, r))
     }
 
@@ -114,8 +117,10 @@ impl Engine {
                         "give either an image or from_snapshot, not both: a fork uses its snapshot's image".into(),
                     ));
                 }
-                let snap = self.ready_snapshot(account, snap)?;
-                let image = self.db.image(&snap.image_id)?.ok_or_else(|| {
+                let snap = self.ready_snapshot(account, snap).await?;
+                let image_id = snap.image_id.clone();
+                let image = self.db(move |db| db.image(&image_id)).await?;
+                let image = image.ok_or_else(|| {
                     EngineError::Internal(format!(
                         "image {} of snapshot {} is gone",
                         snap.image_id, snap.id
@@ -129,7 +134,7 @@ impl Engine {
                         "no image given: pass --image NAME (see 'cairn image ls') or --from-snapshot SNAP".into(),
                     ));
                 }
-                (self.find_image(account, &req.image)?, None)
+                (self.find_image(account, &req.image).await?, None)
             }
         };
         let memory_bytes = match (&req.memory, &snapshot) {
@@ -186,8 +191,10 @@ impl Engine {
                 self.require_criu().await?;
             }
         }
-        let (network, publish) = self.requested_network(req, snapshot.as_ref())?;
-        let disk_bytes = self.requested_disk(req.disk.as_deref(), snapshot.as_ref())?;
+        let (network, publish) = self.requested_network(req, snapshot.as_ref()).await?;
+        let disk_bytes = self
+            .requested_disk(req.disk.as_deref(), snapshot.as_ref())
+            .await?;
         self.require_pool_room(if snapshot.is_some() {
             "fork the snapshot"
         } else {
@@ -227,31 +234,33 @@ impl Engine {
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
         // State column first: a crash from here on leaves a `creating` row that recovery cleans up.
+        let new = NewSandbox {
+            id: id.clone(),
+            account: account.to_string(),
+            name: req.name.clone(),
+            image_id: image.id.clone(),
+            runtime: runtime_kind,
+            resources: Resources {
+                cpus,
+                memory_bytes,
+                pids_limit,
+            },
+            process: ProcessDefaults { env, workdir },
+            network,
+            origin: snapshot.as_ref().map(|s| s.id.clone()),
+            idle_timeout_secs,
+            disk_bytes,
+        };
         let record = self
-            .db
-            .insert_sandbox(&NewSandbox {
-                id: id.clone(),
-                account: account.to_string(),
-                name: req.name.clone(),
-                image_id: image.id.clone(),
-                runtime: runtime_kind,
-                resources: Resources {
-                    cpus,
-                    memory_bytes,
-                    pids_limit,
-                },
-                process: ProcessDefaults { env, workdir },
-                network,
-                origin: snapshot.as_ref().map(|s| s.id.clone()),
-                idle_timeout_secs,
-                disk_bytes,
-            })
+            .db(move |db| db.insert_sandbox(&new))
+            .await
             .map_err(EngineError::from_db)?;
         let created = async {
             let record = if network == NetworkMode::Nat {
                 self.attach_network(&id, &publish).await?;
-                self.db
-                    .sandbox(&id)?
+                let row = id.clone();
+                self.db(move |db| db.sandbox(&row))
+                    .await?
                     .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?
             } else {
                 record.clone()
@@ -281,21 +290,25 @@ impl Engine {
         match created.await {
             Ok(()) => {
                 crate::crash_point("create-after-start");
-                self.db.set_state(&id, SandboxState::Running, None)?;
+                let row = id.clone();
                 let record = self
-                    .db
-                    .sandbox(&id)?
+                    .db(move |db| {
+                        db.set_state(&row, SandboxState::Running, None)?;
+                        db.sandbox(&row)
+                    })
+                    .await?
                     .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?;
                 self.arm(&record).await;
                 tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name,
                     from_snapshot = ?snapshot.as_ref().map(|s| s.id.to_string()),
                     network = %network, address = ?record.address, "sandbox running");
-                Ok(self.info(&record))
+                Ok(self.info(&record).await)
             }
             Err(e) => {
                 tracing::warn!(sandbox = %id, error = %e, "sandbox creation failed; rolling back");
                 self.teardown(&record).await;
-                self.db.delete_sandbox(&id)?;
+                let row = id.clone();
+                self.db(move |db| db.delete_sandbox(&row)).await?;
                 self.forget_lock(&id);
                 if network == NetworkMode::Nat {
                     self.remove_unused_bridge().await;
@@ -367,26 +380,27 @@ impl Engine {
     }
 
     /// The sandboxes of an account.
-    pub fn list_sandboxes(&self, account: &str) -> Result<Vec<SandboxInfo>> {
-        Ok(self
-            .db
-            .list_sandboxes(account)?
-            .iter()
-            .map(|r| self.info(r))
-            .collect())
+    pub async fn list_sandboxes(&self, account: &str) -> Result<Vec<SandboxInfo>> {
+        let who = account.to_string();
+        let rows = self.db(move |db| db.list_sandboxes(&who)).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.info(r).await);
+        }
+        Ok(out)
     }
 
     /// One sandbox of an account. Looking is not using: it neither wakes a paused sandbox
     /// nor holds off its idle timeout.
-    pub fn inspect_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        Ok(self.info(&self.look_up(account, id_or_name)?))
+    pub async fn inspect_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
+        Ok(self.info(&self.look_up(account, id_or_name).await?).await)
     }
 
     /// Stops a sandbox's processes (TERM, then KILL after 10 s); its files stay.
     pub async fn stop_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
         let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
-            SandboxState::Stopped => return Ok(self.info(&r)),
+            SandboxState::Stopped => return Ok(self.info(&r).await),
             SandboxState::Running | SandboxState::Paused => {}
             other => {
                 return Err(EngineError::Conflict(format!(
@@ -403,14 +417,17 @@ impl Engine {
             ),
         );
         self.halt(&r).await?;
-        if r.memory_snapshot.is_some() {
-            // Its processes were on disk only: stopping discards them.
-            self.db.set_memory_snapshot(&r.id, None)?;
-        }
-        self.db
-            .set_state(&r.id, SandboxState::Stopped, Some("stopped by request"))?;
+        let (row, released) = (r.id.clone(), r.memory_snapshot.is_some());
+        self.db(move |db| {
+            if released {
+                // Its processes were on disk only: stopping discards them.
+                db.set_memory_snapshot(&row, None)?;
+            }
+            db.set_state(&row, SandboxState::Stopped, Some("stopped by request"))
+        })
+        .await?;
         tracing::info!(sandbox = %r.id, "sandbox stopped");
-        Ok(self.info(&self.find(account, r.id.as_str())?))
+        Ok(self.info(&self.find(account, r.id.as_str()).await?).await)
     }
 
     /// Ends the container on purpose: TERM, wait up to 10 s, KILL, delete. Its runtime's end
@@ -441,7 +458,7 @@ impl Engine {
     pub async fn start_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
         let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
-            SandboxState::Running => return Ok(self.info(&r)),
+            SandboxState::Running => return Ok(self.info(&r).await),
             SandboxState::Stopped => {}
             other => {
                 return Err(EngineError::Conflict(format!(
@@ -451,10 +468,12 @@ impl Engine {
             }
         }
         self.boot(&r).await?;
-        self.db.set_state(&r.id, SandboxState::Running, None)?;
+        let row = r.id.clone();
+        self.db(move |db| db.set_state(&row, SandboxState::Running, None))
+            .await?;
         self.arm(&r).await;
         tracing::info!(sandbox = %r.id, "sandbox started");
-        Ok(self.info(&self.find(account, r.id.as_str())?))
+        Ok(self.info(&self.find(account, r.id.as_str()).await?).await)
     }
 
     /// Destroys a sandbox: container, root filesystem, bundle, cgroup, row.
@@ -474,8 +493,9 @@ impl Engine {
             )));
         }
         // State first: a crash from here on leaves a `destroyed` row that recovery finishes.
-        self.db
-            .set_state(&r.id, SandboxState::Destroyed, Some("being destroyed"))?;
+        let row = r.id.clone();
+        self.db(move |db| db.set_state(&row, SandboxState::Destroyed, Some("being destroyed")))
+            .await?;
         let rt = self.runtime(r.runtime)?;
         self.note_end(
             &r.id,
@@ -497,7 +517,8 @@ impl Engine {
                 EngineError::Internal(format!("cannot remove {}: {e}", run.display()))
             })?;
         }
-        self.db.delete_sandbox(&r.id)?;
+        let row = r.id.clone();
+        self.db(move |db| db.delete_sandbox(&row)).await?;
         crate::crash_point("destroy-after-row");
         // Its failed snapshots hold no files and say nothing more once it is gone (a crash
         // before this: recovery prunes them).
