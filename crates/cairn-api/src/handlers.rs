@@ -47,7 +47,7 @@ pub async fn list_sandboxes(
     State(st): State<AppState>,
     Account(account): Account,
 ) -> ApiResult<Json<Vec<SandboxInfo>>> {
-    Ok(Json(st.engine.list_sandboxes(&account)?))
+    Ok(Json(st.engine.list_sandboxes(&account).await?))
 }
 
 /// One sandbox, by id or name.
@@ -58,7 +58,7 @@ pub async fn inspect_sandbox(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    Ok(Json(st.engine.inspect_sandbox(&account, &id)?))
+    Ok(Json(st.engine.inspect_sandbox(&account, &id).await?))
 }
 
 /// Destroy a sandbox; a running one needs `?force=true`.
@@ -269,7 +269,7 @@ pub async fn list_images(
     State(st): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<ImageInfo>>> {
-    Ok(Json(st.engine.list_images(principal(&caller))?))
+    Ok(Json(st.engine.list_images(principal(&caller)).await?))
 }
 
 /// Remove an image of the caller's account (the operator: any, by id) that nothing uses.
@@ -297,11 +297,11 @@ pub async fn publish_image(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<PublishImageRequest>,
 ) -> ApiResult<Json<ImageInfo>> {
-    Ok(Json(st.engine.publish_image(
-        principal(&caller),
-        &name,
-        req.public,
-    )?))
+    Ok(Json(
+        st.engine
+            .publish_image(principal(&caller), &name, req.public)
+            .await?,
+    ))
 }
 
 /// What the daemon's host has and which features it allows (`cairn doctor`).

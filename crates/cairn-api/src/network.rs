@@ -15,7 +15,7 @@ pub async fn get_network(
     State(st): State<AppState>,
     Account(account): Account,
 ) -> Result<Json<AccountNetwork>, ApiError> {
-    let sandbox_to_sandbox = st.engine.sandbox_to_sandbox(&account)?;
+    let sandbox_to_sandbox = st.engine.sandbox_to_sandbox(&account).await?;
     Ok(Json(AccountNetwork {
         account,
         sandbox_to_sandbox,

@@ -46,7 +46,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let all = crate::handlers::flag(&q, "all")?;
-    Ok(Json(st.engine.list_snapshots(&account, &id, all)?))
+    Ok(Json(st.engine.list_snapshots(&account, &id, all).await?))
 }
 
 /// All the caller's snapshots, oldest first: the ready ones the user took, or with `all` every one.
@@ -59,7 +59,7 @@ pub async fn list_all(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let all = crate::handlers::flag(&q, "all")?;
-    Ok(Json(st.engine.list_all_snapshots(&account, all)?))
+    Ok(Json(st.engine.list_all_snapshots(&account, all).await?))
 }
 
 /// One snapshot.
@@ -70,7 +70,7 @@ pub async fn inspect(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SnapshotInfo>> {
-    Ok(Json(st.engine.inspect_snapshot(&account, &id)?))
+    Ok(Json(st.engine.inspect_snapshot(&account, &id).await?))
 }
 
 /// Delete a snapshot; sandboxes forked or restored from it keep working.

@@ -109,14 +109,16 @@ impl Db {
                 )));
             }
         }
-        let env = serde_json::to_string(&s.env).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let env =
+            serde_json::to_string(&s.process.env).map_err(|e| DbError::Corrupt(e.to_string()))?;
         conn.execute(
             "INSERT INTO sandboxes(id, account, name, image_id, runtime, state, state_reason, cpus, memory_bytes, pids_limit, env_json, workdir, created_at, parent_snapshot, idle_timeout_secs, network, disk_bytes)
              VALUES (?1, ?2, ?3, ?4, ?5, 'creating', NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
-                s.id.as_str(), s.account, s.name, s.image_id, s.runtime.as_str(), s.cpus, to_sql(s.memory_bytes),
-                s.pids_limit, env, s.workdir, now(), s.origin.as_ref().map(|o| o.as_str()),
-                s.idle_timeout_secs.map(to_sql), s.network, s.disk_bytes.map(to_sql)
+                s.id.as_str(), s.account, s.name, s.image_id, s.runtime.as_str(), s.resources.cpus,
+                to_sql(s.resources.memory_bytes), s.resources.pids_limit, env, s.process.workdir, now(),
+                s.origin.as_ref().map(|o| o.as_str()), s.idle_timeout_secs.map(to_sql),
+                s.network.as_str(), s.disk_bytes.map(to_sql)
             ],
         )?;
         drop(conn);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use rusqlite::{params, OptionalExtension};
 
-use cairn_types::{SandboxId, SnapshotId};
+use cairn_types::{NetworkMode, SandboxId, SnapshotId};
 
 use crate::{now, Db, DbError};
 
@@ -119,17 +119,18 @@ impl Db {
         Ok(out)
     }
 
-    /// The network mode of the sandbox a snapshot was taken from, at that time.
-    pub fn snapshot_network(&self, id: &SnapshotId) -> Result<String, DbError> {
-        Ok(self
+    /// The network mode of the sandbox a snapshot was taken from, at that time (`none` when
+    /// not recorded or unknown).
+    pub fn snapshot_network(&self, id: &SnapshotId) -> Result<NetworkMode, DbError> {
+        let mode: Option<String> = self
             .conn()
             .query_row(
                 "SELECT network FROM snapshots WHERE id = ?1",
                 [id.as_str()],
                 |r| r.get(0),
             )
-            .optional()?
-            .unwrap_or_else(|| "none".to_string()))
+            .optional()?;
+        Ok(mode.and_then(|m| m.parse().ok()).unwrap_or_default())
     }
 
     /// The peer group id of `account` when it lets its `nat` sandboxes reach each other.

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
-use cairn_types::{PauseReason, RuntimeKind, SandboxId, SandboxState, SnapshotId};
+use cairn_types::{
+    NetworkMode, PauseReason, ProcessDefaults, Resources, RuntimeKind, SandboxId, SandboxState,
+    SnapshotId,
+};
 
 use crate::int::from_sql;
 use crate::DbError;
@@ -60,18 +63,12 @@ pub struct NewSandbox {
     pub image_id: String,
     /// Runtime.
     pub runtime: RuntimeKind,
-    /// CPU limit in cores.
-    pub cpus: f64,
-    /// Memory limit in bytes.
-    pub memory_bytes: u64,
-    /// Process limit.
-    pub pids_limit: u32,
-    /// Environment.
-    pub env: Vec<String>,
-    /// Default working directory.
-    pub workdir: String,
-    /// Network mode: `none` or `nat`.
-    pub network: String,
+    /// Its cgroup limits.
+    pub resources: Resources,
+    /// Environment and working directory of its processes.
+    pub process: ProcessDefaults,
+    /// Network mode.
+    pub network: NetworkMode,
     /// The snapshot its root is made from (a fork), if any.
     pub origin: Option<SnapshotId>,
     /// Pause it after this many seconds without activity.
@@ -97,20 +94,14 @@ pub struct SandboxRecord {
     pub state: SandboxState,
     /// Why it is in that state, when it matters.
     pub state_reason: Option<String>,
-    /// CPU limit in cores.
-    pub cpus: f64,
-    /// Memory limit in bytes.
-    pub memory_bytes: u64,
-    /// Process limit.
-    pub pids_limit: u32,
-    /// Environment.
-    pub env: Vec<String>,
-    /// Default working directory.
-    pub workdir: String,
+    /// Its cgroup limits.
+    pub resources: Resources,
+    /// Environment and working directory of its processes.
+    pub process: ProcessDefaults,
     /// Creation time.
     pub created_at: DateTime<Utc>,
-    /// Network mode: `none` or `nat`.
-    pub network: String,
+    /// Network mode (an unknown stored mode reads as `none`).
+    pub network: NetworkMode,
     /// Its IPv4 address on the bridge (`nat` only), kept until it is destroyed.
     pub address: Option<String>,
     /// While paused with its memory released: the snapshot whose checkpoint holds its processes.
@@ -135,6 +126,7 @@ impl SandboxRecord {
         let idle: Option<i64> = r.get("idle_timeout_secs")?;
         let disk: Option<i64> = r.get("disk_bytes")?;
         let pause_reason: Option<String> = r.get("pause_reason")?;
+        let network: String = r.get("network")?;
         let build = || -> Result<Self, DbError> {
             Ok(SandboxRecord {
                 id: id
@@ -146,13 +138,17 @@ impl SandboxRecord {
                 runtime: runtime.parse().map_err(DbError::Corrupt)?,
                 state: state.parse()?,
                 state_reason: r.get("state_reason")?,
-                cpus: r.get("cpus")?,
-                memory_bytes: from_sql(r.get::<_, i64>("memory_bytes")?),
-                pids_limit: r.get("pids_limit")?,
-                env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
-                workdir: r.get("workdir")?,
+                resources: Resources {
+                    cpus: r.get("cpus")?,
+                    memory_bytes: from_sql(r.get::<_, i64>("memory_bytes")?),
+                    pids_limit: r.get("pids_limit")?,
+                },
+                process: ProcessDefaults {
+                    env: serde_json::from_str(&env).map_err(|e| DbError::Corrupt(e.to_string()))?,
+                    workdir: r.get("workdir")?,
+                },
                 created_at: r.get("created_at")?,
-                network: r.get("network")?,
+                network: network.parse().unwrap_or_default(),
                 address: r.get("address")?,
                 memory_snapshot: memory_snapshot
                     .map(|s| s.parse())

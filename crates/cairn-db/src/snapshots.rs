@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
 
-use cairn_types::{RuntimeKind, SandboxId, SnapshotId, SnapshotState};
+use cairn_types::{ProcessDefaults, Resources, RuntimeKind, SandboxId, SnapshotId, SnapshotState};
 
 use crate::int::{from_sql, to_sql};
 use crate::{Db, DbError};
@@ -28,16 +28,10 @@ pub struct SnapshotRecord {
     pub image_id: String,
     /// Runtime of the source sandbox.
     pub runtime: RuntimeKind,
-    /// CPU limit of the source.
-    pub cpus: f64,
-    /// Memory limit of the source.
-    pub memory_bytes: u64,
-    /// Process limit of the source.
-    pub pids_limit: u32,
-    /// Environment of the source.
-    pub env: Vec<String>,
-    /// Working directory of the source.
-    pub workdir: String,
+    /// The source's cgroup limits (what its forks inherit).
+    pub resources: Resources,
+    /// The source's environment and working directory.
+    pub process: ProcessDefaults,
     /// Whether it holds a memory checkpoint.
     pub stateful: bool,
     /// Taken automatically (by a pause): pruned by Cairn, not counted against the per-sandbox limit.
@@ -76,11 +70,15 @@ impl SnapshotRecord {
                 parent_id: parent.map(|p| p.parse()).transpose().map_err(corrupt)?,
                 image_id: r.get("image_id")?,
                 runtime: runtime.parse().map_err(DbError::Corrupt)?,
-                cpus: r.get("cpus")?,
-                memory_bytes: from_sql(r.get::<_, i64>("memory_bytes")?),
-                pids_limit: r.get("pids_limit")?,
-                env: serde_json::from_str(&env).map_err(corrupt)?,
-                workdir: r.get("workdir")?,
+                resources: Resources {
+                    cpus: r.get("cpus")?,
+                    memory_bytes: from_sql(r.get::<_, i64>("memory_bytes")?),
+                    pids_limit: r.get("pids_limit")?,
+                },
+                process: ProcessDefaults {
+                    env: serde_json::from_str(&env).map_err(corrupt)?,
+                    workdir: r.get("workdir")?,
+                },
                 stateful: r.get("stateful")?,
                 auto: r.get("auto")?,
                 state: state.parse()?,
@@ -125,7 +123,7 @@ impl Db {
                 s.sandbox_id, s.name
             )));
         }
-        let env = serde_json::to_string(&s.env).map_err(corrupt)?;
+        let env = serde_json::to_string(&s.process.env).map_err(corrupt)?;
         conn.execute(
             "INSERT INTO snapshots(id, account, sandbox_id, name, parent_id, image_id, runtime, cpus, memory_bytes, pids_limit,
                                    env_json, workdir, state, error, size_bytes, total_bytes, created_at, stateful, auto)
@@ -138,11 +136,11 @@ impl Db {
                 s.parent_id.as_ref().map(|p| p.as_str()),
                 s.image_id,
                 s.runtime.as_str(),
-                s.cpus,
-                to_sql(s.memory_bytes),
-                s.pids_limit,
+                s.resources.cpus,
+                to_sql(s.resources.memory_bytes),
+                s.resources.pids_limit,
                 env,
-                s.workdir,
+                s.process.workdir,
                 s.created_at,
                 s.stateful,
                 s.auto,

@@ -31,12 +31,16 @@ fn new_sandbox(account: &str, name: Option<&str>) -> NewSandbox {
         name: name.map(Into::into),
         image_id: "img-00000001".into(),
         runtime: RuntimeKind::Runc,
-        cpus: 1.0,
-        memory_bytes: 1 << 29,
-        pids_limit: 100,
-        env: vec!["A=1".into()],
-        workdir: "/".into(),
-        network: "none".into(),
+        resources: cairn_types::Resources {
+            cpus: 1.0,
+            memory_bytes: 1 << 29,
+            pids_limit: 100,
+        },
+        process: cairn_types::ProcessDefaults {
+            env: vec!["A=1".into()],
+            workdir: "/".into(),
+        },
+        network: cairn_types::NetworkMode::None,
         origin: None,
         idle_timeout_secs: None,
         disk_bytes: Some(64 << 20),
@@ -51,7 +55,7 @@ fn sandboxes_round_trip_and_stay_in_their_account() {
         .insert_sandbox(&new_sandbox("alice", Some("box")))
         .unwrap();
     assert_eq!(a.state, SandboxState::Creating);
-    assert_eq!(a.env, vec!["A=1".to_string()]);
+    assert_eq!(a.process.env, vec!["A=1".to_string()]);
     assert!(db.find_sandbox("alice", "box").unwrap().is_some());
     assert!(db.find_sandbox("bob", "box").unwrap().is_none());
     assert!(db.find_sandbox("bob", a.id.as_str()).unwrap().is_none());
@@ -354,11 +358,15 @@ fn a_sandbox_keeps_its_disk_limit_and_its_snapshots_record_it() {
         parent_id: None,
         image_id: "img-00000001".into(),
         runtime: RuntimeKind::Runc,
-        cpus: 1.0,
-        memory_bytes: 1 << 29,
-        pids_limit: 100,
-        env: vec![],
-        workdir: "/".into(),
+        resources: cairn_types::Resources {
+            cpus: 1.0,
+            memory_bytes: 1 << 29,
+            pids_limit: 100,
+        },
+        process: cairn_types::ProcessDefaults {
+            env: vec![],
+            workdir: "/".into(),
+        },
         stateful: false,
         auto: false,
         state: cairn_types::SnapshotState::Creating,
@@ -385,11 +393,15 @@ fn user_snapshot(sandbox: &SandboxRecord, name: &str) -> SnapshotRecord {
         parent_id: None,
         image_id: "img-00000001".into(),
         runtime: RuntimeKind::Runc,
-        cpus: 1.0,
-        memory_bytes: 1 << 29,
-        pids_limit: 100,
-        env: vec![],
-        workdir: "/".into(),
+        resources: cairn_types::Resources {
+            cpus: 1.0,
+            memory_bytes: 1 << 29,
+            pids_limit: 100,
+        },
+        process: cairn_types::ProcessDefaults {
+            env: vec![],
+            workdir: "/".into(),
+        },
         stateful: false,
         auto: false,
         state: cairn_types::SnapshotState::Creating,

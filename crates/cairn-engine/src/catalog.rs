@@ -139,12 +139,17 @@ pub(crate) fn shown_by_default(s: &SnapshotRecord) -> bool {
 impl Engine {
     /// The caller's snapshot that `reference` (id, `NAME` or `SANDBOX:NAME`) means; a
     /// snapshot being deleted is not found.
-    pub(crate) fn find_snapshot(&self, account: &str, reference: &str) -> Result<SnapshotRecord> {
+    pub(crate) async fn find_snapshot(
+        &self,
+        account: &str,
+        reference: &str,
+    ) -> Result<SnapshotRecord> {
         let (name, by_sandbox_name, rows) = match SnapshotRef::parse(reference)? {
             SnapshotRef::Id(id) => {
+                let (who, id) = (account.to_string(), id.to_string());
                 return self
-                    .db
-                    .find_snapshot(account, id.as_str())?
+                    .db(move |db| db.find_snapshot(&who, &id))
+                    .await?
                     .filter(|s| s.state != SnapshotState::Deleted)
                     .ok_or_else(|| {
                         EngineError::NotFound(format!(
@@ -152,9 +157,9 @@ impl Engine {
                         ))
                     });
             }
-            SnapshotRef::Name(name) => (name, false, self.db.snapshots_named(account, name)?),
+            SnapshotRef::Name(name) => (name, false, self.snapshots_named(account, name).await?),
             SnapshotRef::InSandbox { sandbox, name } => {
-                let rows = self.db.snapshots_named(account, name)?;
+                let rows = self.snapshots_named(account, name).await?;
                 if looks_like_id(sandbox) {
                     let rows = rows
                         .into_iter()
@@ -162,7 +167,11 @@ impl Engine {
                         .collect();
                     (name, false, rows)
                 } else {
-                    let live = self.db.find_sandbox(account, sandbox)?.map(|r| r.id);
+                    let (who, what) = (account.to_string(), sandbox.to_string());
+                    let live = self
+                        .db(move |db| db.find_sandbox(&who, &what))
+                        .await?
+                        .map(|r| r.id);
                     let rows = rows
                         .into_iter()
                         .filter(|s| {
@@ -174,17 +183,47 @@ impl Engine {
                 }
             }
         };
-        let mut candidates = Vec::with_capacity(rows.len());
-        for rec in rows {
-            let live = self.db.sandbox(&rec.sandbox_id)?.is_some();
-            candidates.push(Candidate { rec, live });
-        }
+        let candidates = self
+            .db(move |db| {
+                let mut candidates = Vec::with_capacity(rows.len());
+                for rec in rows {
+                    let live = db.sandbox(&rec.sandbox_id)?.is_some();
+                    candidates.push(Candidate { rec, live });
+                }
+                Ok(candidates)
+            })
+            .await?;
         choose(reference, name, by_sandbox_name, candidates)
     }
 
+    async fn snapshots_named(&self, account: &str, name: &str) -> Result<Vec<SnapshotRecord>> {
+        let (who, name) = (account.to_string(), name.to_string());
+        Ok(self.db(move |db| db.snapshots_named(&who, &name)).await?)
+    }
+
+    async fn listed_snapshots(
+        &self,
+        account: &str,
+        sandbox: Option<&SandboxId>,
+        sandbox_name: Option<&str>,
+    ) -> Result<Vec<SnapshotRecord>> {
+        let (who, id, name) = (
+            account.to_string(),
+            sandbox.cloned(),
+            sandbox_name.map(str::to_string),
+        );
+        Ok(self
+            .db(move |db| db.listed_snapshots(&who, id.as_ref(), name.as_deref()))
+            .await?)
+    }
+
     /// A snapshot of `account` that can be restored or forked.
-    pub(crate) fn ready_snapshot(&self, account: &str, reference: &str) -> Result<SnapshotRecord> {
-        let s = self.find_snapshot(account, reference)?;
+    pub(crate) async fn ready_snapshot(
+        &self,
+        account: &str,
+        reference: &str,
+    ) -> Result<SnapshotRecord> {
+        let s = self.find_snapshot(account, reference).await?;
         if s.state != SnapshotState::Ready {
             return Err(EngineError::Conflict(format!(
                 "snapshot {} is {}{}: only a ready snapshot can be restored or forked",
@@ -201,27 +240,33 @@ impl Engine {
 
     /// Snapshots of one sandbox (by id or name; a destroyed sandbox's by its id or the name
     /// it had), oldest first: the ready ones the user took, or with `all` every one.
-    pub fn list_snapshots(
+    pub async fn list_snapshots(
         &self,
         account: &str,
         sandbox: &str,
         all: bool,
     ) -> Result<Vec<SnapshotInfo>> {
         // Listing is no use of the sandbox (see the idle timeout).
-        let rows = match self.look_up(account, sandbox) {
-            Ok(r) => self.db.listed_snapshots(account, Some(&r.id), None)?,
+        let rows = match self.look_up(account, sandbox).await {
+            Ok(r) => self.listed_snapshots(account, Some(&r.id), None).await?,
             Err(e) => match sandbox.parse::<SandboxId>() {
                 // A destroyed sandbox's snapshots are still listed by its id…
-                Ok(id) => self.db.listed_snapshots(account, Some(&id), None)?,
+                Ok(id) => self.listed_snapshots(account, Some(&id), None).await?,
                 Err(_) if looks_like_id(sandbox) => return Err(e),
                 // … and by the name it had.
                 Err(_) => {
-                    let mut rows = Vec::new();
-                    for s in self.db.listed_snapshots(account, None, Some(sandbox))? {
-                        if self.db.sandbox(&s.sandbox_id)?.is_none() {
-                            rows.push(s);
-                        }
-                    }
+                    let named = self.listed_snapshots(account, None, Some(sandbox)).await?;
+                    let rows = self
+                        .db(move |db| {
+                            let mut rows = Vec::new();
+                            for s in named {
+                                if db.sandbox(&s.sandbox_id)?.is_none() {
+                                    rows.push(s);
+                                }
+                            }
+                            Ok(rows)
+                        })
+                        .await?;
                     if rows.is_empty() {
                         return Err(e);
                     }
@@ -229,32 +274,36 @@ impl Engine {
                 }
             },
         };
-        Ok(self.listing(&rows, all))
+        Ok(self.listing(&rows, all).await)
     }
 
     /// All snapshots of an account, oldest first: the ready ones the user took, or with
     /// `all` every one.
-    pub fn list_all_snapshots(&self, account: &str, all: bool) -> Result<Vec<SnapshotInfo>> {
-        Ok(self.listing(&self.db.listed_snapshots(account, None, None)?, all))
+    pub async fn list_all_snapshots(&self, account: &str, all: bool) -> Result<Vec<SnapshotInfo>> {
+        let rows = self.listed_snapshots(account, None, None).await?;
+        Ok(self.listing(&rows, all).await)
     }
 
-    fn listing(&self, rows: &[SnapshotRecord], all: bool) -> Vec<SnapshotInfo> {
-        rows.iter()
-            .filter(|s| all || shown_by_default(s))
-            .map(|s| self.snapshot_info(s))
-            .collect()
+    async fn listing(&self, rows: &[SnapshotRecord], all: bool) -> Vec<SnapshotInfo> {
+        let mut out = Vec::new();
+        for s in rows.iter().filter(|s| all || shown_by_default(s)) {
+            out.push(self.snapshot_info(s).await);
+        }
+        out
     }
 
     /// One snapshot.
-    pub fn inspect_snapshot(&self, account: &str, reference: &str) -> Result<SnapshotInfo> {
-        Ok(self.snapshot_info(&self.find_snapshot(account, reference)?))
+    pub async fn inspect_snapshot(&self, account: &str, reference: &str) -> Result<SnapshotInfo> {
+        let s = self.find_snapshot(account, reference).await?;
+        Ok(self.snapshot_info(&s).await)
     }
 
     /// Deletes the failed snapshots of a sandbox (rows only: their files went when they
     /// failed). Called with the sandbox's lock held, as its next snapshot starts and when it
     /// is destroyed; best effort (logged).
     pub(crate) async fn prune_failed_snapshots(&self, sandbox: &SandboxId) {
-        let failed = match self.db.sandbox_snapshots(sandbox) {
+        let row = sandbox.clone();
+        let failed = match self.db(move |db| db.sandbox_snapshots(&row)).await {
             Ok(list) => list
                 .into_iter()
                 .filter(|s| s.state == SnapshotState::Failed),
@@ -291,11 +340,15 @@ mod tests {
             parent_id: None,
             image_id: "img-00000001".into(),
             runtime: Default::default(),
-            cpus: 1.0,
-            memory_bytes: 1,
-            pids_limit: 1,
-            env: vec![],
-            workdir: "/".into(),
+            resources: cairn_types::Resources {
+                cpus: 1.0,
+                memory_bytes: 1,
+                pids_limit: 1,
+            },
+            process: cairn_types::ProcessDefaults {
+                env: vec![],
+                workdir: "/".into(),
+            },
             stateful: false,
             auto: false,
             state,

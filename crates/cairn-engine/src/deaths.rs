@@ -191,12 +191,12 @@ impl Engine {
         let current = self.incarnation(id).filter(|i| i.generation == generation);
         let Some(incarnation) = current else {
             // Stopped, restored, released or destroyed on purpose, or started again.
-            if matches!(self.db.sandbox(id), Ok(None)) {
+            if matches!(self.sandbox_row(id).await, Ok(None)) {
                 self.forget_lock(id);
             }
             return;
         };
-        let r = match self.db.sandbox(id) {
+        let r = match self.sandbox_row(id).await {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
@@ -217,7 +217,7 @@ impl Engine {
             .baseline
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let reason = self.record_death(&r, baseline.as_ref(), false);
+        let reason = self.record_death(&r, baseline.as_ref(), false).await;
         // The exec that died with it answers now; the removal takes a moment.
         verdict.send_replace(Some(reason));
         self.remove_dead(&r).await;
@@ -228,7 +228,7 @@ impl Engine {
     /// it ended at start-up. Returns the reason. The caller then removes the dead container
     /// ([`Engine::remove_dead`]): a crash in between leaves a stopped sandbox, whose start
     /// removes it.
-    pub(crate) fn record_death(
+    pub(crate) async fn record_death(
         &self,
         r: &SandboxRecord,
         baseline: Option<&LimitHits>,
@@ -237,11 +237,18 @@ impl Engine {
         let rt = self.runtime(r.runtime).ok();
         let hits = rt.as_ref().and_then(|rt| rt.limit_hits(r.id.as_str()));
         let grew = hits.map(|h| h.since(baseline));
-        let reason = death_reason(&r.id, r.memory_bytes, r.pids_limit, grew, while_down);
+        let reason = death_reason(
+            &r.id,
+            r.resources.memory_bytes,
+            r.resources.pids_limit,
+            grew,
+            while_down,
+        );
         tracing::warn!(sandbox = %r.id, ?baseline, ?hits, reason, "the sandbox's runtime ended on its own: marked stopped");
+        let (row, why) = (r.id.clone(), reason.clone());
         if let Err(e) = self
-            .db
-            .set_state(&r.id, SandboxState::Stopped, Some(&reason))
+            .db(move |db| db.set_state(&row, SandboxState::Stopped, Some(&why)))
+            .await
         {
             tracing::error!(sandbox = %r.id, error = %e, "cannot record the sandbox stopped");
         }
@@ -315,7 +322,7 @@ impl Engine {
         }
         let lock = self.lock_for(&r.id);
         let _guard = lock.lock().await;
-        let r = self.db.sandbox(&r.id).ok()??;
+        let r = self.sandbox_row(&r.id).await.ok()??;
         let live = matches!(r.state, SandboxState::Running | SandboxState::Paused)
             && r.memory_snapshot.is_none();
         if !live || self.incarnation(&r.id).is_some() {
@@ -326,7 +333,7 @@ impl Engine {
         if self.runtime_says_alive(rt.as_ref(), &r.id).await? {
             return None;
         }
-        let reason = self.record_death(&r, None, false);
+        let reason = self.record_death(&r, None, false).await;
         self.remove_dead(&r).await;
         Some(reason)
     }

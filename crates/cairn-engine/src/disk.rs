@@ -124,7 +124,7 @@ impl EngineError {
 impl Engine {
     /// The disk limit a new sandbox gets: `requested` (validated), else a fork's snapshot's
     /// sandbox's (at most `--max-disk`), else `--default-disk`. `None` without disk limits.
-    pub(crate) fn requested_disk(
+    pub(crate) async fn requested_disk(
         &self,
         requested: Option<&str>,
         snapshot: Option<&SnapshotRecord>,
@@ -156,7 +156,10 @@ impl Engine {
             return Ok(None);
         }
         let inherited = match snapshot {
-            Some(s) => self.db.snapshot_disk(&s.id)?,
+            Some(s) => {
+                let id = s.id.clone();
+                self.db(move |db| db.snapshot_disk(&id)).await?
+            }
             None => None,
         };
         let bytes = inherited.or(self.cfg.default_disk_bytes);
@@ -256,8 +259,8 @@ impl Engine {
             return Ok(());
         }
         let trees: Vec<_> = self
-            .db
-            .all_sandboxes()?
+            .db(|db| db.all_sandboxes())
+            .await?
             .into_iter()
             .map(|r| (self.rootfs(&r.id), r.disk_bytes))
             .filter(|(root, _)| root.exists())

@@ -275,7 +275,7 @@ impl Engine {
                     held
                 }
             };
-            let r = self.find(account, r.id.as_str())?;
+            let r = self.find(account, r.id.as_str()).await?;
             match r.state {
                 SandboxState::Running => return Ok((held, r)),
                 SandboxState::Paused if r.pause_reason == Some(PauseReason::Idle) => {
@@ -321,7 +321,7 @@ impl Engine {
         if let Some(secs) = req.timeout_secs {
             check_timeout("the timeout", secs)?;
         }
-        let r = self.find(account, id_or_name)?;
+        let r = self.find(account, id_or_name).await?;
         // Busy from here on: the idle timeout does not pause a sandbox a command is about to
         // start in (and one paused meanwhile is woken below).
         let busy = self.busy(&r.id);
@@ -331,7 +331,7 @@ impl Engine {
                 "--detach cannot be combined with -i or -t".into(),
             ));
         }
-        let env = merge_env(&r.env, &req.env);
+        let env = merge_env(&r.process.env, &req.env);
         check_env_size(
             &env,
             "the command (the sandbox's and the request's together)",
@@ -339,7 +339,10 @@ impl Engine {
         let spec = ExecSpec {
             args: req.cmd.clone(),
             env,
-            cwd: req.workdir.clone().unwrap_or_else(|| r.workdir.clone()),
+            cwd: req
+                .workdir
+                .clone()
+                .unwrap_or_else(|| r.process.workdir.clone()),
         };
         let rt = self.runtime(r.runtime)?;
         if matches!(io, ExecIo::Tty { .. }) && !rt.exec_terminal() {

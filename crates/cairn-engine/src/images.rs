@@ -90,7 +90,7 @@ impl Engine {
                 "importing a path on the daemon's host is for the operator (the unix socket, or an admin token): upload the archive instead ('cairn image import ./image.tar' uploads it over TCP)".into(),
             ));
         }
-        self.check_new_image(who, name, public)?;
+        self.check_new_image(who, name, public).await?;
         let source = Path::new(path);
         if !source.is_absolute() {
             return Err(EngineError::InvalidArgument(format!(
@@ -132,7 +132,7 @@ impl Engine {
         if public && !who.operator {
             return Err(self.publish_forbidden());
         }
-        self.check_new_image(who, name, public)?;
+        self.check_new_image(who, name, public).await?;
         let dir = self.uploads_dir();
         let scratch = tempfile::Builder::new()
             .prefix("upload-")
@@ -192,14 +192,15 @@ impl Engine {
 
     /// Refuses a bad name, a name the account already uses, and `public` from a tenant, before
     /// anything is read or written.
-    fn check_new_image(&self, who: Principal<'_>, name: &str, public: bool) -> Result<()> {
+    async fn check_new_image(&self, who: Principal<'_>, name: &str, public: bool) -> Result<()> {
         validate_name(name)?;
         if public && !who.operator {
             return Err(self.publish_forbidden());
         }
+        let account = who.account.to_string();
         if self
-            .db
-            .list_images(who.account)?
+            .db(move |db| db.list_images(&account))
+            .await?
             .iter()
             .any(|i| i.account == who.account && i.name == name)
         {
@@ -261,23 +262,27 @@ impl Engine {
             created_at: Utc::now(),
         };
         // State first (ready = 0), side effect second, state update last.
-        self.db
-            .insert_image(&record)
+        let row = record.clone();
+        self.db(move |db| db.insert_image(&row))
+            .await
             .map_err(EngineError::from_db)?;
         let dest = self.images_dir().join(id.as_str());
         match self.import_into(src, &dest).await {
             Ok((size, config)) => {
-                self.db
-                    .finish_image(id.as_str(), size, &config)
+                let row = id.to_string();
+                self.db(move |db| db.finish_image(&row, size, &config))
+                    .await
                     .map_err(EngineError::from_db)?;
                 tracing::info!(image = %id, account, name, size, "image imported");
-                self.db
-                    .image(id.as_str())?
+                let row = id.to_string();
+                self.db(move |db| db.image(&row))
+                    .await?
                     .ok_or_else(|| EngineError::Internal("image vanished".into()))
             }
             Err(e) => {
                 let _ = self.storage.delete_subvolume(&dest).await;
-                let _ = self.db.delete_image(id.as_str());
+                let row = id.to_string();
+                let _ = self.db(move |db| db.delete_image(&row)).await;
                 Err(self.pool_full_or("import the image", e))
             }
         }
@@ -324,30 +329,38 @@ impl Engine {
     }
 
     /// The images `account` can use: its own and the public ones.
-    pub fn list_images(&self, who: Principal<'_>) -> Result<Vec<ImageInfo>> {
+    pub async fn list_images(&self, who: Principal<'_>) -> Result<Vec<ImageInfo>> {
+        let account = who.account.to_string();
         Ok(self
-            .db
-            .list_images(who.account)?
+            .db(move |db| db.list_images(&account))
+            .await?
             .iter()
             .map(|r| self.image_info(r, who))
             .collect())
     }
 
     /// An image `account` can use, by name or id.
-    pub(crate) fn find_image(&self, account: &str, name: &str) -> Result<ImageRecord> {
-        self.db.find_image(account, name)?.ok_or_else(|| {
+    pub(crate) async fn find_image(&self, account: &str, name: &str) -> Result<ImageRecord> {
+        let (who, what) = (account.to_string(), name.to_string());
+        let found = self.db(move |db| db.find_image(&who, &what)).await?;
+        found.ok_or_else(|| {
             EngineError::NotFound(format!("no image named '{name}': list images with 'cairn image ls' or import one with 'cairn image import'"))
         })
     }
 
     /// An image the caller may change: their own, or (for the operator) any, by id.
-    fn own_image(&self, who: Principal<'_>, name: &str) -> Result<ImageRecord> {
-        let found = match self.db.find_image(who.account, name)? {
-            Some(i) if i.account == who.account || who.operator => Some(i),
-            Some(_) => None,
-            None if who.operator => self.db.image(name)?,
-            None => None,
-        };
+    async fn own_image(&self, who: Principal<'_>, name: &str) -> Result<ImageRecord> {
+        let (account, operator, what) = (who.account.to_string(), who.operator, name.to_string());
+        let found = self
+            .db(move |db| {
+                Ok(match db.find_image(&account, &what)? {
+                    Some(i) if i.account == account || operator => Some(i),
+                    Some(_) => None,
+                    None if operator => db.image(&what)?,
+                    None => None,
+                })
+            })
+            .await?;
         found.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "you have no image named '{name}': list yours with 'cairn image ls' (public images are the operator's)"
@@ -356,26 +369,34 @@ impl Engine {
     }
 
     /// Makes an image public (usable by every account) or private again: the operator's alone.
-    pub fn publish_image(&self, who: Principal<'_>, name: &str, public: bool) -> Result<ImageInfo> {
+    pub async fn publish_image(
+        &self,
+        who: Principal<'_>,
+        name: &str,
+        public: bool,
+    ) -> Result<ImageInfo> {
         if !who.operator {
             return Err(self.publish_forbidden());
         }
-        let image = self.own_image(who, name)?;
-        self.db
-            .set_image_public(&image.id, public)
+        let image = self.own_image(who, name).await?;
+        let row = image.id.clone();
+        self.db(move |db| db.set_image_public(&row, public))
+            .await
             .map_err(EngineError::from_db)?;
         tracing::info!(image = %image.id, public, "image visibility changed");
+        let row = image.id.clone();
         let image = self
-            .db
-            .image(&image.id)?
+            .db(move |db| db.image(&row))
+            .await?
             .ok_or_else(|| EngineError::Internal("image vanished".into()))?;
         Ok(self.image_info(&image, who))
     }
 
     /// Removes an image of the caller (the operator: any) that nothing uses.
     pub async fn remove_image(&self, who: Principal<'_>, name: &str) -> Result<()> {
-        let image = self.own_image(who, name)?;
-        let users = self.db.image_users(&image.id)?;
+        let image = self.own_image(who, name).await?;
+        let row = image.id.clone();
+        let users = self.db(move |db| db.image_users(&row)).await?;
         if !users.is_empty() {
             // Name only the caller's own sandboxes and snapshots; count the others.
             let mine: Vec<&str> = users
@@ -402,7 +423,8 @@ impl Engine {
         self.storage
             .delete_subvolume(&self.images_dir().join(&image.id))
             .await?;
-        self.db.delete_image(&image.id)?;
+        let row = image.id.clone();
+        self.db(move |db| db.delete_image(&row)).await?;
         tracing::info!(image = %image.id, name = %image.name, "image removed");
         Ok(())
     }

@@ -274,6 +274,24 @@ impl Engine {
         self.runtimes.iter().map(|rt| rt.kind()).collect()
     }
 
+    /// The row of sandbox `id`, if it exists (read off the async workers).
+    pub(crate) async fn sandbox_row(
+        &self,
+        id: &SandboxId,
+    ) -> Result<Option<cairn_db::SandboxRecord>, DbError> {
+        let id = id.clone();
+        self.db(move |db| db.sandbox(&id)).await
+    }
+
+    /// The row of snapshot `id`, if it exists (read off the async workers).
+    pub(crate) async fn snapshot_row(
+        &self,
+        id: &SnapshotId,
+    ) -> Result<Option<cairn_db::SnapshotRecord>, DbError> {
+        let id = id.clone();
+        self.db(move |db| db.snapshot(&id)).await
+    }
+
     /// The runtime of a kind.
     pub fn runtime(&self, kind: RuntimeKind) -> Result<Arc<dyn Runtime>> {
         self.runtimes

@@ -40,27 +40,28 @@ impl From<NetError> for EngineError {
 }
 
 pub(crate) fn mode_of(r: &SandboxRecord) -> NetworkMode {
-    r.network.parse().unwrap_or_default()
+    r.network
 }
 
 impl Engine {
     /// The network mode of the sandbox snapshot `id` was taken from, at that time (the mode
     /// its processes resume with).
-    pub(crate) fn snapshot_mode(&self, id: &cairn_types::SnapshotId) -> Result<NetworkMode> {
-        Ok(self.db.snapshot_network(id)?.parse().unwrap_or_default())
+    pub(crate) async fn snapshot_mode(&self, id: &cairn_types::SnapshotId) -> Result<NetworkMode> {
+        let id = id.clone();
+        Ok(self.db(move |db| db.snapshot_network(&id)).await?)
     }
 
     /// The network mode and published ports a create request asks for: `network`
     /// if given; else a fork's snapshot's mode; else `nat` when ports are
     /// published, `none` otherwise. Validated before anything is written.
-    pub(crate) fn requested_network(
+    pub(crate) async fn requested_network(
         &self,
         req: &CreateSandboxRequest,
         snapshot: Option<&SnapshotRecord>,
     ) -> Result<(NetworkMode, Vec<PublishSpec>)> {
         let publish = PublishSpec::parse_all(&req.publish)?;
         let inherited = match snapshot {
-            Some(s) => Some(self.snapshot_mode(&s.id)?),
+            Some(s) => Some(self.snapshot_mode(&s.id).await?),
             None => None,
         };
         let mode = match (&req.network, inherited) {
@@ -87,14 +88,17 @@ impl Engine {
         publish: &[PublishSpec],
     ) -> Result<Ipv4Addr> {
         let subnet = self.net.config().subnet;
+        let row = id.clone();
         let addr = self
-            .db
-            .assign_address(id, |used| {
-                subnet
-                    .sandbox_addresses()
-                    .map(|a| a.to_string())
-                    .find(|a| !used.contains(a))
-            })?
+            .db(move |db| {
+                db.assign_address(&row, |used| {
+                    subnet
+                        .sandbox_addresses()
+                        .map(|a| a.to_string())
+                        .find(|a| !used.contains(a))
+                })
+            })
+            .await?
             .ok_or_else(|| {
                 EngineError::Limit(format!(
                     "every address of the subnet {subnet} is taken: destroy unused nat sandboxes, or restart cairnd with a larger --subnet"
@@ -104,8 +108,9 @@ impl Engine {
             .parse()
             .map_err(|_| EngineError::Internal(format!("bad address {addr}")))?;
         let pairs: Vec<(u16, u16)> = publish.iter().map(|p| (p.host_port, p.port)).collect();
-        self.db
-            .insert_published_ports(id, &pairs)
+        let row = id.clone();
+        self.db(move |db| db.insert_published_ports(&row, &pairs))
+            .await
             .map_err(EngineError::from_db)?;
         for p in publish {
             self.ports.publish(id.as_str(), *p, addr).await?;
@@ -149,8 +154,9 @@ impl Engine {
     }
 
     /// The policy of the bridge ports of `account`'s sandboxes.
-    fn port_policy(&self, account: &str) -> Result<PortPolicy> {
-        match self.db.peer_group(account)? {
+    async fn port_policy(&self, account: &str) -> Result<PortPolicy> {
+        let who = account.to_string();
+        match self.db(move |db| db.peer_group(&who)).await? {
             None => Ok(PortPolicy::Isolated),
             Some(id) => PeerGroup::from_id(id)
                 .map(PortPolicy::Group)
@@ -163,14 +169,15 @@ impl Engine {
     /// Gives a sandbox's bridge port its account's policy (nothing when it has none).
     async fn apply_port_policy(&self, r: &SandboxRecord) -> Result<()> {
         let _serial = self.peers.lock().await;
-        let policy = self.port_policy(&r.account)?;
+        let policy = self.port_policy(&r.account).await?;
         self.net.set_port_policy(r.id.as_str(), policy).await?;
         Ok(())
     }
 
     /// Whether `account`'s `nat` sandboxes reach each other.
-    pub fn sandbox_to_sandbox(&self, account: &str) -> Result<bool> {
-        Ok(self.db.peer_group(account)?.is_some())
+    pub async fn sandbox_to_sandbox(&self, account: &str) -> Result<bool> {
+        let who = account.to_string();
+        Ok(self.db(move |db| db.peer_group(&who)).await?.is_some())
     }
 
     /// Lets (`allow`) or stops `account`'s `nat` sandboxes reaching each other, at once for
@@ -179,15 +186,17 @@ impl Engine {
     /// port, so a crash half-way leaves nothing in between.
     pub async fn set_sandbox_to_sandbox(&self, account: &str, allow: bool) -> Result<bool> {
         let _serial = self.peers.lock().await;
+        let who = account.to_string();
         let ports: Vec<SandboxRecord> = self
-            .db
-            .list_sandboxes(account)?
+            .db(move |db| db.list_sandboxes(&who))
+            .await?
             .into_iter()
             .filter(|r| mode_of(r) == NetworkMode::Nat && r.state != SandboxState::Destroyed)
             .collect();
         let mut failed = None;
         if allow {
-            let id = self.db.allow_peers(account)?;
+            let who = account.to_string();
+            let id = self.db(move |db| db.allow_peers(&who)).await?;
             let g = PeerGroup::from_id(id).ok_or_else(|| {
                 EngineError::Internal(format!("peer group id {id} is out of range"))
             })?;
@@ -203,7 +212,8 @@ impl Engine {
                 }
             }
         } else {
-            let old = self.db.deny_peers(account)?;
+            let who = account.to_string();
+            let old = self.db(move |db| db.deny_peers(&who)).await?;
             for r in &ports {
                 if let Err(e) = self
                     .net
@@ -243,9 +253,10 @@ impl Engine {
 
     /// Removes the bridge and its nftables table once no `nat` sandbox row is left.
     pub(crate) async fn remove_unused_bridge(&self) {
-        let db = &self.db;
-        let unused = || {
-            db.all_sandboxes()
+        // Asked under the network's lock (the future runs only there).
+        let unused = async {
+            self.db(|db| db.all_sandboxes())
+                .await
                 .map(|all| !all.iter().any(|s| mode_of(s) == NetworkMode::Nat))
                 .unwrap_or(false)
         };
@@ -255,13 +266,14 @@ impl Engine {
     }
 
     /// The network part of a sandbox's API view.
-    pub(crate) fn network_info(
+    pub(crate) async fn network_info(
         &self,
         r: &SandboxRecord,
-    ) -> (String, Option<String>, Vec<PublishedPort>) {
+    ) -> (NetworkMode, Option<String>, Vec<PublishedPort>) {
+        let row = r.id.clone();
         let published = self
-            .db
-            .published_ports(Some(&r.id))
+            .db(move |db| db.published_ports(Some(&row)))
+            .await
             .unwrap_or_default()
             .into_iter()
             .map(|p| PublishedPort {
@@ -269,7 +281,7 @@ impl Engine {
                 port: p.port,
             })
             .collect();
-        (r.network.clone(), r.address.clone(), published)
+        (r.network, r.address.clone(), published)
     }
 
     /// Start-up: removes namespaces and veths of sandboxes that no longer exist,
@@ -277,13 +289,13 @@ impl Engine {
     /// every remaining port its account's policy (whatever a crash left on it), binds
     /// the published ports again, and removes the bridge when no `nat` sandbox is left.
     pub(crate) async fn recover_network(&self) -> Result<()> {
-        let groups = self.db.peer_groups()?;
+        let groups = self.db(|db| db.peer_groups()).await?;
         self.net
             .set_peer_groups(groups.iter().filter_map(|(_, id)| PeerGroup::from_id(*id)))
             .await;
         let nat: HashMap<String, SandboxRecord> = self
-            .db
-            .all_sandboxes()?
+            .db(|db| db.all_sandboxes())
+            .await?
             .into_iter()
             .filter(|r| mode_of(r) == NetworkMode::Nat && r.state != SandboxState::Destroyed)
             .map(|r| (r.id.to_string(), r))
@@ -313,7 +325,7 @@ impl Engine {
         // written (a grouped port the bridge table does not list would reach isolated ones).
         for r in nat.values() {
             let policy = match &host {
-                Ok(()) => self.port_policy(&r.account)?,
+                Ok(()) => self.port_policy(&r.account).await?,
                 Err(_) => PortPolicy::Isolated,
             };
             if let Err(e) = self.net.set_port_policy(r.id.as_str(), policy).await {
@@ -330,7 +342,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         }
-        for p in self.db.published_ports(None)? {
+        for p in self.db(|db| db.published_ports(None)).await? {
             let Some(r) = nat.get(p.sandbox_id.as_str()) else {
                 continue;
             };

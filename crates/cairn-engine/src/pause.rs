@@ -112,7 +112,7 @@ impl Engine {
         let gate = self.gate(&r.id).write_owned().await;
         self.pause_locked(r, release_memory, PauseReason::User, gate)
             .await?;
-        Ok(self.info(&self.find(account, id_or_name)?))
+        Ok(self.info(&self.find(account, id_or_name).await?).await)
     }
 
     /// Pauses sandbox `r` (whose lock the caller holds) for `why`. `gate`: the sandbox's gate,
@@ -129,7 +129,8 @@ impl Engine {
             SandboxState::Paused if r.memory_snapshot.is_some() || !release_memory => {
                 // A user's pause of a sandbox its idle timeout paused makes it the user's.
                 if r.pause_reason != Some(why) {
-                    self.db.set_paused(&r.id, why)?;
+                    let row = r.id.clone();
+                    self.db(move |db| db.set_paused(&row, why)).await?;
                 }
                 return Ok(());
             }
@@ -153,14 +154,15 @@ impl Engine {
         if r.state == SandboxState::Running {
             rt.pause(r.id.as_str()).await?;
         }
-        self.db.set_paused(&r.id, why)?;
+        let row = r.id.clone();
+        self.db(move |db| db.set_paused(&row, why)).await?;
         // From here on an exec finds it paused (and wakes it, when it was idle, once this
         // pause is done with the sandbox's lock).
         drop(gate);
-        let r = self.db.sandbox(&r.id)?.ok_or_else(|| {
+        let r = self.sandbox_row(&r.id).await?.ok_or_else(|| {
             EngineError::Internal(format!("sandbox {} vanished while pausing", r.id))
         })?;
-        let name = self.default_name(&r.id, AUTO_PAUSE_PREFIX)?;
+        let name = self.default_name(&r.id, AUTO_PAUSE_PREFIX).await?;
         let snap = match self.take_snapshot(&r, name, stateful.is_ok(), true).await {
             Ok(s) => s,
             Err(e) if release_memory => {
@@ -176,7 +178,9 @@ impl Engine {
         self.prune_auto_snapshots(&r.id).await;
         if release_memory {
             // The row first: a crash after it leaves a frozen container that resume replaces.
-            self.db.set_memory_snapshot(&r.id, Some(&snap.id))?;
+            let (row, held) = (r.id.clone(), snap.id.clone());
+            self.db(move |db| db.set_memory_snapshot(&row, Some(&held)))
+                .await?;
             // Ended on purpose: not a death.
             self.note_end(
                 &r.id,
@@ -195,7 +199,8 @@ impl Engine {
 
     /// Deletes the oldest automatic snapshots of a sandbox beyond the configured count.
     async fn prune_auto_snapshots(&self, id: &SandboxId) {
-        let Ok(all) = self.db.sandbox_snapshots(id) else {
+        let row = id.clone();
+        let Ok(all) = self.db(move |db| db.sandbox_snapshots(&row)).await else {
             return;
         };
         let autos: Vec<_> = all.into_iter().filter(|s| s.auto).collect();
@@ -204,8 +209,8 @@ impl Engine {
             return;
         }
         let held = self
-            .db
-            .sandbox(id)
+            .sandbox_row(id)
+            .await
             .ok()
             .flatten()
             .and_then(|r| r.memory_snapshot);
@@ -226,7 +231,7 @@ impl Engine {
     pub async fn resume_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
         let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
-            SandboxState::Running => return Ok(self.info(&r)),
+            SandboxState::Running => return Ok(self.info(&r).await),
             SandboxState::Paused => {}
             other => {
                 return Err(EngineError::Conflict(format!(
@@ -236,7 +241,7 @@ impl Engine {
             }
         }
         self.resume_locked(&r).await?;
-        Ok(self.info(&self.find(account, r.id.as_str())?))
+        Ok(self.info(&self.find(account, r.id.as_str()).await?).await)
     }
 
     /// Resumes sandbox `id` if its idle timeout paused it (and nobody paused it since): what
@@ -244,7 +249,7 @@ impl Engine {
     pub(crate) async fn wake(&self, id: &SandboxId) -> Result<()> {
         let lock = self.lock_for(id);
         let _guard = lock.lock().await;
-        let Some(r) = self.db.sandbox(id)? else {
+        let Some(r) = self.sandbox_row(id).await? else {
             return Ok(());
         };
         if r.state == SandboxState::Paused && r.pause_reason == Some(PauseReason::Idle) {
@@ -260,7 +265,7 @@ impl Engine {
         let rt = self.runtime(r.runtime)?;
         match &r.memory_snapshot {
             Some(snap_id) => {
-                let snap = self.db.snapshot(snap_id)?.ok_or_else(|| {
+                let snap = self.snapshot_row(snap_id).await?.ok_or_else(|| {
                     EngineError::Internal(format!(
                         "the snapshot {snap_id} holding sandbox {}'s memory is gone: stop and start it",
                         r.id
@@ -280,11 +285,15 @@ impl Engine {
                 rt.delete(r.id.as_str()).await?;
                 rt.restore(r.id.as_str(), &bundle, &self.snapshot_checkpoint(&snap.id))
                     .await?;
-                self.db.set_memory_snapshot(&r.id, None)?;
+                let row = r.id.clone();
+                self.db(move |db| db.set_memory_snapshot(&row, None))
+                    .await?;
             }
             None => rt.resume(r.id.as_str()).await?,
         }
-        self.db.set_state(&r.id, SandboxState::Running, None)?;
+        let row = r.id.clone();
+        self.db(move |db| db.set_state(&row, SandboxState::Running, None))
+            .await?;
         if r.memory_snapshot.is_some() {
             // Its processes run in a new runtime process.
             self.arm(r).await;
@@ -317,7 +326,7 @@ impl Engine {
 
     /// Pauses every running sandbox with an idle timeout that has passed.
     async fn pause_idle(&self) {
-        let Ok(all) = self.db.all_sandboxes() else {
+        let Ok(all) = self.db(|db| db.all_sandboxes()).await else {
             return;
         };
         for r in all {
@@ -342,7 +351,7 @@ impl Engine {
             let Ok(_guard) = lock.try_lock() else {
                 continue; // busy with a lifecycle change: not idle
             };
-            let Ok(Some(r)) = self.db.sandbox(&r.id) else {
+            let Ok(Some(r)) = self.sandbox_row(&r.id).await else {
                 continue;
             };
             if r.state != SandboxState::Running {

@@ -43,22 +43,26 @@ impl Engine {
     /// directories no row owns are removed. Ready snapshots are never touched.
     async fn recover_snapshots(&self) -> Result<()> {
         let mut known = HashSet::new();
-        for s in self.db.all_snapshots()? {
+        for s in self.db(|db| db.all_snapshots()).await? {
             match s.state {
                 SnapshotState::Creating => {
                     tracing::warn!(snapshot = %s.id, "a snapshot was interrupted; marking it failed");
                     self.remove_snapshot_files(&s.id).await;
-                    self.db.set_snapshot_state(
-                        &s.id,
+                    let row = s.id.clone();
+                    self.db(move |db| {
+                        db.set_snapshot_state(
+                        &row,
                         SnapshotState::Failed,
                         Some("interrupted: cairnd stopped while it was being taken; take it again"),
-                    )?;
+                    )
+                    })
+                    .await?;
                 }
                 SnapshotState::Deleted => {
                     self.purge_snapshot(&s.id).await?;
                     continue;
                 }
-                SnapshotState::Failed if self.db.sandbox(&s.sandbox_id)?.is_none() => {
+                SnapshotState::Failed if self.sandbox_row(&s.sandbox_id).await?.is_none() => {
                     // A destroyed sandbox's failed snapshots go with it (see `catalog`); these
                     // outlived it (cairnd stopped in between, or they predate pruning).
                     tracing::info!(snapshot = %s.id, sandbox = %s.sandbox_id, "pruning a failed snapshot of a destroyed sandbox");
@@ -97,12 +101,13 @@ impl Engine {
                 }
             }
         }
-        for image in self.db.unfinished_images()? {
+        for image in self.db(|db| db.unfinished_images()).await? {
             tracing::warn!(image = %image.id, "removing an image whose import was interrupted");
             self.storage
                 .delete_subvolume(&self.images_dir().join(&image.id))
                 .await?;
-            self.db.delete_image(&image.id)?;
+            let row = image.id.clone();
+            self.db(move |db| db.delete_image(&row)).await?;
         }
         // A checkpoint the dead cairnd was receiving: its writer (CRIU, a gVisor sentry) may
         // wait on a pipe nobody will open. Let it go, so its command can end.
@@ -119,8 +124,9 @@ impl Engine {
         }
         let mut known = HashSet::new();
         let mut restores = Vec::new();
-        for r in self.db.all_sandboxes()? {
-            if let Some(snap) = self.db.restoring(&r.id)? {
+        for r in self.db(|db| db.all_sandboxes()).await? {
+            let row = r.id.clone();
+            if let Some(snap) = self.db(move |db| db.restoring(&row)).await? {
                 if matches!(
                     r.state,
                     SandboxState::Running | SandboxState::Paused | SandboxState::Stopped
@@ -135,7 +141,8 @@ impl Engine {
                 SandboxState::Creating | SandboxState::Destroyed => {
                     tracing::warn!(sandbox = %r.id, state = %r.state, "finishing an interrupted create/destroy");
                     self.teardown(&r).await;
-                    self.db.delete_sandbox(&r.id)?;
+                    let row = r.id.clone();
+                    self.db(move |db| db.delete_sandbox(&row)).await?;
                     continue;
                 }
                 SandboxState::Paused if r.memory_snapshot.is_some() => {
@@ -153,7 +160,7 @@ impl Engine {
                         if s.status == ContainerStatus::Stopped {
                             // Its runtime ended while cairnd was down: the container and its
                             // cgroup are still there to say why.
-                            self.record_death(&r, None, true);
+                            self.record_death(&r, None, true).await;
                             self.remove_dead(&r).await;
                             known.insert(r.id.to_string());
                             continue;
@@ -194,11 +201,13 @@ impl Engine {
                         self.arm(&r).await;
                     } else {
                         let _ = rt.delete(r.id.as_str()).await;
-                        self.db.set_state(
-                            &r.id,
+                        let row = r.id.clone();
+                        self.db(move |db| db.set_state(
+                            &row,
                             SandboxState::Stopped,
                             Some("its processes were gone when cairnd restarted (host reboot or runtime state lost); start it again with 'cairn start'"),
-                        )?;
+                        ))
+                        .await?;
                         tracing::warn!(sandbox = %r.id, "sandbox was not running any more; marked stopped");
                     }
                 }
@@ -252,8 +261,8 @@ impl Engine {
     /// they no longer know.
     async fn remove_unowned_containers(&self) -> Result<()> {
         let rows: HashMap<SandboxId, cairn_db::SandboxRecord> = self
-            .db
-            .all_sandboxes()?
+            .db(|db| db.all_sandboxes())
+            .await?
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();

@@ -130,23 +130,30 @@ impl Engine {
         if let Err(e) = self.swap_roots(id).await {
             // The error names host paths: it goes to the log, not to the sandbox's reason.
             tracing::error!(sandbox = %id, error = %e, "a restore could not swap its roots");
-            self.db.end_restore(
+            self.end_restore(
                 id,
                 SandboxState::Stopped,
-                Some(&format!(
+                Some(format!(
                     "the restore could not put the snapshot's files in place (the cairnd log says why); {restart}"
                 )),
-            )?;
+            )
+            .await?;
             return Err(e);
         }
         crate::crash_point("restore-after-swap");
-        if let Some(s) = snap {
-            self.db.set_sandbox_origin(id, Some(&s.id), &s.image_id)?;
-        }
-        if target.memory_snapshot.is_some() {
-            // The released processes belonged to the discarded files.
-            self.db.set_memory_snapshot(id, None)?;
-        }
+        let (row, origin) = (id.clone(), snap.map(|s| (s.id.clone(), s.image_id.clone())));
+        let released = target.memory_snapshot.is_some();
+        self.db(move |db| {
+            if let Some((snap, image)) = origin {
+                db.set_sandbox_origin(&row, Some(&snap), &image)?;
+            }
+            if released {
+                // The released processes belonged to the discarded files.
+                db.set_memory_snapshot(&row, None)?;
+            }
+            Ok(())
+        })
+        .await?;
         let up = match snap {
             // Resume the checkpointed processes on the restored files.
             Some(s) if s.stateful && !fresh => Some(
@@ -164,32 +171,46 @@ impl Engine {
         crate::crash_point("restore-after-start");
         let outcome = match up {
             Some(Ok(())) => {
-                self.db.end_restore(id, SandboxState::Running, None)?;
+                self.end_restore(id, SandboxState::Running, None).await?;
                 self.arm(target).await;
                 Ok(())
             }
             Some(Err((what, e))) => {
-                self.db
-                    .end_restore(id, SandboxState::Stopped, Some(&format!("{what}: {e}")))?;
+                self.end_restore(id, SandboxState::Stopped, Some(format!("{what}: {e}")))
+                    .await?;
                 Err(e)
             }
             None if snap.is_none() => {
-                self.db.end_restore(
+                self.end_restore(
                     id,
                     SandboxState::Stopped,
-                    Some(&format!("a restore was interrupted and its snapshot is gone, so its processes could not be brought back: its files are the snapshot's; {restart}")),
-                )?;
+                    Some(format!("a restore was interrupted and its snapshot is gone, so its processes could not be brought back: its files are the snapshot's; {restart}")),
+                )
+                .await?;
                 Ok(())
             }
             // A stopped sandbox stays stopped, on its new files.
             None => {
-                self.db
-                    .end_restore(id, target.state, target.state_reason.as_deref())?;
+                self.end_restore(id, target.state, target.state_reason.clone())
+                    .await?;
                 Ok(())
             }
         };
         self.delete_old_root(id).await;
         outcome
+    }
+
+    /// Records the end of a restore: the sandbox's state and reason, its marker cleared.
+    async fn end_restore(
+        &self,
+        id: &SandboxId,
+        state: SandboxState,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let row = id.clone();
+        self.db(move |db| db.end_restore(&row, state, reason.as_deref()))
+            .await?;
+        Ok(())
     }
 
     /// Makes sandbox `r`'s container again from `snap`'s memory checkpoint.
@@ -219,9 +240,10 @@ impl Engine {
         let rt = self.runtime(r.runtime)?;
         let _ = rt.kill(r.id.as_str(), cairn_runtime::Signal::Kill).await;
         rt.delete(r.id.as_str()).await?;
+        let row = snap.clone();
         let snap = self
-            .db
-            .snapshot(snap)?
+            .db(move |db| db.snapshot(&row))
+            .await?
             .filter(|s| s.state == SnapshotState::Ready);
         if let Err(e) = self.finish_restore(r, snap.as_ref(), restore.fresh).await {
             tracing::warn!(sandbox = %r.id, error = %e, "the interrupted restore could not bring the sandbox back: marked stopped");

@@ -9,7 +9,9 @@ use cairn_db::{NewSandbox, SandboxRecord};
 use cairn_runtime::{bundle::default_env, write_bundle, SandboxSpec};
 use cairn_storage::Storage;
 use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
-use cairn_types::{parse_size, validate_name, SandboxId, SandboxState};
+use cairn_types::{
+    parse_size, validate_name, NetworkMode, ProcessDefaults, Resources, SandboxId, SandboxState,
+};
 
 use crate::images::StoredImageConfig;
 use crate::limits::{
@@ -21,11 +23,12 @@ use crate::{defaults, Engine, EngineError, Result};
 const MIN_MEMORY: u64 = 16 << 20;
 
 impl Engine {
-    pub(crate) fn info(&self, r: &SandboxRecord) -> SandboxInfo {
-        let (network, address, published) = self.network_info(r);
+    pub(crate) async fn info(&self, r: &SandboxRecord) -> SandboxInfo {
+        let (network, address, published) = self.network_info(r).await;
+        let image_id = r.image_id.clone();
         let image = self
-            .db
-            .image(&r.image_id)
+            .db(move |db| db.image(&image_id))
+            .await
             .ok()
             .flatten()
             .map(|i| i.name)
@@ -37,11 +40,11 @@ impl Engine {
             runtime: r.runtime,
             state: r.state,
             state_reason: r.state_reason.clone(),
-            cpus: r.cpus,
-            memory_bytes: r.memory_bytes,
-            pids_limit: r.pids_limit,
-            env: r.env.clone(),
-            workdir: r.workdir.clone(),
+            cpus: r.resources.cpus,
+            memory_bytes: r.resources.memory_bytes,
+            pids_limit: r.resources.pids_limit,
+            env: r.process.env.clone(),
+            workdir: r.process.workdir.clone(),
             created_at: r.created_at,
             network,
             address,
@@ -64,8 +67,8 @@ impl Engine {
     }
 
     /// Finds a sandbox of `account` by id or name; another account's sandbox is "not found".
-    pub(crate) fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
-        let r = self.look_up(account, id_or_name)?;
+    pub(crate) async fn find(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
+        let r = self.look_up(account, id_or_name).await?;
         // Every API call that uses a sandbox counts as activity (see the idle timeout).
         self.touch(&r.id);
         Ok(r)
@@ -74,8 +77,10 @@ impl Engine {
     /// [`Engine::find`] for a look that is no use of the sandbox (inspect, listing its
     /// snapshots): it does not count as activity, so it neither keeps a sandbox from its
     /// idle timeout nor wakes one.
-    pub(crate) fn look_up(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
-        self.db.find_sandbox(account, id_or_name)?.ok_or_else(|| {
+    pub(crate) async fn look_up(&self, account: &str, id_or_name: &str) -> Result<SandboxRecord> {
+        let (who, what) = (account.to_string(), id_or_name.to_string());
+        let found = self.db(move |db| db.find_sandbox(&who, &what)).await?;
+        found.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "no sandbox '{id_or_name}': list your sandboxes with 'cairn ls'"
             ))
@@ -89,9 +94,9 @@ impl Engine {
         account: &str,
         id_or_name: &str,
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, SandboxRecord)> {
-        let r = self.find(account, id_or_name)?;
+        let r = self.find(account, id_or_name).await?;
         let guard = self.lock_for(&r.id).lock_owned().await;
-        let r = self.find(account, r.id.as_str())?;
+        let r = self.find(account, r.id.as_str()).await?;
         Ok((guard, r))
     }
 
@@ -112,8 +117,10 @@ impl Engine {
                         "give either an image or from_snapshot, not both: a fork uses its snapshot's image".into(),
                     ));
                 }
-                let snap = self.ready_snapshot(account, snap)?;
-                let image = self.db.image(&snap.image_id)?.ok_or_else(|| {
+                let snap = self.ready_snapshot(account, snap).await?;
+                let image_id = snap.image_id.clone();
+                let image = self.db(move |db| db.image(&image_id)).await?;
+                let image = image.ok_or_else(|| {
                     EngineError::Internal(format!(
                         "image {} of snapshot {} is gone",
                         snap.image_id, snap.id
@@ -127,12 +134,12 @@ impl Engine {
                         "no image given: pass --image NAME (see 'cairn image ls') or --from-snapshot SNAP".into(),
                     ));
                 }
-                (self.find_image(account, &req.image)?, None)
+                (self.find_image(account, &req.image).await?, None)
             }
         };
         let memory_bytes = match (&req.memory, &snapshot) {
             (Some(m), _) => parse_size(m)?,
-            (None, Some(s)) => s.memory_bytes,
+            (None, Some(s)) => s.resources.memory_bytes,
             (None, None) => defaults::MEMORY_BYTES,
         };
         if memory_bytes < MIN_MEMORY {
@@ -145,12 +152,12 @@ impl Engine {
         caps.check_memory(memory_bytes)?;
         let cpus = req
             .cpus
-            .or(snapshot.as_ref().map(|s| s.cpus))
+            .or(snapshot.as_ref().map(|s| s.resources.cpus))
             .unwrap_or(defaults::CPUS);
         caps.check_cpus(cpus)?;
         let pids_limit = req
             .pids_limit
-            .or(snapshot.as_ref().map(|s| s.pids_limit))
+            .or(snapshot.as_ref().map(|s| s.resources.pids_limit))
             .unwrap_or(defaults::PIDS_LIMIT);
         caps.check_pids(pids_limit)?;
         check_env(&req.env)?;
@@ -177,12 +184,14 @@ impl Engine {
             .or(snapshot.as_ref().map(|s| s.runtime))
             .unwrap_or(self.cfg.default_runtime);
         self.runtime(runtime_kind)?;
-        let (network, publish) = self.requested_network(req, snapshot.as_ref())?;
+        let (network, publish) = self.requested_network(req, snapshot.as_ref()).await?;
         if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
             self.admit_resume(s, runtime_kind, network, crate::IdentityAdvice::Fork, "")
                 .await?;
         }
-        let disk_bytes = self.requested_disk(req.disk.as_deref(), snapshot.as_ref())?;
+        let disk_bytes = self
+            .requested_disk(req.disk.as_deref(), snapshot.as_ref())
+            .await?;
         self.require_pool_room(if snapshot.is_some() {
             "fork the snapshot"
         } else {
@@ -190,8 +199,10 @@ impl Engine {
         })?;
         let (env, workdir, source) = match &snapshot {
             Some(s) => (
-                merge_env(&s.env, &req.env),
-                req.workdir.clone().unwrap_or_else(|| s.workdir.clone()),
+                merge_env(&s.process.env, &req.env),
+                req.workdir
+                    .clone()
+                    .unwrap_or_else(|| s.process.workdir.clone()),
                 self.snapshot_rootfs(&s.id),
             ),
             None => {
@@ -220,30 +231,33 @@ impl Engine {
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
         // State column first: a crash from here on leaves a `creating` row that recovery cleans up.
-        let record = self
-            .db
-            .insert_sandbox(&NewSandbox {
-                id: id.clone(),
-                account: account.to_string(),
-                name: req.name.clone(),
-                image_id: image.id.clone(),
-                runtime: runtime_kind,
+        let new = NewSandbox {
+            id: id.clone(),
+            account: account.to_string(),
+            name: req.name.clone(),
+            image_id: image.id.clone(),
+            runtime: runtime_kind,
+            resources: Resources {
                 cpus,
                 memory_bytes,
                 pids_limit,
-                env,
-                workdir,
-                network: network.to_string(),
-                origin: snapshot.as_ref().map(|s| s.id.clone()),
-                idle_timeout_secs,
-                disk_bytes,
-            })
+            },
+            process: ProcessDefaults { env, workdir },
+            network,
+            origin: snapshot.as_ref().map(|s| s.id.clone()),
+            idle_timeout_secs,
+            disk_bytes,
+        };
+        let record = self
+            .db(move |db| db.insert_sandbox(&new))
+            .await
             .map_err(EngineError::from_db)?;
         let created = async {
-            let record = if network == cairn_net::NetworkMode::Nat {
+            let record = if network == NetworkMode::Nat {
                 self.attach_network(&id, &publish).await?;
-                self.db
-                    .sandbox(&id)?
+                let row = id.clone();
+                self.db(move |db| db.sandbox(&row))
+                    .await?
                     .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?
             } else {
                 record.clone()
@@ -273,23 +287,27 @@ impl Engine {
         match created.await {
             Ok(()) => {
                 crate::crash_point("create-after-start");
-                self.db.set_state(&id, SandboxState::Running, None)?;
+                let row = id.clone();
                 let record = self
-                    .db
-                    .sandbox(&id)?
+                    .db(move |db| {
+                        db.set_state(&row, SandboxState::Running, None)?;
+                        db.sandbox(&row)
+                    })
+                    .await?
                     .ok_or_else(|| EngineError::Internal("sandbox vanished".into()))?;
                 self.arm(&record).await;
                 tracing::info!(sandbox = %id, runtime = %runtime_kind, image = %image.name,
                     from_snapshot = ?snapshot.as_ref().map(|s| s.id.to_string()),
                     network = %network, address = ?record.address, "sandbox running");
-                Ok(self.info(&record))
+                Ok(self.info(&record).await)
             }
             Err(e) => {
                 tracing::warn!(sandbox = %id, error = %e, "sandbox creation failed; rolling back");
                 self.teardown(&record).await;
-                self.db.delete_sandbox(&id)?;
+                let row = id.clone();
+                self.db(move |db| db.delete_sandbox(&row)).await?;
                 self.forget_lock(&id);
-                if network == cairn_net::NetworkMode::Nat {
+                if network == NetworkMode::Nat {
                     self.remove_unused_bridge().await;
                 }
                 Err(self.pool_full_or("create the sandbox", e))
@@ -325,11 +343,11 @@ impl Engine {
         let spec = SandboxSpec {
             hostname: r.id.to_string(),
             rootfs,
-            cpus: r.cpus,
-            memory_bytes: r.memory_bytes,
-            pids_limit: r.pids_limit,
-            env: r.env.clone(),
-            workdir: r.workdir.clone(),
+            cpus: r.resources.cpus,
+            memory_bytes: r.resources.memory_bytes,
+            pids_limit: r.resources.pids_limit,
+            env: r.process.env.clone(),
+            workdir: r.process.workdir.clone(),
             cgroups_path: PathBuf::from(cairn_runtime::bundle::CGROUP_PARENT).join(r.id.as_str()),
             runtime: r.runtime,
             netns,
@@ -359,26 +377,27 @@ impl Engine {
     }
 
     /// The sandboxes of an account.
-    pub fn list_sandboxes(&self, account: &str) -> Result<Vec<SandboxInfo>> {
-        Ok(self
-            .db
-            .list_sandboxes(account)?
-            .iter()
-            .map(|r| self.info(r))
-            .collect())
+    pub async fn list_sandboxes(&self, account: &str) -> Result<Vec<SandboxInfo>> {
+        let who = account.to_string();
+        let rows = self.db(move |db| db.list_sandboxes(&who)).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.info(r).await);
+        }
+        Ok(out)
     }
 
     /// One sandbox of an account. Looking is not using: it neither wakes a paused sandbox
     /// nor holds off its idle timeout.
-    pub fn inspect_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
-        Ok(self.info(&self.look_up(account, id_or_name)?))
+    pub async fn inspect_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
+        Ok(self.info(&self.look_up(account, id_or_name).await?).await)
     }
 
     /// Stops a sandbox's processes (TERM, then KILL after 10 s); its files stay.
     pub async fn stop_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
         let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
-            SandboxState::Stopped => return Ok(self.info(&r)),
+            SandboxState::Stopped => return Ok(self.info(&r).await),
             SandboxState::Running | SandboxState::Paused => {}
             other => {
                 return Err(EngineError::Conflict(format!(
@@ -395,14 +414,17 @@ impl Engine {
             ),
         );
         self.halt(&r).await?;
-        if r.memory_snapshot.is_some() {
-            // Its processes were on disk only: stopping discards them.
-            self.db.set_memory_snapshot(&r.id, None)?;
-        }
-        self.db
-            .set_state(&r.id, SandboxState::Stopped, Some("stopped by request"))?;
+        let (row, released) = (r.id.clone(), r.memory_snapshot.is_some());
+        self.db(move |db| {
+            if released {
+                // Its processes were on disk only: stopping discards them.
+                db.set_memory_snapshot(&row, None)?;
+            }
+            db.set_state(&row, SandboxState::Stopped, Some("stopped by request"))
+        })
+        .await?;
         tracing::info!(sandbox = %r.id, "sandbox stopped");
-        Ok(self.info(&self.find(account, r.id.as_str())?))
+        Ok(self.info(&self.find(account, r.id.as_str()).await?).await)
     }
 
     /// Ends the container on purpose: TERM, wait up to 10 s, KILL, delete. Its runtime's end
@@ -436,7 +458,7 @@ impl Engine {
     pub async fn start_sandbox(&self, account: &str, id_or_name: &str) -> Result<SandboxInfo> {
         let (_guard, r) = self.find_locked(account, id_or_name).await?;
         match r.state {
-            SandboxState::Running => return Ok(self.info(&r)),
+            SandboxState::Running => return Ok(self.info(&r).await),
             SandboxState::Stopped => {}
             other => {
                 return Err(EngineError::Conflict(format!(
@@ -446,10 +468,12 @@ impl Engine {
             }
         }
         self.boot(&r).await?;
-        self.db.set_state(&r.id, SandboxState::Running, None)?;
+        let row = r.id.clone();
+        self.db(move |db| db.set_state(&row, SandboxState::Running, None))
+            .await?;
         self.arm(&r).await;
         tracing::info!(sandbox = %r.id, "sandbox started");
-        Ok(self.info(&self.find(account, r.id.as_str())?))
+        Ok(self.info(&self.find(account, r.id.as_str()).await?).await)
     }
 
     /// Destroys a sandbox: container, root filesystem, bundle, cgroup, row.
@@ -469,8 +493,9 @@ impl Engine {
             )));
         }
         // State first: a crash from here on leaves a `destroyed` row that recovery finishes.
-        self.db
-            .set_state(&r.id, SandboxState::Destroyed, Some("being destroyed"))?;
+        let row = r.id.clone();
+        self.db(move |db| db.set_state(&row, SandboxState::Destroyed, Some("being destroyed")))
+            .await?;
         let rt = self.runtime(r.runtime)?;
         self.note_end(
             &r.id,
@@ -492,7 +517,8 @@ impl Engine {
                 EngineError::Internal(format!("cannot remove {}: {e}", run.display()))
             })?;
         }
-        self.db.delete_sandbox(&r.id)?;
+        let row = r.id.clone();
+        self.db(move |db| db.delete_sandbox(&row)).await?;
         crate::crash_point("destroy-after-row");
         // Its failed snapshots hold no files and say nothing more once it is gone (a crash
         // before this: recovery prunes them).
@@ -501,7 +527,7 @@ impl Engine {
             self.delete_sandbox_snapshots(&r.id).await?;
         }
         self.forget_lock(&r.id);
-        if r.network == cairn_net::NetworkMode::Nat.as_str() {
+        if r.network == NetworkMode::Nat {
             self.remove_unused_bridge().await;
         }
         tracing::info!(sandbox = %r.id, with_snapshots, "sandbox destroyed");

@@ -210,14 +210,17 @@ impl Network {
         )))
     }
 
-    /// Removes the bridge and the nftables tables when `unused()` (asked while no
+    /// Removes the bridge and the nftables tables when `unused` says so (awaited while no
     /// sandbox can be setting up, so a concurrent create either is seen by it or
     /// sets the bridge up again afterwards). IPv4 forwarding is left as it is:
     /// something else may rely on it. The peer groups are kept for the next set-up.
     /// Returns whether they were removed.
-    pub async fn remove_host_if(&self, unused: impl FnOnce() -> bool) -> Result<bool, NetError> {
+    pub async fn remove_host_if(
+        &self,
+        unused: impl std::future::Future<Output = bool>,
+    ) -> Result<bool, NetError> {
         let mut host = self.host.lock().await;
-        if !unused() {
+        if !unused.await {
             return Ok(false);
         }
         let b = &self.cfg.bridge;

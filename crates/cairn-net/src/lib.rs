@@ -27,58 +27,15 @@ mod publish;
 mod resolv;
 mod subnet;
 
+/// The modes live with the rest of the vocabulary; re-exported for the crates that speak of them here.
+pub use cairn_types::{NetworkMode, NetworkModeError};
 pub use host::{NetConfig, Network};
 pub use isolation::{PeerGroup, PortPolicy};
 pub use publish::{PortHolder, PortProxy, PublishSpec};
 pub use resolv::sandbox_resolv_conf;
 pub use subnet::Subnet;
 
-use std::fmt;
-use std::str::FromStr;
-
 use cairn_cmd::CmdError;
-
-/// How a sandbox reaches the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub enum NetworkMode {
-    /// Loopback only.
-    #[default]
-    None,
-    /// Its own address on the Cairn bridge, NAT to the outside.
-    Nat,
-}
-
-impl NetworkMode {
-    /// The name used in the API, the CLI and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkMode::None => "none",
-            NetworkMode::Nat => "nat",
-        }
-    }
-}
-
-/// A network mode that does not exist.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown network mode '{0}': use 'none' (loopback only, the default) or 'nat' (own address, NAT to the outside)")]
-pub struct NetworkModeError(pub String);
-
-impl FromStr for NetworkMode {
-    type Err = NetworkModeError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(NetworkMode::None),
-            "nat" => Ok(NetworkMode::Nat),
-            other => Err(NetworkModeError(other.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for NetworkMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What can go wrong setting up or tearing down networking.
 #[derive(Debug, thiserror::Error)]
@@ -109,22 +66,4 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn modes_parse_and_print() {
-        assert_eq!("none".parse::<NetworkMode>(), Ok(NetworkMode::None));
-        assert_eq!("nat".parse::<NetworkMode>(), Ok(NetworkMode::Nat));
-        assert_eq!(NetworkMode::Nat.to_string(), "nat");
-        assert!("bridge"
-            .parse::<NetworkMode>()
-            .unwrap_err()
-            .to_string()
-            .contains("'nat'"));
-    }
 }

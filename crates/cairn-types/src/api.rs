@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{PauseReason, RuntimeKind, SandboxState, SnapshotState};
+use crate::{NetworkMode, PauseReason, RuntimeKind, SandboxState, SnapshotState};
 
 /// Every error the API returns: `{ "error": { "code", "message" } }`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -102,8 +102,8 @@ pub struct SandboxInfo {
     #[serde(default)]
     pub pause_reason: Option<PauseReason>,
     /// `none` (loopback only) or `nat` (own address on the Cairn bridge, NAT to the outside).
-    #[serde(default = "default_network")]
-    pub network: String,
+    #[serde(default)]
+    pub network: NetworkMode,
     /// Its IPv4 address on the bridge (`nat` only); kept across stop and start.
     #[serde(default)]
     pub address: Option<String>,
@@ -120,10 +120,6 @@ pub struct SandboxInfo {
     /// `--no-disk-quota`).
     #[serde(default)]
     pub disk_used_bytes: Option<u64>,
-}
-
-fn default_network() -> String {
-    "none".into()
 }
 
 /// A sandbox TCP port published on the host's loopback.

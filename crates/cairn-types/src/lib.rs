@@ -8,11 +8,13 @@ pub mod api;
 mod error_code;
 mod ids;
 mod names;
+mod sandbox;
 mod size;
 mod state;
 
 pub use error_code::ErrorCode;
 pub use ids::{IdError, ImageId, SandboxId, SnapshotId, TokenId};
 pub use names::{looks_like_id, validate_name, NameError};
+pub use sandbox::{NetworkMode, NetworkModeError, ProcessDefaults, Resources};
 pub use size::{format_bytes, parse_duration, parse_size, DurationError, SizeError};
 pub use state::{transition, PauseReason, RuntimeKind, SandboxState, SnapshotState, StateError};

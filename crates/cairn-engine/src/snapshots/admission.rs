@@ -27,7 +27,7 @@ impl Engine {
     ) -> Result<()> {
         self.check_identity(snap, runtime, advice, sandbox).await?;
         // Its processes hold the network of the sandbox they were taken from.
-        let from = self.snapshot_mode(&snap.id)?;
+        let from = self.snapshot_mode(&snap.id).await?;
         if from != network {
             let into = match advice {
                 IdentityAdvice::Fork => format!("the fork would have network '{network}'"),

@@ -58,7 +58,8 @@ impl Engine {
         if stateful {
             self.check_checkpoint_support(r.runtime).await?;
         }
-        let existing = self.db.sandbox_snapshots(&r.id)?;
+        let row = r.id.clone();
+        let existing = self.db(move |db| db.sandbox_snapshots(&row)).await?;
         let counted = existing
             .iter()
             .filter(|s| !s.auto && s.state != SnapshotState::Failed)
@@ -73,20 +74,19 @@ impl Engine {
         self.require_pool_room("take a snapshot")?;
         // Earlier failures make way: for this one's name, should it be a retry.
         self.prune_failed_snapshots(&r.id).await;
+        let row = r.id.clone();
+        let parent_id = self.db(move |db| db.sandbox_origin(&row)).await?;
         let snap = SnapshotRecord {
             id: SnapshotId::generate(),
             account: account.to_string(),
             sandbox_id: r.id.clone(),
             sandbox_name: r.name.clone(),
             name,
-            parent_id: self.db.sandbox_origin(&r.id)?,
+            parent_id,
             image_id: r.image_id.clone(),
             runtime: r.runtime,
-            cpus: r.cpus,
-            memory_bytes: r.memory_bytes,
-            pids_limit: r.pids_limit,
-            env: r.env.clone(),
-            workdir: r.workdir.clone(),
+            resources: r.resources,
+            process: r.process.clone(),
             stateful,
             auto,
             state: SnapshotState::Creating,
@@ -96,14 +96,17 @@ impl Engine {
             created_at: Utc::now(),
         };
         // State first: a crash from here on leaves a `creating` row that recovery turns into `failed`.
-        self.db
-            .insert_snapshot(&snap)
+        let row = snap.clone();
+        self.db(move |db| db.insert_snapshot(&row))
+            .await
             .map_err(EngineError::from_db)?;
         let started = std::time::Instant::now();
         match self.capture(r, &snap).await {
             Ok(c) => {
-                self.db
-                    .finish_snapshot(&snap.id, &r.id, c.sizes.size, c.sizes.total_estimate)?;
+                let (id, sandbox) = (snap.id.clone(), r.id.clone());
+                let (size, total) = (c.sizes.size, c.sizes.total_estimate);
+                self.db(move |db| db.finish_snapshot(&id, &sandbox, size, total))
+                    .await?;
                 // From the pause to `ready` (what the benchmark compares with a raw btrfs snapshot),
                 // and the whole capture including the flush before the pause.
                 let ready_us = c.paused_at.elapsed().as_micros() as u64;
@@ -119,19 +122,20 @@ impl Engine {
                 self.remove_snapshot_files(&snap.id).await;
                 if e.is_no_space() {
                     // Refused for want of space: nothing of it stays, not even a failed row.
-                    let _ = self.db.delete_snapshot(&snap.id);
+                    let id = snap.id.clone();
+                    let _ = self.db(move |db| db.delete_snapshot(&id)).await;
                     return Err(self.pool_full_or("take the snapshot", e));
                 }
-                let _ = self.db.set_snapshot_state(
-                    &snap.id,
-                    SnapshotState::Failed,
-                    Some(&e.to_string()),
-                );
+                let (id, error) = (snap.id.clone(), e.to_string());
+                let _ = self
+                    .db(move |db| db.set_snapshot_state(&id, SnapshotState::Failed, Some(&error)))
+                    .await;
                 return Err(e);
             }
         }
-        self.db
-            .snapshot(&snap.id)?
+        let id = snap.id.clone();
+        self.db(move |db| db.snapshot(&id))
+            .await?
             .ok_or_else(|| EngineError::Internal("snapshot vanished".into()))
     }
 
@@ -164,8 +168,12 @@ impl Engine {
         if running && !snap.stateful {
             // gVisor's sentry may hold written file data in its own cache: flush it to the host
             // first. A checkpoint flushes it itself (runsc writes open files back before saving).
-            rt.flush(r.id.as_str(), &r.env, &self.run_dir(&r.id).join("exec"))
-                .await;
+            rt.flush(
+                r.id.as_str(),
+                &r.process.env,
+                &self.run_dir(&r.id).join("exec"),
+            )
+            .await;
         }
         // Flush dirty data while the sandbox still runs, so the pause only covers what is
         // written in between (btrfs flushes the subvolume's dirty data inside the snapshot).
@@ -347,9 +355,10 @@ impl Engine {
                 format_bytes(limits.snapshot_bytes)
             )));
         }
+        let account = snap.account.clone();
         let used: u64 = self
-            .db
-            .account_snapshots(&snap.account)?
+            .db(move |db| db.account_snapshots(&account))
+            .await?
             .iter()
             .filter(|s| s.state == SnapshotState::Ready)
             .map(|s| s.size_bytes)

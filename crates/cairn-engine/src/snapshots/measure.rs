@@ -15,17 +15,26 @@ impl Engine {
     /// `shared`: bytes of the memory checkpoint that its parent's holds (not counted).
     pub(super) async fn measure(&self, snap: &SnapshotRecord, shared: u64) -> Result<Sizes> {
         let (base, base_total) = match &snap.parent_id {
-            Some(p) => (
-                self.snapshot_rootfs(p),
-                self.db.snapshot(p)?.map(|s| s.total_bytes).unwrap_or(0),
-            ),
-            None => (
-                self.images_dir().join(&snap.image_id),
-                self.db
-                    .image(&snap.image_id)?
-                    .map(|i| i.size_bytes)
-                    .unwrap_or(0),
-            ),
+            Some(p) => {
+                let parent = p.clone();
+                (
+                    self.snapshot_rootfs(p),
+                    self.db(move |db| db.snapshot(&parent))
+                        .await?
+                        .map(|s| s.total_bytes)
+                        .unwrap_or(0),
+                )
+            }
+            None => {
+                let image = snap.image_id.clone();
+                (
+                    self.images_dir().join(&snap.image_id),
+                    self.db(move |db| db.image(&image))
+                        .await?
+                        .map(|i| i.size_bytes)
+                        .unwrap_or(0),
+                )
+            }
         };
         // A parent that cannot be read (gone) counts everything as new.
         let since = self.generation_of(&base).await.unwrap_or(0);
@@ -86,7 +95,11 @@ impl Engine {
                     return;
                 }
             };
-            if let Err(e) = db.set_snapshot_total(&id, files + memory) {
+            let row = id.clone();
+            let recorded =
+                tokio::task::spawn_blocking(move || db.set_snapshot_total(&row, files + memory))
+                    .await;
+            if let Ok(Err(e)) = recorded {
                 tracing::warn!(snapshot = %id, error = %e, "could not record the snapshot's total size");
             }
         });

@@ -82,10 +82,11 @@ impl Engine {
         self.snapshots_dir().join(id.as_str()).join("rootfs")
     }
 
-    pub(crate) fn snapshot_info(&self, s: &SnapshotRecord) -> SnapshotInfo {
+    pub(crate) async fn snapshot_info(&self, s: &SnapshotRecord) -> SnapshotInfo {
+        let image_id = s.image_id.clone();
         let image = self
-            .db
-            .image(&s.image_id)
+            .db(move |db| db.image(&image_id))
+            .await
             .ok()
             .flatten()
             .map(|i| i.name)
@@ -122,23 +123,24 @@ impl Engine {
         let (_guard, r) = self.find_locked(account, sandbox).await?;
         let name = match name {
             Some(n) => n.to_string(),
-            None => self.default_name(&r.id, "")?,
+            None => self.default_name(&r.id, "").await?,
         };
         let snap = self.take_snapshot(&r, name, stateful, false).await?;
-        Ok(self.snapshot_info(&snap))
+        Ok(self.snapshot_info(&snap).await)
     }
 
     /// `<prefix><UTC time to the millisecond>`, with `-2`, `-3`… when a snapshot of the sandbox
     /// already has that name (two snapshots in one millisecond). Call with the sandbox's lock held.
-    pub(crate) fn default_name(
+    pub(crate) async fn default_name(
         &self,
         sandbox: &cairn_types::SandboxId,
         prefix: &str,
     ) -> Result<String> {
         let base = format!("{prefix}{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+        let row = sandbox.clone();
         let taken: std::collections::HashSet<String> = self
-            .db
-            .sandbox_snapshots(sandbox)?
+            .db(move |db| db.sandbox_snapshots(&row))
+            .await?
             .into_iter()
             .map(|s| s.name)
             .collect();
@@ -166,10 +168,11 @@ impl Engine {
 
     /// Deletes a snapshot. Forks and restored sandboxes are independent subvolumes, so they keep working.
     pub async fn delete_snapshot(&self, account: &str, id: &str) -> Result<()> {
-        let s = self.find_snapshot(account, id)?;
+        let s = self.find_snapshot(account, id).await?;
         let lock = self.lock_for(&s.sandbox_id);
         let _guard = lock.lock().await;
-        if let Some(holder) = self.db.sandbox(&s.sandbox_id)? {
+        let row = s.sandbox_id.clone();
+        if let Some(holder) = self.db(move |db| db.sandbox(&row)).await? {
             if holder.memory_snapshot.as_ref() == Some(&s.id) {
                 return Err(EngineError::Conflict(format!(
                     "sandbox {} is paused with its processes in snapshot {}: resume (or stop) it first",
@@ -189,11 +192,11 @@ impl Engine {
         a: &str,
         b: Option<&str>,
     ) -> Result<Vec<DiffEntry>> {
-        let a = self.find_snapshot(account, a)?;
+        let a = self.find_snapshot(account, a).await?;
         let new = match b {
-            Some(b) => self.snapshot_rootfs(&self.find_snapshot(account, b)?.id),
+            Some(b) => self.snapshot_rootfs(&self.find_snapshot(account, b).await?.id),
             None => {
-                let live = self.find(account, a.sandbox_id.as_str()).map_err(|_| {
+                let live = self.find(account, a.sandbox_id.as_str()).await.map_err(|_| {
                     EngineError::NotFound(format!(
                         "the source sandbox {} of snapshot {} is gone: compare with another snapshot instead",
                         a.sandbox_id, a.id
@@ -225,7 +228,8 @@ impl Engine {
         &self,
         sandbox: &cairn_types::SandboxId,
     ) -> Result<()> {
-        for s in self.db.sandbox_snapshots(sandbox)? {
+        let row = sandbox.clone();
+        for s in self.db(move |db| db.sandbox_snapshots(&row)).await? {
             self.purge_snapshot(&s.id).await?;
         }
         Ok(())
@@ -234,10 +238,12 @@ impl Engine {
     /// Deletes a snapshot crash-safely: the row is marked `deleted` first (recovery finishes
     /// the job from there), then its files go, then the row.
     pub(crate) async fn purge_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        self.db
-            .set_snapshot_state(id, SnapshotState::Deleted, None)?;
+        let row = id.clone();
+        self.db(move |db| db.set_snapshot_state(&row, SnapshotState::Deleted, None))
+            .await?;
         self.remove_snapshot_files(id).await;
-        self.db.delete_snapshot(id)?;
+        let row = id.clone();
+        self.db(move |db| db.delete_snapshot(&row)).await?;
         Ok(())
     }
 }

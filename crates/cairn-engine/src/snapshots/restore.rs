@@ -18,11 +18,11 @@ impl Engine {
         to: Option<&str>,
         fresh: bool,
     ) -> Result<SandboxInfo> {
-        let snap = self.ready_snapshot(account, id)?;
+        let snap = self.ready_snapshot(account, id).await?;
         let stateful = snap.stateful && !fresh;
         let target = match to {
-            Some(t) => self.find(account, t)?,
-            None => self.find(account, snap.sandbox_id.as_str()).map_err(|_| {
+            Some(t) => self.find(account, t).await?,
+            None => self.find(account, snap.sandbox_id.as_str()).await.map_err(|_| {
                 EngineError::NotFound(format!(
                     "the source sandbox {} of snapshot {} is gone: restore into another with --to SANDBOX, or fork it with 'cairn up --from-snapshot {}'",
                     snap.sandbox_id, snap.id, snap.id
@@ -31,7 +31,7 @@ impl Engine {
         };
         let lock = self.lock_for(&target.id);
         let _guard = lock.lock().await;
-        let target = self.find(account, target.id.as_str())?;
+        let target = self.find(account, target.id.as_str()).await?;
         if !matches!(
             target.state,
             SandboxState::Running | SandboxState::Paused | SandboxState::Stopped
@@ -84,7 +84,8 @@ impl Engine {
             snapshot: snap.id.clone(),
             fresh: snap.stateful && !stateful,
         };
-        self.db.set_restoring(&target.id, &restoring)?;
+        let (row, record) = (target.id.clone(), restoring.clone());
+        self.db(move |db| db.set_restoring(&row, &record)).await?;
         // 3. Stop the processes.
         if matches!(target.state, SandboxState::Running | SandboxState::Paused) {
             self.note_end(
@@ -99,8 +100,10 @@ impl Engine {
             if let Err(e) = self.halt(&target).await {
                 // Nothing has changed yet: the sandbox stays as it was.
                 let _ = self.storage.delete_subvolume(&staged).await;
-                self.db
-                    .end_restore(&target.id, target.state, target.state_reason.as_deref())?;
+                let (row, state, reason) =
+                    (target.id.clone(), target.state, target.state_reason.clone());
+                self.db(move |db| db.end_restore(&row, state, reason.as_deref()))
+                    .await?;
                 self.arm(&target).await;
                 return Err(e);
             }
@@ -110,6 +113,8 @@ impl Engine {
         self.finish_restore(&target, Some(&snap), restoring.fresh)
             .await?;
         tracing::info!(sandbox = %target.id, snapshot = %snap.id, "snapshot restored");
-        Ok(self.info(&self.find(account, target.id.as_str())?))
+        Ok(self
+            .info(&self.find(account, target.id.as_str()).await?)
+            .await)
     }
 }

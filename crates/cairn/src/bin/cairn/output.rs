@@ -54,7 +54,7 @@ pub fn sandboxes(list: &[SandboxInfo]) {
                 Some(why) => format!("{} ({why})", s.state),
                 None => s.state.to_string(),
             },
-            s.address.clone().unwrap_or_else(|| s.network.clone()),
+            s.address.clone().unwrap_or_else(|| s.network.to_string()),
             age(s.created_at),
         ]);
     }
@@ -93,7 +93,7 @@ pub fn sandbox(s: &SandboxInfo) {
             },
         ),
         ("workdir", s.workdir.clone()),
-        ("network", s.network.clone()),
+        ("network", s.network.to_string()),
         ("address", s.address.clone().unwrap_or_default()),
         (
             "published",
