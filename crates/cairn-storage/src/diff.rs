@@ -17,7 +17,7 @@
 //!
 //! This module is not for measuring disk use: it reads trees as a user sees
 //! them and knows nothing of shared extents (see
-//! [`Storage::exclusive_and_total_bytes`](crate::Storage::exclusive_and_total_bytes)).
+//! [`BtrfsStorage::exclusive_and_total_bytes`](crate::BtrfsStorage::exclusive_and_total_bytes)).
 //! It does not detect renames either: a rename shows as a deletion and an
 //! addition.
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 use crate::mountinfo;
-use crate::{BtrfsStorage, Pool, PoolBacking, PoolConfig, Storage, StorageError};
+use crate::{BtrfsStorage, Pool, PoolBacking, PoolConfig, StorageError};
 
 const TEST_POOL_BYTES: u64 = 1 << 30;
 
@@ -741,7 +741,7 @@ async fn a_file_streamed_with_nothing_to_share_is_stored_compressed_and_zeros_ta
     // Received unhashed, the file is hashed when indexed.
     let shared = share_blocks(&b, received).unwrap();
     assert_eq!(shared.index.file_count(), 1);
-    assert_eq!(shared.index, crate::index_files(&b).unwrap());
+    assert_eq!(shared.index, crate::dedup::index_files(&b).unwrap());
 }
 
 /// Feeds `data` through a pipe in pieces of 100 000 bytes to `store_stream` on two
