@@ -31,6 +31,8 @@ mod quota_ctl;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_dedup;
+#[cfg(test)]
 mod tests_quota;
 
 use std::path::{Path, PathBuf};
