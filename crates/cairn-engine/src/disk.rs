@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_db::SnapshotRecord;
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::{format_bytes, parse_size};
 
 use crate::{Engine, EngineError, Result};
@@ -178,7 +178,7 @@ impl Engine {
     /// Refuses new work that takes pool space (`what`: "take a snapshot"…) once less than
     /// half of the reserve is free.
     pub(crate) fn require_pool_room(&self, what: &str) -> Result<()> {
-        let free = self.pool.free_bytes()?;
+        let free = self.storage.free_bytes()?;
         if free < self.reserve / 2 {
             tracing::warn!(
                 free,
@@ -201,7 +201,7 @@ impl Engine {
             return e;
         }
         tracing::warn!(error = %e, what, "out of pool space");
-        let free = self.pool.free_bytes().unwrap_or(0);
+        let free = self.storage.free_bytes().unwrap_or(0);
         EngineError::PoolFull(format!("could not {what}: {}", self.pool_full_text(free)))
     }
 
@@ -219,7 +219,7 @@ impl Engine {
         let Some((used, limit)) = self.storage.write_budget()? else {
             return Ok(());
         };
-        let free = self.pool.free_bytes()?;
+        let free = self.storage.free_bytes()?;
         let target = used.saturating_add(free.saturating_sub(self.reserve));
         if limit.is_some_and(|l| l.abs_diff(target) <= BUDGET_SLACK) {
             return Ok(());
@@ -262,8 +262,8 @@ impl Engine {
             .db(|db| db.all_sandboxes())
             .await?
             .into_iter()
-            .map(|r| (self.rootfs(&r.id), r.disk_bytes))
-            .filter(|(root, _)| root.exists())
+            .map(|r| (Tree::sandbox(&r.id), r.disk_bytes))
+            .filter(|(root, _)| self.storage.exists(root))
             .collect();
         self.storage.set_write_limits(&trees).await?;
         Ok(())

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use cairn_db::ImageRecord;
 use cairn_images::ImageError;
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::api::{DroppedFiles, ImageInfo};
 use cairn_types::{format_bytes, validate_name, ImageId};
 
@@ -102,7 +102,7 @@ impl Engine {
                 "image path '{path}' does not exist on the daemon's host (or cannot be read)"
             ))
         })?;
-        for inner in [self.cfg.home.as_path(), self.pool.root()] {
+        for inner in [self.cfg.home.as_path(), self.storage.root()] {
             let inner = std::fs::canonicalize(inner).unwrap_or_else(|_| inner.to_path_buf());
             if real.starts_with(&inner) || inner.starts_with(&real) {
                 return Err(EngineError::Forbidden(format!(
@@ -266,7 +266,7 @@ impl Engine {
         self.db(move |db| db.insert_image(&row))
             .await
             .map_err(EngineError::from_db)?;
-        let dest = self.images_dir().join(id.as_str());
+        let dest = Tree::image(&id);
         match self.import_into(src, &dest).await {
             Ok((size, config)) => {
                 let row = id.to_string();
@@ -288,8 +288,9 @@ impl Engine {
         }
     }
 
-    async fn import_into(&self, src: &Source, dest: &Path) -> Result<(u64, String)> {
-        self.storage.create_subvolume(dest).await?;
+    async fn import_into(&self, src: &Source, tree: &Tree) -> Result<(u64, String)> {
+        self.storage.create_subvolume(tree).await?;
+        let dest = &self.storage.path(tree);
         let (from, dst) = (src.path.clone(), dest.to_path_buf());
         let options = cairn_images::ImportOptions {
             max_decoded_bytes: self.cfg.max_image_bytes,
@@ -306,7 +307,7 @@ impl Engine {
                 .await
                 .unwrap_or(0)
         };
-        self.storage.set_readonly(dest, true).await?;
+        self.storage.set_readonly(tree, true).await?;
         let d = config.dropped;
         let stored = StoredImageConfig {
             env: config.env.clone(),
@@ -325,7 +326,7 @@ impl Engine {
 
     /// Where uploads are spooled: inside the pool, which bounds them; emptied at start-up.
     pub(crate) fn uploads_dir(&self) -> PathBuf {
-        self.pool.root().join("uploads")
+        self.storage.uploads_dir()
     }
 
     /// The images `account` can use: its own and the public ones.
@@ -421,7 +422,7 @@ impl Engine {
             )));
         }
         self.storage
-            .delete_subvolume(&self.images_dir().join(&image.id))
+            .delete_subvolume(&Tree::image(&image.id))
             .await?;
         let row = image.id.clone();
         self.db(move |db| db.delete_image(&row)).await?;

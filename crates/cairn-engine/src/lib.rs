@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use cairn_db::{Db, DbError};
 use cairn_runtime::Runtime;
-use cairn_storage::{BtrfsStorage, Pool, PoolConfig};
+use cairn_storage::{BtrfsStorage, Pool, PoolConfig, Storage, Tree};
 use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 
 pub use cairn_runtime::ExecIo;
@@ -132,8 +132,8 @@ pub mod defaults {
 pub struct Engine {
     cfg: EngineConfig,
     db: Arc<Db>,
-    pool: Pool,
-    storage: BtrfsStorage,
+    /// The pool's trees, snapshot directories and memory checkpoints, by key.
+    storage: Arc<dyn Storage>,
     /// Bytes of the pool kept from sandboxes' writes (see `disk`).
     reserve: u64,
     runtimes: Vec<Arc<dyn Runtime>>,
@@ -146,14 +146,11 @@ pub struct Engine {
     /// Per sandbox, the gate between a pause and execs starting (see `pause::Engine::gate`).
     gates: Mutex<HashMap<SandboxId, Arc<tokio::sync::RwLock<()>>>>,
     /// Generations of read-only trees (images, snapshots), which never change.
-    generations: Mutex<HashMap<PathBuf, u64>>,
+    generations: Mutex<HashMap<Tree, u64>>,
     /// Runtime version lines, asked once.
     runtime_versions: Mutex<HashMap<RuntimeKind, String>>,
     /// Last activity and running execs per sandbox (for idle timeouts).
     activity: Mutex<HashMap<SandboxId, pause::Activity>>,
-    /// Memory checkpoints whose block index is being built after `ready`: each sender
-    /// is dropped when its index is written (see `snapshots::Engine::index_later`).
-    indexing: Arc<Mutex<HashMap<SnapshotId, tokio::sync::watch::Receiver<()>>>>,
     /// The watch on each running or paused sandbox's runtime process (see `deaths`).
     incarnations: Mutex<HashMap<SandboxId, Arc<deaths::Incarnation>>>,
     /// How many operations run in tasks of their own (see `operations`).
@@ -182,11 +179,7 @@ impl Engine {
             image_size_bytes: cfg.pool_size_bytes,
         })
         .await?;
-        let uploads = pool.root().join("uploads");
-        std::fs::create_dir_all(&uploads).map_err(|e| {
-            EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))
-        })?;
-        let mut storage = BtrfsStorage::new(pool.clone());
+        let mut storage = BtrfsStorage::new(pool);
         if cfg.disk_quota {
             storage = storage.enable_quotas().await.map_err(|e| {
                 EngineError::Unavailable(format!(
@@ -196,7 +189,12 @@ impl Engine {
         } else {
             tracing::warn!("disk limits are off (--no-disk-quota): any sandbox can fill the pool");
         }
-        let total = pool.total_bytes()?;
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let uploads = storage.uploads_dir();
+        std::fs::create_dir_all(&uploads).map_err(|e| {
+            EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))
+        })?;
+        let total = storage.total_bytes()?;
         let reserve = cfg.pool_reserve.bytes(total);
         if reserve >= total / 2 {
             return Err(EngineError::InvalidArgument(format!(
@@ -209,7 +207,6 @@ impl Engine {
         let engine = Arc::new_cyclic(|me| Engine {
             cfg,
             db,
-            pool,
             storage,
             reserve,
             runtimes,
@@ -220,7 +217,6 @@ impl Engine {
             gates: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
-            indexing: Arc::new(Mutex::new(HashMap::new())),
             runtime_versions: Mutex::new(HashMap::new()),
             incarnations: Mutex::new(HashMap::new()),
             operations: Arc::new(tokio::sync::watch::Sender::new(0)),
@@ -299,14 +295,6 @@ impl Engine {
             .find(|rt| rt.kind() == kind)
             .cloned()
             .ok_or_else(|| EngineError::Unavailable(format!("runtime {kind} is not configured")))
-    }
-
-    fn images_dir(&self) -> PathBuf {
-        self.pool.root().join("images")
-    }
-
-    fn sandboxes_dir(&self) -> PathBuf {
-        self.pool.root().join("sandboxes")
     }
 
     fn run_dir(&self, id: &SandboxId) -> PathBuf {

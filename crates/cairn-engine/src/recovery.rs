@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use cairn_runtime::{ContainerStatus, Signal};
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::{SandboxId, SandboxState, SnapshotState};
 
 use crate::{Engine, Result};
@@ -73,14 +73,11 @@ impl Engine {
             }
             known.insert(s.id.to_string());
         }
-        if let Ok(entries) = std::fs::read_dir(self.snapshots_dir()) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !known.contains(&name) {
-                    if let Ok(id) = name.parse::<cairn_types::SnapshotId>() {
-                        tracing::warn!(snapshot = %id, "removing an orphan snapshot directory");
-                        self.remove_snapshot_files(&id).await;
-                    }
+        for name in self.storage.snapshot_ids() {
+            if !known.contains(&name) {
+                if let Ok(id) = name.parse::<cairn_types::SnapshotId>() {
+                    tracing::warn!(snapshot = %id, "removing an orphan snapshot directory");
+                    self.remove_snapshot_files(&id).await;
                 }
             }
         }
@@ -104,17 +101,15 @@ impl Engine {
         for image in self.db(|db| db.unfinished_images()).await? {
             tracing::warn!(image = %image.id, "removing an image whose import was interrupted");
             self.storage
-                .delete_subvolume(&self.images_dir().join(&image.id))
+                .delete_subvolume(&Tree::image(&image.id))
                 .await?;
             let row = image.id.clone();
             self.db(move |db| db.delete_image(&row)).await?;
         }
         // A checkpoint the dead cairnd was receiving: its writer (CRIU, a gVisor sentry) may
         // wait on a pipe nobody will open. Let it go, so its command can end.
-        if let Ok(entries) = std::fs::read_dir(self.snapshots_dir()) {
-            for e in entries.flatten() {
-                cairn_storage::release_pipes(&e.path().join("checkpoint"));
-            }
+        for id in self.storage.snapshot_ids() {
+            self.storage.checkpoints().release_pipes(&id);
         }
         for rt in &self.runtimes {
             let n = rt.settle(SETTLE_WAIT).await;
@@ -222,34 +217,32 @@ impl Engine {
         }
         self.remove_unowned_containers().await?;
         self.remove_unowned_bundles(&known);
-        for name in self.storage.list_subvolumes(&self.sandboxes_dir()).await? {
-            // An interrupted restore staged `<id>.restore`: discard it while the old root is
-            // there, otherwise the old root was already deleted: move the staged one into place.
-            if let Some(id) = name.strip_suffix(".restore") {
-                let staged = self.sandboxes_dir().join(&name);
-                let root = self.sandboxes_dir().join(id);
-                if known.contains(id) && !root.exists() {
-                    tracing::warn!(sandbox = id, "finishing an interrupted restore");
-                    let _ = std::fs::rename(&staged, &root);
-                } else {
-                    tracing::warn!(sandbox = id, "discarding an interrupted restore");
-                    self.storage.delete_subvolume(&staged).await?;
+        for tree in self.storage.sandbox_trees().await? {
+            match &tree {
+                // An interrupted restore staged `<id>.restore`: discard it while the old root
+                // is there, otherwise the old root was already deleted: move the staged one
+                // into place.
+                Tree::Staged(id) => {
+                    let root = Tree::sandbox(id);
+                    if known.contains(id) && !self.storage.exists(&root) {
+                        tracing::warn!(sandbox = %id, "finishing an interrupted restore");
+                        let _ = self.storage.rename(&tree, &root).await;
+                    } else {
+                        tracing::warn!(sandbox = %id, "discarding an interrupted restore");
+                        self.storage.delete_subvolume(&tree).await?;
+                    }
                 }
-                continue;
-            }
-            if name.ends_with(".old") {
-                // A restore ended (its marker cleared) before the root it replaced was deleted.
-                tracing::warn!(subvolume = %name, "deleting the root an interrupted restore replaced");
-                self.storage
-                    .delete_subvolume(&self.sandboxes_dir().join(&name))
-                    .await?;
-                continue;
-            }
-            if !known.contains(&name) {
-                tracing::warn!(subvolume = %name, "deleting an orphan sandbox root");
-                self.storage
-                    .delete_subvolume(&self.sandboxes_dir().join(&name))
-                    .await?;
+                Tree::Replaced(id) => {
+                    // A restore ended (its marker cleared) before the root it replaced was
+                    // deleted.
+                    tracing::warn!(sandbox = %id, "deleting the root an interrupted restore replaced");
+                    self.storage.delete_subvolume(&tree).await?;
+                }
+                Tree::Sandbox(id) if !known.contains(id) => {
+                    tracing::warn!(subvolume = %id, "deleting an orphan sandbox root");
+                    self.storage.delete_subvolume(&tree).await?;
+                }
+                _ => {}
             }
         }
         Ok(())

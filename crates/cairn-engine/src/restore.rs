@@ -22,92 +22,52 @@
 //!
 //! Not for the checks and the staging themselves (see `snapshots`).
 
-use std::path::{Path, PathBuf};
-
 use cairn_db::{Restoring, SandboxRecord, SnapshotRecord};
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::{SandboxId, SandboxState, SnapshotState};
 
 use crate::{Engine, EngineError, Result};
 
-/// Where a restore keeps a sandbox's roots: (its root, the staged one, the old one).
-pub(crate) struct RestorePaths {
-    pub(crate) root: PathBuf,
-    pub(crate) staged: PathBuf,
-    pub(crate) old: PathBuf,
-}
-
-fn exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).is_ok()
-}
-
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| {
-        EngineError::Internal(format!(
-            "cannot move {} to {}: {e}",
-            from.display(),
-            to.display()
-        ))
-    })
-}
-
 impl Engine {
-    pub(crate) fn restore_paths(&self, id: &SandboxId) -> RestorePaths {
-        let root = self.rootfs(id);
-        RestorePaths {
-            staged: root.with_extension("restore"),
-            old: root.with_extension("old"),
-            root,
-        }
-    }
-
     /// Removes what an earlier restore of sandbox `id` may have left (a staged root, an old
     /// one), before a new one is staged.
     pub(crate) async fn clear_restore_leftovers(&self, id: &SandboxId) -> Result<()> {
-        let p = self.restore_paths(id);
-        self.storage.delete_subvolume(&p.staged).await?;
-        self.storage.delete_subvolume(&p.old).await?;
+        self.storage.delete_subvolume(&Tree::staged(id)).await?;
+        self.storage.delete_subvolume(&Tree::replaced(id)).await?;
         Ok(())
     }
 
     /// Puts the staged root in the place of sandbox `id`'s root, keeping the old one as
     /// `<id>.old`. Idempotent: after a crash at any point, running it again finishes the swap.
+    /// Each rename is durable before the next step.
     async fn swap_roots(&self, id: &SandboxId) -> Result<()> {
-        let p = self.restore_paths(id);
-        if exists(&p.staged) {
-            if exists(&p.root) {
-                if exists(&p.old) {
+        let (root, staged, old) = (Tree::sandbox(id), Tree::staged(id), Tree::replaced(id));
+        let storage = &self.storage;
+        if storage.exists(&staged) {
+            if storage.exists(&root) {
+                if storage.exists(&old) {
                     // Leftovers are cleared before staging: this one is older than the restore.
-                    self.storage.delete_subvolume(&p.old).await?;
+                    storage.delete_subvolume(&old).await?;
                 }
-                rename(&p.root, &p.old)?;
+                storage.rename(&root, &old).await?;
                 crate::crash_point("restore-mid-swap");
             }
-            rename(&p.staged, &p.root)?;
-        } else if !exists(&p.root) {
+            storage.rename(&staged, &root).await?;
+        } else if !storage.exists(&root) {
             // Neither staged nor swapped (which the states above never leave): keep the files.
-            if exists(&p.old) {
-                rename(&p.old, &p.root)?;
+            if storage.exists(&old) {
+                storage.rename(&old, &root).await?;
             }
             return Err(EngineError::Internal(format!(
                 "the restored root of sandbox {id} is missing; its files are as they were"
             )));
         }
-        // The renames are durable before anything depends on them.
-        let dir = self.sandboxes_dir();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| {
-                EngineError::Internal(format!("cannot flush the sandboxes' directory: {e}"))
-            })?;
         Ok(())
     }
 
     /// Deletes the root a restore replaced; best effort (recovery deletes a leftover).
     async fn delete_old_root(&self, id: &SandboxId) {
-        let old = self.restore_paths(id).old;
-        if let Err(e) = self.storage.delete_subvolume(&old).await {
+        if let Err(e) = self.storage.delete_subvolume(&Tree::replaced(id)).await {
             tracing::warn!(sandbox = %id, error = %e, "could not delete the root a restore replaced");
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cairn_db::{NewSandbox, SandboxRecord};
 use cairn_runtime::{bundle::default_env, write_bundle, SandboxSpec};
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
 use cairn_types::{
     parse_size, validate_name, NetworkMode, ProcessDefaults, Resources, SandboxId, SandboxState,
@@ -56,14 +56,15 @@ impl Engine {
             disk_bytes: self.disk_limit(r),
             disk_used_bytes: self
                 .storage
-                .written_bytes(&self.rootfs(&r.id))
+                .written_bytes(&Tree::sandbox(&r.id))
                 .ok()
                 .flatten(),
         }
     }
 
+    /// Where sandbox `id`'s root is (for its bundle and the files Cairn writes into it).
     pub(crate) fn rootfs(&self, id: &SandboxId) -> PathBuf {
-        self.sandboxes_dir().join(id.as_str())
+        self.storage.path(&Tree::sandbox(id))
     }
 
     /// Finds a sandbox of `account` by id or name; another account's sandbox is "not found".
@@ -203,7 +204,7 @@ impl Engine {
                 req.workdir
                     .clone()
                     .unwrap_or_else(|| s.process.workdir.clone()),
-                self.snapshot_rootfs(&s.id),
+                Tree::snapshot(&s.id),
             ),
             None => {
                 let image_cfg: StoredImageConfig =
@@ -217,7 +218,7 @@ impl Engine {
                 (
                     merge_env(&merge_env(&default_env(), &image_cfg.env), &req.env),
                     workdir,
-                    self.images_dir().join(&image.id),
+                    Tree::image(&image.id),
                 )
             }
         };
@@ -265,7 +266,7 @@ impl Engine {
             // The root carries the disk limit from the start (and counts against the
             // sandboxes' shared budget, which keeps the pool's reserve).
             self.storage
-                .limited_snapshot(&source, &self.rootfs(&id), disk_bytes)
+                .limited_snapshot(&source, &Tree::sandbox(&id), disk_bytes)
                 .await?;
             crate::crash_point("fork-after-subvolume");
             // Its own machine id, before any process reads it (a fork's files hold its
@@ -370,7 +371,7 @@ impl Engine {
             }
         }
         self.release_network(r).await;
-        if let Err(e) = self.storage.delete_subvolume(&self.rootfs(&r.id)).await {
+        if let Err(e) = self.storage.delete_subvolume(&Tree::sandbox(&r.id)).await {
             tracing::warn!(sandbox = %r.id, error = %e, "root filesystem delete failed");
         }
         let _ = std::fs::remove_dir_all(self.run_dir(&r.id));
@@ -510,7 +511,7 @@ impl Engine {
         }
         rt.delete(r.id.as_str()).await?;
         self.release_network(&r).await;
-        self.storage.delete_subvolume(&self.rootfs(&r.id)).await?;
+        self.storage.delete_subvolume(&Tree::sandbox(&r.id)).await?;
         let run = self.run_dir(&r.id);
         if run.exists() {
             std::fs::remove_dir_all(&run).map_err(|e| {

@@ -149,7 +149,7 @@ pub(crate) fn checkpoint(socket: &Path, image_dir: &Path) -> Result<(), ControlE
     };
     let state = create(STATE_FILE)?;
     let meta = create(PAGES_META_FILE)?;
-    // A named pipe in the pages file's place (see `cairn_storage::receive`) gets the
+    // A named pipe in the pages file's place (see `cairn_storage::CheckpointStore::receive`) gets the
     // pages streamed into it, from start to end.
     let pages_path = image_dir.join(PAGES_FILE);
     let pages = if std::fs::symlink_metadata(&pages_path).is_ok_and(|m| m.file_type().is_fifo()) {

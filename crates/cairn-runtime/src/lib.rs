@@ -249,7 +249,7 @@ pub trait Runtime: Send + Sync {
 
     /// The files of a memory checkpoint (relative to its directory) whose page data the
     /// runtime writes from start to end, so that they may be pipes into cairnd when the
-    /// checkpoint starts (see `cairn_storage::receive`); empty when there are none.
+    /// checkpoint starts (see `cairn_storage::CheckpointStore::receive`); empty when there are none.
     fn checkpoint_streams(&self) -> Vec<String> {
         Vec::new()
     }

@@ -1,4 +1,4 @@
-//! The btrfs driver of [`Storage`]: every tree is a subvolume of the pool,
+//! The btrfs driver of [`Storage`](crate::Storage): every tree is a subvolume of the pool,
 //! every snapshot and clone a btrfs snapshot (constant time, no data copied).
 //!
 //! It runs `btrfs` from btrfs-progs through [`cairn_cmd::Cmd`] and refuses
@@ -11,22 +11,25 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cairn_cmd::{Cmd, Output};
 
 use crate::error::{from_btrfs_cmd, StorageError, BTRFS_PROGS_HINT};
 use crate::pool::{is_btrfs, Pool};
 use crate::quota::{subvolume_id, subvolume_id_now, Quotas, BUDGET_QGROUP};
-use crate::{Storage, Written};
+use crate::{CheckpointStore, Layout, Written};
 
 /// The inode number of the root directory of every btrfs subvolume
 /// (`BTRFS_FIRST_FREE_OBJECTID`).
 const SUBVOLUME_ROOT_INO: u64 = 256;
 
-/// [`Storage`] on the btrfs pool. Cheap to clone.
+/// [`Storage`](crate::Storage) on the btrfs pool. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BtrfsStorage {
     pool: Pool,
+    /// Where everything lives in the pool.
+    pub(crate) layout: Layout,
+    /// The snapshots' memory checkpoints.
+    pub(crate) checkpoints: CheckpointStore,
     /// Write limits, once [`BtrfsStorage::enable_quotas`] turned them on.
     quotas: Option<Arc<Quotas>>,
 }
@@ -128,11 +131,17 @@ impl BtrfsStorage {
 
     /// The driver for `pool`, without write limits.
     pub fn new(pool: Pool) -> Self {
-        BtrfsStorage { pool, quotas: None }
+        let layout = Layout::new(pool.root());
+        BtrfsStorage {
+            checkpoints: CheckpointStore::new(layout.clone()),
+            layout,
+            pool,
+            quotas: None,
+        }
     }
 
     /// Turns write limits on (btrfs simple quotas, Linux 6.7+; a no-op for a pool that
-    /// has them) and returns the driver with them: see [`Storage::limited_snapshot`].
+    /// has them) and returns the driver with them: see [`Storage::limited_snapshot`](crate::Storage::limited_snapshot).
     /// Fails with [`StorageError::QuotasUnavailable`] when the kernel cannot, or the file
     /// system has full quota accounting on. Must run inside a tokio runtime (it starts the
     /// task that clears the quota groups of deleted trees).
@@ -269,9 +278,11 @@ impl BtrfsStorage {
     }
 }
 
-#[async_trait]
-impl Storage for BtrfsStorage {
-    async fn create_subvolume(&self, path: &Path) -> Result<(), StorageError> {
+/// Operations by path (inside the pool): what [`Storage`](crate::Storage) does by key, and what the
+/// driver's own tests exercise.
+impl BtrfsStorage {
+    /// Creates an empty, writable tree at `path`, whose parent must exist.
+    pub async fn create_subvolume(&self, path: &Path) -> Result<(), StorageError> {
         let path = self.resolve(path, false)?;
         Self::require_absent(&path)?;
         let args = ["subvolume".as_ref(), "create".as_ref(), path.as_os_str()];
@@ -280,7 +291,13 @@ impl Storage for BtrfsStorage {
         Ok(())
     }
 
-    async fn snapshot(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), StorageError> {
+    /// Makes `dst` a snapshot of the tree `src` (read-only when `readonly`).
+    pub async fn snapshot(
+        &self,
+        src: &Path,
+        dst: &Path,
+        readonly: bool,
+    ) -> Result<(), StorageError> {
         let src = self.resolve(src, false)?;
         let dst = self.resolve(dst, false)?;
         Self::require_subvolume(&src)?;
@@ -297,13 +314,15 @@ impl Storage for BtrfsStorage {
         Ok(())
     }
 
-    async fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError> {
+    /// Makes the tree at `path` read-only, or writable again.
+    pub async fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError> {
         let path = self.resolve(path, false)?;
         Self::require_subvolume(&path)?;
         self.set_readonly_of(&path, readonly).await
     }
 
-    async fn delete_subvolume(&self, path: &Path) -> Result<(), StorageError> {
+    /// Deletes the tree at `path` with any trees nested in it; succeeds when it is gone, refuses a `path` that is not a tree.
+    pub async fn delete_subvolume(&self, path: &Path) -> Result<(), StorageError> {
         let path = match self.resolve(path, false) {
             Ok(p) => p,
             Err(StorageError::NotFound(_)) => return Ok(()),
@@ -342,7 +361,8 @@ impl Storage for BtrfsStorage {
         Ok(())
     }
 
-    async fn is_subvolume(&self, path: &Path) -> Result<bool, StorageError> {
+    /// Whether `path` is a tree made by this driver (false when missing).
+    pub async fn is_subvolume(&self, path: &Path) -> Result<bool, StorageError> {
         let path = match self.resolve(path, false) {
             Ok(p) => p,
             Err(StorageError::NotFound(_)) => return Ok(false),
@@ -354,7 +374,8 @@ impl Storage for BtrfsStorage {
         }
     }
 
-    async fn exclusive_and_total_bytes(&self, path: &Path) -> Result<(u64, u64), StorageError> {
+    /// `(exclusive, total)` bytes of the data under `path`.
+    pub async fn exclusive_and_total_bytes(&self, path: &Path) -> Result<(u64, u64), StorageError> {
         let path = self.resolve(path, false)?;
         if lstat(&path)?.is_none() {
             return Err(StorageError::NotFound(path));
@@ -374,15 +395,22 @@ impl Storage for BtrfsStorage {
         })
     }
 
-    async fn generation(&self, path: &Path) -> Result<u64, StorageError> {
+    /// The generation of the tree at `path`.
+    pub async fn generation(&self, path: &Path) -> Result<u64, StorageError> {
         Ok(self.find_new(path, MAX_GENERATION).await?.generation)
     }
 
-    async fn bytes_written_since(&self, path: &Path, since: u64) -> Result<Written, StorageError> {
+    /// Bytes of file data written into the tree at `path` after generation `since`.
+    pub async fn bytes_written_since(
+        &self,
+        path: &Path,
+        since: u64,
+    ) -> Result<Written, StorageError> {
         self.find_new(path, since.saturating_add(1)).await
     }
 
-    async fn limited_snapshot(
+    /// A writable snapshot with write limits: see [`Storage::limited_snapshot`](crate::Storage::limited_snapshot).
+    pub async fn limited_snapshot(
         &self,
         src: &Path,
         dst: &Path,
@@ -422,7 +450,11 @@ impl Storage for BtrfsStorage {
         Ok(())
     }
 
-    async fn set_write_limits(&self, trees: &[(PathBuf, Option<u64>)]) -> Result<(), StorageError> {
+    /// Gives existing trees write limits: see [`Storage::set_write_limits`](crate::Storage::set_write_limits).
+    pub async fn set_write_limits(
+        &self,
+        trees: &[(PathBuf, Option<u64>)],
+    ) -> Result<(), StorageError> {
         let Some(quotas) = &self.quotas else {
             return Ok(());
         };
@@ -448,7 +480,8 @@ impl Storage for BtrfsStorage {
         Ok(())
     }
 
-    fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError> {
+    /// Bytes charged to the limited tree at `path`: see [`Storage::written_bytes`](crate::Storage::written_bytes).
+    pub fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError> {
         let Some(quotas) = &self.quotas else {
             return Ok(None);
         };
@@ -459,21 +492,24 @@ impl Storage for BtrfsStorage {
         }
     }
 
-    fn write_budget(&self) -> Result<Option<(u64, Option<u64>)>, StorageError> {
+    /// The shared write budget: see [`Storage::write_budget`](crate::Storage::write_budget).
+    pub fn write_budget(&self) -> Result<Option<(u64, Option<u64>)>, StorageError> {
         match &self.quotas {
             Some(q) => q.budget().map(Some),
             None => Ok(None),
         }
     }
 
-    async fn set_write_budget(&self, bytes: u64) -> Result<(), StorageError> {
+    /// Limits what all limited trees may hold together: see [`Storage::set_write_budget`](crate::Storage::set_write_budget).
+    pub async fn set_write_budget(&self, bytes: u64) -> Result<(), StorageError> {
         match &self.quotas {
             Some(q) => q.set_budget(bytes).await,
             None => Ok(()),
         }
     }
 
-    async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError> {
+    /// Names of the trees directly inside the directory `dir`, sorted (empty when `dir` does not exist).
+    pub async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError> {
         let dir = match self.resolve(dir, true) {
             Ok(p) => p,
             Err(StorageError::NotFound(_)) => return Ok(Vec::new()),

@@ -106,6 +106,14 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A snapshot's manifest cannot be read (see [`crate::Manifest::load`]).
+    #[error("the snapshot manifest {path} cannot be used: {reason}")]
+    BadManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A `btrfs` command printed something we could not read.
     #[error("could not read the output of '{argv}': {output}")]
     UnexpectedOutput {

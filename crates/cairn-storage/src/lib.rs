@@ -7,15 +7,22 @@
 //! - [`Storage`] is the driver interface the engine uses; [`BtrfsStorage`]
 //!   is its first implementation (subvolumes and btrfs snapshots), with write limits
 //!   by btrfs simple quotas (see `quota`).
+//! - [`Layout`] says where everything lives: callers name trees by key ([`Tree`]),
+//!   snapshots by id, and only this crate joins pool paths.
+//! - [`Manifest`] is the typed, versioned manifest beside each snapshot;
+//!   [`CheckpointStore`] receives, shares and indexes memory checkpoints.
 //!
-//! This crate knows nothing of containers, sandboxes or the database: it
-//! deals in directories inside the pool. Which tree belongs to what is the
-//! engine's business.
+//! This crate knows nothing of containers, runtimes or the database: it keeps
+//! trees and files by key. Which key belongs to what is the engine's business.
 
 mod btrfs;
+mod checkpoints;
 pub mod compressed;
 pub mod dedup;
+mod driver;
 mod error;
+mod layout;
+mod manifest;
 mod mountinfo;
 mod pool;
 mod quota;
@@ -24,67 +31,87 @@ mod quota_ctl;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_dedup;
+#[cfg(test)]
 mod tests_quota;
 
 use std::path::{Path, PathBuf};
 
 pub use btrfs::BtrfsStorage;
-pub use dedup::{
-    index_files, receive, release_pipes, share_blocks, BlockIndex, Received, Receiving, Reference,
-    Shared,
-};
+pub use checkpoints::CheckpointStore;
+pub use dedup::{Received, Receiving};
 pub use error::{io_is_no_space, text_is_no_space, StorageError, BTRFS_PROGS_HINT};
+pub use layout::{Layout, Tree};
+pub use manifest::Manifest;
 pub use pool::{
     Pool, PoolBacking, PoolConfig, BTRFS_SUPER_MAGIC, DEFAULT_POOL_SIZE_BYTES, MIN_POOL_SIZE_BYTES,
 };
 pub use quota::BUDGET_QGROUP;
 
-/// A storage driver: makes, snapshots, measures and deletes trees inside its
-/// pool.
+/// A storage driver: makes, snapshots, measures and deletes the trees of its pool, and
+/// keeps each snapshot's directory (tree, memory checkpoint, manifest).
 ///
-/// Every path is absolute and must lie inside the pool (below
-/// [`Pool::root`]); anything else is refused with
-/// [`StorageError::OutsidePool`].
+/// Callers name trees by key ([`Tree`]) and snapshots by id; the driver owns the layout
+/// (see [`Layout`]). The only paths it hands out are those other components must open
+/// themselves: a tree for the runtime's bundle or an import ([`Storage::path`]) and a
+/// checkpoint directory for the runtime ([`CheckpointStore::dir`]).
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync {
-    /// Creates an empty, writable tree at `path`, whose parent must exist.
-    /// Fails with [`StorageError::AlreadyExists`] when `path` exists.
-    async fn create_subvolume(&self, path: &Path) -> Result<(), StorageError>;
+    /// Where `tree` lives, for a component that works in it (the runtime's bundle, an
+    /// image import, a comparison of two trees).
+    fn path(&self, tree: &Tree) -> PathBuf;
 
-    /// Makes `dst` a snapshot of the tree `src`: read-only when `readonly`
-    /// (a snapshot), writable otherwise (a sandbox root or a fork). Shares
-    /// all data with `src`; later writes to either do not show in the other.
-    async fn snapshot(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), StorageError>;
+    /// The pool directory: everything the driver holds is below it.
+    fn root(&self) -> &Path;
 
-    /// Makes the tree at `path` read-only, or writable again.
-    async fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError>;
+    /// Where uploads are spooled (inside the pool, which bounds them); emptied at start-up.
+    fn uploads_dir(&self) -> PathBuf;
 
-    /// Deletes the tree at `path`, read-only or not, with any trees nested
-    /// in it. Succeeds when `path` is already gone; refuses a `path` that is
-    /// not a tree ([`StorageError::NotASubvolume`]).
-    async fn delete_subvolume(&self, path: &Path) -> Result<(), StorageError>;
+    /// Bytes still available for new data in the pool.
+    fn free_bytes(&self) -> Result<u64, StorageError>;
 
-    /// Whether `path` is a tree made by this driver (false when missing).
-    async fn is_subvolume(&self, path: &Path) -> Result<bool, StorageError>;
+    /// Size of the pool, in bytes.
+    fn total_bytes(&self) -> Result<u64, StorageError>;
 
-    /// `(exclusive, total)` bytes of the data under `path`: what only it
-    /// holds (its delta against everything it shares extents with) and
-    /// everything it references.
-    async fn exclusive_and_total_bytes(&self, path: &Path) -> Result<(u64, u64), StorageError>;
+    /// Whether trees made by [`Storage::limited_snapshot`] have write limits.
+    fn limits_writes(&self) -> bool;
 
-    /// Names of the trees directly inside the directory `dir`, sorted (empty
-    /// when `dir` does not exist). Used at start-up to find orphans.
-    async fn list_subvolumes(&self, dir: &Path) -> Result<Vec<String>, StorageError>;
+    /// Creates an empty, writable tree. Fails with [`StorageError::AlreadyExists`] when it
+    /// exists.
+    async fn create_subvolume(&self, tree: &Tree) -> Result<(), StorageError>;
 
-    /// The generation of the tree at `path`: a counter that grows with
-    /// every change to it. A read-only tree keeps its generation forever.
-    async fn generation(&self, path: &Path) -> Result<u64, StorageError>;
+    /// Makes `dst` a snapshot of the tree `src`: read-only when `readonly` (a snapshot),
+    /// writable otherwise. Shares all data with `src`; later writes to either do not show
+    /// in the other. A snapshot's directory must exist
+    /// ([`Storage::create_snapshot_dir`]).
+    async fn snapshot(&self, src: &Tree, dst: &Tree, readonly: bool) -> Result<(), StorageError>;
 
-    /// Bytes of file data written into the tree at `path` after generation
-    /// `since` (data it shares with a tree of generation `since` or older is
-    /// not counted), and the tree's own generation. Costs time in proportion
-    /// to what changed, not to the size of the tree.
-    async fn bytes_written_since(&self, path: &Path, since: u64) -> Result<Written, StorageError>;
+    /// Makes `tree` read-only, or writable again.
+    async fn set_readonly(&self, tree: &Tree, readonly: bool) -> Result<(), StorageError>;
+
+    /// Deletes `tree`, read-only or not, with any trees nested in it. Succeeds when it is
+    /// already gone.
+    async fn delete_subvolume(&self, tree: &Tree) -> Result<(), StorageError>;
+
+    /// Whether anything is at `tree`'s place (a tree, or something in its way).
+    fn exists(&self, tree: &Tree) -> bool;
+
+    /// Moves the tree `from` to `to`'s place (which must be free), durably: the move has
+    /// reached the disk when this returns.
+    async fn rename(&self, from: &Tree, to: &Tree) -> Result<(), StorageError>;
+
+    /// The trees in the sandboxes' part of the pool: sandbox roots, and roots a restore in
+    /// place staged or replaced. Used at start-up to find orphans and interrupted restores.
+    async fn sandbox_trees(&self) -> Result<Vec<Tree>, StorageError>;
+
+    /// The generation of `tree`: a counter that grows with every change to it. A
+    /// read-only tree keeps its generation forever.
+    async fn generation(&self, tree: &Tree) -> Result<u64, StorageError>;
+
+    /// Bytes of file data written into `tree` after generation `since` (data it shares
+    /// with a tree of generation `since` or older is not counted), and the tree's own
+    /// generation. Costs time in proportion to what changed, not to the size of the tree.
+    async fn bytes_written_since(&self, tree: &Tree, since: u64) -> Result<Written, StorageError>;
 
     /// Makes `dst` a writable snapshot of `src`, like [`Storage::snapshot`], whose own
     /// writes are limited: everything written into it from now on (data and metadata,
@@ -95,28 +122,52 @@ pub trait Storage: Send + Sync {
     /// plain writable snapshot, and a `limit` is refused ([`StorageError::QuotasOff`]).
     async fn limited_snapshot(
         &self,
-        src: &Path,
-        dst: &Path,
+        src: &Tree,
+        dst: &Tree,
         limit: Option<u64>,
     ) -> Result<(), StorageError>;
 
     /// Gives existing trees the write limits listed (each also joins the shared budget):
-    /// for trees made before limits were on, or whose limit changed. Runs a command only
-    /// for trees whose limit or membership differs. A no-op without write limits.
-    async fn set_write_limits(&self, trees: &[(PathBuf, Option<u64>)]) -> Result<(), StorageError>;
+    /// for trees made before limits were on, or whose limit changed. A no-op without
+    /// write limits.
+    async fn set_write_limits(&self, trees: &[(Tree, Option<u64>)]) -> Result<(), StorageError>;
 
-    /// Bytes charged to the limited tree at `path` (what its limit counts, as of btrfs's
-    /// last commit); `None` without write limits (or on kernels before 6.10, which cannot
-    /// say cheaply which quota group a tree has).
-    fn written_bytes(&self, path: &Path) -> Result<Option<u64>, StorageError>;
+    /// Bytes charged to the limited `tree` (what its limit counts, as of the last commit);
+    /// `None` without write limits (or when the kernel cannot say cheaply).
+    fn written_bytes(&self, tree: &Tree) -> Result<Option<u64>, StorageError>;
 
     /// (bytes charged to all limited trees together, the shared budget's limit); `None`
     /// without write limits.
     fn write_budget(&self) -> Result<Option<(u64, Option<u64>)>, StorageError>;
 
-    /// Limits what all limited trees may hold together to `bytes` (it may be below what
-    /// they hold: then they cannot write until they free some). A no-op without write limits.
+    /// Limits what all limited trees may hold together to `bytes`. A no-op without write
+    /// limits.
     async fn set_write_budget(&self, bytes: u64) -> Result<(), StorageError>;
+
+    /// Makes the directory of snapshot `id`; with `stateful`, also its (empty) memory
+    /// checkpoint directory (see [`CheckpointStore::prepare`]; a failure there is logged).
+    async fn create_snapshot_dir(&self, id: &str, stateful: bool) -> Result<(), StorageError>;
+
+    /// Removes everything of snapshot `id` (tree, checkpoint, manifest, directory), letting
+    /// go of a writer blocked on its checkpoint's pipes first. Succeeds when it is gone.
+    async fn remove_snapshot(&self, id: &str) -> Result<(), StorageError>;
+
+    /// The ids of the snapshot directories in the pool (every name, sorted). Used at
+    /// start-up to find orphans.
+    fn snapshot_ids(&self) -> Vec<String>;
+
+    /// Writes snapshot `id`'s manifest durably. Blocking.
+    fn save_manifest(&self, id: &str, manifest: &Manifest) -> Result<(), StorageError>;
+
+    /// Reads snapshot `id`'s manifest. Blocking.
+    fn load_manifest(&self, id: &str) -> Result<Manifest, StorageError>;
+
+    /// Flushes everything written into snapshot `id`'s directory (its checkpoint and
+    /// manifest) to disk.
+    async fn sync_snapshot(&self, id: &str) -> Result<(), StorageError>;
+
+    /// The memory checkpoints of the pool's snapshots.
+    fn checkpoints(&self) -> &CheckpointStore;
 }
 
 /// What [`Storage::bytes_written_since`] found.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::quota::subvolume_id;
 use crate::tests::{megabyte, temp_pool, write_file};
-use crate::{Storage, StorageError};
+use crate::StorageError;
 
 const MIB: u64 = 1 << 20;
 

@@ -3,6 +3,9 @@
 //! runs the real `cairnd` on a throw-away data directory (with its own
 //! loop-mounted btrfs pool) and the real `cairn` against it.
 //!
+//! [`DirStorage`] is a storage driver on plain directories, for tests of the
+//! engine without root or btrfs.
+//!
 //! Missing prerequisites make tests fail with a message that says what to
 //! install; nothing is skipped silently.
 
@@ -13,7 +16,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod dir_storage;
 mod http;
+pub use dir_storage::DirStorage;
 pub use http::{assert_error, PrivateNet, Via};
 
 /// Panics with install instructions unless the test prerequisites are present.

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use cairn_db::SnapshotRecord;
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::{format_bytes, SandboxState, SnapshotId, SnapshotState};
 
 use crate::{Engine, EngineError, Result};
@@ -145,24 +145,13 @@ impl Engine {
         r: &cairn_db::SandboxRecord,
         snap: &SnapshotRecord,
     ) -> Result<Captured> {
-        let dir = self.snapshots_dir().join(snap.id.as_str());
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", dir.display())))?;
-        if snap.stateful {
-            // CRIU and runsc (Cairn asks it for no compression) write memory as it is. The
-            // pages that reach Cairn through pipes are compressed by Cairn; btrfs compresses
-            // what the runtime writes itself (its state, pages written without a pipe) on its
-            // way to disk, so the flush before `ready` writes less.
-            let checkpoint = dir.join("checkpoint");
-            let compressed = std::fs::create_dir(&checkpoint)
-                .and_then(|()| cairn_storage::compress_new_files(&checkpoint));
-            if let Err(e) = compressed {
-                tracing::warn!(snapshot = %snap.id, error = %e, "memory checkpoint stored uncompressed");
-            }
-        }
+        // Its directory, and (stateful) the memory checkpoint's, compressed on its way to disk.
+        self.storage
+            .create_snapshot_dir(snap.id.as_str(), snap.stateful)
+            .await?;
         // The manifest says nothing about the capture itself: write it before the pause.
         // The row stays `creating` until everything is in place, so a crash leaves nothing ready.
-        self.write_manifest(&dir, snap).await?;
+        self.write_manifest(snap).await?;
         let rt = self.runtime(r.runtime)?;
         let running = r.state == SandboxState::Running;
         if running && !snap.stateful {
@@ -190,7 +179,7 @@ impl Engine {
             if let Some(parent) = &snap.parent_id {
                 self.wait_for_index(parent).await;
             }
-            self.receive_checkpoint(&dir, snap).await
+            self.receive_checkpoint(snap).await
         } else {
             None
         };
@@ -214,7 +203,7 @@ impl Engine {
         // gVisor checkpoint writes back the files its sentry holds, so its files go after.
         let files_first = rt.files_before_memory();
         let files = if files_first {
-            self.snapshot_files(r, &dir).await
+            self.snapshot_files(r, &snap.id).await
         } else {
             Ok(())
         };
@@ -223,11 +212,13 @@ impl Engine {
                 Self::let_go(receiving).await;
                 Err(e)
             }
-            Ok(()) if snap.stateful => self.checkpoint(rt.as_ref(), r, &dir, receiving).await,
+            Ok(()) if snap.stateful => self.checkpoint(rt.as_ref(), r, &snap.id, receiving).await,
             Ok(()) => Ok(None),
         };
         let taken = match checkpointed {
-            Ok(received) if !files_first => self.snapshot_files(r, &dir).await.map(|()| received),
+            Ok(received) if !files_first => {
+                self.snapshot_files(r, &snap.id).await.map(|()| received)
+            }
             taken => taken,
         };
         crate::crash_point("snapshot-while-paused");
@@ -250,7 +241,7 @@ impl Engine {
         // instead of 0.88 s for random bytes), `ready` at the same time either way.
         let finished = async {
             let received = taken?;
-            self.finish_capture(&dir, snap, received).await
+            self.finish_capture(snap, received).await
         };
         let ((), finished) = tokio::join!(resumed, finished);
         let (sizes, index_later) = finished?;
@@ -265,10 +256,10 @@ impl Engine {
     pub(super) async fn snapshot_files(
         &self,
         r: &cairn_db::SandboxRecord,
-        dir: &std::path::Path,
+        snapshot: &SnapshotId,
     ) -> Result<()> {
         self.storage
-            .snapshot(&self.rootfs(&r.id), &dir.join("rootfs"), true)
+            .snapshot(&Tree::sandbox(&r.id), &Tree::snapshot(snapshot), true)
             .await
             .map_err(EngineError::from)
     }
@@ -280,23 +271,19 @@ impl Engine {
         }
     }
 
-    /// The memory checkpoint of a paused sandbox into `dir/checkpoint`, its pages received
-    /// by `receiving` when the runtime streams them to Cairn.
+    /// The memory checkpoint of a paused sandbox into snapshot `snapshot`'s checkpoint, its
+    /// pages received by `receiving` when the runtime streams them to Cairn.
     pub(super) async fn checkpoint(
         &self,
         rt: &dyn cairn_runtime::Runtime,
         r: &cairn_db::SandboxRecord,
-        dir: &std::path::Path,
+        snapshot: &SnapshotId,
         receiving: Option<cairn_storage::Receiving>,
     ) -> Result<Option<cairn_storage::Received>> {
-        let snapshot = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let done = rt
-            .checkpoint(r.id.as_str(), &dir.join("checkpoint"))
+            .checkpoint(r.id.as_str(), &self.snapshot_checkpoint(snapshot))
             .await
-            .map_err(|e| EngineError::from_checkpoint(r.id.as_str(), &snapshot, e));
+            .map_err(|e| EngineError::from_checkpoint(r.id.as_str(), snapshot.as_str(), e));
         let Some(receiving) = receiving else {
             return done.map(|()| None);
         };
@@ -316,7 +303,6 @@ impl Engine {
     /// its memory checkpoint is still to be indexed.
     pub(super) async fn finish_capture(
         &self,
-        dir: &std::path::Path,
         snap: &SnapshotRecord,
         received: Option<cairn_storage::Received>,
     ) -> Result<(Sizes, bool)> {
@@ -326,24 +312,23 @@ impl Engine {
         let index_later = snap.stateful
             && match &received {
                 Some(received) => !received.has_reference(),
-                None => self.parent_checkpoint(snap).is_none(),
+                None => !self.parent_has_index(snap),
             };
         // The runtime wrote every page; what the parent's checkpoint holds already is shared
         // with it before the flush, so only the pages that changed are written to disk.
         let shared = if snap.stateful && !index_later {
-            self.share_checkpoint(dir, snap, received).await
+            self.share_checkpoint(snap, received).await
         } else {
             0
         };
         // Durable before `ready`: the memory checkpoint and the manifest are plain files in the
         // pool (the subvolume's data was flushed by the snapshot itself).
-        let pool_dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&pool_dir).and_then(|f| Ok(rustix::fs::syncfs(&f)?))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(|e| EngineError::Internal(format!("cannot flush the snapshot to disk: {e}")))?;
+        self.storage
+            .sync_snapshot(snap.id.as_str())
+            .await
+            .map_err(|e| {
+                EngineError::Internal(format!("cannot flush the snapshot to disk: {e}"))
+            })?;
         crate::crash_point("snapshot-after-subvolume");
         let sizes = self.measure(snap, shared).await?;
         let size = sizes.size;

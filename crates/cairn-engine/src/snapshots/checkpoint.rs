@@ -1,39 +1,21 @@
-//! Memory checkpoints: page streams into the snapshot directory, blocks shared with
-//! the parent snapshot's checkpoint, and the block index written in the background.
+//! Memory checkpoints: the engine's side of storage's checkpoint store
+//! (`cairn_storage::CheckpointStore`): which pages a runtime streams, and when the store
+//! receives, shares and indexes them (off the async workers).
 
 use std::path::PathBuf;
 
 use cairn_db::SnapshotRecord;
+use cairn_storage::{Received, Receiving};
 use cairn_types::SnapshotId;
 
 use crate::Engine;
 
-/// Beside a runc snapshot's `checkpoint/`: the hash of each of its pages, which the next
-/// snapshot's checkpoint looks its pages up in to share the unchanged ones.
-pub(super) const CHECKPOINT_BLOCKS: &str = "checkpoint.blocks";
-
 impl Engine {
-    /// The parent's checkpoint directory and block index, when it has one.
-    pub(super) fn parent_checkpoint(&self, snap: &SnapshotRecord) -> Option<(PathBuf, PathBuf)> {
-        let p = snap.parent_id.as_ref()?;
-        let index = self
-            .snapshots_dir()
-            .join(p.as_str())
-            .join(CHECKPOINT_BLOCKS);
-        index.exists().then(|| (self.snapshot_checkpoint(p), index))
-    }
-
-    /// Opens the parent's checkpoint for sharing; `None` (logged) when it cannot be.
-    pub(super) fn open_reference(
-        id: &SnapshotId,
-        parent: Option<(PathBuf, PathBuf)>,
-    ) -> Option<cairn_storage::Reference> {
-        let (dir, index) = parent?;
-        cairn_storage::Reference::open(&dir, &index)
-            .inspect_err(|e| {
-                tracing::warn!(snapshot = %id, error = %e, "the memory checkpoint is stored whole: its parent's cannot be shared");
-            })
-            .ok()
+    /// Whether `snap`'s parent has a memory checkpoint with a block index to share.
+    pub(super) fn parent_has_index(&self, snap: &SnapshotRecord) -> bool {
+        snap.parent_id
+            .as_ref()
+            .is_some_and(|p| self.storage.checkpoints().has_index(p.as_str()))
     }
 
     /// Before a memory checkpoint: pipes where the page data arrive (CRIU's page images, or
@@ -43,25 +25,19 @@ impl Engine {
     /// one that cannot be read) the pages are not hashed either: they are indexed after
     /// `ready`. `None` (logged) when the pipes cannot be made: the runtime writes plain
     /// files, shared after the dump.
-    pub(super) async fn receive_checkpoint(
-        &self,
-        dir: &std::path::Path,
-        snap: &SnapshotRecord,
-    ) -> Option<cairn_storage::Receiving> {
-        let checkpoint = dir.join("checkpoint");
-        let parent = self.parent_checkpoint(snap);
-        let id = snap.id.clone();
+    pub(super) async fn receive_checkpoint(&self, snap: &SnapshotRecord) -> Option<Receiving> {
+        let store = self.storage.checkpoints().clone();
+        let (id, parent) = (snap.id.clone(), snap.parent_id.clone());
         let names = self
             .runtime(snap.runtime)
             .map(|rt| rt.checkpoint_streams())
             .unwrap_or_default();
         let made = tokio::task::spawn_blocking(move || {
-            let reference = Self::open_reference(&id, parent);
-            cairn_storage::receive(&checkpoint, &names, reference).map(Some)
+            store.receive(id.as_str(), parent.as_ref().map(|p| p.as_str()), &names)
         })
         .await;
         let error = match made {
-            Ok(Ok(r)) => return r,
+            Ok(Ok(r)) => return Some(r),
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),
         };
@@ -70,29 +46,19 @@ impl Engine {
     }
 
     /// After a memory checkpoint: makes the files the runtime wrote itself share the blocks the
-    /// parent's checkpoint holds (by content: pages that moved are found too), and writes
-    /// the index of the whole checkpoint for the next snapshot. Returns the bytes shared.
-    /// A failure only costs the saving: every file stays complete.
+    /// parent's checkpoint holds, and writes the index of the whole checkpoint for the next
+    /// snapshot. Returns the bytes shared. A failure only costs the saving: every file stays
+    /// complete.
     pub(super) async fn share_checkpoint(
         &self,
-        dir: &std::path::Path,
         snap: &SnapshotRecord,
-        received: Option<cairn_storage::Received>,
+        received: Option<Received>,
     ) -> u64 {
-        let checkpoint = dir.join("checkpoint");
-        let index = dir.join(CHECKPOINT_BLOCKS);
-        let parent = self.parent_checkpoint(snap);
-        let id = snap.id.clone();
+        let store = self.storage.checkpoints().clone();
+        let (id, parent) = (snap.id.clone(), snap.parent_id.clone());
         let started = std::time::Instant::now();
         let done = tokio::task::spawn_blocking(move || {
-            let received = received.unwrap_or_else(|| {
-                cairn_storage::Received::from_reference(Self::open_reference(&id, parent))
-            });
-            let shared = cairn_storage::share_blocks(&checkpoint, received)?;
-            if let Err(e) = shared.index.write(&index) {
-                tracing::warn!(snapshot = %id, error = %e, "the next snapshot's memory will be stored whole");
-            }
-            Ok::<_, cairn_storage::StorageError>(shared.shared_bytes)
+            store.share(id.as_str(), parent.as_ref().map(|p| p.as_str()), received)
         })
         .await;
         let error = match done {
@@ -109,45 +75,19 @@ impl Engine {
     }
 
     /// Indexes a ready snapshot's memory checkpoint in the background, for the next snapshot
-    /// to share its pages ([`Self::wait_for_index`] waits for it). Without an index (a
-    /// failure, or a crash before it is written) the next checkpoint is stored whole.
+    /// to share its pages ([`Self::wait_for_index`] waits for it).
     pub(super) fn index_later(&self, id: &SnapshotId) {
-        let dir = self.snapshots_dir().join(id.as_str());
-        let (done, waiting) = tokio::sync::watch::channel(());
-        if let Ok(mut map) = self.indexing.lock() {
-            map.insert(id.clone(), waiting);
-        }
-        let (indexing, id) = (self.indexing.clone(), id.clone());
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let written = cairn_storage::index_files(&dir.join("checkpoint"))
-                .and_then(|index| index.write(&dir.join(CHECKPOINT_BLOCKS)));
-            match written {
-                Ok(()) => {
-                    let index_us = started.elapsed().as_micros() as u64;
-                    tracing::info!(snapshot = %id, index_us, "memory checkpoint indexed");
-                }
-                Err(e) => {
-                    tracing::warn!(snapshot = %id, error = %e, "the next snapshot's memory will be stored whole");
-                }
-            }
-            if let Ok(mut map) = indexing.lock() {
-                map.remove(&id);
-            }
-            drop(done);
-        });
+        self.storage.checkpoints().index_later(id.as_str());
     }
 
     /// Waits until snapshot `id`'s memory checkpoint is indexed, if that is under way.
     pub(super) async fn wait_for_index(&self, id: &SnapshotId) {
-        let waiting = self.indexing.lock().ok().and_then(|m| m.get(id).cloned());
-        if let Some(mut waiting) = waiting {
-            // Returns once the sender is dropped, that is once the index is written (or failed).
-            let _ = waiting.changed().await;
-        }
+        self.storage.checkpoints().wait_for_index(id.as_str()).await;
     }
 
+    /// The directory of snapshot `id`'s memory checkpoint, which the runtime writes and
+    /// restores from.
     pub(crate) fn snapshot_checkpoint(&self, id: &SnapshotId) -> PathBuf {
-        self.snapshots_dir().join(id.as_str()).join("checkpoint")
+        self.storage.checkpoints().dir(id.as_str())
     }
 }

@@ -2,71 +2,40 @@
 //! needs to resume.
 
 use cairn_db::SnapshotRecord;
-use cairn_runtime::bundle::write_atomic;
+use cairn_storage::Manifest;
 use cairn_types::api::RuntimeIdentity;
 
 use crate::{Engine, EngineError, Result};
 
-/// The manifest written beside a snapshot's tree.
-#[derive(serde::Serialize)]
-pub(super) struct Manifest<'a> {
-    format: &'static str,
-    version: u32,
-    id: &'a str,
-    name: &'a str,
-    sandbox: &'a str,
-    parent: Option<&'a str>,
-    image: &'a str,
-    runtime: &'a str,
-    cpus: f64,
-    memory_bytes: u64,
-    pids_limit: u32,
-    env: &'a [String],
-    workdir: &'a str,
-    stateful: bool,
-    kernel_release: String,
-    /// The CRIU that wrote a runc sandbox's memory checkpoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    criu_version: Option<String>,
-    /// The runtime's version line.
-    runtime_version: Option<String>,
-    /// CPU architecture (and gVisor's platform).
-    platform: String,
-    created_at: String,
-}
-
 impl Engine {
-    pub(super) async fn write_manifest(
-        &self,
-        dir: &std::path::Path,
-        snap: &SnapshotRecord,
-    ) -> Result<()> {
+    pub(super) async fn write_manifest(&self, snap: &SnapshotRecord) -> Result<()> {
         // Only a memory checkpoint written by CRIU depends on CRIU's version.
         let identity = self.host_identity(snap.runtime, snap.stateful).await;
         let manifest = Manifest {
-            format: "cairn-snapshot",
-            version: 1,
-            id: snap.id.as_str(),
-            name: &snap.name,
-            sandbox: snap.sandbox_id.as_str(),
-            parent: snap.parent_id.as_ref().map(|p| p.as_str()),
-            image: &snap.image_id,
-            runtime: snap.runtime.as_str(),
+            format: Manifest::FORMAT.into(),
+            version: Manifest::VERSION,
+            id: snap.id.to_string(),
+            name: snap.name.clone(),
+            sandbox: snap.sandbox_id.to_string(),
+            parent: snap.parent_id.as_ref().map(|p| p.to_string()),
+            image: snap.image_id.clone(),
+            runtime: snap.runtime.as_str().to_string(),
             cpus: snap.resources.cpus,
             memory_bytes: snap.resources.memory_bytes,
             pids_limit: snap.resources.pids_limit,
-            env: &snap.process.env,
-            workdir: &snap.process.workdir,
+            env: snap.process.env.clone(),
+            workdir: snap.process.workdir.clone(),
             stateful: snap.stateful,
             kernel_release: identity.kernel_release,
             criu_version: identity.criu_version,
             runtime_version: identity.runtime_version,
-            platform: identity.platform,
+            platform: Some(identity.platform),
             created_at: snap.created_at.to_rfc3339(),
         };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        write_atomic(&dir.join("manifest.json"), &json)
+        let (storage, id) = (self.storage.clone(), snap.id.clone());
+        tokio::task::spawn_blocking(move || storage.save_manifest(id.as_str(), &manifest))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
             .map_err(|e| EngineError::Internal(format!("cannot write the manifest: {e}")))
     }
 
@@ -82,23 +51,18 @@ impl Engine {
         advice: crate::IdentityAdvice,
         sandbox: &str,
     ) -> Result<()> {
-        let path = self
-            .snapshots_dir()
-            .join(snap.id.as_str())
-            .join("manifest.json");
-        let manifest: serde_json::Value = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| EngineError::Internal(format!("cannot read {}", path.display())))?;
-        let text = |k: &str| manifest[k].as_str().map(str::to_string);
+        let manifest = self
+            .storage
+            .load_manifest(snap.id.as_str())
+            .map_err(|e| EngineError::Internal(format!("cannot read the manifest: {e}")))?;
         let host = self.host_identity(runtime, true).await;
         let recorded = RuntimeIdentity {
-            runtime: text("runtime").unwrap_or_else(|| snap.runtime.to_string()),
-            runtime_version: text("runtime_version"),
-            criu_version: text("criu_version"),
-            kernel_release: text("kernel_release").unwrap_or_default(),
+            runtime: manifest.runtime,
+            runtime_version: manifest.runtime_version,
+            criu_version: manifest.criu_version,
+            kernel_release: manifest.kernel_release,
             // Manifests from before the platform was recorded were taken on this architecture.
-            platform: text("platform").unwrap_or_else(|| host.platform.clone()),
+            platform: manifest.platform.unwrap_or_else(|| host.platform.clone()),
         };
         let mut differs = Vec::new();
         if runtime != snap.runtime {

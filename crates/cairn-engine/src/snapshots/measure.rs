@@ -1,7 +1,7 @@
 //! Sizes: what a snapshot holds over its parent, and its whole tree.
 
 use cairn_db::SnapshotRecord;
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 
 use crate::{Engine, EngineError, Result};
 
@@ -18,7 +18,7 @@ impl Engine {
             Some(p) => {
                 let parent = p.clone();
                 (
-                    self.snapshot_rootfs(p),
+                    Tree::snapshot(p),
                     self.db(move |db| db.snapshot(&parent))
                         .await?
                         .map(|s| s.total_bytes)
@@ -28,7 +28,7 @@ impl Engine {
             None => {
                 let image = snap.image_id.clone();
                 (
-                    self.images_dir().join(&snap.image_id),
+                    Tree::image(&snap.image_id),
                     self.db(move |db| db.image(&image))
                         .await?
                         .map(|i| i.size_bytes)
@@ -38,7 +38,7 @@ impl Engine {
         };
         // A parent that cannot be read (gone) counts everything as new.
         let since = self.generation_of(&base).await.unwrap_or(0);
-        let tree = self.snapshot_rootfs(&snap.id);
+        let tree = Tree::snapshot(&snap.id);
         let written = self.storage.bytes_written_since(&tree, since).await?;
         self.remember_generation(&tree, written.generation);
         let memory = if snap.stateful {
@@ -58,7 +58,7 @@ impl Engine {
     }
 
     /// The generation of a read-only tree (image or snapshot), cached: it never changes.
-    pub(super) async fn generation_of(&self, tree: &std::path::Path) -> Result<u64> {
+    pub(super) async fn generation_of(&self, tree: &Tree) -> Result<u64> {
         let known = self
             .generations
             .lock()
@@ -73,11 +73,11 @@ impl Engine {
         Ok(g)
     }
 
-    pub(super) fn remember_generation(&self, tree: &std::path::Path, generation: u64) {
+    pub(super) fn remember_generation(&self, tree: &Tree, generation: u64) {
         self.generations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(tree.to_path_buf(), generation);
+            .insert(tree.clone(), generation);
     }
 
     /// Measures the whole tree of a ready snapshot in the background (every file
@@ -86,7 +86,7 @@ impl Engine {
     pub(super) fn measure_total_later(&self, snap: &SnapshotRecord, memory: u64) {
         let (db, storage) = (self.db.clone(), self.storage.clone());
         let id = snap.id.clone();
-        let tree = self.snapshot_rootfs(&snap.id);
+        let tree = Tree::snapshot(&snap.id);
         tokio::spawn(async move {
             let files = match storage.bytes_written_since(&tree, 0).await {
                 Ok(w) => w.bytes,

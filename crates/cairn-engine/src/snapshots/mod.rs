@@ -3,8 +3,8 @@
 //! diff and delete. Forks (`create_sandbox` with `from_snapshot`) live with
 //! sandbox creation.
 //!
-//! Layout: `pool/snapshots/<snap>/rootfs` (read-only subvolume) and
-//! `pool/snapshots/<snap>/manifest.json` beside it. Every change follows
+//! Storage keeps each snapshot's directory (its read-only tree, memory checkpoint and
+//! manifest: see `cairn_storage::Layout`); the engine names them by id. Every change follows
 //! "state column first, side effect second, state update last", and
 //! recovery knows each intermediate state.
 //!
@@ -21,12 +21,10 @@ mod restore;
 
 pub use manifest::kernel_release;
 
-use std::path::PathBuf;
-
 use chrono::Utc;
 
 use cairn_db::SnapshotRecord;
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::api::{DiffEntry, SnapshotInfo};
 use cairn_types::{validate_name, SnapshotId, SnapshotState};
 
@@ -74,14 +72,6 @@ pub(super) struct Captured {
 }
 
 impl Engine {
-    pub(crate) fn snapshots_dir(&self) -> PathBuf {
-        self.pool.root().join("snapshots")
-    }
-
-    pub(crate) fn snapshot_rootfs(&self, id: &SnapshotId) -> PathBuf {
-        self.snapshots_dir().join(id.as_str()).join("rootfs")
-    }
-
     pub(crate) async fn snapshot_info(&self, s: &SnapshotRecord) -> SnapshotInfo {
         let image_id = s.image_id.clone();
         let image = self
@@ -155,15 +145,10 @@ impl Engine {
 
     /// Removes a snapshot's files (subvolume, manifest, directory); best effort.
     pub(crate) async fn remove_snapshot_files(&self, id: &SnapshotId) {
-        let dir = self.snapshots_dir().join(id.as_str());
-        // Its index is not written into a directory being removed.
-        self.wait_for_index(id).await;
-        // A CRIU still waiting on a pipe of an interrupted checkpoint is let go.
-        cairn_storage::release_pipes(&dir.join("checkpoint"));
-        if let Err(e) = self.storage.delete_subvolume(&dir.join("rootfs")).await {
+        // Storage waits for its checkpoint's index and lets go of a writer blocked on its pipes.
+        if let Err(e) = self.storage.remove_snapshot(id.as_str()).await {
             tracing::warn!(snapshot = %id, error = %e, "could not delete the snapshot subvolume");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Deletes a snapshot. Forks and restored sandboxes are independent subvolumes, so they keep working.
@@ -194,7 +179,9 @@ impl Engine {
     ) -> Result<Vec<DiffEntry>> {
         let a = self.find_snapshot(account, a).await?;
         let new = match b {
-            Some(b) => self.snapshot_rootfs(&self.find_snapshot(account, b).await?.id),
+            Some(b) => self
+                .storage
+                .path(&Tree::snapshot(&self.find_snapshot(account, b).await?.id)),
             None => {
                 let live = self.find(account, a.sandbox_id.as_str()).await.map_err(|_| {
                     EngineError::NotFound(format!(
@@ -205,7 +192,7 @@ impl Engine {
                 self.rootfs(&live.id)
             }
         };
-        let old = self.snapshot_rootfs(&a.id);
+        let old = self.storage.path(&Tree::snapshot(&a.id));
         let changes = tokio::task::spawn_blocking(move || cairn_storage::diff_trees(&old, &new))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?

@@ -1,6 +1,6 @@
 //! Restore in place: put a snapshot back into its sandbox.
 
-use cairn_storage::Storage;
+use cairn_storage::Tree;
 use cairn_types::api::SandboxInfo;
 use cairn_types::SandboxState;
 
@@ -54,14 +54,10 @@ impl Engine {
         // The steps below and what recovery makes of a crash between any two: see `restore`.
         // 1. Stage the new root beside the old one (a crash leaves the sandbox as it was).
         self.clear_restore_leftovers(&target.id).await?;
-        let staged = self.restore_paths(&target.id).staged;
+        let staged = Tree::staged(&target.id);
         // The new root carries the sandbox's disk limit (counted from zero again).
         self.storage
-            .limited_snapshot(
-                &self.snapshot_rootfs(&snap.id),
-                &staged,
-                self.disk_limit(&target),
-            )
+            .limited_snapshot(&Tree::snapshot(&snap.id), &staged, self.disk_limit(&target))
             .await
             .map_err(|e| self.pool_full_or("restore the snapshot", e.into()))?;
         // Another sandbox's snapshot brings that sandbox's machine id: the target keeps its own.
@@ -73,7 +69,7 @@ impl Engine {
                     .ok()
                     .flatten()
             };
-            if let Err(e) = self.give_machine_id(staged.clone(), own).await {
+            if let Err(e) = self.give_machine_id(self.storage.path(&staged), own).await {
                 let _ = self.storage.delete_subvolume(&staged).await;
                 return Err(self.pool_full_or("restore the snapshot", e));
             }
