@@ -220,3 +220,17 @@ both_runtimes!(
     a_batch_over_the_subnet_is_refused_up_front,
     another_accounts_snapshot_is_not_found,
 );
+
+#[test]
+fn the_openapi_document_describes_batch_forks() {
+    let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
+    let (code, doc) = d.http(Via::Unix, "GET", "/v1/openapi.json", None, None);
+    assert_eq!(code, 200);
+    assert!(doc["paths"]["/v1/snapshots/{id}/fork"]["post"].is_object());
+    for schema in ["ForkRequest", "ForkBatch"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
+}
