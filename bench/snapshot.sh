@@ -4,7 +4,8 @@
 #     vs raw `btrfs subvolume snapshot -r` of the same subvolume; 1 GiB / 1 MiB ratio;
 #     the pause window cairnd logs (runtime pause .. resume, an upper bound of what the sandbox sees)
 #  2. fork to exec-ready (`cairn up --from-snapshot`) vs raw btrfs snapshot + create + start, per runtime
-#  3. 100 forks of one snapshot (`cairn fork --count 100`, runc): total time, pool growth per fork
+#  3. 100 forks of one snapshot (`cairn fork --count 100`, one request, runc; goal <= 1.0 s): total
+#     time, per fork beside the raw btrfs snapshot + runc create + start floor, pool growth per fork
 #  4. 20 snapshots of a 1 GiB tree with 1% rewritten between each: pool bytes used vs one copy
 # Usage (root, after scripts/setup.sh): bench/snapshot.sh [ITERATIONS]
 # ONLY="1 2" bench/snapshot.sh runs only those parts.
@@ -85,6 +86,21 @@ $C fork "$SNAP" --count 100 > "$CAIRN_HOME/forks.txt"
 total=$(( $(now) - t0 ))
 after=$(pool_used)
 echo "100 forks: $(ms $total) ms total, $(echo "scale=1; $total / 100000000" | bc) ms per fork; pool growth $(( (after - before) / 100 )) bytes per fork (tree holds 10 MiB)"
+# The floor: what one fork costs the raw tools, one after another (btrfs snapshot of the
+# snapshot's tree, runc create, runc start, with the forks' own config.json).
+tmpl=$CAIRN_HOME/run/$(head -1 "$CAIRN_HOME/forks.txt")/config.json
+RAWN=20; t=0
+for i in $(seq $RAWN); do
+  b=$CAIRN_HOME/rawfloor-$i; mkdir -p "$b"; root=$CAIRN_HOME/pool/sandboxes/floor-$i
+  jq --arg r "$root" --arg c "/cairn-raw/floor-$i" '.root.path=$r | .linux.cgroupsPath=$c | .mounts |= map(if .destination=="/tmp" then .source=($r + "/tmp") else . end)' "$tmpl" > "$b/config.json"
+  t0=$(now)
+  btrfs -q subvolume snapshot "$CAIRN_HOME/pool/snapshots/$SNAP/rootfs" "$root" >/dev/null
+  $RAWRC create --bundle "$b" "floor-$i" </dev/null >/dev/null 2>&1
+  $RAWRC start "floor-$i"
+  t=$((t + $(now) - t0))
+done
+echo "per fork: cairn $(echo "scale=1; $total / 100000000" | bc) ms (100 at once), raw btrfs snapshot + runc create + start $(echo "scale=1; $t / $RAWN / 1000000" | bc) ms (one at a time); ratio $(ratio $((total / 100)) $((t / RAWN)))"
+for i in $(seq $RAWN); do $RAWRC delete --force "floor-$i" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/floor-$i" >/dev/null 2>&1 || true; done
 for f in $(cat "$CAIRN_HOME/forks.txt"); do $C destroy --force "$f" >/dev/null; done
 $C destroy --force --with-snapshots "$SRC" >/dev/null
 

@@ -19,10 +19,41 @@
 # case; pages that change cost what snap#1's do).
 # Cairn's and the raw runs alternate (so a slow moment of the disk hits both), and the
 # figures are medians of ITERATIONS (large-memory runs on a VM vary by 2-3x between runs).
+# Then the cycle a user repeats: a sandbox running a counter (a shell loop that starts `mv`
+# and `sleep` 20 times a second), stateful snapshot, fork it, run a command in the fork
+# (exec-ready), destroy the fork; CYCLES (10) times, each cycle's snapshot and
+# fork-to-exec-ready times printed, and the tenth against the first (goal: <= 1.10).
 # Usage (root, after scripts/setup.sh): bench/stateful.sh [ITERATIONS]   (ONLY="gvisor runc")
+#   CYCLE_ONLY=1 bench/stateful.sh   runs only the snapshot -> fork cycle
 set -euo pipefail
 N=${1:-5}
+CYCLES=${CYCLES:-10}
 . "$(dirname "$0")/lib.sh" --pool-size 12G --max-snapshot-size 8G --max-account-snapshot-size 100G
+
+echo "== stateful snapshot -> fork -> exec -> destroy the fork, $CYCLES cycles of a counter"
+printf '%-8s %6s %12s %12s %14s\n' runtime cycle snapshot_ms fork_exec_ms state_bytes
+for rt in gvisor runc; do
+  want $rt || continue
+  ID=$($C up --image base --runtime $rt)
+  $C exec -d "$ID" 'i=1000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done'
+  sleep 1
+  snaps=""; forks=""
+  for i in $(seq "$CYCLES"); do
+    t0=$(now); S=$($C snapshot create "$ID" --stateful); t1=$(now)
+    F=$($C up --from-snapshot "$S"); $C exec "$F" true >/dev/null; t2=$(now)
+    # What the runtime saved besides memory pages (gVisor: its kernel's state file).
+    state=$(stat -c %s "$CAIRN_HOME/pool/snapshots/$S/checkpoint/checkpoint.img" 2>/dev/null || echo -)
+    printf '%-8s %6s %12s %12s %14s\n' $rt $i "$(ms $((t1 - t0)))" "$(ms $((t2 - t1)))" "$state"
+    snaps="$snaps $((t1 - t0))"; forks="$forks $((t2 - t1))"
+    $C destroy --force "$F" >/dev/null
+  done
+  first() { echo $1; }
+  last() { shift $(($# - 1)); echo $1; }
+  echo "$rt tenth/first: snapshot $(ratio $(last $snaps) $(first $snaps)), fork-to-exec-ready $(ratio $(last $forks) $(first $forks))"
+  $C destroy --force --with-snapshots "$ID" >/dev/null
+done
+[ -z "${CYCLE_ONLY:-}" ] || exit 0
+
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 # (base64 of random bytes: 3/4 of the size in random bytes gives the size in text)
 # (text: a hex dump of the busybox program, over and over: zstd shrinks it ~3x, at ~260 MB/s

@@ -70,6 +70,7 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
             get(snapshots::inspect).delete(snapshots::delete),
         )
         .route("/v1/snapshots/{id}/restore", post(snapshots::restore))
+        .route("/v1/snapshots/{id}/fork", post(snapshots::fork))
         .route("/v1/snapshots/{id}/diff", get(snapshots::diff))
         .route(
             "/v1/images",

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use cairn_types::api::{
     AttachControl, AttachRequest, CreateSandboxRequest, ErrorBody, ErrorDetail, ExecEvent,
-    ExecRequest, ImageInfo, ImportImageRequest, SandboxInfo,
+    ExecRequest, ForkBatch, ForkRequest, ImageInfo, ImportImageRequest, SandboxInfo,
 };
 use cairn_types::{RuntimeKind, SandboxState};
 
@@ -37,6 +37,7 @@ use crate::handlers;
         crate::snapshots::inspect,
         crate::snapshots::delete,
         crate::snapshots::restore,
+        crate::snapshots::fork,
         crate::snapshots::diff,
         handlers::import_image,
         handlers::list_images,
@@ -47,6 +48,8 @@ use crate::handlers;
     ),
     components(schemas(
         CreateSandboxRequest,
+        ForkRequest,
+        ForkBatch,
         AttachRequest,
         cairn_types::api::SnapshotInfo,
         cairn_types::api::CreateSnapshotRequest,

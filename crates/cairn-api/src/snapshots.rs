@@ -1,4 +1,4 @@
-//! Snapshot routes: create, list, inspect, restore, diff, delete.
+//! Snapshot routes: create, list, inspect, restore, fork, diff, delete.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use cairn_types::api::{
-    CreateSnapshotRequest, DiffEntry, ErrorBody, RestoreRequest, SandboxInfo, SnapshotInfo,
+    CreateSnapshotRequest, DiffEntry, ErrorBody, ErrorDetail, ForkBatch, ForkRequest,
+    RestoreRequest, SandboxInfo, SnapshotInfo,
 };
 
 use crate::json::OptionalJson;
@@ -103,6 +104,42 @@ pub async fn restore(
                     .await
             })
             .await?,
+    ))
+}
+
+/// Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers
+/// 201 with the forks made and, when some were not, why (each failed fork left nothing
+/// behind); when none could be made, the error that refused the first.
+#[utoipa::path(post, path = "/v1/snapshots/{id}/fork", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")), request_body = ForkRequest,
+    responses((status = 201, body = ForkBatch), (status = 400, body = ErrorBody, description = "a count out of 1..256 or a bad option"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "a name taken, or the snapshot's processes cannot resume here")))]
+pub async fn fork(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<ForkRequest>,
+) -> ApiResult<(StatusCode, Json<ForkBatch>)> {
+    let forked = st
+        .engine
+        .run_to_end(move |e| async move { e.fork_snapshot(&account, &id, &req).await })
+        .await?;
+    let failed = forked
+        .failed
+        .into_iter()
+        .map(|e| {
+            let e = ApiError::from(e);
+            ErrorDetail {
+                code: e.code.as_str().to_string(),
+                message: e.message,
+                details: e.details,
+            }
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(ForkBatch {
+            sandboxes: forked.made,
+            failed,
+        }),
     ))
 }
 

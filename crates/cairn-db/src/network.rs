@@ -48,6 +48,17 @@ impl Db {
         Ok(Some(addr))
     }
 
+    /// How many sandboxes hold an address (perf, issue 16: a batch of forks checks that
+    /// the subnet has room for all of them before making any).
+    pub fn addresses_in_use(&self) -> Result<usize, DbError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM sandboxes WHERE address IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// Records the ports sandbox `id` publishes; a host port another sandbox
     /// holds is a conflict (naming that sandbox when it is of the same account);
     /// nothing is recorded then.

@@ -14,6 +14,7 @@ mod doctor;
 mod error;
 mod exec;
 mod exec_start;
+mod forks;
 mod identity;
 mod images;
 mod limits;
@@ -43,6 +44,7 @@ pub use exec::{
     AttachedExec, ExecInput, ExecOutput, ExecStream, SANDBOX_DIED_EXIT_CODE, TIMEOUT_EXIT_CODE,
 };
 pub use exec_start::{CANNOT_RUN_EXIT_CODE, NOT_FOUND_EXIT_CODE};
+pub use forks::{Forked, MAX_FORKS};
 pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;

@@ -206,6 +206,61 @@ pub struct CreateSandboxRequest {
     pub disk: Option<String>,
 }
 
+/// `POST /v1/snapshots/{id}/fork`: `count` sandboxes from one snapshot, made concurrently.
+/// The options are a single fork's (`POST /v1/sandboxes` with `from_snapshot`), but for
+/// `publish` (a host port belongs to one sandbox: fork those one by one).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    /// How many forks: 1 to 256 (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Name prefix: the forks are named `NAME-1`, `NAME-2`… (unique per account).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// With a stateful snapshot: boot fresh on its files instead of resuming its processes.
+    #[serde(default)]
+    pub fresh: bool,
+    /// `gvisor` or `runc` (default: the snapshot's).
+    #[serde(default)]
+    pub runtime: Option<RuntimeKind>,
+    /// CPU limit in cores (default: the snapshot's).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory limit such as `512M` or `2G` (default: the snapshot's).
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Maximum number of processes (default: the snapshot's).
+    #[serde(default)]
+    pub pids_limit: Option<u32>,
+    /// Environment, `KEY=VALUE`, over the snapshot's.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Default working directory (absolute; default: the snapshot's).
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Idle timeout of each fork (`90s`, `30m`, `2h`).
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+    /// `none` or `nat` (default: the snapshot's).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Disk limit of each fork such as `512M` (default: the snapshot's sandbox's).
+    #[serde(default)]
+    pub disk: Option<String>,
+}
+
+/// The answer to `POST /v1/snapshots/{id}/fork`: the forks made, in order, and why the
+/// others (if any) were not. A fork that failed left nothing behind.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ForkBatch {
+    /// The forks made.
+    pub sandboxes: Vec<SandboxInfo>,
+    /// One error for each fork that was not made (empty when all were).
+    #[serde(default)]
+    pub failed: Vec<ErrorDetail>,
+}
+
 /// `POST /v1/sandboxes/{id}/exec`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,9 @@ use clap::Subcommand;
 use hyper::Method;
 use serde_json::json;
 
-use cairn_types::api::{DiffEntry, SandboxInfo, SnapshotInfo};
+use std::io::IsTerminal;
+
+use cairn_types::api::{DiffEntry, ForkBatch, SandboxInfo, SnapshotInfo};
 
 use crate::client::{CliError, Client};
 use crate::{enc, output, spinner};
@@ -168,7 +170,8 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
     Ok(())
 }
 
-/// `cairn fork SNAP --count N`: N sandboxes from one snapshot, created concurrently.
+/// `cairn fork SNAP --count N`: N sandboxes from one snapshot, made by cairnd in one
+/// request (`POST /v1/snapshots/{id}/fork`), with a progress bar on a terminal.
 pub async fn fork(
     client: &Client,
     snapshot: &str,
@@ -179,46 +182,37 @@ pub async fn fork(
     if count == 0 || count > 256 {
         return Err(CliError::invalid(format!("invalid --count {count}: give 1 to 256")).into());
     }
-    let pb = spinner(&format!("forking {snapshot} ×{count}"));
-    let body = json!({ "from_snapshot": snapshot, "fresh": fresh });
-    let requests = (0..count)
-        .map(|_| client.json::<SandboxInfo>(Method::POST, "/v1/sandboxes", Some(body.clone())));
-    let results = futures_util::future::join_all(requests).await;
-    pb.finish_and_clear();
-    let mut made = Vec::new();
-    let mut first_error = None;
-    for r in results {
-        match r {
-            Ok(s) => made.push(s),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        if made.is_empty() {
-            return Err(e);
-        }
+    let body = json!({ "count": count, "fresh": fresh });
+    let path = format!("/v1/snapshots/{}/fork", enc(snapshot));
+    let request = client.json::<ForkBatch>(Method::POST, &path, Some(body));
+    let batch = if std::io::stderr().is_terminal() && count > 1 {
+        with_progress(client, snapshot, count, request).await
+    } else {
+        request.await
+    }?;
+    let made = batch.sandboxes;
+    if let Some(first) = batch.failed.first() {
         let ids: Vec<&str> = made.iter().map(|s| s.id.as_str()).collect();
-        let said = crate::failure::describe(&e);
         if !json {
             eprintln!(
                 "cairn: {} of {count} forks were made: {}",
                 made.len(),
                 ids.join(" ")
             );
-            return Err(e);
+            for s in &made {
+                println!("{}", s.id);
+            }
         }
-        // One JSON error that also says which forks exist.
+        // One error that also says which forks exist.
         return Err(CliError {
-            code: said.code,
+            code: first.code.clone(),
             message: format!(
                 "{} of {count} forks were made ({}): {}",
                 made.len(),
                 ids.join(" "),
-                said.message
+                first.message
             ),
-            details: Some(json!({ "made": ids })),
+            details: Some(json!({ "made": ids, "failed": batch.failed })),
         }
         .into());
     }
@@ -227,4 +221,44 @@ pub async fn fork(
             println!("{}", s.id);
         }
     })
+}
+
+/// Runs the batch `request` under a determinate progress bar: the bar counts the caller's
+/// sandboxes that appeared since it started (looked up twice a second), up to `count`.
+async fn with_progress(
+    client: &Client,
+    snapshot: &str,
+    count: u32,
+    request: impl std::future::Future<Output = Result<ForkBatch>>,
+) -> Result<ForkBatch> {
+    let ids = |list: Vec<SandboxInfo>| -> std::collections::HashSet<String> {
+        list.into_iter().map(|s| s.id).collect()
+    };
+    let before = ids(client
+        .json::<Vec<SandboxInfo>>(Method::GET, "/v1/sandboxes", None)
+        .await?);
+    let pb = indicatif::ProgressBar::new(u64::from(count));
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(format!("forking {snapshot}"));
+    tokio::pin!(request);
+    let result = loop {
+        tokio::select! {
+            r = &mut request => break r,
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                if let Ok(now) = client
+                    .json::<Vec<SandboxInfo>>(Method::GET, "/v1/sandboxes", None)
+                    .await
+                {
+                    let new = ids(now).difference(&before).count() as u64;
+                    pb.set_position(new.min(u64::from(count)));
+                }
+            }
+        }
+    };
+    pb.finish_and_clear();
+    result
 }
