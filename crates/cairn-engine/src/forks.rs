@@ -44,7 +44,7 @@ impl Engine {
                 "invalid count {count}: give 1 to {MAX_FORKS} forks"
             )));
         }
-        let snap = self.ready_snapshot(account, snapshot)?;
+        let snap = self.ready_snapshot(account, snapshot).await?;
         let names = fork_names(req.name.as_deref(), count)?;
         for name in names.iter().flatten() {
             if self.db.find_sandbox(account, name)?.is_some() {
@@ -69,7 +69,7 @@ impl Engine {
             publish: Vec::new(),
             disk: req.disk.clone(),
         };
-        let (network, _) = self.requested_network(&one, Some(&snap))?;
+        let (network, _) = self.requested_network(&one, Some(&snap)).await?;
         if network == cairn_net::NetworkMode::Nat {
             // Each `nat` fork takes an address of the subnet: all of them, or none.
             let subnet = self.net.config().subnet;
