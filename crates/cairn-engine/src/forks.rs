@@ -47,7 +47,12 @@ impl Engine {
         let snap = self.ready_snapshot(account, snapshot).await?;
         let names = fork_names(req.name.as_deref(), count)?;
         for name in names.iter().flatten() {
-            if self.db.find_sandbox(account, name)?.is_some() {
+            let (who, n) = (account.to_string(), name.clone());
+            if self
+                .db(move |db| db.find_sandbox(&who, &n))
+                .await?
+                .is_some()
+            {
                 return Err(EngineError::Conflict(format!(
                     "a sandbox named '{name}' exists already: choose another name prefix"
                 )));
@@ -76,7 +81,7 @@ impl Engine {
             let free = subnet
                 .sandbox_addresses()
                 .count()
-                .saturating_sub(self.db.addresses_in_use()?);
+                .saturating_sub(self.db(|db| db.addresses_in_use()).await?);
             if count as usize > free {
                 return Err(EngineError::Limit(format!(
                     "{count} forks of a 'nat' snapshot need {count} addresses and the subnet {subnet} has {free} free: fork fewer, destroy unused nat sandboxes, or restart cairnd with a larger --subnet"
