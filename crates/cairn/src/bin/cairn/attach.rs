@@ -117,12 +117,12 @@ async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest, json: bool) -> R
                                 write!(err, "\r\ncairn: {m}\r\n")?;
                                 err.flush()?;
                             } else {
-                                crate::exec::report_exit(code, m, json, false);
+                                crate::failure::report_exit(code, m, json, false);
                             }
                         }
                         return Ok(code);
                     }
-                    ExecEvent::Error { message, code } => return Err(crate::exec::stream_error(message, code)),
+                    ExecEvent::Error { message, code } => return Err(crate::failure::stream_error(message, code)),
                     ExecEvent::Started { .. } => bail!("cairnd answered an attach as a detached exec"),
                 }
                 Ok(())
@@ -155,12 +155,12 @@ async fn last_word(ws: &mut Box<dyn WsStream>, json: bool) -> Option<Result<i32>
                 }
                 Ok(ExecEvent::Exit { code, message }) => {
                     if let Some(m) = message {
-                        crate::exec::report_exit(code, m, json, false);
+                        crate::failure::report_exit(code, m, json, false);
                     }
                     return Some(Ok(code));
                 }
                 Ok(ExecEvent::Error { message, code }) => {
-                    return Some(Err(crate::exec::stream_error(message, code)))
+                    return Some(Err(crate::failure::stream_error(message, code)))
                 }
                 Ok(ExecEvent::Started { .. }) => return None,
                 Err(_) => {}

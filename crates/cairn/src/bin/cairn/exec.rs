@@ -11,13 +11,7 @@ use hyper::Method;
 use cairn_types::api::{AttachRequest, ExecEvent, ExecRequest};
 
 use crate::client::{CliError, Client, UNEXPECTED_ANSWER};
-
-/// The command could not start (exit 126 or 127).
-pub const CANNOT_START: &str = "cannot_start";
-/// The command was ended by what happened to its sandbox (exit 137).
-pub const INTERRUPTED: &str = "interrupted";
-/// cairnd lost track of the command.
-pub const EXEC_FAILED: &str = "exec_failed";
+use crate::failure::{report_exit, stream_error};
 
 #[derive(Args)]
 pub struct ExecArgs {
@@ -126,38 +120,4 @@ pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
         }
     }
     Err(CliError::connection("cairnd ended the exec stream without an exit code").into())
-}
-
-/// Says why an exec ended as it did (`message` of its `exit`): a line for people, or under
-/// `--json` one JSON error, `cannot_start` (126, 127, or any code of a `detached` command that
-/// ended at once) or `interrupted` (the sandbox died or was stopped, restored, paused with its
-/// memory released or destroyed under it).
-pub fn report_exit(code: i32, message: String, json: bool, detached: bool) {
-    let code = if detached || code == 126 || code == 127 {
-        CANNOT_START
-    } else {
-        INTERRUPTED
-    };
-    crate::failure::report(
-        &crate::failure::Described {
-            code: code.to_string(),
-            message,
-            details: None,
-        },
-        json,
-    );
-}
-
-/// The error an exec stream ended with: a refusal carries the API's code.
-pub fn stream_error(message: String, code: Option<String>) -> anyhow::Error {
-    match code {
-        Some(code) => crate::client::ApiFailure {
-            status: hyper::StatusCode::OK,
-            code,
-            message,
-            details: None,
-        }
-        .into(),
-        None => CliError::new(EXEC_FAILED, message).into(),
-    }
 }
