@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_db::{NewSandbox, SandboxRecord};
-use cairn_runtime::{bundle::default_env, write_bundle, SandboxSpec};
+use cairn_runtime::{bundle::default_env, SandboxSpec};
 use cairn_storage::Tree;
 use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
 use cairn_types::{
@@ -350,12 +350,12 @@ impl Engine {
             env: r.process.env.clone(),
             workdir: r.process.workdir.clone(),
             cgroups_path: PathBuf::from(cairn_runtime::bundle::CGROUP_PARENT).join(r.id.as_str()),
-            runtime: r.runtime,
             netns,
             resolv_conf,
         };
         let bundle2 = bundle.clone();
-        tokio::task::spawn_blocking(move || write_bundle(&bundle2, &spec))
+        let rt = self.runtime(r.runtime)?;
+        tokio::task::spawn_blocking(move || rt.write_bundle(&bundle2, &spec))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         Ok(bundle)

@@ -17,8 +17,6 @@ use oci_spec::runtime::{
     PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
 };
 
-use cairn_types::RuntimeKind;
-
 use crate::RuntimeError;
 
 /// The command every sandbox runs as its init: a shell that reaps orphans and
@@ -44,7 +42,7 @@ pub const INIT_ARGS: [&str; 3] = [
 pub const INIT_STDIO_PREFIX: &str = "exec </dev/null >/dev/null 2>&1; ";
 
 /// The init's argv: [`INIT_ARGS`] after [`INIT_STDIO_PREFIX`], under both runtimes.
-pub fn init_args(_runtime: RuntimeKind) -> Vec<String> {
+pub fn init_args() -> Vec<String> {
     let mut args: Vec<String> = INIT_ARGS.iter().map(|s| s.to_string()).collect();
     args[2] = format!("{INIT_STDIO_PREFIX}{}", args[2]);
     args
@@ -103,8 +101,6 @@ pub struct SandboxSpec {
     pub workdir: String,
     /// Cgroup path, e.g. `/cairn/sbx-…`.
     pub cgroups_path: PathBuf,
-    /// The runtime that will run it (gVisor needs its limits expressed differently).
-    pub runtime: RuntimeKind,
     /// A network namespace (file) Cairn made for it (`nat`), or `None` for a fresh
     /// loopback-only one from the runtime.
     pub netns: Option<PathBuf>,
@@ -173,8 +169,27 @@ pub fn default_env() -> Vec<String> {
     ]
 }
 
-/// Builds the OCI spec for a sandbox.
-pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
+/// What one runtime's bundles have that another's do not. Each runtime passes its own
+/// ([`crate::Runtime::write_bundle`]), so that the bundle code never asks which runtime it
+/// writes for. The default is a plain bundle: none of these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flavor {
+    /// The sandbox's processes are capped by `RLIMIT_NPROC`, which the runtime's own kernel
+    /// enforces per sandbox, and the pids cgroup, which counts the runtime's host threads,
+    /// gets [`GVISOR_PIDS_HEADROOM`] above the limit (gVisor). Otherwise the pids cgroup
+    /// counts the sandbox's processes (`RLIMIT_NPROC` would count every root process on the
+    /// host).
+    pub nproc_in_sandbox: bool,
+    /// Cairn's seccomp filter, which keeps btrfs ioctls from the host (runc; gVisor passes
+    /// none to the host and applies no OCI seccomp).
+    pub seccomp: bool,
+    /// CRIU's configuration beside `config.json`, named by the
+    /// [`crate::criu::CONFIG_ANNOTATION`] annotation (runc's memory checkpoints).
+    pub criu_config: bool,
+}
+
+/// Builds the OCI spec for a sandbox, with what `flavor` adds.
+pub fn build_spec(s: &SandboxSpec, flavor: Flavor) -> Result<Spec, RuntimeError> {
     let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -187,9 +202,9 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
     // sandbox's own process count is capped by RLIMIT_NPROC, which gVisor's
     // kernel enforces per sandbox (under runc it would count every root
     // process on the host, so it is not used there).
-    let (host_pids, mut rlimits) = match s.runtime {
-        RuntimeKind::Runc => (i64::from(s.pids_limit), Vec::new()),
-        RuntimeKind::Gvisor => (
+    let (host_pids, mut rlimits) = match flavor.nproc_in_sandbox {
+        false => (i64::from(s.pids_limit), Vec::new()),
+        true => (
             i64::from(s.pids_limit) + i64::from(GVISOR_PIDS_HEADROOM),
             vec![PosixRlimitBuilder::default()
                 .typ(PosixRlimitType::RlimitNproc)
@@ -215,7 +230,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
     let process = ProcessBuilder::default()
         .terminal(false)
         .rlimits(rlimits)
-        .args(init_args(s.runtime))
+        .args(init_args())
         .env(s.env.clone())
         .cwd(s.workdir.clone())
         .no_new_privileges(true)
@@ -263,7 +278,7 @@ pub fn build_spec(s: &SandboxSpec) -> Result<Spec, RuntimeError> {
     })
     .collect::<Result<Vec<_>, _>>()?;
     let mut linux = LinuxBuilder::default();
-    if s.runtime == RuntimeKind::Runc {
+    if flavor.seccomp {
         linux = linux.seccomp(runc_seccomp()?);
     }
     let linux = linux
@@ -334,7 +349,11 @@ fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, Runti
 /// bundle also gets [`crate::criu::CONFIG_FILE`], which its config names in the
 /// [`crate::criu::CONFIG_ANNOTATION`] annotation (runc reads the annotation of
 /// the config the container was created or restored from).
-pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+pub fn write_bundle(
+    bundle_dir: &Path,
+    spec: &SandboxSpec,
+    flavor: Flavor,
+) -> Result<(), RuntimeError> {
     let io = |source| RuntimeError::Bundle {
         path: bundle_dir.to_path_buf(),
         source,
@@ -346,8 +365,8 @@ pub fn write_bundle(bundle_dir: &Path, spec: &SandboxSpec) -> Result<(), Runtime
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp_dir, std::fs::Permissions::from_mode(0o1777)).map_err(io)?;
     }
-    let mut oci = build_spec(spec)?;
-    if spec.runtime == RuntimeKind::Runc {
+    let mut oci = build_spec(spec, flavor)?;
+    if flavor.criu_config {
         let conf = std::path::absolute(bundle_dir.join(crate::criu::CONFIG_FILE)).map_err(io)?;
         // Like config.json: rewritten before every create and restore, so no fsync.
         let tmp = conf.with_extension("tmp");
@@ -400,6 +419,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    const RUNC: Flavor = Flavor {
+        nproc_in_sandbox: false,
+        seccomp: true,
+        criu_config: true,
+    };
+    const GVISOR: Flavor = Flavor {
+        nproc_in_sandbox: true,
+        seccomp: false,
+        criu_config: false,
+    };
+
     fn spec() -> SandboxSpec {
         SandboxSpec {
             hostname: "sbx-00000001".into(),
@@ -410,7 +440,6 @@ mod tests {
             env: default_env(),
             workdir: "/root".into(),
             cgroups_path: "/cairn/sbx-00000001".into(),
-            runtime: RuntimeKind::Runc,
             netns: None,
             resolv_conf: None,
         }
@@ -418,7 +447,7 @@ mod tests {
 
     #[test]
     fn spec_carries_limits_hostname_and_hardening() {
-        let v = serde_json::to_value(build_spec(&spec()).unwrap()).unwrap();
+        let v = serde_json::to_value(build_spec(&spec(), RUNC).unwrap()).unwrap();
         assert_eq!(v["hostname"], "sbx-00000001");
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
@@ -466,9 +495,9 @@ mod tests {
     #[test]
     fn a_cairn_namespace_is_joined_by_path() {
         let mut sp = spec();
-        assert_eq!(netns_path(&build_spec(&sp).unwrap()), None);
+        assert_eq!(netns_path(&build_spec(&sp, RUNC).unwrap()), None);
         sp.netns = Some("/var/lib/cairn/run/netns/sbx-00000001".into());
-        let built = build_spec(&sp).unwrap();
+        let built = build_spec(&sp, RUNC).unwrap();
         assert_eq!(netns_path(&built), sp.netns);
         let v = serde_json::to_value(&built).unwrap();
         let net = v["linux"]["namespaces"]
@@ -483,7 +512,7 @@ mod tests {
 
     #[test]
     fn runc_sandboxes_cannot_make_btrfs_subvolumes() {
-        let v = serde_json::to_value(build_spec(&spec()).unwrap()).unwrap();
+        let v = serde_json::to_value(build_spec(&spec(), RUNC).unwrap()).unwrap();
         let seccomp = &v["linux"]["seccomp"];
         assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ALLOW");
         let rules = seccomp["syscalls"].as_array().unwrap();
@@ -510,19 +539,13 @@ mod tests {
             "FICLONE (reflink copies) stays allowed"
         );
         // gVisor passes no btrfs ioctl to the host (and applies no OCI seccomp by default).
-        let gvisor = SandboxSpec {
-            runtime: RuntimeKind::Gvisor,
-            ..spec()
-        };
-        let v = serde_json::to_value(build_spec(&gvisor).unwrap()).unwrap();
+        let v = serde_json::to_value(build_spec(&spec(), GVISOR).unwrap()).unwrap();
         assert!(v["linux"]["seccomp"].is_null());
     }
 
     #[test]
     fn gvisor_caps_processes_with_nproc_and_gives_the_sentry_headroom() {
-        let mut sp = spec();
-        sp.runtime = RuntimeKind::Gvisor;
-        let v = serde_json::to_value(build_spec(&sp).unwrap()).unwrap();
+        let v = serde_json::to_value(build_spec(&spec(), GVISOR).unwrap()).unwrap();
         assert_eq!(
             v["linux"]["resources"]["pids"]["limit"],
             64 + i64::from(GVISOR_PIDS_HEADROOM)
@@ -543,7 +566,7 @@ mod tests {
         let mut s = spec();
         s.rootfs = dir.path().join("root");
         std::fs::create_dir(&s.rootfs).unwrap();
-        write_bundle(&dir.path().join("bundle"), &s).unwrap();
+        write_bundle(&dir.path().join("bundle"), &s, RUNC).unwrap();
         let text = std::fs::read_to_string(dir.path().join("bundle/config.json")).unwrap();
         assert!(text.contains("sbx-00000001"));
         assert!(s.rootfs.join("tmp").is_dir());
@@ -557,7 +580,7 @@ mod tests {
         s.rootfs = dir.path().join("root");
         std::fs::create_dir(&s.rootfs).unwrap();
         let bundle = dir.path().join("bundle");
-        write_bundle(&bundle, &s).unwrap();
+        write_bundle(&bundle, &s, RUNC).unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
         let conf = v["annotations"][crate::criu::CONFIG_ANNOTATION]
@@ -571,9 +594,8 @@ mod tests {
             .unwrap()
             .starts_with(INIT_STDIO_PREFIX));
 
-        s.runtime = RuntimeKind::Gvisor;
         let gvisor = dir.path().join("gvisor");
-        write_bundle(&gvisor, &s).unwrap();
+        write_bundle(&gvisor, &s, GVISOR).unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(gvisor.join("config.json")).unwrap()).unwrap();
         assert!(v["annotations"]

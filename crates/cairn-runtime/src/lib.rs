@@ -31,7 +31,7 @@ use tokio::process::Child;
 use cairn_cmd::CmdError;
 use cairn_types::RuntimeKind;
 
-pub use bundle::{write_bundle, SandboxSpec};
+pub use bundle::SandboxSpec;
 pub use criu::{criu_version, CriuVersion};
 pub use exit_watch::ExitWatch;
 pub use limit_hits::LimitHits;
@@ -213,6 +213,12 @@ impl ExecChild {
 pub trait Runtime: Send + Sync {
     /// Which runtime this is.
     fn kind(&self) -> RuntimeKind;
+
+    /// Writes the OCI bundle of a sandbox this runtime will run into `dir` (see
+    /// [`bundle::write_bundle`]), with what the runtime's bundles need ([`bundle::Flavor`]).
+    fn write_bundle(&self, dir: &Path, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+        bundle::write_bundle(dir, spec, bundle::Flavor::default())
+    }
 
     /// The name of the runtime's program (for `doctor`).
     fn program(&self) -> &'static str {

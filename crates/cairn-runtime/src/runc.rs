@@ -12,10 +12,11 @@ use async_trait::async_trait;
 use cairn_cmd::{Cmd, CmdError};
 use cairn_types::RuntimeKind;
 
+use crate::bundle::Flavor;
 use crate::cli::{valid_hostname, Cli};
 use crate::{
     ContainerState, ContainerStatus, ExecChild, ExecIo, ExecSpec, ExitWatch, LimitHits, Listed,
-    Runtime, RuntimeError, Signal,
+    Runtime, RuntimeError, SandboxSpec, Signal,
 };
 
 /// Pipes made for CRIU's page data (see [`crate::criu::page_images`]): one per process (and
@@ -134,6 +135,16 @@ impl Runtime for Runc {
 
     fn program(&self) -> &'static str {
         "runc"
+    }
+
+    fn write_bundle(&self, dir: &Path, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+        // Cairn's seccomp filter, and CRIU's configuration for memory checkpoints.
+        let flavor = Flavor {
+            seccomp: true,
+            criu_config: true,
+            ..Flavor::default()
+        };
+        crate::bundle::write_bundle(dir, spec, flavor)
     }
 
     fn enables(&self) -> &'static str {

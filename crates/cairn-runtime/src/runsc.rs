@@ -15,11 +15,12 @@ use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, ProcessBuilder};
 use cairn_cmd::Cmd;
 use cairn_types::RuntimeKind;
 
+use crate::bundle::Flavor;
 use crate::cli::{rand_u64, valid_hostname, write_process, Cli};
 use crate::gvisor_control;
 use crate::{
     ContainerState, ContainerStatus, ExecChild, ExecIo, ExecSpec, ExitWatch, LimitHits, Listed,
-    Runtime, RuntimeError, Signal,
+    Runtime, RuntimeError, SandboxSpec, Signal,
 };
 
 /// gVisor's `runsc`, the default runtime: a user-space kernel (the sentry) between the
@@ -165,6 +166,15 @@ impl Runtime for Runsc {
 
     fn program(&self) -> &'static str {
         "runsc"
+    }
+
+    fn write_bundle(&self, dir: &Path, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+        // The sentry enforces RLIMIT_NPROC per sandbox and passes no btrfs ioctl to the host.
+        let flavor = Flavor {
+            nproc_in_sandbox: true,
+            ..Flavor::default()
+        };
+        crate::bundle::write_bundle(dir, spec, flavor)
     }
 
     fn enables(&self) -> &'static str {
