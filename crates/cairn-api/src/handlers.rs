@@ -34,11 +34,38 @@ pub async fn create_sandbox(
     Account(account): Account,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<SandboxInfo>)> {
+    let req = create_input(req)?;
     let info = st
         .engine
         .run_to_end(move |e| async move { e.create_sandbox(&account, &req).await })
         .await?;
     Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// The engine's words for a create request: the network mode parsed here, once.
+fn create_input(req: CreateSandboxRequest) -> ApiResult<cairn_engine::CreateSandbox> {
+    let network = req
+        .network
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: cairn_types::NetworkModeError| ApiError::invalid(e.to_string()))?;
+    Ok(cairn_engine::CreateSandbox {
+        image: req.image,
+        from_snapshot: req.from_snapshot,
+        fresh: req.fresh,
+        name: req.name,
+        runtime: req.runtime,
+        cpus: req.cpus,
+        memory: req.memory,
+        pids_limit: req.pids_limit,
+        env: req.env,
+        workdir: req.workdir,
+        idle_timeout: req.idle_timeout,
+        network,
+        publish: req.publish,
+        disk: req.disk,
+    })
 }
 
 /// List the caller's sandboxes.

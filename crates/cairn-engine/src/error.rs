@@ -176,3 +176,23 @@ impl IdentityAdvice {
 
 /// Short for `Result<T, EngineError>`.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_container_and_a_missing_runtime_binary_become_errors_a_caller_can_act_on() {
+        let busy = EngineError::from(RuntimeError::Busy("sandbox is being checkpointed".into()));
+        assert!(matches!(&busy, EngineError::Busy(m) if m == "sandbox is being checkpointed"));
+        let missing = cairn_cmd::CmdError::NotFound {
+            program: "runsc".into(),
+            hint: "install gVisor".into(),
+        };
+        let words = missing.to_string();
+        let e = EngineError::from(RuntimeError::Cmd(missing));
+        assert!(matches!(&e, EngineError::Unavailable(m) if *m == words));
+        let other = EngineError::from(RuntimeError::Spec("bad".into()));
+        assert!(matches!(other, EngineError::Runtime(RuntimeError::Spec(_))));
+    }
+}

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use cairn_types::api::{CreateSandboxRequest, ForkRequest, SandboxInfo};
+use cairn_types::api::{ForkRequest, SandboxInfo};
 use cairn_types::validate_name;
 
-use crate::{Engine, EngineError, Result};
+use crate::{CreateSandbox, Engine, EngineError, Result};
 
 /// The most forks one request may ask for.
 pub const MAX_FORKS: u32 = 256;
@@ -58,7 +58,10 @@ impl Engine {
                 )));
             }
         }
-        let one = CreateSandboxRequest {
+        let network = req.network.as_deref().map(str::parse).transpose().map_err(
+            |e: cairn_types::NetworkModeError| EngineError::InvalidArgument(e.to_string()),
+        )?;
+        let one = CreateSandbox {
             image: String::new(),
             from_snapshot: Some(snap.id.to_string()),
             fresh: req.fresh,
@@ -70,7 +73,7 @@ impl Engine {
             env: req.env.clone(),
             workdir: req.workdir.clone(),
             idle_timeout: req.idle_timeout.clone(),
-            network: req.network.clone(),
+            network,
             publish: Vec::new(),
             disk: req.disk.clone(),
         };
@@ -89,9 +92,9 @@ impl Engine {
             }
         }
         self.require_pool_room("fork the snapshot")?;
-        let requests: Vec<CreateSandboxRequest> = names
+        let requests: Vec<CreateSandbox> = names
             .into_iter()
-            .map(|name| CreateSandboxRequest {
+            .map(|name| CreateSandbox {
                 name,
                 ..one.clone()
             })

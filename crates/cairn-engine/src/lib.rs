@@ -21,6 +21,7 @@ mod limits;
 mod network;
 mod operations;
 mod pause;
+mod plan;
 mod recovery;
 mod restore;
 mod sandboxes;
@@ -48,6 +49,7 @@ pub use forks::{Forked, MAX_FORKS};
 pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
+pub use plan::CreateSandbox;
 pub use snapshots::SnapshotLimits;
 pub use tokens::Token;
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use cairn_db::{SandboxRecord, SnapshotRecord};
 use cairn_net::{NetError, NetworkMode, PeerGroup, PortPolicy, PublishSpec};
-use cairn_types::api::{CreateSandboxRequest, PublishedPort};
+use cairn_types::api::PublishedPort;
 use cairn_types::{SandboxId, SandboxState};
 
 use crate::{Engine, EngineError, Result};
@@ -56,7 +56,7 @@ impl Engine {
     /// published, `none` otherwise. Validated before anything is written.
     pub(crate) async fn requested_network(
         &self,
-        req: &CreateSandboxRequest,
+        req: &crate::CreateSandbox,
         snapshot: Option<&SnapshotRecord>,
     ) -> Result<(NetworkMode, Vec<PublishSpec>)> {
         let publish = PublishSpec::parse_all(&req.publish)?;
@@ -64,10 +64,8 @@ impl Engine {
             Some(s) => Some(self.snapshot_mode(&s.id).await?),
             None => None,
         };
-        let mode = match (&req.network, inherited) {
-            (Some(m), _) => m
-                .parse::<NetworkMode>()
-                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+        let mode = match (req.network, inherited) {
+            (Some(m), _) => m,
             (None, Some(m)) if publish.is_empty() || m == NetworkMode::Nat => m,
             (None, _) if !publish.is_empty() => NetworkMode::Nat,
             (None, _) => NetworkMode::None,

@@ -8,19 +8,13 @@ use std::time::Duration;
 use cairn_db::{NewSandbox, SandboxRecord};
 use cairn_runtime::{bundle::default_env, SandboxSpec};
 use cairn_storage::Tree;
-use cairn_types::api::{CreateSandboxRequest, SandboxInfo};
-use cairn_types::{
-    parse_size, validate_name, NetworkMode, ProcessDefaults, Resources, SandboxId, SandboxState,
-};
+use cairn_types::api::SandboxInfo;
+use cairn_types::{validate_name, NetworkMode, ProcessDefaults, SandboxId, SandboxState};
 
 use crate::images::StoredImageConfig;
-use crate::limits::{
-    check_env, check_env_size, check_timeout, check_workdir, merge_env, MAX_PUBLISHED,
-};
-use crate::{defaults, Engine, EngineError, Result};
-
-/// Smallest memory limit we accept: below this even a shell cannot start.
-const MIN_MEMORY: u64 = 16 << 20;
+use crate::limits::{check_env_size, check_workdir, merge_env};
+use crate::plan::{plan_create, CreatePlan, CreateSandbox, Inherited};
+use crate::{Engine, EngineError, Result};
 
 impl Engine {
     pub(crate) async fn info(&self, r: &SandboxRecord) -> SandboxInfo {
@@ -102,11 +96,7 @@ impl Engine {
     }
 
     /// Creates and starts a sandbox for `account`.
-    pub async fn create_sandbox(
-        &self,
-        account: &str,
-        req: &CreateSandboxRequest,
-    ) -> Result<SandboxInfo> {
+    pub async fn create_sandbox(&self, account: &str, req: &CreateSandbox) -> Result<SandboxInfo> {
         if let Some(name) = &req.name {
             validate_name(name)?;
         }
@@ -138,52 +128,15 @@ impl Engine {
                 (self.find_image(account, &req.image).await?, None)
             }
         };
-        let memory_bytes = match (&req.memory, &snapshot) {
-            (Some(m), _) => parse_size(m)?,
-            (None, Some(s)) => s.resources.memory_bytes,
-            (None, None) => defaults::MEMORY_BYTES,
-        };
-        if memory_bytes < MIN_MEMORY {
-            return Err(EngineError::InvalidArgument(format!(
-                "memory limit '{}' is too small: give at least 16M",
-                req.memory.as_deref().unwrap_or_default()
-            )));
-        }
-        let caps = &self.cfg.caps;
-        caps.check_memory(memory_bytes)?;
-        let cpus = req
-            .cpus
-            .or(snapshot.as_ref().map(|s| s.resources.cpus))
-            .unwrap_or(defaults::CPUS);
-        caps.check_cpus(cpus)?;
-        let pids_limit = req
-            .pids_limit
-            .or(snapshot.as_ref().map(|s| s.resources.pids_limit))
-            .unwrap_or(defaults::PIDS_LIMIT);
-        caps.check_pids(pids_limit)?;
-        check_env(&req.env)?;
-        if let Some(w) = &req.workdir {
-            check_workdir(w)?;
-        }
-        if req.publish.len() > MAX_PUBLISHED {
-            return Err(EngineError::InvalidArgument(format!(
-                "{} published ports asked for: at most {MAX_PUBLISHED} per sandbox",
-                req.publish.len()
-            )));
-        }
-        let idle_timeout_secs = req
-            .idle_timeout
-            .as_deref()
-            .map(cairn_types::parse_duration)
-            .transpose()
-            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        if let Some(secs) = idle_timeout_secs {
-            check_timeout("the idle timeout", secs)?;
-        }
-        let runtime_kind = req
-            .runtime
-            .or(snapshot.as_ref().map(|s| s.runtime))
-            .unwrap_or(self.cfg.default_runtime);
+        let inherited = snapshot.as_ref().map(|s| Inherited {
+            resources: s.resources,
+            runtime: s.runtime,
+        });
+        let CreatePlan {
+            resources,
+            idle_timeout_secs,
+            runtime: runtime_kind,
+        } = plan_create(req, inherited, self.cfg.default_runtime, &self.cfg.caps)?;
         self.runtime(runtime_kind)?;
         let (network, publish) = self.requested_network(req, snapshot.as_ref()).await?;
         if let Some(s) = snapshot.as_ref().filter(|s| s.stateful && !req.fresh) {
@@ -238,11 +191,7 @@ impl Engine {
             name: req.name.clone(),
             image_id: image.id.clone(),
             runtime: runtime_kind,
-            resources: Resources {
-                cpus,
-                memory_bytes,
-                pids_limit,
-            },
+            resources,
             process: ProcessDefaults { env, workdir },
             network,
             origin: snapshot.as_ref().map(|s| s.id.clone()),
