@@ -42,8 +42,8 @@ impl Engine {
         let written = self.storage.bytes_written_since(&tree, since).await?;
         self.remember_generation(&tree, written.generation);
         let memory = if snap.stateful {
-            let checkpoint = self.snapshot_checkpoint(&snap.id);
-            tokio::task::spawn_blocking(move || cairn_images::dir_size(&checkpoint))
+            let (store, id) = (self.storage.checkpoints().clone(), snap.id.clone());
+            tokio::task::spawn_blocking(move || store.bytes(id.as_str()))
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))?
         } else {
