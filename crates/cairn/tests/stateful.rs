@@ -233,3 +233,48 @@ fn runc_a_process_that_keeps_starting_programs_is_checkpointed_every_time() {
     let fork = d.cairn(&["up", "--from-snapshot", &last]).ok();
     counts_on("the fork", count(&fork), || count(&fork));
 }
+
+/// A stateful snapshot whose manifest this cairnd cannot read (here: one written by a newer
+/// Cairn, as an imported snapshot may be) is refused with a 409 that says why and what works
+/// instead, not a 500; nothing is left behind, and `--fresh` still boots its files.
+#[test]
+fn runc_a_stateful_snapshot_with_a_newer_manifest_is_refused_saying_so() {
+    let d = daemon();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    d.start_counter(&id);
+    let snap = d
+        .cairn(&["snapshot", "create", &id, "--stateful", "--json"])
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = d
+        .home
+        .join("pool/snapshots")
+        .join(&snap)
+        .join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["version"] = 99.into();
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let before = d.cairn(&["ls", "--json"]).json();
+
+    let refused = d.cairn(&["up", "--from-snapshot", &snap, "--json"]);
+    assert_ne!(refused.code, 0);
+    let err: serde_json::Value = serde_json::from_str(refused.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "conflict", "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("newer Cairn") && message.contains("--fresh"),
+        "{message}"
+    );
+    assert!(!message.contains("/pool/"), "a host path leaked: {message}");
+    let restore = d.cairn(&["snapshot", "restore", &snap, "--json"]);
+    assert_ne!(restore.code, 0);
+    assert_eq!(d.cairn(&["ls", "--json"]).json(), before);
+
+    let fresh = d.cairn(&["up", "--from-snapshot", &snap, "--fresh"]).ok();
+    assert_eq!(d.cairn(&["exec", &fresh, "echo ok"]).ok().trim(), "ok");
+}

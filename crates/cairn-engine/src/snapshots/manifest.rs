@@ -54,7 +54,17 @@ impl Engine {
         let manifest = self
             .storage
             .load_manifest(snap.id.as_str())
-            .map_err(|e| EngineError::Internal(format!("cannot read the manifest: {e}")))?;
+            .map_err(|e| match e {
+                // Its reason names no path: what the caller can act on (a newer Cairn's
+                // snapshot wants an upgraded cairnd; a damaged one, a filesystem-only fork).
+                cairn_storage::StorageError::BadManifest { reason, .. } => {
+                    EngineError::Conflict(format!(
+                        "the processes of snapshot {} cannot be resumed: its manifest cannot be used ({reason}); add --fresh to the fork or restore to boot its files without them",
+                        snap.id
+                    ))
+                }
+                e => EngineError::Internal(format!("cannot read the manifest: {e}")),
+            })?;
         let host = self.host_identity(runtime, true).await;
         let recorded = RuntimeIdentity {
             runtime: manifest.runtime,
