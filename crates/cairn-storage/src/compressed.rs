@@ -71,6 +71,8 @@ fn encoded_write(
     len: usize,
     compressed: &[u8],
 ) -> rustix::io::Result<()> {
+    // A file offset from 8 EiB up is no offset btrfs has: refused, not wrapped negative.
+    let offset = i64::try_from(offset).map_err(|_| rustix::io::Errno::FBIG)?;
     let iov = libc::iovec {
         iov_base: compressed.as_ptr() as *mut libc::c_void,
         iov_len: compressed.len(),
@@ -78,7 +80,7 @@ fn encoded_write(
     let args = EncodedIoArgs {
         iov: &iov,
         iovcnt: 1,
-        offset: offset as i64,
+        offset,
         flags: 0,
         len: len as u64,
         unencoded_len: len as u64,
@@ -327,7 +329,8 @@ pub fn store_stream(pipe: File, out: &File, threads: usize, min_rate: u64) -> st
 /// CPU time this thread has used, in nanoseconds.
 fn thread_cpu_ns() -> u128 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
+    // A thread's CPU clock is never negative.
+    u128::from(t.tv_sec.unsigned_abs()) * 1_000_000_000 + u128::from(t.tv_nsec.unsigned_abs())
 }
 
 /// Whether `len` bytes written in `cpu_ns` of one of `threads` threads' CPU time fall

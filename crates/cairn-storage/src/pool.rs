@@ -81,8 +81,8 @@ pub struct Pool {
 pub(crate) fn is_btrfs(path: &Path) -> Result<bool, StorageError> {
     let st = rustix::fs::statfs(path)
         .map_err(|e| StorageError::io("inspecting the file system of", path)(e.into()))?;
-    // `f_type` is signed on some architectures; the magic is 32 bits.
-    #[allow(clippy::unnecessary_cast)]
+    // `f_type` is signed on some architectures; the magic is its low 32 bits.
+    #[allow(clippy::unnecessary_cast, clippy::cast_sign_loss)]
     let magic = (st.f_type as u64) & 0xffff_ffff;
     Ok(magic == BTRFS_SUPER_MAGIC)
 }

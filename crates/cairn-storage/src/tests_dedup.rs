@@ -299,7 +299,10 @@ fn a_stream_onto_a_file_system_without_encoded_writes_is_stored_plainly_and_whol
     // ones that compress.
     for dir in [std::env::temp_dir(), PathBuf::from("/dev/shm")] {
         let dir = tempfile::tempdir_in(&dir).unwrap();
-        let kind = rustix::fs::statfs(dir.path()).unwrap().f_type as u64;
+        let kind = rustix::fs::statfs(dir.path())
+            .unwrap()
+            .f_type
+            .cast_unsigned();
         assert_ne!(
             kind,
             crate::pool::BTRFS_SUPER_MAGIC,
