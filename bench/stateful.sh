@@ -35,7 +35,7 @@ printf '%-8s %6s %12s %12s %14s\n' runtime cycle snapshot_ms fork_exec_ms state_
 for rt in gvisor runc; do
   want $rt || continue
   ID=$($C up --image base --runtime $rt)
-  $C exec -d "$ID" 'i=1000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done'
+  $C exec -d "$ID" 'i=1000; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done' >/dev/null
   sleep 1
   snaps=""; forks=""
   for i in $(seq "$CYCLES"); do
