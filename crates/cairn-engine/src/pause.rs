@@ -271,9 +271,10 @@ impl Engine {
                         r.id
                     ))
                 })?;
-                self.check_identity(
+                self.admit_resume(
                     &snap,
                     r.runtime,
+                    crate::network::mode_of(r),
                     crate::IdentityAdvice::Resume,
                     r.id.as_str(),
                 )

@@ -138,6 +138,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A runtime by name (the engine's code never names a runtime kind).
+    fn kind(name: &str) -> RuntimeKind {
+        name.parse().unwrap()
+    }
+
     fn caps() -> ResourceCaps {
         ResourceCaps {
             memory_bytes: 4 << 30,
@@ -155,13 +160,7 @@ mod tests {
 
     #[test]
     fn a_bare_request_gets_the_defaults_and_the_default_runtime() {
-        let plan = plan_create(
-            &CreateSandbox::default(),
-            None,
-            RuntimeKind::Gvisor,
-            &caps(),
-        )
-        .unwrap();
+        let plan = plan_create(&CreateSandbox::default(), None, kind("gvisor"), &caps()).unwrap();
         assert_eq!(
             plan,
             CreatePlan {
@@ -171,7 +170,7 @@ mod tests {
                     pids_limit: defaults::PIDS_LIMIT,
                 },
                 idle_timeout_secs: None,
-                runtime: RuntimeKind::Gvisor,
+                runtime: kind("gvisor"),
             }
         );
     }
@@ -184,23 +183,23 @@ mod tests {
                 memory_bytes: 1 << 30,
                 pids_limit: 300,
             },
-            runtime: RuntimeKind::Runc,
+            runtime: kind("runc"),
         };
         let plan = plan_create(
             &CreateSandbox::default(),
             Some(inherited),
-            RuntimeKind::Gvisor,
+            kind("gvisor"),
             &caps(),
         )
         .unwrap();
         assert_eq!(plan.resources, inherited.resources);
-        assert_eq!(plan.runtime, RuntimeKind::Runc);
+        assert_eq!(plan.runtime, kind("runc"));
         let req = CreateSandbox {
             memory: Some("256M".into()),
             cpus: Some(0.5),
             ..Default::default()
         };
-        let plan = plan_create(&req, Some(inherited), RuntimeKind::Gvisor, &caps()).unwrap();
+        let plan = plan_create(&req, Some(inherited), kind("gvisor"), &caps()).unwrap();
         assert_eq!(plan.resources.memory_bytes, 256 << 20);
         assert_eq!(plan.resources.cpus, 0.5);
         assert_eq!(plan.resources.pids_limit, 300);
@@ -212,7 +211,7 @@ mod tests {
             memory: Some("8M".into()),
             ..Default::default()
         };
-        let m = invalid(plan_create(&req, None, RuntimeKind::Runc, &caps()).unwrap_err());
+        let m = invalid(plan_create(&req, None, kind("runc"), &caps()).unwrap_err());
         assert_eq!(m, "memory limit '8M' is too small: give at least 16M");
     }
 
@@ -232,7 +231,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(plan_create(&req, None, RuntimeKind::Runc, &caps()).is_err());
+            assert!(plan_create(&req, None, kind("runc"), &caps()).is_err());
         }
     }
 
@@ -253,13 +252,13 @@ mod tests {
             },
         ];
         for req in bad {
-            invalid(plan_create(&req, None, RuntimeKind::Runc, &caps()).unwrap_err());
+            invalid(plan_create(&req, None, kind("runc"), &caps()).unwrap_err());
         }
         let req = CreateSandbox {
             idle_timeout: Some("90s".into()),
             ..Default::default()
         };
-        let plan = plan_create(&req, None, RuntimeKind::Runc, &caps()).unwrap();
+        let plan = plan_create(&req, None, kind("runc"), &caps()).unwrap();
         assert_eq!(plan.idle_timeout_secs, Some(90));
     }
 }

@@ -1,7 +1,7 @@
 //! Resume admission: whether a stateful snapshot's processes can resume in a sandbox of a
 //! given runtime and network mode on this host. One check, shared by fork, restore in place
-//! and whatever else resumes a checkpoint, so that each refuses the same way, before anything
-//! is written.
+//! and the resume of a sandbox whose memory was released, so that each refuses the same way,
+//! before anything is written.
 
 use cairn_db::SnapshotRecord;
 use cairn_net::NetworkMode;
