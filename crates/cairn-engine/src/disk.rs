@@ -76,6 +76,8 @@ impl std::str::FromStr for PoolReserve {
 impl PoolReserve {
     /// The reserve in bytes for a pool of `total` bytes.
     pub fn bytes(self, total: u64) -> u64 {
+        // A non-negative share of a u64, so the cast only drops the fraction.
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
         let share = |p: f64| (total as f64 * p / 100.0) as u64;
         match self {
             PoolReserve::Default => {

@@ -238,11 +238,14 @@ pub fn build_spec(s: &SandboxSpec, flavor: Flavor) -> Result<Spec, RuntimeError>
         .build()
         .map_err(spec_err)?;
     let period: u64 = 100_000;
+    // The OCI limit is signed: a memory size past i64::MAX (nonsense, and refused where
+    // sizes are parsed) becomes the largest limit, never a negative one (no limit at all).
+    let memory = i64::try_from(s.memory_bytes).unwrap_or(i64::MAX);
     let resources = LinuxResourcesBuilder::default()
         .memory(
             LinuxMemoryBuilder::default()
-                .limit(s.memory_bytes as i64)
-                .swap(s.memory_bytes as i64)
+                .limit(memory)
+                .swap(memory)
                 .build()
                 .map_err(spec_err)?,
         )

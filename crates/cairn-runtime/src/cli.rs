@@ -416,7 +416,9 @@ pub(crate) fn resize_terminal(
         ws_ypixel: 0,
     };
     let ok = rustix::termios::tcsetwinsize(console, size).is_ok();
-    let pid = client.and_then(|p| rustix::process::Pid::from_raw(p as i32));
+    let pid = client
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw);
     if let Some(pid) = pid {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
     }
