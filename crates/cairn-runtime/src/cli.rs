@@ -136,6 +136,34 @@ impl Cli {
         Ok(())
     }
 
+    /// `run --detach` of container `id` from `bundle` (through `run`, a runtime command with
+    /// its global flags): create and start in one runtime process instead of two, the
+    /// runtime's messages in `bundle/init.log`; a container that fails to start is deleted.
+    pub(crate) async fn run_detached(
+        &self,
+        id: &str,
+        bundle: &Path,
+        run: Cmd,
+    ) -> Result<(), RuntimeError> {
+        if let Err(e) = run
+            .arg("run")
+            .arg("--detach")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(bundle.join("init.pid"))
+            .arg(id)
+            .output_file(bundle.join("init.log"))
+            .timeout(Duration::from_secs(60))
+            .run()
+            .await
+        {
+            let _ = self.delete(id).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// `state`: `None` when the runtime does not know the container.
     pub(crate) async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
         let out = match self.cmd().arg("state").arg(id).run().await {
