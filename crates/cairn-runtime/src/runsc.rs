@@ -135,7 +135,96 @@ impl Runsc {
         })
         .await
     }
+
+    /// Mounts a procfs with a dentry cache of [`PROC_DENTRY_CACHE`] over runsc's `/proc` in
+    /// running gVisor sandbox `id`, unless its `/proc` already has one (a restored
+    /// checkpoint keeps its mounts), so that exited processes do not pile up in the sandbox's
+    /// state. It runs the image's `sh` and `mount` with `CAP_SYS_ADMIN`, inside the sandbox's
+    /// own kernel (as [`Runtime::set_hostname`]), and exits at once: `runsc exec` processes
+    /// cannot be checkpointed, this one is gone before any checkpoint. The process file goes
+    /// in `scratch`. Best effort: a failure (an image without `mount`) is logged, the sandbox
+    /// is fine, only its checkpoints keep growing.
+    async fn bound_proc_cache(&self, id: &str, scratch: &Path) {
+        let started = std::time::Instant::now();
+        match self.mount_bounded_proc(id, scratch).await {
+            Ok(()) => tracing::debug!(
+                sandbox = id,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "/proc has a bounded dentry cache"
+            ),
+            Err(e) => tracing::warn!(
+                sandbox = id,
+                error = %e,
+                "could not mount a /proc with a bounded dentry cache: each process the sandbox starts adds ~115 KB to its checkpoints, up to ~115 MB"
+            ),
+        }
+    }
+
+    async fn mount_bounded_proc(&self, id: &str, scratch: &Path) -> Result<(), RuntimeError> {
+        let spec_err = |e: oci_spec::OciSpecError| RuntimeError::Spec(e.to_string());
+        let caps: HashSet<Capability> = [Capability::SysAdmin].into_iter().collect();
+        let option = format!("dentry_cache_limit={PROC_DENTRY_CACHE}");
+        // The last `/proc` line of /proc/mounts is the mount on top.
+        let script = format!(
+            "o=; while read -r s m t opts rest; do [ \"$m $t\" = '/proc proc' ] && o=$opts; done </proc/mounts; \
+             case \",$o,\" in *,{option},*) exit 0;; esac; \
+             exec mount -t proc -o {option} proc /proc"
+        );
+        let process = ProcessBuilder::default()
+            .terminal(false)
+            .args(vec!["/bin/sh".to_string(), "-c".to_string(), script])
+            .env(crate::bundle::default_env())
+            .cwd("/")
+            .no_new_privileges(true)
+            .capabilities(
+                LinuxCapabilitiesBuilder::default()
+                    .bounding(caps.clone())
+                    .effective(caps.clone())
+                    .permitted(caps)
+                    .build()
+                    .map_err(spec_err)?,
+            )
+            .build()
+            .map_err(spec_err)?;
+        let file = write_process(
+            scratch,
+            &format!("proc-mount-{:016x}.json", rand_u64()),
+            &process,
+        )?;
+        let ran = self
+            .cli
+            .cmd()
+            .arg("exec")
+            .arg("--process")
+            .arg(&file)
+            .arg(id)
+            .timeout(Duration::from_secs(10))
+            .run()
+            .await;
+        let _ = std::fs::remove_file(&file);
+        ran?;
+        Ok(())
+    }
 }
+
+/// The size of the dentry cache of the `/proc` Cairn mounts over runsc's own in each gVisor
+/// sandbox ([`Runsc::bound_proc_cache`]).
+///
+/// runsc 20240729 mounts the sandbox's `/proc` with procfs's default cache of 1000 unused
+/// dentries, and an exited process's `/proc/<pid>` dentry in that cache keeps the whole dead
+/// task in the sentry's state: static busybox and glibc programs `readlink("/proc/self/exe")`
+/// at every start, so each process a sandbox starts added ~115 KB to its checkpoints, up to
+/// ~115 MB (and snapshot and fork times with it). runsc passes no mount option of the spec's
+/// `/proc` to procfs (`dentry_cache_limit` there is ignored) and `--dcache` sizes only the
+/// gofer's cache; a procfs mounted from inside the sandbox does take the option. Measured
+/// with this runsc, busybox root, `while :; do /bin/busybox true; done`, `runsc checkpoint
+/// --leave-running --compression=none` every 10 s (checkpoint.img): runsc's `/proc` alone
+/// 49.6 MB at 430 processes, 93.7 MB at 801; `--dcache=0` 117 MB at 30 s; spec option
+/// `dentry_cache_limit=10` 109 MB at 20 s; `/proc` remounted with `dentry_cache_limit=100`
+/// 12.3 MB flat, `=10` 1.7 MB flat, `=1` 0.86–0.93 MB flat over 1,128 processes; an idle
+/// sandbox 0.55 MB. Procfs's dentries are built from memory, so a small cache costs nothing
+/// worth measuring.
+const PROC_DENTRY_CACHE: u32 = 1;
 
 /// The global flags; `netstack` selects gVisor's own network stack over the
 /// interfaces of the namespace it starts in (a Cairn `nat` namespace) instead of
@@ -230,7 +319,9 @@ impl Runtime for Runsc {
         let create = self.cli.cmd_with(&global_flags(netstack(bundle)));
         self.cli
             .create_and_start(id, bundle, create, self.starting_cmd(bundle))
-            .await
+            .await?;
+        self.bound_proc_cache(id, bundle).await;
+        Ok(())
     }
 
     async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
@@ -322,6 +413,8 @@ impl Runtime for Runsc {
         {
             self.resume(id).await?;
         }
+        // A checkpoint from before Cairn bounded the cache comes back with runsc's `/proc`.
+        self.bound_proc_cache(id, bundle).await;
         Ok(())
     }
 
