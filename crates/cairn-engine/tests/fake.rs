@@ -424,3 +424,92 @@ async fn a_stateful_snapshot_needs_a_runtime_that_checkpoints() {
         .expect("stateful snapshot");
     assert!(snap.stateful);
 }
+
+#[tokio::test]
+async fn restoring_a_snapshot_discards_what_was_written_since() {
+    let fx = Fixture::new(FakeRuntime::new(RuntimeKind::Runc));
+    let engine = fx.open().await;
+    fx.image(&engine, "base").await;
+    let made = engine
+        .create_sandbox(ACCOUNT, &request("r"))
+        .await
+        .expect("create");
+    write(&fx.root_of(&made.id).join("data.txt"), "first");
+    let snap = engine
+        .create_snapshot(ACCOUNT, "r", Some("before"), false)
+        .await
+        .expect("snapshot");
+    write(&fx.root_of(&made.id).join("data.txt"), "second");
+    write(&fx.root_of(&made.id).join("new.txt"), "new");
+
+    let restored = engine
+        .restore_snapshot(ACCOUNT, &snap.id, None, false)
+        .await
+        .expect("restore");
+    assert_eq!(restored.state, SandboxState::Running);
+    assert_eq!(fx.runtime.status(&made.id), Some(ContainerStatus::Running));
+    let root = fx.root_of(&made.id);
+    assert_eq!(
+        std::fs::read_to_string(root.join("data.txt")).expect("read"),
+        "first"
+    );
+    assert!(!root.join("new.txt").exists());
+}
+
+#[tokio::test]
+async fn memory_released_at_pause_comes_back_at_resume_and_in_forks() {
+    let fx = Fixture::new(FakeRuntime::new(RuntimeKind::Runc).with_checkpoints());
+    let engine = fx.open().await;
+    fx.image(&engine, "base").await;
+    let made = engine
+        .create_sandbox(ACCOUNT, &request("mem"))
+        .await
+        .expect("create");
+
+    let paused = engine
+        .pause_sandbox(ACCOUNT, "mem", true)
+        .await
+        .expect("pause --release-memory");
+    assert_eq!(paused.state, SandboxState::Paused);
+    assert!(paused.memory_released, "{paused:?}");
+    // Its processes live in the checkpoint only.
+    assert_eq!(fx.runtime.status(&made.id), None);
+    assert!(fx
+        .runtime
+        .calls()
+        .contains(&format!("checkpoint {}", made.id)));
+    let resumed = engine.resume_sandbox(ACCOUNT, "mem").await.expect("resume");
+    assert_eq!(resumed.state, SandboxState::Running);
+    assert!(!resumed.memory_released);
+    assert_eq!(fx.runtime.status(&made.id), Some(ContainerStatus::Running));
+    assert_eq!(
+        fx.runtime.calls().last(),
+        Some(&format!("restore {}", made.id))
+    );
+
+    // A stateful snapshot's fork resumes its processes (a restore, not a boot).
+    engine
+        .create_snapshot(ACCOUNT, "mem", Some("live"), true)
+        .await
+        .expect("stateful snapshot");
+    let fork = engine
+        .create_sandbox(
+            ACCOUNT,
+            &CreateSandbox {
+                from_snapshot: Some("mem:live".into()),
+                name: Some("mem-fork".into()),
+                ..CreateSandbox::default()
+            },
+        )
+        .await
+        .expect("fork");
+    assert_eq!(fork.state, SandboxState::Running);
+    assert_eq!(fx.runtime.status(&fork.id), Some(ContainerStatus::Running));
+    let asked: Vec<String> = fx
+        .runtime
+        .calls()
+        .into_iter()
+        .filter(|c| c.ends_with(&fork.id))
+        .collect();
+    assert_eq!(asked, [format!("restore {}", fork.id)]);
+}

@@ -73,6 +73,8 @@ pub struct FakeRuntime {
     checkpoints: bool,
     containers: Mutex<HashMap<String, Container>>,
     failures: Mutex<HashMap<&'static str, Failure>>,
+    /// `operation id` of every call that changes a container, in order.
+    calls: Mutex<Vec<String>>,
 }
 
 impl FakeRuntime {
@@ -83,6 +85,7 @@ impl FakeRuntime {
             checkpoints: false,
             containers: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            calls: Mutex::new(Vec::new()),
         }
     }
 
@@ -118,8 +121,18 @@ impl FakeRuntime {
         lock(&self.containers).get_mut(id).map(|c| c.state().status)
     }
 
-    /// The failure set for `operation`, taken (it happens once).
-    fn failure(&self, operation: &'static str) -> Result<(), RuntimeError> {
+    /// Every call so far that changes a container, as `operation id` (`restore sbx-…`), in
+    /// order: what the engine asked of its runtime.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    /// Records the call of `operation` on `id`, then fails it if [`FakeRuntime::fail_next`]
+    /// said so (the failure set for `operation` is taken: it happens once).
+    fn call(&self, operation: &'static str, id: &str) -> Result<(), RuntimeError> {
+        if operation != "state" {
+            lock(&self.calls).push(format!("{operation} {id}"));
+        }
         match lock(&self.failures).remove(operation) {
             None => Ok(()),
             Some(Failure::Busy) => Err(RuntimeError::Busy(format!(
@@ -181,6 +194,18 @@ impl Drop for FakeRuntime {
     }
 }
 
+/// Fails unless the engine wrote the OCI bundle at `bundle`.
+fn require_bundle(bundle: &Path) -> Result<(), RuntimeError> {
+    if bundle.join("config.json").is_file() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Spec(format!(
+            "no config.json in {}",
+            bundle.display()
+        )))
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -206,18 +231,13 @@ impl Runtime for FakeRuntime {
     }
 
     async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
-        self.failure("create_and_start")?;
-        if !bundle.join("config.json").is_file() {
-            return Err(RuntimeError::Spec(format!(
-                "no config.json in {}",
-                bundle.display()
-            )));
-        }
+        self.call("create_and_start", id)?;
+        require_bundle(bundle)?;
         self.start(id)
     }
 
     async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
-        self.failure("state")?;
+        self.call("state", id)?;
         Ok(lock(&self.containers).get_mut(id).map(Container::state))
     }
 
@@ -238,7 +258,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn checkpoint(&self, id: &str, image_dir: &Path) -> Result<(), RuntimeError> {
-        self.failure("checkpoint")?;
+        self.call("checkpoint", id)?;
         self.checkpoint_support().await?;
         if !self.status(id).is_some_and(ContainerStatus::is_up) {
             return Err(RuntimeError::Unsupported(format!(
@@ -254,14 +274,15 @@ impl Runtime for FakeRuntime {
     }
 
     async fn restore(&self, id: &str, bundle: &Path, image_dir: &Path) -> Result<(), RuntimeError> {
-        self.failure("restore")?;
+        self.call("restore", id)?;
         if !image_dir.join(FAKE_CHECKPOINT).is_file() {
             return Err(RuntimeError::Unsupported(format!(
                 "no checkpoint in {}",
                 image_dir.display()
             )));
         }
-        self.create_and_start(id, bundle).await
+        require_bundle(bundle)?;
+        self.start(id)
     }
 
     async fn set_hostname(
@@ -274,23 +295,23 @@ impl Runtime for FakeRuntime {
     }
 
     async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
-        self.failure("pause")?;
+        self.call("pause", id)?;
         self.set_status(id, ContainerStatus::Paused)
     }
 
     async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
-        self.failure("resume")?;
+        self.call("resume", id)?;
         self.set_status(id, ContainerStatus::Running)
     }
 
     async fn kill(&self, id: &str, _signal: Signal) -> Result<(), RuntimeError> {
-        self.failure("kill")?;
+        self.call("kill", id)?;
         self.kill_outside(id);
         Ok(())
     }
 
     async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
-        self.failure("delete")?;
+        self.call("delete", id)?;
         self.forget(id);
         Ok(())
     }
