@@ -6,6 +6,20 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 # On a fresh machine this installs the packages the tests use; when they are there it is a no-op.
 CAIRN_SKIP_BUILD=1 scripts/setup.sh >/dev/null
+# The engine's own tests run on plain directories and a fake runtime: they must need no
+# root, so they run as nobody (before the end-to-end tests, which need root).
+engine_tests=$(cargo test -p cairn-engine --no-run --message-format=json \
+    | jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable // empty')
+if [ -z "$engine_tests" ]; then
+    echo "cairn: could not build the engine's tests (cargo test -p cairn-engine --no-run)" >&2
+    exit 1
+fi
+for bin in $engine_tests; do
+    if ! (cd / && setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" -q); then
+        echo "cairn: $(basename "$bin") failed as an ordinary user (nobody): the engine's tests must run without root (DirStorage, FakeRuntime)" >&2
+        exit 1
+    fi
+done
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --lib --bins --tests --no-fail-fast -- --test-threads="${CAIRN_TEST_THREADS:-4}" "$@" 2>&1 | tee "$log"

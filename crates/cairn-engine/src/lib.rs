@@ -166,20 +166,14 @@ pub struct Engine {
 impl Engine {
     /// Opens the data directory: database, pool (created on first start), runtimes,
     /// then recovers from whatever a crash left behind.
+    ///
+    /// The btrfs pool (with its disk limits) and the runtimes' programs are made here; the
+    /// rest is [`Engine::open_with`]'s.
     pub async fn open(cfg: EngineConfig, db: Arc<Db>) -> Result<Arc<Engine>> {
-        let home = &cfg.home;
-        let net = cairn_net::Network::new(cairn_net::NetConfig {
-            bridge: cfg.bridge.clone(),
-            subnet: cfg.subnet,
-            netns_dir: home.join("run/netns"),
-        })?;
-        for dir in ["run", "tmp"] {
-            std::fs::create_dir_all(home.join(dir)).map_err(|e| {
-                EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display()))
-            })?;
-        }
+        // A bad bridge or subnet is refused before the pool is made.
+        net_config(&cfg).validate()?;
         let pool = Pool::open_or_create(PoolConfig {
-            home: home.clone(),
+            home: cfg.home.clone(),
             image_size_bytes: cfg.pool_size_bytes,
         })
         .await?;
@@ -193,7 +187,31 @@ impl Engine {
         } else {
             tracing::warn!("disk limits are off (--no-disk-quota): any sandbox can fill the pool");
         }
-        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let runtimes = cairn_runtime::runtimes(&cfg.runsc, &cfg.runc, &cfg.home.join("run"));
+        Self::open_with(cfg, db, Arc::new(storage), runtimes).await
+    }
+
+    /// Opens an engine on the storage and runtimes given, then recovers from whatever a
+    /// crash left behind (as [`Engine::open`], which calls it with the btrfs pool and the
+    /// runtimes' programs).
+    ///
+    /// The seam for tests and other drivers: an engine on `cairn_test_support::DirStorage`
+    /// and a fake runtime runs without root. `runtimes` lists the default first; `home`
+    /// still holds `run/` and `tmp/`. With no `nat` sandbox, nothing here touches the
+    /// host's network.
+    pub async fn open_with(
+        cfg: EngineConfig,
+        db: Arc<Db>,
+        storage: Arc<dyn Storage>,
+        runtimes: Vec<Arc<dyn Runtime>>,
+    ) -> Result<Arc<Engine>> {
+        let home = &cfg.home;
+        let net = cairn_net::Network::new(net_config(&cfg))?;
+        for dir in ["run", "tmp"] {
+            std::fs::create_dir_all(home.join(dir)).map_err(|e| {
+                EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display()))
+            })?;
+        }
         let uploads = storage.uploads_dir();
         std::fs::create_dir_all(&uploads).map_err(|e| {
             EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))
@@ -207,7 +225,6 @@ impl Engine {
                 cairn_types::format_bytes(total)
             )));
         }
-        let runtimes = cairn_runtime::runtimes(&cfg.runsc, &cfg.runc, &home.join("run"));
         let engine = Arc::new_cyclic(|me| Engine {
             cfg,
             db,
@@ -317,6 +334,15 @@ impl Engine {
         drop(locks);
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         gates.remove(id);
+    }
+}
+
+/// The host network of `nat` sandboxes that `cfg` describes.
+fn net_config(cfg: &EngineConfig) -> cairn_net::NetConfig {
+    cairn_net::NetConfig {
+        bridge: cfg.bridge.clone(),
+        subnet: cfg.subnet,
+        netns_dir: cfg.home.join("run/netns"),
     }
 }
 

@@ -3,8 +3,8 @@
 //! runs the real `cairnd` on a throw-away data directory (with its own
 //! loop-mounted btrfs pool) and the real `cairn` against it.
 //!
-//! [`DirStorage`] is a storage driver on plain directories, for tests of the
-//! engine without root or btrfs.
+//! [`DirStorage`] is a storage driver on plain directories and [`FakeRuntime`] a
+//! runtime in memory, for tests of the engine without root, btrfs or OCI runtimes.
 //!
 //! Missing prerequisites make tests fail with a message that says what to
 //! install; nothing is skipped silently.
@@ -17,8 +17,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod dir_storage;
+mod fake_runtime;
 mod http;
 pub use dir_storage::DirStorage;
+pub use fake_runtime::{Failure, FakeRuntime, FAKE_CHECKPOINT};
 pub use http::{assert_error, PrivateNet, Via};
 
 /// Panics with install instructions unless the test prerequisites are present.
