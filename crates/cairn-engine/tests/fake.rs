@@ -513,3 +513,58 @@ async fn memory_released_at_pause_comes_back_at_resume_and_in_forks() {
         .collect();
     assert_eq!(asked, [format!("restore {}", fork.id)]);
 }
+
+#[tokio::test]
+async fn recovery_reconciles_containers_with_their_rows() {
+    let fx = Fixture::new(FakeRuntime::new(RuntimeKind::Runc));
+    let engine = fx.open().await;
+    fx.image(&engine, "base").await;
+    let mut ids = Vec::new();
+    for name in ["frozen", "thawed", "ended"] {
+        let made = engine
+            .create_sandbox(ACCOUNT, &request(name))
+            .await
+            .expect("create");
+        ids.push(made.id);
+    }
+    engine
+        .pause_sandbox(ACCOUNT, "thawed", false)
+        .await
+        .expect("pause");
+    drop(engine);
+    // While cairnd was down: a snapshot's pause window cut short (row running, container
+    // paused), a resume cut short (row paused, container running), a runtime that ended,
+    // and a container no sandbox owns.
+    let rt: &dyn Runtime = &*fx.runtime;
+    rt.pause(&ids[0]).await.expect("freeze");
+    rt.resume(&ids[1]).await.expect("thaw");
+    fx.runtime.kill_outside(&ids[2]);
+    let stray = cairn_types::SandboxId::generate().to_string();
+    let stray = stray.as_str();
+    let bundle = fx.dir.path().join("stray");
+    write(&bundle.join("config.json"), "{}");
+    rt.create_and_start(stray, &bundle).await.expect("stray");
+
+    let engine = fx.open().await;
+    let state = |id: &str| fx.runtime.status(id);
+    let info = engine
+        .inspect_sandbox(ACCOUNT, "frozen")
+        .await
+        .expect("inspect");
+    assert_eq!(info.state, SandboxState::Running);
+    assert_eq!(state(&ids[0]), Some(ContainerStatus::Running));
+    let info = engine
+        .inspect_sandbox(ACCOUNT, "thawed")
+        .await
+        .expect("inspect");
+    assert_eq!(info.state, SandboxState::Paused);
+    assert_eq!(state(&ids[1]), Some(ContainerStatus::Paused));
+    let info = engine
+        .inspect_sandbox(ACCOUNT, "ended")
+        .await
+        .expect("inspect");
+    assert_eq!(info.state, SandboxState::Stopped);
+    assert!(info.state_reason.is_some(), "{info:?}");
+    assert_eq!(state(&ids[2]), None);
+    assert_eq!(state(stray), None);
+}
