@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,7 +29,14 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Runsc {
     cli: Cli,
+    /// Containers whose `/proc` this process bounded ([`Runsc::bound_proc_cache`]): their
+    /// checkpoints say so ([`PROC_BOUNDED`]), so that restoring one needs no `runsc exec`.
+    bounded: Arc<Mutex<HashSet<String>>>,
 }
+
+/// Beside a gVisor checkpoint's files: its sandbox's `/proc` had the bounded dentry cache
+/// when it was taken (mounts are part of the checkpoint, so a restore has it too).
+const PROC_BOUNDED: &str = "cairn-proc-bounded";
 
 /// The global flags of every runsc command but the network ones.
 const FLAGS: [&str; 2] = ["--platform=systrap", "--overlay2=none"];
@@ -45,6 +53,33 @@ impl Runsc {
                 "install gVisor: apt-get install -t bookworm-backports runsc (or run scripts/setup.sh)",
                 global_flags(false),
             ),
+            bounded: Arc::default(),
+        }
+    }
+
+    /// Records whether container `id`'s `/proc` is bounded.
+    fn set_bounded(&self, id: &str, bounded: bool) {
+        if let Ok(mut set) = self.bounded.lock() {
+            if bounded {
+                set.insert(id.to_string());
+            } else {
+                set.remove(id);
+            }
+        }
+    }
+
+    /// Whether this process bounded container `id`'s `/proc`.
+    fn is_bounded(&self, id: &str) -> bool {
+        self.bounded.lock().is_ok_and(|set| set.contains(id))
+    }
+
+    /// Marks checkpoint `image_dir` of container `id` as taken with a bounded `/proc`, when it
+    /// was (best effort: without the mark, a restore checks inside the sandbox).
+    fn mark_bounded(&self, id: &str, image_dir: &Path) {
+        if self.is_bounded(id) {
+            if let Err(e) = std::fs::write(image_dir.join(PROC_BOUNDED), b"") {
+                tracing::debug!(sandbox = id, error = %e, "cannot mark the checkpoint's /proc as bounded");
+            }
         }
     }
 
@@ -146,7 +181,9 @@ impl Runsc {
     /// is fine, only its checkpoints keep growing.
     async fn bound_proc_cache(&self, id: &str, scratch: &Path) {
         let started = std::time::Instant::now();
-        match self.mount_bounded_proc(id, scratch).await {
+        let mounted = self.mount_bounded_proc(id, scratch).await;
+        self.set_bounded(id, mounted.is_ok());
+        match mounted {
             Ok(()) => tracing::debug!(
                 sandbox = id,
                 elapsed_us = started.elapsed().as_micros() as u64,
@@ -366,6 +403,7 @@ impl Runtime for Runsc {
             .control(id, move |socket| gvisor_control::checkpoint(socket, &dir))
             .await?
         {
+            self.mark_bounded(id, image_dir);
             return Ok(());
         }
         // Nothing was written but maybe the empty files.
@@ -387,6 +425,7 @@ impl Runtime for Runsc {
             .timeout(Duration::from_secs(300))
             .run()
             .await?;
+        self.mark_bounded(id, image_dir);
         Ok(())
     }
 
@@ -413,8 +452,13 @@ impl Runtime for Runsc {
         {
             self.resume(id).await?;
         }
-        // A checkpoint from before Cairn bounded the cache comes back with runsc's `/proc`.
-        self.bound_proc_cache(id, bundle).await;
+        if image_dir.join(PROC_BOUNDED).exists() {
+            self.set_bounded(id, true);
+        } else {
+            // A checkpoint from before Cairn bounded the cache, or from a sandbox another
+            // cairnd started, may come back with runsc's `/proc`: checked inside.
+            self.bound_proc_cache(id, bundle).await;
+        }
         Ok(())
     }
 
@@ -511,6 +555,7 @@ impl Runtime for Runsc {
 
     async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
         let _ = std::fs::remove_file(self.pause_marker(id));
+        self.set_bounded(id, false);
         self.cli.delete(id).await
     }
 
