@@ -198,8 +198,6 @@ impl Runsc {
     }
 
     async fn mount_bounded_proc(&self, id: &str, scratch: &Path) -> Result<(), RuntimeError> {
-        let spec_err = |e: oci_spec::OciSpecError| RuntimeError::Spec(e.to_string());
-        let caps: HashSet<Capability> = [Capability::SysAdmin].into_iter().collect();
         let option = format!("dentry_cache_limit={PROC_DENTRY_CACHE}");
         // The last `/proc` line of /proc/mounts is the mount on top.
         let script = format!(
@@ -207,9 +205,26 @@ impl Runsc {
              case \",$o,\" in *,{option},*) exit 0;; esac; \
              exec mount -t proc -o {option} proc /proc"
         );
+        let args = vec!["/bin/sh".to_string(), "-c".to_string(), script];
+        self.exec_as_admin(id, args, scratch, "proc-mount").await?;
+        Ok(())
+    }
+
+    /// Runs `args` (a program of the image) in gVisor sandbox `id` with `CAP_SYS_ADMIN`, which
+    /// reaches only the sandbox's own kernel, and waits for it (at most 10 s). The process
+    /// file, named after `label`, goes in `scratch` and is removed afterwards.
+    async fn exec_as_admin(
+        &self,
+        id: &str,
+        args: Vec<String>,
+        scratch: &Path,
+        label: &str,
+    ) -> Result<(), RuntimeError> {
+        let spec_err = |e: oci_spec::OciSpecError| RuntimeError::Spec(e.to_string());
+        let caps: HashSet<Capability> = [Capability::SysAdmin].into_iter().collect();
         let process = ProcessBuilder::default()
             .terminal(false)
-            .args(vec!["/bin/sh".to_string(), "-c".to_string(), script])
+            .args(args)
             .env(crate::bundle::default_env())
             .cwd("/")
             .no_new_privileges(true)
@@ -225,7 +240,7 @@ impl Runsc {
             .map_err(spec_err)?;
         let file = write_process(
             scratch,
-            &format!("proc-mount-{:016x}.json", rand_u64()),
+            &format!("{label}-{:016x}.json", rand_u64()),
             &process,
         )?;
         let ran = self
@@ -471,45 +486,14 @@ impl Runtime for Runsc {
                 "'{name}' is not a valid hostname"
             )));
         }
-        let spec_err = |e: oci_spec::OciSpecError| RuntimeError::Spec(e.to_string());
-        let caps: HashSet<Capability> = [Capability::SysAdmin].into_iter().collect();
-        let process = ProcessBuilder::default()
-            .terminal(false)
-            .args(vec!["hostname".to_string(), name.to_string()])
-            .env(crate::bundle::default_env())
-            .cwd("/")
-            .no_new_privileges(true)
-            .capabilities(
-                LinuxCapabilitiesBuilder::default()
-                    .bounding(caps.clone())
-                    .effective(caps.clone())
-                    .permitted(caps)
-                    .build()
-                    .map_err(spec_err)?,
-            )
-            .build()
-            .map_err(spec_err)?;
-        let file = write_process(
-            scratch,
-            &format!("hostname-{:016x}.json", rand_u64()),
-            &process,
-        )?;
-        let ran = self
-            .cli
-            .cmd()
-            .arg("exec")
-            .arg("--process")
-            .arg(&file)
-            .arg(id)
-            .timeout(Duration::from_secs(10))
-            .run()
-            .await;
-        let _ = std::fs::remove_file(&file);
-        match ran {
-            Ok(_) => Ok(()),
-            Err(e) => Err(RuntimeError::Unsupported(format!(
+        let args = vec!["hostname".to_string(), name.to_string()];
+        // Only the command's failure is the image's; anything before it is ours.
+        match self.exec_as_admin(id, args, scratch, "hostname").await {
+            Ok(()) => Ok(()),
+            Err(RuntimeError::Cmd(e)) => Err(RuntimeError::Unsupported(format!(
                 "could not run the image's 'hostname' program in gVisor sandbox {id} (an image needs one, as busybox, Debian and Alpine have, for its stateful forks to get their own hostname): {e}"
             ))),
+            Err(e) => Err(e),
         }
     }
 
