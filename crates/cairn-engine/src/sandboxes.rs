@@ -17,16 +17,19 @@ use crate::plan::{plan_create, CreatePlan, CreateSandbox, Inherited};
 use crate::{Engine, EngineError, Result};
 
 impl Engine {
-    pub(crate) async fn info(&self, r: &SandboxRecord) -> SandboxInfo {
-        let (network, address, published) = self.network_info(r).await;
-        let image_id = r.image_id.clone();
-        let image = self
-            .db(move |db| db.image(&image_id))
+    /// The name of image `image_id`, for listings (its id when the row is gone or unreadable).
+    pub(crate) async fn image_name(&self, image_id: &str) -> String {
+        let id = image_id.to_string();
+        self.db(move |db| db.image(&id))
             .await
             .ok()
             .flatten()
-            .map(|i| i.name)
-            .unwrap_or_else(|| r.image_id.clone());
+            .map_or_else(|| image_id.to_string(), |i| i.name)
+    }
+
+    pub(crate) async fn info(&self, r: &SandboxRecord) -> SandboxInfo {
+        let (network, address, published) = self.network_info(r).await;
+        let image = self.image_name(&r.image_id).await;
         SandboxInfo {
             id: r.id.to_string(),
             name: r.name.clone(),

@@ -73,14 +73,7 @@ pub(super) struct Captured {
 
 impl Engine {
     pub(crate) async fn snapshot_info(&self, s: &SnapshotRecord) -> SnapshotInfo {
-        let image_id = s.image_id.clone();
-        let image = self
-            .db(move |db| db.image(&image_id))
-            .await
-            .ok()
-            .flatten()
-            .map(|i| i.name)
-            .unwrap_or_else(|| s.image_id.clone());
+        let image = self.image_name(&s.image_id).await;
         SnapshotInfo {
             id: s.id.to_string(),
             name: s.name.clone(),
