@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Cairn needs on a fresh Debian 12 machine (run as root):
 # gVisor's runsc from bookworm-backports, runc, btrfs-progs, busybox-static
-# (for the base image), debootstrap, curl, jq, iproute2 and nftables (nat
+# (for the base image), debootstrap, curl, jq, python3 (scripts/unused-deps.py), iproute2 and nftables (nat
 # networking), iputils-ping (the tests ping without privileges from a sandbox's
 # namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
 # (scripts/install-criu.sh); then builds Cairn.
@@ -24,7 +24,7 @@ install() {
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
-install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux nftables iputils-ping
+install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux nftables iputils-ping python3
 if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 2024; then
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq -t bookworm-backports runsc >/dev/null
