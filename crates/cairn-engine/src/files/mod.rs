@@ -17,11 +17,16 @@
 //! 404 as a missing one. Every path is resolved by descriptor inside the tree's root
 //! (`tree`); errors name the caller's path, never a host path.
 //!
-//! Modules: `path` (checking a caller's path), `tree` (descriptor-based operations),
-//! `archive` (tar streams in and out).
+//! Modules: `path` (checking a caller's path), `fd` (resolution flags, opening without
+//! following, errors in the caller's words), `tree` (stat, list, read, write, mkdir, remove,
+//! move), `archive_out` and `archive_in` (tar streams).
 
-mod archive;
+mod archive_in;
+mod archive_out;
+mod fd;
 mod path;
+#[cfg(test)]
+mod tests;
 mod tree;
 
 use std::io::{Read, Write};

@@ -2,6 +2,7 @@
 
 mod attach;
 mod client;
+mod cp;
 mod exec;
 mod failure;
 mod files;
@@ -125,7 +126,7 @@ enum Command {
         with_snapshots: bool,
     },
     /// Copy files and directories between a sandbox or snapshot and the local machine.
-    #[command(after_help = files::CP_HELP)]
+    #[command(after_help = cp::CP_HELP)]
     Cp {
         /// What to copy: REF:/path, a local path, or - (a tar stream on stdin).
         src: String,
@@ -376,7 +377,7 @@ async fn run(cli: Cli) -> Result<i32> {
             output::show(json, &checks, |c| output::doctor(c))?;
         }
         Command::Snapshot { command } => snapshot::run(&client, command, json).await?,
-        Command::Cp { src, dst } => files::cp(&client, &src, &dst, json).await?,
+        Command::Cp { src, dst } => cp::cp(&client, &src, &dst, json).await?,
         Command::Files { command } => files::run(&client, command, json).await?,
         Command::Fork {
             snapshot,
