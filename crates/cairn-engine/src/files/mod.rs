@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 
 use cairn_storage::Tree;
 use cairn_types::api::FileEntry;
-use cairn_types::{SandboxState, SnapshotState};
+use cairn_types::{SandboxId, SandboxState, SnapshotState};
 
 pub use tree::{WriteOptions, MAX_DEPTH};
 
@@ -105,6 +105,17 @@ impl Engine {
         of: FilesOf<'_>,
         write: bool,
     ) -> Result<Arc<TreeFiles>> {
+        Ok(self.tree_of(account, of, write).await?.0)
+    }
+
+    /// [`Engine::tree_for`], and the sandbox's id when it is a sandbox's tree.
+    async fn tree_of(
+        &self,
+        account: &str,
+        of: FilesOf<'_>,
+        write: bool,
+    ) -> Result<(Arc<TreeFiles>, Option<SandboxId>)> {
+        let mut sandbox = None;
         let root = match of {
             FilesOf::Snapshot(reference) => {
                 let s = self.find_snapshot(account, reference).await?;
@@ -151,11 +162,12 @@ impl Engine {
                         )))
                     }
                 }
+                sandbox = Some(id.clone());
                 self.rootfs(id)
             }
         };
         let tree = blocking(move || TreeFiles::open(&root)).await?;
-        Ok(Arc::new(tree))
+        Ok((Arc::new(tree), sandbox))
     }
 
     /// What `path` is (a symlink itself, not its target).
@@ -238,9 +250,10 @@ impl Engine {
 
     /// Writes `body` to file `path` of a sandbox (a temporary file renamed into place: a
     /// failed write leaves nothing), or with `archive` extracts the tar stream `body` into
-    /// directory `path`. Answers what `path` is afterwards.
+    /// directory `path`. Answers what `path` is afterwards. The sandbox counts as busy
+    /// meanwhile (no idle timeout pauses it halfway).
     pub async fn file_write(
-        &self,
+        self: &Arc<Self>,
         account: &str,
         sandbox: &str,
         path: &str,
@@ -249,9 +262,10 @@ impl Engine {
         body: impl tokio::io::AsyncRead + Send + Unpin + 'static,
     ) -> Result<FileEntry> {
         let path = TreePath::parse(path)?;
-        let tree = self
-            .tree_for(account, FilesOf::Sandbox(sandbox), true)
+        let (tree, id) = self
+            .tree_of(account, FilesOf::Sandbox(sandbox), true)
             .await?;
+        let _busy = id.map(|id| self.busy(&id));
         // The bridge reads the async body from the blocking thread.
         let mut body = tokio_util::io::SyncIoBridge::new(body);
         blocking(move || {
