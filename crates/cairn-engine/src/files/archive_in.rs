@@ -18,6 +18,7 @@ use rustix::io::Errno;
 
 use super::fd::{fail, reopen, write_new};
 use super::path::TreePath;
+use super::tar_guard::TarGuard;
 use super::tree::{TreeFiles, WriteOptions};
 use crate::EngineError;
 
@@ -41,7 +42,8 @@ impl TreeFiles {
                 "the upload is not a valid tar stream ({e}); entries before the error were written"
             ))
         };
-        let mut archive = tar::Archive::new(body);
+        // Headers that the tar crate would read whole into memory are bounded first.
+        let mut archive = tar::Archive::new(TarGuard::new(body));
         let mut count = 0u64;
         for entry in archive.entries().map_err(bad)? {
             let mut entry = entry.map_err(bad)?;

@@ -19,12 +19,14 @@
 //!
 //! Modules: `path` (checking a caller's path), `fd` (resolution flags, opening without
 //! following, errors in the caller's words), `tree` (stat, list, read, write, mkdir, remove,
-//! move), `archive_out` and `archive_in` (tar streams).
+//! move), `archive_out` and `archive_in` (tar streams), `tar_guard` (bounds what the tar
+//! reader would hold in memory).
 
 mod archive_in;
 mod archive_out;
 mod fd;
 mod path;
+mod tar_guard;
 #[cfg(test)]
 mod tests;
 mod tree;
