@@ -8,6 +8,7 @@
 mod attach;
 mod auth;
 mod error;
+mod files;
 mod handlers;
 mod json;
 mod network;
@@ -61,6 +62,14 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
         .route("/v1/sandboxes/{id}/attach", get(attach::attach))
         .route(
+            "/v1/sandboxes/{id}/files",
+            get(files::read).put(files::write).delete(files::remove),
+        )
+        .route("/v1/sandboxes/{id}/files/stat", get(files::stat))
+        .route("/v1/sandboxes/{id}/files/list", get(files::list))
+        .route("/v1/sandboxes/{id}/files/mkdir", post(files::mkdir))
+        .route("/v1/sandboxes/{id}/files/move", post(files::rename))
+        .route(
             "/v1/sandboxes/{id}/snapshots",
             post(snapshots::create).get(snapshots::list),
         )
@@ -72,6 +81,9 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/snapshots/{id}/restore", post(snapshots::restore))
         .route("/v1/snapshots/{id}/fork", post(snapshots::fork))
         .route("/v1/snapshots/{id}/diff", get(snapshots::diff))
+        .route("/v1/snapshots/{id}/files", get(files::read_snapshot))
+        .route("/v1/snapshots/{id}/files/stat", get(files::stat_snapshot))
+        .route("/v1/snapshots/{id}/files/list", get(files::list_snapshot))
         .route(
             "/v1/images",
             post(handlers::import_image).get(handlers::list_images),

@@ -44,7 +44,17 @@ use crate::handlers;
         handlers::remove_image,
         handlers::publish_image,
         crate::network::get_network,
-        crate::network::put_network
+        crate::network::put_network,
+        crate::files::read,
+        crate::files::write,
+        crate::files::remove,
+        crate::files::stat,
+        crate::files::list,
+        crate::files::mkdir,
+        crate::files::rename,
+        crate::files::read_snapshot,
+        crate::files::stat_snapshot,
+        crate::files::list_snapshot
     ),
     components(schemas(
         CreateSandboxRequest,
@@ -70,7 +80,10 @@ use crate::handlers;
         ErrorDetail,
         RuntimeKind,
         SandboxState,
-        cairn_types::PauseReason
+        cairn_types::PauseReason,
+        cairn_types::api::FileEntry,
+        cairn_types::api::MkdirRequest,
+        cairn_types::api::MoveRequest
     ))
 )]
 pub struct ApiDoc;

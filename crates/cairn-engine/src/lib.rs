@@ -14,6 +14,7 @@ mod doctor;
 mod error;
 mod exec;
 mod exec_start;
+mod files;
 mod forks;
 mod identity;
 mod images;
@@ -45,6 +46,7 @@ pub use exec::{
     AttachedExec, ExecInput, ExecOutput, ExecStream, SANDBOX_DIED_EXIT_CODE, TIMEOUT_EXIT_CODE,
 };
 pub use exec_start::{CANNOT_RUN_EXIT_CODE, NOT_FOUND_EXIT_CODE};
+pub use files::{Download, FilesOf, WriteOptions, MAX_DEPTH as MAX_LIST_DEPTH};
 pub use forks::{Forked, MAX_FORKS};
 pub use images::Principal;
 pub use limits::ResourceCaps;

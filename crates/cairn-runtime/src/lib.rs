@@ -274,6 +274,14 @@ pub trait Runtime: Send + Sync {
     /// nothing when the host kernel holds the data already. Failures are ignored.
     async fn flush(&self, _id: &str, _env: &[String], _scratch: &Path) {}
 
+    /// Whether the host and a running container's processes see its root filesystem the
+    /// same at every moment (the host kernel serves both), so that the host may write
+    /// files into it while it runs. False when the runtime's own kernel caches the files
+    /// (a write from the host could go unseen, or be overwritten by the cache).
+    fn shares_live_files(&self) -> bool {
+        true
+    }
+
     /// Whether [`Runtime::exec`] can give a process a terminal ([`ExecIo::Tty`]).
     fn exec_terminal(&self) -> bool {
         true

@@ -366,6 +366,11 @@ impl Runtime for Runsc {
         }
     }
 
+    fn shares_live_files(&self) -> bool {
+        // The sentry caches file data and metadata of the root (see `flush`).
+        false
+    }
+
     fn exec_terminal(&self) -> bool {
         // This runsc cannot hand a terminal over for exec.
         false

@@ -515,3 +515,49 @@ pub struct DiffEntry {
     /// Bytes of the file.
     pub size: u64,
 }
+
+/// A file, directory or link inside a sandbox or snapshot (the files API).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileEntry {
+    /// Absolute path inside the sandbox.
+    pub path: String,
+    /// `file`, `directory`, `symlink`, `fifo`, `socket`, `char_device` or `block_device`.
+    pub kind: String,
+    /// Bytes (a symlink: its target's length; a directory: what the filesystem says).
+    pub size: u64,
+    /// Permission bits, set-id and sticky bits (e.g. 420 for 0o644).
+    pub mode: u32,
+    /// Numeric owner.
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+    /// Last modification, in seconds since the Unix epoch.
+    pub mtime: i64,
+    /// A symlink's target, as stored (never followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// `POST /v1/sandboxes/{id}/files/mkdir`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MkdirRequest {
+    /// Absolute path of the new directory.
+    pub path: String,
+    /// Make missing parents too, and succeed when it exists (`mkdir -p`).
+    #[serde(default)]
+    pub parents: bool,
+    /// Permission bits (default 0o755 = 493).
+    #[serde(default)]
+    pub mode: Option<u32>,
+}
+
+/// `POST /v1/sandboxes/{id}/files/move`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// Absolute path of what to move.
+    pub from: String,
+    /// Its new absolute path (a file there is replaced).
+    pub to: String,
+}

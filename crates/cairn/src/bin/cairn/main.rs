@@ -2,8 +2,10 @@
 
 mod attach;
 mod client;
+mod cp;
 mod exec;
 mod failure;
+mod files;
 mod image;
 mod network;
 mod output;
@@ -122,6 +124,19 @@ enum Command {
         /// Also delete its snapshots (they are kept by default).
         #[arg(long)]
         with_snapshots: bool,
+    },
+    /// Copy files and directories between a sandbox or snapshot and the local machine.
+    #[command(after_help = cp::CP_HELP)]
+    Cp {
+        /// What to copy: REF:/path, a local path, or - (a tar stream on stdin).
+        src: String,
+        /// Where to: REF:/path, a local path, or - (a tar stream on stdout).
+        dst: String,
+    },
+    /// Files of a sandbox or snapshot: ls, stat, mkdir, rm, mv (to copy, see 'cairn cp').
+    Files {
+        #[command(subcommand)]
+        command: files::FilesCommand,
     },
     /// Snapshots: create, list, inspect, restore, diff, delete.
     Snapshot {
@@ -362,6 +377,8 @@ async fn run(cli: Cli) -> Result<i32> {
             output::show(json, &checks, |c| output::doctor(c))?;
         }
         Command::Snapshot { command } => snapshot::run(&client, command, json).await?,
+        Command::Cp { src, dst } => cp::cp(&client, &src, &dst, json).await?,
+        Command::Files { command } => files::run(&client, command, json).await?,
         Command::Fork {
             snapshot,
             count,
