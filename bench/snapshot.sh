@@ -5,7 +5,8 @@
 #     the pause window cairnd logs (runtime pause .. resume, an upper bound of what the sandbox sees)
 #  2. fork to exec-ready (`cairn up --from-snapshot`) vs raw btrfs snapshot + create + start, per runtime
 #  3. 100 forks of one snapshot (`cairn fork --count 100`, one request, runc; goal <= 1.0 s): total
-#     time, per fork beside the raw btrfs snapshot + runc create + start floor, pool growth per fork
+#     time, per fork beside the raw btrfs snapshot + runc create + start floor, pool growth per fork,
+#     and the same 100 made by the raw tools 4 at a time (the floor of a batch here)
 #  4. 20 snapshots of a 1 GiB tree with 1% rewritten between each: pool bytes used vs one copy
 # Usage (root, after scripts/setup.sh): bench/snapshot.sh [ITERATIONS]
 # ONLY="1 2" bench/snapshot.sh runs only those parts.
@@ -101,6 +102,22 @@ for i in $(seq $RAWN); do
 done
 echo "per fork: cairn $(echo "scale=1; $total / 100000000" | bc) ms (100 at once), raw btrfs snapshot + runc create + start $(echo "scale=1; $t / $RAWN / 1000000" | bc) ms (one at a time); ratio $(ratio $((total / 100)) $((t / RAWN)))"
 for i in $(seq $RAWN); do $RAWRC delete --force "floor-$i" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/floor-$i" >/dev/null 2>&1 || true; done
+# The same 100 made by the raw tools as Cairn makes them, 4 at a time (btrfs snapshot, then
+# `runc run --detach`, Cairn's config.json): the floor of a batch on this machine.
+for i in $(seq 100); do
+  b=$CAIRN_HOME/rawbatch-$i; mkdir -p "$b"; root=$CAIRN_HOME/pool/sandboxes/batch-$i
+  jq --arg r "$root" --arg c "/cairn-raw/batch-$i" '.root.path=$r | .linux.cgroupsPath=$c | .mounts |= map(if .destination=="/tmp" then .source=($r + "/tmp") else . end)' "$tmpl" > "$b/config.json"
+done
+one_raw_fork() { # I
+  btrfs -q subvolume snapshot "$CAIRN_HOME/pool/snapshots/$SNAP/rootfs" "$CAIRN_HOME/pool/sandboxes/batch-$1" >/dev/null &&
+    $RAWRC run --detach --bundle "$CAIRN_HOME/rawbatch-$1" "batch-$1" </dev/null >/dev/null
+}
+export -f one_raw_fork; export CAIRN_HOME SNAP RAWRC
+t0=$(now)
+seq 100 | xargs -P4 -I{} bash -c 'one_raw_fork {}'
+batch=$(( $(now) - t0 ))
+echo "100 raw forks, 4 at a time (btrfs snapshot + runc run --detach): $(ms $batch) ms; cairn/raw $(ratio $total $batch) (goal: cairn <= 1000 ms)"
+for i in $(seq 100); do $RAWRC delete --force "batch-$i" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/batch-$i" >/dev/null 2>&1 || true; done
 for f in $(cat "$CAIRN_HOME/forks.txt"); do $C destroy --force "$f" >/dev/null; done
 $C destroy --force --with-snapshots "$SRC" >/dev/null
 

@@ -50,6 +50,27 @@ for rt in gvisor runc; do
   first() { echo $1; }
   last() { shift $(($# - 1)); echo $1; }
   echo "$rt tenth/first: snapshot $(ratio $(last $snaps) $(first $snaps)), fork-to-exec-ready $(ratio $(last $forks) $(first $forks))"
+  # The floor, in the same run: the raw runtime restores the last snapshot's checkpoint into a
+  # btrfs snapshot of its root (Cairn's bundle), then runs `true` in it.
+  if [ $rt = gvisor ]; then RAW=$RAWSC; else RAW=$RAWRC; fi
+  F=$($C up --from-snapshot "$S"); tmpl=$CAIRN_HOME/run/$F/config.json
+  raws=""
+  for i in $(seq 3); do
+    b=$CAIRN_HOME/rawcycle-$rt-$i; mkdir -p "$b"; root=$CAIRN_HOME/pool/sandboxes/rc$i-$rt
+    jq --arg r "$root" --arg c "/cairn-raw/rc$i-$rt" '.root.path=$r | .linux.cgroupsPath=$c | .mounts |= map(if .destination=="/tmp" then .source=($r + "/tmp") else . end)' "$tmpl" > "$b/config.json"
+    ck=$CAIRN_HOME/pool/snapshots/$S/checkpoint
+    t0=$(now)
+    btrfs -q subvolume snapshot "$CAIRN_HOME/pool/snapshots/$S/rootfs" "$root" >/dev/null
+    if [ $rt = gvisor ]; then $RAW restore --image-path "$ck" --bundle "$b" -detach "rc$i-$rt" </dev/null >/dev/null 2>&1
+    else $RAW restore --detach --image-path "$ck" --work-path "$b/criu" --bundle "$b" "rc$i-$rt" </dev/null >/dev/null 2>&1; fi
+    $RAW exec "rc$i-$rt" /bin/true </dev/null >/dev/null 2>&1 || echo "warning: raw exec in rc$i-$rt failed" >&2
+    raws="$raws $(( $(now) - t0 ))"
+    $RAW delete -force "rc$i-$rt" >/dev/null 2>&1 || $RAW delete --force "rc$i-$rt" >/dev/null 2>&1 || true
+    btrfs -q subvolume delete "$root" >/dev/null 2>&1 || true
+  done
+  $C destroy --force "$F" >/dev/null
+  rawmed=$(echo $raws | tr ' ' '\n' | grep . | sort -n | sed -n 2p)
+  echo "$rt fork-to-exec-ready: cairn last $(ms $(last $forks)) ms, raw restore + exec floor $(ms $rawmed) ms (median of 3), ratio $(ratio $(last $forks) $rawmed)"
   $C destroy --force --with-snapshots "$ID" >/dev/null
 done
 [ -z "${CYCLE_ONLY:-}" ] || exit 0

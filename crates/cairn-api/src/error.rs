@@ -99,6 +99,7 @@ impl From<EngineError> for ApiError {
             e @ (EngineError::Db(_)
             | EngineError::Runtime(_)
             | EngineError::Storage(_)
+            | EngineError::Failed { .. }
             | EngineError::Internal(_)) => ApiError::internal(&e),
         }
     }

@@ -118,6 +118,7 @@ impl EngineError {
             EngineError::Image(e) => chain_is_no_space(e),
             EngineError::Db(e) => chain_is_no_space(e),
             EngineError::Internal(m) => cairn_storage::text_is_no_space(m),
+            EngineError::Failed { source, .. } => chain_is_no_space(source.as_ref()),
             _ => false,
         }
     }
@@ -311,5 +312,18 @@ mod tests {
         .is_no_space());
         assert!(!EngineError::Internal("cannot write the manifest: busy".into()).is_no_space());
         assert!(!EngineError::InvalidArgument("No space left on device".into()).is_no_space());
+        let full = EngineError::from_io(
+            "cannot write the manifest",
+            std::io::Error::from(rustix::io::Errno::NOSPC),
+        );
+        assert!(full.is_no_space());
+        // The step stays in the message and the cause is its source, for the log.
+        assert!(full.to_string().starts_with("cannot write the manifest: "));
+        assert!(std::error::Error::source(&full).is_some());
+        let other = EngineError::failed(
+            "cannot write the manifest",
+            std::io::Error::from(rustix::io::Errno::ACCESS),
+        );
+        assert!(!other.is_no_space());
     }
 }

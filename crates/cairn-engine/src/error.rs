@@ -59,7 +59,17 @@ pub enum EngineError {
     /// runtime version or platform): a 409 naming both identities.
     #[error(transparent)]
     IdentityMismatch(Box<IdentityMismatch>),
-    /// Anything else.
+    /// One of Cairn's own steps failed on an error of the host (a file, a task, an
+    /// encoding): `what` says which step; the cause is the error's source, for the log.
+    #[error("{what}: {source}")]
+    Failed {
+        /// The step, e.g. "cannot write the manifest".
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Anything else: a broken invariant with no underlying error.
     #[error("{0}")]
     Internal(String),
 }
@@ -99,7 +109,18 @@ impl EngineError {
 
     /// A file operation of the engine's own failed while `what`.
     pub(crate) fn from_io(what: &str, e: std::io::Error) -> Self {
-        EngineError::Internal(format!("{what}: {e}"))
+        Self::failed(what, e)
+    }
+
+    /// Step `what` failed because of `source`.
+    pub(crate) fn failed(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        EngineError::Failed {
+            what: what.into(),
+            source: source.into(),
+        }
     }
 }
 

@@ -113,7 +113,7 @@ impl Engine {
             tasks.spawn(async move {
                 let made = match permits.acquire_owned().await {
                     Ok(_permit) => engine.create_sandbox(&account, &r).await,
-                    Err(e) => Err(EngineError::Internal(e.to_string())),
+                    Err(e) => Err(EngineError::failed("the batch's permits are gone", e)),
                 };
                 (i, made)
             });
@@ -124,9 +124,7 @@ impl Engine {
                 Ok(r) => results.push(r),
                 Err(e) => results.push((
                     usize::MAX,
-                    Err(EngineError::Internal(format!(
-                        "a fork's task ended abnormally: {e}"
-                    ))),
+                    Err(EngineError::failed("a fork's task ended abnormally", e)),
                 )),
             }
         }

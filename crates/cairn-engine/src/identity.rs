@@ -161,7 +161,7 @@ impl Engine {
         let id = id.unwrap_or_else(new_machine_id);
         let written = tokio::task::spawn_blocking(move || write_machine_id(&root, &id))
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::failed("the machine id's writing task ended abnormally", e))?
             .map_err(|e| EngineError::from_io("could not write the sandbox's machine id", e))?;
         if !written {
             tracing::debug!(

@@ -138,14 +138,14 @@ impl Engine {
             .prefix("upload-")
             .tempfile_in(&dir)
             .map_err(|e| {
-                EngineError::Internal(format!(
-                    "cannot create an upload file in {}: {e}",
-                    dir.display()
-                ))
+                EngineError::failed(
+                    format!("cannot create an upload file in {}", dir.display()),
+                    e,
+                )
             })?;
         let file = scratch
             .reopen()
-            .map_err(|e| EngineError::Internal(format!("cannot open the upload file: {e}")))?;
+            .map_err(|e| EngineError::failed("cannot open the upload file", e))?;
         let mut file = tokio::fs::File::from_std(file);
         let limit = self.cfg.max_image_bytes;
         let mut buf = vec![0u8; 1 << 20];
@@ -299,7 +299,7 @@ impl Engine {
         let config =
             tokio::task::spawn_blocking(move || cairn_images::import_with(&from, &dst, &options))
                 .await
-                .map_err(|e| EngineError::Internal(format!("image import task failed: {e}")))?
+                .map_err(|e| EngineError::failed("the image import's task ended abnormally", e))?
                 .map_err(|e| import_error(e, src, dest))?;
         let size = {
             let dst = dest.to_path_buf();
@@ -319,8 +319,8 @@ impl Engine {
                 sockets: d.sockets,
             },
         };
-        let json =
-            serde_json::to_string(&stored).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let json = serde_json::to_string(&stored)
+            .map_err(|e| EngineError::failed("cannot encode the image's config", e))?;
         Ok((size, json))
     }
 
@@ -441,7 +441,7 @@ fn import_error(e: ImageError, src: &Source, dest: &Path) -> EngineError {
         ImageError::Io { .. }
         | ImageError::DestinationNotEmpty { .. }
         | ImageError::Overlap { .. } => {
-            return EngineError::Internal(format!("image import failed: {e}"));
+            return EngineError::failed("image import failed", e);
         }
         ImageError::NotAnArchive { .. } => format!(
             "{what} is not a tar archive: give a root filesystem tarball, an OCI image archive or a docker save archive (.tar, .tar.gz or .tar.zst)"

@@ -56,9 +56,8 @@ impl Engine {
             }
             .in_current_span(),
         );
-        task.await.map_err(|e| {
-            EngineError::Internal(format!("an operation's task ended abnormally: {e}"))
-        })?
+        task.await
+            .map_err(|e| EngineError::failed("an operation's task ended abnormally", e))?
     }
 
     /// Operations started by [`Engine::run_to_end`] that have not ended yet.

@@ -19,6 +19,7 @@ mod gvisor_control;
 pub mod limit_hits;
 mod runc;
 mod runsc;
+mod started;
 mod status;
 mod strays;
 

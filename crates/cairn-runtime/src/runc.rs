@@ -4,9 +4,7 @@
 //! host in the container's UTS namespace, and waiting for a started init to let go of the
 //! runtime's log. The commands both runtimes share are in [`crate::cli`].
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +14,7 @@ use cairn_types::RuntimeKind;
 
 use crate::bundle::Flavor;
 use crate::cli::{valid_hostname, Cli};
+use crate::started::Started;
 use crate::{
     ContainerState, ContainerStatus, ExecChild, ExecIo, ExecSpec, ExitWatch, LimitHits, Listed,
     Runtime, RuntimeError, SandboxSpec, Signal,
@@ -30,9 +29,8 @@ const PAGE_PIPES: usize = 32;
 #[derive(Clone, Debug)]
 pub struct Runc {
     cli: Cli,
-    /// The init pid of each container this process started or restored, until its exit is
-    /// watched: [`Runtime::watch`] then needs no `runc state` (one process less per fork).
-    started: Arc<Mutex<HashMap<String, u32>>>,
+    /// The init pid of each container this process started or restored.
+    started: Started,
 }
 
 impl Runc {
@@ -46,17 +44,7 @@ impl Runc {
                 "install runc: apt-get install runc",
                 Vec::new(),
             ),
-            started: Arc::default(),
-        }
-    }
-
-    /// Remembers the init pid runc wrote to `pid_file` for container `id`.
-    fn remember_pid(&self, id: &str, pid_file: &Path) {
-        let pid = std::fs::read_to_string(pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok());
-        if let (Some(pid), Ok(mut started)) = (pid, self.started.lock()) {
-            started.insert(id.to_string(), pid);
+            started: Started::default(),
         }
     }
 
@@ -184,7 +172,7 @@ impl Runtime for Runc {
         // sandbox, which is most of what a batch of forks costs on a small host.
         self.cli.run_detached(id, bundle, self.cli.cmd()).await?;
         init_settled(&bundle.join("init.pid"), &bundle.join("init.log")).await;
-        self.remember_pid(id, &bundle.join("init.pid"));
+        self.started.remember_file(id, &bundle.join("init.pid"));
         Ok(())
     }
 
@@ -293,7 +281,7 @@ impl Runtime for Runc {
             .run()
             .await;
         self.criu_result("restore", restored, &work.join("restore.log"))?;
-        self.remember_pid(id, &bundle.join("init.pid"));
+        self.started.remember_file(id, &bundle.join("init.pid"));
         // A checkpoint taken while paused (as Cairn takes them) may come back paused. A thaw
         // through the cgroup freezer costs no process and is harmless if thawed.
         if !self.freeze_directly(id, false).await
@@ -354,9 +342,7 @@ impl Runtime for Runc {
     }
 
     async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
-        if let Ok(mut started) = self.started.lock() {
-            started.remove(id);
-        }
+        self.started.forget(id);
         self.cli.delete(id).await
     }
 
@@ -375,18 +361,7 @@ impl Runtime for Runc {
     }
 
     async fn watch(&self, id: &str) -> Result<Option<ExitWatch>, RuntimeError> {
-        let known = self.started.lock().ok().and_then(|mut s| s.remove(id));
-        if let Some(pid) = known {
-            // The pid could name another process if the init ended (and the pid was used
-            // again) since it started: only one inside the container's cgroup is taken;
-            // otherwise runc is asked, as for a container another cairnd started.
-            if let Some(watch) = ExitWatch::open(pid)? {
-                if watch.in_cgroup(&format!("{}/{id}", crate::bundle::CGROUP_PARENT)) {
-                    return Ok(Some(watch));
-                }
-            }
-        }
-        self.cli.watch(id).await
+        self.started.watch(&self.cli, id).await
     }
 
     fn limit_hits(&self, id: &str) -> Option<LimitHits> {

@@ -19,6 +19,7 @@ use cairn_types::RuntimeKind;
 use crate::bundle::Flavor;
 use crate::cli::{rand_u64, valid_hostname, write_process, Cli};
 use crate::gvisor_control;
+use crate::started::Started;
 use crate::{
     ContainerState, ContainerStatus, ExecChild, ExecIo, ExecSpec, ExitWatch, LimitHits, Listed,
     Runtime, RuntimeError, SandboxSpec, Signal,
@@ -32,6 +33,8 @@ pub struct Runsc {
     /// Containers whose `/proc` this process bounded ([`Runsc::bound_proc_cache`]): their
     /// checkpoints say so ([`PROC_BOUNDED`]), so that restoring one needs no `runsc exec`.
     bounded: Arc<Mutex<HashSet<String>>>,
+    /// The sandbox process of each container this process started or restored.
+    started: Started,
 }
 
 /// Beside a gVisor checkpoint's files: its sandbox's `/proc` had the bounded dentry cache
@@ -54,6 +57,7 @@ impl Runsc {
                 global_flags(false),
             ),
             bounded: Arc::default(),
+            started: Started::default(),
         }
     }
 
@@ -377,6 +381,7 @@ impl Runtime for Runsc {
         self.cli
             .create_and_start(id, bundle, create, self.starting_cmd(bundle))
             .await?;
+        self.started.remember_file(id, &bundle.join("init.pid"));
         self.bound_proc_cache(id, bundle).await;
         Ok(())
     }
@@ -464,13 +469,13 @@ impl Runtime for Runsc {
             .timeout(Duration::from_secs(300))
             .run()
             .await?;
-        // A checkpoint taken while paused (as Cairn takes them) may come back paused.
-        if self
-            .state(id)
-            .await?
-            .is_some_and(|s| s.status == ContainerStatus::Paused)
-        {
-            self.resume(id).await?;
+        // A checkpoint taken while paused (as Cairn takes them) may come back paused. The
+        // answer also names the sandbox process, which the exit watch then takes as it is.
+        if let Some(s) = self.state(id).await? {
+            self.started.remember(id, s.pid);
+            if s.status == ContainerStatus::Paused {
+                self.resume(id).await?;
+            }
         }
         if image_dir.join(PROC_BOUNDED).exists() {
             self.set_bounded(id, true);
@@ -545,6 +550,7 @@ impl Runtime for Runsc {
     async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
         let _ = std::fs::remove_file(self.pause_marker(id));
         self.set_bounded(id, false);
+        self.started.forget(id);
         self.cli.delete(id).await
     }
 
@@ -575,7 +581,7 @@ impl Runtime for Runsc {
     }
 
     async fn watch(&self, id: &str) -> Result<Option<ExitWatch>, RuntimeError> {
-        self.cli.watch(id).await
+        self.started.watch(&self.cli, id).await
     }
 
     fn limit_hits(&self, id: &str) -> Option<LimitHits> {

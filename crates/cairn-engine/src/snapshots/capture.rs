@@ -289,7 +289,9 @@ impl Engine {
         };
         let finished = tokio::task::spawn_blocking(move || receiving.finish())
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()));
+            .map_err(|e| {
+                EngineError::failed("the checkpoint's receiving task ended abnormally", e)
+            });
         match (done, finished) {
             (Ok(()), Ok(Ok(received))) => Ok(Some(received)),
             // Storing the pages failed (the runtime then failed to write them): that error
@@ -326,9 +328,7 @@ impl Engine {
         self.storage
             .sync_snapshot(snap.id.as_str())
             .await
-            .map_err(|e| {
-                EngineError::Internal(format!("cannot flush the snapshot to disk: {e}"))
-            })?;
+            .map_err(|e| EngineError::failed("cannot flush the snapshot to disk", e))?;
         crate::crash_point("snapshot-after-subvolume");
         let sizes = self.measure(snap, shared).await?;
         let size = sizes.size;

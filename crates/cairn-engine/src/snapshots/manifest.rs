@@ -35,8 +35,8 @@ impl Engine {
         let (storage, id) = (self.storage.clone(), snap.id.clone());
         tokio::task::spawn_blocking(move || storage.save_manifest(id.as_str(), &manifest))
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::Internal(format!("cannot write the manifest: {e}")))
+            .map_err(|e| EngineError::failed("the manifest's writing task ended abnormally", e))?
+            .map_err(|e| EngineError::failed("cannot write the manifest", e))
     }
 
     /// Refuses, before anything is written, to resume a stateful snapshot where its
@@ -63,7 +63,7 @@ impl Engine {
                         snap.id
                     ))
                 }
-                e => EngineError::Internal(format!("cannot read the manifest: {e}")),
+                e => EngineError::failed("cannot read the manifest", e),
             })?;
         let host = self.host_identity(runtime, true).await;
         let recorded = RuntimeIdentity {

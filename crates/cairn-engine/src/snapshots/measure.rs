@@ -45,7 +45,9 @@ impl Engine {
             let (store, id) = (self.storage.checkpoints().clone(), snap.id.clone());
             tokio::task::spawn_blocking(move || store.bytes(id.as_str()))
                 .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?
+                .map_err(|e| {
+                    EngineError::failed("the checkpoint's measuring task ended abnormally", e)
+                })?
         } else {
             0
         };

@@ -188,8 +188,8 @@ impl Engine {
         let old = self.storage.path(&Tree::snapshot(&a.id));
         let changes = tokio::task::spawn_blocking(move || cairn_storage::diff_trees(&old, &new))
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::failed("the diff's task ended abnormally", e))?
+            .map_err(|e| EngineError::failed("cannot compare the snapshots' trees", e))?;
         Ok(changes
             .into_iter()
             .map(|c| DiffEntry {
