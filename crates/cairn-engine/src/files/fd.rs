@@ -71,7 +71,7 @@ pub(crate) fn fail(path: &str, e: Errno) -> EngineError {
         Errno::INVAL => EngineError::InvalidArgument(format!(
             "{path}: invalid operation (such as moving a directory into itself)"
         )),
-        other => EngineError::Internal(format!("file operation on {path}: {other}")),
+        other => EngineError::failed(format!("file operation on {path}"), other),
     }
 }
 
@@ -230,6 +230,6 @@ fn fill(
 pub(crate) fn io_fail(shown: &str, e: std::io::Error) -> EngineError {
     match e.raw_os_error() {
         Some(n) => fail(shown, Errno::from_raw_os_error(n)),
-        None => EngineError::Internal(format!("file operation on {shown}: {e}")),
+        None => EngineError::failed(format!("file operation on {shown}"), e),
     }
 }

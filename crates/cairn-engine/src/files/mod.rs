@@ -95,7 +95,7 @@ impl Write for ChannelWriter {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| EngineError::Internal(format!("a file operation stopped: {e}")))?
+        .map_err(|e| EngineError::failed("a file operation stopped", e))?
 }
 
 impl Engine {

@@ -65,7 +65,7 @@ impl TreeFiles {
             Errno::NOENT => EngineError::Conflict(
                 "its files are not there (it failed or is being removed)".into(),
             ),
-            other => EngineError::Internal(format!("opening a tree: {other}")),
+            other => EngineError::failed("cannot open the tree", other),
         })?;
         Ok(TreeFiles { root })
     }
