@@ -294,13 +294,15 @@ async fn copy_in(client: &Client, sandbox: &str, from: Side, path: &str, json: b
         .send_body(Method::PUT, &uri, Some("application/octet-stream"), body)
         .await;
     pb.finish_and_clear();
+    // cairnd's refusal first: it may have answered before reading the whole stream, which
+    // then broke off on the packer's side.
+    let resp = sent?;
     if let Some(packer) = packer {
         packer
             .await
             .context("the directory packer failed")?
             .context("cannot pack the local directory")?;
     }
-    let resp = sent?;
     let bytes = resp.into_body().collect().await?.to_bytes();
     let entry: FileEntry = crate::client::decode_answer(&bytes)?;
     output::show(json, &entry, |_| {})
