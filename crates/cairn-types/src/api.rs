@@ -120,6 +120,12 @@ pub struct SandboxInfo {
     /// `--no-disk-quota`).
     #[serde(default)]
     pub disk_used_bytes: Option<u64>,
+    /// The agent inside it (its init, which runs its commands): `connected`, `waiting`
+    /// (starting, or dialing back after a snapshot), `quiesced` (a checkpoint is under way),
+    /// or `unavailable: <why>` (it runs the shell init and execs through the runtime).
+    /// `null` when it is not running.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 /// A sandbox TCP port published on the host's loopback.

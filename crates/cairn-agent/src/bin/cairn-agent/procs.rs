@@ -21,7 +21,7 @@ use crate::conn::Link;
 /// (a background process may hold its pipes open forever).
 const DRAIN_MAX: Duration = Duration::from_secs(2);
 /// After a process ends, how long its pipes may stay quiet before `exit` is sent.
-const DRAIN_QUIET: Duration = Duration::from_millis(50);
+const DRAIN_QUIET: Duration = Duration::from_millis(100);
 
 /// The PATH searched when a spawn's environment has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -157,6 +157,9 @@ impl Procs {
         drop(cmd);
         let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
         let pid_u32 = child.id();
+        // Before any output (its readers start below).
+        self.link
+            .send(Frame::control(channel, &Message::Started { pid: pid_u32 }));
         let (in_tx, in_rx) = mpsc::channel::<Option<Vec<u8>>>();
         let mut readers = Vec::new();
         let out = Arc::new(Output::new(Arc::clone(&self.link), channel));
@@ -188,8 +191,6 @@ impl Procs {
             },
         );
         drop(table);
-        self.link
-            .send(Frame::control(channel, &Message::Started { pid: pid_u32 }));
         let procs = Arc::clone(self);
         std::thread::spawn(move || procs.wait(channel, child, out, readers, master));
         Ok(())
@@ -206,6 +207,8 @@ impl Procs {
     ) {
         let status = child.wait();
         let ended = Instant::now();
+        // Quiet is counted from the end: what it wrote just before is in the pipes already.
+        out.heard();
         let mut open: Vec<_> = readers;
         while !open.is_empty() && ended.elapsed() < DRAIN_MAX {
             open.retain(|r| matches!(r.try_recv(), Err(mpsc::TryRecvError::Empty)));
@@ -268,6 +271,13 @@ impl Output {
             link,
             channel,
             state: Mutex::new((true, Instant::now())),
+        }
+    }
+
+    /// Counts quiet from now.
+    fn heard(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1 = Instant::now();
         }
     }
 
