@@ -241,6 +241,14 @@ pub mod unstartable {
     pub const PROGRAM_NOT_EXECUTABLE: &str = "program-not-executable";
 }
 
+/// Why a `kill` was refused.
+pub mod kill_reason {
+    /// No such process in the sandbox.
+    pub const NO_SUCH_PROCESS: &str = "no-such-process";
+    /// The init or the agent, or no such signal.
+    pub const REFUSED: &str = "refused";
+}
+
 /// A control message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]

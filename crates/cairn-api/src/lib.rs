@@ -12,6 +12,7 @@ mod handlers;
 mod json;
 mod network;
 mod openapi;
+mod processes;
 pub mod serve;
 mod snapshots;
 mod trace;
@@ -60,6 +61,11 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/sandboxes/{id}/resume", post(handlers::resume_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
         .route("/v1/sandboxes/{id}/attach", get(attach::attach))
+        .route("/v1/sandboxes/{id}/processes", get(processes::list))
+        .route(
+            "/v1/sandboxes/{id}/processes/{pid}/signal",
+            post(processes::signal),
+        )
         .route(
             "/v1/sandboxes/{id}/snapshots",
             post(snapshots::create).get(snapshots::list),

@@ -44,7 +44,9 @@ use crate::handlers;
         handlers::remove_image,
         handlers::publish_image,
         crate::network::get_network,
-        crate::network::put_network
+        crate::network::put_network,
+        crate::processes::list,
+        crate::processes::signal
     ),
     components(schemas(
         CreateSandboxRequest,
@@ -61,6 +63,8 @@ use crate::handlers;
         cairn_types::api::PublishedPort,
         cairn_types::api::AccountNetwork,
         cairn_types::api::UpdateAccountNetwork,
+        cairn_types::api::ProcessInfo,
+        cairn_types::api::SignalRequest,
         ExecRequest,
         ExecEvent,
         ImageInfo,

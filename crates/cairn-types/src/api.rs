@@ -521,3 +521,23 @@ pub struct DiffEntry {
     /// Bytes of the file.
     pub size: u64,
 }
+
+/// `GET /v1/sandboxes/{id}/processes`: one process of a running sandbox.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Its pid in the sandbox.
+    pub pid: u32,
+    /// Its parent's pid.
+    pub ppid: u32,
+    /// Its command line (arguments joined by spaces), or its name in brackets.
+    pub cmd: String,
+}
+
+/// `POST /v1/sandboxes/{id}/processes/{pid}/signal`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    /// The signal: a name (`TERM`, `SIGKILL`…) or a number; `TERM` when absent.
+    #[serde(default)]
+    pub signal: Option<String>,
+}

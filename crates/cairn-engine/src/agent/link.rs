@@ -57,6 +57,9 @@ pub(crate) struct Link {
     quiescing: watch::Sender<bool>,
     /// Set when the sandbox ends: the connection is dropped.
     ended: watch::Sender<bool>,
+    /// Whether the socket file is this link's (bound and not removed since): only then does
+    /// it remove it (a later link of the same sandbox binds the same path).
+    bound: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Link {
@@ -79,6 +82,7 @@ impl Link {
             accept: Mutex::new(None),
             quiescing: watch::Sender::new(false),
             ended: watch::Sender::new(false),
+            bound: false.into(),
         })
     }
 
@@ -114,6 +118,7 @@ impl Link {
             _ => {}
         }
         let listener = tokio::net::UnixListener::bind(&self.socket)?;
+        self.bound.store(true, Ordering::SeqCst);
         self.state.send_replace(LinkState::Waiting);
         let me = Arc::downgrade(self);
         let mut quiescing = self.quiescing.subscribe();
@@ -150,7 +155,14 @@ impl Link {
         if let Some(task) = self.accept.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
         }
-        let _ = std::fs::remove_file(&self.socket);
+        self.unlink();
+    }
+
+    /// Removes the socket file, if it is this link's.
+    fn unlink(&self) {
+        if self.bound.swap(false, Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&self.socket);
+        }
     }
 
     /// Serves one connection until it ends.
@@ -278,7 +290,7 @@ impl Link {
     /// dropped from this side: the checkpoint may fail).
     pub(crate) async fn quiesce(&self, limit: Duration) -> bool {
         self.quiescing.send_replace(true);
-        let _ = std::fs::remove_file(&self.socket);
+        self.unlink();
         let task = self.accept.lock().unwrap_or_else(|p| p.into_inner()).take();
         let closed = match task {
             Some(mut task) => match tokio::time::timeout(limit, &mut task).await {

@@ -9,6 +9,7 @@
 
 mod exec;
 mod link;
+mod ps;
 
 pub(crate) use exec::AgentExec;
 
@@ -88,6 +89,8 @@ impl Engine {
     /// the socket cannot be made.
     pub(crate) fn prepare_agent(&self, id: &SandboxId) -> Option<AgentMounts> {
         let binary = self.agent_binary.as_ref().ok()?.clone();
+        // The previous run's link goes first: it removes its socket, the one bound below.
+        self.end_agent(id);
         let dir = self.agent_dir(id);
         let made = std::fs::create_dir_all(&dir).and_then(|()| {
             use std::os::unix::fs::PermissionsExt;
@@ -102,9 +105,7 @@ impl Engine {
             tracing::warn!(sandbox = %id, error = %e, "cannot listen for the agent: the sandbox runs without it");
             return None;
         }
-        if let Some(old) = self.agents().insert(id.clone(), link) {
-            old.end();
-        }
+        self.agents().insert(id.clone(), link);
         Some(AgentMounts {
             binary,
             socket_dir: dir,
@@ -122,6 +123,7 @@ impl Engine {
         if self.agent_binary.is_err() || !dir.is_dir() {
             return;
         }
+        self.end_agent(id);
         let link = Link::new(id, &dir);
         match link.listen() {
             Ok(()) => {

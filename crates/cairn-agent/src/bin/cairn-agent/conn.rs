@@ -206,8 +206,8 @@ fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, f: Frame) -> bool {
             channel,
             &match crate::ps::kill(pid, signal) {
                 Ok(()) => Message::Done,
-                Err(message) => Message::Error {
-                    reason: "error".into(),
+                Err((reason, message)) => Message::Error {
+                    reason: reason.into(),
                     message,
                 },
             },

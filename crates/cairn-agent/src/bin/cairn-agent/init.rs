@@ -20,6 +20,14 @@ pub fn run() -> ! {
     }
     let mut server = start_server();
     loop {
+        if server.is_none() {
+            // It could not be started (the sandbox's process limit, say): again shortly,
+            // reaping meanwhile.
+            std::thread::sleep(Duration::from_millis(100));
+            while sys::reap_any().is_some() {}
+            server = start_server();
+            continue;
+        }
         let sig = match sys::wait_signal(&SIGNALS) {
             Ok(sig) => sig,
             Err(_) => {

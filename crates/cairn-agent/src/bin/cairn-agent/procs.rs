@@ -149,6 +149,11 @@ impl Procs {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         }
+        // Its threads are made before it is: a process that exhausts the sandbox's process
+        // limit at once (a fork bomb) must not leave the agent without them.
+        let mut workers = (0..4)
+            .map(|_| Worker::new())
+            .collect::<std::io::Result<Vec<_>>>()?;
         // Registered under the table's lock, so that input that follows the spawn finds it.
         let mut table = self.table();
         let mut child = cmd.spawn()?;
@@ -166,19 +171,19 @@ impl Procs {
         match &master {
             Some(m) => {
                 let reader = std::fs::File::from(m.as_ref().try_clone()?);
-                readers.push(out.pump(reader, Kind::Stdout));
+                readers.push(out.pump(next(&mut workers), reader, Kind::Stdout));
                 let writer = std::fs::File::from(m.as_ref().try_clone()?);
-                std::thread::spawn(move || feed(writer, in_rx));
+                next(&mut workers).run(move || feed(writer, in_rx));
             }
             None => {
                 if let Some(o) = child.stdout.take() {
-                    readers.push(out.pump(o, Kind::Stdout));
+                    readers.push(out.pump(next(&mut workers), o, Kind::Stdout));
                 }
                 if let Some(e) = child.stderr.take() {
-                    readers.push(out.pump(e, Kind::Stderr));
+                    readers.push(out.pump(next(&mut workers), e, Kind::Stderr));
                 }
                 if let Some(i) = child.stdin.take() {
-                    std::thread::spawn(move || feed(i, in_rx));
+                    next(&mut workers).run(move || feed(i, in_rx));
                 }
             }
         }
@@ -192,7 +197,7 @@ impl Procs {
         );
         drop(table);
         let procs = Arc::clone(self);
-        std::thread::spawn(move || procs.wait(channel, child, out, readers, master));
+        next(&mut workers).run(move || procs.wait(channel, child, out, readers, master));
         Ok(())
     }
 
@@ -289,12 +294,13 @@ impl Output {
     /// dropped) when it ends.
     fn pump<R: Read + Send + 'static>(
         self: &Arc<Self>,
+        worker: Worker,
         mut r: R,
         kind: Kind,
     ) -> mpsc::Receiver<()> {
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let me = Arc::clone(self);
-        std::thread::spawn(move || {
+        worker.run(move || {
             let _done = done_tx;
             let mut buf = vec![0u8; CHUNK];
             loop {
@@ -319,6 +325,36 @@ impl Output {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.0 = false;
         self.link.send(Frame::control(self.channel, &exit));
+    }
+}
+
+/// A thread made ahead of the work it will do (see [`Procs::spawn`]); one that is given
+/// none ends.
+struct Worker(mpsc::Sender<Box<dyn FnOnce() + Send>>);
+
+impl Worker {
+    fn new() -> std::io::Result<Worker> {
+        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new().spawn(move || {
+            if let Ok(job) = rx.recv() {
+                job();
+            }
+        })?;
+        Ok(Worker(tx))
+    }
+
+    /// Runs `job` on the thread.
+    fn run(self, job: impl FnOnce() + Send + 'static) {
+        let _ = self.0.send(Box::new(job));
+    }
+}
+
+/// The next of the workers made for a process (four are made, at most four taken).
+fn next(workers: &mut Vec<Worker>) -> Worker {
+    match workers.pop() {
+        Some(w) => w,
+        // Not reached; should it be, a thread made now does as well (or the job is dropped).
+        None => Worker::new().unwrap_or_else(|_| Worker(mpsc::channel().0)),
     }
 }
 

@@ -43,21 +43,28 @@ fn parse_stat(stat: &str) -> Option<(String, u32)> {
     Some((name, ppid))
 }
 
-/// Sends `signal` to process `pid`; the sandbox's init is refused (signal the sandbox with
-/// `cairn stop`).
-pub fn kill(pid: u32, signal: i32) -> Result<(), String> {
+/// Sends `signal` to process `pid`; the sandbox's init and the agent are refused (stop the
+/// sandbox instead). The error: a reason word ([`kill_reason`]) and a message.
+pub fn kill(pid: u32, signal: i32) -> Result<(), (&'static str, String)> {
     if pid <= 1 || pid == std::process::id() {
-        return Err(format!(
-            "process {pid} is the sandbox's init or agent: stop the sandbox instead"
+        return Err((
+            kill_reason::REFUSED,
+            format!("process {pid} is the sandbox's init or agent: stop the sandbox instead"),
         ));
     }
-    let p = i32::try_from(pid).map_err(|_| format!("no process {pid}"))?;
+    let p = i32::try_from(pid)
+        .map_err(|_| (kill_reason::NO_SUCH_PROCESS, format!("no process {pid}")))?;
     crate::sys::kill(p, signal).map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => format!("no process {pid} in the sandbox"),
-        Some(libc::EINVAL) => format!("no signal {signal}"),
-        _ => format!("cannot signal process {pid}: {e}"),
+        Some(libc::ESRCH) => (
+            kill_reason::NO_SUCH_PROCESS,
+            format!("no process {pid} in the sandbox"),
+        ),
+        Some(libc::EINVAL) => (kill_reason::REFUSED, format!("no signal {signal}")),
+        _ => ("error", format!("cannot signal process {pid}: {e}")),
     })
 }
+
+use cairn_agent::proto::kill_reason;
 
 #[cfg(test)]
 mod tests {
