@@ -4,6 +4,7 @@
 # when the benchmark exits. Defines BIN, C (the cairn CLI), DAEMON and the helpers below.
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins -q
+scripts/build-agent.sh --release >/dev/null
 BIN=$PWD/target/release
 C="$BIN/cairn"
 export CAIRN_HOME=$(mktemp -d /tmp/cairn-bench.XXXXXX)
@@ -28,7 +29,7 @@ for _ in $(seq 200); do "$C" ls >/dev/null 2>&1 && break; sleep 0.05; done
 "$C" image import "$ROOTFS_SRC" --name base >/dev/null
 IMG=$(ls -d "$CAIRN_HOME"/pool/images/img-*)
 # Raw runtimes with Cairn's flags, keeping their state under $CAIRN_HOME.
-RAWSC="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --network=none"
+RAWSC="runsc --root $CAIRN_HOME/raw-runsc --platform=systrap --overlay2=none --host-uds=open --network=none"
 RAWRC="runc --root $CAIRN_HOME/raw-runc"
 # want N: part N is selected by $ONLY (all parts when it is empty).
 want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }

@@ -22,7 +22,11 @@ for rt in runc gvisor; do
   for i in $(seq "$N"); do
     b=$CAIRN_HOME/rawbundle-$rt-$i; mkdir -p "$b"
     root=$CAIRN_HOME/pool/sandboxes/r$i-$rt
-    jq --arg r "$root" --arg c "/cairn-raw/$rt-$i" '.root.path=$r | .linux.cgroupsPath=$c' "$tmpl" > "$b/config.json"
+    # The raw container runs a shell as its init, not the agent (which would dial the Cairn
+    # sandbox's own socket directory).
+    jq --arg r "$root" --arg c "/cairn-raw/$rt-$i" '.root.path=$r | .linux.cgroupsPath=$c
+      | .process.args=["/bin/sh","-c","exec </dev/null >/dev/null 2>&1; while :; do sleep 3600; done"]
+      | .mounts |= map(select(.destination | startswith("/.cairn") | not))' "$tmpl" > "$b/config.json"
     t0=$(now)
     btrfs -q subvolume snapshot "$IMG" "$root" >/dev/null
     $RAW create --bundle "$b" "r$i-$rt" </dev/null >/dev/null 2>&1

@@ -36,5 +36,6 @@ modprobe btrfs 2>/dev/null || true
 cd "$(dirname "$0")/.."
 if [ -z "${CAIRN_SKIP_BUILD:-}" ]; then
   cargo build --release --workspace --bins
+  scripts/build-agent.sh --release >/dev/null
 fi
 echo "setup done: $(runsc --version | head -1); $(runc --version | head -1); criu $(criu --version | awk '/^Version:/ {print $2}'); $(mkfs.btrfs --version)"

@@ -20,6 +20,8 @@ for bin in $engine_tests; do
         exit 1
     fi
 done
+# The static agent every sandbox runs as its init; cairnd finds it beside its own build.
+scripts/build-agent.sh >/dev/null
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --lib --bins --tests --no-fail-fast -- --test-threads="${CAIRN_TEST_THREADS:-4}" "$@" 2>&1 | tee "$log"

@@ -13,6 +13,7 @@ mod handlers;
 mod json;
 mod network;
 mod openapi;
+mod processes;
 pub mod serve;
 mod snapshots;
 mod trace;
@@ -61,6 +62,11 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/sandboxes/{id}/resume", post(handlers::resume_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(handlers::exec))
         .route("/v1/sandboxes/{id}/attach", get(attach::attach))
+        .route("/v1/sandboxes/{id}/processes", get(processes::list))
+        .route(
+            "/v1/sandboxes/{id}/processes/{pid}/signal",
+            post(processes::signal),
+        )
         .route(
             "/v1/sandboxes/{id}/files",
             get(files::read).put(files::write).delete(files::remove),

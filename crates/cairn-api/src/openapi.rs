@@ -54,7 +54,9 @@ use crate::handlers;
         crate::files::rename,
         crate::files::read_snapshot,
         crate::files::stat_snapshot,
-        crate::files::list_snapshot
+        crate::files::list_snapshot,
+        crate::processes::list,
+        crate::processes::signal
     ),
     components(schemas(
         CreateSandboxRequest,
@@ -71,6 +73,8 @@ use crate::handlers;
         cairn_types::api::PublishedPort,
         cairn_types::api::AccountNetwork,
         cairn_types::api::UpdateAccountNetwork,
+        cairn_types::api::ProcessInfo,
+        cairn_types::api::SignalRequest,
         ExecRequest,
         ExecEvent,
         ImageInfo,

@@ -151,7 +151,7 @@ pub(crate) fn read_reply(answer: &str) -> Option<Reply> {
 }
 
 /// The exit of a detached command that ended at once with `code`.
-fn exited_at_once(id: &SandboxId, code: i32) -> ExecOutput {
+pub(crate) fn exited_at_once(id: &SandboxId, code: i32) -> ExecOutput {
     let why = match code {
         exec_start::NOT_FOUND_EXIT_CODE => ": a program it runs was not found",
         exec_start::CANNOT_RUN_EXIT_CODE => ": a program it runs could not be executed",

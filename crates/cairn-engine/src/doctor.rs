@@ -44,6 +44,7 @@ impl Engine {
             });
         }
         checks.push(criu_check().await);
+        checks.push(self.agent_check());
         let btrfs = version_of("btrfs", &["--version"]).await;
         checks.push(Check {
             name: "btrfs-progs".into(),
@@ -88,6 +89,29 @@ impl Engine {
                 .into(),
         });
         checks
+    }
+}
+
+impl Engine {
+    /// The agent binary: there and static, or why sandboxes go without it.
+    fn agent_check(&self) -> Check {
+        let needs = "the init of every sandbox: processes that survive stateful snapshots on gvisor, exec -t on gvisor, exec -d";
+        match &self.agent_binary {
+            Ok(path) => Check {
+                name: "cairn-agent".into(),
+                version: Some(format!("{} (static)", path.display())),
+                ok: true,
+                note: needs.into(),
+            },
+            Err(why) => Check {
+                name: "cairn-agent".into(),
+                version: None,
+                ok: false,
+                note: format!(
+                    "{needs}; {why}: sandboxes run a shell init and exec through the runtime"
+                ),
+            },
+        }
     }
 }
 

@@ -344,6 +344,18 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| r.process.workdir.clone()),
         };
+        if let Some(link) = self.agent(&r.id) {
+            let x = crate::agent::AgentExec {
+                r,
+                spec,
+                io,
+                detach: req.detach,
+                timeout: req.timeout_secs.map(Duration::from_secs),
+                busy,
+                pause_gate,
+            };
+            return self.exec_through_agent(link, x).await;
+        }
         let rt = self.runtime(r.runtime)?;
         if matches!(io, ExecIo::Tty { .. }) && !rt.exec_terminal() {
             return Err(EngineError::InvalidArgument(format!(

@@ -6,6 +6,7 @@
 //! It is not for HTTP (that is `cairn-api`), nor does it call any external
 //! program itself: runtimes and storage do.
 
+mod agent;
 mod catalog;
 mod deaths;
 mod detach;
@@ -38,6 +39,7 @@ use cairn_runtime::Runtime;
 use cairn_storage::{BtrfsStorage, Pool, PoolConfig, Storage, Tree};
 use cairn_types::{RuntimeKind, SandboxId, SnapshotId};
 
+pub use agent::is_static_executable;
 pub use cairn_runtime::ExecIo;
 pub use disk::{PoolReserve, MIN_DISK_BYTES};
 pub use doctor::Check;
@@ -96,6 +98,10 @@ pub struct EngineConfig {
     pub max_disk_bytes: Option<u64>,
     /// Pool space that sandboxes' writes cannot take (for snapshots and metadata).
     pub pool_reserve: PoolReserve,
+    /// The static `cairn-agent` binary run as every sandbox's init (see docs/agent.md);
+    /// `None`, or a binary that is not static: sandboxes run the shell init and exec through
+    /// the runtime.
+    pub agent: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -120,6 +126,7 @@ impl EngineConfig {
             default_disk_bytes: Some(10 << 30),
             max_disk_bytes: Some(100 << 30),
             pool_reserve: PoolReserve::Default,
+            agent: None,
         }
     }
 }
@@ -163,6 +170,10 @@ pub struct Engine {
     operations: Arc<tokio::sync::watch::Sender<usize>>,
     /// The engine itself, for the tasks it starts (watches) to reach it while it lives.
     me: Weak<Engine>,
+    /// The agent binary sandboxes get, or why they go without (see `agent`).
+    agent_binary: std::result::Result<PathBuf, String>,
+    /// The link to each sandbox's agent.
+    agents: Mutex<HashMap<SandboxId, Arc<agent::Link>>>,
 }
 
 impl Engine {
@@ -227,7 +238,16 @@ impl Engine {
                 cairn_types::format_bytes(total)
             )));
         }
+        let agent_binary = agent::check_binary(cfg.agent.as_deref());
+        if let Err(why) = &agent_binary {
+            tracing::warn!(
+                why,
+                "sandboxes run without the agent (the shell init, exec through the runtime)"
+            );
+        }
         let engine = Arc::new_cyclic(|me| Engine {
+            agent_binary,
+            agents: Mutex::new(HashMap::new()),
             cfg,
             db,
             storage,

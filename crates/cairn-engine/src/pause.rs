@@ -152,7 +152,13 @@ impl Engine {
         }
         let rt = self.runtime(r.runtime)?;
         if r.state == SandboxState::Running {
-            rt.pause(r.id.as_str()).await?;
+            // Its automatic snapshot checkpoints it paused: the agent must have closed its
+            // connection first (it dials back on resume).
+            self.quiesce_agent(&r.id).await;
+            if let Err(e) = rt.pause(r.id.as_str()).await {
+                self.relisten_agent(&r.id);
+                return Err(e.into());
+            }
         }
         let row = r.id.clone();
         self.db(move |db| db.set_paused(&row, why)).await?;
@@ -290,7 +296,10 @@ impl Engine {
                 self.db(move |db| db.set_memory_snapshot(&row, None))
                     .await?;
             }
-            None => rt.resume(r.id.as_str()).await?,
+            None => {
+                rt.resume(r.id.as_str()).await?;
+                self.relisten_agent(&r.id);
+            }
         }
         let row = r.id.clone();
         self.db(move |db| db.set_state(&row, SandboxState::Running, None))

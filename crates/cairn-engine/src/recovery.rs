@@ -194,6 +194,7 @@ impl Engine {
                     if alive {
                         tracing::info!(sandbox = %r.id, "sandbox found running again");
                         self.arm(&r).await;
+                        self.adopt_agent(&r.id);
                     } else {
                         let _ = rt.delete(r.id.as_str()).await;
                         let row = r.id.clone();

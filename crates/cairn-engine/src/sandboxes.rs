@@ -56,6 +56,9 @@ impl Engine {
                 .written_bytes(&Tree::sandbox(&r.id))
                 .ok()
                 .flatten(),
+            agent: matches!(r.state, SandboxState::Running | SandboxState::Paused)
+                .then(|| self.agent_status(&r.id))
+                .flatten(),
         }
     }
 
@@ -304,6 +307,7 @@ impl Engine {
             cgroups_path: PathBuf::from(cairn_runtime::bundle::CGROUP_PARENT).join(r.id.as_str()),
             netns,
             resolv_conf,
+            agent: self.prepare_agent(&r.id),
         };
         let bundle2 = bundle.clone();
         let rt = self.runtime(r.runtime)?;
@@ -317,6 +321,7 @@ impl Engine {
     /// root, bundle.
     pub(crate) async fn teardown(&self, r: &SandboxRecord) {
         self.disarm(&r.id);
+        self.end_agent(&r.id);
         if let Ok(rt) = self.runtime(r.runtime) {
             if let Err(e) = rt.delete(r.id.as_str()).await {
                 tracing::warn!(sandbox = %r.id, error = %e, "runtime delete failed");
@@ -384,6 +389,7 @@ impl Engine {
     /// is not a death: the watch on it is disarmed first.
     pub(crate) async fn halt(&self, r: &SandboxRecord) -> Result<()> {
         self.disarm(&r.id);
+        self.end_agent(&r.id);
         let rt = self.runtime(r.runtime)?;
         let id = r.id.as_str();
         if r.state == SandboxState::Paused {

@@ -41,7 +41,19 @@ pub const INIT_ARGS: [&str; 3] = [
 /// through `/proc/1/fd/1`, outside the pool and its disk limits.
 pub const INIT_STDIO_PREFIX: &str = "exec </dev/null >/dev/null 2>&1; ";
 
-/// The init's argv: [`INIT_ARGS`] after [`INIT_STDIO_PREFIX`], under both runtimes.
+/// The init's argv: the agent's (`/.cairn/agent init`) when the sandbox has it, else
+/// [`INIT_ARGS`] after [`INIT_STDIO_PREFIX`], under both runtimes.
+pub fn init_args_for(agent: Option<&AgentMounts>) -> Vec<String> {
+    match agent {
+        Some(_) => vec![
+            cairn_agent::proto::BINARY_PATH.to_string(),
+            "init".to_string(),
+        ],
+        None => init_args(),
+    }
+}
+
+/// The shell init's argv: [`INIT_ARGS`] after [`INIT_STDIO_PREFIX`].
 pub fn init_args() -> Vec<String> {
     let mut args: Vec<String> = INIT_ARGS.iter().map(|s| s.to_string()).collect();
     args[2] = format!("{INIT_STDIO_PREFIX}{}", args[2]);
@@ -106,6 +118,20 @@ pub struct SandboxSpec {
     pub netns: Option<PathBuf>,
     /// A file to bind over the sandbox's `/etc/resolv.conf` (`nat` sandboxes).
     pub resolv_conf: Option<PathBuf>,
+    /// The agent, run as the sandbox's init; `None`: the shell init ([`INIT_ARGS`]).
+    pub agent: Option<AgentMounts>,
+}
+
+/// What a sandbox whose init is the agent gets bound in (see docs/agent.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentMounts {
+    /// The static `cairn-agent` binary on the host, bound read-only at
+    /// [`cairn_agent::proto::BINARY_PATH`].
+    pub binary: PathBuf,
+    /// The sandbox's own host directory where cairnd listens, bound read-write at
+    /// [`cairn_agent::proto::SOCKET_DIR`]. The sandbox may write there: cairnd only creates
+    /// and removes its own socket in it.
+    pub socket_dir: PathBuf,
 }
 
 /// The btrfs ioctls that make a subvolume (`BTRFS_IOC_SNAP_CREATE`, `SUBVOL_CREATE` and
@@ -230,7 +256,7 @@ pub fn build_spec(s: &SandboxSpec, flavor: Flavor) -> Result<Spec, RuntimeError>
     let process = ProcessBuilder::default()
         .terminal(false)
         .rlimits(rlimits)
-        .args(init_args())
+        .args(init_args_for(s.agent.as_ref()))
         .env(s.env.clone())
         .cwd(s.workdir.clone())
         .no_new_privileges(true)
@@ -307,7 +333,11 @@ pub fn build_spec(s: &SandboxSpec, flavor: Flavor) -> Result<Spec, RuntimeError>
                 .map_err(spec_err)?,
         )
         .process(process)
-        .mounts(mounts(&s.rootfs, s.resolv_conf.as_deref())?)
+        .mounts(mounts(
+            &s.rootfs,
+            s.resolv_conf.as_deref(),
+            s.agent.as_ref(),
+        )?)
         .linux(linux)
         .build()
         .map_err(spec_err)
@@ -316,8 +346,13 @@ pub fn build_spec(s: &SandboxSpec, flavor: Flavor) -> Result<Spec, RuntimeError>
 /// The default mounts, without the host cgroup tree, plus `/tmp` bound to
 /// the root filesystem's own `/tmp` so that files written there land in the
 /// sandbox's subvolume (gVisor otherwise puts a private tmpfs on `/tmp`), and
-/// `resolv_conf` over `/etc/resolv.conf` (read-only) when given.
-fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, RuntimeError> {
+/// `resolv_conf` over `/etc/resolv.conf` (read-only) when given, and the agent's binary
+/// (read-only) and socket directory when the sandbox has the agent.
+fn mounts(
+    rootfs: &Path,
+    resolv_conf: Option<&Path>,
+    agent: Option<&AgentMounts>,
+) -> Result<Vec<Mount>, RuntimeError> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
         .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
@@ -343,6 +378,27 @@ fn mounts(rootfs: &Path, resolv_conf: Option<&Path>) -> Result<Vec<Mount>, Runti
                 .build()
                 .map_err(spec_err)?,
         );
+    }
+    if let Some(agent) = agent {
+        for (source, destination, mode) in [
+            (&agent.binary, cairn_agent::proto::BINARY_PATH, "ro"),
+            (&agent.socket_dir, cairn_agent::proto::SOCKET_DIR, "rw"),
+        ] {
+            mounts.push(
+                MountBuilder::default()
+                    .destination(destination)
+                    .typ("bind")
+                    .source(source)
+                    .options(vec![
+                        "bind".to_string(),
+                        mode.to_string(),
+                        "nosuid".to_string(),
+                        "nodev".to_string(),
+                    ])
+                    .build()
+                    .map_err(spec_err)?,
+            );
+        }
     }
     Ok(mounts)
 }

@@ -32,7 +32,7 @@ use tokio::process::Child;
 use cairn_cmd::CmdError;
 use cairn_types::RuntimeKind;
 
-pub use bundle::SandboxSpec;
+pub use bundle::{AgentMounts, SandboxSpec};
 pub use criu::{criu_version, CriuVersion};
 pub use exit_watch::ExitWatch;
 pub use limit_hits::LimitHits;

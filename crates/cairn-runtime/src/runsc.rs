@@ -41,8 +41,10 @@ pub struct Runsc {
 /// when it was taken (mounts are part of the checkpoint, so a restore has it too).
 const PROC_BOUNDED: &str = "cairn-proc-bounded";
 
-/// The global flags of every runsc command but the network ones.
-const FLAGS: [&str; 2] = ["--platform=systrap", "--overlay2=none"];
+/// The global flags of every runsc command but the network ones. `--host-uds=open` lets the
+/// agent inside a sandbox connect to cairnd's socket in its bound host directory (it binds
+/// none of its own: checkpoints refuse a sandbox with a bound host socket).
+const FLAGS: [&str; 3] = ["--platform=systrap", "--overlay2=none", "--host-uds=open"];
 
 impl Runsc {
     /// `binary` (runsc), keeping its state under `state_root`. No gVisor network stack unless

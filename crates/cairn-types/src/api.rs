@@ -120,6 +120,12 @@ pub struct SandboxInfo {
     /// `--no-disk-quota`).
     #[serde(default)]
     pub disk_used_bytes: Option<u64>,
+    /// The agent inside it (its init, which runs its commands): `connected`, `waiting`
+    /// (starting, or dialing back after a snapshot), `quiesced` (a checkpoint is under way),
+    /// or `unavailable: <why>` (it runs the shell init and execs through the runtime).
+    /// `null` when it is not running.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 /// A sandbox TCP port published on the host's loopback.
@@ -560,4 +566,24 @@ pub struct MoveRequest {
     pub from: String,
     /// Its new absolute path (a file there is replaced).
     pub to: String,
+}
+
+/// `GET /v1/sandboxes/{id}/processes`: one process of a running sandbox.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Its pid in the sandbox.
+    pub pid: u32,
+    /// Its parent's pid.
+    pub ppid: u32,
+    /// Its command line (arguments joined by spaces), or its name in brackets.
+    pub cmd: String,
+}
+
+/// `POST /v1/sandboxes/{id}/processes/{pid}/signal`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    /// The signal: a name (`TERM`, `SIGKILL`…) or a number; `TERM` when absent.
+    #[serde(default)]
+    pub signal: Option<String>,
 }

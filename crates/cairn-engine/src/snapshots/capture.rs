@@ -191,9 +191,18 @@ impl Engine {
         } else {
             None
         };
+        // No host-connected socket may be open at a checkpoint (gVisor crashes, CRIU refuses):
+        // the agent closes its connection first, and dials back after the resume.
+        let quiesced = running && snap.stateful && self.agent(&r.id).is_some();
+        if quiesced {
+            self.quiesce_agent(&r.id).await;
+        }
         let paused_at = std::time::Instant::now();
         if running {
             if let Err(e) = rt.pause(r.id.as_str()).await {
+                if quiesced {
+                    self.relisten_agent(&r.id);
+                }
                 Self::let_go(receiving).await;
                 return Err(e.into());
             }
@@ -230,6 +239,9 @@ impl Engine {
                     tracing::error!(sandbox = %r.id, error = %e, "could not resume after a snapshot");
                 }
                 drop(gate.take());
+                if quiesced {
+                    self.relisten_agent(&r.id);
+                }
                 let paused_us = paused_at.elapsed().as_micros() as u64;
                 tracing::info!(sandbox = %r.id, snapshot = %snap.id, paused_us, "sandbox resumed after the capture");
             }

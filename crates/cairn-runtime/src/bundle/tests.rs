@@ -25,7 +25,37 @@ fn spec() -> SandboxSpec {
         cgroups_path: "/cairn/sbx-00000001".into(),
         netns: None,
         resolv_conf: None,
+        agent: None,
     }
+}
+
+#[test]
+fn the_agent_is_the_init_with_its_binary_read_only_and_its_socket_directory() {
+    let mut s = spec();
+    s.agent = Some(AgentMounts {
+        binary: "/usr/lib/cairn/cairn-agent".into(),
+        socket_dir: "/var/lib/cairn/run/sbx-00000001/agent".into(),
+    });
+    let v = serde_json::to_value(build_spec(&s, GVISOR).unwrap()).unwrap();
+    assert_eq!(
+        v["process"]["args"],
+        serde_json::json!(["/.cairn/agent", "init"])
+    );
+    let mounts = v["mounts"].as_array().unwrap();
+    let bin = mounts
+        .iter()
+        .find(|m| m["destination"] == "/.cairn/agent")
+        .unwrap();
+    assert_eq!(bin["source"], "/usr/lib/cairn/cairn-agent");
+    assert!(bin["options"].as_array().unwrap().iter().any(|o| o == "ro"));
+    let sock = mounts
+        .iter()
+        .find(|m| m["destination"] == "/.cairn/sock")
+        .unwrap();
+    assert_eq!(sock["source"], "/var/lib/cairn/run/sbx-00000001/agent");
+    // Without it, the shell init.
+    let v = serde_json::to_value(build_spec(&spec(), GVISOR).unwrap()).unwrap();
+    assert_eq!(v["process"]["args"][0], "/bin/sh");
 }
 
 #[test]

@@ -264,7 +264,17 @@ impl Client {
 
     /// Sends a request whose answer has no body.
     pub async fn empty(&self, method: Method, path: &str) -> Result<()> {
-        let resp = self.send(method, path, None).await?;
+        self.empty_with(method, path, None).await
+    }
+
+    /// A request with a JSON `body` whose answer has no body.
+    pub async fn empty_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let resp = self.send(method, path, body).await?;
         let _ = resp.into_body().collect().await?;
         Ok(())
     }

@@ -77,6 +77,24 @@ enum Command {
         /// Sandbox id or name.
         sandbox: String,
     },
+    /// List the processes of a running sandbox (through its agent).
+    #[command(after_help = "Example:\n  cairn ps sbx-7f3a9c2e")]
+    Ps {
+        /// Sandbox id or name.
+        sandbox: String,
+    },
+    /// Send a signal to a process of a running sandbox (TERM unless another is given).
+    #[command(
+        after_help = "Examples:\n  cairn kill sbx-7f3a9c2e 42\n  cairn kill sbx-7f3a9c2e 42 KILL"
+    )]
+    Kill {
+        /// Sandbox id or name.
+        sandbox: String,
+        /// The process's pid in the sandbox (see 'cairn ps').
+        pid: u32,
+        /// A signal name (TERM, KILL, INT, HUP…) or number.
+        signal: Option<String>,
+    },
     /// Stop a sandbox's processes (TERM, then KILL after 10 s); its files are kept.
     #[command(after_help = "Example:\n  cairn stop sbx-7f3a9c2e && cairn start sbx-7f3a9c2e")]
     Stop {
@@ -338,6 +356,21 @@ async fn run(cli: Cli) -> Result<i32> {
                 )
                 .await?;
             output::show(json, &s, output::sandbox)?;
+        }
+        Command::Ps { sandbox } => {
+            let path = format!("/v1/sandboxes/{}/processes", enc(&sandbox));
+            let procs: Vec<serde_json::Value> = client.json(Method::GET, &path, None).await?;
+            output::show(json, &procs, |p| output::processes(p))?;
+        }
+        Command::Kill {
+            sandbox,
+            pid,
+            signal,
+        } => {
+            let path = format!("/v1/sandboxes/{}/processes/{pid}/signal", enc(&sandbox));
+            client
+                .empty_with(Method::POST, &path, Some(json!({ "signal": signal })))
+                .await?;
         }
         Command::Stop { sandbox } => lifecycle(&client, &sandbox, "stop", json).await?,
         Command::Start { sandbox } => lifecycle(&client, &sandbox, "start", json).await?,

@@ -245,6 +245,18 @@ pub fn diff(list: &[DiffEntry]) {
     println!("{t}");
 }
 
+pub fn processes(list: &[serde_json::Value]) {
+    let mut t = table(&["PID", "PPID", "COMMAND"]);
+    for p in list {
+        t.add_row(vec![
+            p["pid"].to_string(),
+            p["ppid"].to_string(),
+            p["cmd"].as_str().unwrap_or_default().to_string(),
+        ]);
+    }
+    println!("{t}");
+}
+
 pub fn doctor(checks: &[serde_json::Value]) {
     let mut t = table(&["COMPONENT", "VERSION", "OK", "WHAT FOR / HOW TO FIX"]);
     for c in checks {

@@ -52,6 +52,10 @@ struct Args {
     /// The runc binary.
     #[arg(long, env = "CAIRN_RUNC", default_value = "runc")]
     runc: PathBuf,
+    /// The static cairn-agent binary every sandbox runs as its init (default: `cairn-agent`
+    /// beside cairnd, or cargo's static build of it, target/x86_64-unknown-linux-gnu/…).
+    #[arg(long, env = "CAIRN_AGENT", value_name = "PATH")]
+    agent: Option<PathBuf>,
     /// Most snapshots one sandbox may have.
     #[arg(long, default_value_t = 20, value_name = "N")]
     max_snapshots_per_sandbox: usize,
@@ -243,6 +247,7 @@ async fn run(args: Args) -> Result<()> {
     cfg.pool_size_bytes = pool_size;
     cfg.runsc = args.runsc.clone();
     cfg.runc = args.runc.clone();
+    cfg.agent = args.agent.clone().or_else(default_agent);
     cfg.default_runtime = default_runtime;
     cfg.subnet = args.subnet.parse().context("invalid --subnet")?;
     cfg.bridge = args.bridge.clone();
@@ -346,4 +351,23 @@ async fn shutdown() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// The agent binary when `--agent` gives none: the first static `cairn-agent` beside cairnd's
+/// own executable, or where `scripts/build-agent.sh` builds it in cargo's target directory
+/// (`target/<target triple>/<profile>/`, beside `target/<profile>/cairnd`); else the one
+/// beside cairnd (which the engine then reports unusable), if any.
+fn default_agent() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let beside = dir.join("cairn-agent");
+    let mut candidates = vec![beside.clone()];
+    if let (Some(profile), Some(target)) = (dir.file_name(), dir.parent()) {
+        let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        candidates.push(target.join(triple).join(profile).join("cairn-agent"));
+    }
+    candidates
+        .into_iter()
+        .find(|c| cairn_engine::is_static_executable(c).unwrap_or(false))
+        .or_else(|| beside.exists().then_some(beside))
 }

@@ -1,0 +1,228 @@
+//! The agent's one connection to cairnd: dialing (and dialing again after a quiesce or a lost
+//! connection), sending frames — held in a bounded buffer while there is no connection — and
+//! dispatching what cairnd sends.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cairn_agent::proto::{self, Frame, Kind, Message, CONTROL_CHANNEL};
+
+use crate::procs::Procs;
+
+/// Bytes of output held while there is no connection; a process writing more waits (as on a
+/// full pipe) until cairnd is back.
+const BUFFER_MAX: usize = 8 * 1024 * 1024;
+
+/// The first pause between dials, doubled up to [`DIAL_MAX`].
+const DIAL_FIRST: Duration = Duration::from_millis(5);
+/// The longest pause between dials.
+const DIAL_MAX: Duration = Duration::from_millis(50);
+
+/// Where frames go: the connection, or the buffer until there is one.
+pub struct Link {
+    inner: Mutex<Inner>,
+    room: Condvar,
+}
+
+struct Inner {
+    stream: Option<UnixStream>,
+    queue: VecDeque<Frame>,
+    queued: usize,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            inner: Mutex::new(Inner {
+                stream: None,
+                queue: VecDeque::new(),
+                queued: 0,
+            }),
+            room: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `f` now, or holds it until the next connection. Output frames wait while the
+    /// buffer is full and there is no connection.
+    pub fn send(&self, f: Frame) {
+        let mut inner = self.lock();
+        if f.kind != Kind::Control {
+            while inner.stream.is_none() && inner.queued >= BUFFER_MAX {
+                inner = self.room.wait(inner).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        if inner.stream.is_some() && inner.queue.is_empty() {
+            let bytes = f.encode();
+            let written = inner.stream.as_mut().map(|s| s.write_all(&bytes));
+            if let Some(Ok(())) = written {
+                return;
+            }
+            drop_stream(&mut inner);
+        }
+        inner.queued += f.payload.len();
+        inner.queue.push_back(f);
+    }
+
+    /// Takes `stream` as the connection: says hello, sends what was held.
+    fn connected(&self, mut stream: UnixStream) -> std::io::Result<()> {
+        let mut inner = self.lock();
+        let hello = Message::Hello {
+            version: proto::VERSION.to_string(),
+            protocol: proto::PROTOCOL,
+            pid: std::process::id(),
+        };
+        proto::write_frame(&mut stream, &Frame::control(CONTROL_CHANNEL, &hello))?;
+        while let Some(f) = inner.queue.pop_front() {
+            inner.queued -= f.payload.len();
+            if let Err(e) = proto::write_frame(&mut stream, &f) {
+                inner.queued += f.payload.len();
+                inner.queue.push_front(f);
+                return Err(e);
+            }
+        }
+        inner.stream = Some(stream);
+        self.room.notify_all();
+        Ok(())
+    }
+
+    /// Forgets the connection (it was shut down): frames are held from now on.
+    fn disconnected(&self) {
+        drop_stream(&mut self.lock());
+    }
+}
+
+fn drop_stream(inner: &mut Inner) {
+    if let Some(s) = inner.stream.take() {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+/// The path to dial.
+fn socket_path() -> String {
+    std::env::var("CAIRN_AGENT_SOCKET").unwrap_or_else(|_| proto::SOCKET_PATH.to_string())
+}
+
+/// Dials until connected: every 5 ms at first, backing off to every 50 ms.
+fn dial(path: &str) -> UnixStream {
+    let mut pause = DIAL_FIRST;
+    loop {
+        if let Ok(s) = UnixStream::connect(path) {
+            return s;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(DIAL_MAX);
+    }
+}
+
+/// The agent proper: dials cairnd, serves the connection until it ends or cairnd asks for a
+/// quiesce, and dials again; never returns.
+pub fn serve() -> ! {
+    let link = Arc::new(Link::new());
+    let procs = Arc::new(Procs::new(Arc::clone(&link)));
+    let path = socket_path();
+    loop {
+        let stream = dial(&path);
+        let Ok(mut reader) = stream.try_clone() else {
+            continue;
+        };
+        if link.connected(stream).is_err() {
+            link.disconnected();
+            continue;
+        }
+        // Closed, broken or hostile: the connection is dropped and dialed again.
+        while let Ok(Some(frame)) = proto::read_frame(&mut reader) {
+            if !dispatch(&link, &procs, frame) {
+                break;
+            }
+        }
+        let _ = reader.shutdown(Shutdown::Both);
+        link.disconnected();
+    }
+}
+
+/// Handles one frame from cairnd; false when the connection must close (a quiesce).
+fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, f: Frame) -> bool {
+    let channel = f.channel;
+    match f.kind {
+        Kind::Stdin => {
+            procs.stdin(channel, f.payload);
+            return true;
+        }
+        Kind::Stdout | Kind::Stderr => return true,
+        Kind::Control => {}
+    }
+    let msg = match f.message() {
+        Ok(m) => m,
+        Err(e) => {
+            link.send(Frame::control(
+                channel,
+                &Message::Error {
+                    reason: "error".into(),
+                    message: e.to_string(),
+                },
+            ));
+            return true;
+        }
+    };
+    match msg {
+        Message::Spawn {
+            cmd,
+            env,
+            cwd,
+            user,
+            tty,
+            stdin,
+            detach,
+        } => procs.spawn(
+            channel,
+            crate::procs::Request {
+                cmd,
+                env,
+                cwd,
+                user,
+                tty,
+                stdin,
+                detach,
+            },
+        ),
+        Message::CloseStdin => procs.close_stdin(channel),
+        Message::Resize { rows, cols } => procs.resize(channel, rows, cols),
+        Message::Signal { signal } => procs.signal(channel, signal),
+        Message::Ps => link.send(Frame::control(
+            channel,
+            &Message::PsReply {
+                processes: crate::ps::list(),
+            },
+        )),
+        Message::Kill { pid, signal } => link.send(Frame::control(
+            channel,
+            &match crate::ps::kill(pid, signal) {
+                Ok(()) => Message::Done,
+                Err((reason, message)) => Message::Error {
+                    reason: reason.into(),
+                    message,
+                },
+            },
+        )),
+        Message::Init { env, .. } => procs.set_default_env(env),
+        Message::Ping => link.send(Frame::control(channel, &Message::Pong)),
+        Message::Quiesce => return false,
+        // Messages only the agent sends: ignored.
+        Message::Hello { .. }
+        | Message::Started { .. }
+        | Message::Exit { .. }
+        | Message::PsReply { .. }
+        | Message::Done
+        | Message::Pong
+        | Message::Error { .. } => {}
+    }
+    true
+}

@@ -1,0 +1,477 @@
+//! The processes the agent runs for cairnd: started with pipes or a terminal, their output
+//! streamed as data frames on their channel, their stdin fed, signals and resizes passed on,
+//! and their end reported (`exit`) after the output they wrote before it.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_agent::proto::{unstartable, Frame, Kind, Message, TtySize, CHUNK};
+
+use crate::conn::Link;
+
+/// After a process ends, how long its output may keep coming before `exit` is sent anyway
+/// (a background process may hold its pipes open forever).
+const DRAIN_MAX: Duration = Duration::from_secs(2);
+/// After a process ends, how long its pipes may stay quiet before `exit` is sent.
+const DRAIN_QUIET: Duration = Duration::from_millis(100);
+
+/// The PATH searched when a spawn's environment has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What cairnd asked to run.
+pub struct Request {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: Option<String>,
+    pub tty: Option<TtySize>,
+    pub stdin: bool,
+    pub detach: bool,
+}
+
+/// One running process.
+struct Proc {
+    pid: i32,
+    /// Where its input goes (`None`: close it).
+    input: Option<mpsc::Sender<Option<Vec<u8>>>>,
+    /// Its terminal's master end.
+    master: Option<Arc<OwnedFd>>,
+}
+
+/// The processes, by channel.
+pub struct Procs {
+    link: Arc<Link>,
+    table: Mutex<HashMap<u32, Proc>>,
+    default_env: Mutex<Vec<String>>,
+}
+
+impl Procs {
+    /// None yet.
+    pub fn new(link: Arc<Link>) -> Procs {
+        Procs {
+            link,
+            table: Mutex::new(HashMap::new()),
+            default_env: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Proc>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The environment of spawns that give none (from `init`).
+    pub fn set_default_env(&self, env: Vec<String>) {
+        *self.default_env.lock().unwrap_or_else(|p| p.into_inner()) = env;
+    }
+
+    fn refuse(&self, channel: u32, reason: &str, message: String) {
+        self.link.send(Frame::control(
+            channel,
+            &Message::Error {
+                reason: reason.to_string(),
+                message,
+            },
+        ));
+    }
+
+    /// Starts `req` on `channel`: `started` then output then `exit`, or `error` when it
+    /// cannot start.
+    pub fn spawn(self: &Arc<Self>, channel: u32, mut req: Request) {
+        if self.table().contains_key(&channel) {
+            return self.refuse(channel, "error", format!("channel {channel} is in use"));
+        }
+        if req.env.is_empty() {
+            req.env = self
+                .default_env
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+        }
+        let program = match check(&req) {
+            Ok(p) => p,
+            Err((reason, message)) => return self.refuse(channel, reason, message),
+        };
+        match self.start(channel, &req, &program) {
+            Ok(()) => {}
+            Err(e) => {
+                let reason = match e.raw_os_error() {
+                    Some(libc::ENOENT) => unstartable::PROGRAM_MISSING,
+                    Some(libc::EACCES) | Some(libc::ENOEXEC) => unstartable::PROGRAM_NOT_EXECUTABLE,
+                    _ => "error",
+                };
+                self.refuse(channel, reason, format!("cannot start the command: {e}"));
+            }
+        }
+    }
+
+    fn start(self: &Arc<Self>, channel: u32, req: &Request, program: &Path) -> std::io::Result<()> {
+        let mut cmd = Command::new(program);
+        if let Some(arg0) = req.cmd.first() {
+            cmd.arg0(arg0);
+        }
+        cmd.args(req.cmd.iter().skip(1))
+            .env_clear()
+            .envs(req.env.iter().filter_map(|kv| kv.split_once('=')))
+            .current_dir(&req.cwd);
+        if let Some(user) = &req.user {
+            let (uid, gid) = parse_user(user)?;
+            cmd.uid(uid);
+            if let Some(gid) = gid {
+                cmd.gid(gid);
+            }
+        }
+        let mut master = None;
+        if req.detach {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        } else if let Some(size) = req.tty {
+            let (m, slave) = open_pty(size)?;
+            cmd.stdin(Stdio::from(slave.try_clone()?))
+                .stdout(Stdio::from(slave.try_clone()?))
+                .stderr(Stdio::from(slave));
+            crate::sys::controlling_terminal(&mut cmd);
+            master = Some(Arc::new(m));
+        } else {
+            cmd.stdin(if req.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        }
+        // Its threads are made before it is: a process that exhausts the sandbox's process
+        // limit at once (a fork bomb) must not leave the agent without them.
+        let mut workers = (0..4)
+            .map(|_| Worker::new())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        // Registered under the table's lock, so that input that follows the spawn finds it.
+        let mut table = self.table();
+        let mut child = cmd.spawn()?;
+        // Drop the parent's copy of the slave end (held by `cmd`), so that the master sees
+        // the end of the terminal when the process and its children close theirs.
+        drop(cmd);
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        let pid_u32 = child.id();
+        // Before any output (its readers start below).
+        self.link
+            .send(Frame::control(channel, &Message::Started { pid: pid_u32 }));
+        let (in_tx, in_rx) = mpsc::channel::<Option<Vec<u8>>>();
+        let mut readers = Vec::new();
+        let out = Arc::new(Output::new(Arc::clone(&self.link), channel));
+        match &master {
+            Some(m) => {
+                let reader = std::fs::File::from(m.as_ref().try_clone()?);
+                readers.push(out.pump(next(&mut workers), reader, Kind::Stdout));
+                let writer = std::fs::File::from(m.as_ref().try_clone()?);
+                next(&mut workers).run(move || feed(writer, in_rx));
+            }
+            None => {
+                if let Some(o) = child.stdout.take() {
+                    readers.push(out.pump(next(&mut workers), o, Kind::Stdout));
+                }
+                if let Some(e) = child.stderr.take() {
+                    readers.push(out.pump(next(&mut workers), e, Kind::Stderr));
+                }
+                if let Some(i) = child.stdin.take() {
+                    next(&mut workers).run(move || feed(i, in_rx));
+                }
+            }
+        }
+        table.insert(
+            channel,
+            Proc {
+                pid,
+                input: Some(in_tx),
+                master: master.clone(),
+            },
+        );
+        drop(table);
+        let procs = Arc::clone(self);
+        next(&mut workers).run(move || procs.wait(channel, child, out, readers, master));
+        Ok(())
+    }
+
+    /// Waits for the process on `channel`, lets its output drain, then reports its end.
+    fn wait(
+        &self,
+        channel: u32,
+        mut child: Child,
+        out: Arc<Output>,
+        readers: Vec<mpsc::Receiver<()>>,
+        master: Option<Arc<OwnedFd>>,
+    ) {
+        let status = child.wait();
+        let ended = Instant::now();
+        // Quiet is counted from the end: what it wrote just before is in the pipes already.
+        out.heard();
+        let mut open: Vec<_> = readers;
+        while !open.is_empty() && ended.elapsed() < DRAIN_MAX {
+            open.retain(|r| matches!(r.try_recv(), Err(mpsc::TryRecvError::Empty)));
+            if open.is_empty() || out.quiet_for() >= DRAIN_QUIET {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (code, signal) = match status {
+            Ok(s) => (s.code(), s.signal()),
+            Err(_) => (None, None),
+        };
+        self.table().remove(&channel);
+        out.finish(Message::Exit { code, signal });
+        drop(master);
+    }
+
+    /// Bytes for the stdin of the process on `channel`.
+    pub fn stdin(&self, channel: u32, data: Vec<u8>) {
+        if let Some(tx) = self.table().get(&channel).and_then(|p| p.input.as_ref()) {
+            let _ = tx.send(Some(data));
+        }
+    }
+
+    /// No more stdin for the process on `channel`.
+    pub fn close_stdin(&self, channel: u32) {
+        if let Some(p) = self.table().get_mut(&channel) {
+            if let Some(tx) = p.input.take() {
+                let _ = tx.send(None);
+            }
+        }
+    }
+
+    /// A new terminal size for the process on `channel`.
+    pub fn resize(&self, channel: u32, rows: u16, cols: u16) {
+        if let Some(m) = self.table().get(&channel).and_then(|p| p.master.clone()) {
+            let _ = rustix::termios::tcsetwinsize(m.as_fd(), winsize(TtySize { rows, cols }));
+        }
+    }
+
+    /// A signal for the process on `channel`.
+    pub fn signal(&self, channel: u32, signal: i32) {
+        if let Some(pid) = self.table().get(&channel).map(|p| p.pid) {
+            let _ = crate::sys::kill(pid, signal);
+        }
+    }
+}
+
+/// A process's output: forwarded on its channel until its `exit` is sent.
+struct Output {
+    link: Arc<Link>,
+    channel: u32,
+    /// Whether output still goes out (false once the exit was sent), and when it last came.
+    state: Mutex<(bool, Instant)>,
+}
+
+impl Output {
+    fn new(link: Arc<Link>, channel: u32) -> Output {
+        Output {
+            link,
+            channel,
+            state: Mutex::new((true, Instant::now())),
+        }
+    }
+
+    /// Counts quiet from now.
+    fn heard(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1 = Instant::now();
+        }
+    }
+
+    fn quiet_for(&self) -> Duration {
+        self.state.lock().map(|s| s.1.elapsed()).unwrap_or_default()
+    }
+
+    /// Reads `r` to its end in a thread, forwarding what it reads; the receiver hears (is
+    /// dropped) when it ends.
+    fn pump<R: Read + Send + 'static>(
+        self: &Arc<Self>,
+        worker: Worker,
+        mut r: R,
+        kind: Kind,
+    ) -> mpsc::Receiver<()> {
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let me = Arc::clone(self);
+        worker.run(move || {
+            let _done = done_tx;
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = match r.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let mut state = me.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.1 = Instant::now();
+                if state.0 {
+                    // Sent under the lock: nothing goes out after the exit.
+                    me.link
+                        .send(Frame::data(kind, me.channel, buf[..n].to_vec()));
+                }
+            }
+        });
+        done_rx
+    }
+
+    /// Sends `exit`; output read from now on is dropped (but still read).
+    fn finish(&self, exit: Message) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 = false;
+        self.link.send(Frame::control(self.channel, &exit));
+    }
+}
+
+/// A thread made ahead of the work it will do (see [`Procs::spawn`]); one that is given
+/// none ends.
+struct Worker(mpsc::Sender<Box<dyn FnOnce() + Send>>);
+
+impl Worker {
+    fn new() -> std::io::Result<Worker> {
+        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new().spawn(move || {
+            if let Ok(job) = rx.recv() {
+                job();
+            }
+        })?;
+        Ok(Worker(tx))
+    }
+
+    /// Runs `job` on the thread.
+    fn run(self, job: impl FnOnce() + Send + 'static) {
+        let _ = self.0.send(Box::new(job));
+    }
+}
+
+/// The next of the workers made for a process (four are made, at most four taken).
+fn next(workers: &mut Vec<Worker>) -> Worker {
+    match workers.pop() {
+        Some(w) => w,
+        // Not reached; should it be, a thread made now does as well (or the job is dropped).
+        None => Worker::new().unwrap_or_else(|_| Worker(mpsc::channel().0)),
+    }
+}
+
+/// Writes what arrives to `w` until told to close.
+fn feed(mut w: impl Write, rx: mpsc::Receiver<Option<Vec<u8>>>) {
+    while let Ok(Some(data)) = rx.recv() {
+        if w.write_all(&data).and_then(|()| w.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+fn winsize(s: TtySize) -> rustix::termios::Winsize {
+    rustix::termios::Winsize {
+        ws_row: s.rows,
+        ws_col: s.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// A new terminal of `size`: its master and slave ends.
+fn open_pty(size: TtySize) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pty::OpenptFlags;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let name = rustix::pty::ptsname(&master, Vec::new())?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    rustix::termios::tcsetwinsize(&master, winsize(size))?;
+    Ok((master, slave))
+}
+
+/// `uid` or `uid:gid`.
+fn parse_user(user: &str) -> std::io::Result<(u32, Option<u32>)> {
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "user must be uid[:gid]");
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let uid = u.parse().map_err(|_| bad())?;
+    let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
+}
+
+/// Whether `req` can start: its program's path, or why not (a reason word and a message).
+fn check(req: &Request) -> Result<PathBuf, (&'static str, String)> {
+    let cwd = Path::new(&req.cwd);
+    match std::fs::metadata(cwd) {
+        Err(_) => {
+            return Err((
+                unstartable::WORKDIR_MISSING,
+                format!("no directory {}", req.cwd),
+            ))
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err((
+                unstartable::WORKDIR_NOT_DIRECTORY,
+                format!("{} is not a directory", req.cwd),
+            ))
+        }
+        Ok(_) => {}
+    }
+    if rustix::fs::access(cwd, rustix::fs::Access::EXEC_OK).is_err() {
+        return Err((
+            unstartable::WORKDIR_DENIED,
+            format!("cannot enter {}", req.cwd),
+        ));
+    }
+    let Some(program) = req.cmd.first().filter(|p| !p.is_empty()) else {
+        return Err((unstartable::PROGRAM_MISSING, "no command".into()));
+    };
+    let executable =
+        |p: &Path| std::fs::metadata(p).map(|m| !m.is_dir() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return match executable(&p) {
+            Ok(true) => Ok(p),
+            Ok(false) => Err((
+                unstartable::PROGRAM_NOT_EXECUTABLE,
+                format!("{program} is not executable"),
+            )),
+            Err(_) => Err((
+                unstartable::PROGRAM_MISSING,
+                format!("no program {program}"),
+            )),
+        };
+    }
+    let path = req
+        .env
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let mut found_unrunnable = false;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let p = cwd.join(dir).join(program);
+        match executable(&p) {
+            Ok(true) => return Ok(p),
+            Ok(false) => found_unrunnable = true,
+            Err(_) => {}
+        }
+    }
+    if found_unrunnable {
+        Err((
+            unstartable::PROGRAM_NOT_EXECUTABLE,
+            format!("{program} is not executable"),
+        ))
+    } else {
+        Err((
+            unstartable::PROGRAM_MISSING,
+            format!("no program {program} in PATH"),
+        ))
+    }
+}
