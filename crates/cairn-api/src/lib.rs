@@ -13,6 +13,7 @@ mod json;
 mod network;
 mod openapi;
 pub mod serve;
+mod share;
 mod snapshots;
 mod trace;
 
@@ -64,7 +65,11 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
             "/v1/sandboxes/{id}/snapshots",
             post(snapshots::create).get(snapshots::list),
         )
-        .route("/v1/snapshots", get(snapshots::list_all))
+        .route(
+            "/v1/snapshots",
+            get(snapshots::list_all).post(share::import),
+        )
+        .route("/v1/snapshots/{id}/archive", get(share::export))
         .route(
             "/v1/snapshots/{id}",
             get(snapshots::inspect).delete(snapshots::delete),

@@ -39,6 +39,8 @@ use crate::handlers;
         crate::snapshots::restore,
         crate::snapshots::fork,
         crate::snapshots::diff,
+        crate::share::export,
+        crate::share::import,
         handlers::import_image,
         handlers::list_images,
         handlers::remove_image,

@@ -25,6 +25,7 @@ mod plan;
 mod recovery;
 mod restore;
 mod sandboxes;
+mod share;
 mod snapshots;
 mod tokens;
 
@@ -50,6 +51,7 @@ pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use plan::CreateSandbox;
+pub use share::{ArchiveFormat, ArchiveStream};
 pub use snapshots::SnapshotLimits;
 pub use tokens::Token;
 

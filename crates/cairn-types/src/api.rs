@@ -478,6 +478,10 @@ pub struct SnapshotInfo {
     pub total_bytes: u64,
     /// When it was taken.
     pub created_at: DateTime<Utc>,
+    /// The id it had on the host it was exported from, when it was imported from an
+    /// archive (`cairn snapshot import`); its source sandbox is then on that host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`.

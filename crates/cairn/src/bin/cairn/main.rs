@@ -7,6 +7,7 @@ mod failure;
 mod image;
 mod network;
 mod output;
+mod share;
 mod snapshot;
 
 use std::path::PathBuf;
