@@ -70,6 +70,8 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
             get(snapshots::list_all).post(share::import),
         )
         .route("/v1/snapshots/{id}/archive", get(share::export))
+        .route("/v1/snapshots/{id}/link", post(share::link))
+        .route("/v1/links/{token}", get(share::download))
         .route(
             "/v1/snapshots/{id}",
             get(snapshots::inspect).delete(snapshots::delete),

@@ -10,7 +10,7 @@ use axum::Json;
 use futures_util::StreamExt;
 
 use cairn_engine::{ArchiveFormat, ArchiveStream};
-use cairn_types::api::{ErrorBody, SnapshotInfo};
+use cairn_types::api::{ErrorBody, SnapshotInfo, SnapshotLinkInfo};
 
 use crate::{Account, ApiError, AppState};
 
@@ -97,4 +97,46 @@ pub async fn import(
         .import_snapshot(&account, q.get("name").map(String::as_str), reader)
         .await?;
     Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// A signed link that downloads the snapshot's archive with no token (`curl -fO URL`),
+/// served on cairnd's TCP listener until it expires (default and most: 1 hour, see
+/// `cairnd --max-link-expiry`).
+#[utoipa::path(post, path = "/v1/snapshots/{id}/link",
+    params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"),
+           ("expires" = Option<String>, Query, description = "how long it works (90s, 30m, 1h; default and most: cairnd's maximum, 1h)"),
+           ("format" = Option<String>, Query, description = "tar.zst (default) or tar.gz")),
+    responses((status = 201, body = SnapshotLinkInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody, description = "cairnd has no TCP listener")))]
+pub async fn link(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<(StatusCode, Json<SnapshotLinkInfo>)> {
+    let format = format_of(&q)?;
+    let secs = q
+        .get("expires")
+        .map(|e| cairn_types::parse_duration(e))
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let link = st.engine.snapshot_link(&account, &id, secs, format).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SnapshotLinkInfo {
+            url: link.url,
+            expires_at: link.expires_at,
+        }),
+    ))
+}
+
+/// Download a snapshot's archive through a signed link: no token. 403 when the link is
+/// altered or expired, 403 or 404 once its snapshot is deleted; no answer names it.
+#[utoipa::path(get, path = "/v1/links/{token}", params(("token" = String, Path, description = "the signed part of the link")),
+    responses((status = 200, body = Vec<u8>, content_type = "application/zstd"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn download(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let (stream, format, id) = st.engine.open_link(&token).await?;
+    archive_response(stream, format, &id)
 }

@@ -51,7 +51,7 @@ pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use plan::CreateSandbox;
-pub use share::{ArchiveFormat, ArchiveStream};
+pub use share::{ArchiveFormat, ArchiveStream, SnapshotLink, DEFAULT_LINK_SECS};
 pub use snapshots::SnapshotLimits;
 pub use tokens::Token;
 
@@ -96,6 +96,11 @@ pub struct EngineConfig {
     pub max_disk_bytes: Option<u64>,
     /// Pool space that sandboxes' writes cannot take (for snapshots and metadata).
     pub pool_reserve: PoolReserve,
+    /// Where signed download links point (cairnd's TCP listener, as clients reach it,
+    /// e.g. `http://10.0.0.5:7421`); `None`: no TCP listener, no links.
+    pub link_base: Option<String>,
+    /// The longest life of a download link, in seconds (default 1 hour).
+    pub max_link_secs: u64,
 }
 
 impl EngineConfig {
@@ -120,6 +125,8 @@ impl EngineConfig {
             default_disk_bytes: Some(10 << 30),
             max_disk_bytes: Some(100 << 30),
             pool_reserve: PoolReserve::Default,
+            link_base: None,
+            max_link_secs: share::DEFAULT_LINK_SECS,
         }
     }
 }
@@ -214,6 +221,13 @@ impl Engine {
                 EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display()))
             })?;
         }
+        // The key of download links: only this cairnd holds it.
+        share::ensure_key(home).map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot create the link key in {}: {e}",
+                home.display()
+            ))
+        })?;
         let uploads = storage.uploads_dir();
         std::fs::create_dir_all(&uploads).map_err(|e| {
             EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))

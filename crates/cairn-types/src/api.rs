@@ -445,6 +445,15 @@ pub enum AttachControl {
     Eof,
 }
 
+/// A signed download link of a snapshot's archive (`POST /v1/snapshots/{id}/link`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotLinkInfo {
+    /// The URL, on cairnd's TCP listener: it downloads the archive with no token.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A snapshot as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotInfo {

@@ -474,3 +474,137 @@ fn a_snapshot_deleted_while_it_exports_is_never_a_complete_archive() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `curl -s -o FILE -w %{http_code} URL`: (status, body).
+fn curl(url: &str, out: &Path) -> (u16, String) {
+    let res = Command::new("curl")
+        .args(["-s", "-o", out.to_str().unwrap(), "-w", "%{http_code}", url])
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&res.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (code, std::fs::read_to_string(out).unwrap_or_default())
+}
+
+#[test]
+fn signed_links_download_with_curl_until_they_expire_or_the_snapshot_goes() {
+    let a = Daemon::start_opts(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        true,
+        &["--max-link-expiry", "2h"],
+    );
+    a.import_base();
+    let alice = a.token("alice");
+    let bob = a.token("bob");
+    let host = format!("http://{}", a.tcp.as_ref().unwrap());
+    let as_ = |token: &str, args: &[&str]| {
+        a.cairn_env(
+            args,
+            &[("CAIRN_HOST", host.as_str()), ("CAIRN_TOKEN", token)],
+        )
+    };
+    let id = as_(&alice, &["up", "--image", "base", "--runtime", "runc"]).ok();
+    as_(&alice, &["exec", &id, "echo secret > /root/f"]).ok();
+    let snap = as_(&alice, &["snapshot", "create", &id, "--name", "s"]).ok();
+
+    // Over TCP, export and import upload and download through the API too.
+    let file = a.scratch().join("tcp.tar.zst");
+    as_(
+        &alice,
+        &["snapshot", "export", &snap, "-o", file.to_str().unwrap()],
+    )
+    .ok();
+    let copy = as_(
+        &alice,
+        &[
+            "snapshot",
+            "import",
+            file.to_str().unwrap(),
+            "--name",
+            "copy",
+        ],
+    )
+    .ok();
+    assert_ne!(copy, snap);
+
+    // Another account can neither export, link nor see it; its own list stays empty.
+    for args in [
+        vec!["snapshot", "export", &snap, "-o", "/dev/null"],
+        vec!["snapshot", "url", &snap],
+        vec!["snapshot", "inspect", &snap],
+    ] {
+        let r = as_(&bob, &args);
+        assert_ne!(r.code, 0, "{args:?}");
+        assert!(r.stderr.contains("no snapshot"), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(as_(&bob, &["snapshot", "list", "--json"]).ok(), "[]");
+
+    // A link downloads the archive with no token; it imports elsewhere.
+    let url = as_(&alice, &["snapshot", "url", &snap, "--format", "tar.gz"]).ok();
+    assert!(url.starts_with(&host), "{url}");
+    let out = a.scratch().join("dl.tar.gz");
+    let (code, _) = curl(&url, &out);
+    assert_eq!(code, 200);
+    let b = daemon_with(&[]);
+    let imported = b.cairn(&["snapshot", "import", out.to_str().unwrap()]).ok();
+    let fork = b.cairn(&["up", "--from-snapshot", &imported]).ok();
+    assert_eq!(b.cairn(&["exec", &fork, "cat /root/f"]).ok(), "secret");
+
+    // Default expiry is 1 h; more than the maximum is refused.
+    let link = as_(&alice, &["snapshot", "url", &snap, "--json"]).json();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(link["expires_at"].as_str().unwrap()).unwrap();
+    let left = expires
+        .signed_duration_since(chrono::Utc::now())
+        .num_seconds();
+    assert!((3500..=3600).contains(&left), "{left}");
+    let r = as_(&alice, &["snapshot", "url", &snap, "--expires", "3h"]);
+    assert_ne!(r.code, 0);
+
+    // Tampered: another expiry, another snapshot id, another signature.
+    let parts: Vec<&str> = url.rsplit('/').next().unwrap().split('.').collect();
+    let later: i64 = parts[1].parse::<i64>().unwrap() + 3600;
+    for bad in [
+        format!(
+            "{host}/v1/links/{}.{later}.{}.{}",
+            parts[0], parts[2], parts[3]
+        ),
+        format!(
+            "{host}/v1/links/{copy}.{}.{}.{}",
+            parts[1], parts[2], parts[3]
+        ),
+        format!(
+            "{host}/v1/links/{}.{}.{}.{}",
+            parts[0],
+            parts[1],
+            parts[2],
+            "0".repeat(64)
+        ),
+        format!("{host}/v1/links/{}.{}.zst.{}", parts[0], parts[1], parts[3]),
+    ] {
+        let (code, body) = curl(&bad, &out);
+        assert_eq!(code, 403, "{bad}: {body}");
+        assert!(!body.contains(&snap) && !body.contains(&copy), "{body}");
+    }
+
+    // Expired.
+    let short = as_(&alice, &["snapshot", "url", &snap, "--expires", "1s"]).ok();
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, body) = curl(&short, &out);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("expired"), "{body}");
+
+    // Dead once the snapshot is deleted, without naming it.
+    as_(&alice, &["snapshot", "delete", &snap]).ok();
+    let (code, body) = curl(&url, &out);
+    assert!(code == 403 || code == 404, "{code}: {body}");
+    assert!(!body.contains(&snap), "{body}");
+
+    // Without a TCP listener there are no links, and the error says how to get them.
+    let r = b.cairn(&["snapshot", "url", &imported]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--listen"), "{}", r.stderr);
+}

@@ -3,7 +3,7 @@
 //!
 //! Modules: `archive` (the format: documents, checksums, hashing readers and writers),
 //! `export` (a ready snapshot streamed out), `import` (an upload read once into a new
-//! snapshot, every refusal leaving nothing behind).
+//! snapshot, every refusal leaving nothing behind), `links` (signed download URLs).
 //!
 //! The archive's parts (its manifest document, the `rootfs/` tree, the `checkpoint/`
 //! files) are what a remote tier would store as content-defined chunks: they are written
@@ -13,6 +13,9 @@
 mod archive;
 mod export;
 mod import;
+mod links;
 
 pub use archive::ArchiveFormat;
 pub use export::ArchiveStream;
+pub(crate) use links::ensure_key;
+pub use links::{SnapshotLink, DEFAULT_LINK_SECS};

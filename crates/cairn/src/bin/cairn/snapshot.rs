@@ -104,6 +104,21 @@ pub enum SnapshotCommand {
         #[arg(long)]
         format: Option<String>,
     },
+    /// Print a signed URL that downloads a snapshot's archive with plain curl, no token, until
+    /// it expires (default and most: 1h, or what cairnd's --max-link-expiry says).
+    #[command(
+        after_help = "Examples:\n  cairn snapshot url baseline                 # then: curl -fo baseline.tar.zst URL\n  cairn snapshot url baseline --expires 10m --format tar.gz"
+    )]
+    Url {
+        /// Snapshot: id, NAME or SANDBOX:NAME.
+        snapshot: String,
+        /// How long it works: 90s, 30m, 1h.
+        #[arg(long)]
+        expires: Option<String>,
+        /// tar.zst or tar.gz [default: tar.zst].
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Import a snapshot archive (from 'cairn snapshot export') as a snapshot of your account.
     #[command(
         after_help = "Examples:\n  cairn snapshot import baseline.tar.gz\n  cairn snapshot import snap.tar.zst --name from-alice\n  cairn fork $(cairn snapshot import baseline.tar.gz)"
@@ -124,6 +139,22 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             output,
             format,
         } => crate::share::export(client, &snapshot, &output, format.as_deref(), json).await?,
+        SnapshotCommand::Url {
+            snapshot,
+            expires,
+            format,
+        } => {
+            let mut path = format!("/v1/snapshots/{}/link?", enc(&snapshot));
+            if let Some(e) = &expires {
+                path.push_str(&format!("expires={}&", enc(e)));
+            }
+            if let Some(f) = &format {
+                path.push_str(&format!("format={}", enc(f.trim_start_matches('.'))));
+            }
+            let link: cairn_types::api::SnapshotLinkInfo =
+                client.json(Method::POST, &path, None).await?;
+            output::show(json, &link, |l| println!("{}", l.url))?;
+        }
         SnapshotCommand::Import { file, name } => {
             crate::share::import(client, &file, name.as_deref(), json).await?
         }
