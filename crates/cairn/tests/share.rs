@@ -608,3 +608,35 @@ fn signed_links_download_with_curl_until_they_expire_or_the_snapshot_goes() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("--listen"), "{}", r.stderr);
 }
+
+#[test]
+fn the_share_with_a_teammate_example_runs() {
+    let a = Daemon::start_opts(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        true,
+        &[],
+    );
+    a.import_base();
+    let b = daemon_with(&[]);
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/share-with-a-teammate.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["runc", "base"])
+        .env("CAIRN", env!("CARGO_BIN_EXE_cairn"))
+        .env("CAIRN_HOME", &a.home)
+        .env("TEAMMATE_HOME", &b.home)
+        .env_remove("CAIRN_HOST")
+        .env_remove("CAIRN_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("sees the same files").count(), 2, "{stdout}");
+}
