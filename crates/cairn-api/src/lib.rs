@@ -15,6 +15,7 @@ mod network;
 mod openapi;
 mod processes;
 pub mod serve;
+mod share;
 mod snapshots;
 mod trace;
 
@@ -79,7 +80,13 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
             "/v1/sandboxes/{id}/snapshots",
             post(snapshots::create).get(snapshots::list),
         )
-        .route("/v1/snapshots", get(snapshots::list_all))
+        .route(
+            "/v1/snapshots",
+            get(snapshots::list_all).post(share::import),
+        )
+        .route("/v1/snapshots/{id}/archive", get(share::export))
+        .route("/v1/snapshots/{id}/link", post(share::link))
+        .route("/v1/links/{token}", get(share::download))
         .route(
             "/v1/snapshots/{id}",
             get(snapshots::inspect).delete(snapshots::delete),

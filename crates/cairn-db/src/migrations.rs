@@ -153,6 +153,9 @@ const MIGRATIONS: &[&str] = &[
     //    timeout, the next exec resumes it; `user`: a pause request, only resume continues it).
     "ALTER TABLE sandboxes ADD COLUMN paused_at TEXT;
     ALTER TABLE sandboxes ADD COLUMN pause_reason TEXT;",
+    // 12 (share, issue 18): a snapshot imported from an archive records the id it had on
+    //    its source host (shown as its lineage); it has no sandbox on this host.
+    "ALTER TABLE snapshots ADD COLUMN imported_from TEXT;",
 ];
 
 /// Brings the schema to the newest version.

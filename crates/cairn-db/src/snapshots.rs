@@ -46,6 +46,9 @@ pub struct SnapshotRecord {
     pub total_bytes: u64,
     /// When it was taken.
     pub created_at: DateTime<Utc>,
+    /// The id it had on the host it was exported from, when it was imported from an
+    /// archive (recorded by [`Db::finish_import`]; ignored on insert).
+    pub imported_from: Option<String>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> DbError {
@@ -86,6 +89,7 @@ impl SnapshotRecord {
                 size_bytes: from_sql(r.get::<_, i64>("size_bytes")?),
                 total_bytes: from_sql(r.get::<_, i64>("total_bytes")?),
                 created_at: r.get("created_at")?,
+                imported_from: r.get("imported_from")?,
             })
         };
         Ok(build())
@@ -107,7 +111,7 @@ impl Db {
         rows.into_iter().collect()
     }
 
-    /// Inserts a snapshot in state `creating`; a name already used on the sandbox is a conflict naming the holder.
+    /// Inserts a snapshot in state `creating` (`uploading` when it says so: an import); a name already used on the sandbox is a conflict naming the holder.
     pub fn insert_snapshot(&self, s: &SnapshotRecord) -> Result<(), DbError> {
         let conn = self.conn();
         let taken: Option<String> = conn
@@ -124,10 +128,15 @@ impl Db {
             )));
         }
         let env = serde_json::to_string(&s.process.env).map_err(corrupt)?;
+        // An import starts `uploading`; everything else `creating`.
+        let state = match s.state {
+            SnapshotState::Uploading => SnapshotState::Uploading,
+            _ => SnapshotState::Creating,
+        };
         conn.execute(
             "INSERT INTO snapshots(id, account, sandbox_id, name, parent_id, image_id, runtime, cpus, memory_bytes, pids_limit,
                                    env_json, workdir, state, error, size_bytes, total_bytes, created_at, stateful, auto)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'creating', NULL, 0, 0, ?13, ?14, ?15)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?16, NULL, 0, 0, ?13, ?14, ?15)",
             params![
                 s.id.as_str(),
                 s.account,
@@ -144,6 +153,7 @@ impl Db {
                 s.created_at,
                 s.stateful,
                 s.auto,
+                state.as_str(),
             ],
         )?;
         Ok(())
@@ -182,6 +192,28 @@ impl Db {
             params![sandbox.as_str(), id.as_str()],
         )?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks an imported snapshot ready: its sizes, the id it had on its source host and
+    /// the disk limit its forks inherit.
+    pub fn finish_import(
+        &self,
+        id: &SnapshotId,
+        size_bytes: u64,
+        imported_from: &str,
+        disk_bytes: Option<u64>,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE snapshots SET state = 'ready', size_bytes = ?2, total_bytes = ?2,
+                imported_from = ?3, disk_bytes = ?4 WHERE id = ?1",
+            params![
+                id.as_str(),
+                to_sql(size_bytes),
+                imported_from,
+                disk_bytes.map(to_sql)
+            ],
+        )?;
         Ok(())
     }
 

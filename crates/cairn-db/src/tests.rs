@@ -374,6 +374,7 @@ fn a_sandbox_keeps_its_disk_limit_and_its_snapshots_record_it() {
         size_bytes: 0,
         total_bytes: 0,
         created_at: Utc::now(),
+        imported_from: None,
     };
     let (s1, s2) = (snap(&a), snap(&unlimited));
     db.insert_snapshot(&s1).unwrap();
@@ -409,6 +410,7 @@ fn user_snapshot(sandbox: &SandboxRecord, name: &str) -> SnapshotRecord {
         size_bytes: 0,
         total_bytes: 0,
         created_at: Utc::now(),
+        imported_from: None,
     }
 }
 

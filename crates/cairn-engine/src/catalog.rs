@@ -356,6 +356,7 @@ mod tests {
             size_bytes: 0,
             total_bytes: 0,
             created_at: Utc::now(),
+            imported_from: None,
         }
     }
 
@@ -492,6 +493,7 @@ mod tests {
         for state in [
             SnapshotState::Failed,
             SnapshotState::Creating,
+            SnapshotState::Uploading,
             SnapshotState::Deleted,
         ] {
             assert!(!shown_by_default(&snap("sbx-00000001", None, state)));

@@ -208,7 +208,7 @@ impl Engine {
         EngineError::PoolFull(format!("could not {what}: {}", self.pool_full_text(free)))
     }
 
-    fn pool_full_text(&self, free: u64) -> String {
+    pub(crate) fn pool_full_text(&self, free: u64) -> String {
         format!(
             "the storage pool is full ({} free; {} is kept in reserve for snapshots and metadata): free space by destroying sandboxes and deleting snapshots or images you no longer need, or ask the operator to grow the pool",
             format_bytes(free),

@@ -27,6 +27,7 @@ mod plan;
 mod recovery;
 mod restore;
 mod sandboxes;
+mod share;
 mod snapshots;
 mod tokens;
 
@@ -54,6 +55,7 @@ pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use plan::CreateSandbox;
+pub use share::{ArchiveFormat, ArchiveStream, SnapshotLink, DEFAULT_LINK_SECS};
 pub use snapshots::SnapshotLimits;
 pub use tokens::Token;
 
@@ -102,6 +104,11 @@ pub struct EngineConfig {
     /// `None`, or a binary that is not static: sandboxes run the shell init and exec through
     /// the runtime.
     pub agent: Option<PathBuf>,
+    /// Where signed download links point (cairnd's TCP listener, as clients reach it,
+    /// e.g. `http://10.0.0.5:7421`); `None`: no TCP listener, no links.
+    pub link_base: Option<String>,
+    /// The longest life of a download link, in seconds (default 1 hour).
+    pub max_link_secs: u64,
 }
 
 impl EngineConfig {
@@ -127,6 +134,8 @@ impl EngineConfig {
             max_disk_bytes: Some(100 << 30),
             pool_reserve: PoolReserve::Default,
             agent: None,
+            link_base: None,
+            max_link_secs: share::DEFAULT_LINK_SECS,
         }
     }
 }
@@ -225,6 +234,13 @@ impl Engine {
                 EngineError::Internal(format!("cannot create {}: {e}", home.join(dir).display()))
             })?;
         }
+        // The key of download links: only this cairnd holds it.
+        share::ensure_key(home).map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot create the link key in {}: {e}",
+                home.display()
+            ))
+        })?;
         let uploads = storage.uploads_dir();
         std::fs::create_dir_all(&uploads).map_err(|e| {
             EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))

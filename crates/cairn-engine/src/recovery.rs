@@ -38,7 +38,8 @@ use crate::{Engine, Result};
 const SETTLE_WAIT: Duration = Duration::from_secs(20);
 
 impl Engine {
-    /// Snapshots left `creating` become `failed` (their files removed); `deleted` ones are
+    /// Snapshots left `creating` become `failed` (their files removed), `uploading` ones
+    /// (imports) are removed with the image they brought; `deleted` ones are
     /// finished, and so is the pruning of destroyed sandboxes' failed ones; snapshot
     /// directories no row owns are removed. Ready snapshots are never touched.
     async fn recover_snapshots(&self) -> Result<()> {
@@ -57,6 +58,11 @@ impl Engine {
                     )
                     })
                     .await?;
+                }
+                SnapshotState::Uploading => {
+                    // An import cut short (removed above, before the images).
+                    self.abandon_import(&s).await;
+                    continue;
                 }
                 SnapshotState::Deleted => {
                     self.purge_snapshot(&s.id).await?;
@@ -96,6 +102,13 @@ impl Engine {
                         std::fs::remove_file(&p)
                     };
                 }
+            }
+        }
+        // Snapshot imports cut short (see `share`) go before the images they brought.
+        for s in self.db(|db| db.all_snapshots()).await? {
+            if s.state == SnapshotState::Uploading {
+                tracing::warn!(snapshot = %s.id, "a snapshot import was interrupted; removing it");
+                self.abandon_import(&s).await;
             }
         }
         for image in self.db(|db| db.unfinished_images()).await? {

@@ -61,16 +61,7 @@ pub(crate) fn apply_tar<R: Read>(
     privilege: Privilege,
     dropped: &mut DroppedNodes,
 ) -> Result<(u64, R), ImageError> {
-    let mut applier = Applier {
-        root,
-        label,
-        kind,
-        privilege,
-        dropped,
-        written: HashSet::new(),
-        ancestors: HashSet::new(),
-        dirs: Vec::new(),
-    };
+    let mut applier = Applier::new(root, label, kind, privilege, dropped);
     let mut archive = tar::Archive::new(reader);
     let corrupt = |e: io::Error| ImageError::CorruptArchive {
         what: label.to_string(),
@@ -86,8 +77,11 @@ pub(crate) fn apply_tar<R: Read>(
     Ok((count, archive.into_inner()))
 }
 
-struct Applier<'a> {
+pub(crate) struct Applier<'a> {
     root: &'a Path,
+    /// Leading components every entry name (and hard link target) must have and that
+    /// are dropped (a snapshot archive's `rootfs/`); empty for image archives.
+    strip: Vec<OsString>,
     label: &'a str,
     kind: TarKind,
     privilege: Privilege,
@@ -101,8 +95,46 @@ struct Applier<'a> {
     dirs: Vec<(PathBuf, Meta)>,
 }
 
-impl Applier<'_> {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ImageError> {
+impl<'a> Applier<'a> {
+    pub(crate) fn new(
+        root: &'a Path,
+        label: &'a str,
+        kind: TarKind,
+        privilege: Privilege,
+        dropped: &'a mut DroppedNodes,
+    ) -> Self {
+        Applier {
+            root,
+            strip: Vec::new(),
+            label,
+            kind,
+            privilege,
+            dropped,
+            written: HashSet::new(),
+            ancestors: HashSet::new(),
+            dirs: Vec::new(),
+        }
+    }
+
+    /// Entry names (and hard link targets) must start with `prefix`, which is dropped.
+    pub(crate) fn strip_prefix(mut self, prefix: &str) -> Self {
+        self.strip = safepath::parse_entry_path(prefix.as_bytes()).unwrap_or_default();
+        self
+    }
+
+    /// `comps` without the prefix every name must have.
+    fn stripped(&self, comps: Vec<OsString>, name: &str) -> Result<Vec<OsString>, ImageError> {
+        if comps.starts_with(&self.strip) {
+            Ok(comps[self.strip.len()..].to_vec())
+        } else {
+            Err(self.refuse(name, "the entry is outside the archive's tree"))
+        }
+    }
+
+    pub(crate) fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), ImageError> {
         let mut kind = entry.header().entry_type();
         if matches!(
             kind,
@@ -134,6 +166,7 @@ impl Applier<'_> {
         }
         let name = String::from_utf8_lossy(&raw).into_owned();
         let comps = safepath::parse_entry_path(&raw).map_err(|r| self.refuse(&name, r))?;
+        let comps = self.stripped(comps, &name)?;
         if self.kind == TarKind::Layer {
             if let Some(target) = comps
                 .last()
@@ -301,6 +334,7 @@ impl Applier<'_> {
         let shown = String::from_utf8_lossy(target);
         let tcomps = safepath::parse_entry_path(target)
             .map_err(|r| self.refuse(name, format!("hard link target '{shown}': {r}")))?;
+        let tcomps = self.stripped(tcomps, name)?;
         if tcomps.is_empty() {
             return Err(self.refuse(name, "hard link to the root directory"));
         }
@@ -440,7 +474,7 @@ impl Applier<'_> {
     /// Sets mode and mtime of the directories this stream declared, deepest
     /// first, now that nothing more is written into them. Directories that
     /// were since replaced (or moved behind a symlink) are left alone.
-    fn finish_dirs(&mut self) -> Result<(), ImageError> {
+    pub(crate) fn finish_dirs(&mut self) -> Result<(), ImageError> {
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
         for (rel, meta) in dirs {

@@ -22,6 +22,9 @@
 //! sparse tar entries take no space, and the size cap counts what is decoded
 //! (data), never the holes.
 //!
+//! [`write_tree`] and [`unpack_parts`] do the same for a tree that is one part of a larger
+//! tar stream (a snapshot archive's `rootfs/` and `checkpoint/`).
+//!
 //! This crate is synchronous and does plain file I/O only: it does not pull
 //! from registries, create subvolumes, or know about sandboxes. Run it on a
 //! blocking thread. On error the destination holds a partial tree that the
@@ -38,6 +41,7 @@ mod safepath;
 mod sparse;
 mod stream;
 mod tar_entry;
+mod tree;
 
 #[cfg(test)]
 mod tests;
@@ -50,6 +54,7 @@ use std::path::{Path, PathBuf};
 
 pub use dropped::Dropped;
 pub use error::ImageError;
+pub use tree::{measure_tree, unpack_parts, write_tree, Part, TreeStats};
 
 use crate::apply::{apply_tar, TarKind};
 use crate::archive::{BlobStore, Layout, Opened};

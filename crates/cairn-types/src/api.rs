@@ -451,6 +451,15 @@ pub enum AttachControl {
     Eof,
 }
 
+/// A signed download link of a snapshot's archive (`POST /v1/snapshots/{id}/link`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotLinkInfo {
+    /// The URL, on cairnd's TCP listener: it downloads the archive with no token.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A snapshot as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotInfo {
@@ -484,6 +493,10 @@ pub struct SnapshotInfo {
     pub total_bytes: u64,
     /// When it was taken.
     pub created_at: DateTime<Utc>,
+    /// The id it had on the host it was exported from, when it was imported from an
+    /// archive (`cairn snapshot import`); its source sandbox is then on that host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`.

@@ -154,6 +154,9 @@ impl FromStr for PauseReason {
 pub enum SnapshotState {
     /// Being captured; not usable yet.
     Creating,
+    /// Being imported from an archive that is still arriving; not usable yet. A crash
+    /// leaves nothing of it (recovery removes it).
+    Uploading,
     /// Complete and durable: restore and fork work.
     Ready,
     /// Capture failed; the error is kept. Only delete works.
@@ -167,6 +170,7 @@ impl SnapshotState {
     pub fn as_str(self) -> &'static str {
         match self {
             SnapshotState::Creating => "creating",
+            SnapshotState::Uploading => "uploading",
             SnapshotState::Ready => "ready",
             SnapshotState::Failed => "failed",
             SnapshotState::Deleted => "deleted",
@@ -185,6 +189,7 @@ impl FromStr for SnapshotState {
     fn from_str(s: &str) -> Result<Self, StateError> {
         [
             SnapshotState::Creating,
+            SnapshotState::Uploading,
             SnapshotState::Ready,
             SnapshotState::Failed,
             SnapshotState::Deleted,

@@ -94,6 +94,7 @@ impl Engine {
             size_bytes: 0,
             total_bytes: 0,
             created_at: Utc::now(),
+            imported_from: None,
         };
         // State first: a crash from here on leaves a `creating` row that recovery turns into `failed`.
         let row = snap.clone();

@@ -89,6 +89,7 @@ impl Engine {
             size_bytes: s.size_bytes,
             total_bytes: s.total_bytes,
             created_at: s.created_at,
+            imported_from: s.imported_from.clone(),
         }
     }
 

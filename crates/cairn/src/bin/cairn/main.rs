@@ -9,6 +9,7 @@ mod files;
 mod image;
 mod network;
 mod output;
+mod share;
 mod snapshot;
 
 use std::path::PathBuf;

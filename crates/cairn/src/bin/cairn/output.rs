@@ -225,6 +225,13 @@ pub fn snapshot(s: &SnapshotInfo) {
         ("sandbox name", s.sandbox_name.clone().unwrap_or_default()),
         ("taken by", taken_by(s).to_string()),
         ("parent", s.parent.clone().unwrap_or_default()),
+        (
+            "lineage",
+            s.imported_from
+                .as_ref()
+                .map(|f| format!("imported from {f}"))
+                .unwrap_or_default(),
+        ),
         ("image", s.image.clone()),
         ("runtime", s.runtime.to_string()),
         ("size (exclusive)", format_bytes(s.size_bytes)),

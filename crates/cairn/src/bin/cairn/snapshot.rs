@@ -89,10 +89,75 @@ pub enum SnapshotCommand {
         #[arg(long = "against", value_name = "SNAP")]
         against_flag: Option<String>,
     },
+    /// Download a ready snapshot as one archive (files, memory when stateful, manifest,
+    /// checksums) that 'cairn snapshot import' brings into any Cairn host.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot export baseline -o baseline.tar.gz\n  cairn snapshot export snap-1b2c3d4e -o snap.tar.zst\n  cairn snapshot export baseline -o - --format tar.gz | ssh other 'cairn snapshot import -'"
+    )]
+    Export {
+        /// Snapshot: id, NAME or SANDBOX:NAME.
+        snapshot: String,
+        /// Where to write it (`-`: stdout). Its name picks the format (.tar.gz or .tar.zst).
+        #[arg(short = 'o', long = "output")]
+        output: String,
+        /// tar.zst or tar.gz [default: from the file name, else tar.zst].
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Print a signed URL that downloads a snapshot's archive with plain curl, no token, until
+    /// it expires (default and most: 1h, or what cairnd's --max-link-expiry says).
+    #[command(
+        after_help = "Examples:\n  cairn snapshot url baseline                 # then: curl -fo baseline.tar.zst URL\n  cairn snapshot url baseline --expires 10m --format tar.gz"
+    )]
+    Url {
+        /// Snapshot: id, NAME or SANDBOX:NAME.
+        snapshot: String,
+        /// How long it works: 90s, 30m, 1h.
+        #[arg(long)]
+        expires: Option<String>,
+        /// tar.zst or tar.gz [default: tar.zst].
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Import a snapshot archive (from 'cairn snapshot export') as a snapshot of your account.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot import baseline.tar.gz\n  cairn snapshot import snap.tar.zst --name from-alice\n  cairn fork $(cairn snapshot import baseline.tar.gz)"
+    )]
+    Import {
+        /// The archive (`-`: stdin).
+        file: std::path::PathBuf,
+        /// Name of the imported snapshot [default: the name it had].
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()> {
     match cmd {
+        SnapshotCommand::Export {
+            snapshot,
+            output,
+            format,
+        } => crate::share::export(client, &snapshot, &output, format.as_deref(), json).await?,
+        SnapshotCommand::Url {
+            snapshot,
+            expires,
+            format,
+        } => {
+            let mut path = format!("/v1/snapshots/{}/link?", enc(&snapshot));
+            if let Some(e) = &expires {
+                path.push_str(&format!("expires={}&", enc(e)));
+            }
+            if let Some(f) = &format {
+                path.push_str(&format!("format={}", enc(f.trim_start_matches('.'))));
+            }
+            let link: cairn_types::api::SnapshotLinkInfo =
+                client.json(Method::POST, &path, None).await?;
+            output::show(json, &link, |l| println!("{}", l.url))?;
+        }
+        SnapshotCommand::Import { file, name } => {
+            crate::share::import(client, &file, name.as_deref(), json).await?
+        }
         SnapshotCommand::Create {
             sandbox,
             name,

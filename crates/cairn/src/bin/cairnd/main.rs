@@ -43,6 +43,13 @@ struct Args {
     /// Also serve the API on this TCP address (requests then need a bearer token).
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
+    /// The URL clients reach the TCP listener by, for signed download links
+    /// (`cairn snapshot url`) [default: http://ADDR of --listen].
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// The longest life of a signed download link (90s, 30m, 1h…); also their default.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    max_link_expiry: String,
     /// Size of the btrfs pool image, when the data directory is not on btrfs.
     #[arg(long, default_value = "20G", value_name = "SIZE")]
     pool_size: String,
@@ -296,6 +303,13 @@ async fn run(args: Args) -> Result<()> {
     if let Some(r) = &args.pool_reserve {
         cfg.pool_reserve = r.parse().map_err(anyhow::Error::msg)?;
     }
+    cfg.max_link_secs =
+        parse_duration(&args.max_link_expiry).context("invalid --max-link-expiry")?;
+    cfg.link_base = match (&args.public_url, args.listen) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(addr)) => Some(format!("http://{addr}")),
+        (None, None) => None,
+    };
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;

@@ -1,0 +1,210 @@
+//! Export: a ready snapshot streamed as one archive, written on a blocking thread into a
+//! bounded channel the HTTP response reads (no copy of the snapshot, bounded memory).
+//!
+//! The snapshot is read from its read-only tree and checkpoint; a deletion while it
+//! streams is noticed before the last entry, which is then never written: the stream
+//! ends with an error instead (the client sees a cut-off response, never a complete
+//! archive).
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use cairn_storage::Tree;
+use cairn_types::SnapshotState;
+
+use super::archive::{
+    ArchiveDoc, ArchiveFormat, Checksums, DeclaredSizes, HashingWriter, CHECKPOINT,
+    CHECKSUMS_ENTRY, DOC_ENTRY, ROOTFS,
+};
+use crate::{Engine, EngineError, Result};
+
+/// Chunks of an archive being written; the last item is an error when it failed.
+pub type ArchiveStream = mpsc::Receiver<io::Result<Vec<u8>>>;
+
+/// Bytes per chunk handed to the response.
+const CHUNK: usize = 256 << 10;
+
+/// A `Write` that hands chunks to an async receiver.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Engine {
+    /// Streams snapshot `reference` of `account` as an archive; refuses one that is not
+    /// ready (409).
+    pub async fn export_snapshot(
+        self: &Arc<Self>,
+        account: &str,
+        reference: &str,
+        format: ArchiveFormat,
+    ) -> Result<ArchiveStream> {
+        let snap = self.find_snapshot(account, reference).await?;
+        if snap.state != SnapshotState::Ready {
+            return Err(EngineError::Conflict(format!(
+                "snapshot {} is {}: only a ready snapshot can be exported",
+                snap.id, snap.state
+            )));
+        }
+        let image_name = self.image_name(&snap.image_id).await;
+        let row = snap.id.clone();
+        let disk_bytes = self.db(move |db| db.snapshot_disk(&row)).await?;
+        let (storage, sid) = (self.storage.clone(), snap.id.clone());
+        let manifest = tokio::task::spawn_blocking(move || storage.load_manifest(sid.as_str()))
+            .await
+            .map_err(|e| EngineError::failed("the manifest's reading task ended abnormally", e))?
+            .map_err(|e| EngineError::failed("cannot read the manifest", e))?;
+        let rootfs = self.storage.path(&Tree::snapshot(&snap.id));
+        let checkpoint = snap.stateful.then(|| self.snapshot_checkpoint(&snap.id));
+        let (tx, rx) = mpsc::channel(8);
+        let engine = Arc::clone(self);
+        let handle = tokio::runtime::Handle::current();
+        let id = snap.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let err_tx = tx.clone();
+            let still_there = || {
+                let row = id.clone();
+                handle
+                    .block_on(engine.db(move |db| db.snapshot(&row)))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.state == SnapshotState::Ready)
+            };
+            let write = || -> io::Result<u64> {
+                let rs = cairn_images::measure_tree(&rootfs)?;
+                let cs = match &checkpoint {
+                    Some(dir) => cairn_images::measure_tree(dir)?,
+                    None => Default::default(),
+                };
+                let doc = ArchiveDoc {
+                    format: ArchiveDoc::FORMAT.into(),
+                    version: ArchiveDoc::VERSION,
+                    cairn_version: env!("CARGO_PKG_VERSION").into(),
+                    manifest,
+                    image_name,
+                    disk_bytes,
+                    sizes: DeclaredSizes {
+                        rootfs_entries: rs.entries,
+                        rootfs_bytes: rs.data_bytes,
+                        checkpoint_entries: cs.entries,
+                        checkpoint_bytes: cs.data_bytes,
+                    },
+                };
+                let doc = serde_json::to_vec_pretty(&doc).map_err(io::Error::other)?;
+                let out = ChannelWriter {
+                    tx,
+                    buf: Vec::with_capacity(CHUNK),
+                };
+                let encoder = match format {
+                    ArchiveFormat::TarZst => Encoder::Zst(zstd::Encoder::new(out, 1)?),
+                    ArchiveFormat::TarGz => Encoder::Gz(flate2::write::GzEncoder::new(
+                        out,
+                        flate2::Compression::fast(),
+                    )),
+                };
+                let mut tar = tar::Builder::new(HashingWriter::new(encoder));
+                append_doc(&mut tar, DOC_ENTRY, &doc)?;
+                cairn_images::write_tree(&mut tar, &rootfs, ROOTFS)?;
+                if let Some(dir) = &checkpoint {
+                    cairn_images::write_tree(&mut tar, dir, CHECKPOINT)?;
+                }
+                // Deleted while it streamed: no complete archive leaves.
+                if !still_there() {
+                    return Err(io::Error::other(
+                        "the snapshot was deleted while it was exported",
+                    ));
+                }
+                let (archive, archive_bytes) = tar.get_ref().sum();
+                let sums = Checksums {
+                    algorithm: "blake3".into(),
+                    manifest: blake3::hash(&doc).to_hex().to_string(),
+                    archive,
+                    archive_bytes,
+                };
+                let sums = serde_json::to_vec_pretty(&sums).map_err(io::Error::other)?;
+                append_doc(&mut tar, CHECKSUMS_ENTRY, &sums)?;
+                let mut out = tar.into_inner()?.into_inner().finish()?;
+                out.flush()?;
+                Ok(archive_bytes)
+            };
+            match write() {
+                Ok(bytes) => tracing::info!(snapshot = %id, bytes, "snapshot exported"),
+                Err(e) => {
+                    tracing::warn!(snapshot = %id, error = %e, "snapshot export failed");
+                    let _ = err_tx.blocking_send(Err(e));
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// The compressor in front of the channel.
+enum Encoder {
+    Zst(zstd::Encoder<'static, ChannelWriter>),
+    Gz(flate2::write::GzEncoder<ChannelWriter>),
+}
+
+impl Encoder {
+    /// Writes the compressed stream's end and gives the channel back.
+    fn finish(self) -> io::Result<ChannelWriter> {
+        match self {
+            Encoder::Zst(e) => e.finish(),
+            Encoder::Gz(e) => e.finish(),
+        }
+    }
+}
+
+impl Write for Encoder {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Zst(e) => e.write(data),
+            Encoder::Gz(e) => e.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Zst(e) => e.flush(),
+            Encoder::Gz(e) => e.flush(),
+        }
+    }
+}
+
+/// Appends a small document as a regular file.
+fn append_doc<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, name, data)
+}

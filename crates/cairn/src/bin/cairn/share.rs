@@ -1,0 +1,217 @@
+//! `cairn snapshot export | import`: snapshots that leave the host as one archive.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::Method;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use cairn_types::api::SnapshotInfo;
+
+use crate::client::{full, Body, CliError, Client};
+use crate::{enc, output};
+
+/// What `cairn snapshot export --json` prints.
+#[derive(Serialize)]
+struct Exported {
+    snapshot: String,
+    path: String,
+    format: String,
+    bytes: u64,
+    seconds: f64,
+}
+
+/// The archive format for `output` (`--format` wins, then the file name; `tar.zst` by default).
+fn format_for(output: &str, format: Option<&str>) -> Result<&'static str> {
+    let f = match format {
+        Some(f) => f.trim_start_matches('.'),
+        None if output.ends_with(".tar.gz") || output.ends_with(".tgz") => "tar.gz",
+        None => "tar.zst",
+    };
+    match f {
+        "tar.zst" | "zst" => Ok("tar.zst"),
+        "tar.gz" | "gz" | "tgz" => Ok("tar.gz"),
+        other => Err(CliError::invalid(format!(
+            "unknown archive format '{other}': use tar.zst or tar.gz"
+        ))
+        .into()),
+    }
+}
+
+fn bar(json: bool, verb: &str, what: &str, total: Option<u64>) -> ProgressBar {
+    let pb = match total {
+        Some(t) => {
+            let pb = ProgressBar::new(t);
+            pb.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{verb} {{msg}} {{wide_bar}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}})"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb
+        }
+        None => {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} {verb} {{msg}}: {{bytes}} ({{bytes_per_sec}}) {{elapsed}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            pb
+        }
+    };
+    if json || !std::io::stderr().is_terminal() {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+/// `cairn snapshot export SNAP -o FILE`: downloads the archive into FILE (through a
+/// temporary name, renamed only once the archive arrived whole) or to stdout (`-`).
+pub async fn export(
+    client: &Client,
+    snapshot: &str,
+    output_path: &str,
+    format: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let format = format_for(output_path, format)?;
+    let started = Instant::now();
+    let resp = client
+        .send_body(
+            Method::GET,
+            &format!("/v1/snapshots/{}/archive?format={format}", enc(snapshot)),
+            None,
+            full(Bytes::new()),
+        )
+        .await?;
+    let to_stdout = output_path == "-";
+    // A file is written under a temporary name, renamed only once the archive arrived whole.
+    let target = (!to_stdout).then(|| {
+        let path = PathBuf::from(output_path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "archive".into());
+        let tmp = path.with_file_name(format!(".{name}.part-{}", std::process::id()));
+        (tmp, path)
+    });
+    let mut out: Box<dyn Write + Send> = match &target {
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout(),
+        )),
+        Some((tmp, _)) => Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(tmp)
+                .with_context(|| format!("cannot write '{}'", tmp.display()))?,
+        )),
+    };
+    let result = receive(resp.into_body(), &mut out, json || to_stdout, snapshot).await;
+    drop(out);
+    let bytes = match (result, &target) {
+        (Ok(bytes), Some((tmp, path))) => {
+            std::fs::File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(tmp, path))
+                .with_context(|| format!("cannot write '{}'", path.display()))?;
+            bytes
+        }
+        (Ok(bytes), None) => bytes,
+        (Err(e), target) => {
+            if let Some((tmp, _)) = target {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e);
+        }
+    };
+    let done = Exported {
+        snapshot: snapshot.to_string(),
+        path: output_path.to_string(),
+        format: format.to_string(),
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if to_stdout && !json {
+        return Ok(());
+    }
+    output::show(json, &done, |d| {
+        eprintln!(
+            "exported {} to {} ({})",
+            d.snapshot,
+            d.path,
+            cairn_types::format_bytes(d.bytes)
+        )
+    })
+}
+
+/// Copies the archive's body into `out`, with a progress bar; a body cut off midway is
+/// an error.
+async fn receive(
+    mut body: hyper::body::Incoming,
+    out: &mut Box<dyn Write + Send>,
+    quiet: bool,
+    snapshot: &str,
+) -> Result<u64> {
+    let pb = bar(quiet, "exporting", snapshot, None);
+    let mut bytes = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            CliError::connection(format!(
+                "the export of {snapshot} failed midway ({e}): nothing was kept; see cairnd's log, or try again"
+            ))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            out.write_all(&data).context("cannot write the archive")?;
+            bytes += data.len() as u64;
+            pb.set_position(bytes);
+        }
+    }
+    out.flush().context("cannot write the archive")?;
+    pb.finish_and_clear();
+    Ok(bytes)
+}
+
+/// `cairn snapshot import FILE [--name N]`: uploads the archive (`-`: stdin).
+pub async fn import(client: &Client, path: &Path, name: Option<&str>, json: bool) -> Result<()> {
+    let (reader, total): (Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>, _) =
+        if path.as_os_str() == "-" {
+            (Box::new(tokio::io::stdin()), None)
+        } else {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| CliError::invalid(format!("cannot read '{}': {e}", path.display())))?;
+            let len = file.metadata().await.map(|m| m.len()).ok();
+            (Box::new(file), len)
+        };
+    let pb = bar(json, "importing", &path.display().to_string(), total);
+    let counted = pb.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20).map(move |chunk| {
+        chunk.map(|bytes: Bytes| {
+            counted.inc(bytes.len() as u64);
+            Frame::data(bytes)
+        })
+    });
+    let body: Body = BodyExt::boxed(StreamBody::new(stream));
+    let uri = match name {
+        Some(n) => format!("/v1/snapshots?name={}", enc(n)),
+        None => "/v1/snapshots".to_string(),
+    };
+    let sent = client
+        .send_body(Method::POST, &uri, Some("application/octet-stream"), body)
+        .await;
+    pb.finish_and_clear();
+    let bytes = sent?.into_body().collect().await?.to_bytes();
+    let snap: SnapshotInfo = crate::client::decode_answer(&bytes)?;
+    output::show(json, &snap, |s| println!("{}", s.id))
+}
