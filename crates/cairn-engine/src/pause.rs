@@ -196,6 +196,9 @@ impl Engine {
                 ),
             );
             self.disarm(&r.id);
+            // The execs through its agent end, saying so (their processes live on only in
+            // the checkpoint).
+            self.end_agent(&r.id);
             let _ = rt.kill(r.id.as_str(), cairn_runtime::Signal::Kill).await;
             rt.delete(r.id.as_str()).await?;
             tracing::info!(sandbox = %r.id, snapshot = %snap.id, "memory released to disk");

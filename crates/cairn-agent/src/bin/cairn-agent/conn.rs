@@ -94,8 +94,10 @@ impl Link {
     }
 
     /// Forgets the connection (it was shut down): frames are held from now on.
+    /// Closes its end without a shutdown first: cairnd sees the end only once the last
+    /// descriptor is closed, so that nothing of the connection is left when it checkpoints.
     fn disconnected(&self) {
-        drop_stream(&mut self.lock());
+        drop(self.lock().stream.take());
     }
 }
 
@@ -143,7 +145,7 @@ pub fn serve() -> ! {
                 break;
             }
         }
-        let _ = reader.shutdown(Shutdown::Both);
+        drop(reader);
         link.disconnected();
     }
 }
