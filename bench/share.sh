@@ -12,7 +12,7 @@ W=$(mktemp -d /tmp/cairn-bench-share.XXXXXX)
 trap 'rm -rf "$W"; bench_cleanup' EXIT
 secs() { echo "scale=2; $1 / 1000000000" | bc; }
 
-ID=$($C up --image base --runtime runc --memory 1G --disk none)
+ID=$($C up --image base --runtime runc --memory 1G)
 $C exec "$ID" 'mkdir /root/d; for i in $(seq 1 512); do head -c 1048576 /dev/urandom > /root/d/r$i; done;
   for i in $(seq 1 512); do yes "line $i of a text file that compresses like source code does" | head -c 1048576 > /root/d/t$i; done'
 SNAP=$($C snapshot create "$ID" --name tree)

@@ -130,30 +130,47 @@ impl Engine {
                         flate2::Compression::fast(),
                     )),
                 };
-                let mut tar = tar::Builder::new(HashingWriter::new(encoder));
-                append_doc(&mut tar, DOC_ENTRY, &doc)?;
-                cairn_images::write_tree(&mut tar, &rootfs, ROOTFS)?;
-                if let Some(dir) = &checkpoint {
-                    cairn_images::write_tree(&mut tar, dir, CHECKPOINT)?;
-                }
-                // Deleted while it streamed: no complete archive leaves.
-                if !still_there() {
-                    return Err(io::Error::other(
-                        "the snapshot was deleted while it was exported",
-                    ));
-                }
-                let (archive, archive_bytes) = tar.get_ref().sum();
-                let sums = Checksums {
-                    algorithm: "blake3".into(),
-                    manifest: blake3::hash(&doc).to_hex().to_string(),
-                    archive,
-                    archive_bytes,
-                };
-                let sums = serde_json::to_vec_pretty(&sums).map_err(io::Error::other)?;
-                append_doc(&mut tar, CHECKSUMS_ENTRY, &sums)?;
-                let mut out = tar.into_inner()?.into_inner().finish()?;
-                out.flush()?;
-                Ok(archive_bytes)
+                // Reading the tree and compressing it run side by side, on two threads
+                // (as `tar | zstd` does in two processes).
+                let (ptx, prx) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(8);
+                std::thread::scope(|scope| {
+                    let worker = scope.spawn(move || compress(encoder, &prx));
+                    let written = (|| {
+                        let pipe = PipeWriter {
+                            tx: ptx,
+                            buf: Vec::with_capacity(CHUNK),
+                        };
+                        let mut tar = tar::Builder::new(HashingWriter::new(pipe));
+                        append_doc(&mut tar, DOC_ENTRY, &doc)?;
+                        cairn_images::write_tree(&mut tar, &rootfs, ROOTFS)?;
+                        if let Some(dir) = &checkpoint {
+                            cairn_images::write_tree(&mut tar, dir, CHECKPOINT)?;
+                        }
+                        // Deleted while it streamed: no complete archive leaves.
+                        if !still_there() {
+                            return Err(io::Error::other(
+                                "the snapshot was deleted while it was exported",
+                            ));
+                        }
+                        let (archive, archive_bytes) = tar.get_ref().sum();
+                        let sums = Checksums {
+                            algorithm: "blake3".into(),
+                            manifest: blake3::hash(&doc).to_hex().to_string(),
+                            archive,
+                            archive_bytes,
+                        };
+                        let sums = serde_json::to_vec_pretty(&sums).map_err(io::Error::other)?;
+                        append_doc(&mut tar, CHECKSUMS_ENTRY, &sums)?;
+                        tar.into_inner()?.into_inner().finish()?;
+                        Ok(archive_bytes)
+                    })();
+                    let compressed = worker
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("the compressor failed")));
+                    let archive_bytes = written?;
+                    compressed?;
+                    Ok(archive_bytes)
+                })
             };
             match write() {
                 Ok(bytes) => tracing::info!(snapshot = %id, bytes, "snapshot exported"),
@@ -164,6 +181,61 @@ impl Engine {
             }
         });
         Ok(rx)
+    }
+}
+
+/// A `Write` that hands chunks to the compressing thread; `finish` marks the end (a
+/// stream dropped without it is never finished into a complete archive).
+struct PipeWriter {
+    tx: std::sync::mpsc::SyncSender<Option<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl PipeWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(Some(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.send()?;
+        self.tx
+            .send(None)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
+    }
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The compressing thread: compresses chunks until the end mark, then finishes the
+/// stream; without the mark (the writer failed) the stream is left unfinished.
+fn compress(
+    mut encoder: Encoder,
+    rx: &std::sync::mpsc::Receiver<Option<Vec<u8>>>,
+) -> io::Result<()> {
+    loop {
+        match rx.recv() {
+            Ok(Some(chunk)) => encoder.write_all(&chunk)?,
+            Ok(None) => return encoder.finish()?.flush(),
+            Err(_) => return Err(io::Error::other("the archive was not finished")),
+        }
     }
 }
 
