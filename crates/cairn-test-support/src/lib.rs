@@ -243,7 +243,13 @@ impl Daemon {
         let sock = self.home.join("cairnd.sock");
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+            // Ready once both listeners answer: cairnd binds TCP just after the unix socket.
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok()
+                && self
+                    .tcp
+                    .as_ref()
+                    .is_none_or(|addr| std::net::TcpStream::connect(addr).is_ok())
+            {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -252,7 +258,7 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "cairnd did not open its socket within 60 s:\n{}",
+            "cairnd did not open its socket (and TCP listener) within 60 s:\n{}",
             self.log_text()
         );
     }
