@@ -16,10 +16,11 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::fd::WriteOptions;
 use super::fd::{fail, reopen, write_new};
 use super::path::TreePath;
 use super::tar_guard::TarGuard;
-use super::tree::{TreeFiles, WriteOptions};
+use super::tree::TreeFiles;
 use crate::EngineError;
 
 impl TreeFiles {

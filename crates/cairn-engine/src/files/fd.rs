@@ -14,8 +14,21 @@ use rustix::io::Errno;
 
 use cairn_types::api::FileEntry;
 
-use super::tree::{WriteOptions, CHUNK};
 use crate::EngineError;
+
+/// The buffer of one copy step.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// Mode, owner and group of a file written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// Permission bits (`0o644`); default: the replaced file's, else `0o644`.
+    pub mode: Option<u32>,
+    /// Numeric owner; default: the replaced file's, else 0.
+    pub uid: Option<u32>,
+    /// Numeric group; default: the replaced file's, else 0.
+    pub gid: Option<u32>,
+}
 
 /// The flags every resolution from the root uses.
 pub(crate) fn in_root() -> ResolveFlags {

@@ -40,10 +40,12 @@ use cairn_storage::Tree;
 use cairn_types::api::FileEntry;
 use cairn_types::{SandboxId, SandboxState, SnapshotState};
 
-pub use tree::{WriteOptions, MAX_DEPTH};
+pub use fd::WriteOptions;
+pub use tree::MAX_DEPTH;
 
+use fd::CHUNK;
 use path::TreePath;
-use tree::{TreeFiles, CHUNK};
+use tree::TreeFiles;
 
 use crate::{Engine, EngineError, Result};
 

@@ -5,8 +5,9 @@
 use std::io::Read;
 use std::path::Path;
 
+use super::fd::WriteOptions;
 use super::path::TreePath;
-use super::tree::{TreeFiles, WriteOptions};
+use super::tree::TreeFiles;
 use crate::EngineError;
 
 fn p(s: &str) -> TreePath {

@@ -26,6 +26,7 @@ use cairn_types::api::FileEntry;
 
 use super::fd::{
     entry, fail, in_root, link_target, open_child, read_names, refuse_special, reopen, write_new,
+    WriteOptions,
 };
 use super::path::TreePath;
 use crate::EngineError;
@@ -34,19 +35,6 @@ use crate::EngineError;
 pub const MAX_DEPTH: u32 = 64;
 /// How many entries one listing may return.
 pub const MAX_ENTRIES: usize = 100_000;
-/// The buffer of one copy step.
-pub(crate) const CHUNK: usize = 1 << 20;
-
-/// Mode, owner and group of a file written.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WriteOptions {
-    /// Permission bits (`0o644`); default: the replaced file's, else `0o644`.
-    pub mode: Option<u32>,
-    /// Numeric owner; default: the replaced file's, else 0.
-    pub uid: Option<u32>,
-    /// Numeric group; default: the replaced file's, else 0.
-    pub gid: Option<u32>,
-}
 
 /// An open tree.
 pub(crate) struct TreeFiles {

@@ -5,6 +5,7 @@
 
 mod conn;
 mod init;
+mod link;
 mod procs;
 mod ps;
 mod sys;

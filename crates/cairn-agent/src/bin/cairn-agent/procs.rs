@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cairn_agent::proto::{unstartable, Frame, Kind, Message, TtySize, CHUNK};
 
-use crate::conn::Link;
+use crate::link::Link;
 
 /// After a process ends, how long its output may keep coming before `exit` is sent anyway
 /// (a background process may hold its pipes open forever).
