@@ -376,90 +376,75 @@ impl Engine {
                 format_bytes(limits.snapshot_bytes)
             ))));
         }
-        handle.block_on(async {
-            let who = account.to_string();
-            let used: u64 = self
-                .db(move |db| db.account_snapshots(&who))
-                .await?
-                .iter()
-                .filter(|s| s.state == SnapshotState::Ready)
-                .map(|s| s.size_bytes)
-                .sum();
-            if used + size > limits.account_bytes {
-                return Err(EngineError::Limit(format!(
-                    "the account's snapshots would hold {} (now {}, this one {}), over the limit of {}: delete old snapshots",
-                    format_bytes(used + size),
-                    format_bytes(used),
-                    format_bytes(size),
-                    format_bytes(limits.account_bytes)
-                )));
-            }
-            let free = self.storage.free_bytes()?;
-            if free < size.saturating_add(self.reserve / 2) {
-                return Err(EngineError::PoolFull(format!(
-                    "cannot import the snapshot: it holds {}, {}",
-                    format_bytes(size),
-                    self.pool_full_text(free)
-                )));
-            }
-            let image_id = match self.find_image(account, &doc.image_name).await {
-                Ok(image) => image.id,
-                Err(EngineError::NotFound(_)) => {
-                    let record = ImageRecord {
-                        id: ImageId::generate().to_string(),
-                        account: account.to_string(),
-                        name: doc.image_name.clone(),
-                        public: false,
-                        size_bytes: 0,
-                        source: format!("snapshot archive ({})", excerpt(&m.id)),
-                        config_json: "{}".into(),
-                        ready: false,
-                        created_at: Utc::now(),
-                    };
-                    let row = record.clone();
-                    self.db(move |db| db.insert_image(&row))
-                        .await
-                        .map_err(EngineError::from_db)?;
-                    made.image = Some(record.id.clone());
-                    record.id
+        handle
+            .block_on(async {
+                self.check_account_room(account, size).await?;
+                let free = self.storage.free_bytes()?;
+                if free < size.saturating_add(self.reserve / 2) {
+                    return Err(EngineError::PoolFull(format!(
+                        "cannot import the snapshot: it holds {}, {}",
+                        format_bytes(size),
+                        self.pool_full_text(free)
+                    )));
                 }
-                Err(e) => return Err(e),
-            };
-            let snap = SnapshotRecord {
-                id: id.clone(),
-                account: account.to_string(),
-                sandbox_id: SandboxId::generate(),
-                sandbox_name: None,
-                name,
-                parent_id: None,
-                image_id,
-                runtime,
-                resources: Resources {
-                    cpus: m.cpus,
-                    memory_bytes: m.memory_bytes,
-                    pids_limit: m.pids_limit,
-                },
-                process: ProcessDefaults {
-                    env: m.env.clone(),
-                    workdir: m.workdir.clone(),
-                },
-                stateful: m.stateful,
-                auto: false,
-                state: SnapshotState::Uploading,
-                error: None,
-                size_bytes: 0,
-                total_bytes: 0,
-                created_at: Utc::now(),
-                imported_from: None,
-            };
-            let row = snap.clone();
-            self.db(move |db| db.insert_snapshot(&row))
-                .await
-                .map_err(EngineError::from_db)?;
-            made.row = Some(snap);
-            Ok(())
-        })
-        .map_err(Fail::Engine)
+                let image_id = match self.find_image(account, &doc.image_name).await {
+                    Ok(image) => image.id,
+                    Err(EngineError::NotFound(_)) => {
+                        let record = ImageRecord {
+                            id: ImageId::generate().to_string(),
+                            account: account.to_string(),
+                            name: doc.image_name.clone(),
+                            public: false,
+                            size_bytes: 0,
+                            source: format!("snapshot archive ({})", excerpt(&m.id)),
+                            config_json: "{}".into(),
+                            ready: false,
+                            created_at: Utc::now(),
+                        };
+                        let row = record.clone();
+                        self.db(move |db| db.insert_image(&row))
+                            .await
+                            .map_err(EngineError::from_db)?;
+                        made.image = Some(record.id.clone());
+                        record.id
+                    }
+                    Err(e) => return Err(e),
+                };
+                let snap = SnapshotRecord {
+                    id: id.clone(),
+                    account: account.to_string(),
+                    sandbox_id: SandboxId::generate(),
+                    sandbox_name: None,
+                    name,
+                    parent_id: None,
+                    image_id,
+                    runtime,
+                    resources: Resources {
+                        cpus: m.cpus,
+                        memory_bytes: m.memory_bytes,
+                        pids_limit: m.pids_limit,
+                    },
+                    process: ProcessDefaults {
+                        env: m.env.clone(),
+                        workdir: m.workdir.clone(),
+                    },
+                    stateful: m.stateful,
+                    auto: false,
+                    state: SnapshotState::Uploading,
+                    error: None,
+                    size_bytes: 0,
+                    total_bytes: 0,
+                    created_at: Utc::now(),
+                    imported_from: None,
+                };
+                let row = snap.clone();
+                self.db(move |db| db.insert_snapshot(&row))
+                    .await
+                    .map_err(EngineError::from_db)?;
+                made.row = Some(snap);
+                Ok(())
+            })
+            .map_err(Fail::Engine)
     }
 
     /// Everything arrived and checked out: the tree read-only, the manifest rewritten for

@@ -353,23 +353,31 @@ impl Engine {
                 format_bytes(limits.snapshot_bytes)
             )));
         }
-        let account = snap.account.clone();
+        self.check_account_room(&snap.account, size).await?;
+        Ok((sizes, index_later))
+    }
+
+    /// Refuses a snapshot of `size` bytes that would take `account`'s ready snapshots over
+    /// the per-account limit.
+    pub(crate) async fn check_account_room(&self, account: &str, size: u64) -> Result<()> {
+        let limit = self.cfg.snapshot_limits.account_bytes;
+        let who = account.to_string();
         let used: u64 = self
-            .db(move |db| db.account_snapshots(&account))
+            .db(move |db| db.account_snapshots(&who))
             .await?
             .iter()
             .filter(|s| s.state == SnapshotState::Ready)
             .map(|s| s.size_bytes)
             .sum();
-        if used + size > limits.account_bytes {
+        if used + size > limit {
             return Err(EngineError::Limit(format!(
                 "the account's snapshots would hold {} (now {}, this one {}), over the limit of {}: delete old snapshots",
                 format_bytes(used + size),
                 format_bytes(used),
                 format_bytes(size),
-                format_bytes(limits.account_bytes)
+                format_bytes(limit)
             )));
         }
-        Ok((sizes, index_later))
+        Ok(())
     }
 }
