@@ -91,6 +91,11 @@ impl Link {
     pub(crate) fn end(&self) {
         self.stop_listening();
         self.ended.send_replace(true);
+        self.lose_sessions();
+    }
+
+    /// Tells every session its connection is lost, and forgets them.
+    fn lose_sessions(&self) {
         let sessions: Vec<_> = self
             .sessions
             .lock()
@@ -228,15 +233,7 @@ impl Link {
         });
         if !quiesced {
             tracing::warn!(sandbox = %self.id, "the agent's connection ended");
-            let sessions: Vec<_> = self
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain()
-                .collect();
-            for (_, tx) in sessions {
-                let _ = tx.send(Event::Lost);
-            }
+            self.lose_sessions();
         }
     }
 
