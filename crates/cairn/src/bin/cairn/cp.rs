@@ -8,7 +8,6 @@
 //! name; to a path that does not exist, names the copy so.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -16,7 +15,6 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::Method;
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncWriteExt;
 
 use cairn_types::api::FileEntry;
@@ -76,37 +74,6 @@ pub async fn cp(client: &Client, src: &str, dst: &str, json: bool) -> Result<()>
     }
 }
 
-fn bar(total: Option<u64>, verb: &str, what: &str, json: bool) -> ProgressBar {
-    let pb = match total {
-        Some(n) => {
-            let pb = ProgressBar::new(n);
-            pb.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{verb} {{msg}} {{wide_bar}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}})"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb
-        }
-        None => {
-            let pb = ProgressBar::new_spinner();
-            pb.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{{spinner}} {verb} {{msg}}: {{bytes}} ({{bytes_per_sec}}) {{elapsed}}"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            pb
-        }
-    };
-    if json {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    pb.set_message(what.to_string());
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
-}
-
 async fn copy_out(client: &Client, t: &Target, path: &str, to: Side, json: bool) -> Result<()> {
     let entry = stat(client, t, path)
         .await?
@@ -119,7 +86,7 @@ async fn copy_out(client: &Client, t: &Target, path: &str, to: Side, json: bool)
         if archive { "&archive=tar" } else { "" }
     );
     let resp = client.send(Method::GET, &uri, None).await?;
-    let pb = bar((!archive).then_some(entry.size), "copying", path, json);
+    let pb = output::transfer_bar((!archive).then_some(entry.size), "copying", path, json);
     let counted = pb.clone();
     let body = resp.into_body().into_data_stream().map(move |chunk| {
         chunk
@@ -281,7 +248,7 @@ async fn copy_in(client: &Client, sandbox: &str, from: Side, path: &str, json: b
         }
         Side::Remote(..) => return unreachable_side(),
     };
-    let pb = bar(total, "copying", path, json);
+    let pb = output::transfer_bar(total, "copying", path, json);
     let counted = pb.clone();
     let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20).map(move |chunk| {
         chunk.map(|bytes: Bytes| {

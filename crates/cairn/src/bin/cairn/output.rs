@@ -1,8 +1,12 @@
 //! Printing: tables for people, JSON for scripts.
 
+use std::io::IsTerminal;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use comfy_table::presets::NOTHING;
 use comfy_table::Table;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use cairn_types::api::{DiffEntry, DroppedFiles, ImageInfo, SandboxInfo, SnapshotInfo};
 use cairn_types::{format_bytes, PauseReason};
@@ -279,4 +283,38 @@ pub fn doctor(checks: &[serde_json::Value]) {
         ]);
     }
     println!("{t}");
+}
+
+/// The progress of a transfer on stderr: `VERB WHAT`, a bar with bytes, rate and time left
+/// when the total is known, else a spinner with bytes and rate; hidden with `--json` or
+/// when stderr is not a terminal.
+pub fn transfer_bar(total: Option<u64>, verb: &str, what: &str, json: bool) -> ProgressBar {
+    let pb = match total {
+        Some(n) => {
+            let pb = ProgressBar::new(n);
+            pb.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{verb} {{msg}} {{wide_bar}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}})"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb
+        }
+        None => {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} {verb} {{msg}}: {{bytes}} ({{bytes_per_sec}}) {{elapsed}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            pb
+        }
+    };
+    if json || !std::io::stderr().is_terminal() {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
 }

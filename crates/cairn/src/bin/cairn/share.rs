@@ -1,8 +1,8 @@
 //! `cairn snapshot export | import`: snapshots that leave the host as one archive.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::Method;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use cairn_types::api::SnapshotInfo;
@@ -43,37 +42,6 @@ fn format_for(output: &str, format: Option<&str>) -> Result<&'static str> {
         ))
         .into()),
     }
-}
-
-fn bar(json: bool, verb: &str, what: &str, total: Option<u64>) -> ProgressBar {
-    let pb = match total {
-        Some(t) => {
-            let pb = ProgressBar::new(t);
-            pb.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{verb} {{msg}} {{wide_bar}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}})"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb
-        }
-        None => {
-            let pb = ProgressBar::new_spinner();
-            pb.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{{spinner}} {verb} {{msg}}: {{bytes}} ({{bytes_per_sec}}) {{elapsed}}"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            pb
-        }
-    };
-    if json || !std::io::stderr().is_terminal() {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    pb.set_message(what.to_string());
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
 }
 
 /// `cairn snapshot export SNAP -o FILE`: downloads the archive into FILE (through a
@@ -163,7 +131,7 @@ async fn receive(
     quiet: bool,
     snapshot: &str,
 ) -> Result<u64> {
-    let pb = bar(quiet, "exporting", snapshot, None);
+    let pb = output::transfer_bar(None, "exporting", snapshot, quiet);
     let mut bytes = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -194,7 +162,7 @@ pub async fn import(client: &Client, path: &Path, name: Option<&str>, json: bool
             let len = file.metadata().await.map(|m| m.len()).ok();
             (Box::new(file), len)
         };
-    let pb = bar(json, "importing", &path.display().to_string(), total);
+    let pb = output::transfer_bar(total, "importing", &path.display().to_string(), json);
     let counted = pb.clone();
     let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20).map(move |chunk| {
         chunk.map(|bytes: Bytes| {
