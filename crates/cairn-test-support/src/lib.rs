@@ -72,11 +72,33 @@ pub fn base_rootfs() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         require_prerequisites();
+        remove_stale_rootfs();
         let dir = std::env::temp_dir().join(format!("cairn-test-rootfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         make_busybox_rootfs(&dir);
         dir
     })
+}
+
+/// Removes the root filesystems of test processes that have ended (a process cannot remove
+/// its own at exit: nothing runs then).
+fn remove_stale_rootfs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cairn-test-rootfs-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Writes a busybox root filesystem into `dir`.
