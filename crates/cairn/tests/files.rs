@@ -523,7 +523,54 @@ fn writes_over_the_disk_limit_leave_nothing(runtime: &str) {
     .ok();
 }
 
+/// cairnd killed (kill -9) in the middle of an upload leaves no file in the sandbox, whole
+/// or partial, under any name: into a running sandbox (gVisor: its agent removes what it
+/// wrote once its connection ends) and into a stopped one; and the sandbox takes a write
+/// afterwards.
+fn a_cairnd_killed_mid_upload_leaves_nothing(runtime: &str) {
+    let mut d = daemon(&[]);
+    let id = up(&d, runtime, &[]);
+    let big = d.scratch().join("big");
+    big_file(&big, 64);
+    for running in [true, false] {
+        if !running {
+            d.cairn(&["stop", &id]).ok();
+        }
+        let mut curl = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--limit-rate", "8M", "-T"])
+            .arg(&big)
+            .arg("--unix-socket")
+            .arg(d.home.join("cairnd.sock"))
+            .arg(format!(
+                "http://cairnd/v1/sandboxes/{id}/files?path=/root/big"
+            ))
+            .spawn()
+            .unwrap();
+        // About a quarter of it is on its way.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        d.kill9();
+        let _ = curl.kill();
+        let _ = curl.wait();
+        d.relaunch();
+        let listed = d.cairn(&["files", "ls", &id, "/root", "--json"]).json();
+        assert_eq!(
+            listed,
+            serde_json::json!([]),
+            "running: {running}: nothing of the upload is left"
+        );
+        if running {
+            let seen = d.cairn(&["exec", &id, "ls -a /root"]).ok();
+            assert_eq!(seen.split_whitespace().count(), 2, "{seen}");
+        }
+    }
+    d.cairn(&["cp", big.to_str().unwrap(), &format!("{id}:/root/big")])
+        .ok();
+    let listed = d.cairn(&["files", "ls", &id, "/root", "--json"]).json();
+    assert_eq!(listed[0]["size"], 64 * 1024 * 1024, "{listed}");
+}
+
 both_runtimes!(
+    a_cairnd_killed_mid_upload_leaves_nothing,
     cp_round_trips_a_tree_and_a_big_file,
     symlinks_never_lead_to_the_host,
     special_files_are_refused,
