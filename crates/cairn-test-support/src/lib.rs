@@ -295,6 +295,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// cairnd's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether cairnd has exited (e.g. at a crash point), reaping it if so.
     pub fn has_exited(&mut self) -> bool {
         match self.child.as_mut().map(|c| c.try_wait()) {

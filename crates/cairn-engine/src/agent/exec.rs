@@ -180,7 +180,11 @@ impl Engine {
         tokio::spawn(async move {
             while let Some(msg) = in_rx.recv().await {
                 match msg {
-                    ExecInput::Data(d) => input_link.data(Kind::Stdin, channel, &d),
+                    ExecInput::Data(d) => {
+                        // The client's input waits while the agent is behind (or quiesced).
+                        input_link.room().await;
+                        input_link.data(Kind::Stdin, channel, &d);
+                    }
                     ExecInput::Resize { cols, rows } => {
                         input_link.control(channel, &Message::Resize { rows, cols })
                     }
