@@ -4,7 +4,8 @@
 # (for the base image), debootstrap, curl, jq, python3 (scripts/unused-deps.py), iproute2 and nftables (nat
 # networking), iputils-ping (the tests ping without privileges from a sandbox's
 # namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
-# (scripts/install-criu.sh); then builds Cairn.
+# (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) for the E2B
+# API's tests; then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -32,6 +33,13 @@ fi
 "$(dirname "$0")/install-criu.sh"
 modprobe loop 2>/dev/null || true
 modprobe btrfs 2>/dev/null || true
+# The E2B tests drive cairnd with the unmodified e2b Python SDK from PyPI, pinned with all it
+# pulls in (scripts/e2b-requirements.txt), in a venv.
+if ! /opt/cairn-venv/bin/python -c 'import importlib.metadata as m; assert m.version("e2b") == "2.63.0"' 2>/dev/null; then
+  install python3-venv
+  [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
+  /opt/cairn-venv/bin/pip install -q --disable-pip-version-check -r "$(dirname "$0")/e2b-requirements.txt"
+fi
 
 cd "$(dirname "$0")/.."
 if [ -z "${CAIRN_SKIP_BUILD:-}" ]; then

@@ -1,0 +1,87 @@
+"""The unmodified e2b Python SDK (pinned in scripts/setup.sh) against a real cairnd.
+
+Run by crates/cairn/tests/e2b.rs, which starts cairnd with a TCP listener and sets
+E2B_API_URL, E2B_SANDBOX_URL, E2B_API_KEY (a Cairn token) and CAIRN_OTHER_KEY (another
+account's token). Each check says what it expected.
+"""
+
+import os
+import sys
+
+import httpx
+from e2b import (
+    AuthenticationException,
+    CommandExitException,
+    Sandbox,
+    SandboxException,
+    SandboxNotFoundException,
+)
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+sbx = Sandbox.create(template="base")
+check(sbx.sandbox_id.startswith("sbx-"), f"create answers a Cairn sandbox id ({sbx.sandbox_id})")
+
+r = sbx.commands.run("echo hello; echo oops >&2")
+check(r.exit_code == 0, "commands.run exits 0")
+check(r.stdout == "hello\n", f"stdout streams back ({r.stdout!r})")
+check(r.stderr == "oops\n", f"stderr streams back ({r.stderr!r})")
+
+try:
+    sbx.commands.run("echo partial; exit 3")
+    check(False, "a failing command raises CommandExitException")
+except CommandExitException as e:
+    check(e.exit_code == 3, f"the exit code comes back ({e.exit_code})")
+    check(e.stdout == "partial\n", f"with its output ({e.stdout!r})")
+
+r = sbx.commands.run("echo $GREETING; pwd", envs={"GREETING": "bonjour"}, cwd="/tmp")
+check(r.stdout == "bonjour\n/tmp\n", f"envs and cwd are the command's ({r.stdout!r})")
+
+sbx.files.write("/root/hello.txt", "hi there\n")
+check(sbx.files.read("/root/hello.txt") == "hi there\n", "files.write then files.read")
+check(
+    sbx.commands.run("cat /root/hello.txt").stdout == "hi there\n",
+    "a written file is there for commands (gVisor: written through the agent)",
+)
+sbx.files.write("/root/bytes.bin", b"\x00\x01\x02")
+check(sbx.files.read("/root/bytes.bin", format="bytes") == b"\x00\x01\x02", "bytes round-trip")
+
+# The access token is the sandbox's own: another sandbox's, or none, is refused.
+url = os.environ["E2B_SANDBOX_URL"]
+other = Sandbox.create(template="base")
+resp = httpx.get(
+    f"{url}/files",
+    params={"path": "/root/hello.txt"},
+    headers={"E2b-Sandbox-Id": sbx.sandbox_id, "X-Access-Token": other._envd_access_token},
+)
+check(resp.status_code == 401, f"another sandbox's access token is refused ({resp.status_code})")
+other.kill()
+
+# Another account's key neither sees nor reaches the sandbox.
+info = Sandbox.get_info(sbx.sandbox_id)
+check(info.sandbox_id == sbx.sandbox_id and info.state.value == "running", "get_info")
+try:
+    Sandbox.get_info(sbx.sandbox_id, api_key=os.environ["CAIRN_OTHER_KEY"])
+    check(False, "another account cannot see the sandbox")
+except SandboxNotFoundException as e:
+    check(True, f"another account gets 'not found' ({e})")
+
+try:
+    Sandbox.create(template="base", api_key="ck_not_a_key")
+    check(False, "a wrong API key is refused")
+except AuthenticationException:
+    check(True, "a wrong API key raises AuthenticationException")
+
+check(sbx.kill(), "kill")
+try:
+    sbx.commands.run("true")
+    check(False, "a killed sandbox runs nothing")
+except SandboxException:
+    check(True, "a killed sandbox runs nothing")
+print("all passed")
