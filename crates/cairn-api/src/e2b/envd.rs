@@ -36,6 +36,11 @@ pub(super) fn router() -> Router<AppState> {
         .route("/health", get(health))
         .route("/process.Process/Start", post(start))
         .route("/files", get(read).post(write))
+        .route("/filesystem.Filesystem/Stat", post(fs_stat))
+        .route("/filesystem.Filesystem/ListDir", post(fs_list))
+        .route("/filesystem.Filesystem/MakeDir", post(fs_mkdir))
+        .route("/filesystem.Filesystem/Move", post(fs_move))
+        .route("/filesystem.Filesystem/Remove", post(fs_remove))
 }
 
 /// The sandbox an in-sandbox call is for, and its account (from the access token).
@@ -222,6 +227,165 @@ async fn start(
         Body::from_stream(frames),
     )
         .into_response())
+}
+
+// ---- filesystem.Filesystem (unary Connect calls, JSON) ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct FsRequest {
+    path: String,
+    depth: u32,
+    source: String,
+    destination: String,
+}
+
+fn fs_request(headers: &HeaderMap, body: &[u8]) -> Result<FsRequest, ApiError> {
+    serde_json::from_value(first_message(headers, body)?)
+        .map_err(|e| ApiError::invalid(format!("not a filesystem request ({e})")))
+}
+
+/// `rwxr-xr-x` and the like, with the type's letter first.
+fn permissions(kind: &str, mode: u32) -> String {
+    let mut out = String::with_capacity(10);
+    out.push(match kind {
+        "directory" => 'd',
+        "symlink" => 'l',
+        _ => '-',
+    });
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        out.push(if bits & 4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 2 != 0 { 'w' } else { '-' });
+        out.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    out
+}
+
+/// A file as envd's `EntryInfo` (proto3 JSON).
+fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
+    let (file_type, type_bit) = match e.kind.as_str() {
+        "directory" => ("FILE_TYPE_DIRECTORY", 1u32 << 31),
+        "symlink" => ("FILE_TYPE_SYMLINK", 1u32 << 27),
+        _ => ("FILE_TYPE_FILE", 0),
+    };
+    let name = e
+        .path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let who = |id: u32| {
+        if id == 0 {
+            "root".to_string()
+        } else {
+            id.to_string()
+        }
+    };
+    let mut v = json!({
+        "name": name,
+        "type": file_type,
+        "path": e.path,
+        "size": e.size.to_string(),
+        "mode": e.mode | type_bit,
+        "permissions": permissions(&e.kind, e.mode),
+        "owner": who(e.uid),
+        "group": who(e.gid),
+        "modifiedTime": chrono::DateTime::from_timestamp(e.mtime, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    if let Some(t) = &e.target {
+        v["symlinkTarget"] = json!(t);
+    }
+    v
+}
+
+async fn fs_stat(
+    State(st): State<AppState>,
+    sandbox: Sandbox,
+    headers: HeaderMap,
+    body: Bytes,
+) -> E2bResult<Response> {
+    let req = fs_request(&headers, &body)?;
+    let e = st
+        .engine
+        .file_stat(&sandbox.account, FilesOf::Sandbox(&sandbox.id), &req.path)
+        .await?;
+    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+}
+
+async fn fs_list(
+    State(st): State<AppState>,
+    sandbox: Sandbox,
+    headers: HeaderMap,
+    body: Bytes,
+) -> E2bResult<Response> {
+    let req = fs_request(&headers, &body)?;
+    let entries = st
+        .engine
+        .file_list(
+            &sandbox.account,
+            FilesOf::Sandbox(&sandbox.id),
+            &req.path,
+            req.depth.max(1),
+        )
+        .await?;
+    let out: Vec<Value> = entries.iter().map(entry_info).collect();
+    Ok(Json(json!({ "entries": out })).into_response())
+}
+
+async fn fs_mkdir(
+    State(st): State<AppState>,
+    sandbox: Sandbox,
+    headers: HeaderMap,
+    body: Bytes,
+) -> E2bResult<Response> {
+    let req = fs_request(&headers, &body)?;
+    // envd makes the parents too, and says when the directory was there already.
+    let there = st
+        .engine
+        .file_stat(&sandbox.account, FilesOf::Sandbox(&sandbox.id), &req.path)
+        .await;
+    if there.is_ok() {
+        return Err(ApiError::new(
+            cairn_types::ErrorCode::Conflict,
+            format!("{} already exists", req.path),
+        )
+        .into());
+    }
+    let e = st
+        .engine
+        .file_mkdir(&sandbox.account, &sandbox.id, &req.path, true, None)
+        .await?;
+    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+}
+
+async fn fs_move(
+    State(st): State<AppState>,
+    sandbox: Sandbox,
+    headers: HeaderMap,
+    body: Bytes,
+) -> E2bResult<Response> {
+    let req = fs_request(&headers, &body)?;
+    let e = st
+        .engine
+        .file_move(&sandbox.account, &sandbox.id, &req.source, &req.destination)
+        .await?;
+    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+}
+
+async fn fs_remove(
+    State(st): State<AppState>,
+    sandbox: Sandbox,
+    headers: HeaderMap,
+    body: Bytes,
+) -> E2bResult<Response> {
+    let req = fs_request(&headers, &body)?;
+    st.engine
+        .file_remove(&sandbox.account, &sandbox.id, &req.path, true)
+        .await?;
+    Ok(Json(json!({})).into_response())
 }
 
 // ---- files ----

@@ -12,6 +12,7 @@ import httpx
 from e2b import (
     AuthenticationException,
     CommandExitException,
+    FileNotFoundException,
     Sandbox,
     SandboxException,
     SandboxNotFoundException,
@@ -51,6 +52,27 @@ check(
 )
 sbx.files.write("/root/bytes.bin", b"\x00\x01\x02")
 check(sbx.files.read("/root/bytes.bin", format="bytes") == b"\x00\x01\x02", "bytes round-trip")
+
+check(sbx.files.make_dir("/root/d/e"), "make_dir makes a directory (and its parents)")
+check(not sbx.files.make_dir("/root/d/e"), "make_dir says False when it is there")
+check(sbx.files.exists("/root/d/e"), "exists: yes")
+check(not sbx.files.exists("/root/nope"), "exists: no")
+sbx.files.write("/root/d/e/f.txt", "deep")
+names = sorted(e.name for e in sbx.files.list("/root/d/e"))
+check(names == ["f.txt"], f"list shows the directory's entries ({names})")
+deep = sorted(e.path for e in sbx.files.list("/root/d", depth=2))
+check(deep == ["/root/d/e", "/root/d/e/f.txt"], f"list with depth 2 ({deep})")
+info = sbx.files.get_info("/root/d/e/f.txt")
+check(info.size == 4 and info.type.value == "file", f"get_info ({info})")
+sbx.files.rename("/root/d/e/f.txt", "/root/g.txt")
+check(sbx.files.read("/root/g.txt") == "deep", "rename moves the file")
+sbx.files.remove("/root/d")
+check(not sbx.files.exists("/root/d"), "remove takes a directory with what is in it")
+try:
+    sbx.files.read("/root/d/e/f.txt")
+    check(False, "reading a missing file raises")
+except FileNotFoundException:
+    check(True, "reading a missing file raises FileNotFoundException")
 
 # The access token is the sandbox's own: another sandbox's, or none, is refused.
 url = os.environ["E2B_SANDBOX_URL"]
