@@ -38,6 +38,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/sandboxes", post(create).get(list))
         .route("/v2/sandboxes", post(create).get(list))
         .route("/sandboxes/{id}", get(detail).delete(kill))
+        .route("/sandboxes/{id}/pause", post(pause))
+        .route("/sandboxes/{id}/resume", post(connect))
+        .route("/sandboxes/{id}/connect", post(connect))
+        .route("/v2/sandboxes/{id}/connect", post(connect))
+        .route("/sandboxes/{id}/snapshots", post(snapshot))
+        .route("/sandboxes/{id}/fork", post(fork))
         .nest("/envd", envd::router())
 }
 
@@ -146,18 +152,138 @@ async fn create(
         .engine
         .run_to_end(move |e| async move { e.create_sandbox(&who, &create).await })
         .await?;
-    let token = st.engine.sandbox_access_token(&account, &info.id)?;
+    Ok((StatusCode::CREATED, Json(created(&st, &account, &info)?)).into_response())
+}
+
+/// A sandbox as E2B's `Sandbox` (the answer to create, connect and each fork).
+fn created(st: &AppState, account: &str, info: &SandboxInfo) -> Result<Value, E2bError> {
+    Ok(json!({
+        "templateID": info.image,
+        "sandboxID": info.id,
+        "clientID": "cairn",
+        "envdVersion": ENVD_VERSION,
+        "envdAccessToken": st.engine.sandbox_access_token(account, &info.id)?,
+    }))
+}
+
+/// `pause`: frozen with an automatic snapshot (its processes too); 409 when it is paused
+/// already.
+async fn pause(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Path(id): Path<String>,
+) -> E2bResult<StatusCode> {
+    let info = st.engine.inspect_sandbox(&account, &id).await?;
+    if info.state == SandboxState::Paused {
+        return Err(ApiError::new(
+            cairn_types::ErrorCode::Conflict,
+            format!("sandbox {} is paused already", info.id),
+        )
+        .into());
+    }
+    st.engine
+        .run_to_end(move |e| async move { e.pause_sandbox(&account, &id, false).await })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `connect` (and the older `resume`): resumes a paused sandbox, and answers it as create
+/// does (200; 201 when it was resumed).
+async fn connect(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Path(id): Path<String>,
+) -> E2bResult<Response> {
+    let mut info = st.engine.inspect_sandbox(&account, &id).await?;
+    let mut status = StatusCode::OK;
+    if info.state == SandboxState::Paused {
+        let (who, sid) = (account.clone(), info.id.clone());
+        info = st
+            .engine
+            .run_to_end(move |e| async move { e.resume_sandbox(&who, &sid).await })
+            .await?;
+        status = StatusCode::CREATED;
+    }
+    Ok((status, Json(created(&st, &account, &info)?)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SnapshotRequest {
+    name: Option<String>,
+}
+
+/// `create_snapshot`: a stateful snapshot (files and processes), which `Sandbox.create` takes
+/// as a template.
+async fn snapshot(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> E2bResult<Response> {
+    let req: SnapshotRequest = if body.is_empty() {
+        SnapshotRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("not a snapshot request ({e})")))?
+    };
+    let snap = st
+        .engine
+        .run_to_end(move |e| async move {
+            e.create_snapshot(&account, &id, req.name.as_deref(), true)
+                .await
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "templateID": template,
-            "sandboxID": info.id,
-            "clientID": "cairn",
-            "envdVersion": ENVD_VERSION,
-            "envdAccessToken": token,
-        })),
+        Json(json!({"snapshotID": snap.id, "names": [snap.name]})),
     )
         .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ForkRequest {
+    count: Option<u32>,
+}
+
+/// `fork`: a stateful snapshot of the sandbox in place, then `count` sandboxes from it (1 to
+/// 20), each answered as created or with why it was not.
+async fn fork(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> E2bResult<Response> {
+    let req: ForkRequest = if body.is_empty() {
+        ForkRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("not a fork request ({e})")))?
+    };
+    let count = req.count.unwrap_or(1);
+    if !(1..=20).contains(&count) {
+        return Err(ApiError::invalid(format!("count {count} is not between 1 and 20")).into());
+    }
+    let who = account.clone();
+    let forked = st
+        .engine
+        .run_to_end(move |e| async move {
+            let snap = e.create_snapshot(&who, &id, None, true).await?;
+            let req = cairn_types::api::ForkRequest {
+                count: Some(count),
+                ..Default::default()
+            };
+            e.fork_snapshot(&who, &snap.id, &req).await
+        })
+        .await?;
+    let mut out = Vec::new();
+    for info in &forked.made {
+        out.push(json!({ "sandbox": created(&st, &account, info)? }));
+    }
+    for e in forked.failed {
+        let e = ApiError::from(e);
+        out.push(json!({"error": {"code": e.status.as_u16(), "message": e.message}}));
+    }
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// A sandbox as E2B's `ListedSandbox` / `SandboxDetail` show it.

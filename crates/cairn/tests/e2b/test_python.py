@@ -7,6 +7,7 @@ account's token). Each check says what it expected.
 
 import os
 import sys
+import time
 
 import httpx
 from e2b import (
@@ -73,6 +74,48 @@ try:
     check(False, "reading a missing file raises")
 except FileNotFoundException:
     check(True, "reading a missing file raises FileNotFoundException")
+
+# A background process and a file survive pause and connect (Cairn pauses with a snapshot of
+# the processes); a snapshot is a template; fork makes independent copies.
+sbx.commands.run(
+    "sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done' >/dev/null 2>&1 &"
+)
+sbx.files.write("/root/kept.txt", "kept")
+time.sleep(0.5)
+check(sbx.pause() is not False, "pause")
+check(Sandbox.get_info(sbx.sandbox_id).state.value == "paused", "paused")
+check(sbx.pause() is False, "pausing a paused sandbox says False (409)")
+sbx.connect()
+check(Sandbox.get_info(sbx.sandbox_id).state.value == "running", "connect resumes it")
+
+
+def count(s):
+    return int(s.commands.run("cat /tmp/count").stdout)
+
+
+first = count(sbx)
+time.sleep(0.5)
+check(count(sbx) > first, "the background process counts on after connect")
+check(sbx.files.read("/root/kept.txt") == "kept", "and the file is there")
+
+snap = sbx.create_snapshot()
+check(snap.snapshot_id.startswith("snap-"), f"create_snapshot ({snap.snapshot_id})")
+copy = Sandbox.create(template=snap.snapshot_id)
+check(copy.files.read("/root/kept.txt") == "kept", "a sandbox from the snapshot has its files")
+first = count(copy)
+time.sleep(0.5)
+check(count(copy) > first, "and its processes")
+copy.kill()
+
+forks = sbx.fork(count=3)
+check(len(forks) == 3, f"fork(count=3) answers 3 ({forks})")
+check(all(isinstance(f, Sandbox) for f in forks), f"all made ({forks})")
+check(len({f.sandbox_id for f in forks} | {sbx.sandbox_id}) == 4, "each its own sandbox")
+forks[0].files.write("/root/kept.txt", "changed")
+check(forks[1].files.read("/root/kept.txt") == "kept", "forks are independent")
+check(sbx.files.read("/root/kept.txt") == "kept", "and the source too")
+for f in forks:
+    f.kill()
 
 # The access token is the sandbox's own: another sandbox's, or none, is refused.
 url = os.environ["E2B_SANDBOX_URL"]
