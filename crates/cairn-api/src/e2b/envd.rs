@@ -35,6 +35,8 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/process.Process/Start", post(start))
+        .route("/process.Process/SendSignal", post(send_signal))
+        .route("/process.Process/List", post(list_processes))
         .route("/files", get(read).post(write))
         .route("/filesystem.Filesystem/Stat", post(fs_stat))
         .route("/filesystem.Filesystem/ListDir", post(fs_list))
@@ -159,6 +161,7 @@ async fn start(
         workdir: p.cwd.filter(|c| !c.is_empty()),
         timeout_secs: None,
         detach: false,
+        started_event: true,
     };
     let mut rx = st.engine.exec(&sandbox.account, &sandbox.id, &exec).await?;
     let mut first = rx.recv().await;
@@ -189,8 +192,15 @@ async fn start(
             ExecOutput::Started { .. } => (Vec::new(), false),
         }
     };
-    // The pid is not reported by an attached exec yet: 0.
-    let head = event(json!({"start": {"pid": 0}}));
+    // The process's id (0 when it runs through the runtime, without the agent).
+    let pid = match first {
+        Some(ExecOutput::Started { pid }) => {
+            first = None;
+            pid
+        }
+        _ => 0,
+    };
+    let head = event(json!({"start": {"pid": pid}}));
     let frames = stream::unfold(
         (Some(head), first, rx, false),
         move |(head, first, mut rx, done)| async move {
@@ -227,6 +237,68 @@ async fn start(
         Body::from_stream(frames),
     )
         .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Selector {
+    pid: Option<u32>,
+    tag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SignalRequest {
+    process: Selector,
+    signal: Value,
+}
+
+/// `SendSignal`: SIGKILL or SIGTERM to a process of the sandbox, by pid.
+async fn send_signal(
+    State(st): State<AppState>,
+    sandbox: Sandbox,
+    headers: HeaderMap,
+    body: Bytes,
+) -> E2bResult<Response> {
+    let req: SignalRequest = serde_json::from_value(first_message(&headers, &body)?)
+        .map_err(|e| ApiError::invalid(format!("not a SendSignalRequest ({e})")))?;
+    let Some(pid) = req.process.pid else {
+        return Err(ApiError::invalid(match req.process.tag {
+            Some(_) => "processes are chosen by pid: tags are not supported yet",
+            None => "name the process by its pid",
+        })
+        .into());
+    };
+    let signal = match &req.signal {
+        Value::String(s) if s == "SIGNAL_SIGKILL" => "KILL",
+        Value::Number(n) if n.as_u64() == Some(9) => "KILL",
+        Value::String(s) if s == "SIGNAL_SIGTERM" => "TERM",
+        Value::Number(n) if n.as_u64() == Some(15) => "TERM",
+        _ => {
+            return Err(ApiError::invalid("the signal is SIGNAL_SIGKILL or SIGNAL_SIGTERM").into())
+        }
+    };
+    st.engine
+        .signal_process(&sandbox.account, &sandbox.id, pid, Some(signal))
+        .await?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// `List`: the sandbox's processes but its init and agent, each as `ProcessInfo` (its
+/// command line split at spaces).
+async fn list_processes(State(st): State<AppState>, sandbox: Sandbox) -> E2bResult<Response> {
+    let all = st.engine.processes(&sandbox.account, &sandbox.id).await?;
+    let out: Vec<Value> = all
+        .iter()
+        .filter(|p| p.pid != 1 && !p.cmd.ends_with("agent serve"))
+        .map(|p| {
+            let mut words = p.cmd.split(' ');
+            let cmd = words.next().unwrap_or_default();
+            let args: Vec<&str> = words.collect();
+            json!({"config": {"cmd": cmd, "args": args, "envs": {}}, "pid": p.pid})
+        })
+        .collect();
+    Ok(Json(json!({ "processes": out })).into_response())
 }
 
 // ---- filesystem.Filesystem (unary Connect calls, JSON) ----

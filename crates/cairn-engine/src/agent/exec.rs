@@ -39,6 +39,8 @@ pub(crate) struct AgentExec {
     pub(crate) spec: ExecSpec,
     pub(crate) io: ExecIo,
     pub(crate) detach: bool,
+    /// Attached: a `Started` event first.
+    pub(crate) started_event: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) busy: crate::pause::Busy,
     pub(crate) pause_gate: tokio::sync::OwnedRwLockReadGuard<()>,
@@ -65,6 +67,7 @@ impl Engine {
             spec,
             io,
             detach,
+            started_event,
             timeout,
             busy,
             pause_gate,
@@ -170,6 +173,9 @@ impl Engine {
                 output: rx,
                 input: in_tx,
             });
+        }
+        if started_event {
+            let _ = tx.send(ExecOutput::Started { pid }).await;
         }
         for ev in early {
             let _ = tx.send(ev).await;

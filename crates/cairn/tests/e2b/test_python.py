@@ -75,6 +75,18 @@ try:
 except FileNotFoundException:
     check(True, "reading a missing file raises FileNotFoundException")
 
+bg = sbx.commands.run("sleep 300", background=True)
+check(bg.pid > 1, f"a background command has its pid ({bg.pid})")
+listed = [p.pid for p in sbx.commands.list()]
+check(bg.pid in listed, f"commands.list shows it ({listed})")
+check(sbx.commands.kill(bg.pid), "commands.kill")
+try:
+    bg.wait()
+    check(False, "a killed command does not exit 0")
+except CommandExitException as e:
+    check(e.exit_code == 137, f"a killed command ends with 137 ({e.exit_code})")
+check(not sbx.commands.kill(99999), "killing a missing process says False")
+
 # A background process and a file survive pause and connect (Cairn pauses with a snapshot of
 # the processes); a snapshot is a template; fork makes independent copies.
 sbx.commands.run(
