@@ -4,6 +4,7 @@
 //! This crate stores rows; it decides nothing about containers or files.
 //! State changes are checked with [`cairn_types::transition`].
 
+mod extras;
 mod images;
 mod int;
 mod migrations;

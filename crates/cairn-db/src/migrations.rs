@@ -156,6 +156,12 @@ const MIGRATIONS: &[&str] = &[
     // 12 (share, issue 18): a snapshot imported from an archive records the id it had on
     //    its source host (shown as its lineage); it has no sandbox on this host.
     "ALTER TABLE snapshots ADD COLUMN imported_from TEXT;",
+    // 13 (e2b, issue 19): a sandbox's metadata and the time it is killed at (E2B's timeout).
+    "CREATE TABLE sandbox_extras (
+        sandbox_id TEXT PRIMARY KEY,
+        metadata_json TEXT NOT NULL DEFAULT '{}',
+        kill_at INTEGER
+    );",
 ];
 
 /// Brings the schema to the newest version.

@@ -19,6 +19,7 @@ mod files;
 mod forks;
 mod identity;
 mod images;
+mod lifetimes;
 mod limits;
 mod network;
 mod operations;
@@ -139,6 +140,8 @@ impl EngineConfig {
         }
     }
 }
+
+pub use lifetimes::MAX_KILL_AFTER_SECS;
 
 /// Defaults for new sandboxes.
 pub mod defaults {

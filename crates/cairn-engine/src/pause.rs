@@ -326,6 +326,7 @@ impl Engine {
                     return;
                 };
                 engine.pause_idle().await;
+                engine.kill_due().await;
             }
         });
     }

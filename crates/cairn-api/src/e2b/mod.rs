@@ -11,9 +11,9 @@
 
 mod envd;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/sandboxes", post(create).get(list))
         .route("/v2/sandboxes", post(create).get(list))
         .route("/sandboxes/{id}", get(detail).delete(kill))
+        .route("/sandboxes/{id}/timeout", post(set_timeout))
         .route("/sandboxes/{id}/pause", post(pause))
         .route("/sandboxes/{id}/resume", post(connect))
         .route("/sandboxes/{id}/connect", post(connect))
@@ -110,8 +111,12 @@ struct NewSandbox {
     #[serde(default)]
     env_vars: HashMap<String, String>,
     #[serde(default)]
-    metadata: HashMap<String, String>,
+    metadata: BTreeMap<String, String>,
+    timeout: Option<u64>,
 }
+
+/// E2B's default time to live: 5 minutes.
+const DEFAULT_TIMEOUT_SECS: u64 = 300;
 
 /// The default template when a request names none (the SDK sends `base`).
 const DEFAULT_TEMPLATE: &str = "base";
@@ -126,8 +131,9 @@ async fn create(
             "the request is not a valid E2B sandbox request ({e})"
         ))
     })?;
-    if req.metadata.len() > 64 {
-        return Err(ApiError::invalid("at most 64 metadata entries").into());
+    let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if timeout > cairn_engine::MAX_KILL_AFTER_SECS {
+        return Err(ApiError::invalid("a timeout of at most 30 days (2592000 s)").into());
     }
     let template = req
         .template_id
@@ -147,10 +153,22 @@ async fn create(
     } else {
         create.image = template.clone();
     }
-    let who = account.clone();
+    let (who, metadata) = (account.clone(), req.metadata);
     let info = st
         .engine
-        .run_to_end(move |e| async move { e.create_sandbox(&who, &create).await })
+        .run_to_end(move |e| async move {
+            let info = e.create_sandbox(&who, &create).await?;
+            // Its time to live and metadata, or no sandbox: one that cannot have them goes.
+            let set = async {
+                e.set_kill_after(&who, &info.id, Some(timeout)).await?;
+                e.set_metadata(&who, &info.id, metadata).await
+            };
+            if let Err(err) = set.await {
+                let _ = e.destroy_sandbox(&who, &info.id, true, false).await;
+                return Err(err);
+            }
+            Ok(info)
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(created(&st, &account, &info)?)).into_response())
 }
@@ -286,8 +304,19 @@ async fn fork(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-/// A sandbox as E2B's `ListedSandbox` / `SandboxDetail` show it.
-fn listed(info: &SandboxInfo) -> Value {
+/// A sandbox as E2B's `ListedSandbox` / `SandboxDetail` show it, with its metadata and
+/// kill time.
+async fn listed(st: &AppState, account: &str, info: &SandboxInfo) -> Result<Value, E2bError> {
+    let (metadata, kill_at) = st.engine.sandbox_extras(account, &info.id).await?;
+    let mut v = listed_row(info);
+    v["metadata"] = json!(metadata);
+    if let Some(at) = kill_at {
+        v["endAt"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    Ok(v)
+}
+
+fn listed_row(info: &SandboxInfo) -> Value {
     let state = match info.state {
         SandboxState::Paused => "paused",
         _ => "running",
@@ -297,7 +326,7 @@ fn listed(info: &SandboxInfo) -> Value {
         "sandboxID": info.id,
         "clientID": "cairn",
         "startedAt": info.created_at.to_rfc3339(),
-        // No time to live yet: the far future.
+        // Without a time to live: the far future.
         "endAt": "9999-12-31T23:59:59Z",
         "envdVersion": ENVD_VERSION,
         // Whole CPUs, at least 1 (a fraction is rounded up).
@@ -309,14 +338,108 @@ fn listed(info: &SandboxInfo) -> Value {
     })
 }
 
-async fn list(State(st): State<AppState>, ApiKey(account): ApiKey) -> E2bResult<Response> {
+/// Undoes `%XX` escapes (and `+` for a space) until nothing changes (the SDK escapes a
+/// metadata filter's keys and values twice).
+fn unescape(text: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut cur = text.to_string();
+    for _ in 0..3 {
+        let bytes = cur.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = (bytes[i] == b'%')
+                .then(|| Some(hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?))
+                .flatten();
+            match (escaped, bytes[i]) {
+                (Some(b), _) => {
+                    out.push(u8::try_from(b).unwrap_or(b'?'));
+                    i += 3;
+                }
+                (None, b'+') => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (None, b) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        let next = String::from_utf8_lossy(&out).into_owned();
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// The pairs of a `metadata` filter: `k1=v1&k2=v2`.
+fn metadata_filter(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (unescape(k), unescape(v))
+        })
+        .collect()
+}
+
+async fn list(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> E2bResult<Response> {
+    let want = q
+        .get("metadata")
+        .map(|m| metadata_filter(m))
+        .unwrap_or_default();
+    let states: Vec<String> = q
+        .get("state")
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_else(|| vec!["running".into(), "paused".into()]);
     let all = st.engine.list_sandboxes(&account).await?;
-    let out: Vec<Value> = all
+    let mut out = Vec::new();
+    for s in all
         .iter()
         .filter(|s| matches!(s.state, SandboxState::Running | SandboxState::Paused))
-        .map(listed)
-        .collect();
+    {
+        let v = listed(&st, &account, s).await?;
+        let state_ok = v["state"]
+            .as_str()
+            .is_some_and(|st| states.iter().any(|w| w == st));
+        let meta_ok = want
+            .iter()
+            .all(|(k, val)| v["metadata"][k].as_str() == Some(val.as_str()));
+        if state_ok && meta_ok {
+            out.push(v);
+        }
+    }
     Ok(Json(out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TimeoutRequest {
+    timeout: u64,
+}
+
+/// `set_timeout`: the sandbox is killed `timeout` seconds from now.
+async fn set_timeout(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> E2bResult<StatusCode> {
+    let req: TimeoutRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(format!(
+            "not a timeout request ({e}): send {{\"timeout\": SECONDS}}"
+        ))
+    })?;
+    st.engine
+        .set_kill_after(&account, &id, Some(req.timeout))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn detail(
@@ -325,7 +448,7 @@ async fn detail(
     Path(id): Path<String>,
 ) -> E2bResult<Response> {
     let info = st.engine.inspect_sandbox(&account, &id).await?;
-    let mut v = listed(&info);
+    let mut v = listed(&st, &account, &info).await?;
     v["envdAccessToken"] = json!(st.engine.sandbox_access_token(&account, &info.id)?);
     Ok(Json(v).into_response())
 }
@@ -339,4 +462,19 @@ async fn kill(
         .run_to_end(move |e| async move { e.destroy_sandbox(&account, &id, true, false).await })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_filters_are_unescaped_pairs() {
+        assert_eq!(
+            metadata_filter("team=a%2520b&run=7"),
+            vec![("team".into(), "a b".into()), ("run".into(), "7".into())]
+        );
+        assert_eq!(unescape("%zz%4"), "%zz%4");
+        assert_eq!(unescape("%C3%A9"), "é");
+    }
 }

@@ -17,6 +17,7 @@ from e2b import (
     Sandbox,
     SandboxException,
     SandboxNotFoundException,
+    SandboxQuery,
 )
 
 
@@ -128,6 +129,21 @@ check(forks[1].files.read("/root/kept.txt") == "kept", "forks are independent")
 check(sbx.files.read("/root/kept.txt") == "kept", "and the source too")
 for f in forks:
     f.kill()
+
+# Metadata is kept and filtered by; a timeout kills the sandbox once it runs out.
+tagged = Sandbox.create(template="base", metadata={"team": "a b", "run": "7"}, timeout=60)
+found = [i.sandbox_id for i in Sandbox.list(query=SandboxQuery(metadata={"team": "a b"})).next_items()]
+check(found == [tagged.sandbox_id], f"list filters by metadata ({found})")
+found = Sandbox.list(query=SandboxQuery(metadata={"team": "other"})).next_items()
+check(found == [], f"and finds nothing for other metadata ({found})")
+check(tagged.get_info().metadata == {"team": "a b", "run": "7"}, "get_info shows the metadata")
+tagged.set_timeout(2)
+time.sleep(5)
+try:
+    Sandbox.get_info(tagged.sandbox_id)
+    check(False, "a sandbox whose timeout ran out is gone")
+except SandboxNotFoundException:
+    check(True, "a sandbox whose timeout ran out is gone")
 
 # The access token is the sandbox's own: another sandbox's, or none, is refused.
 url = os.environ["E2B_SANDBOX_URL"]

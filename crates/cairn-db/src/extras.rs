@@ -1,0 +1,75 @@
+//! What a sandbox carries beside its row for the E2B API: its metadata (pairs of strings a
+//! client lists and filters by) and the time after which it is killed (E2B's timeout).
+//! Rows of sandboxes that are gone are dropped by [`Db::sandboxes_due`].
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::{Db, DbError};
+
+impl Db {
+    /// Sets sandbox `id`'s metadata.
+    pub fn set_sandbox_metadata(
+        &self,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), DbError> {
+        let json = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".into());
+        self.conn().execute(
+            "INSERT INTO sandbox_extras(sandbox_id, metadata_json) VALUES (?1, ?2)
+             ON CONFLICT(sandbox_id) DO UPDATE SET metadata_json = excluded.metadata_json",
+            params![id, json],
+        )?;
+        Ok(())
+    }
+
+    /// Sets when sandbox `id` is killed (Unix seconds; `None`: never).
+    pub fn set_sandbox_kill_at(&self, id: &str, at: Option<i64>) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO sandbox_extras(sandbox_id, kill_at) VALUES (?1, ?2)
+             ON CONFLICT(sandbox_id) DO UPDATE SET kill_at = excluded.kill_at",
+            params![id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Sandbox `id`'s metadata and kill time (empty and `None` when it has none).
+    pub fn sandbox_extras(
+        &self,
+        id: &str,
+    ) -> Result<(BTreeMap<String, String>, Option<i64>), DbError> {
+        let row: Option<(String, Option<i64>)> = self
+            .conn()
+            .query_row(
+                "SELECT metadata_json, kill_at FROM sandbox_extras WHERE sandbox_id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((json, at)) => (serde_json::from_str(&json).unwrap_or_default(), at),
+            None => (BTreeMap::new(), None),
+        })
+    }
+
+    /// The sandboxes (id, account) whose kill time is `now` or earlier; first drops the rows
+    /// of sandboxes that are gone.
+    pub fn sandboxes_due(&self, now: i64) -> Result<Vec<(String, String)>, DbError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM sandbox_extras WHERE sandbox_id NOT IN (SELECT id FROM sandboxes)",
+            [],
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.account FROM sandbox_extras e JOIN sandboxes s ON s.id = e.sandbox_id
+             WHERE e.kill_at IS NOT NULL AND e.kill_at <= ?1 AND s.state != 'destroyed'",
+        )?;
+        let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+}
