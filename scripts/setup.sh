@@ -4,8 +4,8 @@
 # (for the base image), debootstrap, curl, jq, python3 (scripts/unused-deps.py), iproute2 and nftables (nat
 # networking), iputils-ping (the tests ping without privileges from a sandbox's
 # namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
-# (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) for the E2B
-# API's tests; then builds Cairn.
+# (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) and JS SDK (npm,
+# in /opt/cairn-e2b-js) for the E2B API's tests; then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -39,6 +39,14 @@ if ! /opt/cairn-venv/bin/python -c 'import importlib.metadata as m; assert m.ver
   install python3-venv
   [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
   /opt/cairn-venv/bin/pip install -q --disable-pip-version-check -r "$(dirname "$0")/e2b-requirements.txt"
+fi
+# ... and with the unmodified e2b JS SDK from npm, pinned by its lock file, in /opt/cairn-e2b-js.
+js_lock="$(dirname "$0")/../crates/cairn/tests/e2b/js/package-lock.json"
+if ! cmp -s "$js_lock" /opt/cairn-e2b-js/package-lock.json || [ ! -d /opt/cairn-e2b-js/node_modules/e2b ]; then
+  command -v npm >/dev/null 2>&1 || install nodejs npm
+  mkdir -p /opt/cairn-e2b-js
+  cp "$js_lock" "$(dirname "$js_lock")/package.json" /opt/cairn-e2b-js/
+  (cd /opt/cairn-e2b-js && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
 
 cd "$(dirname "$0")/.."
