@@ -101,6 +101,34 @@ fn remove_stale_rootfs() {
     }
 }
 
+/// A Debian bookworm minbase root filesystem made by debootstrap, cached in `cache` (a test
+/// binary's `CARGO_TARGET_TMPDIR`) between runs.
+pub fn debian_rootfs(cache: &Path) -> PathBuf {
+    let dir = cache.join("debian-bookworm-minbase");
+    if dir.join("etc/debian_version").exists() {
+        return dir;
+    }
+    assert!(
+        which("debootstrap").is_some(),
+        "debootstrap is missing: apt-get install debootstrap (or run scripts/setup.sh)"
+    );
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out = Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&tmp)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "debootstrap failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::rename(&tmp, &dir).unwrap();
+    dir
+}
+
 /// Writes a busybox root filesystem into `dir`.
 pub fn make_busybox_rootfs(dir: &Path) {
     let script = format!(

@@ -4,34 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use cairn_test_support::{which, Daemon};
+use cairn_test_support::Daemon;
 
 fn debian_rootfs() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-minbase");
-    if dir.join("etc/debian_version").exists() {
-        return dir;
-    }
-    assert!(
-        which("debootstrap").is_some(),
-        "debootstrap is missing: apt-get install debootstrap (or run scripts/setup.sh)"
-    );
-    let tmp = dir.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let out = Command::new("debootstrap")
-        .args(["--variant=minbase", "bookworm"])
-        .arg(&tmp)
-        .arg("http://deb.debian.org/debian")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "debootstrap failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    std::fs::rename(&tmp, &dir).unwrap();
-    dir
+    cairn_test_support::debian_rootfs(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 #[test]

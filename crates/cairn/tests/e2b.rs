@@ -25,6 +25,17 @@ fn daemon_and_env() -> (Daemon, Vec<(String, String)>) {
         &[],
     );
     d.import_base();
+    // A Debian minbase, whose bash `commands.run` uses (busybox's `base` has only sh).
+    let debian = cairn_test_support::debian_rootfs(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    d.cairn(&[
+        "image",
+        "import",
+        debian.to_str().unwrap(),
+        "--name",
+        "debian",
+        "--public",
+    ])
+    .ok();
     let addr = d.tcp.clone().unwrap();
     let env = vec![
         ("E2B_API_URL".to_string(), format!("http://{addr}/e2b")),

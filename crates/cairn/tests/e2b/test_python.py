@@ -145,6 +145,12 @@ try:
 except SandboxNotFoundException:
     check(True, "a sandbox whose timeout ran out is gone")
 
+# An image with bash runs commands with bash (a login shell), as E2B does.
+deb = Sandbox.create(template="debian")
+r = deb.commands.run('echo "$BASH_VERSION"; shopt -q login_shell && echo login')
+check(r.stdout.startswith("5.") and r.stdout.endswith("login\n"), f"bash -l in Debian ({r.stdout!r})")
+deb.kill()
+
 # The access token is the sandbox's own: another sandbox's, or none, is refused.
 url = os.environ["E2B_SANDBOX_URL"]
 other = Sandbox.create(template="base")
