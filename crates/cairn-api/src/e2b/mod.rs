@@ -45,6 +45,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v2/sandboxes/{id}/connect", post(connect))
         .route("/sandboxes/{id}/snapshots", post(snapshot))
         .route("/sandboxes/{id}/fork", post(fork))
+        .route("/snapshots", get(list_snapshots))
+        .route("/templates/{id}", axum::routing::delete(delete_snapshot))
         .nest("/envd", envd::router())
 }
 
@@ -256,6 +258,33 @@ async fn snapshot(
         Json(json!({"snapshotID": snap.id, "names": [snap.name]})),
     )
         .into_response())
+}
+
+/// `list_snapshots`: the account's ready snapshots, optionally of one sandbox (`sandboxID`).
+async fn list_snapshots(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> E2bResult<Response> {
+    let all = st.engine.list_all_snapshots(&account, false).await?;
+    let out: Vec<Value> = all
+        .iter()
+        .filter(|s| q.get("sandboxID").is_none_or(|id| *id == s.sandbox))
+        .map(|s| json!({"snapshotID": s.id, "names": [s.name]}))
+        .collect();
+    Ok(Json(out).into_response())
+}
+
+/// `delete_snapshot` (E2B deletes a snapshot as a template).
+async fn delete_snapshot(
+    State(st): State<AppState>,
+    ApiKey(account): ApiKey,
+    Path(id): Path<String>,
+) -> E2bResult<StatusCode> {
+    st.engine
+        .run_to_end(move |e| async move { e.delete_snapshot(&account, &id).await })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -120,6 +120,13 @@ time.sleep(0.5)
 check(count(copy) > first, "and its processes")
 copy.kill()
 
+listed = [i.snapshot_id for i in Sandbox.list_snapshots().next_items()]
+check(snap.snapshot_id in listed, f"list_snapshots shows it ({listed})")
+mine = [i.snapshot_id for i in Sandbox.list_snapshots(sandbox_id=sbx.sandbox_id).next_items()]
+check(snap.snapshot_id in mine, f"and among the sandbox's ({mine})")
+check(Sandbox.delete_snapshot(snap.snapshot_id), "delete_snapshot")
+check(not Sandbox.delete_snapshot(snap.snapshot_id), "delete_snapshot of a missing one says False")
+
 forks = sbx.fork(count=3)
 check(len(forks) == 3, f"fork(count=3) answers 3 ({forks})")
 check(all(isinstance(f, Sandbox) for f in forks), f"all made ({forks})")
