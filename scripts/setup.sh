@@ -4,7 +4,8 @@
 # (for the base image), debootstrap, curl, jq, python3 (scripts/unused-deps.py), iproute2 and nftables (nat
 # networking), iputils-ping (the tests ping without privileges from a sandbox's
 # namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
-# (scripts/install-criu.sh); then builds Cairn.
+# (scripts/install-criu.sh); moto's S3 server (PyPI, in /opt/cairn-venv) for the
+# remote tier's tests; then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -30,6 +31,23 @@ if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 20
   apt-get install -y -qq -t bookworm-backports runsc >/dev/null
 fi
 "$(dirname "$0")/install-criu.sh"
+# The remote tier's tests run against a real S3-compatible server: moto's, from PyPI,
+# pinned with the web stack it was verified with, in a venv of its own.
+MOTO_PINS=("moto[server]==5.2.1" "flask==3.1.3" "flask-cors==6.0.2" "werkzeug==3.1.8")
+moto_version() { "$1" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null; }
+have_moto() {
+  command -v moto_server >/dev/null 2>&1 || return 1
+  for py in /opt/cairn-venv/bin/python3 python3; do
+    [ "$(moto_version "$py")" = 5.2.1 ] && return 0
+  done
+  return 1
+}
+if ! have_moto; then
+  install python3-venv
+  [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
+  /opt/cairn-venv/bin/pip install -q --disable-pip-version-check "${MOTO_PINS[@]}"
+  ln -sf /opt/cairn-venv/bin/moto_server /usr/local/bin/moto_server
+fi
 modprobe loop 2>/dev/null || true
 modprobe btrfs 2>/dev/null || true
 
