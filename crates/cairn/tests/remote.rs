@@ -274,3 +274,51 @@ fn a_cairnd_whose_remote_is_unusable_does_not_start() {
     // It stopped before making its pool.
     assert!(!home.path().join("pool.img").exists());
 }
+
+/// Waits until `d`'s cairnd crashed at its crash point, then starts it again without it.
+fn crash_and_relaunch(d: &mut Daemon) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !d.has_exited() {
+        assert!(std::time::Instant::now() < deadline, "cairnd did not crash");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.env.retain(|(k, _)| k != "CAIRN_CRASH_AT");
+    d.relaunch();
+}
+
+#[test]
+fn pushes_and_pulls_cut_short_by_a_crash_leave_nothing_visible() {
+    let moto = Moto::start();
+    let mut a = host(&moto, "c", false);
+    let mut b = host(&moto, "c", false);
+    let id = a
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    a.cairn(&["exec", &id, "echo kept > /root/f"]).ok();
+    let snap = a.cairn(&["snapshot", "create", &id]).ok();
+
+    // A push that dies before its recipe publishes nothing; the next one does.
+    a.env
+        .push(("CAIRN_CRASH_AT".into(), "push-before-recipe".into()));
+    a.restart();
+    assert_ne!(a.cairn(&["snapshot", "push", &snap]).code, 0);
+    crash_and_relaunch(&mut a);
+    let list = b.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    a.cairn(&["snapshot", "push", &snap]).ok();
+
+    // A pull that dies before the snapshot is ready leaves nothing after the restart.
+    b.env
+        .push(("CAIRN_CRASH_AT".into(), "import-before-ready".into()));
+    b.restart();
+    assert_ne!(b.cairn(&["snapshot", "pull", &snap]).code, 0);
+    crash_and_relaunch(&mut b);
+    let all = b.cairn(&["snapshot", "list", "--all", "--json"]).json();
+    assert_eq!(all.as_array().unwrap().len(), 0, "{all}");
+    let dirs: Vec<_> = std::fs::read_dir(b.home.join("pool/snapshots"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(dirs.is_empty(), "snapshot directories left: {dirs:?}");
+    let fork = b.cairn(&["fork", &snap]).ok();
+    assert_eq!(b.cairn(&["exec", &fork, "cat /root/f"]).ok(), "kept");
+}

@@ -25,6 +25,8 @@ const EXAMPLES: &str = "Examples:
                                            # many clients, each with few connections
   cairnd --default-disk 5G --max-disk 50G --pool-reserve 2G   # disk limits and the pool's reserve
   cairnd --idle-release-memory             # idle-paused sandboxes keep their memory on disk
+  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cairnd --remote s3://team-bucket/cairn
+                                           # snapshot push/pull; forks pull what this host lacks
   cairnd token create --account alice      # prints a new ck_… token for alice
   cairnd token ls                          # token ids, accounts, roles, expiry
   cairnd token revoke tok-1a2b3c4d         # 401 for it from now on";
