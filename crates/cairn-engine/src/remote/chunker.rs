@@ -4,6 +4,11 @@
 //! named by its BLAKE3 hash. An edit in the middle of a tree moves the cuts near it only,
 //! so two snapshots that differ by a few files share all their other chunks.
 //!
+//! The stream is a tar stream, and a file of at least the smallest chunk also starts a
+//! chunk of its own (the cut is made before its header): a rewritten large file then
+//! changes its own chunks only, never the last one of the file before it. Small files
+//! flow through FastCDC together.
+//!
 //! Not for: where chunks go (`push`).
 
 use std::io::{self, Write};
@@ -71,8 +76,33 @@ impl<F: FnMut(Chunk) -> io::Result<()>> Chunker<F> {
     }
 }
 
+/// Whether `data` is one whole tar header (its checksum right) of an entry of at least
+/// [`MIN_CHUNK`] bytes: `tar::Builder` writes each header in one call.
+fn starts_large_entry(data: &[u8]) -> bool {
+    if data.len() != 512 {
+        return false;
+    }
+    let header = tar::Header::from_byte_slice(data);
+    let sum: u32 = data
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    header.cksum().is_ok_and(|c| c == sum)
+        && header.entry_size().is_ok_and(|n| n >= u64::from(MIN_CHUNK))
+}
+
 impl<F: FnMut(Chunk) -> io::Result<()>> Write for Chunker<F> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.buf.is_empty() && starts_large_entry(data) {
+            self.cut(true)?;
+        }
         self.buf.extend_from_slice(data);
         self.hasher.update(data);
         self.bytes += data.len() as u64;
@@ -128,6 +158,38 @@ mod tests {
         assert_eq!(a.iter().map(|c| c.1).sum::<usize>(), data.len());
         assert!(a.iter().all(|c| c.1 <= MAX_CHUNK as usize));
         assert!(a.len() > 8, "{} chunks", a.len());
+    }
+
+    #[test]
+    fn a_rewritten_large_file_changes_only_its_own_chunks() {
+        // Chunks of a tar stream of `files`, written as the push writes it.
+        let tree_chunks = |files: &[Vec<u8>]| {
+            let mut out = Vec::new();
+            let chunker = Chunker::new(|ch: Chunk| {
+                out.push((ch.hash, ch.data.len()));
+                Ok(())
+            });
+            let mut b = tar::Builder::new(chunker);
+            for (i, data) in files.iter().enumerate() {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, format!("f{i}"), &data[..])
+                    .expect("append");
+            }
+            b.into_inner().expect("tar").finish().expect("finish");
+            out
+        };
+        let mut files: Vec<Vec<u8>> = (0..40).map(|i| noise(1 << 20, i + 1)).collect();
+        let before: std::collections::HashSet<_> = tree_chunks(&files).into_iter().collect();
+        files[17] = noise(1 << 20, 99);
+        let after = tree_chunks(&files);
+        let new: usize = after
+            .iter()
+            .filter(|c| !before.contains(*c))
+            .map(|c| c.1)
+            .sum();
+        assert!(new < (1 << 20) + 4096, "{new} bytes of new chunks");
     }
 
     #[test]
