@@ -322,3 +322,42 @@ fn pushes_and_pulls_cut_short_by_a_crash_leave_nothing_visible() {
     let fork = b.cairn(&["fork", &snap]).ok();
     assert_eq!(b.cairn(&["exec", &fork, "cat /root/f"]).ok(), "kept");
 }
+
+#[test]
+fn without_a_remote_push_pull_and_the_catalog_say_how_to_configure_one() {
+    use cairn_test_support::{assert_error, Via};
+    let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
+    d.import_base();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    let snap = d.cairn(&["snapshot", "create", &id]).ok();
+    for (method, path) in [
+        ("POST", format!("/v1/snapshots/{snap}/push")),
+        ("GET", "/v1/remote/snapshots".to_string()),
+        ("POST", format!("/v1/remote/snapshots/{snap}/pull")),
+    ] {
+        assert_error(
+            &d.http(Via::Unix, method, &path, None, None),
+            503,
+            "unavailable",
+            "--remote s3://",
+        );
+    }
+    let run = d.cairn(&["snapshot", "push", &snap, "--json"]);
+    assert_ne!(run.code, 0);
+    let err: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "unavailable", "{err}");
+    // A fork of a snapshot that is nowhere is the usual "not found".
+    let err = failed(d.cairn(&["fork", "snap-00000000"]));
+    assert!(err.contains("no snapshot"), "{err}");
+    let (code, doc) = d.http(Via::Unix, "GET", "/v1/openapi.json", None, None);
+    assert_eq!(code, 200);
+    for p in [
+        "/v1/snapshots/{id}/push",
+        "/v1/remote/snapshots",
+        "/v1/remote/snapshots/{id}/pull",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} missing");
+    }
+}
