@@ -4,8 +4,9 @@
 # (for the base image), debootstrap, curl, jq, python3 (scripts/unused-deps.py), iproute2 and nftables (nat
 # networking), iputils-ping (the tests ping without privileges from a sandbox's
 # namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
-# (scripts/install-criu.sh); moto's S3 server (PyPI, in /opt/cairn-venv) for the
-# remote tier's tests; then builds Cairn.
+# (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) for the E2B
+# API's tests; moto's S3 server (PyPI, in /opt/cairn-moto) for the remote tier's tests;
+# then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -32,24 +33,32 @@ if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 20
 fi
 "$(dirname "$0")/install-criu.sh"
 # The remote tier's tests run against a real S3-compatible server: moto's, from PyPI,
-# pinned with the web stack it was verified with, in a venv of its own.
+# pinned with the web stack it was verified with, in a venv of its own (apart from the
+# E2B SDK's, whose pins it must not move).
 MOTO_PINS=("moto[server]==5.2.1" "flask==3.1.3" "flask-cors==6.0.2" "werkzeug==3.1.8")
 moto_version() { "$1" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null; }
 have_moto() {
   command -v moto_server >/dev/null 2>&1 || return 1
-  for py in /opt/cairn-venv/bin/python3 python3; do
+  for py in /opt/cairn-moto/bin/python3 python3; do
     [ "$(moto_version "$py")" = 5.2.1 ] && return 0
   done
   return 1
 }
 if ! have_moto; then
   install python3-venv
-  [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
-  /opt/cairn-venv/bin/pip install -q --disable-pip-version-check "${MOTO_PINS[@]}"
-  ln -sf /opt/cairn-venv/bin/moto_server /usr/local/bin/moto_server
+  [ -x /opt/cairn-moto/bin/pip ] || python3 -m venv /opt/cairn-moto
+  /opt/cairn-moto/bin/pip install -q --disable-pip-version-check "${MOTO_PINS[@]}"
+  ln -sf /opt/cairn-moto/bin/moto_server /usr/local/bin/moto_server
 fi
 modprobe loop 2>/dev/null || true
 modprobe btrfs 2>/dev/null || true
+# The E2B tests drive cairnd with the unmodified e2b Python SDK from PyPI, pinned with all it
+# pulls in (scripts/e2b-requirements.txt), in a venv.
+if ! /opt/cairn-venv/bin/python -c 'import importlib.metadata as m; assert m.version("e2b") == "2.63.0"' 2>/dev/null; then
+  install python3-venv
+  [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
+  /opt/cairn-venv/bin/pip install -q --disable-pip-version-check -r "$(dirname "$0")/e2b-requirements.txt"
+fi
 
 cd "$(dirname "$0")/.."
 if [ -z "${CAIRN_SKIP_BUILD:-}" ]; then

@@ -6,7 +6,8 @@
 //! (u32, big-endian) — then the payload. Control frames carry one [`Message`] as JSON; data
 //! frames carry a process's stdin, stdout or stderr bytes. Channel 0 is the connection's own
 //! (hello, ping, ps, kill, quiesce, init); every spawned process gets the channel cairnd named in
-//! its `spawn`, and everything about that process travels on it.
+//! its `spawn`, and everything about that process travels on it. File operations (stat, mkdir,
+//! remove, rename, symlink, hard-link, put-file) each get a channel of their own too.
 //!
 //! Either side may be hostile (the agent runs inside the sandbox): a header naming more than
 //! [`MAX_PAYLOAD`] bytes, an unknown kind, a truncated frame or bad JSON is an error, never a
@@ -227,6 +228,32 @@ pub struct ProcessInfo {
     pub cmd: String,
 }
 
+/// How often the agent acknowledges a `put-file`'s bytes.
+pub const WRITTEN_EVERY: u64 = 1024 * 1024;
+
+/// The most bytes of a `put-file` cairnd sends ahead of the agent's `written`.
+pub const PUT_WINDOW: u64 = 4 * 1024 * 1024;
+
+/// A file as a file operation of the agent reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    /// `file`, `directory`, `symlink`, `fifo`, `socket`, `char_device`, `block_device`.
+    pub kind: String,
+    /// Bytes.
+    pub size: u64,
+    /// Permission, set-id and sticky bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Last modification, seconds since the epoch.
+    pub mtime: i64,
+    /// A symlink's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
 /// Why a process could not start (the words `cairn_engine` turns into exit codes 126/127).
 pub mod unstartable {
     /// Its working directory does not exist.
@@ -344,6 +371,102 @@ pub enum Message {
         /// The content of `/etc/machine-id`, when it must change.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         machine_id: Option<String>,
+    },
+    /// cairnd → agent: what `path` is (a final symlink itself); answered `entry`.
+    Stat {
+        /// An absolute path in the sandbox.
+        path: String,
+    },
+    /// cairnd → agent: make directory `path` (with `parents`, its missing parents too and no
+    /// error when it is there); answered `entry`.
+    Mkdir {
+        /// An absolute path in the sandbox.
+        path: String,
+        /// `mkdir -p`.
+        #[serde(default)]
+        parents: bool,
+        /// Its permission bits.
+        mode: u32,
+        /// Its owner, when not root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        /// Its group, when not root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gid: Option<u32>,
+    },
+    /// cairnd → agent: remove `path` (a link itself; a non-empty directory only with
+    /// `recursive`); answered `done`.
+    Remove {
+        /// An absolute path in the sandbox.
+        path: String,
+        /// Remove a directory's contents too.
+        #[serde(default)]
+        recursive: bool,
+    },
+    /// cairnd → agent: rename `from` to `to`; answered `entry` (of `to`).
+    Rename {
+        /// An absolute path in the sandbox.
+        from: String,
+        /// An absolute path in the sandbox.
+        to: String,
+    },
+    /// cairnd → agent: make `path` a symbolic link to `target` (replacing a file or link
+    /// there); answered `done`.
+    Symlink {
+        /// An absolute path in the sandbox.
+        path: String,
+        /// What the link holds.
+        target: String,
+        /// Its owner, when not root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        /// Its group, when not root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gid: Option<u32>,
+    },
+    /// cairnd → agent: make `path` a hard link to the regular file `existing` (replacing a
+    /// file or link there); answered `done`.
+    HardLink {
+        /// An absolute path in the sandbox.
+        path: String,
+        /// An existing regular file in the sandbox.
+        existing: String,
+    },
+    /// cairnd → agent: write file `path`, whose bytes follow on the channel as stdin frames
+    /// ended by `close-stdin`. The file is written under a temporary name and renamed over
+    /// `path` at the end (a file or link there is replaced, never followed). Answered
+    /// `written` as the bytes land, then `entry`; or `file-error` (the rest is ignored).
+    PutFile {
+        /// An absolute path in the sandbox.
+        path: String,
+        /// Permission bits; default: the replaced file's, else 0o644.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+        /// Owner; default: the replaced file's, else root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        /// Group; default: the replaced file's, else root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gid: Option<u32>,
+        /// Sync the file and its directory before answering.
+        #[serde(default)]
+        sync: bool,
+    },
+    /// cairnd → agent: give up the channel's `put-file` (its temporary file is removed);
+    /// not answered.
+    Cancel,
+    /// Agent → cairnd: the bytes of a `put-file` written so far (every [`WRITTEN_EVERY`]
+    /// bytes): cairnd sends at most [`PUT_WINDOW`] bytes ahead of it.
+    Written {
+        /// Bytes written.
+        bytes: u64,
+    },
+    /// Agent → cairnd: what a file is, after a file operation.
+    Entry(FileStat),
+    /// Agent → cairnd: a file operation failed with this `errno`.
+    FileError {
+        /// The error number (`ENOENT`…).
+        errno: i32,
     },
     /// cairnd → agent: are you there?
     Ping,

@@ -77,31 +77,36 @@ impl FromRequestParts<AppState> for Caller {
                     "malformed Authorization header: use 'Authorization: Bearer <token>'",
                 )
             })?;
-        let record = state.engine.token_by_hash(&hash_token(token)).await?;
-        let Some(record) = record else {
-            return Err(ApiError::unauthenticated(
-                "unknown token: create one with 'cairnd token create --account NAME'",
-            ));
-        };
-        if let Some(when) = record.revoked_at {
-            return Err(ApiError::unauthenticated(format!(
-                "token {} was revoked at {}: ask the operator for a new one ('cairnd token create')",
-                record.id,
-                when.format("%Y-%m-%d %H:%M:%S UTC")
-            )));
-        }
-        if let Some(when) = record.expires_at.filter(|e| *e <= chrono::Utc::now()) {
-            return Err(ApiError::unauthenticated(format!(
+        caller_for_token(state, token).await
+    }
+}
+
+/// Who holds `token`: its account, or why it is refused (unknown, revoked, expired).
+pub(crate) async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let record = state.engine.token_by_hash(&hash_token(token)).await?;
+    let Some(record) = record else {
+        return Err(ApiError::unauthenticated(
+            "unknown token: create one with 'cairnd token create --account NAME'",
+        ));
+    };
+    if let Some(when) = record.revoked_at {
+        return Err(ApiError::unauthenticated(format!(
+            "token {} was revoked at {}: ask the operator for a new one ('cairnd token create')",
+            record.id,
+            when.format("%Y-%m-%d %H:%M:%S UTC")
+        )));
+    }
+    if let Some(when) = record.expires_at.filter(|e| *e <= chrono::Utc::now()) {
+        return Err(ApiError::unauthenticated(format!(
                 "token {} expired at {}: ask the operator for a new one ('cairnd token create --expires …')",
                 record.id,
                 when.format("%Y-%m-%d %H:%M:%S UTC")
             )));
-        }
-        Ok(Caller {
-            account: record.account,
-            admin: record.admin,
-        })
     }
+    Ok(Caller {
+        account: record.account,
+        admin: record.admin,
+    })
 }
 
 impl FromRequestParts<AppState> for Account {

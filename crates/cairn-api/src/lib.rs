@@ -7,6 +7,7 @@
 
 mod attach;
 mod auth;
+mod e2b;
 mod error;
 mod files;
 mod handlers;
@@ -110,6 +111,7 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
             axum::routing::delete(handlers::remove_image),
         )
         .route("/v1/images/{name}/publish", post(handlers::publish_image))
+        .nest("/e2b", e2b::router())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(axum::middleware::from_fn(trace::span))

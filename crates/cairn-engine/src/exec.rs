@@ -350,6 +350,7 @@ impl Engine {
                 spec,
                 io,
                 detach: req.detach,
+                started_event: req.started_event,
                 timeout: req.timeout_secs.map(Duration::from_secs),
                 busy,
                 pause_gate,

@@ -74,11 +74,33 @@ pub fn base_rootfs() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         require_prerequisites();
+        remove_stale_rootfs();
         let dir = std::env::temp_dir().join(format!("cairn-test-rootfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         make_busybox_rootfs(&dir);
         dir
     })
+}
+
+/// Removes the root filesystems of test processes that have ended (a process cannot remove
+/// its own at exit: nothing runs then).
+fn remove_stale_rootfs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cairn-test-rootfs-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Writes a busybox root filesystem into `dir`.
@@ -286,6 +308,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// cairnd's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether cairnd has exited (e.g. at a crash point), reaping it if so.
     pub fn has_exited(&mut self) -> bool {
         match self.child.as_mut().map(|c| c.try_wait()) {
@@ -365,11 +392,44 @@ impl Daemon {
             cmd.env(k, v);
         }
         let out: Output = cmd.stdin(Stdio::null()).output().unwrap();
+        let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if stderr.contains("connection_failed") || stderr.contains("cannot reach cairnd") {
+            // Say why here, where a failing assertion prints it: the log printed at the end
+            // of a failed test may be cut off.
+            stderr.push_str(&self.unreachable_why());
+        }
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stderr,
         }
+    }
+
+    /// What became of cairnd when a client could not reach it: whether its process still
+    /// runs, and the end of its log.
+    fn unreachable_why(&self) -> String {
+        let process = match self.child.as_ref().map(Child::id) {
+            None => "no cairnd started (stopped by the test)".to_string(),
+            Some(pid) => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Ok(stat) => {
+                    let state = stat
+                        .rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .unwrap_or("?")
+                        .to_string();
+                    if state == "Z" {
+                        format!("cairnd (pid {pid}) has exited")
+                    } else {
+                        format!("cairnd (pid {pid}) is still running (state {state})")
+                    }
+                }
+                Err(_) => format!("cairnd (pid {pid}) is gone"),
+            },
+        };
+        let log = self.log_text();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!("\n[test harness: {process}; the end of its log:]\n{tail}\n")
     }
 
     /// Runs `cairn ARGS` with `input` written to its stdin (then closed).

@@ -289,6 +289,11 @@ pub struct ExecRequest {
     /// Detached processes are the ones a stateful snapshot carries into forks and restores.
     #[serde(default)]
     pub detach: bool,
+    /// Attached: begin the stream with a `started` event that gives the process's id (in the
+    /// sandbox), which `POST /v1/sandboxes/{id}/processes/{pid}/signal` takes. Only through
+    /// the agent (an exec through the runtime has no such event).
+    #[serde(default)]
+    pub started_event: bool,
 }
 
 /// One line of the exec stream (`application/x-ndjson`): output chunks in

@@ -174,3 +174,60 @@ fn an_agent_killed_inside_the_sandbox_comes_back_and_the_sandbox_stays_usable() 
     assert_eq!(info["state"], "running", "{info}");
     assert_eq!(info["agent"], "connected", "{info}");
 }
+
+/// cairnd's resident memory, in bytes.
+fn rss(d: &Daemon) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid().unwrap())).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A client that streams an exec's stdin while the sandbox is paused (its agent quiesced, so
+/// nothing reaches it) is held back once cairnd holds a few MiB for the agent: cairnd's
+/// memory does not grow with what the client sends, and every byte arrives after the resume.
+#[test]
+fn stdin_sent_while_the_agent_is_away_is_held_back_not_buffered() {
+    use std::io::Write;
+    use std::process::Stdio;
+    const MIB: usize = 1 << 20;
+    let d = daemon();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    let mut exec = d
+        .cairn_command(&["exec", "-i", &id, "--", "wc", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = exec.stdin.take().unwrap();
+    stdin.write_all(b"started").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.cairn(&["pause", &id]).ok();
+    let before = rss(&d);
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; MIB];
+        for _ in 0..256 {
+            stdin.write_all(&chunk).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let during = rss(&d);
+    assert!(
+        during < before + 64 * MIB as u64,
+        "cairnd grew from {before} to {during} bytes while the agent was away"
+    );
+    assert!(!writer.is_finished(), "the client was not held back");
+    d.cairn(&["resume", &id]).ok();
+    writer.join().unwrap();
+    let out = exec.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        (7 + 256 * MIB).to_string()
+    );
+}

@@ -131,8 +131,8 @@ fn up(d: &Daemon, runtime: &str, extra: &[&str]) -> String {
 }
 
 /// Copies both ways: a directory tree and a 100 MB file (checksums compared), into a
-/// stopped sandbox and out of a running one; a running gVisor sandbox refuses writes with
-/// a 409 that says to stop it, a running runc sandbox takes them.
+/// running sandbox (gVisor: through its agent, so that the sandbox's own kernel sees them at
+/// once), into a stopped one and out of a running one; mkdir, mv and rm on a running one.
 fn cp_round_trips_a_tree_and_a_big_file(runtime: &str) {
     let d = daemon(&[]);
     let id = up(&d, runtime, &[]);
@@ -140,28 +140,57 @@ fn cp_round_trips_a_tree_and_a_big_file(runtime: &str) {
     local_tree(&s.join("tree"));
     big_file(&s.join("big"), 100);
 
-    let running_write = d.cairn(&[
+    d.cairn(&[
         "cp",
         s.join("tree").to_str().unwrap(),
         &format!("{id}:/root/tree"),
-    ]);
-    if runtime == "gvisor" {
-        assert_eq!(running_write.code, 1, "{running_write:?}");
-        assert!(
-            running_write.stderr.contains("stop it"),
-            "{running_write:?}"
-        );
-        d.cairn(&["stop", &id]).ok();
-        d.cairn(&[
-            "cp",
-            s.join("tree").to_str().unwrap(),
-            &format!("{id}:/root/tree"),
+    ])
+    .ok();
+    d.cairn(&[
+        "cp",
+        s.join("big").to_str().unwrap(),
+        &format!("{id}:/root/"),
+    ])
+    .ok();
+    let inside = d
+        .cairn(&[
+            "exec",
+            &id,
+            "sha256sum /root/big; /root/tree/sub/run.sh; cat /root/tree/link; stat -c '%a' /root/tree/sub/run.sh",
         ])
         .ok();
-    } else {
-        running_write.ok();
-        d.cairn(&["stop", &id]).ok();
-    }
+    assert!(inside.contains(&sha(&s.join("big"))), "{inside}");
+    assert!(
+        inside.contains("ran") && inside.contains("alpha") && inside.contains("755"),
+        "{inside}"
+    );
+    d.cairn(&["files", "mkdir", &id, "/root/made/deep", "-p"])
+        .ok();
+    d.cairn(&["files", "mv", &id, "/root/big", "/root/made/deep/big"])
+        .ok();
+    d.cairn(&["files", "rm", &id, "/root/made/deep/big"]).ok();
+    let not_empty = d.cairn(&["files", "rm", &id, "/root/made"]);
+    assert_eq!(not_empty.code, 1, "{not_empty:?}");
+    assert!(not_empty.stderr.contains("-r"), "{not_empty:?}");
+    let seen = d
+        .cairn(&["exec", &id, "ls /root/made/deep | wc -l; ls /root"])
+        .ok();
+    assert!(seen.starts_with('0'), "{seen}");
+    d.cairn(&["files", "rm", &id, "/root/made", "-r"]).ok();
+    // Nothing half-written stays behind.
+    let seen = d.cairn(&["exec", &id, "ls -a /root"]).ok();
+    assert!(
+        !seen.contains("cairn-upload") && !seen.contains("made"),
+        "{seen}"
+    );
+    d.cairn(&["stop", &id]).ok();
+    d.cairn(&["files", "rm", &id, "/root/tree", "-r"]).ok();
+    d.cairn(&[
+        "cp",
+        s.join("tree").to_str().unwrap(),
+        &format!("{id}:/root/tree"),
+    ])
+    .ok();
     // Into an existing directory the copy keeps its name.
     d.cairn(&[
         "cp",
@@ -452,13 +481,24 @@ fn special_files_are_refused(runtime: &str) {
     assert_eq!(code, 200);
 }
 
-/// A write over the sandbox's disk limit is refused (4xx) and leaves no partial file.
+/// A write over the sandbox's disk limit is refused (4xx) and leaves no partial file, into
+/// a running sandbox (gVisor: through its agent) and a stopped one.
 fn writes_over_the_disk_limit_leave_nothing(runtime: &str) {
     let d = daemon(&[]);
     let id = up(&d, runtime, &["--disk", "32M"]);
-    d.cairn(&["stop", &id]).ok();
     let s = d.scratch();
     big_file(&s.join("too-big"), 64);
+    let (code, body) = raw(
+        &d,
+        "PUT",
+        &format!("/v1/sandboxes/{id}/files?path=/root/too-big"),
+        None,
+        Some(&s.join("too-big")),
+    );
+    assert_error(&(code, as_json(&body)), 409, "limit_exceeded", "disk limit");
+    let seen = d.cairn(&["exec", &id, "ls -a /root"]).ok();
+    assert_eq!(seen.split_whitespace().count(), 2, "nothing left: {seen}");
+    d.cairn(&["stop", &id]).ok();
     let (code, body) = raw(
         &d,
         "PUT",
@@ -483,7 +523,54 @@ fn writes_over_the_disk_limit_leave_nothing(runtime: &str) {
     .ok();
 }
 
+/// cairnd killed (kill -9) in the middle of an upload leaves no file in the sandbox, whole
+/// or partial, under any name: into a running sandbox (gVisor: its agent removes what it
+/// wrote once its connection ends) and into a stopped one; and the sandbox takes a write
+/// afterwards.
+fn a_cairnd_killed_mid_upload_leaves_nothing(runtime: &str) {
+    let mut d = daemon(&[]);
+    let id = up(&d, runtime, &[]);
+    let big = d.scratch().join("big");
+    big_file(&big, 64);
+    for running in [true, false] {
+        if !running {
+            d.cairn(&["stop", &id]).ok();
+        }
+        let mut curl = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--limit-rate", "8M", "-T"])
+            .arg(&big)
+            .arg("--unix-socket")
+            .arg(d.home.join("cairnd.sock"))
+            .arg(format!(
+                "http://cairnd/v1/sandboxes/{id}/files?path=/root/big"
+            ))
+            .spawn()
+            .unwrap();
+        // About a quarter of it is on its way.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        d.kill9();
+        let _ = curl.kill();
+        let _ = curl.wait();
+        d.relaunch();
+        let listed = d.cairn(&["files", "ls", &id, "/root", "--json"]).json();
+        assert_eq!(
+            listed,
+            serde_json::json!([]),
+            "running: {running}: nothing of the upload is left"
+        );
+        if running {
+            let seen = d.cairn(&["exec", &id, "ls -a /root"]).ok();
+            assert_eq!(seen.split_whitespace().count(), 2, "{seen}");
+        }
+    }
+    d.cairn(&["cp", big.to_str().unwrap(), &format!("{id}:/root/big")])
+        .ok();
+    let listed = d.cairn(&["files", "ls", &id, "/root", "--json"]).json();
+    assert_eq!(listed[0]["size"], 64 * 1024 * 1024, "{listed}");
+}
+
 both_runtimes!(
+    a_cairnd_killed_mid_upload_leaves_nothing,
     cp_round_trips_a_tree_and_a_big_file,
     symlinks_never_lead_to_the_host,
     special_files_are_refused,

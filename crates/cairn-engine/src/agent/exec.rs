@@ -39,6 +39,8 @@ pub(crate) struct AgentExec {
     pub(crate) spec: ExecSpec,
     pub(crate) io: ExecIo,
     pub(crate) detach: bool,
+    /// Attached: a `Started` event first.
+    pub(crate) started_event: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) busy: crate::pause::Busy,
     pub(crate) pause_gate: tokio::sync::OwnedRwLockReadGuard<()>,
@@ -65,6 +67,7 @@ impl Engine {
             spec,
             io,
             detach,
+            started_event,
             timeout,
             busy,
             pause_gate,
@@ -171,6 +174,9 @@ impl Engine {
                 input: in_tx,
             });
         }
+        if started_event {
+            let _ = tx.send(ExecOutput::Started { pid }).await;
+        }
         for ev in early {
             let _ = tx.send(ev).await;
         }
@@ -180,7 +186,11 @@ impl Engine {
         tokio::spawn(async move {
             while let Some(msg) = in_rx.recv().await {
                 match msg {
-                    ExecInput::Data(d) => input_link.data(Kind::Stdin, channel, &d),
+                    ExecInput::Data(d) => {
+                        // The client's input waits while the agent is behind (or quiesced).
+                        input_link.room().await;
+                        input_link.data(Kind::Stdin, channel, &d);
+                    }
                     ExecInput::Resize { cols, rows } => {
                         input_link.control(channel, &Message::Resize { rows, cols })
                     }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,11 @@ use cairn_types::SandboxId;
 
 /// How long a connection may take to say hello.
 const HELLO_WAIT: Duration = Duration::from_secs(5);
+
+/// The most bytes of data frames (a process's stdin) cairnd holds for the agent: a client
+/// that sends faster than the agent takes them (or while it is quiesced for a checkpoint)
+/// waits beyond this, instead of growing cairnd's memory.
+const QUEUED_MAX: usize = 8 * 1024 * 1024;
 
 /// Where the link stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +53,9 @@ pub(crate) struct Link {
     socket: PathBuf,
     out: mpsc::UnboundedSender<Frame>,
     outbox: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Frame>>>,
+    /// Bytes of data frames sent to `out` and not taken from `outbox` yet, and the wake-up
+    /// of those waiting for it to go down (see [`QUEUED_MAX`]).
+    queued: Arc<(AtomicUsize, tokio::sync::Notify)>,
     sessions: Mutex<HashMap<u32, mpsc::UnboundedSender<Event>>>,
     state: watch::Sender<LinkState>,
     /// The task that accepts and serves connections, while listening.
@@ -77,6 +85,7 @@ impl Link {
             socket: dir.join(proto::SOCKET_NAME),
             out,
             outbox: Arc::new(tokio::sync::Mutex::new(outbox)),
+            queued: Arc::new((AtomicUsize::new(0), tokio::sync::Notify::new())),
             sessions: Mutex::new(HashMap::new()),
             state: watch::Sender::new(LinkState::Quiesced),
             accept: Mutex::new(None),
@@ -191,6 +200,7 @@ impl Link {
         self.state.send_replace(LinkState::Connected(version));
         let (mut reader, mut writer) = stream.into_split();
         let outbox = Arc::clone(&self.outbox);
+        let queued = Arc::clone(&self.queued);
         let mut quiescing = self.quiescing.subscribe();
         let write = async move {
             let mut outbox = outbox.lock().await;
@@ -206,6 +216,10 @@ impl Link {
                     f = outbox.recv() => f,
                 };
                 let Some(f) = f else { return };
+                if f.kind != Kind::Control {
+                    queued.0.fetch_sub(f.payload.len(), Ordering::SeqCst);
+                    queued.1.notify_waiters();
+                }
                 if writer.write_all(&f.encode()).await.is_err() {
                     return;
                 }
@@ -266,7 +280,27 @@ impl Link {
 
     /// Sends `f` now, or once the agent is connected again.
     pub(crate) fn send(&self, f: Frame) {
-        let _ = self.out.send(f);
+        // Counted before it is queued: the writer may take it (and count it off) at once.
+        let len = if f.kind == Kind::Control {
+            0
+        } else {
+            f.payload.len()
+        };
+        self.queued.0.fetch_add(len, Ordering::SeqCst);
+        if self.out.send(f).is_err() {
+            self.queued.0.fetch_sub(len, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits until the data frames held for the agent are under [`QUEUED_MAX`] bytes.
+    pub(crate) async fn room(&self) {
+        loop {
+            let notified = self.queued.1.notified();
+            if self.queued.0.load(Ordering::SeqCst) < QUEUED_MAX {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Sends a control message on `channel`.

@@ -8,7 +8,7 @@
 //! and the runtime's own exec. See docs/agent.md.
 
 mod exec;
-mod link;
+pub(crate) mod link;
 mod ps;
 
 pub(crate) use exec::AgentExec;

@@ -159,7 +159,7 @@ impl TreeFiles {
 }
 
 /// The components of an archive entry name: leading `/` and `.` dropped, `..` refused.
-fn entry_parts(raw: &[u8]) -> Result<Vec<String>, EngineError> {
+pub(super) fn entry_parts(raw: &[u8]) -> Result<Vec<String>, EngineError> {
     let mut parts = Vec::new();
     for c in raw.split(|b| *b == b'/') {
         match c {
@@ -177,7 +177,7 @@ fn entry_parts(raw: &[u8]) -> Result<Vec<String>, EngineError> {
 }
 
 /// How many directories below the tree's root `path` is, read as text (`..` climbs).
-fn lexical_depth(path: &TreePath) -> usize {
+pub(super) fn lexical_depth(path: &TreePath) -> usize {
     let mut depth = 0usize;
     for c in path.relative().split('/') {
         match c {
@@ -192,7 +192,11 @@ fn lexical_depth(path: &TreePath) -> usize {
 /// Refuses a relative symlink target that climbs above the tree's root from a link `depth`
 /// directories below it. (Every resolution stays in the root anyway; such a link is
 /// refused so that it cannot mislead anything that reads the tree without Cairn's care.)
-fn check_link_target(shown: &str, target: &[u8], depth: usize) -> Result<(), EngineError> {
+pub(super) fn check_link_target(
+    shown: &str,
+    target: &[u8],
+    depth: usize,
+) -> Result<(), EngineError> {
     if target.is_empty() || target.contains(&0) {
         return Err(EngineError::InvalidArgument(format!(
             "archive entry {shown} is a symlink with an empty or invalid target"

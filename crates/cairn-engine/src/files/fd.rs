@@ -169,9 +169,11 @@ pub(crate) fn read_names(dir: &OwnedFd, shown: &str) -> Result<Vec<CString>, Eng
     Ok(names)
 }
 
-/// Writes `body` as `name` in `dir`: a temporary file there, mode and owner, (with `sync`)
-/// fsync, rename over `name`, (with `sync`) fsync of the directory. On any failure the
-/// temporary file is removed.
+/// Writes `body` as `name` in `dir`: a file with no name at first (`O_TMPFILE`), so that a
+/// cairnd killed during the upload leaves nothing behind; once complete (mode, owner, with
+/// `sync` fsync) it is linked under a temporary name and renamed over `name` (with `sync`,
+/// fsync of the directory). Where the filesystem has no `O_TMPFILE` the file is written
+/// under the temporary name from the start. On any failure the temporary file is removed.
 pub(crate) fn write_new(
     dir: BorrowedFd<'_>,
     name: &OsStr,
@@ -181,16 +183,42 @@ pub(crate) fn write_new(
     sync: bool,
 ) -> Result<(), EngineError> {
     let tmp = format!(".cairn-upload-{:016x}", rand::random::<u64>());
-    let fd = open_child(
+    let unnamed = rustix::fs::openat(
         dir,
-        OsStr::new(&tmp),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+        ".",
+        OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| fail(shown, e))?;
-    let done = fill(fd, shown, opts, body, sync).and_then(|()| {
-        rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| fail(shown, e))
-    });
+    );
+    let done = match unnamed {
+        Ok(fd) => {
+            let mut file = File::from(fd);
+            fill(&mut file, shown, opts, body, sync)?;
+            // Through /proc: linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH.
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                format!("/proc/self/fd/{}", file.as_raw_fd()),
+                dir,
+                tmp.as_str(),
+                AtFlags::SYMLINK_FOLLOW,
+            )
+            .map_err(|e| fail(shown, e))?;
+            rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| fail(shown, e))
+        }
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+            let fd = open_child(
+                dir,
+                OsStr::new(&tmp),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| fail(shown, e))?;
+            let mut file = File::from(fd);
+            fill(&mut file, shown, opts, body, sync).and_then(|()| {
+                rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| fail(shown, e))
+            })
+        }
+        Err(e) => return Err(fail(shown, e)),
+    };
     if done.is_err() {
         let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
         return done;
@@ -201,15 +229,14 @@ pub(crate) fn write_new(
     rustix::fs::fsync(dir).map_err(|e| fail(shown, e))
 }
 
-/// Copies `body` into the new file `fd`, then sets its owner and mode and syncs it.
+/// Copies `body` into the new `file`, then sets its owner and mode and syncs it.
 fn fill(
-    fd: OwnedFd,
+    file: &mut File,
     shown: &str,
     opts: WriteOptions,
     body: &mut dyn Read,
     sync: bool,
 ) -> Result<(), EngineError> {
-    let mut file = File::from(fd);
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match body.read(&mut buf) {

@@ -8,9 +8,8 @@
 //! - a **running** sandbox whose runtime shares its files with the host
 //!   ([`cairn_runtime::Runtime::shares_live_files`]: runc) the same tree, read and write;
 //!   under gVisor, whose kernel caches files, the runtime flushes them first for a read,
-//!   and writes are refused with a 409 that says to stop it. (The agent inside the sandbox
-//!   is the backend that will serve running gVisor sandboxes: `Engine::tree_for` is where
-//!   it plugs in.)
+//!   and changes go through the sandbox's agent (`live`), which makes them inside the
+//!   sandbox, with the host's checks made here first (a sandbox without the agent: 409);
 //! - a **paused** sandbox: reads only.
 //!
 //! Tenancy is that of every other call: another account's sandbox or snapshot is the same
@@ -20,11 +19,12 @@
 //! Modules: `path` (checking a caller's path), `fd` (resolution flags, opening without
 //! following, errors in the caller's words), `tree` (stat, list, read, write, mkdir, remove,
 //! move), `archive_out` and `archive_in` (tar streams), `tar_guard` (bounds what the tar
-//! reader would hold in memory).
+//! reader would hold in memory), `live` (changes through the agent).
 
 mod archive_in;
 mod archive_out;
 mod fd;
+mod live;
 mod path;
 mod tar_guard;
 #[cfg(test)]
@@ -44,6 +44,7 @@ pub use fd::WriteOptions;
 pub use tree::MAX_DEPTH;
 
 use fd::CHUNK;
+use live::LiveFiles;
 use path::TreePath;
 use tree::TreeFiles;
 
@@ -56,6 +57,12 @@ pub enum FilesOf<'a> {
     Sandbox(&'a str),
     /// A snapshot, by id, `NAME` or `SANDBOX:NAME` (read-only).
     Snapshot(&'a str),
+}
+
+/// A change to a running sandbox's files through its agent, with the sandbox's gate held.
+struct Live {
+    files: Arc<LiveFiles>,
+    _gate: tokio::sync::OwnedRwLockReadGuard<()>,
 }
 
 /// A file or tar stream on its way out: what it is, then its bytes in chunks. A chunk that
@@ -119,7 +126,20 @@ impl Engine {
         of: FilesOf<'_>,
         write: bool,
     ) -> Result<(Arc<TreeFiles>, Option<SandboxId>)> {
+        let (tree, sandbox, _) = self.target(account, of, write).await?;
+        Ok((tree, sandbox))
+    }
+
+    /// [`Engine::tree_of`], and for a change to a running sandbox whose kernel caches its
+    /// files (gVisor) the way through its agent, which the change must take instead.
+    async fn target(
+        &self,
+        account: &str,
+        of: FilesOf<'_>,
+        write: bool,
+    ) -> Result<(Arc<TreeFiles>, Option<SandboxId>, Option<Live>)> {
         let mut sandbox = None;
+        let mut live = None;
         let root = match of {
             FilesOf::Snapshot(reference) => {
                 let s = self.find_snapshot(account, reference).await?;
@@ -146,12 +166,15 @@ impl Engine {
                         let rt = self.runtime(r.runtime)?;
                         if !rt.shares_live_files() {
                             if write {
-                                return Err(EngineError::Conflict(format!(
-                                    "sandbox {id} is running under gVisor, whose kernel caches its files: stop it ('cairn stop {id}') to write files into it, or write them through 'cairn exec'"
-                                )));
-                            }
-                            rt.flush(id.as_str(), &r.process.env, &self.run_dir(id).join("exec"))
+                                live = Some(self.live_files(account, id).await?);
+                            } else {
+                                rt.flush(
+                                    id.as_str(),
+                                    &r.process.env,
+                                    &self.run_dir(id).join("exec"),
+                                )
                                 .await;
+                            }
                         }
                     }
                     (SandboxState::Paused, false) => {}
@@ -171,7 +194,35 @@ impl Engine {
             }
         };
         let tree = blocking(move || TreeFiles::open(&root)).await?;
-        Ok((Arc::new(tree), sandbox))
+        Ok((Arc::new(tree), sandbox, live))
+    }
+
+    /// The way to change running sandbox `id`'s files through its agent: it holds the
+    /// sandbox's gate shared, so that no snapshot or pause (which quiesce the agent) comes
+    /// halfway through the change.
+    async fn live_files(&self, account: &str, id: &SandboxId) -> Result<Live> {
+        let Some(link) = self.agent(id) else {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {id} runs under gVisor, whose kernel caches its files, and without the agent that writes them inside it: stop it ('cairn stop {id}') to write files into it, or write them through 'cairn exec'"
+            )));
+        };
+        let gate = self.gate(id).read_owned().await;
+        // A pause may have come first.
+        let now = self.find(account, id.as_str()).await?;
+        if now.state != SandboxState::Running {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {id} is {} now: resume it ('cairn resume {id}') or stop it to write files into it",
+                now.state
+            )));
+        }
+        Ok(Live {
+            files: Arc::new(LiveFiles {
+                id: id.clone(),
+                link,
+                rt: tokio::runtime::Handle::current(),
+            }),
+            _gate: gate,
+        })
     }
 
     /// What `path` is (a symlink itself, not its target).
@@ -266,12 +317,24 @@ impl Engine {
         body: impl tokio::io::AsyncRead + Send + Unpin + 'static,
     ) -> Result<FileEntry> {
         let path = TreePath::parse(path)?;
-        let (tree, id) = self
-            .tree_of(account, FilesOf::Sandbox(sandbox), true)
+        let (tree, id, live) = self
+            .target(account, FilesOf::Sandbox(sandbox), true)
             .await?;
         let _busy = id.map(|id| self.busy(&id));
         // The bridge reads the async body from the blocking thread.
         let mut body = tokio_util::io::SyncIoBridge::new(body);
+        if let Some(live) = live {
+            return blocking(move || {
+                let files = &live.files;
+                if archive {
+                    files.tar_in(&path, &mut body)?;
+                    files.stat(&path)
+                } else {
+                    files.write(&path, opts, &mut body, true)
+                }
+            })
+            .await;
+        }
         blocking(move || {
             if archive {
                 tree.tar_in(&path, &mut body)?;
@@ -293,9 +356,12 @@ impl Engine {
         mode: Option<u32>,
     ) -> Result<FileEntry> {
         let path = TreePath::parse(path)?;
-        let tree = self
-            .tree_for(account, FilesOf::Sandbox(sandbox), true)
+        let (tree, _, live) = self
+            .target(account, FilesOf::Sandbox(sandbox), true)
             .await?;
+        if let Some(live) = live {
+            return blocking(move || live.files.mkdir(&path, parents, mode.unwrap_or(0o755))).await;
+        }
         blocking(move || {
             tree.mkdir(&path, parents, mode.unwrap_or(0o755))?;
             tree.stat(&path)
@@ -312,9 +378,12 @@ impl Engine {
         recursive: bool,
     ) -> Result<()> {
         let path = TreePath::parse(path)?;
-        let tree = self
-            .tree_for(account, FilesOf::Sandbox(sandbox), true)
+        let (tree, _, live) = self
+            .target(account, FilesOf::Sandbox(sandbox), true)
             .await?;
+        if let Some(live) = live {
+            return blocking(move || live.files.remove(&path, recursive)).await;
+        }
         blocking(move || tree.remove(&path, recursive)).await
     }
 
@@ -328,9 +397,12 @@ impl Engine {
     ) -> Result<FileEntry> {
         let from = TreePath::parse(from)?;
         let to = TreePath::parse(to)?;
-        let tree = self
-            .tree_for(account, FilesOf::Sandbox(sandbox), true)
+        let (tree, _, live) = self
+            .target(account, FilesOf::Sandbox(sandbox), true)
             .await?;
+        if let Some(live) = live {
+            return blocking(move || live.files.rename(&from, &to)).await;
+        }
         blocking(move || {
             tree.rename(&from, &to)?;
             tree.stat(&to)

@@ -78,6 +78,12 @@ impl TreePath {
         }
     }
 
+    /// The path inside the tree's root, absolute (`/` for the root), as the sandbox's own
+    /// processes name it.
+    pub(crate) fn absolute(&self) -> String {
+        format!("/{}", self.parts.join("/"))
+    }
+
     /// Whether it names the root itself.
     pub(crate) fn is_root(&self) -> bool {
         self.parts.is_empty()

@@ -116,7 +116,45 @@ fn invalid() -> EngineError {
     )
 }
 
+/// The access token of sandbox `sandbox` of `account` for the E2B-compatible in-sandbox API
+/// (`envdAccessToken`): the account in hex, a dot, and the HMAC of both under the link key.
+fn envd_token(key: &[u8], account: &str, sandbox: &str) -> String {
+    let msg = format!("cairn-envd-v1\n{sandbox}\n{account}");
+    format!(
+        "{}.{}",
+        hex_of(account.as_bytes()),
+        hex_of(&hmac_sha256(key, msg.as_bytes()))
+    )
+}
+
 impl Engine {
+    /// The access token of `account`'s sandbox `sandbox` for the E2B-compatible in-sandbox
+    /// API: whoever holds it may run commands and read and write files in that sandbox.
+    pub fn sandbox_access_token(&self, account: &str, sandbox: &str) -> Result<String> {
+        let key = read_key(&self.cfg.home)?;
+        Ok(envd_token(&key, account, sandbox))
+    }
+
+    /// The account whose access token for sandbox `sandbox` `token` is; `None` when it is
+    /// not one this cairnd made.
+    pub fn sandbox_token_account(&self, sandbox: &str, token: &str) -> Option<String> {
+        let key = read_key(&self.cfg.home).ok()?;
+        let (hex, _) = token.split_once('.')?;
+        if hex.len() > 256 || hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        let account = String::from_utf8(bytes?).ok()?;
+        same(
+            envd_token(&key, &account, sandbox).as_bytes(),
+            token.as_bytes(),
+        )
+        .then_some(account)
+    }
+
     /// A link that downloads snapshot `reference` of `account` for `secs` seconds (default
     /// and most: cairnd's maximum, 1 hour unless configured).
     pub async fn snapshot_link(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cairn_agent::proto::{self, Frame, Kind, Message};
 
+use crate::files::Files;
 use crate::link::{dial, socket_path, Link};
 use crate::procs::Procs;
 
@@ -13,6 +14,7 @@ use crate::procs::Procs;
 pub fn serve() -> ! {
     let link = Arc::new(Link::new());
     let procs = Arc::new(Procs::new(Arc::clone(&link)));
+    let files = Files::default();
     let path = socket_path();
     loop {
         let stream = dial(&path);
@@ -25,21 +27,25 @@ pub fn serve() -> ! {
         }
         // Closed, broken or hostile: the connection is dropped and dialed again.
         while let Ok(Some(frame)) = proto::read_frame(&mut reader) {
-            if !dispatch(&link, &procs, frame) {
+            if !dispatch(&link, &procs, &files, frame) {
                 break;
             }
         }
+        // Files half written go: a checkpoint may follow, and cairnd has given up on them.
+        files.abandon();
         drop(reader);
         link.disconnected();
     }
 }
 
 /// Handles one frame from cairnd; false when the connection must close (a quiesce).
-fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, f: Frame) -> bool {
+fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, files: &Files, f: Frame) -> bool {
     let channel = f.channel;
     match f.kind {
         Kind::Stdin => {
-            procs.stdin(channel, f.payload);
+            if !files.data(link, channel, &f.payload) {
+                procs.stdin(channel, f.payload);
+            }
             return true;
         }
         Kind::Stdout | Kind::Stderr => return true,
@@ -79,7 +85,19 @@ fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, f: Frame) -> bool {
                 detach,
             },
         ),
-        Message::CloseStdin => procs.close_stdin(channel),
+        Message::CloseStdin => {
+            if !files.close(link, channel) {
+                procs.close_stdin(channel);
+            }
+        }
+        msg @ (Message::Stat { .. }
+        | Message::Mkdir { .. }
+        | Message::Remove { .. }
+        | Message::Rename { .. }
+        | Message::Symlink { .. }
+        | Message::HardLink { .. }
+        | Message::PutFile { .. }) => files.handle(link, channel, msg),
+        Message::Cancel => files.cancel(channel),
         Message::Resize { rows, cols } => procs.resize(channel, rows, cols),
         Message::Signal { signal } => procs.signal(channel, signal),
         Message::Ps => link.send(Frame::control(
@@ -108,6 +126,9 @@ fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, f: Frame) -> bool {
         | Message::PsReply { .. }
         | Message::Done
         | Message::Pong
+        | Message::Written { .. }
+        | Message::Entry(_)
+        | Message::FileError { .. }
         | Message::Error { .. } => {}
     }
     true

@@ -4,6 +4,7 @@
 //! `cairn-agent --version` prints its version. See docs/agent.md.
 
 mod conn;
+mod files;
 mod init;
 mod link;
 mod procs;
@@ -13,7 +14,16 @@ mod sys;
 fn main() {
     let arg = std::env::args().nth(1);
     match arg.as_deref() {
-        Some("init") => init::run(),
+        // Only as pid 1: init ends by signalling every process it can reach (kill -1), which
+        // outside a sandbox's own pid namespace would be every process of the host's user.
+        Some("init") if std::process::id() == 1 => init::run(),
+        Some("init") => {
+            eprintln!(
+                "cairn-agent: init runs only as a sandbox's pid 1 (this is pid {})",
+                std::process::id()
+            );
+            std::process::exit(2);
+        }
         Some("serve") => conn::serve(),
         Some("--version") => println!("cairn-agent {}", cairn_agent::proto::VERSION),
         None if std::process::id() == 1 => init::run(),

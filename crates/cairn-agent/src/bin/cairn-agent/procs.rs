@@ -220,7 +220,9 @@ impl Procs {
             if open.is_empty() || out.quiet_for() >= DRAIN_QUIET {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Woken as soon as a reader reaches the end of its pipe (the usual case: at once),
+            // else after a little while to look at the quiet again.
+            let _ = open[0].recv_timeout(Duration::from_millis(5));
         }
         let (code, signal) = match status {
             Ok(s) => (s.code(), s.signal()),

@@ -66,6 +66,7 @@ pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
         workdir: a.workdir,
         timeout_secs: a.timeout,
         detach: a.detach,
+        started_event: false,
     };
     let path = format!("/v1/sandboxes/{}/exec", crate::enc(&a.sandbox));
     let resp = client

@@ -30,7 +30,7 @@ const EXAMPLES: &str = "Examples:
   ID=$(cairn up --image base)
   cairn exec $ID -- sh -c 'echo hi; exit 3'; echo $?      # prints hi, then 3
   cairn exec $ID 'ls / | wc -l'
-  cairn cp ./src $ID:/root/src                               # files in (stopped, or runc) and out: cairn cp $ID:/root/out .
+  cairn cp ./src $ID:/root/src                               # files in, and out: cairn cp $ID:/root/out .
   WEB=$(cairn up --image base --publish 8080:80)             # nat network, port 80 on 127.0.0.1:8080
   cairn ls --json | jq -r '.[].id'
   cairn snapshot create $ID --name baseline

@@ -1,0 +1,164 @@
+"""The unmodified e2b Python SDK (pinned in scripts/setup.sh) against a real cairnd.
+
+Run by crates/cairn/tests/e2b.rs, which starts cairnd with a TCP listener and sets
+E2B_API_URL, E2B_SANDBOX_URL, E2B_API_KEY (a Cairn token) and CAIRN_OTHER_KEY (another
+account's token). Each check says what it expected.
+"""
+
+import os
+import sys
+import time
+
+import httpx
+from e2b import (
+    AuthenticationException,
+    CommandExitException,
+    FileNotFoundException,
+    Sandbox,
+    SandboxException,
+    SandboxNotFoundException,
+)
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+sbx = Sandbox.create(template="base")
+check(sbx.sandbox_id.startswith("sbx-"), f"create answers a Cairn sandbox id ({sbx.sandbox_id})")
+
+r = sbx.commands.run("echo hello; echo oops >&2")
+check(r.exit_code == 0, "commands.run exits 0")
+check(r.stdout == "hello\n", f"stdout streams back ({r.stdout!r})")
+check(r.stderr == "oops\n", f"stderr streams back ({r.stderr!r})")
+
+try:
+    sbx.commands.run("echo partial; exit 3")
+    check(False, "a failing command raises CommandExitException")
+except CommandExitException as e:
+    check(e.exit_code == 3, f"the exit code comes back ({e.exit_code})")
+    check(e.stdout == "partial\n", f"with its output ({e.stdout!r})")
+
+r = sbx.commands.run("echo $GREETING; pwd", envs={"GREETING": "bonjour"}, cwd="/tmp")
+check(r.stdout == "bonjour\n/tmp\n", f"envs and cwd are the command's ({r.stdout!r})")
+
+sbx.files.write("/root/hello.txt", "hi there\n")
+check(sbx.files.read("/root/hello.txt") == "hi there\n", "files.write then files.read")
+check(
+    sbx.commands.run("cat /root/hello.txt").stdout == "hi there\n",
+    "a written file is there for commands (gVisor: written through the agent)",
+)
+sbx.files.write("/root/bytes.bin", b"\x00\x01\x02")
+check(sbx.files.read("/root/bytes.bin", format="bytes") == b"\x00\x01\x02", "bytes round-trip")
+
+check(sbx.files.make_dir("/root/d/e"), "make_dir makes a directory (and its parents)")
+check(not sbx.files.make_dir("/root/d/e"), "make_dir says False when it is there")
+check(sbx.files.exists("/root/d/e"), "exists: yes")
+check(not sbx.files.exists("/root/nope"), "exists: no")
+sbx.files.write("/root/d/e/f.txt", "deep")
+names = sorted(e.name for e in sbx.files.list("/root/d/e"))
+check(names == ["f.txt"], f"list shows the directory's entries ({names})")
+deep = sorted(e.path for e in sbx.files.list("/root/d", depth=2))
+check(deep == ["/root/d/e", "/root/d/e/f.txt"], f"list with depth 2 ({deep})")
+info = sbx.files.get_info("/root/d/e/f.txt")
+check(info.size == 4 and info.type.value == "file", f"get_info ({info})")
+sbx.files.rename("/root/d/e/f.txt", "/root/g.txt")
+check(sbx.files.read("/root/g.txt") == "deep", "rename moves the file")
+sbx.files.remove("/root/d")
+check(not sbx.files.exists("/root/d"), "remove takes a directory with what is in it")
+try:
+    sbx.files.read("/root/d/e/f.txt")
+    check(False, "reading a missing file raises")
+except FileNotFoundException:
+    check(True, "reading a missing file raises FileNotFoundException")
+
+bg = sbx.commands.run("sleep 300", background=True)
+check(bg.pid > 1, f"a background command has its pid ({bg.pid})")
+listed = [p.pid for p in sbx.commands.list()]
+check(bg.pid in listed, f"commands.list shows it ({listed})")
+check(sbx.commands.kill(bg.pid), "commands.kill")
+try:
+    bg.wait()
+    check(False, "a killed command does not exit 0")
+except CommandExitException as e:
+    check(e.exit_code == 137, f"a killed command ends with 137 ({e.exit_code})")
+check(not sbx.commands.kill(99999), "killing a missing process says False")
+
+# A background process and a file survive pause and connect (Cairn pauses with a snapshot of
+# the processes); a snapshot is a template; fork makes independent copies.
+sbx.commands.run(
+    "sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done' >/dev/null 2>&1 &"
+)
+sbx.files.write("/root/kept.txt", "kept")
+time.sleep(0.5)
+check(sbx.pause() is not False, "pause")
+check(Sandbox.get_info(sbx.sandbox_id).state.value == "paused", "paused")
+check(sbx.pause() is False, "pausing a paused sandbox says False (409)")
+sbx.connect()
+check(Sandbox.get_info(sbx.sandbox_id).state.value == "running", "connect resumes it")
+
+
+def count(s):
+    return int(s.commands.run("cat /tmp/count").stdout)
+
+
+first = count(sbx)
+time.sleep(0.5)
+check(count(sbx) > first, "the background process counts on after connect")
+check(sbx.files.read("/root/kept.txt") == "kept", "and the file is there")
+
+snap = sbx.create_snapshot()
+check(snap.snapshot_id.startswith("snap-"), f"create_snapshot ({snap.snapshot_id})")
+copy = Sandbox.create(template=snap.snapshot_id)
+check(copy.files.read("/root/kept.txt") == "kept", "a sandbox from the snapshot has its files")
+first = count(copy)
+time.sleep(0.5)
+check(count(copy) > first, "and its processes")
+copy.kill()
+
+forks = sbx.fork(count=3)
+check(len(forks) == 3, f"fork(count=3) answers 3 ({forks})")
+check(all(isinstance(f, Sandbox) for f in forks), f"all made ({forks})")
+check(len({f.sandbox_id for f in forks} | {sbx.sandbox_id}) == 4, "each its own sandbox")
+forks[0].files.write("/root/kept.txt", "changed")
+check(forks[1].files.read("/root/kept.txt") == "kept", "forks are independent")
+check(sbx.files.read("/root/kept.txt") == "kept", "and the source too")
+for f in forks:
+    f.kill()
+
+# The access token is the sandbox's own: another sandbox's, or none, is refused.
+url = os.environ["E2B_SANDBOX_URL"]
+other = Sandbox.create(template="base")
+resp = httpx.get(
+    f"{url}/files",
+    params={"path": "/root/hello.txt"},
+    headers={"E2b-Sandbox-Id": sbx.sandbox_id, "X-Access-Token": other._envd_access_token},
+)
+check(resp.status_code == 401, f"another sandbox's access token is refused ({resp.status_code})")
+other.kill()
+
+# Another account's key neither sees nor reaches the sandbox.
+info = Sandbox.get_info(sbx.sandbox_id)
+check(info.sandbox_id == sbx.sandbox_id and info.state.value == "running", "get_info")
+try:
+    Sandbox.get_info(sbx.sandbox_id, api_key=os.environ["CAIRN_OTHER_KEY"])
+    check(False, "another account cannot see the sandbox")
+except SandboxNotFoundException as e:
+    check(True, f"another account gets 'not found' ({e})")
+
+try:
+    Sandbox.create(template="base", api_key="ck_not_a_key")
+    check(False, "a wrong API key is refused")
+except AuthenticationException:
+    check(True, "a wrong API key raises AuthenticationException")
+
+check(sbx.kill(), "kill")
+try:
+    sbx.commands.run("true")
+    check(False, "a killed sandbox runs nothing")
+except SandboxException:
+    check(True, "a killed sandbox runs nothing")
+print("all passed")
