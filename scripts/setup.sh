@@ -5,7 +5,8 @@
 # networking), iputils-ping (the tests ping without privileges from a sandbox's
 # namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
 # (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) and JS SDK (npm,
-# in /opt/cairn-e2b-js) for the E2B API's tests; then builds Cairn.
+# in /opt/cairn-e2b-js) for the E2B API's tests; moto's S3 server (PyPI, in /opt/cairn-moto)
+# for the remote tier's tests; then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -31,6 +32,23 @@ if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 20
   apt-get install -y -qq -t bookworm-backports runsc >/dev/null
 fi
 "$(dirname "$0")/install-criu.sh"
+# The remote tier's tests run against a real S3-compatible server: moto's, from PyPI,
+# pinned with all it pulls in (scripts/moto-requirements.txt), in a venv of its own (apart
+# from the E2B SDK's, whose pins it must not move).
+moto_version() { "$1" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null; }
+have_moto() {
+  command -v moto_server >/dev/null 2>&1 || return 1
+  for py in /opt/cairn-moto/bin/python3 python3; do
+    [ "$(moto_version "$py")" = 5.2.1 ] && return 0
+  done
+  return 1
+}
+if ! have_moto; then
+  install python3-venv
+  [ -x /opt/cairn-moto/bin/pip ] || python3 -m venv /opt/cairn-moto
+  /opt/cairn-moto/bin/pip install -q --disable-pip-version-check -r "$(dirname "$0")/moto-requirements.txt"
+  ln -sf /opt/cairn-moto/bin/moto_server /usr/local/bin/moto_server
+fi
 modprobe loop 2>/dev/null || true
 modprobe btrfs 2>/dev/null || true
 # The E2B tests drive cairnd with the unmodified e2b Python SDK from PyPI, pinned with all it

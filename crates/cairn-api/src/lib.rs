@@ -15,6 +15,7 @@ mod json;
 mod network;
 mod openapi;
 mod processes;
+mod remote;
 pub mod serve;
 mod share;
 mod snapshots;
@@ -88,6 +89,9 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/snapshots/{id}/archive", get(share::export))
         .route("/v1/snapshots/{id}/link", post(share::link))
         .route("/v1/links/{token}", get(share::download))
+        .route("/v1/snapshots/{id}/push", post(remote::push))
+        .route("/v1/remote/snapshots", get(remote::list))
+        .route("/v1/remote/snapshots/{id}/pull", post(remote::pull))
         .route(
             "/v1/snapshots/{id}",
             get(snapshots::inspect).delete(snapshots::delete),

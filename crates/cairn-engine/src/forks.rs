@@ -44,7 +44,7 @@ impl Engine {
                 "invalid count {count}: give 1 to {MAX_FORKS} forks"
             )));
         }
-        let snap = self.ready_snapshot(account, snapshot).await?;
+        let snap = self.ready_or_pulled(account, snapshot).await?;
         let names = fork_names(req.name.as_deref(), count)?;
         for name in names.iter().flatten() {
             let (who, n) = (account.to_string(), name.clone());

@@ -26,6 +26,7 @@ mod operations;
 mod pause;
 mod plan;
 mod recovery;
+mod remote;
 mod restore;
 mod sandboxes;
 mod share;
@@ -56,6 +57,7 @@ pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use plan::CreateSandbox;
+pub use remote::RemoteConfig;
 pub use share::{ArchiveFormat, ArchiveStream, SnapshotLink, DEFAULT_LINK_SECS};
 pub use snapshots::SnapshotLimits;
 pub use tokens::Token;
@@ -110,6 +112,8 @@ pub struct EngineConfig {
     pub link_base: Option<String>,
     /// The longest life of a download link, in seconds (default 1 hour).
     pub max_link_secs: u64,
+    /// The remote store snapshots are pushed to and pulled from; `None`: no remote tier.
+    pub remote: Option<RemoteConfig>,
 }
 
 impl EngineConfig {
@@ -137,6 +141,7 @@ impl EngineConfig {
             agent: None,
             link_base: None,
             max_link_secs: share::DEFAULT_LINK_SECS,
+            remote: None,
         }
     }
 }
@@ -186,6 +191,8 @@ pub struct Engine {
     agent_binary: std::result::Result<PathBuf, String>,
     /// The link to each sandbox's agent.
     agents: Mutex<HashMap<SandboxId, Arc<agent::Link>>>,
+    /// The remote store (`cairnd --remote`), checked at start.
+    remote: Option<Arc<remote::Remote>>,
 }
 
 impl Engine {
@@ -195,8 +202,10 @@ impl Engine {
     /// The btrfs pool (with its disk limits) and the runtimes' programs are made here; the
     /// rest is [`Engine::open_with`]'s.
     pub async fn open(cfg: EngineConfig, db: Arc<Db>) -> Result<Arc<Engine>> {
-        // A bad bridge or subnet is refused before the pool is made.
+        // A bad bridge or subnet, or a remote that does not answer, is refused before the
+        // pool is made.
         net_config(&cfg).validate()?;
+        let remote = connect_remote(&cfg).await?;
         let pool = Pool::open_or_create(PoolConfig {
             home: cfg.home.clone(),
             image_size_bytes: cfg.pool_size_bytes,
@@ -213,7 +222,7 @@ impl Engine {
             tracing::warn!("disk limits are off (--no-disk-quota): any sandbox can fill the pool");
         }
         let runtimes = cairn_runtime::runtimes(&cfg.runsc, &cfg.runc, &cfg.home.join("run"));
-        Self::open_with(cfg, db, Arc::new(storage), runtimes).await
+        Self::open_inner(cfg, db, Arc::new(storage), runtimes, remote).await
     }
 
     /// Opens an engine on the storage and runtimes given, then recovers from whatever a
@@ -229,6 +238,17 @@ impl Engine {
         db: Arc<Db>,
         storage: Arc<dyn Storage>,
         runtimes: Vec<Arc<dyn Runtime>>,
+    ) -> Result<Arc<Engine>> {
+        let remote = connect_remote(&cfg).await?;
+        Self::open_inner(cfg, db, storage, runtimes, remote).await
+    }
+
+    async fn open_inner(
+        cfg: EngineConfig,
+        db: Arc<Db>,
+        storage: Arc<dyn Storage>,
+        runtimes: Vec<Arc<dyn Runtime>>,
+        remote: Option<Arc<remote::Remote>>,
     ) -> Result<Arc<Engine>> {
         let home = &cfg.home;
         let net = cairn_net::Network::new(net_config(&cfg))?;
@@ -265,6 +285,7 @@ impl Engine {
             );
         }
         let engine = Arc::new_cyclic(|me| Engine {
+            remote,
             agent_binary,
             agents: Mutex::new(HashMap::new()),
             cfg,
@@ -389,6 +410,14 @@ fn net_config(cfg: &EngineConfig) -> cairn_net::NetConfig {
 
 /// Test hook for crash-safety tests: when `CAIRN_CRASH_AT` names this
 /// point, the daemon dies on the spot (as with `kill -9`).
+/// The remote store of `cfg`, connected and checked; `None` without one.
+async fn connect_remote(cfg: &EngineConfig) -> Result<Option<Arc<remote::Remote>>> {
+    match &cfg.remote {
+        Some(rc) => Ok(Some(Arc::new(remote::Remote::connect(rc).await?))),
+        None => Ok(None),
+    }
+}
+
 pub(crate) fn crash_point(name: &str) {
     if std::env::var("CAIRN_CRASH_AT").is_ok_and(|v| v == name) {
         tracing::error!(point = name, "CAIRN_CRASH_AT reached: aborting");

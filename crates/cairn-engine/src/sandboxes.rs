@@ -114,7 +114,7 @@ impl Engine {
                         "give either an image or from_snapshot, not both: a fork uses its snapshot's image".into(),
                     ));
                 }
-                let snap = self.ready_snapshot(account, snap).await?;
+                let snap = self.ready_or_pulled(account, snap).await?;
                 let image_id = snap.image_id.clone();
                 let image = self.db(move |db| db.image(&image_id)).await?;
                 let image = image.ok_or_else(|| {

@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 mod dir_storage;
 mod fake_runtime;
 mod http;
+mod moto;
 pub use dir_storage::DirStorage;
 pub use fake_runtime::{Failure, FakeRuntime, FAKE_CHECKPOINT};
 pub use http::{assert_error, PrivateNet, Via};
+pub use moto::{Moto, MOTO_VERSION};
 
 /// Panics with install instructions unless the test prerequisites are present.
 pub fn require_prerequisites() {
@@ -230,6 +232,17 @@ impl Daemon {
 
     /// Starts cairnd with extra command-line arguments.
     pub fn start_opts(cairnd: &str, cairn: &str, tcp: bool, args: &[&str]) -> Daemon {
+        Self::start_env(cairnd, cairn, tcp, args, &[])
+    }
+
+    /// Starts cairnd with extra command-line arguments and environment variables.
+    pub fn start_env(
+        cairnd: &str,
+        cairn: &str,
+        tcp: bool,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Daemon {
         require_prerequisites();
         let tmp = tempfile::Builder::new()
             .prefix("cairn-test-home-")
@@ -251,7 +264,7 @@ impl Daemon {
             cairn: cairn.into(),
             tcp,
             args: args.iter().map(|a| a.to_string()).collect(),
-            env: Vec::new(),
+            env: env.to_vec(),
         };
         d.launch();
         d

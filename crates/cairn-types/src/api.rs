@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::remote::{PushInfo, RemoteSnapshotInfo};
 use crate::{NetworkMode, PauseReason, RuntimeKind, SandboxState, SnapshotState};
 
 /// Every error the API returns: `{ "error": { "code", "message" } }`.

@@ -8,6 +8,7 @@ pub mod api;
 mod error_code;
 mod ids;
 mod names;
+pub mod remote;
 mod sandbox;
 mod size;
 mod state;

@@ -7,12 +7,13 @@
 //! archive).
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use cairn_storage::Tree;
-use cairn_types::SnapshotState;
+use cairn_storage::{Manifest, Tree};
+use cairn_types::{SnapshotId, SnapshotState};
 
 use super::archive::{
     ArchiveDoc, ArchiveFormat, Checksums, DeclaredSizes, HashingWriter, CHECKPOINT,
@@ -58,19 +59,93 @@ impl Write for ChannelWriter {
     }
 }
 
+/// What an archive of one snapshot is made of, read before its stream starts (also what
+/// a push chunks: the same stream, uncompressed).
+pub(crate) struct ArchiveSource {
+    /// The snapshot.
+    pub(crate) id: SnapshotId,
+    manifest: Manifest,
+    image_name: String,
+    disk_bytes: Option<u64>,
+    rootfs: PathBuf,
+    checkpoint: Option<PathBuf>,
+}
+
+impl ArchiveSource {
+    /// The first document: the manifest, the image's name and the trees' sizes (it
+    /// measures them: call it on a blocking thread).
+    pub(crate) fn doc(&self) -> io::Result<(ArchiveDoc, Vec<u8>)> {
+        let rs = cairn_images::measure_tree(&self.rootfs)?;
+        let cs = match &self.checkpoint {
+            Some(dir) => cairn_images::measure_tree(dir)?,
+            None => Default::default(),
+        };
+        let doc = ArchiveDoc {
+            format: ArchiveDoc::FORMAT.into(),
+            version: ArchiveDoc::VERSION,
+            cairn_version: env!("CARGO_PKG_VERSION").into(),
+            manifest: self.manifest.clone(),
+            image_name: self.image_name.clone(),
+            disk_bytes: self.disk_bytes,
+            sizes: DeclaredSizes {
+                rootfs_entries: rs.entries,
+                rootfs_bytes: rs.data_bytes,
+                checkpoint_entries: cs.entries,
+                checkpoint_bytes: cs.data_bytes,
+            },
+        };
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(io::Error::other)?;
+        Ok((doc, bytes))
+    }
+
+    /// Writes the uncompressed archive stream (`doc` first, the tree, the checkpoint,
+    /// the checksums last) into `out` and gives it back with the bytes checksummed.
+    /// `still_there` is asked before the last entry: when it says no, the stream ends
+    /// with an error instead, never as a complete archive.
+    pub(crate) fn write_tar<W: Write>(
+        &self,
+        doc: &[u8],
+        out: W,
+        still_there: impl Fn() -> bool,
+    ) -> io::Result<(W, u64)> {
+        let mut tar = tar::Builder::new(HashingWriter::new(out));
+        append_doc(&mut tar, DOC_ENTRY, doc)?;
+        cairn_images::write_tree(&mut tar, &self.rootfs, ROOTFS)?;
+        if let Some(dir) = &self.checkpoint {
+            cairn_images::write_tree(&mut tar, dir, CHECKPOINT)?;
+        }
+        // Deleted while it streamed: no complete archive leaves.
+        if !still_there() {
+            return Err(io::Error::other(
+                "the snapshot was deleted while it was exported",
+            ));
+        }
+        let (archive, archive_bytes) = tar.get_ref().sum();
+        let sums = Checksums {
+            algorithm: "blake3".into(),
+            manifest: blake3::hash(doc).to_hex().to_string(),
+            archive,
+            archive_bytes,
+        };
+        let sums = serde_json::to_vec_pretty(&sums).map_err(io::Error::other)?;
+        append_doc(&mut tar, CHECKSUMS_ENTRY, &sums)?;
+        Ok((tar.into_inner()?.into_inner(), archive_bytes))
+    }
+}
+
 impl Engine {
-    /// Streams snapshot `reference` of `account` as an archive; refuses one that is not
-    /// ready (409).
-    pub async fn export_snapshot(
-        self: &Arc<Self>,
+    /// The parts of ready snapshot `reference` of `account`; 409 when it is not ready
+    /// (`verb` says what was refused: "exported").
+    pub(crate) async fn archive_source(
+        &self,
         account: &str,
         reference: &str,
-        format: ArchiveFormat,
-    ) -> Result<ArchiveStream> {
+        verb: &str,
+    ) -> Result<ArchiveSource> {
         let snap = self.find_snapshot(account, reference).await?;
         if snap.state != SnapshotState::Ready {
             return Err(EngineError::Conflict(format!(
-                "snapshot {} is {}: only a ready snapshot can be exported",
+                "snapshot {} is {}: only a ready snapshot can be {verb}",
                 snap.id, snap.state
             )));
         }
@@ -82,43 +157,45 @@ impl Engine {
             .await
             .map_err(|e| EngineError::failed("the manifest's reading task ended abnormally", e))?
             .map_err(|e| EngineError::failed("cannot read the manifest", e))?;
-        let rootfs = self.storage.path(&Tree::snapshot(&snap.id));
-        let checkpoint = snap.stateful.then(|| self.snapshot_checkpoint(&snap.id));
+        Ok(ArchiveSource {
+            rootfs: self.storage.path(&Tree::snapshot(&snap.id)),
+            checkpoint: snap.stateful.then(|| self.snapshot_checkpoint(&snap.id)),
+            id: snap.id,
+            manifest,
+            image_name,
+            disk_bytes,
+        })
+    }
+
+    /// Whether snapshot `id` is still there and ready (asked from a blocking thread
+    /// before an archive's last entry).
+    pub(crate) fn still_ready(&self, handle: &tokio::runtime::Handle, id: &SnapshotId) -> bool {
+        let row = id.clone();
+        handle
+            .block_on(self.db(move |db| db.snapshot(&row)))
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.state == SnapshotState::Ready)
+    }
+
+    /// Streams snapshot `reference` of `account` as an archive; refuses one that is not
+    /// ready (409).
+    pub async fn export_snapshot(
+        self: &Arc<Self>,
+        account: &str,
+        reference: &str,
+        format: ArchiveFormat,
+    ) -> Result<ArchiveStream> {
+        let src = self.archive_source(account, reference, "exported").await?;
         let (tx, rx) = mpsc::channel(8);
         let engine = Arc::clone(self);
         let handle = tokio::runtime::Handle::current();
-        let id = snap.id.clone();
+        let id = src.id.clone();
         tokio::task::spawn_blocking(move || {
             let err_tx = tx.clone();
-            let still_there = || {
-                let row = id.clone();
-                handle
-                    .block_on(engine.db(move |db| db.snapshot(&row)))
-                    .ok()
-                    .flatten()
-                    .is_some_and(|s| s.state == SnapshotState::Ready)
-            };
+            let still_there = || engine.still_ready(&handle, &id);
             let write = || -> io::Result<u64> {
-                let rs = cairn_images::measure_tree(&rootfs)?;
-                let cs = match &checkpoint {
-                    Some(dir) => cairn_images::measure_tree(dir)?,
-                    None => Default::default(),
-                };
-                let doc = ArchiveDoc {
-                    format: ArchiveDoc::FORMAT.into(),
-                    version: ArchiveDoc::VERSION,
-                    cairn_version: env!("CARGO_PKG_VERSION").into(),
-                    manifest,
-                    image_name,
-                    disk_bytes,
-                    sizes: DeclaredSizes {
-                        rootfs_entries: rs.entries,
-                        rootfs_bytes: rs.data_bytes,
-                        checkpoint_entries: cs.entries,
-                        checkpoint_bytes: cs.data_bytes,
-                    },
-                };
-                let doc = serde_json::to_vec_pretty(&doc).map_err(io::Error::other)?;
+                let (_, doc) = src.doc()?;
                 let out = ChannelWriter {
                     tx,
                     buf: Vec::with_capacity(CHUNK),
@@ -140,29 +217,9 @@ impl Engine {
                             tx: ptx,
                             buf: Vec::with_capacity(CHUNK),
                         };
-                        let mut tar = tar::Builder::new(HashingWriter::new(pipe));
-                        append_doc(&mut tar, DOC_ENTRY, &doc)?;
-                        cairn_images::write_tree(&mut tar, &rootfs, ROOTFS)?;
-                        if let Some(dir) = &checkpoint {
-                            cairn_images::write_tree(&mut tar, dir, CHECKPOINT)?;
-                        }
-                        // Deleted while it streamed: no complete archive leaves.
-                        if !still_there() {
-                            return Err(io::Error::other(
-                                "the snapshot was deleted while it was exported",
-                            ));
-                        }
-                        let (archive, archive_bytes) = tar.get_ref().sum();
-                        let sums = Checksums {
-                            algorithm: "blake3".into(),
-                            manifest: blake3::hash(&doc).to_hex().to_string(),
-                            archive,
-                            archive_bytes,
-                        };
-                        let sums = serde_json::to_vec_pretty(&sums).map_err(io::Error::other)?;
-                        append_doc(&mut tar, CHECKSUMS_ENTRY, &sums)?;
-                        tar.into_inner()?.into_inner().finish()?;
-                        Ok(archive_bytes)
+                        let (pipe, archive_bytes) = src.write_tar(&doc, pipe, still_there)?;
+                        pipe.finish()?;
+                        Ok::<u64, io::Error>(archive_bytes)
                     })();
                     let compressed = worker
                         .join()

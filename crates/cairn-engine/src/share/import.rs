@@ -6,6 +6,9 @@
 //! States: a snapshot directory (swept as an orphan by recovery if cairnd dies before
 //! the row exists), then the row `uploading` (recovery removes it and its files), then
 //! `ready`. Any refusal removes everything it made: row, files, the image it brought.
+//!
+//! A remote pull (`remote::pull`) feeds the same path with the uncompressed stream it
+//! rebuilds from verified chunks, so a pulled snapshot passes every check an upload does.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::{Arc, PoisonError};
@@ -126,8 +129,21 @@ impl Engine {
             }
         });
         let (account, name) = (account.to_string(), name.map(str::to_string));
+        self.import_stream(account, name, rx, SnapshotId::generate())
+            .await
+    }
+
+    /// Imports the uncompressed or compressed archive stream whose chunks arrive on `rx`
+    /// as snapshot `id` of `account` (an error item cuts the stream short: the import is
+    /// refused and leaves nothing). Shared by uploads and remote pulls.
+    pub(crate) async fn import_stream(
+        self: &Arc<Self>,
+        account: String,
+        name: Option<String>,
+        rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+        id: SnapshotId,
+    ) -> Result<SnapshotInfo> {
         self.run_to_end(move |engine| async move {
-            let id = SnapshotId::generate();
             let handle = tokio::runtime::Handle::current();
             let reader = ChannelReader {
                 rx,
@@ -225,6 +241,10 @@ impl Engine {
                     .map_err(|e| bad(format!("it is not zstd ({e})")))?,
             ),
             [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+            // Uncompressed: a tar stream starting with its first document (a remote pull).
+            h if h.starts_with(DOC_ENTRY.as_bytes()) && h.get(DOC_ENTRY.len()) == Some(&0) => {
+                Box::new(input)
+            }
             _ => {
                 return Err(bad(
                     "it is not a snapshot archive (.tar.zst or .tar.gz, as 'cairn snapshot export' writes)",

@@ -15,6 +15,7 @@ mod export;
 mod import;
 mod links;
 
+pub(crate) use archive::ArchiveDoc;
 pub use archive::ArchiveFormat;
 pub use export::ArchiveStream;
 pub(crate) use links::ensure_key;

@@ -218,6 +218,26 @@ pub fn snapshots(list: &[SnapshotInfo], with_sandbox: bool) {
     println!("{t}");
 }
 
+/// The remote catalog (`cairn snapshot list --remote`).
+pub fn remote_snapshots(list: &[cairn_types::api::RemoteSnapshotInfo]) {
+    let mut t = table(&[
+        "ID", "NAME", "RUNTIME", "STATEFUL", "SIZE", "CREATED", "PUSHED", "HERE",
+    ]);
+    for s in list {
+        t.add_row(vec![
+            s.id.clone(),
+            s.name.clone(),
+            s.runtime.to_string(),
+            if s.stateful { "yes" } else { "no" }.to_string(),
+            format_bytes(s.size_bytes),
+            age(s.created_at),
+            age(s.pushed_at),
+            if s.local { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    println!("{t}");
+}
+
 pub fn snapshot(s: &SnapshotInfo) {
     let mut t = table(&["FIELD", "VALUE"]);
     let rows = [

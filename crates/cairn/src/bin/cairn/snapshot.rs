@@ -7,7 +7,9 @@ use serde_json::json;
 
 use std::io::IsTerminal;
 
-use cairn_types::api::{DiffEntry, ForkBatch, SandboxInfo, SnapshotInfo};
+use cairn_types::api::{
+    DiffEntry, ForkBatch, PushInfo, RemoteSnapshotInfo, SandboxInfo, SnapshotInfo,
+};
 
 use crate::client::{CliError, Client};
 use crate::{enc, output, spinner};
@@ -34,7 +36,7 @@ pub enum SnapshotCommand {
     /// out unless --all, so the last entry is your latest usable snapshot. BY says who took
     /// each: you (user) or a pause (auto).
     #[command(
-        after_help = "Examples:\n  cairn snapshot list sbx-7f3a9c2e\n  cairn snapshot list sbx-7f3a9c2e --json | jq -r '.[-1].id'   # your latest ready snapshot\n  cairn snapshot list builder --all                           # also automatic and failed ones (with their error)\n  cairn snapshot list                                         # every sandbox's"
+        after_help = "Examples:\n  cairn snapshot list sbx-7f3a9c2e\n  cairn snapshot list sbx-7f3a9c2e --json | jq -r '.[-1].id'   # your latest ready snapshot\n  cairn snapshot list builder --all                           # also automatic and failed ones (with their error)\n  cairn snapshot list                                         # every sandbox's\n  cairn snapshot list --remote                                # the ones you pushed to cairnd's remote store"
     )]
     List {
         /// Sandbox id or name (a destroyed sandbox's id or the name it had) [default: all of yours].
@@ -42,6 +44,27 @@ pub enum SnapshotCommand {
         /// Also automatic, failed, in-progress and deleted snapshots.
         #[arg(long)]
         all: bool,
+        /// The snapshots your account pushed to the remote store (cairnd --remote), from any host.
+        #[arg(long, conflicts_with_all = ["sandbox", "all"])]
+        remote: bool,
+    },
+    /// Push a ready snapshot to cairnd's remote store (cairnd --remote s3://…): only the
+    /// chunks the store lacks are uploaded. Any host on that store can then fork it by id.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot push baseline\n  cairn snapshot push snap-1b2c3d4e --json     # chunks and bytes uploaded\n  cairn fork snap-1b2c3d4e                      # on another host: pulls it, then forks"
+    )]
+    Push {
+        /// Snapshot: id, NAME or SANDBOX:NAME.
+        snapshot: String,
+    },
+    /// Bring a snapshot your account pushed into this host (same id), without forking it.
+    /// 'cairn fork' and 'cairn up --from-snapshot' pull by themselves.
+    #[command(
+        after_help = "Examples:\n  cairn snapshot pull snap-1b2c3d4e\n  cairn snapshot pull baseline                   # by name, when one pushed snapshot has it\n  cairn snapshot list --remote --json | jq -r '.[].id'"
+    )]
+    Pull {
+        /// Pushed snapshot: id, or NAME.
+        snapshot: String,
     },
     /// Show a snapshot's manifest: parent, source sandbox, image, runtime, sizes.
     #[command(
@@ -174,7 +197,51 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             pb.finish_and_clear();
             output::show(json, &res?, |s| println!("{}", s.id))?;
         }
-        SnapshotCommand::List { sandbox, all } => {
+        SnapshotCommand::List { remote: true, .. } => {
+            let list: Vec<RemoteSnapshotInfo> = client
+                .json(Method::GET, "/v1/remote/snapshots", None)
+                .await?;
+            output::show(json, &list, |l| output::remote_snapshots(l))?;
+        }
+        SnapshotCommand::Push { snapshot } => {
+            let pb = spinner(&format!("pushing {snapshot}"));
+            let res: Result<PushInfo> = client
+                .json(
+                    Method::POST,
+                    &format!("/v1/snapshots/{}/push", enc(&snapshot)),
+                    None,
+                )
+                .await;
+            pb.finish_and_clear();
+            output::show(json, &res?, |p| {
+                if p.already_pushed {
+                    println!("{} (pushed already: nothing uploaded)", p.snapshot);
+                } else {
+                    println!(
+                        "{} ({} chunks, {} uploaded: {} of {}, in {:.1}s)",
+                        p.snapshot,
+                        p.chunks,
+                        p.uploaded_chunks,
+                        cairn_types::format_bytes(p.uploaded_bytes),
+                        cairn_types::format_bytes(p.bytes),
+                        p.seconds
+                    );
+                }
+            })?;
+        }
+        SnapshotCommand::Pull { snapshot } => {
+            let pb = spinner(&format!("pulling {snapshot}"));
+            let res: Result<SnapshotInfo> = client
+                .json(
+                    Method::POST,
+                    &format!("/v1/remote/snapshots/{}/pull", enc(&snapshot)),
+                    None,
+                )
+                .await;
+            pb.finish_and_clear();
+            output::show(json, &res?, |s| println!("{}", s.id))?;
+        }
+        SnapshotCommand::List { sandbox, all, .. } => {
             let mut path = match &sandbox {
                 None => "/v1/snapshots".to_string(),
                 Some(s) => format!("/v1/sandboxes/{}/snapshots", enc(s)),

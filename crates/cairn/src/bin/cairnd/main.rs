@@ -25,6 +25,8 @@ const EXAMPLES: &str = "Examples:
                                            # many clients, each with few connections
   cairnd --default-disk 5G --max-disk 50G --pool-reserve 2G   # disk limits and the pool's reserve
   cairnd --idle-release-memory             # idle-paused sandboxes keep their memory on disk
+  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cairnd --remote s3://team-bucket/cairn
+                                           # snapshot push/pull; forks pull what this host lacks
   cairnd token create --account alice      # prints a new ck_… token for alice
   cairnd token ls                          # token ids, accounts, roles, expiry
   cairnd token revoke tok-1a2b3c4d         # 401 for it from now on";
@@ -50,6 +52,16 @@ struct Args {
     /// The longest life of a signed download link (90s, 30m, 1h…); also their default.
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     max_link_expiry: String,
+    /// The remote store snapshots are pushed to and pulled from (`cairn snapshot push`,
+    /// forks of snapshots this host lacks): an S3 bucket and key prefix. Credentials come
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (region: AWS_REGION, default
+    /// us-east-1). Checked at start.
+    #[arg(long, env = "CAIRN_REMOTE", value_name = "s3://BUCKET/PREFIX")]
+    remote: Option<String>,
+    /// The S3-compatible endpoint of --remote (MinIO, Ceph, moto…) [default:
+    /// AWS_ENDPOINT_URL, or AWS].
+    #[arg(long, value_name = "URL", requires = "remote")]
+    remote_endpoint: Option<String>,
     /// Size of the btrfs pool image, when the data directory is not on btrfs.
     #[arg(long, default_value = "20G", value_name = "SIZE")]
     pool_size: String,
@@ -310,6 +322,10 @@ async fn run(args: Args) -> Result<()> {
         (None, Some(addr)) => Some(format!("http://{addr}")),
         (None, None) => None,
     };
+    cfg.remote = args.remote.clone().map(|url| cairn_engine::RemoteConfig {
+        url,
+        endpoint: args.remote_endpoint.clone(),
+    });
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;

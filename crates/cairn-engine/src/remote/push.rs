@@ -1,0 +1,171 @@
+//! Push: a ready snapshot's archive stream, cut into chunks on a blocking thread while
+//! the async side uploads the ones the store lacks (a few at a time), then its recipe,
+//! written last through a temporary key. A recipe already there means the snapshot was
+//! pushed whole before (snapshots never change): nothing is read or uploaded again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, PutPayload};
+use tokio::sync::mpsc;
+
+use cairn_types::api::PushInfo;
+
+use super::chunker::{Chunk, Chunker};
+use super::recipe::{ChunkRef, Chunking, Recipe};
+use super::{store_failed, Remote};
+use crate::{Engine, EngineError, Result};
+
+/// Chunk uploads in flight at once.
+const CONCURRENT_UPLOADS: usize = 4;
+
+impl Engine {
+    /// The remote store, or the error that says how to configure one.
+    pub(crate) fn remote(&self) -> Result<Arc<Remote>> {
+        self.remote.clone().ok_or_else(|| {
+            EngineError::Unavailable(
+                "this cairnd has no remote store: the operator starts it with --remote s3://BUCKET/PREFIX".into(),
+            )
+        })
+    }
+
+    /// Pushes ready snapshot `reference` of `account` to the remote store.
+    pub async fn push_snapshot(
+        self: &Arc<Self>,
+        account: &str,
+        reference: &str,
+    ) -> Result<PushInfo> {
+        let remote = self.remote()?;
+        let started = Instant::now();
+        let src = self.archive_source(account, reference, "pushed").await?;
+        let id = src.id.clone();
+        let final_key = remote.recipe_key(account, id.as_str());
+        match remote.store.head(&final_key).await {
+            Ok(_) => {
+                tracing::info!(snapshot = %id, "snapshot already pushed");
+                return Ok(PushInfo {
+                    snapshot: id.to_string(),
+                    already_pushed: true,
+                    chunks: 0,
+                    uploaded_chunks: 0,
+                    bytes: 0,
+                    uploaded_bytes: 0,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store_failed("looked for the snapshot's recipe", &e)),
+        }
+
+        // The stream, cut on a blocking thread; chunks flow to the uploads below.
+        let (tx, rx) = mpsc::channel::<Chunk>(CONCURRENT_UPLOADS * 2);
+        let engine = Arc::clone(self);
+        let handle = tokio::runtime::Handle::current();
+        let cutter = tokio::task::spawn_blocking(move || {
+            let (doc, doc_bytes) = src.doc()?;
+            let mut refs = Vec::new();
+            let chunker = Chunker::new(|c: Chunk| {
+                refs.push(ChunkRef {
+                    hash: c.hash.clone(),
+                    bytes: c.data.len() as u64,
+                });
+                tx.blocking_send(c).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped")
+                })
+            });
+            let still_there = || engine.still_ready(&handle, &src.id);
+            let (chunker, _) = src.write_tar(&doc_bytes, chunker, still_there)?;
+            let (bytes, hash) = chunker.finish()?;
+            Ok::<_, std::io::Error>((doc, bytes, hash, refs))
+        });
+
+        // Uploads: each chunk once, and only when the store lacks it.
+        let seen = std::sync::Mutex::new(HashSet::new());
+        let chunks =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
+            );
+        let uploaded = chunks
+            .map(|c| {
+                let first = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(c.hash.clone());
+                let remote = Arc::clone(&remote);
+                let account = account.to_string();
+                async move {
+                    if !first {
+                        return Ok::<u64, EngineError>(0);
+                    }
+                    let key = remote.chunk_key(&account, &c.hash);
+                    match remote.store.head(&key).await {
+                        Ok(_) => return Ok(0),
+                        Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(store_failed("looked for a chunk", &e)),
+                    }
+                    let len = c.data.len() as u64;
+                    remote
+                        .store
+                        .put(&key, PutPayload::from(c.data))
+                        .await
+                        .map_err(|e| store_failed("uploaded a chunk", &e))?;
+                    Ok(len)
+                }
+            })
+            .buffer_unordered(CONCURRENT_UPLOADS)
+            .try_fold((0u64, 0u64), |(n, b), len| async move {
+                Ok(if len > 0 { (n + 1, b + len) } else { (n, b) })
+            })
+            .await;
+        let cut = cutter
+            .await
+            .map_err(|e| EngineError::failed("the push's reading task ended abnormally", e))?;
+        let (uploaded_chunks, uploaded_bytes) = uploaded?;
+        let (doc, bytes, hash, refs) = cut.map_err(|e| {
+            tracing::warn!(snapshot = %id, error = %e, "push failed while reading the snapshot");
+            EngineError::Conflict(format!(
+                "snapshot {id} could not be read to the end for the push (was it deleted meanwhile?): nothing was published"
+            ))
+        })?;
+
+        // The recipe, last: under a temporary key, then its final one.
+        let recipe = Recipe {
+            format: Recipe::FORMAT.into(),
+            version: Recipe::VERSION,
+            cairn_version: env!("CARGO_PKG_VERSION").into(),
+            snapshot: id.to_string(),
+            pushed_at: chrono::Utc::now(),
+            chunking: Chunking::default(),
+            archive: doc,
+            stream_bytes: bytes,
+            stream_blake3: hash,
+            chunks: refs,
+        };
+        let json = serde_json::to_vec_pretty(&recipe)
+            .map_err(|e| EngineError::failed("cannot encode the recipe", e))?;
+        let temp = remote.temp_recipe_key(account, id.as_str());
+        remote
+            .store
+            .put(&temp, PutPayload::from(json))
+            .await
+            .map_err(|e| store_failed("uploaded the recipe", &e))?;
+        crate::crash_point("push-before-recipe");
+        let moved = remote.store.copy(&temp, &final_key).await;
+        let _ = remote.store.delete(&temp).await;
+        moved.map_err(|e| store_failed("published the recipe", &e))?;
+        let info = PushInfo {
+            snapshot: id.to_string(),
+            already_pushed: false,
+            chunks: recipe.chunks.len() as u64,
+            uploaded_chunks,
+            bytes,
+            uploaded_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(snapshot = %id, chunks = info.chunks, uploaded_chunks, uploaded_bytes, "snapshot pushed");
+        Ok(info)
+    }
+}

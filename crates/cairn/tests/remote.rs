@@ -1,0 +1,363 @@
+//! The remote tier against a real S3-compatible server (moto): two cairnd with separate
+//! homes and one bucket push snapshots and fork each other's (stateful too); a second
+//! push uploads nothing; a corrupt chunk is refused with nothing left; another account
+//! neither lists nor pulls what an account pushed; a cairnd whose remote is unusable
+//! does not start.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use cairn_test_support::{Daemon, Moto};
+
+/// A cairnd with image `base` on the moto bucket at `prefix`.
+fn host(moto: &Moto, prefix: &str, tcp: bool) -> Daemon {
+    let args = moto.args(prefix);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = Daemon::start_env(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        tcp,
+        &args,
+        &moto.env(),
+    );
+    d.import_base();
+    d
+}
+
+/// The error output of a command that must fail.
+fn failed(run: cairn_test_support::Run) -> String {
+    assert_ne!(run.code, 0, "it succeeded: {}", run.stdout);
+    run.stderr
+}
+
+/// The counter a background loop keeps in memory and mirrors to /tmp/c.
+fn counter(d: &Daemon, id: &str) -> u64 {
+    for _ in 0..20 {
+        if let Ok(v) = d.cairn(&["exec", id, "cat /tmp/c"]).ok().parse() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("/tmp/c of {id} never held a number");
+}
+
+fn files(d: &Daemon, id: &str) -> String {
+    d.cairn(&["exec", id, "md5sum /root/blob /root/note; ls -l /root/link"])
+        .ok()
+}
+
+cairn_test_support::both_runtimes!(snapshots_pushed_on_one_host_fork_on_another_and_back,);
+
+fn snapshots_pushed_on_one_host_fork_on_another_and_back(rt: &str) {
+    let moto = Moto::start();
+    let a = host(&moto, "team", false);
+    let b = host(&moto, "team", false);
+
+    // A: a stateful snapshot of a running counter, pushed.
+    let id = a.cairn(&["up", "--image", "base", "--runtime", rt]).ok();
+    a.cairn(&[
+        "exec",
+        &id,
+        "dd if=/dev/urandom of=/root/blob bs=1M count=3 2>/dev/null && echo from-a > /root/note && ln -s note /root/link",
+    ])
+    .ok();
+    a.start_counter(&id);
+    let snap = a
+        .cairn(&[
+            "snapshot",
+            "create",
+            &id,
+            "--stateful",
+            "--name",
+            "counting",
+        ])
+        .ok();
+    let pushed = a.cairn(&["snapshot", "push", &snap, "--json"]).json();
+    assert_eq!(pushed["already_pushed"], false, "{pushed}");
+    let chunks = pushed["chunks"].as_u64().unwrap();
+    assert!(chunks > 0, "{pushed}");
+    assert_eq!(
+        pushed["uploaded_chunks"].as_u64().unwrap(),
+        chunks,
+        "{pushed}"
+    );
+
+    // A second push uploads nothing.
+    let again = a.cairn(&["snapshot", "push", &snap, "--json"]).json();
+    assert_eq!(again["already_pushed"], true, "{again}");
+    assert_eq!(again["uploaded_bytes"], 0, "{again}");
+
+    // B lists it and forks it: the counter continues from the snapshot's count.
+    let listed = b.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], snap.as_str());
+    assert_eq!(listed[0]["name"], "counting");
+    assert_eq!(listed[0]["stateful"], true);
+    assert_eq!(listed[0]["local"], false);
+    assert!(b
+        .cairn(&["snapshot", "list", "--remote"])
+        .ok()
+        .contains("counting"));
+    let fork = b.cairn(&["fork", &snap]).ok();
+    let pulled = b.cairn(&["snapshot", "inspect", &snap, "--json"]).json();
+    assert_eq!(pulled["state"], "ready", "{pulled}");
+    assert_eq!(pulled["stateful"], true);
+    assert_eq!(files(&b, &fork), files(&a, &id));
+    let fresh = b.cairn(&["up", "--from-snapshot", &snap, "--fresh"]).ok();
+    let at_snapshot = counter(&b, &fresh);
+    std::thread::sleep(Duration::from_millis(600));
+    let v = counter(&b, &fork);
+    assert!(
+        v > at_snapshot,
+        "the fork did not continue: {v} <= {at_snapshot}"
+    );
+    assert!(v < at_snapshot + 300, "the fork restarted or ran away: {v}");
+    assert_eq!(
+        b.cairn(&["snapshot", "list", "--remote", "--json"]).json()[0]["local"],
+        true
+    );
+
+    // B pushes a snapshot of its fork; A forks it by name. The chunks the two snapshots
+    // share (the blob, the image's files) are not uploaded again.
+    b.cairn(&["exec", &fork, "echo from-b > /root/note"]).ok();
+    let snap_b = b
+        .cairn(&["snapshot", "create", &fork, "--name", "from-b"])
+        .ok();
+    let pushed_b = b.cairn(&["snapshot", "push", "from-b", "--json"]).json();
+    assert!(
+        pushed_b["uploaded_chunks"].as_u64().unwrap() < pushed_b["chunks"].as_u64().unwrap(),
+        "{pushed_b}"
+    );
+    let fork_a = a.cairn(&["up", "--from-snapshot", "from-b"]).ok();
+    assert_eq!(a.cairn(&["exec", &fork_a, "cat /root/note"]).ok(), "from-b");
+    assert_eq!(
+        a.cairn(&["snapshot", "inspect", "from-b", "--json"]).json()["id"],
+        snap_b.as_str()
+    );
+    // A pulled snapshot is on the host: pulling it again says so.
+    let err = failed(a.cairn(&["snapshot", "pull", &snap_b]));
+    assert!(err.contains("on this host already"), "{err}");
+}
+
+#[test]
+fn a_corrupt_chunk_is_refused_on_pull_and_leaves_nothing() {
+    let moto = Moto::start();
+    let a = host(&moto, "p", false);
+    let b = host(&moto, "p", false);
+    let id = a
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    a.cairn(&[
+        "exec",
+        &id,
+        "dd if=/dev/urandom of=/root/blob bs=1M count=2 2>/dev/null",
+    ])
+    .ok();
+    let snap = a.cairn(&["snapshot", "create", &id]).ok();
+    a.cairn(&["snapshot", "push", &snap]).ok();
+    let chunks: Vec<_> = moto
+        .objects("p/local/chunks/")
+        .into_iter()
+        .filter(|(_, size)| *size > 100_000)
+        .collect();
+    assert!(!chunks.is_empty());
+    let key = &chunks[chunks.len() / 2].0;
+    let mut data = moto.get(key);
+    data[1000] ^= 0xff;
+    let bad = a.scratch().join("bad");
+    std::fs::write(&bad, &data).unwrap();
+    moto.put(key, &bad);
+
+    let images_before = b.cairn(&["image", "ls", "--json"]).ok();
+    for args in [vec!["snapshot", "pull", &snap], vec!["fork", &snap]] {
+        let err = failed(b.cairn(&args));
+        assert!(err.contains("corrupt"), "{args:?}: {err}");
+        let all = b.cairn(&["snapshot", "list", "--all", "--json"]).json();
+        assert_eq!(all.as_array().unwrap().len(), 0, "{all}");
+        let dirs: Vec<_> = std::fs::read_dir(b.home.join("pool/snapshots"))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(dirs.is_empty(), "snapshot directories left: {dirs:?}");
+        assert_eq!(b.cairn(&["image", "ls", "--json"]).ok(), images_before);
+        assert_eq!(
+            b.cairn(&["ls", "--json"]).json().as_array().unwrap().len(),
+            0
+        );
+    }
+    // A missing chunk likewise.
+    let missing = moto.objects("p/local/chunks/")[0].0.clone();
+    let empty = a.scratch().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    moto.put(&missing, &empty);
+    let err = failed(b.cairn(&["snapshot", "pull", &snap]));
+    assert!(err.contains("corrupt"), "{err}");
+}
+
+#[test]
+fn another_account_can_neither_list_nor_pull_what_an_account_pushed() {
+    let moto = Moto::start();
+    let a = host(&moto, "t", true);
+    let alice = a.token("alice");
+    let bob = a.token("bob");
+    let hostname = format!("http://{}", a.tcp.as_ref().unwrap());
+    let as_ = |token: &str, args: &[&str]| {
+        a.cairn_env(
+            args,
+            &[("CAIRN_HOST", hostname.as_str()), ("CAIRN_TOKEN", token)],
+        )
+    };
+    let id = as_(&alice, &["up", "--image", "base", "--runtime", "runc"]).ok();
+    as_(&alice, &["exec", &id, "echo secret > /root/f"]).ok();
+    let snap = as_(&alice, &["snapshot", "create", &id, "--name", "mine"]).ok();
+    as_(&alice, &["snapshot", "push", &snap]).ok();
+    // Alice's host copy goes; she pulls it back by name (her account, her prefix).
+    as_(&alice, &["snapshot", "delete", &snap]).ok();
+    let list = as_(&alice, &["snapshot", "list", "--remote", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    for who in [bob.as_str()] {
+        let list = as_(who, &["snapshot", "list", "--remote", "--json"]).json();
+        assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+        for args in [
+            vec!["snapshot", "pull", &snap],
+            vec!["snapshot", "pull", "mine"],
+            vec!["fork", &snap],
+        ] {
+            let run = as_(who, &args);
+            assert_ne!(run.code, 0, "{args:?}");
+            assert!(run.stderr.contains("no "), "{args:?}: {}", run.stderr);
+        }
+    }
+    // The operator's account (the unix socket) is another account too.
+    let list = a.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    // Nothing of alice's is under another account's prefix.
+    let keys = moto.objects("t/");
+    assert!(
+        keys.iter().all(|(k, _)| k.starts_with("t/alice/")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn a_cairnd_whose_remote_is_unusable_does_not_start() {
+    let moto = Moto::start();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairnd"))
+            .env("CAIRN_HOME", home.path())
+            .envs(moto.env())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[
+        "--remote",
+        "s3://no-such-bucket/x",
+        "--remote-endpoint",
+        &moto.endpoint,
+    ]);
+    assert!(err.contains("check that the bucket exists"), "{err}");
+    let err = run(&[
+        "--remote",
+        "s3://cairn-test",
+        "--remote-endpoint",
+        "http://127.0.0.1:9",
+    ]);
+    assert!(err.contains("--remote-endpoint"), "{err}");
+    let err = run(&["--remote", "gs://bucket"]);
+    assert!(err.contains("only s3://"), "{err}");
+    // It stopped before making its pool.
+    assert!(!home.path().join("pool.img").exists());
+}
+
+/// Waits until `d`'s cairnd crashed at its crash point, then starts it again without it.
+fn crash_and_relaunch(d: &mut Daemon) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !d.has_exited() {
+        assert!(std::time::Instant::now() < deadline, "cairnd did not crash");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.env.retain(|(k, _)| k != "CAIRN_CRASH_AT");
+    d.relaunch();
+}
+
+#[test]
+fn pushes_and_pulls_cut_short_by_a_crash_leave_nothing_visible() {
+    let moto = Moto::start();
+    let mut a = host(&moto, "c", false);
+    let mut b = host(&moto, "c", false);
+    let id = a
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    a.cairn(&["exec", &id, "echo kept > /root/f"]).ok();
+    let snap = a.cairn(&["snapshot", "create", &id]).ok();
+
+    // A push that dies before its recipe publishes nothing; the next one does.
+    a.env
+        .push(("CAIRN_CRASH_AT".into(), "push-before-recipe".into()));
+    a.restart();
+    assert_ne!(a.cairn(&["snapshot", "push", &snap]).code, 0);
+    crash_and_relaunch(&mut a);
+    let list = b.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    a.cairn(&["snapshot", "push", &snap]).ok();
+
+    // A pull that dies before the snapshot is ready leaves nothing after the restart.
+    b.env
+        .push(("CAIRN_CRASH_AT".into(), "import-before-ready".into()));
+    b.restart();
+    assert_ne!(b.cairn(&["snapshot", "pull", &snap]).code, 0);
+    crash_and_relaunch(&mut b);
+    let all = b.cairn(&["snapshot", "list", "--all", "--json"]).json();
+    assert_eq!(all.as_array().unwrap().len(), 0, "{all}");
+    let dirs: Vec<_> = std::fs::read_dir(b.home.join("pool/snapshots"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(dirs.is_empty(), "snapshot directories left: {dirs:?}");
+    let fork = b.cairn(&["fork", &snap]).ok();
+    assert_eq!(b.cairn(&["exec", &fork, "cat /root/f"]).ok(), "kept");
+}
+
+#[test]
+fn without_a_remote_push_pull_and_the_catalog_say_how_to_configure_one() {
+    use cairn_test_support::{assert_error, Via};
+    let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
+    d.import_base();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    let snap = d.cairn(&["snapshot", "create", &id]).ok();
+    for (method, path) in [
+        ("POST", format!("/v1/snapshots/{snap}/push")),
+        ("GET", "/v1/remote/snapshots".to_string()),
+        ("POST", format!("/v1/remote/snapshots/{snap}/pull")),
+    ] {
+        assert_error(
+            &d.http(Via::Unix, method, &path, None, None),
+            503,
+            "unavailable",
+            "--remote s3://",
+        );
+    }
+    let run = d.cairn(&["snapshot", "push", &snap, "--json"]);
+    assert_ne!(run.code, 0);
+    let err: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "unavailable", "{err}");
+    // A fork of a snapshot that is nowhere is the usual "not found".
+    let err = failed(d.cairn(&["fork", "snap-00000000"]));
+    assert!(err.contains("no snapshot"), "{err}");
+    let (code, doc) = d.http(Via::Unix, "GET", "/v1/openapi.json", None, None);
+    assert_eq!(code, 200);
+    for p in [
+        "/v1/snapshots/{id}/push",
+        "/v1/remote/snapshots",
+        "/v1/remote/snapshots/{id}/pull",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} missing");
+    }
+}
