@@ -78,6 +78,7 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket, w
         workdir: req.workdir,
         timeout_secs: req.timeout_secs,
         detach: false,
+        secret_env: req.secret_env,
     };
     let io = if req.tty {
         ExecIo::Tty {

@@ -9,6 +9,7 @@ mod error_code;
 mod ids;
 mod names;
 mod sandbox;
+mod secrets;
 mod size;
 mod state;
 
@@ -16,5 +17,6 @@ pub use error_code::ErrorCode;
 pub use ids::{IdError, ImageId, SandboxId, SnapshotId, TokenId};
 pub use names::{looks_like_id, validate_name, NameError};
 pub use sandbox::{NetworkMode, NetworkModeError, ProcessDefaults, Resources};
+pub use secrets::{validate_secret_name, Secrets, MAX_SECRETS};
 pub use size::{format_bytes, parse_duration, parse_size, DurationError, SizeError};
 pub use state::{transition, PauseReason, RuntimeKind, SandboxState, SnapshotState, StateError};

@@ -4,11 +4,18 @@
 //! `cairn-agent --version` prints its version. See docs/agent.md.
 
 mod conn;
+mod identity;
 mod init;
 mod link;
 mod procs;
 mod ps;
+mod secrets;
 mod sys;
+mod wipe;
+
+/// Every freed block is zeroed: secrets do not linger in the agent's memory (see `wipe`).
+#[global_allocator]
+static ALLOC: wipe::Wiping = wipe::Wiping;
 
 fn main() {
     let arg = std::env::args().nth(1);
