@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cairn_test_support::Via;
 use cairn_test_support::Daemon;
+use cairn_test_support::Via;
 
 fn daemon() -> Daemon {
     Daemon::with_base(
@@ -156,6 +156,33 @@ fn secrets_stay_out_of_snapshots_and_come_back_after_them(rt: &str) {
     assert!(!inspect.stdout.contains(&token));
     assert!(d.cairn(&["inspect", &id]).ok().contains("FROM_ENV TOKEN"));
 
+    // The scan below finds what a snapshot holds: a value in a file of the root, and one
+    // only in a process's memory.
+    let (in_file, in_memory) = (unique("file"), unique("memory"));
+    d.cairn(&["exec", &id, &format!("echo {in_file} > /tmp/control")])
+        .ok();
+    d.cairn(&[
+        "exec",
+        "-d",
+        &id,
+        &format!("C={in_memory}; while :; do sleep 1; done"),
+    ])
+    .ok();
+    // The agent's processes never hold CAP_SYS_ADMIN (the agent may, under gVisor).
+    let cap_eff = d
+        .cairn(&["exec", &id, "grep CapEff /proc/self/status | cut -f2"])
+        .ok();
+    let cap_eff = u64::from_str_radix(&cap_eff, 16).unwrap();
+    assert_eq!(
+        cap_eff & (1 << 21),
+        0,
+        "CapEff {cap_eff:x} has CAP_SYS_ADMIN"
+    );
+    let cap_bnd = d
+        .cairn(&["exec", &id, "grep CapBnd /proc/self/status | cut -f2"])
+        .ok();
+    assert_eq!(u64::from_str_radix(&cap_bnd, 16).unwrap() & (1 << 21), 0);
+
     // A stateful snapshot, with a process reading the file.
     start_reader(&d, &id);
     wait_for("the reader to see the secret", || {
@@ -170,6 +197,10 @@ fn secrets_stay_out_of_snapshots_and_come_back_after_them(rt: &str) {
     // Nowhere in the snapshot (files, manifest, memory checkpoint), the database, the log.
     let snap_dir = d.home.join("pool").join("snapshots").join(&snap);
     assert!(snap_dir.is_dir(), "{}", snap_dir.display());
+    let found = files_holding(&snap_dir.join("rootfs"), in_file.as_bytes());
+    assert!(!found.is_empty(), "the scan misses the root's files");
+    let found = files_holding(&snap_dir.join("checkpoint"), in_memory.as_bytes());
+    assert!(!found.is_empty(), "the scan misses the memory checkpoint");
     for value in [&token, &from_env] {
         let found = files_holding(&snap_dir, value.as_bytes());
         assert!(found.is_empty(), "the secret is in {found:?}");
