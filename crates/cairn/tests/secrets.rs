@@ -404,3 +404,36 @@ fn secrets_without_the_agent_are_refused() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("needs the agent"), "{r:?}");
 }
+
+/// A cairnd restarted under running sandboxes gives their agents their secrets again
+/// (they dial the new cairnd, whose first word is `init`).
+#[test]
+fn secrets_survive_a_cairnd_restart() {
+    let mut d = daemon();
+    let value = unique("restart");
+    let ids: Vec<String> = ["runc", "gvisor"]
+        .iter()
+        .map(|rt| {
+            d.cairn(&[
+                "up",
+                "--image",
+                "base",
+                "--runtime",
+                rt,
+                "--secret",
+                &format!("KEY={value}"),
+            ])
+            .ok()
+        })
+        .collect();
+    d.restart();
+    for id in &ids {
+        assert_eq!(secret_file(&d, id, "KEY"), value);
+        assert_eq!(
+            d.cairn(&["exec", "--secret-env", "KEY", id, "echo $KEY"])
+                .ok(),
+            value
+        );
+    }
+    assert!(!d.log_text().contains(value.as_str()));
+}
