@@ -217,6 +217,28 @@ pub struct TtySize {
     pub cols: u16,
 }
 
+/// Where the agent writes the sandbox's secrets, one file each (mode 0400, owner root): a
+/// tmpfs the runtime mounts, emptied before every checkpoint.
+pub const SECRETS_DIR: &str = "/run/secrets";
+
+/// One secret, as `init` carries it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret {
+    /// Its name: its file in [`SECRETS_DIR`] and its variable with `secret_env`.
+    pub name: String,
+    /// Its value, hexadecimal (any bytes; no JSON escapes, so no scratch copies of them).
+    pub hex: String,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the value: a debug print of a message must not leak it.
+        f.debug_struct("Secret")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One process, as `ps` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
@@ -309,6 +331,10 @@ pub enum Message {
         /// Detached: stdio is `/dev/null`, nothing is sent but `started` and `exit`.
         #[serde(default)]
         detach: bool,
+        /// Names of secrets (from the last `init`) added to its environment as `NAME=VALUE`;
+        /// a name the agent does not hold refuses the spawn.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secret_env: Vec<String>,
     },
     /// Agent → cairnd: the channel's process runs.
     Started {
@@ -368,9 +394,18 @@ pub enum Message {
         /// The sandbox's hostname, when it must change.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hostname: Option<String>,
-        /// The content of `/etc/machine-id`, when it must change.
+        /// The content of `/etc/machine-id`, when it must change. cairnd sends none: it
+        /// writes a fork's machine id into its root before any process runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         machine_id: Option<String>,
+        /// Random bytes (hexadecimal) the agent writes into `/dev/urandom`, so that a
+        /// kernel whose state came from a checkpoint mixes in entropy of its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entropy: Option<String>,
+        /// The sandbox's secrets: the agent replaces [`SECRETS_DIR`]'s files with these
+        /// (an empty list removes them all).
+        #[serde(default)]
+        secrets: Vec<Secret>,
     },
     /// cairnd → agent: what `path` is (a final symlink itself); answered `entry`.
     Stat {

@@ -74,6 +74,7 @@ impl Agent {
                 tty,
                 stdin,
                 detach: false,
+                secret_env: vec![],
             },
         ));
     }
@@ -150,6 +151,7 @@ fn commands_that_cannot_start_say_why() {
             tty: None,
             stdin: false,
             detach: false,
+            secret_env: vec![],
         },
     ));
     let (_, _, end, _) = a.run_out(2);

@@ -79,6 +79,7 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket, w
         timeout_secs: req.timeout_secs,
         detach: false,
         started_event: false,
+        secret_env: req.secret_env,
     };
     let io = if req.tty {
         ExecIo::Tty {

@@ -65,6 +65,7 @@ fn create_input(req: CreateSandboxRequest) -> ApiResult<cairn_engine::CreateSand
         network,
         publish: req.publish,
         disk: req.disk,
+        secrets: req.secrets,
     })
 }
 

@@ -11,6 +11,7 @@ mod migrations;
 mod network;
 mod records;
 mod restores;
+mod secrets;
 mod snapshots;
 mod tokens;
 
@@ -216,6 +217,7 @@ impl Db {
             "DELETE FROM published_ports WHERE sandbox_id = ?1",
             [id.as_str()],
         )?;
+        tx.execute("DELETE FROM secrets WHERE owner = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id.as_str()])?;
         tx.commit()?;
         Ok(())

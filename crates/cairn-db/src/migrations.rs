@@ -156,7 +156,14 @@ const MIGRATIONS: &[&str] = &[
     // 12 (share, issue 18): a snapshot imported from an archive records the id it had on
     //    its source host (shown as its lineage); it has no sandbox on this host.
     "ALTER TABLE snapshots ADD COLUMN imported_from TEXT;",
-    // 13 (e2b, issue 19): a sandbox's metadata and the time it is killed at (E2B's timeout).
+    // 13 (secrets, issue 17): a sandbox's or snapshot's secrets, sealed (AEAD, under the
+    //    data directory's secrets.key) and their names (for inspect); never the values.
+    "CREATE TABLE secrets (
+        owner TEXT PRIMARY KEY,
+        names TEXT NOT NULL,
+        sealed BLOB NOT NULL
+    );",
+    // 14 (e2b, issue 19): a sandbox's metadata and the time it is killed at (E2B's timeout).
     "CREATE TABLE sandbox_extras (
         sandbox_id TEXT PRIMARY KEY,
         metadata_json TEXT NOT NULL DEFAULT '{}',

@@ -156,6 +156,12 @@ impl Db {
                 state.as_str(),
             ],
         )?;
+        // The sandbox's secrets, still sealed: its forks get them again (never the files).
+        conn.execute(
+            "INSERT OR REPLACE INTO secrets(owner, names, sealed)
+             SELECT ?1, names, sealed FROM secrets WHERE owner = ?2",
+            params![s.id.as_str(), s.sandbox_id.as_str()],
+        )?;
         Ok(())
     }
 
@@ -331,6 +337,7 @@ impl Db {
             "UPDATE sandboxes SET parent_snapshot = ?2 WHERE parent_snapshot = ?1",
             params![id.as_str(), parent],
         )?;
+        tx.execute("DELETE FROM secrets WHERE owner = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])?;
         tx.commit()?;
         Ok(())

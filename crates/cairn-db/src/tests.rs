@@ -530,3 +530,38 @@ fn a_restore_marker_is_set_then_cleared_with_the_final_state() {
     assert_eq!(back.state, SandboxState::Running);
     assert_eq!((back.paused_at, back.pause_reason), (None, None));
 }
+
+#[test]
+fn a_snapshot_gets_a_sealed_copy_of_its_sandboxs_secrets_and_each_goes_with_its_owner() {
+    let (_d, db) = db();
+    image(&db);
+    let sbx = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let names = vec!["API_KEY".to_string()];
+    db.set_secrets(sbx.id.as_str(), Some((&names, b"sealed-blob")))
+        .unwrap();
+    assert_eq!(db.secret_names(sbx.id.as_str()).unwrap(), names);
+    let snap = user_snapshot(&sbx, "s");
+    db.insert_snapshot(&snap).unwrap();
+    assert_eq!(
+        db.sealed_secrets(snap.id.as_str()).unwrap().as_deref(),
+        Some(b"sealed-blob".as_slice())
+    );
+    assert_eq!(db.secret_names(snap.id.as_str()).unwrap(), names);
+    // A sandbox without secrets makes snapshots without.
+    let plain = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let plain_snap = user_snapshot(&plain, "s");
+    db.insert_snapshot(&plain_snap).unwrap();
+    assert_eq!(db.sealed_secrets(plain_snap.id.as_str()).unwrap(), None);
+    assert!(db.secret_names(plain_snap.id.as_str()).unwrap().is_empty());
+    // Gone with their owners.
+    db.delete_sandbox(&sbx.id).unwrap();
+    assert_eq!(db.sealed_secrets(sbx.id.as_str()).unwrap(), None);
+    assert!(db.sealed_secrets(snap.id.as_str()).unwrap().is_some());
+    db.delete_snapshot(&snap.id).unwrap();
+    assert_eq!(db.sealed_secrets(snap.id.as_str()).unwrap(), None);
+    // None removes them.
+    db.set_secrets(plain.id.as_str(), Some((&names, b"x")))
+        .unwrap();
+    db.set_secrets(plain.id.as_str(), None).unwrap();
+    assert_eq!(db.sealed_secrets(plain.id.as_str()).unwrap(), None);
+}

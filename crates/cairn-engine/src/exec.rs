@@ -344,8 +344,14 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| r.process.workdir.clone()),
         };
-        if let Some(link) = self.agent(&r.id) {
+        let link = self.agent(&r.id);
+        if !req.secret_env.is_empty() {
+            self.check_secret_env(&r, link.is_some(), &req.secret_env)
+                .await?;
+        }
+        if let Some(link) = link {
             let x = crate::agent::AgentExec {
+                secret_env: req.secret_env.clone(),
                 r,
                 spec,
                 io,

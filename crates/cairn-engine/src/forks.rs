@@ -76,6 +76,7 @@ impl Engine {
             network,
             publish: Vec::new(),
             disk: req.disk.clone(),
+            secrets: req.secrets.clone(),
         };
         let (network, _) = self.requested_network(&one, Some(&snap)).await?;
         if network == cairn_net::NetworkMode::Nat {

@@ -174,13 +174,24 @@ impl Engine {
     /// Gives sandbox `r`, whose processes were just restored from another sandbox's
     /// checkpoint (a stateful fork, a restore `--to` it), its own hostname: the checkpoint
     /// carries the hostname of the sandbox it was taken from. Called before the sandbox is
-    /// reported running. A failure (under gVisor: an image without a `hostname` program) is
-    /// logged and leaves the old hostname: the sandbox itself is fine.
+    /// reported running. Its agent's `init` sets it where the runtime lets it (gVisor);
+    /// otherwise, or when the agent could not, the runtime does. A failure (under gVisor
+    /// without the agent: an image without a `hostname` program) is logged and leaves the
+    /// old hostname: the sandbox itself is fine.
     pub(crate) async fn rename_restored(&self, r: &SandboxRecord) {
         let Ok(rt) = self.runtime(r.runtime) else {
             return;
         };
         let started = std::time::Instant::now();
+        // Through the agent's init where it can (no process started in the sandbox).
+        if self.agent_renamed(r).await {
+            tracing::info!(
+                sandbox = %r.id,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "restored processes given the sandbox's hostname by its agent"
+            );
+            return;
+        }
         let scratch = self.run_dir(&r.id).join("exec");
         match rt
             .set_hostname(r.id.as_str(), r.id.as_str(), &scratch)

@@ -29,6 +29,7 @@ mod recovery;
 mod remote;
 mod restore;
 mod sandboxes;
+mod secrets;
 mod share;
 mod snapshots;
 mod tokens;
@@ -261,6 +262,13 @@ impl Engine {
         share::ensure_key(home).map_err(|e| {
             EngineError::Internal(format!(
                 "cannot create the link key in {}: {e}",
+                home.display()
+            ))
+        })?;
+        // The key secrets are sealed with: only this cairnd holds it.
+        secrets::ensure_key(home).map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot create the secrets key in {}: {e}",
                 home.display()
             ))
         })?;

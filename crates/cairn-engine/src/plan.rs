@@ -47,6 +47,8 @@ pub struct CreateSandbox {
     pub publish: Vec<String>,
     /// Disk limit as the caller wrote it (`10G`).
     pub disk: Option<String>,
+    /// Secrets, over a fork's snapshot's (see `secrets`).
+    pub secrets: cairn_types::Secrets,
 }
 
 /// What a fork inherits from its snapshot's sandbox unless the request says otherwise.

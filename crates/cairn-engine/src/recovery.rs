@@ -208,6 +208,7 @@ impl Engine {
                         tracing::info!(sandbox = %r.id, "sandbox found running again");
                         self.arm(&r).await;
                         self.adopt_agent(&r.id);
+                        self.arm_agent_init(&r).await;
                     } else {
                         let _ = rt.delete(r.id.as_str()).await;
                         let row = r.id.clone();

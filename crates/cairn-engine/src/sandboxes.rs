@@ -59,6 +59,7 @@ impl Engine {
             agent: matches!(r.state, SandboxState::Running | SandboxState::Paused)
                 .then(|| self.agent_status(&r.id))
                 .flatten(),
+            secrets: self.secret_names(r.id.as_str()).await,
         }
     }
 
@@ -106,6 +107,7 @@ impl Engine {
         if let Some(name) = &req.name {
             validate_name(name)?;
         }
+        self.check_secrets(&req.secrets)?;
         // Where the root filesystem comes from, and the defaults it brings.
         let (image, snapshot) = match &req.from_snapshot {
             Some(snap) => {
@@ -134,6 +136,13 @@ impl Engine {
                 (self.find_image(account, &req.image).await?, None)
             }
         };
+        // A fork's secrets: its snapshot's sandbox's, and the request's over them.
+        let mut secrets = match &snapshot {
+            Some(s) => self.secrets_of(account, s.id.as_str()).await?,
+            None => cairn_types::Secrets::default(),
+        };
+        secrets.0.extend(req.secrets.0.clone());
+        self.check_secrets(&secrets)?;
         let inherited = snapshot.as_ref().map(|s| Inherited {
             resources: s.resources,
             runtime: s.runtime,
@@ -209,6 +218,8 @@ impl Engine {
             .await
             .map_err(EngineError::from_db)?;
         let created = async {
+            // Sealed, before its agent asks for them.
+            self.store_secrets(account, id.as_str(), &secrets).await?;
             let record = if network == NetworkMode::Nat {
                 self.attach_network(&id, &publish).await?;
                 let row = id.clone();
@@ -314,6 +325,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || rt.write_bundle(&bundle2, &spec))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.arm_agent_init(r).await;
         Ok(bundle)
     }
 

@@ -212,11 +212,18 @@ pub struct Flavor {
     /// CRIU's configuration beside `config.json`, named by the
     /// [`crate::criu::CONFIG_ANNOTATION`] annotation (runc's memory checkpoints).
     pub criu_config: bool,
+    /// The agent, as init, keeps `CAP_SYS_ADMIN` to set the hostname from `init` (it drops
+    /// it for every process it starts). Only where that capability reaches no further than
+    /// the sandbox's own kernel (gVisor).
+    pub agent_admin: bool,
 }
 
 /// Builds the OCI spec for a sandbox, with what `flavor` adds.
 pub fn build_spec(s: &SandboxSpec, flavor: Flavor) -> Result<Spec, RuntimeError> {
-    let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    if flavor.agent_admin && s.agent.is_some() {
+        caps.insert(Capability::SysAdmin);
+    }
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
@@ -399,6 +406,21 @@ fn mounts(
                     .map_err(spec_err)?,
             );
         }
+        // The secrets' tmpfs: in memory, never in the sandbox's root (which snapshots
+        // capture); the agent writes them there and empties it before every checkpoint.
+        mounts.push(
+            MountBuilder::default()
+                .destination(cairn_agent::proto::SECRETS_DIR)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(
+                    ["nosuid", "nodev", "noexec", "mode=755"]
+                        .map(String::from)
+                        .to_vec(),
+                )
+                .build()
+                .map_err(spec_err)?,
+        );
     }
     Ok(mounts)
 }

@@ -334,6 +334,13 @@ pub trait Runtime: Send + Sync {
     /// another container calls this. `scratch` is a directory the runtime may write to.
     async fn set_hostname(&self, id: &str, name: &str, scratch: &Path) -> Result<(), RuntimeError>;
 
+    /// Whether the agent (as init) may set the hostname itself, from cairnd's `init`: its
+    /// bundle gives it `CAP_SYS_ADMIN`, which reaches only the sandbox's own kernel
+    /// (gVisor). Otherwise cairnd calls [`Runtime::set_hostname`].
+    fn agent_sets_hostname(&self) -> bool {
+        false
+    }
+
     /// Freezes every process of the container.
     async fn pause(&self, id: &str) -> Result<(), RuntimeError>;
 

@@ -319,6 +319,7 @@ impl Runtime for Runsc {
         // The sentry enforces RLIMIT_NPROC per sandbox and passes no btrfs ioctl to the host.
         let flavor = Flavor {
             nproc_in_sandbox: true,
+            agent_admin: true,
             ..Flavor::default()
         };
         crate::bundle::write_bundle(dir, spec, flavor)
@@ -376,6 +377,11 @@ impl Runtime for Runsc {
     fn exec_terminal(&self) -> bool {
         // This runsc cannot hand a terminal over for exec.
         false
+    }
+
+    fn agent_sets_hostname(&self) -> bool {
+        // CAP_SYS_ADMIN inside gVisor is the sentry's: the agent's bundle has it (Flavor).
+        true
     }
 
     async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {

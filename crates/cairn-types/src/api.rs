@@ -127,6 +127,9 @@ pub struct SandboxInfo {
     /// `null` when it is not running.
     #[serde(default)]
     pub agent: Option<String>,
+    /// The names of its secrets (never their values).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// A sandbox TCP port published on the host's loopback.
@@ -211,6 +214,14 @@ pub struct CreateSandboxRequest {
     /// `--default-disk`; at most cairnd's `--max-disk`.
     #[serde(default)]
     pub disk: Option<String>,
+    /// Secrets, `NAME` → value: files in the sandbox's `/run/secrets` (a tmpfs, mode 0400,
+    /// owner root) and, with an exec's `secret_env`, variables. Stored sealed, never shown,
+    /// removed before every snapshot and given back after it, a restore or a fork. Needs
+    /// the agent. Names: a letter or `_`, then letters, digits or `_` (at most 64); at most
+    /// 32 secrets of at most 64 KiB each.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub secrets: crate::Secrets,
 }
 
 /// `POST /v1/snapshots/{id}/fork`: `count` sandboxes from one snapshot, made concurrently.
@@ -255,6 +266,11 @@ pub struct ForkRequest {
     /// Disk limit of each fork such as `512M` (default: the snapshot's sandbox's).
     #[serde(default)]
     pub disk: Option<String>,
+    /// Secrets of each fork, over those its snapshot's sandbox had (which every fork gets
+    /// again): `NAME` → value, as in `POST /v1/sandboxes`.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub secrets: crate::Secrets,
 }
 
 /// The answer to `POST /v1/snapshots/{id}/fork`: the forks made, in order, and why the
@@ -294,6 +310,10 @@ pub struct ExecRequest {
     /// the agent (an exec through the runtime has no such event).
     #[serde(default)]
     pub started_event: bool,
+    /// Names of the sandbox's secrets to add to the command's environment as `NAME=VALUE`
+    /// (needs the agent).
+    #[serde(default)]
+    pub secret_env: Vec<String>,
 }
 
 /// One line of the exec stream (`application/x-ndjson`): output chunks in
@@ -440,6 +460,9 @@ pub struct AttachRequest {
     /// Terminal height.
     #[serde(default)]
     pub rows: Option<u16>,
+    /// Names of the sandbox's secrets to add to the command's environment (as exec's).
+    #[serde(default)]
+    pub secret_env: Vec<String>,
 }
 
 /// Control messages from an attached client.

@@ -10,6 +10,7 @@ mod ids;
 mod names;
 pub mod remote;
 mod sandbox;
+mod secrets;
 mod size;
 mod state;
 
@@ -17,5 +18,6 @@ pub use error_code::ErrorCode;
 pub use ids::{IdError, ImageId, SandboxId, SnapshotId, TokenId};
 pub use names::{looks_like_id, validate_name, NameError};
 pub use sandbox::{NetworkMode, NetworkModeError, ProcessDefaults, Resources};
+pub use secrets::{validate_secret_name, Secrets, MAX_SECRETS};
 pub use size::{format_bytes, parse_duration, parse_size, DurationError, SizeError};
 pub use state::{transition, PauseReason, RuntimeKind, SandboxState, SnapshotState, StateError};

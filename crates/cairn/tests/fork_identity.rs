@@ -162,6 +162,15 @@ fn every_fork_has_its_own_hostname_machine_id_and_random_bytes(rt: &str) {
             "{left:?}"
         );
     }
+    // Under gVisor the agent's init set it (no runtime exec); under runc cairnd does
+    // (nsenter: the agent lacks CAP_SYS_ADMIN there, which would be the host kernel's).
+    let by_agent = d.log_text().matches("hostname by its agent").count();
+    assert_eq!(
+        by_agent,
+        if rt == "gvisor" { 2 } else { 0 },
+        "{}",
+        d.log_text()
+    );
     for f in &stateful {
         // The resumed loop sees the fork's hostname and machine id when it asks again; what
         // it read before the snapshot it keeps (documented).

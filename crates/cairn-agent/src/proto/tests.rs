@@ -9,6 +9,28 @@ fn roundtrip(f: &Frame) -> Frame {
 }
 
 #[test]
+fn an_init_never_shows_a_secret_in_a_debug_print() {
+    let init = Message::Init {
+        clock_ms: None,
+        env: vec![],
+        hostname: Some("sbx-00000001".into()),
+        machine_id: None,
+        entropy: None,
+        secrets: vec![Secret {
+            name: "API_KEY".into(),
+            hex: "68756e74657232".into(),
+        }],
+    };
+    let f = Frame::control(0, &init);
+    assert_eq!(f.message().unwrap(), init);
+    let shown = format!("{init:?}");
+    assert!(
+        shown.contains("API_KEY") && !shown.contains("68756e"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn frames_read_back_as_written() {
     let spawn = Message::Spawn {
         cmd: vec!["sh".into(), "-c".into(), "echo hi".into()],
@@ -18,6 +40,7 @@ fn frames_read_back_as_written() {
         tty: Some(TtySize { rows: 24, cols: 80 }),
         stdin: true,
         detach: false,
+        secret_env: vec!["API_KEY".into()],
     };
     let f = Frame::control(7, &spawn);
     let back = roundtrip(&f);

@@ -162,6 +162,7 @@ async fn start(
         timeout_secs: None,
         detach: false,
         started_event: true,
+        secret_env: Vec::new(),
     };
     let mut rx = st.engine.exec(&sandbox.account, &sandbox.id, &exec).await?;
     let mut first = rx.recv().await;

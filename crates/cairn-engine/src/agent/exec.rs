@@ -44,6 +44,8 @@ pub(crate) struct AgentExec {
     pub(crate) timeout: Option<Duration>,
     pub(crate) busy: crate::pause::Busy,
     pub(crate) pause_gate: tokio::sync::OwnedRwLockReadGuard<()>,
+    /// Secrets (by name) for its environment.
+    pub(crate) secret_env: Vec<String>,
 }
 
 /// The exit code of an `exit` message.
@@ -63,6 +65,7 @@ impl Engine {
         x: AgentExec,
     ) -> Result<AttachedExec> {
         let AgentExec {
+            secret_env,
             r,
             spec,
             io,
@@ -89,6 +92,7 @@ impl Engine {
                 tty,
                 stdin,
                 detach,
+                secret_env,
             },
         );
         let incarnation = self.incarnation(&r.id);

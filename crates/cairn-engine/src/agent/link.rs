@@ -21,6 +21,8 @@ use cairn_types::SandboxId;
 
 /// How long a connection may take to say hello.
 const HELLO_WAIT: Duration = Duration::from_secs(5);
+/// How long a connection waits for cairnd to make its `init` before going on without.
+const INIT_WAIT: Duration = Duration::from_secs(10);
 
 /// The most bytes of data frames (a process's stdin) cairnd holds for the agent: a client
 /// that sends faster than the agent takes them (or while it is quiesced for a checkpoint)
@@ -68,6 +70,12 @@ pub(crate) struct Link {
     /// Whether the socket file is this link's (bound and not removed since): only then does
     /// it remove it (a later link of the same sandbox binds the same path).
     bound: std::sync::atomic::AtomicBool,
+    /// The `init` every connection starts with (it holds the secrets: never logged); a
+    /// connection waits until it is set.
+    init: watch::Sender<Option<Message>>,
+    /// The agent's answer to the last `init`: `None` until it came; `Err((reason,
+    /// message))` when part of it failed.
+    init_answer: watch::Sender<Option<Result<(), (String, String)>>>,
 }
 
 impl Drop for Link {
@@ -92,6 +100,8 @@ impl Link {
             quiescing: watch::Sender::new(false),
             ended: watch::Sender::new(false),
             bound: false.into(),
+            init: watch::Sender::new(None),
+            init_answer: watch::Sender::new(None),
         })
     }
 
@@ -196,6 +206,22 @@ impl Link {
                 return;
             }
         };
+        // First of all, what the sandbox should be: its init (once cairnd has made it).
+        let mut init = self.init.subscribe();
+        let init = match tokio::time::timeout(INIT_WAIT, init.wait_for(Option::is_some)).await {
+            Ok(Ok(m)) => m.clone(),
+            _ => None,
+        };
+        if let Some(init) = init {
+            self.init_answer.send_replace(None);
+            if stream
+                .write_all(&Frame::control(proto::CONTROL_CHANNEL, &init).encode())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
         tracing::debug!(sandbox = %self.id, version, "agent connected");
         self.state.send_replace(LinkState::Connected(version));
         let (mut reader, mut writer) = stream.into_split();
@@ -252,6 +278,19 @@ impl Link {
     }
 
     fn route(&self, f: Frame) {
+        if f.channel == proto::CONTROL_CHANNEL {
+            // On the connection's own channel, the agent answers only `init`.
+            let answer = match f.message() {
+                Ok(Message::Done) => Ok(()),
+                Ok(Message::Error { reason, message }) => Err((reason, message)),
+                _ => return,
+            };
+            if let Err((reason, message)) = &answer {
+                tracing::warn!(sandbox = %self.id, reason, message, "the agent could not apply all of its init");
+            }
+            self.init_answer.send_replace(Some(answer));
+            return;
+        }
         let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = sessions.get(&f.channel) {
             let _ = tx.send(Event::Frame(f));
@@ -276,6 +315,23 @@ impl Link {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&channel);
+    }
+
+    /// Sets the `init` every connection starts with from now on (the next one: a connected
+    /// agent gets it when it dials again).
+    pub(crate) fn set_init(&self, msg: Message) {
+        self.init.send_replace(Some(msg));
+    }
+
+    /// Waits (at most `limit`) for the agent's answer to an `init` sent since the last
+    /// connection; `None` when none came in time.
+    pub(crate) async fn init_answered(
+        &self,
+        limit: Duration,
+    ) -> Option<Result<(), (String, String)>> {
+        let mut answer = self.init_answer.subscribe();
+        let got = tokio::time::timeout(limit, answer.wait_for(Option::is_some)).await;
+        got.ok().and_then(|r| r.ok()).and_then(|a| a.clone())
     }
 
     /// Sends `f` now, or once the agent is connected again.

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_agent::proto::{Message, Secret};
+use cairn_db::SandboxRecord;
 use cairn_runtime::AgentMounts;
 use cairn_types::SandboxId;
 
@@ -27,6 +29,15 @@ use crate::Engine;
 
 /// How long a quiesce waits for the agent to close its connection.
 const QUIESCE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long cairnd waits for a restored agent to answer its `init` before setting the
+/// hostname through the runtime instead.
+const INIT_ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+/// `bytes` as lowercase hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Whether the file at `path` is a statically linked ELF executable (no program interpreter):
 /// the only kind that runs in any image.
@@ -132,6 +143,65 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(sandbox = %id, error = %e, "cannot listen for the agent again: execs go through the runtime")
             }
+        }
+    }
+
+    /// Makes the `init` the agent of sandbox `r` gets at every connection: its hostname
+    /// (where the agent sets it: [`cairn_runtime::Runtime::agent_sets_hostname`]), fresh
+    /// entropy and its secrets. Called once its link is made (boot, restore, fork, found
+    /// again at start-up); the link holds connections until it is set.
+    pub(crate) async fn arm_agent_init(&self, r: &SandboxRecord) {
+        let Some(link) = self.agent(&r.id) else {
+            return;
+        };
+        let hostname = self
+            .runtime(r.runtime)
+            .is_ok_and(|rt| rt.agent_sets_hostname())
+            .then(|| r.id.to_string());
+        let secrets = match self.secrets_of(&r.account, r.id.as_str()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(sandbox = %r.id, error = %e, "cannot read the sandbox's secrets: it starts without them");
+                cairn_types::Secrets::default()
+            }
+        };
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        link.set_init(Message::Init {
+            clock_ms: None,
+            env: Vec::new(),
+            hostname,
+            machine_id: None,
+            entropy: Some(hex(&seed)),
+            secrets: secrets
+                .0
+                .iter()
+                .map(|(name, value)| Secret {
+                    name: name.clone(),
+                    hex: hex(value.as_bytes()),
+                })
+                .collect(),
+        });
+    }
+
+    /// Whether sandbox `r`, whose processes were just restored from a checkpoint, got its
+    /// hostname from its agent's `init`: false (the caller sets it through the runtime)
+    /// when the runtime leaves that to cairnd, or the agent did not manage (one restored
+    /// from a checkpoint older than this, without the capability) or did not answer in time.
+    pub(crate) async fn agent_renamed(&self, r: &SandboxRecord) -> bool {
+        let Some(link) = self.agent(&r.id) else {
+            return false;
+        };
+        if !self
+            .runtime(r.runtime)
+            .is_ok_and(|rt| rt.agent_sets_hostname())
+        {
+            return false;
+        }
+        match link.init_answered(INIT_ANSWER_WAIT).await {
+            Some(Ok(())) => true,
+            Some(Err((reason, _))) => !reason.split(',').any(|r| r == "hostname"),
+            None => false,
         }
     }
 

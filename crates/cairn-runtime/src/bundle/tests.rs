@@ -6,11 +6,13 @@ const RUNC: Flavor = Flavor {
     nproc_in_sandbox: false,
     seccomp: true,
     criu_config: true,
+    agent_admin: false,
 };
 const GVISOR: Flavor = Flavor {
     nproc_in_sandbox: true,
     seccomp: false,
     criu_config: false,
+    agent_admin: true,
 };
 
 fn spec() -> SandboxSpec {
@@ -53,9 +55,38 @@ fn the_agent_is_the_init_with_its_binary_read_only_and_its_socket_directory() {
         .find(|m| m["destination"] == "/.cairn/sock")
         .unwrap();
     assert_eq!(sock["source"], "/var/lib/cairn/run/sbx-00000001/agent");
-    // Without it, the shell init.
+    // The secrets' tmpfs, never the root's disk.
+    let secrets = mounts
+        .iter()
+        .find(|m| m["destination"] == "/run/secrets")
+        .unwrap();
+    assert_eq!(secrets["type"], "tmpfs");
+    assert!(secrets["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o == "noexec"));
+    // gVisor's agent may set the hostname (CAP_SYS_ADMIN in its own kernel); runc's not.
+    let has_admin = |v: &serde_json::Value| {
+        v["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN")
+    };
+    assert!(has_admin(&v));
+    assert!(!has_admin(
+        &serde_json::to_value(build_spec(&s, RUNC).unwrap()).unwrap()
+    ));
+    // Without it, the shell init, without the capability nor the tmpfs.
     let v = serde_json::to_value(build_spec(&spec(), GVISOR).unwrap()).unwrap();
     assert_eq!(v["process"]["args"][0], "/bin/sh");
+    assert!(!has_admin(&v));
+    assert!(!v["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/run/secrets"));
 }
 
 #[test]

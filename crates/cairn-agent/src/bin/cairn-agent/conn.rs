@@ -73,6 +73,7 @@ fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, files: &Files, f: Frame) -> bo
             tty,
             stdin,
             detach,
+            secret_env,
         } => procs.spawn(
             channel,
             crate::procs::Request {
@@ -83,6 +84,7 @@ fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, files: &Files, f: Frame) -> bo
                 tty,
                 stdin,
                 detach,
+                secret_env,
             },
         ),
         Message::CloseStdin => {
@@ -116,9 +118,45 @@ fn dispatch(link: &Arc<Link>, procs: &Arc<Procs>, files: &Files, f: Frame) -> bo
                 },
             },
         )),
-        Message::Init { env, .. } => procs.set_default_env(env),
+        Message::Init {
+            env,
+            hostname,
+            entropy,
+            secrets,
+            ..
+        } => {
+            procs.set_default_env(env);
+            let mut failed: Vec<(&str, String)> = Vec::new();
+            if let Err(e) = crate::identity::set_hostname(hostname.as_deref()) {
+                failed.push(("hostname", e));
+            }
+            if let Err(e) = crate::identity::add_entropy(entropy.as_deref()) {
+                failed.push(("entropy", e));
+            }
+            if let Err(e) = crate::secrets::apply(secrets) {
+                failed.push(("secrets", e));
+            }
+            // The answer: `done`, or an `error` whose reason names what failed.
+            let answer = if failed.is_empty() {
+                Message::Done
+            } else {
+                Message::Error {
+                    reason: failed.iter().map(|(r, _)| *r).collect::<Vec<_>>().join(","),
+                    message: failed
+                        .into_iter()
+                        .map(|(_, m)| m)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                }
+            };
+            link.send(Frame::control(channel, &answer));
+        }
         Message::Ping => link.send(Frame::control(channel, &Message::Pong)),
-        Message::Quiesce => return false,
+        Message::Quiesce => {
+            // Before the checkpoint that follows: no secret in its files or memory.
+            crate::secrets::scrub();
+            return false;
+        }
         // Messages only the agent sends: ignored.
         Message::Hello { .. }
         | Message::Started { .. }

@@ -5,11 +5,18 @@
 
 mod conn;
 mod files;
+mod identity;
 mod init;
 mod link;
 mod procs;
 mod ps;
+mod secrets;
 mod sys;
+mod wipe;
+
+/// Every freed block is zeroed: secrets do not linger in the agent's memory (see `wipe`).
+#[global_allocator]
+static ALLOC: wipe::Wiping = wipe::Wiping;
 
 fn main() {
     let arg = std::env::args().nth(1);

@@ -35,6 +35,8 @@ pub struct Request {
     pub tty: Option<TtySize>,
     pub stdin: bool,
     pub detach: bool,
+    /// Secrets (by name) added to its environment.
+    pub secret_env: Vec<String>,
 }
 
 /// One running process.
@@ -95,11 +97,15 @@ impl Procs {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
         }
+        let secret_env = match crate::secrets::env(&req.secret_env) {
+            Ok(e) => e,
+            Err(message) => return self.refuse(channel, "secret-missing", message),
+        };
         let program = match check(&req) {
             Ok(p) => p,
             Err((reason, message)) => return self.refuse(channel, reason, message),
         };
-        match self.start(channel, &req, &program) {
+        match self.start(channel, &req, &program, &secret_env) {
             Ok(()) => {}
             Err(e) => {
                 let reason = match e.raw_os_error() {
@@ -112,7 +118,14 @@ impl Procs {
         }
     }
 
-    fn start(self: &Arc<Self>, channel: u32, req: &Request, program: &Path) -> std::io::Result<()> {
+    fn start(
+        self: &Arc<Self>,
+        channel: u32,
+        req: &Request,
+        program: &Path,
+        secret_env: &[(String, Vec<u8>)],
+    ) -> std::io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
         let mut cmd = Command::new(program);
         if let Some(arg0) = req.cmd.first() {
             cmd.arg0(arg0);
@@ -120,7 +133,14 @@ impl Procs {
         cmd.args(req.cmd.iter().skip(1))
             .env_clear()
             .envs(req.env.iter().filter_map(|kv| kv.split_once('=')))
+            .envs(
+                secret_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), std::ffi::OsStr::from_bytes(v))),
+            )
             .current_dir(&req.cwd);
+        // The agent may hold CAP_SYS_ADMIN (for the hostname); its processes never do.
+        crate::sys::before_exec(&mut cmd, crate::identity::drop_admin);
         if let Some(user) = &req.user {
             let (uid, gid) = parse_user(user)?;
             cmd.uid(uid);

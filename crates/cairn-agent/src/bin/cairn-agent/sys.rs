@@ -75,3 +75,12 @@ pub fn controlling_terminal(cmd: &mut Command) {
         });
     }
 }
+
+/// Runs `f` in `cmd`'s process between fork and exec; `f` must be async-signal-safe (system
+/// calls only, no allocation).
+pub fn before_exec(cmd: &mut Command, f: fn() -> std::io::Result<()>) {
+    // SAFETY: the caller promises `f` only makes async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(f);
+    }
+}

@@ -40,6 +40,10 @@ pub struct ExecArgs {
     /// Give the command a terminal (use with -i for a shell: cairn exec -it ID sh).
     #[arg(short = 't', long)]
     tty: bool,
+    /// Add the sandbox's secret NAME to the command's environment as $NAME (repeatable; see
+    /// 'cairn up --secret').
+    #[arg(long = "secret-env", value_name = "NAME")]
+    secret_env: Vec<String>,
 }
 
 pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
@@ -57,6 +61,7 @@ pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
             tty: a.tty,
             cols: None,
             rows: None,
+            secret_env: a.secret_env,
         };
         return crate::attach::run(client, &a.sandbox, req, json).await;
     }
@@ -67,6 +72,7 @@ pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
         timeout_secs: a.timeout,
         detach: a.detach,
         started_event: false,
+        secret_env: a.secret_env,
     };
     let path = format!("/v1/sandboxes/{}/exec", crate::enc(&a.sandbox));
     let resp = client

@@ -9,6 +9,7 @@ mod files;
 mod image;
 mod network;
 mod output;
+mod secrets;
 mod share;
 mod snapshot;
 
@@ -60,12 +61,12 @@ struct Cli {
 enum Command {
     /// Create and start a sandbox from an image; prints its id.
     #[command(
-        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080"
+        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080\n  cairn up --image base --secret API_KEY             # /run/secrets/API_KEY holds $API_KEY"
     )]
     Up(UpArgs),
     /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
     #[command(
-        after_help = "A single argument is run by /bin/sh -c; several are run directly.\nExit code: the command's; 124 when --timeout ran out; 125 when cairn itself failed.\n\nExamples:\n  cairn exec sbx-7f3a9c2e -- python3 -c 'print(1)'\n  cairn exec sbx-7f3a9c2e 'cd /src && make test'\n  cairn exec --env DEBUG=1 --workdir /tmp --timeout 30 sbx-7f3a9c2e -- ./run.sh"
+        after_help = "A single argument is run by /bin/sh -c; several are run directly.\nExit code: the command's; 124 when --timeout ran out; 125 when cairn itself failed.\n\nExamples:\n  cairn exec sbx-7f3a9c2e -- python3 -c 'print(1)'\n  cairn exec sbx-7f3a9c2e 'cd /src && make test'\n  cairn exec --env DEBUG=1 --workdir /tmp --timeout 30 sbx-7f3a9c2e -- ./run.sh\n  cairn exec --secret-env API_KEY sbx-7f3a9c2e -- ./deploy.sh   # $API_KEY from the sandbox's secret"
     )]
     Exec(exec::ExecArgs),
     /// List your sandboxes.
@@ -165,7 +166,7 @@ enum Command {
     },
     /// Make N new sandboxes from one snapshot, concurrently; prints their ids.
     #[command(
-        after_help = "Examples:\n  cairn fork snap-1b2c3d4e --count 3\n  cairn fork builder:baseline       # SANDBOX:NAME, also after the sandbox is destroyed"
+        after_help = "Examples:\n  cairn fork snap-1b2c3d4e --count 3\n  cairn fork builder:baseline       # SANDBOX:NAME, also after the sandbox is destroyed\n  cairn fork snap-1b2c3d4e --secret TOKEN=other   # this fork's own TOKEN"
     )]
     Fork {
         /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME.
@@ -176,6 +177,10 @@ enum Command {
         /// Boot on a stateful snapshot's files instead of resuming its processes.
         #[arg(long)]
         fresh: bool,
+        /// A secret NAME=VALUE or NAME (from $NAME) for every fork, over those of the
+        /// snapshot's sandbox, which the forks get again (repeatable).
+        #[arg(long = "secret", value_name = "NAME[=VALUE]")]
+        secrets: Vec<String>,
     },
     /// Report what cairnd's host has (runsc, runc, CRIU, btrfs-progs, kernel) and what each enables.
     #[command(
@@ -247,6 +252,11 @@ struct UpArgs {
     /// fork takes its snapshot's].
     #[arg(long, value_name = "SIZE")]
     disk: Option<String>,
+    /// A secret NAME=VALUE, or NAME to take the value of $NAME here (repeatable): the file
+    /// /run/secrets/NAME in the sandbox (and, with exec --secret-env NAME, a variable).
+    /// Never stored in plain text nor in snapshots; forks get it again.
+    #[arg(long = "secret", value_name = "NAME[=VALUE]")]
+    secrets: Vec<String>,
 }
 
 fn default_endpoint() -> Endpoint {
@@ -331,6 +341,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 publish: a.publish,
                 idle_timeout: a.idle_timeout,
                 disk: a.disk,
+                secrets: secrets::from_args(&a.secrets)?,
             };
             let pb = spinner("starting sandbox");
             let res: Result<SandboxInfo> = client
@@ -418,7 +429,11 @@ async fn run(cli: Cli) -> Result<i32> {
             snapshot,
             count,
             fresh,
-        } => snapshot::fork(&client, &snapshot, count, fresh, json).await?,
+            secrets,
+        } => {
+            let secrets = secrets::from_args(&secrets)?;
+            snapshot::fork(&client, &snapshot, count, fresh, &secrets, json).await?
+        }
     }
     Ok(0)
 }

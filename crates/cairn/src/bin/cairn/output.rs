@@ -108,6 +108,7 @@ pub fn sandbox(s: &SandboxInfo) {
                 .join(" "),
         ),
         ("env", s.env.join(" ")),
+        ("secrets", s.secrets.join(" ")),
         ("created", s.created_at.to_rfc3339()),
         (
             "idle timeout",

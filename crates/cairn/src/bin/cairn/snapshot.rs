@@ -309,12 +309,13 @@ pub async fn fork(
     snapshot: &str,
     count: u32,
     fresh: bool,
+    secrets: &cairn_types::Secrets,
     json: bool,
 ) -> Result<()> {
     if count == 0 || count > 256 {
         return Err(CliError::invalid(format!("invalid --count {count}: give 1 to 256")).into());
     }
-    let body = json!({ "count": count, "fresh": fresh });
+    let body = json!({ "count": count, "fresh": fresh, "secrets": secrets });
     let path = format!("/v1/snapshots/{}/fork", enc(snapshot));
     let request = client.json::<ForkBatch>(Method::POST, &path, Some(body));
     let batch = if std::io::stderr().is_terminal() && count > 1 {
