@@ -19,6 +19,7 @@ mod files;
 mod forks;
 mod identity;
 mod images;
+mod keyfile;
 mod lifetimes;
 mod limits;
 mod network;

@@ -11,7 +11,6 @@
 //!
 //! Not for: what the agent does with them (crates/cairn-agent).
 
-use std::io::Write;
 use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -31,24 +30,7 @@ const NONCE_LEN: usize = 12;
 /// Makes the data directory's secrets key if it has none: 32 random bytes, 0600, written
 /// to a temporary name, synced, renamed.
 pub(crate) fn ensure_key(home: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = home.join(KEY_FILE);
-    if path.exists() {
-        return Ok(());
-    }
-    let tmp = home.join(format!("{KEY_FILE}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut key = [0u8; 32];
-    rand::fill(&mut key);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(home)?.sync_all()
+    crate::keyfile::ensure(home, KEY_FILE)
 }
 
 fn cipher(home: &Path) -> Result<ChaCha20Poly1305> {

@@ -138,6 +138,24 @@ fn first_message(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::invalid(format!("the request is not valid JSON ({e})")))
 }
 
+/// Whether sandbox `id` was found to have no `/bin/bash` (with `Some(true)`: it was just
+/// found so). A bounded memory: past 10,000 sandboxes it starts again.
+fn without_bash(id: &str, found: Option<bool>) -> bool {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if found == Some(true) {
+        if seen.len() >= 10_000 {
+            seen.clear();
+        }
+        seen.insert(id.to_string());
+    }
+    seen.contains(id)
+}
+
 fn event(e: Value) -> Vec<u8> {
     envelope(0, &json!({ "event": e }))
 }
@@ -164,11 +182,16 @@ async fn start(
         started_event: true,
         secret_env: Vec::new(),
     };
+    let bash = p.cmd == "/bin/bash";
+    if bash && without_bash(&sandbox.id, None) {
+        exec.cmd[0] = "/bin/sh".into();
+    }
     let mut rx = st.engine.exec(&sandbox.account, &sandbox.id, &exec).await?;
     let mut first = rx.recv().await;
-    // No bash in the image: the same command through /bin/sh.
-    if p.cmd == "/bin/bash" {
+    // No bash in the image: the same command through /bin/sh (and from now on at once).
+    if bash && exec.cmd[0] == "/bin/bash" {
         if let Some(ExecOutput::Exit { code: 127, .. }) = first {
+            without_bash(&sandbox.id, Some(true));
             exec.cmd[0] = "/bin/sh".into();
             rx = st.engine.exec(&sandbox.account, &sandbox.id, &exec).await?;
             first = rx.recv().await;
