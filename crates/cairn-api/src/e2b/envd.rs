@@ -17,13 +17,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use cairn_engine::{ExecOutput, FilesOf, WriteOptions};
-use cairn_types::api::ExecRequest;
+use cairn_engine::{FilesOf, WriteOptions};
+
+mod process;
 
 use super::{E2bError, E2bResult};
 use crate::{ApiError, AppState};
@@ -34,9 +34,12 @@ const MULTIPART_MAX: usize = 256 * 1024 * 1024;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
-        .route("/process.Process/Start", post(start))
-        .route("/process.Process/SendSignal", post(send_signal))
-        .route("/process.Process/List", post(list_processes))
+        .route("/process.Process/Start", post(process::start))
+        .route("/process.Process/SendSignal", post(process::send_signal))
+        .route("/process.Process/List", post(process::list))
+        .route("/process.Process/SendInput", post(process::send_input))
+        .route("/process.Process/CloseStdin", post(process::close_stdin))
+        .route("/process.Process/Update", post(process::update))
         .route("/files", get(read).post(write))
         .route("/filesystem.Filesystem/Stat", post(fs_stat))
         .route("/filesystem.Filesystem/ListDir", post(fs_list))
@@ -46,9 +49,9 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// The sandbox an in-sandbox call is for, and its account (from the access token).
-struct Sandbox {
-    account: String,
-    id: String,
+pub(super) struct Sandbox {
+    pub(super) account: String,
+    pub(super) id: String,
 }
 
 impl FromRequestParts<AppState> for Sandbox {
@@ -88,28 +91,8 @@ async fn health() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-// ---- process.Process/Start ----
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProcessConfig {
-    cmd: String,
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(default)]
-    envs: HashMap<String, String>,
-    #[serde(default)]
-    cwd: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StartRequest {
-    process: ProcessConfig,
-}
-
 /// A Connect envelope: flags, length, the message.
-fn envelope(flags: u8, msg: &Value) -> Vec<u8> {
+pub(super) fn envelope(flags: u8, msg: &Value) -> Vec<u8> {
     let body = serde_json::to_vec(msg).unwrap_or_default();
     let mut out = Vec::with_capacity(5 + body.len());
     out.push(flags);
@@ -119,7 +102,7 @@ fn envelope(flags: u8, msg: &Value) -> Vec<u8> {
 }
 
 /// The first message of a Connect stream request (or a plain JSON body).
-fn first_message(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn first_message(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let enveloped = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -138,191 +121,8 @@ fn first_message(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::invalid(format!("the request is not valid JSON ({e})")))
 }
 
-/// Whether sandbox `id` was found to have no `/bin/bash` (with `Some(true)`: it was just
-/// found so). A bounded memory: past 10,000 sandboxes it starts again.
-fn without_bash(id: &str, found: Option<bool>) -> bool {
-    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
-        std::sync::OnceLock::new();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if found == Some(true) {
-        if seen.len() >= 10_000 {
-            seen.clear();
-        }
-        seen.insert(id.to_string());
-    }
-    seen.contains(id)
-}
-
-fn event(e: Value) -> Vec<u8> {
+pub(super) fn event(e: Value) -> Vec<u8> {
     envelope(0, &json!({ "event": e }))
-}
-
-async fn start(
-    State(st): State<AppState>,
-    sandbox: Sandbox,
-    headers: HeaderMap,
-    body: Bytes,
-) -> E2bResult<Response> {
-    let req: StartRequest = serde_json::from_value(first_message(&headers, &body)?)
-        .map_err(|e| ApiError::invalid(format!("not a process.StartRequest ({e})")))?;
-    let p = req.process;
-    let mut env: Vec<String> = p.envs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    env.sort();
-    let mut cmd = vec![p.cmd.clone()];
-    cmd.extend(p.args.iter().cloned());
-    let mut exec = ExecRequest {
-        cmd,
-        env,
-        workdir: p.cwd.filter(|c| !c.is_empty()),
-        timeout_secs: None,
-        detach: false,
-        started_event: true,
-        secret_env: Vec::new(),
-    };
-    let bash = p.cmd == "/bin/bash";
-    if bash && without_bash(&sandbox.id, None) {
-        exec.cmd[0] = "/bin/sh".into();
-    }
-    let mut rx = st.engine.exec(&sandbox.account, &sandbox.id, &exec).await?;
-    let mut first = rx.recv().await;
-    // No bash in the image: the same command through /bin/sh (and from now on at once).
-    if bash && exec.cmd[0] == "/bin/bash" {
-        if let Some(ExecOutput::Exit { code: 127, .. }) = first {
-            without_bash(&sandbox.id, Some(true));
-            exec.cmd[0] = "/bin/sh".into();
-            rx = st.engine.exec(&sandbox.account, &sandbox.id, &exec).await?;
-            first = rx.recv().await;
-        }
-    }
-    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
-    let to_frame = move |out: ExecOutput| -> (Vec<u8>, bool) {
-        match out {
-            ExecOutput::Stdout(d) => (event(json!({"data": {"stdout": b64(&d)}})), false),
-            ExecOutput::Stderr(d) => (event(json!({"data": {"stderr": b64(&d)}})), false),
-            ExecOutput::Exit { code, message } => {
-                let mut end = json!({"exitCode": code, "exited": true, "status": format!("exit status {code}")});
-                if let Some(m) = message {
-                    end["error"] = json!(m);
-                }
-                (event(json!({ "end": end })), true)
-            }
-            ExecOutput::Error(m) => (
-                envelope(2, &json!({"error": {"code": "internal", "message": m}})),
-                true,
-            ),
-            ExecOutput::Started { .. } => (Vec::new(), false),
-        }
-    };
-    // The process's id (0 when it runs through the runtime, without the agent).
-    let pid = match first {
-        Some(ExecOutput::Started { pid }) => {
-            first = None;
-            pid
-        }
-        _ => 0,
-    };
-    let head = event(json!({"start": {"pid": pid}}));
-    let frames = stream::unfold(
-        (Some(head), first, rx, false),
-        move |(head, first, mut rx, done)| async move {
-            if let Some(h) = head {
-                return Some((Ok::<_, std::io::Error>(h), (None, first, rx, done)));
-            }
-            if done {
-                return None;
-            }
-            let next = match first {
-                Some(f) => Some(f),
-                None => rx.recv().await,
-            };
-            match next {
-                Some(out) => {
-                    let (mut bytes, last) = to_frame(out);
-                    if last {
-                        bytes.extend(envelope(2, &json!({})));
-                    }
-                    Some((Ok(bytes), (None, None, rx, last)))
-                }
-                None => Some((
-                    Ok(envelope(
-                        2,
-                        &json!({"error": {"code": "unavailable", "message": "the command's stream ended without its exit"}}),
-                    )),
-                    (None, None, rx, true),
-                )),
-            }
-        },
-    );
-    Ok((
-        [(header::CONTENT_TYPE, "application/connect+json")],
-        Body::from_stream(frames),
-    )
-        .into_response())
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Selector {
-    pid: Option<u32>,
-    tag: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SignalRequest {
-    process: Selector,
-    signal: Value,
-}
-
-/// `SendSignal`: SIGKILL or SIGTERM to a process of the sandbox, by pid.
-async fn send_signal(
-    State(st): State<AppState>,
-    sandbox: Sandbox,
-    headers: HeaderMap,
-    body: Bytes,
-) -> E2bResult<Response> {
-    let req: SignalRequest = serde_json::from_value(first_message(&headers, &body)?)
-        .map_err(|e| ApiError::invalid(format!("not a SendSignalRequest ({e})")))?;
-    let Some(pid) = req.process.pid else {
-        return Err(ApiError::invalid(match req.process.tag {
-            Some(_) => "processes are chosen by pid: tags are not supported yet",
-            None => "name the process by its pid",
-        })
-        .into());
-    };
-    let signal = match &req.signal {
-        Value::String(s) if s == "SIGNAL_SIGKILL" => "KILL",
-        Value::Number(n) if n.as_u64() == Some(9) => "KILL",
-        Value::String(s) if s == "SIGNAL_SIGTERM" => "TERM",
-        Value::Number(n) if n.as_u64() == Some(15) => "TERM",
-        _ => {
-            return Err(ApiError::invalid("the signal is SIGNAL_SIGKILL or SIGNAL_SIGTERM").into())
-        }
-    };
-    st.engine
-        .signal_process(&sandbox.account, &sandbox.id, pid, Some(signal))
-        .await?;
-    Ok(Json(json!({})).into_response())
-}
-
-/// `List`: the sandbox's processes but its init and agent, each as `ProcessInfo` (its
-/// command line split at spaces).
-async fn list_processes(State(st): State<AppState>, sandbox: Sandbox) -> E2bResult<Response> {
-    let all = st.engine.processes(&sandbox.account, &sandbox.id).await?;
-    let out: Vec<Value> = all
-        .iter()
-        .filter(|p| p.pid != 1 && !p.cmd.ends_with("agent serve"))
-        .map(|p| {
-            let mut words = p.cmd.split(' ');
-            let cmd = words.next().unwrap_or_default();
-            let args: Vec<&str> = words.collect();
-            json!({"config": {"cmd": cmd, "args": args, "envs": {}}, "pid": p.pid})
-        })
-        .collect();
-    Ok(Json(json!({ "processes": out })).into_response())
 }
 
 // ---- filesystem.Filesystem (unary Connect calls, JSON) ----

@@ -14,6 +14,7 @@ from e2b import (
     AuthenticationException,
     CommandExitException,
     FileNotFoundException,
+    PtySize,
     Sandbox,
     SandboxException,
     SandboxNotFoundException,
@@ -87,6 +88,18 @@ try:
 except CommandExitException as e:
     check(e.exit_code == 137, f"a killed command ends with 137 ({e.exit_code})")
 check(not sbx.commands.kill(99999), "killing a missing process says False")
+
+# stdin, and a terminal with its size.
+cat = sbx.commands.run("cat", background=True, stdin=True)
+sbx.commands.send_stdin(cat.pid, "hello stdin\n")
+sbx.commands.close_stdin(cat.pid)
+check(cat.wait().stdout == "hello stdin\n", "send_stdin and close_stdin reach the command")
+term = sbx.pty.create(PtySize(rows=24, cols=80))
+sbx.pty.resize(term.pid, PtySize(rows=30, cols=100))
+sbx.pty.send_stdin(term.pid, b"stty size; exit\n")
+seen = []
+term.wait(on_pty=lambda d: seen.append(bytes(d)))
+check(b"30 100" in b"".join(seen), f"a pty, resized ({b''.join(seen)[-200:]!r})")
 
 # A background process and a file survive pause and connect (Cairn pauses with a snapshot of
 # the processes); a snapshot is a template; fork makes independent copies.
