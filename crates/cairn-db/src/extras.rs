@@ -24,12 +24,22 @@ impl Db {
         Ok(())
     }
 
-    /// Sets when sandbox `id` is killed (Unix seconds; `None`: never).
+    /// Sets when sandbox `id`'s timeout runs out (Unix seconds; `None`: never).
     pub fn set_sandbox_kill_at(&self, id: &str, at: Option<i64>) -> Result<(), DbError> {
         self.conn().execute(
             "INSERT INTO sandbox_extras(sandbox_id, kill_at) VALUES (?1, ?2)
              ON CONFLICT(sandbox_id) DO UPDATE SET kill_at = excluded.kill_at",
             params![id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Sets whether sandbox `id` is paused (rather than killed) when its timeout runs out.
+    pub fn set_sandbox_pause_at_timeout(&self, id: &str, pause: bool) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO sandbox_extras(sandbox_id, pause_at_timeout) VALUES (?1, ?2)
+             ON CONFLICT(sandbox_id) DO UPDATE SET pause_at_timeout = excluded.pause_at_timeout",
+            params![id, i64::from(pause)],
         )?;
         Ok(())
     }
@@ -53,19 +63,22 @@ impl Db {
         })
     }
 
-    /// The sandboxes (id, account) whose kill time is `now` or earlier; first drops the rows
-    /// of sandboxes that are gone.
-    pub fn sandboxes_due(&self, now: i64) -> Result<Vec<(String, String)>, DbError> {
+    /// The sandboxes (id, account, whether to pause rather than kill) whose timeout ran out
+    /// at `now` or earlier, running or paused; first drops the rows of sandboxes that are gone.
+    pub fn sandboxes_due(&self, now: i64) -> Result<Vec<(String, String, bool)>, DbError> {
         let conn = self.conn();
         conn.execute(
             "DELETE FROM sandbox_extras WHERE sandbox_id NOT IN (SELECT id FROM sandboxes)",
             [],
         )?;
         let mut stmt = conn.prepare(
-            "SELECT s.id, s.account FROM sandbox_extras e JOIN sandboxes s ON s.id = e.sandbox_id
+            "SELECT s.id, s.account, e.pause_at_timeout FROM sandbox_extras e
+             JOIN sandboxes s ON s.id = e.sandbox_id
              WHERE e.kill_at IS NOT NULL AND e.kill_at <= ?1 AND s.state != 'destroyed'",
         )?;
-        let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map(params![now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
+        })?;
         let mut out = Vec::new();
         for r in rows {
             out.push(r?);

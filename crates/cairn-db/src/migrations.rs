@@ -163,11 +163,13 @@ const MIGRATIONS: &[&str] = &[
         names TEXT NOT NULL,
         sealed BLOB NOT NULL
     );",
-    // 14 (e2b, issue 19): a sandbox's metadata and the time it is killed at (E2B's timeout).
+    // 14 (e2b, issue 19): a sandbox's metadata and the time its timeout runs out at (E2B's),
+    //    when it is killed, or with `pause_at_timeout` paused.
     "CREATE TABLE sandbox_extras (
         sandbox_id TEXT PRIMARY KEY,
         metadata_json TEXT NOT NULL DEFAULT '{}',
-        kill_at INTEGER
+        kill_at INTEGER,
+        pause_at_timeout INTEGER NOT NULL DEFAULT 0
     );",
 ];
 

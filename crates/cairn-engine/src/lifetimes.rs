@@ -78,13 +78,46 @@ impl Engine {
         Ok((metadata, at.and_then(|t| DateTime::from_timestamp(t, 0))))
     }
 
-    /// Destroys the sandboxes whose time has come.
-    pub(crate) async fn kill_due(&self) {
+    /// Sets whether `account`'s sandbox `id_or_name` is paused (with its automatic snapshot)
+    /// rather than destroyed when its timeout runs out.
+    pub async fn set_pause_at_timeout(
+        &self,
+        account: &str,
+        id_or_name: &str,
+        pause: bool,
+    ) -> Result<()> {
+        let r = self.find(account, id_or_name).await?;
+        let id = r.id.to_string();
+        self.db(move |db| db.set_sandbox_pause_at_timeout(&id, pause))
+            .await?;
+        Ok(())
+    }
+
+    /// Destroys, or pauses, the sandboxes whose timeout ran out. A paused one has no timeout
+    /// until it is given one again (E2B's connect does).
+    pub(crate) async fn kill_due(self: &std::sync::Arc<Self>) {
         let now = Utc::now().timestamp();
         let Ok(due) = self.db(move |db| db.sandboxes_due(now)).await else {
             return;
         };
-        for (id, account) in due {
+        for (id, account, pause) in due {
+            if pause {
+                let paused = match self.inspect_sandbox(&account, &id).await {
+                    Ok(info) if info.state == cairn_types::SandboxState::Paused => Ok(()),
+                    _ => self.pause_sandbox(&account, &id, false).await.map(drop),
+                };
+                match paused {
+                    Ok(()) => {
+                        let sid = id.clone();
+                        let _ = self.db(move |db| db.set_sandbox_kill_at(&sid, None)).await;
+                        tracing::info!(sandbox = id, "sandbox paused: its timeout ran out");
+                    }
+                    Err(e) => {
+                        tracing::warn!(sandbox = id, error = %e, "cannot pause a sandbox whose timeout ran out")
+                    }
+                }
+                continue;
+            }
             match self.destroy_sandbox(&account, &id, true, false).await {
                 Ok(()) => tracing::info!(sandbox = id, "sandbox killed: its timeout ran out"),
                 Err(e) => {

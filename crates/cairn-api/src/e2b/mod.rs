@@ -115,6 +115,9 @@ struct NewSandbox {
     #[serde(default)]
     metadata: BTreeMap<String, String>,
     timeout: Option<u64>,
+    /// At the timeout, pause (with an automatic snapshot) instead of killing.
+    #[serde(default)]
+    auto_pause: bool,
 }
 
 /// E2B's default time to live: 5 minutes.
@@ -155,7 +158,7 @@ async fn create(
     } else {
         create.image = template.clone();
     }
-    let (who, metadata) = (account.clone(), req.metadata);
+    let (who, metadata, auto_pause) = (account.clone(), req.metadata, req.auto_pause);
     let info = st
         .engine
         .run_to_end(move |e| async move {
@@ -163,6 +166,7 @@ async fn create(
             // Its time to live and metadata, or no sandbox: one that cannot have them goes.
             let set = async {
                 e.set_kill_after(&who, &info.id, Some(timeout)).await?;
+                e.set_pause_at_timeout(&who, &info.id, auto_pause).await?;
                 e.set_metadata(&who, &info.id, metadata).await
             };
             if let Err(err) = set.await {
@@ -207,14 +211,39 @@ async fn pause(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct ConnectRequest {
+    timeout: Option<u64>,
+}
+
 /// `connect` (and the older `resume`): resumes a paused sandbox, and answers it as create
-/// does (200; 201 when it was resumed).
+/// does (200; 201 when it was resumed). Its timeout becomes `timeout` (default 300 s) from
+/// now, unless it already runs out later.
 async fn connect(
     State(st): State<AppState>,
     ApiKey(account): ApiKey,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> E2bResult<Response> {
+    let req: ConnectRequest = if body.is_empty() {
+        ConnectRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("not a connect request ({e})")))?
+    };
+    let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if timeout > cairn_engine::MAX_KILL_AFTER_SECS {
+        return Err(ApiError::invalid("a timeout of at most 30 days (2592000 s)").into());
+    }
     let mut info = st.engine.inspect_sandbox(&account, &id).await?;
+    let (_, runs_out) = st.engine.sandbox_extras(&account, &info.id).await?;
+    let wanted =
+        chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(timeout).unwrap_or(0));
+    if runs_out.is_none_or(|at| at < wanted) {
+        st.engine
+            .set_kill_after(&account, &info.id, Some(timeout))
+            .await?;
+    }
     let mut status = StatusCode::OK;
     if info.state == SandboxState::Paused {
         let (who, sid) = (account.clone(), info.id.clone());

@@ -171,6 +171,18 @@ r = deb.commands.run('echo "$BASH_VERSION"; shopt -q login_shell && echo login')
 check(r.stdout.startswith("5.") and r.stdout.endswith("login\n"), f"bash -l in Debian ({r.stdout!r})")
 deb.kill()
 
+# With on_timeout "pause", a sandbox whose timeout runs out is paused, and connect resumes it.
+napper = Sandbox.create(template="base", timeout=2, lifecycle={"on_timeout": "pause"})
+napper.files.write("/root/nap.txt", "zzz")
+deadline = time.time() + 20
+while Sandbox.get_info(napper.sandbox_id).state.value != "paused":
+    check(time.time() < deadline, "a sandbox with on_timeout pause is paused at its timeout")
+    time.sleep(0.5)
+check(True, "a sandbox with on_timeout pause is paused at its timeout")
+napper.connect(timeout=60)
+check(napper.files.read("/root/nap.txt") == "zzz", "connect resumes it, its files kept")
+napper.kill()
+
 # The access token is the sandbox's own: another sandbox's, or none, is refused.
 url = os.environ["E2B_SANDBOX_URL"]
 other = Sandbox.create(template="base")
