@@ -67,7 +67,7 @@ impl Secrets {
 }
 
 /// A secret's name: a letter or `_`, then letters, digits or `_`, at most
-/// [`MAX_SECRET_NAME`] characters (it names a file in `/run/secrets` and an environment
+/// 64 characters (`MAX_SECRET_NAME`; it names a file in `/run/secrets` and an environment
 /// variable).
 pub fn validate_secret_name(name: &str) -> Result<(), String> {
     let mut bytes = name.bytes();
