@@ -28,8 +28,9 @@ mod process;
 use super::{E2bError, E2bResult};
 use crate::{ApiError, AppState};
 
-/// The most a multipart upload may hold (it is read whole); octet-stream uploads stream.
-const MULTIPART_MAX: usize = 256 * 1024 * 1024;
+/// The most a multipart upload may hold: it is read whole into memory (a tenant could make
+/// many at once), while octet-stream uploads stream.
+const MULTIPART_MAX: usize = 32 * 1024 * 1024;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
