@@ -24,7 +24,9 @@ check() { # FORK: the teammate's sandbox sees the files
   if [ "$got" = $'print(42)\nok' ]; then echo "teammate's $1 sees the same files"; else echo "MISMATCH in $1: $got" >&2; exit 1; fi
 }
 IMPORTED=$(theirs snapshot import "$work/review.tar.gz")
-theirs snapshot inspect "$IMPORTED" | grep -q "imported from $SNAP"
+# (Read whole first: `| grep -q` stops reading at the match, and with pipefail the writer's
+# broken pipe would fail the script.)
+grep -q "imported from $SNAP" <<<"$(theirs snapshot inspect "$IMPORTED")"
 FORK=$(theirs up --from-snapshot "$IMPORTED")
 check "$FORK"
 
