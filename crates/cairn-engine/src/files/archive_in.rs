@@ -23,6 +23,121 @@ use super::tar_guard::TarGuard;
 use super::tree::TreeFiles;
 use crate::EngineError;
 
+/// What one entry of a tar stream being extracted is, checked.
+pub(super) enum What {
+    /// A directory.
+    Dir,
+    /// A regular file: its bytes are read from the entry handed along.
+    File,
+    /// A symbolic link holding this target (checked not to climb above the tree's root).
+    Symlink(Vec<u8>),
+    /// A hard link to this earlier entry.
+    HardLink(TreePath),
+}
+
+/// One entry of a tar stream being extracted, checked.
+pub(super) struct Item {
+    /// Its path as the caller sees it (the target directory's, then the entry's name).
+    pub(super) shown: String,
+    /// The same, parsed.
+    pub(super) full: TreePath,
+    /// Its directory, relative to the tree's root (`.` for the root).
+    pub(super) parent: String,
+    /// Permission bits.
+    pub(super) mode: u32,
+    /// Owner and group, when the header has them.
+    pub(super) uid: Option<u32>,
+    pub(super) gid: Option<u32>,
+    /// What it is.
+    pub(super) what: What,
+}
+
+/// Reads the tar stream `body` for extraction into directory `path`, whichever way the
+/// entries are then written (the host's tree, or a running sandbox's agent): every entry is
+/// checked (names, link targets, types; see the module's documentation) and handed to
+/// `apply` with the entry to read a file's bytes from. Returns the entries applied.
+pub(super) fn walk_tar(
+    path: &TreePath,
+    body: &mut dyn Read,
+    mut apply: impl FnMut(Item, &mut dyn Read) -> Result<(), EngineError>,
+) -> Result<u64, EngineError> {
+    let depth = lexical_depth(path);
+    let base = path.shown().trim_end_matches('/').to_string();
+    let bad = |e: std::io::Error| {
+        EngineError::InvalidArgument(format!(
+            "the upload is not a valid tar stream ({e}); entries before the error were written"
+        ))
+    };
+    // Headers that the tar crate would read whole into memory are bounded first.
+    let mut archive = tar::Archive::new(TarGuard::new(body));
+    let mut count = 0u64;
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let raw = entry.path_bytes().into_owned();
+        let parts = entry_parts(&raw)?;
+        if parts.is_empty() {
+            continue;
+        }
+        let shown = format!("{base}/{}", parts.join("/"));
+        let full = TreePath::parse(&shown)?;
+        let header = entry.header();
+        // A missing mode (some archivers leave it out of links) is the usual default.
+        let mode = header.mode().unwrap_or(0o755) & 0o7777;
+        let uid = header.uid().ok().and_then(|u| u32::try_from(u).ok());
+        let gid = header.gid().ok().and_then(|g| u32::try_from(g).ok());
+        let link = || {
+            entry
+                .link_name_bytes()
+                .map(|t| t.into_owned())
+                .unwrap_or_default()
+        };
+        let what = match header.entry_type() {
+            tar::EntryType::Directory => What::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous => What::File,
+            tar::EntryType::Symlink => {
+                let target = link();
+                check_link_target(&shown, &target, depth + parts.len() - 1)?;
+                What::Symlink(target)
+            }
+            tar::EntryType::Link => {
+                let source = entry_parts(&link())?;
+                What::HardLink(TreePath::parse(&format!("{base}/{}", source.join("/")))?)
+            }
+            other => {
+                let what = match other {
+                    tar::EntryType::Char | tar::EntryType::Block => "a device node",
+                    tar::EntryType::Fifo => "a FIFO",
+                    _ => "of a type Cairn does not write",
+                };
+                return Err(EngineError::InvalidArgument(format!(
+                    "archive entry {shown} is {what}: only files, directories and links can be copied into a sandbox; entries before it were written"
+                )));
+            }
+        };
+        let (parent, _) = full.split()?;
+        let item = Item {
+            shown,
+            parent,
+            full,
+            mode,
+            uid,
+            gid,
+            what,
+        };
+        apply(item, &mut entry)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The refusal of a hard link to `source`, which is not a regular file written before it.
+pub(super) fn not_a_file_link(shown: &str, source: &TreePath) -> EngineError {
+    EngineError::InvalidArgument(format!(
+        "archive entry {shown} is a hard link to {}, which is not a regular file: only links to files written before it are allowed",
+        source.shown()
+    ))
+}
+
 impl TreeFiles {
     /// Extracts the tar stream `body` into directory `path`.
     pub(crate) fn tar_in(&self, path: &TreePath, body: &mut dyn Read) -> Result<u64, EngineError> {
@@ -36,102 +151,54 @@ impl TreeFiles {
                 path.shown()
             )));
         }
-        let depth = lexical_depth(path);
-        let base = path.shown().trim_end_matches('/').to_string();
-        let bad = |e: std::io::Error| {
-            EngineError::InvalidArgument(format!(
-                "the upload is not a valid tar stream ({e}); entries before the error were written"
-            ))
-        };
-        // Headers that the tar crate would read whole into memory are bounded first.
-        let mut archive = tar::Archive::new(TarGuard::new(body));
-        let mut count = 0u64;
-        for entry in archive.entries().map_err(bad)? {
-            let mut entry = entry.map_err(bad)?;
-            let raw = entry.path_bytes().into_owned();
-            let parts = entry_parts(&raw)?;
-            if parts.is_empty() {
-                continue;
-            }
-            let shown = format!("{base}/{}", parts.join("/"));
-            let full = TreePath::parse(&shown)?;
-            let header = entry.header();
-            // A missing mode (some archivers leave it out of links) is the usual default.
-            let mode = header.mode().unwrap_or(0o755) & 0o7777;
-            let uid = header.uid().ok().and_then(|u| u32::try_from(u).ok());
-            let gid = header.gid().ok().and_then(|g| u32::try_from(g).ok());
-            let kind = header.entry_type();
+        let count = walk_tar(path, body, |item, data| {
+            let Item {
+                shown,
+                full,
+                parent,
+                mode,
+                uid,
+                gid,
+                what,
+            } = item;
             // Missing parents are made (an archive may leave its directories out).
-            let (parent, _) = full.split()?;
             self.mkdir(&TreePath::parse(&format!("/{parent}"))?, true, 0o755)?;
-            match kind {
-                tar::EntryType::Directory => {
+            match what {
+                What::Dir => {
                     self.mkdir(&full, true, mode)?;
                     let (dir, name) = self.parent(&full)?;
                     set_owner(dir.as_fd(), name, &shown, uid, gid)?;
                     rustix::fs::chmodat(&dir, name, Mode::from_raw_mode(mode), AtFlags::empty())
-                        .map_err(|e| fail(&shown, e))?;
+                        .map_err(|e| fail(&shown, e))
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                What::File => {
                     let (dir, name) = self.writable_parent(&full)?;
                     let opts = WriteOptions {
                         mode: Some(mode),
                         uid,
                         gid,
                     };
-                    write_new(
-                        dir.as_fd(),
-                        OsStr::new(name),
-                        &shown,
-                        opts,
-                        &mut entry,
-                        false,
-                    )?;
+                    write_new(dir.as_fd(), OsStr::new(name), &shown, opts, data, false)
                 }
-                tar::EntryType::Symlink => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_default();
-                    check_link_target(&shown, &target, depth + parts.len() - 1)?;
+                What::Symlink(target) => {
                     let (dir, name) = self.writable_parent(&full)?;
                     rustix::fs::symlinkat(OsStr::from_bytes(&target), &dir, name)
                         .map_err(|e| fail(&shown, e))?;
-                    set_owner(dir.as_fd(), name, &shown, uid, gid)?;
+                    set_owner(dir.as_fd(), name, &shown, uid, gid)
                 }
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_default();
-                    let source = entry_parts(&target)?;
-                    let source = TreePath::parse(&format!("{base}/{}", source.join("/")))?;
+                What::HardLink(source) => {
                     let (src_dir, src_name) = self.parent(&source)?;
                     let st = rustix::fs::statat(&src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| fail(source.shown(), e))?;
                     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                        return Err(EngineError::InvalidArgument(format!(
-                            "archive entry {shown} is a hard link to {}, which is not a regular file: only links to files written before it are allowed",
-                            source.shown()
-                        )));
+                        return Err(not_a_file_link(&shown, &source));
                     }
                     let (dir, name) = self.writable_parent(&full)?;
                     rustix::fs::linkat(&src_dir, src_name, &dir, name, AtFlags::empty())
-                        .map_err(|e| fail(&shown, e))?;
-                }
-                other => {
-                    let what = match other {
-                        tar::EntryType::Char | tar::EntryType::Block => "a device node",
-                        tar::EntryType::Fifo => "a FIFO",
-                        _ => "of a type Cairn does not write",
-                    };
-                    return Err(EngineError::InvalidArgument(format!(
-                        "archive entry {shown} is {what}: only files, directories and links can be copied into a sandbox; entries before it were written"
-                    )));
+                        .map_err(|e| fail(&shown, e))
                 }
             }
-            count += 1;
-        }
+        })?;
         let root = self
             .resolve(".", OFlags::RDONLY | OFlags::DIRECTORY)
             .map_err(|e| fail("/", e))?;
@@ -159,7 +226,7 @@ impl TreeFiles {
 }
 
 /// The components of an archive entry name: leading `/` and `.` dropped, `..` refused.
-pub(super) fn entry_parts(raw: &[u8]) -> Result<Vec<String>, EngineError> {
+fn entry_parts(raw: &[u8]) -> Result<Vec<String>, EngineError> {
     let mut parts = Vec::new();
     for c in raw.split(|b| *b == b'/') {
         match c {
@@ -177,7 +244,7 @@ pub(super) fn entry_parts(raw: &[u8]) -> Result<Vec<String>, EngineError> {
 }
 
 /// How many directories below the tree's root `path` is, read as text (`..` climbs).
-pub(super) fn lexical_depth(path: &TreePath) -> usize {
+fn lexical_depth(path: &TreePath) -> usize {
     let mut depth = 0usize;
     for c in path.relative().split('/') {
         match c {
@@ -192,11 +259,7 @@ pub(super) fn lexical_depth(path: &TreePath) -> usize {
 /// Refuses a relative symlink target that climbs above the tree's root from a link `depth`
 /// directories below it. (Every resolution stays in the root anyway; such a link is
 /// refused so that it cannot mislead anything that reads the tree without Cairn's care.)
-pub(super) fn check_link_target(
-    shown: &str,
-    target: &[u8],
-    depth: usize,
-) -> Result<(), EngineError> {
+fn check_link_target(shown: &str, target: &[u8], depth: usize) -> Result<(), EngineError> {
     if target.is_empty() || target.contains(&0) {
         return Err(EngineError::InvalidArgument(format!(
             "archive entry {shown} is a symlink with an empty or invalid target"

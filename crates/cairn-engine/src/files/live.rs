@@ -23,10 +23,9 @@ use cairn_agent::proto::{FileStat, Kind, Message, PUT_WINDOW};
 use cairn_types::api::FileEntry;
 use cairn_types::SandboxId;
 
-use super::archive_in::{check_link_target, entry_parts, lexical_depth};
+use super::archive_in::{not_a_file_link, walk_tar, Item, What};
 use super::fd::{fail, WriteOptions, CHUNK};
 use super::path::TreePath;
-use super::tar_guard::TarGuard;
 use crate::agent::link::{Event, Link};
 use crate::EngineError;
 
@@ -302,39 +301,25 @@ impl LiveFiles {
                 path.shown()
             )));
         }
-        let depth = lexical_depth(path);
-        let base = path.shown().trim_end_matches('/').to_string();
-        let bad = |e: std::io::Error| {
-            EngineError::InvalidArgument(format!(
-                "the upload is not a valid tar stream ({e}); entries before the error were written"
-            ))
-        };
-        let mut archive = tar::Archive::new(TarGuard::new(body));
-        let mut count = 0u64;
         // The directories known to be there: one `mkdir -p` each, not one per entry.
         let mut made = std::collections::HashSet::new();
-        for entry in archive.entries().map_err(bad)? {
-            let mut entry = entry.map_err(bad)?;
-            let raw = entry.path_bytes().into_owned();
-            let parts = entry_parts(&raw)?;
-            if parts.is_empty() {
-                continue;
-            }
-            let shown = format!("{base}/{}", parts.join("/"));
-            let full = TreePath::parse(&shown)?;
-            let header = entry.header();
-            let mode = header.mode().unwrap_or(0o755) & 0o7777;
-            let uid = header.uid().ok().and_then(|u| u32::try_from(u).ok());
-            let gid = header.gid().ok().and_then(|g| u32::try_from(g).ok());
-            let kind = header.entry_type();
-            let (parent, _) = full.split()?;
+        walk_tar(path, body, |item, data| {
+            let Item {
+                shown,
+                full,
+                parent,
+                mode,
+                uid,
+                gid,
+                what,
+            } = item;
             if !made.contains(&parent) {
                 self.mkdir(&TreePath::parse(&format!("/{parent}"))?, true, 0o755)?;
                 made.insert(parent);
             }
-            match kind {
-                tar::EntryType::Directory => {
-                    made.insert(full.relative().to_string());
+            match what {
+                What::Dir => {
+                    made.insert(full.relative());
                     self.ask(
                         &shown,
                         &Message::Mkdir {
@@ -344,22 +329,18 @@ impl LiveFiles {
                             uid,
                             gid,
                         },
-                    )?;
+                    )
+                    .map(drop)
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                What::File => {
                     let opts = WriteOptions {
                         mode: Some(mode),
                         uid: Some(uid.unwrap_or(0)),
                         gid: Some(gid.unwrap_or(0)),
                     };
-                    self.write(&full, opts, &mut entry, false)?;
+                    self.write(&full, opts, data, false).map(drop)
                 }
-                tar::EntryType::Symlink => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_default();
-                    check_link_target(&shown, &target, depth + parts.len() - 1)?;
+                What::Symlink(target) => {
                     let target = String::from_utf8(target).map_err(|_| {
                         EngineError::InvalidArgument(format!(
                             "archive entry {shown} is a link whose target is not UTF-8: a running gVisor sandbox takes UTF-8 link targets only"
@@ -373,15 +354,10 @@ impl LiveFiles {
                             uid,
                             gid,
                         },
-                    )?;
+                    )
+                    .map(drop)
                 }
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_default();
-                    let source = entry_parts(&target)?;
-                    let source = TreePath::parse(&format!("{base}/{}", source.join("/")))?;
+                What::HardLink(source) => {
                     let linked = self.ask(
                         &shown,
                         &Message::HardLink {
@@ -389,27 +365,14 @@ impl LiveFiles {
                             existing: source.absolute(),
                         },
                     );
-                    if let Err(EngineError::InvalidArgument(_)) = linked {
-                        return Err(EngineError::InvalidArgument(format!(
-                            "archive entry {shown} is a hard link to {}, which is not a regular file: only links to files written before it are allowed",
-                            source.shown()
-                        )));
+                    match linked {
+                        Err(EngineError::InvalidArgument(_)) => {
+                            Err(not_a_file_link(&shown, &source))
+                        }
+                        other => other.map(drop),
                     }
-                    linked?;
-                }
-                other => {
-                    let what = match other {
-                        tar::EntryType::Char | tar::EntryType::Block => "a device node",
-                        tar::EntryType::Fifo => "a FIFO",
-                        _ => "of a type Cairn does not write",
-                    };
-                    return Err(EngineError::InvalidArgument(format!(
-                        "archive entry {shown} is {what}: only files, directories and links can be copied into a sandbox; entries before it were written"
-                    )));
                 }
             }
-            count += 1;
-        }
-        Ok(count)
+        })
     }
 }
