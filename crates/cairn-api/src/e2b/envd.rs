@@ -103,7 +103,7 @@ pub(super) fn envelope(flags: u8, msg: &Value) -> Vec<u8> {
 }
 
 /// The first message of a Connect stream request (or a plain JSON body).
-pub(super) fn first_message(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+fn first_message(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let enveloped = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -122,6 +122,17 @@ pub(super) fn first_message(headers: &HeaderMap, body: &[u8]) -> Result<Value, A
         .map_err(|e| ApiError::invalid(format!("the request is not valid JSON ({e})")))
 }
 
+/// The request message of a Connect call, as `T` (`what`, with its article, names it in
+/// the error).
+pub(super) fn message<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_value(first_message(headers, body)?)
+        .map_err(|e| ApiError::invalid(format!("not {what} ({e})")))
+}
+
 pub(super) fn event(e: Value) -> Vec<u8> {
     envelope(0, &json!({ "event": e }))
 }
@@ -138,8 +149,7 @@ struct FsRequest {
 }
 
 fn fs_request(headers: &HeaderMap, body: &[u8]) -> Result<FsRequest, ApiError> {
-    serde_json::from_value(first_message(headers, body)?)
-        .map_err(|e| ApiError::invalid(format!("not a filesystem request ({e})")))
+    message(headers, body, "a filesystem request")
 }
 
 /// `rwxr-xr-x` and the like, with the type's letter first.

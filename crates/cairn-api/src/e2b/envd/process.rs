@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use cairn_engine::{ExecInput, ExecIo, ExecOutput};
 use cairn_types::api::ExecRequest;
 
-use super::{envelope, event, first_message, Sandbox};
+use super::{envelope, event, message, Sandbox};
 use crate::e2b::E2bResult;
 use crate::{ApiError, AppState};
 
@@ -92,8 +92,7 @@ pub(super) async fn send_input(
     headers: HeaderMap,
     body: Bytes,
 ) -> E2bResult<Response> {
-    let req: InputRequest = serde_json::from_value(first_message(&headers, &body)?)
-        .map_err(|e| ApiError::invalid(format!("not a SendInputRequest ({e})")))?;
+    let req: InputRequest = message(&headers, &body, "a SendInputRequest")?;
     let pid = pid_of(&req.process)?;
     let data = req
         .input
@@ -115,8 +114,7 @@ pub(super) async fn close_stdin(
     headers: HeaderMap,
     body: Bytes,
 ) -> E2bResult<Response> {
-    let req: InputRequest = serde_json::from_value(first_message(&headers, &body)?)
-        .map_err(|e| ApiError::invalid(format!("not a CloseStdinRequest ({e})")))?;
+    let req: InputRequest = message(&headers, &body, "a CloseStdinRequest")?;
     send_to(&sandbox, pid_of(&req.process)?, ExecInput::Eof).await
 }
 
@@ -127,8 +125,7 @@ pub(super) async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> E2bResult<Response> {
-    let req: InputRequest = serde_json::from_value(first_message(&headers, &body)?)
-        .map_err(|e| ApiError::invalid(format!("not an UpdateRequest ({e})")))?;
+    let req: InputRequest = message(&headers, &body, "an UpdateRequest")?;
     let Some(pty) = req.pty else {
         return Ok(Json(json!({})).into_response());
     };
@@ -196,8 +193,7 @@ pub(super) async fn start(
     headers: HeaderMap,
     body: Bytes,
 ) -> E2bResult<Response> {
-    let req: StartRequest = serde_json::from_value(first_message(&headers, &body)?)
-        .map_err(|e| ApiError::invalid(format!("not a process.StartRequest ({e})")))?;
+    let req: StartRequest = message(&headers, &body, "a process.StartRequest")?;
     let p = req.process;
     let mut env: Vec<String> = p.envs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.sort();
@@ -334,15 +330,8 @@ pub(super) async fn send_signal(
     headers: HeaderMap,
     body: Bytes,
 ) -> E2bResult<Response> {
-    let req: SignalRequest = serde_json::from_value(first_message(&headers, &body)?)
-        .map_err(|e| ApiError::invalid(format!("not a SendSignalRequest ({e})")))?;
-    let Some(pid) = req.process.pid else {
-        return Err(ApiError::invalid(match req.process.tag {
-            Some(_) => "processes are chosen by pid: tags are not supported yet",
-            None => "name the process by its pid",
-        })
-        .into());
-    };
+    let req: SignalRequest = message(&headers, &body, "a SendSignalRequest")?;
+    let pid = pid_of(&req.process)?;
     let signal = match &req.signal {
         Value::String(s) if s == "SIGNAL_SIGKILL" => "KILL",
         Value::Number(n) if n.as_u64() == Some(9) => "KILL",
