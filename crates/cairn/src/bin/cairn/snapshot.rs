@@ -176,7 +176,7 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             }
             let link: cairn_types::api::SnapshotLinkInfo =
                 client.json(Method::POST, &path, None).await?;
-            output::show(json, &link, |l| println!("{}", l.url))?;
+            output::show(json, &link, |l| outln!("{}", l.url))?;
         }
         SnapshotCommand::Import { file, name } => {
             crate::share::import(client, &file, name.as_deref(), json).await?
@@ -195,7 +195,7 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 )
                 .await;
             pb.finish_and_clear();
-            output::show(json, &res?, |s| println!("{}", s.id))?;
+            output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
         SnapshotCommand::List { remote: true, .. } => {
             let list: Vec<RemoteSnapshotInfo> = client
@@ -215,9 +215,9 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             pb.finish_and_clear();
             output::show(json, &res?, |p| {
                 if p.already_pushed {
-                    println!("{} (pushed already: nothing uploaded)", p.snapshot);
+                    outln!("{} (pushed already: nothing uploaded)", p.snapshot);
                 } else {
-                    println!(
+                    outln!(
                         "{} ({} chunks, {} uploaded: {} of {}, in {:.1}s)",
                         p.snapshot,
                         p.chunks,
@@ -239,7 +239,7 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 )
                 .await;
             pb.finish_and_clear();
-            output::show(json, &res?, |s| println!("{}", s.id))?;
+            output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
         SnapshotCommand::List { sandbox, all, .. } => {
             let mut path = match &sandbox {
@@ -276,14 +276,14 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 )
                 .await;
             pb.finish_and_clear();
-            output::show(json, &res?, |s| println!("{}", s.id))?;
+            output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
         SnapshotCommand::Delete { snapshot } => {
             client
                 .empty(Method::DELETE, &format!("/v1/snapshots/{}", enc(&snapshot)))
                 .await?;
             output::show(json, &json!({ "deleted": snapshot }), |_| {
-                println!("{snapshot}")
+                outln!("{snapshot}")
             })?;
         }
         SnapshotCommand::Diff {
@@ -333,7 +333,7 @@ pub async fn fork(
                 ids.join(" ")
             );
             for s in &made {
-                println!("{}", s.id);
+                outln!("{}", s.id);
             }
         }
         // One error that also says which forks exist.
@@ -351,7 +351,7 @@ pub async fn fork(
     }
     output::show(json, &made, |m| {
         for s in m {
-            println!("{}", s.id);
+            outln!("{}", s.id);
         }
     })
 }
