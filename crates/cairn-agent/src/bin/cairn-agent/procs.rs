@@ -542,3 +542,17 @@ fn check(req: &Request) -> Result<PathBuf, (&'static str, String)> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_environment_keeps_the_last_value_of_a_name_and_drops_entries_without_one() {
+        let env = ["A=1", "B=2", "NOVALUE", "A=3", "C=x=y"].map(String::from);
+        let secrets = [("B".to_string(), b"s\xffcret".to_vec())];
+        let got = environment(&env, &secrets);
+        let want: Vec<Vec<u8>> = vec![b"A=3".to_vec(), b"B=s\xffcret".to_vec(), b"C=x=y".to_vec()];
+        assert_eq!(got, want);
+    }
+}
