@@ -1094,7 +1094,9 @@ fn every_json_endpoint_takes_the_same_bodies() {
 #[test]
 fn a_reader_that_goes_away_ends_the_cli_quietly() {
     let d = daemon();
-    let id = d.cairn(&["up", "--image", "base", "--runtime", "runc"]).ok();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
     let closed = || {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
