@@ -24,7 +24,7 @@ fn text(event: &ExecEvent) -> Message {
 }
 
 /// Upgrades to a WebSocket and runs one interactive exec over it.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/attach", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "attachSandbox", tag = "exec", path = "/v1/sandboxes/{id}/attach", params(("id" = String, Path)),
     responses((status = 101, description = "WebSocket: first message an AttachRequest; then binary stdin and AttachControl text messages; the server sends ExecEvent text messages")))]
 pub async fn attach(
     State(st): State<AppState>,
