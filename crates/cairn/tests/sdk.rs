@@ -53,6 +53,7 @@ fn run_script(script: &str, rt: &str) {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("CAIRN_HOST", format!("http://{}", d.tcp.clone().unwrap()))
         .env("CAIRN_TOKEN", d.token("alice"))
+        .env("CAIRN_SOCKET_PATH", d.home.join("cairnd.sock"))
         .env("CAIRN_RUNTIME", rt)
         .env("CAIRN_IMAGE", "base")
         .env("CAIRN_SNAPSHOT_LIMIT", SNAPSHOT_LIMIT)

@@ -3,6 +3,8 @@ the iterative agent loop with save points, forks, files, exec streaming, pause a
 typed errors and context managers. Run by crates/cairn/tests/sdk.rs against a real cairnd."""
 
 import os
+import tempfile
+import time
 
 from helpers import IMAGE, RUNTIME, run
 
@@ -10,6 +12,14 @@ import cairn
 from cairn import Cairn, Sandbox
 
 client = Cairn()  # CAIRN_HOST + CAIRN_TOKEN from the environment
+
+
+def wait_for(condition, seconds=10.0):
+    """Waits until ``condition()`` holds."""
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out waiting"
+        time.sleep(0.1)
 
 
 def new_sandbox(**options):
@@ -120,6 +130,51 @@ def test_pause_resume_and_stateful_fork():
             assert fork.files.read_text("/root/f") == "kept\n"
 
 
+def test_background_process_carried_by_a_stateful_fork():
+    with new_sandbox() as sbx:
+        pid = sbx.exec_background("i=0; while true; do i=$((i+1)); echo $i > /root/c; sleep 0.1; done")
+        assert pid in [p.pid for p in sbx.processes()], sbx.processes()
+        wait_for(lambda: int(sbx.exec("cat /root/c").text or 0) > 2)
+        snap = sbx.snapshot(name="counting", stateful=True)
+        sbx.signal(pid, "KILL")
+        wait_for(lambda: pid not in [p.pid for p in sbx.processes()])
+        with Sandbox.from_snapshot(snap, runtime=RUNTIME) as fork:
+            first = int(fork.exec("cat /root/c").text)
+            # The loop runs on in the fork, from where it was.
+            wait_for(lambda: int(fork.exec("cat /root/c").text) > first)
+        try:
+            sbx.exec_background(["no-such-program"])
+            raise AssertionError("a missing program started")
+        except cairn.CairnError as e:
+            assert e.details == {"exit_code": 127}, (e, e.details)
+
+
+def test_export_then_import_gives_back_the_same_snapshot():
+    with new_sandbox() as sbx:
+        sbx.files.write("/root/shared.txt", "for a teammate")
+        snap = sbx.snapshot(name="to-share")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "snap.tar.zst")
+        size = snap.export(path)
+        assert size == os.path.getsize(path) > 0, size
+        snap.delete()
+        back = client.import_snapshot(path)
+        # A new snapshot of the importing account, with the archive's name and files.
+        assert back.id != snap.id and back.name == "to-share", back
+    with Sandbox.from_snapshot(back, runtime=RUNTIME) as fork:
+        assert fork.files.read_text("/root/shared.txt") == "for a teammate"
+    back.delete()
+
+
+def test_the_unix_socket_needs_no_token():
+    with Cairn(os.environ["CAIRN_SOCKET_PATH"]) as operator:
+        with Sandbox.create(image=IMAGE, runtime=RUNTIME, client=operator) as sbx:
+            assert sbx.exec("echo local").text == "local\n"
+            assert sbx.id in [s.id for s in operator.sandboxes()]
+        # Another account's sandboxes are not the operator's socket account's.
+        assert all(s.name != "agent-loop" for s in operator.sandboxes())
+
+
 def test_typed_errors():
     try:
         client.sandbox("sbx-00000000")
@@ -209,6 +264,9 @@ if __name__ == "__main__":
             test_exec_streams_output_with_its_exit_code,
             test_files_read_write_list,
             test_pause_resume_and_stateful_fork,
+            test_background_process_carried_by_a_stateful_fork,
+            test_export_then_import_gives_back_the_same_snapshot,
+            test_the_unix_socket_needs_no_token,
             test_typed_errors,
             test_context_manager_destroys_and_keeps_snapshots,
             test_every_api_error_code_has_its_class,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Union
 
-from ._api.api.exec_ import list_processes
+from ._api.api.exec_ import list_processes, signal_process
 from ._api.api.files import list_files, make_directory, remove_file, stat_file
 from ._api.api.images import list_images
 from ._api.api.sandboxes import (
@@ -36,6 +36,7 @@ from ._api.models import (
     ForkRequest,
     MkdirRequest,
     RestoreRequest,
+    SignalRequest,
 )
 from ._common import (
     TIMEOUT,
@@ -48,6 +49,8 @@ from ._common import (
     create_body,
     drop_none,
     endpoint,
+    archive_params,
+    background_pid,
     exec_body,
     fork_error,
     opt,
@@ -118,6 +121,21 @@ class AsyncCairn:
     async def images(self) -> List[Any]:
         """The images the caller can use (``ImageInfo``)."""
         return list(checked(await list_images.asyncio_detailed(client=self.api)))
+
+    async def import_snapshot(self, path: str, *, name: Optional[str] = None) -> "AsyncSnapshot":
+        """Imports a snapshot archive from the file ``path``: a new snapshot of this account."""
+        http = self.api.get_async_httpx_client()
+        params = {"name": name} if name else {}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        headers = {"content-type": "application/octet-stream"}
+        r = await http.post("/v1/snapshots", params=params, content=chunks(), headers=headers)
+        raise_for(r)
+        return await self.snapshot(r.json()["id"])
 
 
 class AsyncSandbox:
@@ -225,9 +243,28 @@ class AsyncSandbox:
             collect.add(ev)
         return collect.finish()
 
+    async def exec_background(
+        self,
+        cmd: Command,
+        *,
+        env: Optional[Dict[str, str]] = None,
+        workdir: Optional[str] = None,
+    ) -> int:
+        """Starts ``cmd`` in the background; returns its pid (see ``Sandbox.exec_background``)."""
+        http = self.client.api.get_async_httpx_client()
+        body = dict(exec_body(cmd, env, workdir, None), detach=True)
+        r = await http.post(f"/v1/sandboxes/{self.id}/exec", json=body)
+        raise_for(r)
+        return background_pid(r.text)
+
     async def processes(self) -> List[Any]:
         """Its processes (``ProcessInfo``)."""
         return list(checked(await list_processes.asyncio_detailed(self.id, client=self.client.api)))
+
+    async def signal(self, pid: int, signal: str = "TERM") -> None:
+        """Sends ``signal`` to one of its processes."""
+        body = SignalRequest.from_dict({"signal": str(signal)})
+        checked(await signal_process.asyncio_detailed(self.id, pid, client=self.client.api, body=body))
 
     async def snapshot(self, name: Optional[str] = None, *, stateful: bool = False) -> "AsyncSnapshot":
         """Snapshots it: its files, and with ``stateful`` its processes' memory too."""
@@ -326,6 +363,20 @@ class AsyncSnapshot:
     async def delete(self) -> None:
         """Deletes it; sandboxes made from it keep working."""
         checked(await delete_snapshot.asyncio_detailed(self.id, client=self.client.api))
+
+    async def export(self, path: str, *, format: str = "tar.zst") -> int:
+        """Downloads it as one archive to the file ``path``, streamed; returns its size."""
+        http = self.client.api.get_async_httpx_client()
+        size = 0
+        async with http.stream("GET", f"/v1/snapshots/{self.id}/archive", params=archive_params(format)) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                raise_for(r)
+            with open(path, "wb") as f:
+                async for chunk in r.aiter_bytes():
+                    f.write(chunk)
+                    size += len(chunk)
+        return size
 
 
 class AsyncFiles:

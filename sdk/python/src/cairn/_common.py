@@ -214,3 +214,29 @@ def fork_error(failed: Any) -> CairnError:
     """The error of one fork that failed (an ``ErrorDetail``)."""
     detail = failed.to_dict() if hasattr(failed, "to_dict") else dict(failed)
     return error_from(STATUS.get(str(detail.get("code")), 409), {"error": detail})
+
+
+def archive_params(format: str) -> Dict[str, str]:
+    """The query of an archive download."""
+    if format not in ("tar.zst", "tar.gz"):
+        raise ValueError(f"unknown archive format {format!r}: use tar.zst or tar.gz")
+    return {"format": format}
+
+
+def background_pid(stream: str) -> int:
+    """The pid a detached exec's one-event stream names, or its error."""
+    for line in stream.splitlines():
+        if not line.strip():
+            continue
+        ev = ExecEvent.parse(line)
+        if ev.type == "started" and ev.pid is not None:
+            return int(ev.pid)
+        if ev.type == "exit":
+            raise CairnError(
+                ev.message or f"the command ended at once with code {ev.code}",
+                code="cannot_start",
+                details={"exit_code": ev.code},
+            )
+        if ev.type == "error":
+            raise CairnError(ev.message or "the command could not start", code=ev.code or "failed")
+    raise CairnError("the background exec's answer named no process", code="unexpected_answer")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
-from ._api.api.exec_ import list_processes
+from ._api.api.exec_ import list_processes, signal_process
 from ._api.api.files import list_files, make_directory, remove_file, stat_file
 from ._api.api.images import list_images
 from ._api.api.sandboxes import (
@@ -38,6 +38,7 @@ from ._api.models import (
     ForkRequest,
     MkdirRequest,
     RestoreRequest,
+    SignalRequest,
 )
 from ._common import (
     TIMEOUT,
@@ -51,6 +52,8 @@ from ._common import (
     fork_error,
     client_args,
     endpoint,
+    archive_params,
+    background_pid,
     exec_body,
     opt,
     raise_for,
@@ -126,6 +129,23 @@ class Cairn:
     def images(self) -> List[Any]:
         """The images the caller can use (``ImageInfo``)."""
         return list(checked(list_images.sync_detailed(client=self.api)))
+
+    def import_snapshot(self, path: str, *, name: Optional[str] = None) -> "Snapshot":
+        """Imports a snapshot archive (``Snapshot.export``'s, from any Cairn host) from the
+        file ``path``, streamed: a new snapshot of this account (``name``: another name)."""
+        http = self.api.get_httpx_client()
+        params = {"name": name} if name else {}
+        with open(path, "rb") as f:
+            headers = {"content-type": "application/octet-stream"}
+            r = http.post("/v1/snapshots", params=params, content=_chunks(f), headers=headers)
+        raise_for(r)
+        return self.snapshot(r.json()["id"])
+
+
+def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes in chunks, for a streamed upload."""
+    while chunk := f.read(size):
+        yield chunk
 
 
 class Sandbox:
@@ -239,9 +259,30 @@ class Sandbox:
             collect.add(ev)
         return collect.finish()
 
+    def exec_background(
+        self,
+        cmd: Command,
+        *,
+        env: Optional[Dict[str, str]] = None,
+        workdir: Optional[str] = None,
+    ) -> int:
+        """Starts ``cmd`` in the background (a server, a long job: a child of the sandbox's
+        init, so stateful snapshots carry it) with its output on /dev/null unless it
+        redirects it; returns its pid, for ``signal``. Raises when it could not start."""
+        http = self.client.api.get_httpx_client()
+        body = dict(exec_body(cmd, env, workdir, None), detach=True)
+        r = http.post(f"/v1/sandboxes/{self.id}/exec", json=body)
+        raise_for(r)
+        return background_pid(r.text)
+
     def processes(self) -> List[Any]:
         """Its processes (``ProcessInfo``: pid, ppid, cmd)."""
         return list(checked(list_processes.sync_detailed(self.id, client=self.client.api)))
+
+    def signal(self, pid: int, signal: str = "TERM") -> None:
+        """Sends ``signal`` (a name such as ``KILL``, or a number) to one of its processes."""
+        body = SignalRequest.from_dict({"signal": str(signal)})
+        checked(signal_process.sync_detailed(self.id, pid, client=self.client.api, body=body))
 
     def snapshot(self, name: Optional[str] = None, *, stateful: bool = False) -> "Snapshot":
         """Snapshots it: its files, and with ``stateful`` its processes' memory too."""
@@ -340,6 +381,21 @@ class Snapshot:
     def delete(self) -> None:
         """Deletes it; sandboxes made from it keep working."""
         checked(delete_snapshot.sync_detailed(self.id, client=self.client.api))
+
+    def export(self, path: str, *, format: str = "tar.zst") -> int:
+        """Downloads it as one archive (``tar.zst`` or ``tar.gz``) to the file ``path``,
+        streamed; returns its size. Any Cairn host imports it (``import_snapshot``)."""
+        http = self.client.api.get_httpx_client()
+        size = 0
+        with http.stream("GET", f"/v1/snapshots/{self.id}/archive", params=archive_params(format)) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise_for(r)
+            with open(path, "wb") as f:
+                for chunk in r.iter_bytes():
+                    f.write(chunk)
+                    size += len(chunk)
+        return size
 
 
 class Files:
