@@ -201,6 +201,18 @@ def test_typed_errors():
         except cairn.LimitExceeded as e:
             assert isinstance(e, cairn.Conflict) and e.status == 409, e
             assert str(limit) in e.message, e.message
+    with Cairn("http://127.0.0.1:1", token="ck_x") as nowhere:
+        try:
+            nowhere.sandboxes()
+            raise AssertionError("no ConnectionFailed")
+        except cairn.ConnectionFailed as e:
+            assert "127.0.0.1:1" in e.message and "CAIRN_HOST" in e.message, e
+    with Cairn("/nonexistent/cairnd.sock") as nowhere:
+        try:
+            Sandbox.create(image=IMAGE, client=nowhere)
+            raise AssertionError("no ConnectionFailed")
+        except cairn.ConnectionFailed as e:
+            assert "unix:///nonexistent/cairnd.sock" in e.message, e
     other = Cairn(os.environ["CAIRN_HOST"], token="ck_not-a-token")
     try:
         other.sandboxes()

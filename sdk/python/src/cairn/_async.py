@@ -79,7 +79,7 @@ class AsyncCairn:
 
     def __init__(self, host: Optional[str] = None, token: Optional[str] = None) -> None:
         base_url, socket, token = endpoint(host, token)
-        args = client_args(socket, asynchronous=True)
+        args = client_args(base_url, socket, asynchronous=True)
         self.api: Union[Client, AuthenticatedClient]
         if token:
             self.api = AuthenticatedClient(base_url=base_url, token=token, timeout=TIMEOUT, httpx_args=args)

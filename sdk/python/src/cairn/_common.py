@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import httpx
 
 from ._api.types import UNSET, Response
-from .errors import STATUS, CairnError, error_from
+from .errors import STATUS, CairnError, ConnectionFailed, error_from
 
 #: The operator's socket of a default install.
 DEFAULT_SOCKET = "/var/lib/cairn/cairnd.sock"
@@ -45,14 +45,54 @@ def endpoint(host: Optional[str], token: Optional[str]) -> Tuple[str, Optional[s
     return host.rstrip("/"), None, token
 
 
-def client_args(socket: Optional[str], asynchronous: bool) -> Dict[str, Any]:
-    """httpx arguments: the unix socket's transport, and no read timeout (a fork, a stateful
-    snapshot or an exec may take long; cairnd bounds what it must)."""
-    args: Dict[str, Any] = {}
-    if socket is not None:
-        transport = httpx.AsyncHTTPTransport if asynchronous else httpx.HTTPTransport
-        args["transport"] = transport(uds=socket)
-    return args
+def client_args(base_url: str, socket: Optional[str], asynchronous: bool) -> Dict[str, Any]:
+    """httpx arguments: the transport (the unix socket's, or TCP's) that turns a failure to
+    reach cairnd into ``ConnectionFailed``."""
+    where = f"unix://{socket}" if socket else base_url
+    if asynchronous:
+        return {"transport": _AsyncTransport(httpx.AsyncHTTPTransport(uds=socket), where)}
+    return {"transport": _Transport(httpx.HTTPTransport(uds=socket), where)}
+
+
+def _unreachable(where: str, e: Exception) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"cannot reach cairnd at {where} ({e}): is it running? Start it with 'cairnd' (as root), "
+        "or point Cairn(host) or $CAIRN_HOST at it"
+    )
+
+
+class _Transport(httpx.BaseTransport):
+    """An httpx transport whose connection failures are ``ConnectionFailed``."""
+
+    def __init__(self, inner: httpx.BaseTransport, where: str) -> None:
+        self.inner = inner
+        self.where = where
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            raise _unreachable(self.where, e) from e
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    """The asyncio twin of ``_Transport``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, where: str) -> None:
+        self.inner = inner
+        self.where = where
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.inner.handle_async_request(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            raise _unreachable(self.where, e) from e
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 #: Connects within 10 s; no limit on an answer's time.

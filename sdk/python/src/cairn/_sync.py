@@ -86,7 +86,7 @@ class Cairn:
 
     def __init__(self, host: Optional[str] = None, token: Optional[str] = None) -> None:
         base_url, socket, token = endpoint(host, token)
-        args = client_args(socket, asynchronous=False)
+        args = client_args(base_url, socket, asynchronous=False)
         self.api: Union[Client, AuthenticatedClient]
         if token:
             self.api = AuthenticatedClient(base_url=base_url, token=token, timeout=TIMEOUT, httpx_args=args)

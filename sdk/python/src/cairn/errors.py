@@ -138,6 +138,13 @@ class PoolFull(CairnError):
     code = "pool_full"
 
 
+class ConnectionFailed(CairnError):
+    """cairnd cannot be reached (not running, a wrong address, a socket without permission);
+    the SDK's own code, as the CLI's ``connection_failed``."""
+
+    code = "connection_failed"
+
+
 #: Every class, by the code cairnd sends.
 ERRORS: Dict[str, Type[CairnError]] = {
     c.code: c
