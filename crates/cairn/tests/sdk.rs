@@ -136,3 +136,53 @@ fn the_committed_api_document_is_valid_openapi() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn pip_installs_the_sdk_from_the_repository() {
+    require_python_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("site");
+    // A copy, so that the build leaves nothing in the repository.
+    let src = tmp.path().join("python");
+    let cp = Command::new("cp")
+        .args(["-r", "--no-preserve=mode"])
+        .arg(sdk_dir())
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let out = Command::new(format!("{VENV}/pip"))
+        .args([
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--target",
+        ])
+        .arg(&target)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pip install sdk/python failed (its build needs setuptools from PyPI):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = Command::new(format!("{VENV}/python"))
+        .args([
+            "-c",
+            "import cairn, cairn._api.api.snapshots.fork_snapshot, sys; assert cairn.__file__.startswith(sys.argv[1]), cairn.__file__; print(cairn.Sandbox.create.__doc__ is not None)",
+        ])
+        .arg(&target)
+        .current_dir(tmp.path())
+        .env("PYTHONPATH", &target)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success() && String::from_utf8_lossy(&check.stdout).trim() == "True",
+        "the installed SDK does not import: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
