@@ -1,11 +1,11 @@
 """Contains all the data models used in inputs/outputs"""
 
 from .account_network import AccountNetwork
-from .attach_control_type_0 import AttachControlType0
-from .attach_control_type_0_type import AttachControlType0Type
-from .attach_control_type_1 import AttachControlType1
-from .attach_control_type_1_type import AttachControlType1Type
+from .attach_eof import AttachEof
+from .attach_eof_type import AttachEofType
 from .attach_request import AttachRequest
+from .attach_resize import AttachResize
+from .attach_resize_type import AttachResizeType
 from .create_sandbox_request import CreateSandboxRequest
 from .create_sandbox_request_secrets import CreateSandboxRequestSecrets
 from .create_snapshot_request import CreateSnapshotRequest
@@ -13,17 +13,17 @@ from .diff_entry import DiffEntry
 from .dropped_files import DroppedFiles
 from .error_body import ErrorBody
 from .error_detail import ErrorDetail
-from .exec_event_type_0 import ExecEventType0
-from .exec_event_type_0_type import ExecEventType0Type
-from .exec_event_type_1 import ExecEventType1
-from .exec_event_type_1_type import ExecEventType1Type
-from .exec_event_type_2 import ExecEventType2
-from .exec_event_type_2_type import ExecEventType2Type
-from .exec_event_type_3 import ExecEventType3
-from .exec_event_type_3_type import ExecEventType3Type
-from .exec_event_type_4 import ExecEventType4
-from .exec_event_type_4_type import ExecEventType4Type
+from .exec_error import ExecError
+from .exec_error_type import ExecErrorType
+from .exec_exit import ExecExit
+from .exec_exit_type import ExecExitType
 from .exec_request import ExecRequest
+from .exec_started import ExecStarted
+from .exec_started_type import ExecStartedType
+from .exec_stderr import ExecStderr
+from .exec_stderr_type import ExecStderrType
+from .exec_stdout import ExecStdout
+from .exec_stdout_type import ExecStdoutType
 from .file_entry import FileEntry
 from .fork_batch import ForkBatch
 from .fork_request import ForkRequest
@@ -51,11 +51,11 @@ from .update_account_network import UpdateAccountNetwork
 
 __all__ = (
     "AccountNetwork",
-    "AttachControlType0",
-    "AttachControlType0Type",
-    "AttachControlType1",
-    "AttachControlType1Type",
+    "AttachEof",
+    "AttachEofType",
     "AttachRequest",
+    "AttachResize",
+    "AttachResizeType",
     "CreateSandboxRequest",
     "CreateSandboxRequestSecrets",
     "CreateSnapshotRequest",
@@ -63,17 +63,17 @@ __all__ = (
     "DroppedFiles",
     "ErrorBody",
     "ErrorDetail",
-    "ExecEventType0",
-    "ExecEventType0Type",
-    "ExecEventType1",
-    "ExecEventType1Type",
-    "ExecEventType2",
-    "ExecEventType2Type",
-    "ExecEventType3",
-    "ExecEventType3Type",
-    "ExecEventType4",
-    "ExecEventType4Type",
+    "ExecError",
+    "ExecErrorType",
+    "ExecExit",
+    "ExecExitType",
     "ExecRequest",
+    "ExecStarted",
+    "ExecStartedType",
+    "ExecStderr",
+    "ExecStderrType",
+    "ExecStdout",
+    "ExecStdoutType",
     "FileEntry",
     "ForkBatch",
     "ForkRequest",

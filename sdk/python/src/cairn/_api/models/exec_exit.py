@@ -7,76 +7,79 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
-from ..models.exec_event_type_3_type import ExecEventType3Type
+from ..models.exec_exit_type import ExecExitType
 from ..types import UNSET, Unset
 
-T = TypeVar("T", bound="ExecEventType3")
+T = TypeVar("T", bound="ExecExit")
 
 
 @_attrs_define
-class ExecEventType3:
-    """The command could not be run or followed.
+class ExecExit:
+    """The command ended with this code (128+N when killed by signal N; 124 on timeout; 126
+    or 127 when it could not start; 137 when the sandbox died or was ended under it).
 
-    Attributes:
-        message (str): What went wrong.
-        type_ (ExecEventType3Type):
-        code (None | str | Unset): The error code, when the request was refused before anything ran (the same
-            codes as the API's JSON errors).
+        Attributes:
+            code (int): Exit code.
+            type_ (ExecExitType):
+            message (None | str | Unset): Why, when Cairn knows more than the code: the command could not start (a missing
+                program or working directory), or its sandbox died (it is then `stopped` with the
+                same reason), was stopped, restored, paused with its memory released or destroyed
+                under it. Says what to do.
     """
 
-    message: str
-    type_: ExecEventType3Type
-    code: None | str | Unset = UNSET
+    code: int
+    type_: ExecExitType
+    message: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        message = self.message
+        code = self.code
 
         type_ = self.type_.value
 
-        code: None | str | Unset
-        if isinstance(self.code, Unset):
-            code = UNSET
+        message: None | str | Unset
+        if isinstance(self.message, Unset):
+            message = UNSET
         else:
-            code = self.code
+            message = self.message
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
-                "message": message,
+                "code": code,
                 "type": type_,
             }
         )
-        if code is not UNSET:
-            field_dict["code"] = code
+        if message is not UNSET:
+            field_dict["message"] = message
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         d = dict(src_dict)
-        message = d.pop("message")
+        code = d.pop("code")
 
-        type_ = ExecEventType3Type(d.pop("type"))
+        type_ = ExecExitType(d.pop("type"))
 
-        def _parse_code(data: object) -> None | str | Unset:
+        def _parse_message(data: object) -> None | str | Unset:
             if data is None:
                 return data
             if isinstance(data, Unset):
                 return data
             return cast(None | str | Unset, data)
 
-        code = _parse_code(d.pop("code", UNSET))
+        message = _parse_message(d.pop("message", UNSET))
 
-        exec_event_type_3 = cls(
-            message=message,
-            type_=type_,
+        exec_exit = cls(
             code=code,
+            type_=type_,
+            message=message,
         )
 
-        exec_event_type_3.additional_properties = d
-        return exec_event_type_3
+        exec_exit.additional_properties = d
+        return exec_exit
 
     @property
     def additional_keys(self) -> list[str]:

@@ -7,79 +7,76 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
-from ..models.exec_event_type_2_type import ExecEventType2Type
+from ..models.exec_error_type import ExecErrorType
 from ..types import UNSET, Unset
 
-T = TypeVar("T", bound="ExecEventType2")
+T = TypeVar("T", bound="ExecError")
 
 
 @_attrs_define
-class ExecEventType2:
-    """The command ended with this code (128+N when killed by signal N; 124 on timeout; 126
-    or 127 when it could not start; 137 when the sandbox died or was ended under it).
+class ExecError:
+    """The command could not be run or followed.
 
-        Attributes:
-            code (int): Exit code.
-            type_ (ExecEventType2Type):
-            message (None | str | Unset): Why, when Cairn knows more than the code: the command could not start (a missing
-                program or working directory), or its sandbox died (it is then `stopped` with the
-                same reason), was stopped, restored, paused with its memory released or destroyed
-                under it. Says what to do.
+    Attributes:
+        message (str): What went wrong.
+        type_ (ExecErrorType):
+        code (None | str | Unset): The error code, when the request was refused before anything ran (the same
+            codes as the API's JSON errors).
     """
 
-    code: int
-    type_: ExecEventType2Type
-    message: None | str | Unset = UNSET
+    message: str
+    type_: ExecErrorType
+    code: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        code = self.code
+        message = self.message
 
         type_ = self.type_.value
 
-        message: None | str | Unset
-        if isinstance(self.message, Unset):
-            message = UNSET
+        code: None | str | Unset
+        if isinstance(self.code, Unset):
+            code = UNSET
         else:
-            message = self.message
+            code = self.code
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
-                "code": code,
+                "message": message,
                 "type": type_,
             }
         )
-        if message is not UNSET:
-            field_dict["message"] = message
+        if code is not UNSET:
+            field_dict["code"] = code
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         d = dict(src_dict)
-        code = d.pop("code")
+        message = d.pop("message")
 
-        type_ = ExecEventType2Type(d.pop("type"))
+        type_ = ExecErrorType(d.pop("type"))
 
-        def _parse_message(data: object) -> None | str | Unset:
+        def _parse_code(data: object) -> None | str | Unset:
             if data is None:
                 return data
             if isinstance(data, Unset):
                 return data
             return cast(None | str | Unset, data)
 
-        message = _parse_message(d.pop("message", UNSET))
+        code = _parse_code(d.pop("code", UNSET))
 
-        exec_event_type_2 = cls(
-            code=code,
-            type_=type_,
+        exec_error = cls(
             message=message,
+            type_=type_,
+            code=code,
         )
 
-        exec_event_type_2.additional_properties = d
-        return exec_event_type_2
+        exec_error.additional_properties = d
+        return exec_error
 
     @property
     def additional_keys(self) -> list[str]:

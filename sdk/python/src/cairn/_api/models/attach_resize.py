@@ -7,24 +7,24 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
-from ..models.attach_control_type_0_type import AttachControlType0Type
+from ..models.attach_resize_type import AttachResizeType
 
-T = TypeVar("T", bound="AttachControlType0")
+T = TypeVar("T", bound="AttachResize")
 
 
 @_attrs_define
-class AttachControlType0:
+class AttachResize:
     """The terminal was resized.
 
     Attributes:
         cols (int): Columns.
         rows (int): Rows.
-        type_ (AttachControlType0Type):
+        type_ (AttachResizeType):
     """
 
     cols: int
     rows: int
-    type_: AttachControlType0Type
+    type_: AttachResizeType
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,16 +53,16 @@ class AttachControlType0:
 
         rows = d.pop("rows")
 
-        type_ = AttachControlType0Type(d.pop("type"))
+        type_ = AttachResizeType(d.pop("type"))
 
-        attach_control_type_0 = cls(
+        attach_resize = cls(
             cols=cols,
             rows=rows,
             type_=type_,
         )
 
-        attach_control_type_0.additional_properties = d
-        return attach_control_type_0
+        attach_resize.additional_properties = d
+        return attach_resize
 
     @property
     def additional_keys(self) -> list[str]:

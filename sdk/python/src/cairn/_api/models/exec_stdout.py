@@ -7,22 +7,22 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
-from ..models.exec_event_type_0_type import ExecEventType0Type
+from ..models.exec_stdout_type import ExecStdoutType
 
-T = TypeVar("T", bound="ExecEventType0")
+T = TypeVar("T", bound="ExecStdout")
 
 
 @_attrs_define
-class ExecEventType0:
+class ExecStdout:
     """Bytes the command wrote to stdout, base64-encoded.
 
     Attributes:
         data (str): Base64 of the bytes.
-        type_ (ExecEventType0Type):
+        type_ (ExecStdoutType):
     """
 
     data: str
-    type_: ExecEventType0Type
+    type_: ExecStdoutType
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,15 +46,15 @@ class ExecEventType0:
         d = dict(src_dict)
         data = d.pop("data")
 
-        type_ = ExecEventType0Type(d.pop("type"))
+        type_ = ExecStdoutType(d.pop("type"))
 
-        exec_event_type_0 = cls(
+        exec_stdout = cls(
             data=data,
             type_=type_,
         )
 
-        exec_event_type_0.additional_properties = d
-        return exec_event_type_0
+        exec_stdout.additional_properties = d
+        return exec_stdout
 
     @property
     def additional_keys(self) -> list[str]:

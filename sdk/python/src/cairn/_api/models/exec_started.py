@@ -7,22 +7,22 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
-from ..models.exec_event_type_4_type import ExecEventType4Type
+from ..models.exec_started_type import ExecStartedType
 
-T = TypeVar("T", bound="ExecEventType4")
+T = TypeVar("T", bound="ExecStarted")
 
 
 @_attrs_define
-class ExecEventType4:
+class ExecStarted:
     """A detached command started (the only event of a detached exec that started).
 
     Attributes:
         pid (int): Its process id inside the sandbox.
-        type_ (ExecEventType4Type):
+        type_ (ExecStartedType):
     """
 
     pid: int
-    type_: ExecEventType4Type
+    type_: ExecStartedType
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,15 +46,15 @@ class ExecEventType4:
         d = dict(src_dict)
         pid = d.pop("pid")
 
-        type_ = ExecEventType4Type(d.pop("type"))
+        type_ = ExecStartedType(d.pop("type"))
 
-        exec_event_type_4 = cls(
+        exec_started = cls(
             pid=pid,
             type_=type_,
         )
 
-        exec_event_type_4.additional_properties = d
-        return exec_event_type_4
+        exec_started.additional_properties = d
+        return exec_started
 
     @property
     def additional_keys(self) -> list[str]:

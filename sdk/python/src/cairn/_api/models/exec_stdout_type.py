@@ -1,8 +1,8 @@
 from enum import StrEnum
 
 
-class ExecEventType4Type(StrEnum):
-    STARTED = "started"
+class ExecStdoutType(StrEnum):
+    STDOUT = "stdout"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -1,8 +1,8 @@
 from enum import StrEnum
 
 
-class ExecEventType3Type(StrEnum):
-    ERROR = "error"
+class ExecExitType(StrEnum):
+    EXIT = "exit"
 
     def __str__(self) -> str:
         return str(self.value)

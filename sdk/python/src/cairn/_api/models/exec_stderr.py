@@ -7,29 +7,34 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
-from ..models.attach_control_type_1_type import AttachControlType1Type
+from ..models.exec_stderr_type import ExecStderrType
 
-T = TypeVar("T", bound="AttachControlType1")
+T = TypeVar("T", bound="ExecStderr")
 
 
 @_attrs_define
-class AttachControlType1:
-    """No more input.
+class ExecStderr:
+    """Bytes the command wrote to stderr, base64-encoded.
 
     Attributes:
-        type_ (AttachControlType1Type):
+        data (str): Base64 of the bytes.
+        type_ (ExecStderrType):
     """
 
-    type_: AttachControlType1Type
+    data: str
+    type_: ExecStderrType
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        data = self.data
+
         type_ = self.type_.value
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
+                "data": data,
                 "type": type_,
             }
         )
@@ -39,14 +44,17 @@ class AttachControlType1:
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         d = dict(src_dict)
-        type_ = AttachControlType1Type(d.pop("type"))
+        data = d.pop("data")
 
-        attach_control_type_1 = cls(
+        type_ = ExecStderrType(d.pop("type"))
+
+        exec_stderr = cls(
+            data=data,
             type_=type_,
         )
 
-        attach_control_type_1.additional_properties = d
-        return attach_control_type_1
+        exec_stderr.additional_properties = d
+        return exec_stderr
 
     @property
     def additional_keys(self) -> list[str]:

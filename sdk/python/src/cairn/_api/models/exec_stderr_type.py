@@ -1,8 +1,8 @@
 from enum import StrEnum
 
 
-class ExecEventType0Type(StrEnum):
-    STDOUT = "stdout"
+class ExecStderrType(StrEnum):
+    STDERR = "stderr"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -1,8 +1,8 @@
 from enum import StrEnum
 
 
-class ExecEventType1Type(StrEnum):
-    STDERR = "stderr"
+class ExecStartedType(StrEnum):
+    STARTED = "started"
 
     def __str__(self) -> str:
         return str(self.value)

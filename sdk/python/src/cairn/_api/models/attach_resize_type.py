@@ -1,8 +1,8 @@
 from enum import StrEnum
 
 
-class AttachControlType1Type(StrEnum):
-    EOF = "eof"
+class AttachResizeType(StrEnum):
+    RESIZE = "resize"
 
     def __str__(self) -> str:
         return str(self.value)

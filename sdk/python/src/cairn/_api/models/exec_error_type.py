@@ -1,8 +1,8 @@
 from enum import StrEnum
 
 
-class ExecEventType2Type(StrEnum):
-    EXIT = "exit"
+class ExecErrorType(StrEnum):
+    ERROR = "error"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -7,34 +7,29 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
-from ..models.exec_event_type_1_type import ExecEventType1Type
+from ..models.attach_eof_type import AttachEofType
 
-T = TypeVar("T", bound="ExecEventType1")
+T = TypeVar("T", bound="AttachEof")
 
 
 @_attrs_define
-class ExecEventType1:
-    """Bytes the command wrote to stderr, base64-encoded.
+class AttachEof:
+    """No more input.
 
     Attributes:
-        data (str): Base64 of the bytes.
-        type_ (ExecEventType1Type):
+        type_ (AttachEofType):
     """
 
-    data: str
-    type_: ExecEventType1Type
+    type_: AttachEofType
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.data
-
         type_ = self.type_.value
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
-                "data": data,
                 "type": type_,
             }
         )
@@ -44,17 +39,14 @@ class ExecEventType1:
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         d = dict(src_dict)
-        data = d.pop("data")
+        type_ = AttachEofType(d.pop("type"))
 
-        type_ = ExecEventType1Type(d.pop("type"))
-
-        exec_event_type_1 = cls(
-            data=data,
+        attach_eof = cls(
             type_=type_,
         )
 
-        exec_event_type_1.additional_properties = d
-        return exec_event_type_1
+        attach_eof.additional_properties = d
+        return attach_eof
 
     @property
     def additional_keys(self) -> list[str]:

@@ -1,8 +1,8 @@
 from enum import StrEnum
 
 
-class AttachControlType0Type(StrEnum):
-    RESIZE = "resize"
+class AttachEofType(StrEnum):
+    EOF = "eof"
 
     def __str__(self) -> str:
         return str(self.value)
