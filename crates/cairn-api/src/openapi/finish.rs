@@ -60,6 +60,12 @@ fn finish_operation(op: &mut Map<String, Value>) {
         .unwrap_or_default()
         .to_string();
     let public = PUBLIC.contains(&id.as_str());
+    for key in ["summary", "description"] {
+        if let Some(text) = op.get(key).and_then(Value::as_str) {
+            let text = plain(text, key == "summary");
+            op.insert(key.into(), Value::String(text));
+        }
+    }
     op.insert(
         "security".into(),
         if public {
@@ -115,6 +121,17 @@ fn finish_operation(op: &mut Map<String, Value>) {
         } else {
             binary_contents(response);
         }
+    }
+}
+
+/// A doc comment as plain text: rustdoc's links (`` [`ExecEvent`] ``) as code spans, and a
+/// summary on one line.
+fn plain(text: &str, one_line: bool) -> String {
+    let text = text.replace("[`", "`").replace("`]", "`");
+    if one_line {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        text
     }
 }
 

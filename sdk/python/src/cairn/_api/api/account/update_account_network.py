@@ -95,8 +95,8 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: UpdateAccountNetwork,
 ) -> Response[AccountNetwork | ErrorBody]:
-    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the
-    running ones.
+    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the running
+    ones.
 
     Args:
         body (UpdateAccountNetwork): `PUT /v1/account/network`.
@@ -125,8 +125,8 @@ def sync(
     client: AuthenticatedClient,
     body: UpdateAccountNetwork,
 ) -> AccountNetwork | ErrorBody | None:
-    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the
-    running ones.
+    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the running
+    ones.
 
     Args:
         body (UpdateAccountNetwork): `PUT /v1/account/network`.
@@ -150,8 +150,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: UpdateAccountNetwork,
 ) -> Response[AccountNetwork | ErrorBody]:
-    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the
-    running ones.
+    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the running
+    ones.
 
     Args:
         body (UpdateAccountNetwork): `PUT /v1/account/network`.
@@ -178,8 +178,8 @@ async def asyncio(
     client: AuthenticatedClient,
     body: UpdateAccountNetwork,
 ) -> AccountNetwork | ErrorBody | None:
-    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the
-    running ones.
+    """Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the running
+    ones.
 
     Args:
         body (UpdateAccountNetwork): `PUT /v1/account/network`.

@@ -104,9 +104,8 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: ExecRequest,
 ) -> Response[ErrorBody]:
-    """Run a command and stream its output: the response is chunked
-    `application/x-ndjson`, one [`ExecEvent`] per line, output as it is
-    written, ending with an `exit` event.
+    """Run a command and stream its output: the response is chunked `application/x-ndjson`, one `ExecEvent`
+    per line, output as it is written, ending with an `exit` event.
 
     Args:
         id (str):
@@ -138,9 +137,8 @@ def sync(
     client: AuthenticatedClient,
     body: ExecRequest,
 ) -> ErrorBody | None:
-    """Run a command and stream its output: the response is chunked
-    `application/x-ndjson`, one [`ExecEvent`] per line, output as it is
-    written, ending with an `exit` event.
+    """Run a command and stream its output: the response is chunked `application/x-ndjson`, one `ExecEvent`
+    per line, output as it is written, ending with an `exit` event.
 
     Args:
         id (str):
@@ -167,9 +165,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: ExecRequest,
 ) -> Response[ErrorBody]:
-    """Run a command and stream its output: the response is chunked
-    `application/x-ndjson`, one [`ExecEvent`] per line, output as it is
-    written, ending with an `exit` event.
+    """Run a command and stream its output: the response is chunked `application/x-ndjson`, one `ExecEvent`
+    per line, output as it is written, ending with an `exit` event.
 
     Args:
         id (str):
@@ -199,9 +196,8 @@ async def asyncio(
     client: AuthenticatedClient,
     body: ExecRequest,
 ) -> ErrorBody | None:
-    """Run a command and stream its output: the response is chunked
-    `application/x-ndjson`, one [`ExecEvent`] per line, output as it is
-    written, ending with an `exit` event.
+    """Run a command and stream its output: the response is chunked `application/x-ndjson`, one `ExecEvent`
+    per line, output as it is written, ending with an `exit` event.
 
     Args:
         id (str):

@@ -133,9 +133,9 @@ def sync_detailed(
     gid: int | Unset = UNSET,
     archive: str | Unset = UNSET,
 ) -> Response[ErrorBody | FileEntry]:
-    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file),
-    or with `archive=tar` extract a tar stream into a directory. The sandbox must be stopped,
-    or running under runc.
+    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file), or with
+    `archive=tar` extract a tar stream into a directory. The sandbox must be stopped, or running under
+    runc.
 
     Args:
         id (str):
@@ -182,9 +182,9 @@ def sync(
     gid: int | Unset = UNSET,
     archive: str | Unset = UNSET,
 ) -> ErrorBody | FileEntry | None:
-    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file),
-    or with `archive=tar` extract a tar stream into a directory. The sandbox must be stopped,
-    or running under runc.
+    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file), or with
+    `archive=tar` extract a tar stream into a directory. The sandbox must be stopped, or running under
+    runc.
 
     Args:
         id (str):
@@ -226,9 +226,9 @@ async def asyncio_detailed(
     gid: int | Unset = UNSET,
     archive: str | Unset = UNSET,
 ) -> Response[ErrorBody | FileEntry]:
-    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file),
-    or with `archive=tar` extract a tar stream into a directory. The sandbox must be stopped,
-    or running under runc.
+    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file), or with
+    `archive=tar` extract a tar stream into a directory. The sandbox must be stopped, or running under
+    runc.
 
     Args:
         id (str):
@@ -273,9 +273,9 @@ async def asyncio(
     gid: int | Unset = UNSET,
     archive: str | Unset = UNSET,
 ) -> ErrorBody | FileEntry | None:
-    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file),
-    or with `archive=tar` extract a tar stream into a directory. The sandbox must be stopped,
-    or running under runc.
+    """Write a sandbox's file from the body (streamed; a failed write leaves no partial file), or with
+    `archive=tar` extract a tar stream into a directory. The sandbox must be stopped, or running under
+    runc.
 
     Args:
         id (str):

@@ -127,11 +127,10 @@ def sync_detailed(
     name: str | Unset = UNSET,
     public: bool | Unset = UNSET,
 ) -> Response[ErrorBody | ImageInfo]:
-    """Import an image. Two forms:
-    - the request body is the archive (a root filesystem tarball, an OCI image archive or a
-      `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account;
-    - `Content-Type: application/json` with an [`ImportImageRequest`]: a path on the daemon's
-      host, for the operator only (403 otherwise); never a path inside the data directory.
+    """Import an image. Two forms: - the request body is the archive (a root filesystem tarball, an OCI
+    image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any
+    account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
+    host, for the operator only (403 otherwise); never a path inside the data directory.
 
     Args:
         name (str | Unset):
@@ -171,11 +170,10 @@ def sync(
     name: str | Unset = UNSET,
     public: bool | Unset = UNSET,
 ) -> ErrorBody | ImageInfo | None:
-    """Import an image. Two forms:
-    - the request body is the archive (a root filesystem tarball, an OCI image archive or a
-      `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account;
-    - `Content-Type: application/json` with an [`ImportImageRequest`]: a path on the daemon's
-      host, for the operator only (403 otherwise); never a path inside the data directory.
+    """Import an image. Two forms: - the request body is the archive (a root filesystem tarball, an OCI
+    image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any
+    account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
+    host, for the operator only (403 otherwise); never a path inside the data directory.
 
     Args:
         name (str | Unset):
@@ -210,11 +208,10 @@ async def asyncio_detailed(
     name: str | Unset = UNSET,
     public: bool | Unset = UNSET,
 ) -> Response[ErrorBody | ImageInfo]:
-    """Import an image. Two forms:
-    - the request body is the archive (a root filesystem tarball, an OCI image archive or a
-      `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account;
-    - `Content-Type: application/json` with an [`ImportImageRequest`]: a path on the daemon's
-      host, for the operator only (403 otherwise); never a path inside the data directory.
+    """Import an image. Two forms: - the request body is the archive (a root filesystem tarball, an OCI
+    image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any
+    account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
+    host, for the operator only (403 otherwise); never a path inside the data directory.
 
     Args:
         name (str | Unset):
@@ -252,11 +249,10 @@ async def asyncio(
     name: str | Unset = UNSET,
     public: bool | Unset = UNSET,
 ) -> ErrorBody | ImageInfo | None:
-    """Import an image. Two forms:
-    - the request body is the archive (a root filesystem tarball, an OCI image archive or a
-      `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account;
-    - `Content-Type: application/json` with an [`ImportImageRequest`]: a path on the daemon's
-      host, for the operator only (403 otherwise); never a path inside the data directory.
+    """Import an image. Two forms: - the request body is the archive (a root filesystem tarball, an OCI
+    image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any
+    account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
+    host, for the operator only (403 otherwise); never a path inside the data directory.
 
     Args:
         name (str | Unset):

@@ -85,10 +85,9 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorBody | SnapshotInfo]:
-    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this
-    host, as the same id: every chunk is checked against its hash and the snapshot passes
-    every check an import does; a refused pull leaves nothing. Forks of a snapshot this
-    host lacks pull it by themselves.
+    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this host, as the
+    same id: every chunk is checked against its hash and the snapshot passes every check an import does;
+    a refused pull leaves nothing. Forks of a snapshot this host lacks pull it by themselves.
 
     Args:
         id (str):
@@ -117,10 +116,9 @@ def sync(
     *,
     client: AuthenticatedClient,
 ) -> ErrorBody | SnapshotInfo | None:
-    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this
-    host, as the same id: every chunk is checked against its hash and the snapshot passes
-    every check an import does; a refused pull leaves nothing. Forks of a snapshot this
-    host lacks pull it by themselves.
+    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this host, as the
+    same id: every chunk is checked against its hash and the snapshot passes every check an import does;
+    a refused pull leaves nothing. Forks of a snapshot this host lacks pull it by themselves.
 
     Args:
         id (str):
@@ -144,10 +142,9 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorBody | SnapshotInfo]:
-    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this
-    host, as the same id: every chunk is checked against its hash and the snapshot passes
-    every check an import does; a refused pull leaves nothing. Forks of a snapshot this
-    host lacks pull it by themselves.
+    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this host, as the
+    same id: every chunk is checked against its hash and the snapshot passes every check an import does;
+    a refused pull leaves nothing. Forks of a snapshot this host lacks pull it by themselves.
 
     Args:
         id (str):
@@ -174,10 +171,9 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
 ) -> ErrorBody | SnapshotInfo | None:
-    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this
-    host, as the same id: every chunk is checked against its hash and the snapshot passes
-    every check an import does; a refused pull leaves nothing. Forks of a snapshot this
-    host lacks pull it by themselves.
+    """Pull a pushed snapshot (by id, or by name when one pushed snapshot has it) into this host, as the
+    same id: every chunk is checked against its hash and the snapshot passes every check an import does;
+    a refused pull leaves nothing. Forks of a snapshot this host lacks pull it by themselves.
 
     Args:
         id (str):

@@ -80,9 +80,9 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorBody | PushInfo]:
-    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks
-    the store lacks are uploaded; a snapshot pushed before uploads nothing). It keeps its
-    id; only its account can list or pull it.
+    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks the store lacks
+    are uploaded; a snapshot pushed before uploads nothing). It keeps its id; only its account can list
+    or pull it.
 
     Args:
         id (str):
@@ -111,9 +111,9 @@ def sync(
     *,
     client: AuthenticatedClient,
 ) -> ErrorBody | PushInfo | None:
-    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks
-    the store lacks are uploaded; a snapshot pushed before uploads nothing). It keeps its
-    id; only its account can list or pull it.
+    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks the store lacks
+    are uploaded; a snapshot pushed before uploads nothing). It keeps its id; only its account can list
+    or pull it.
 
     Args:
         id (str):
@@ -137,9 +137,9 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorBody | PushInfo]:
-    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks
-    the store lacks are uploaded; a snapshot pushed before uploads nothing). It keeps its
-    id; only its account can list or pull it.
+    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks the store lacks
+    are uploaded; a snapshot pushed before uploads nothing). It keeps its id; only its account can list
+    or pull it.
 
     Args:
         id (str):
@@ -166,9 +166,9 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
 ) -> ErrorBody | PushInfo | None:
-    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks
-    the store lacks are uploaded; a snapshot pushed before uploads nothing). It keeps its
-    id; only its account can list or pull it.
+    """Push a ready snapshot to the remote store as content-defined chunks (only the chunks the store lacks
+    are uploaded; a snapshot pushed before uploads nothing). It keeps its id; only its account can list
+    or pull it.
 
     Args:
         id (str):

@@ -100,9 +100,9 @@ def sync_detailed(
     client: AuthenticatedClient,
     release_memory: bool | Unset = UNSET,
 ) -> Response[ErrorBody | SandboxInfo]:
-    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process
-    memory where the runtime can); `release_memory` also ends the processes after checkpointing
-    them, so the sandbox holds no memory until resumed.
+    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process memory where
+    the runtime can); `release_memory` also ends the processes after checkpointing them, so the sandbox
+    holds no memory until resumed.
 
     Args:
         id (str):
@@ -134,9 +134,9 @@ def sync(
     client: AuthenticatedClient,
     release_memory: bool | Unset = UNSET,
 ) -> ErrorBody | SandboxInfo | None:
-    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process
-    memory where the runtime can); `release_memory` also ends the processes after checkpointing
-    them, so the sandbox holds no memory until resumed.
+    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process memory where
+    the runtime can); `release_memory` also ends the processes after checkpointing them, so the sandbox
+    holds no memory until resumed.
 
     Args:
         id (str):
@@ -163,9 +163,9 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     release_memory: bool | Unset = UNSET,
 ) -> Response[ErrorBody | SandboxInfo]:
-    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process
-    memory where the runtime can); `release_memory` also ends the processes after checkpointing
-    them, so the sandbox holds no memory until resumed.
+    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process memory where
+    the runtime can); `release_memory` also ends the processes after checkpointing them, so the sandbox
+    holds no memory until resumed.
 
     Args:
         id (str):
@@ -195,9 +195,9 @@ async def asyncio(
     client: AuthenticatedClient,
     release_memory: bool | Unset = UNSET,
 ) -> ErrorBody | SandboxInfo | None:
-    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process
-    memory where the runtime can); `release_memory` also ends the processes after checkpointing
-    them, so the sandbox holds no memory until resumed.
+    """Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process memory where
+    the runtime can); `release_memory` also ends the processes after checkpointing them, so the sandbox
+    holds no memory until resumed.
 
     Args:
         id (str):

@@ -99,9 +99,8 @@ def sync_detailed(
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
 ) -> Response[ErrorBody | SnapshotLinkInfo]:
-    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`),
-    served on cairnd's TCP listener until it expires (default and most: 1 hour, see
-    `cairnd --max-link-expiry`).
+    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
+    cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
 
     Args:
         id (str):
@@ -136,9 +135,8 @@ def sync(
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
 ) -> ErrorBody | SnapshotLinkInfo | None:
-    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`),
-    served on cairnd's TCP listener until it expires (default and most: 1 hour, see
-    `cairnd --max-link-expiry`).
+    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
+    cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
 
     Args:
         id (str):
@@ -168,9 +166,8 @@ async def asyncio_detailed(
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
 ) -> Response[ErrorBody | SnapshotLinkInfo]:
-    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`),
-    served on cairnd's TCP listener until it expires (default and most: 1 hour, see
-    `cairnd --max-link-expiry`).
+    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
+    cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
 
     Args:
         id (str):
@@ -203,9 +200,8 @@ async def asyncio(
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
 ) -> ErrorBody | SnapshotLinkInfo | None:
-    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`),
-    served on cairnd's TCP listener until it expires (default and most: 1 hour, see
-    `cairnd --max-link-expiry`).
+    """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
+    cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
 
     Args:
         id (str):

@@ -69,8 +69,8 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorBody]:
-    """Download a snapshot's archive through a signed link: no token. 403 when the link is
-    altered or expired, 403 or 404 once its snapshot is deleted; no answer names it.
+    """Download a snapshot's archive through a signed link: no token. 403 when the link is altered or
+    expired, 403 or 404 once its snapshot is deleted; no answer names it.
 
     Args:
         token (str):
@@ -99,8 +99,8 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorBody | None:
-    """Download a snapshot's archive through a signed link: no token. 403 when the link is
-    altered or expired, 403 or 404 once its snapshot is deleted; no answer names it.
+    """Download a snapshot's archive through a signed link: no token. 403 when the link is altered or
+    expired, 403 or 404 once its snapshot is deleted; no answer names it.
 
     Args:
         token (str):
@@ -124,8 +124,8 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorBody]:
-    """Download a snapshot's archive through a signed link: no token. 403 when the link is
-    altered or expired, 403 or 404 once its snapshot is deleted; no answer names it.
+    """Download a snapshot's archive through a signed link: no token. 403 when the link is altered or
+    expired, 403 or 404 once its snapshot is deleted; no answer names it.
 
     Args:
         token (str):
@@ -152,8 +152,8 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorBody | None:
-    """Download a snapshot's archive through a signed link: no token. 403 when the link is
-    altered or expired, 403 or 404 once its snapshot is deleted; no answer names it.
+    """Download a snapshot's archive through a signed link: no token. 403 when the link is altered or
+    expired, 403 or 404 once its snapshot is deleted; no answer names it.
 
     Args:
         token (str):

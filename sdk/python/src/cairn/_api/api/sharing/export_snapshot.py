@@ -89,8 +89,8 @@ def sync_detailed(
     client: AuthenticatedClient,
     format_: str | Unset = UNSET,
 ) -> Response[ErrorBody]:
-    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest,
-    root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
 
     Args:
         id (str):
@@ -122,8 +122,8 @@ def sync(
     client: AuthenticatedClient,
     format_: str | Unset = UNSET,
 ) -> ErrorBody | None:
-    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest,
-    root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
 
     Args:
         id (str):
@@ -150,8 +150,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     format_: str | Unset = UNSET,
 ) -> Response[ErrorBody]:
-    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest,
-    root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
 
     Args:
         id (str):
@@ -181,8 +181,8 @@ async def asyncio(
     client: AuthenticatedClient,
     format_: str | Unset = UNSET,
 ) -> ErrorBody | None:
-    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest,
-    root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
 
     Args:
         id (str):

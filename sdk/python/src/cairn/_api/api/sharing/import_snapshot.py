@@ -107,10 +107,9 @@ def sync_detailed(
     body: File,
     name: str | Unset = UNSET,
 ) -> Response[ErrorBody | SnapshotInfo]:
-    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the
-    request body; `?name=` names it (default: the name it had). Refused with a 4xx naming
-    the problem, leaving nothing behind, when the archive is truncated, corrupt, over a
-    limit, or holds unsafe entries.
+    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the request body;
+    `?name=` names it (default: the name it had). Refused with a 4xx naming the problem, leaving nothing
+    behind, when the archive is truncated, corrupt, over a limit, or holds unsafe entries.
 
     Args:
         name (str | Unset):
@@ -142,10 +141,9 @@ def sync(
     body: File,
     name: str | Unset = UNSET,
 ) -> ErrorBody | SnapshotInfo | None:
-    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the
-    request body; `?name=` names it (default: the name it had). Refused with a 4xx naming
-    the problem, leaving nothing behind, when the archive is truncated, corrupt, over a
-    limit, or holds unsafe entries.
+    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the request body;
+    `?name=` names it (default: the name it had). Refused with a 4xx naming the problem, leaving nothing
+    behind, when the archive is truncated, corrupt, over a limit, or holds unsafe entries.
 
     Args:
         name (str | Unset):
@@ -172,10 +170,9 @@ async def asyncio_detailed(
     body: File,
     name: str | Unset = UNSET,
 ) -> Response[ErrorBody | SnapshotInfo]:
-    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the
-    request body; `?name=` names it (default: the name it had). Refused with a 4xx naming
-    the problem, leaving nothing behind, when the archive is truncated, corrupt, over a
-    limit, or holds unsafe entries.
+    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the request body;
+    `?name=` names it (default: the name it had). Refused with a 4xx naming the problem, leaving nothing
+    behind, when the archive is truncated, corrupt, over a limit, or holds unsafe entries.
 
     Args:
         name (str | Unset):
@@ -205,10 +202,9 @@ async def asyncio(
     body: File,
     name: str | Unset = UNSET,
 ) -> ErrorBody | SnapshotInfo | None:
-    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the
-    request body; `?name=` names it (default: the name it had). Refused with a 4xx naming
-    the problem, leaving nothing behind, when the archive is truncated, corrupt, over a
-    limit, or holds unsafe entries.
+    """Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the request body;
+    `?name=` names it (default: the name it had). Refused with a 4xx naming the problem, leaving nothing
+    behind, when the archive is truncated, corrupt, over a limit, or holds unsafe entries.
 
     Args:
         name (str | Unset):

@@ -118,9 +118,9 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: ForkRequest | None | Unset = UNSET,
 ) -> Response[ErrorBody | ForkBatch]:
-    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers
-    201 with the forks made and, when some were not, why (each failed fork left nothing
-    behind); when none could be made, the error that refused the first.
+    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the
+    forks made and, when some were not, why (each failed fork left nothing behind); when none could be
+    made, the error that refused the first.
 
     Args:
         id (str):
@@ -152,9 +152,9 @@ def sync(
     client: AuthenticatedClient,
     body: ForkRequest | None | Unset = UNSET,
 ) -> ErrorBody | ForkBatch | None:
-    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers
-    201 with the forks made and, when some were not, why (each failed fork left nothing
-    behind); when none could be made, the error that refused the first.
+    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the
+    forks made and, when some were not, why (each failed fork left nothing behind); when none could be
+    made, the error that refused the first.
 
     Args:
         id (str):
@@ -181,9 +181,9 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: ForkRequest | None | Unset = UNSET,
 ) -> Response[ErrorBody | ForkBatch]:
-    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers
-    201 with the forks made and, when some were not, why (each failed fork left nothing
-    behind); when none could be made, the error that refused the first.
+    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the
+    forks made and, when some were not, why (each failed fork left nothing behind); when none could be
+    made, the error that refused the first.
 
     Args:
         id (str):
@@ -213,9 +213,9 @@ async def asyncio(
     client: AuthenticatedClient,
     body: ForkRequest | None | Unset = UNSET,
 ) -> ErrorBody | ForkBatch | None:
-    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers
-    201 with the forks made and, when some were not, why (each failed fork left nothing
-    behind); when none could be made, the error that refused the first.
+    """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the
+    forks made and, when some were not, why (each failed fork left nothing behind); when none could be
+    made, the error that refused the first.
 
     Args:
         id (str):

@@ -95,8 +95,8 @@ def sync_detailed(
     client: AuthenticatedClient,
     all_: bool | Unset = UNSET,
 ) -> Response[ErrorBody | list[SnapshotInfo]]:
-    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
-    oldest first: the ready ones the user took, or with `all` every one.
+    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had), oldest
+    first: the ready ones the user took, or with `all` every one.
 
     Args:
         id (str):
@@ -128,8 +128,8 @@ def sync(
     client: AuthenticatedClient,
     all_: bool | Unset = UNSET,
 ) -> ErrorBody | list[SnapshotInfo] | None:
-    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
-    oldest first: the ready ones the user took, or with `all` every one.
+    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had), oldest
+    first: the ready ones the user took, or with `all` every one.
 
     Args:
         id (str):
@@ -156,8 +156,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     all_: bool | Unset = UNSET,
 ) -> Response[ErrorBody | list[SnapshotInfo]]:
-    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
-    oldest first: the ready ones the user took, or with `all` every one.
+    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had), oldest
+    first: the ready ones the user took, or with `all` every one.
 
     Args:
         id (str):
@@ -187,8 +187,8 @@ async def asyncio(
     client: AuthenticatedClient,
     all_: bool | Unset = UNSET,
 ) -> ErrorBody | list[SnapshotInfo] | None:
-    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
-    oldest first: the ready ones the user took, or with `all` every one.
+    """A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had), oldest
+    first: the ready ones the user took, or with `all` every one.
 
     Args:
         id (str):
