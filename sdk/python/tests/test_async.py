@@ -69,6 +69,17 @@ async def checkpoint_before_risk_async():
                 pass
 
 
+async def default_connection():
+    # No client: AsyncCairn() from CAIRN_HOST and CAIRN_TOKEN, one per event loop.
+    async with await AsyncSandbox.create(image=IMAGE, runtime=RUNTIME) as sbx:
+        assert (await sbx.exec("echo $((6 * 7))")).text == "42\n"
+
+
+def test_the_default_connection_in_two_event_loops():
+    asyncio.run(default_connection())
+    asyncio.run(default_connection())
+
+
 def test_fork_five_and_compare_with_gather():
     asyncio.run(fork_five_and_compare())
 
@@ -78,4 +89,10 @@ def test_checkpoint_before_risk_async():
 
 
 if __name__ == "__main__":
-    run([test_fork_five_and_compare_with_gather, test_checkpoint_before_risk_async])
+    run(
+        [
+            test_fork_five_and_compare_with_gather,
+            test_checkpoint_before_risk_async,
+            test_the_default_connection_in_two_event_loops,
+        ]
+    )

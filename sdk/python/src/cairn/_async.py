@@ -4,6 +4,8 @@ iterator; ``async with`` for the context managers)."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Union
 
 from ._api.api.exec_ import list_processes, signal_process
@@ -60,17 +62,19 @@ from ._common import (
 )
 from .errors import CairnError
 
-_default: Optional["AsyncCairn"] = None
+#: The connections made from the environment, one per event loop (an httpx async client
+#: belongs to the loop it first ran on).
+_defaults: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncCairn]" = weakref.WeakKeyDictionary()
 
 
 def _client(client: Optional["AsyncCairn"]) -> "AsyncCairn":
-    """``client``, or one made from the environment once (see ``AsyncCairn``)."""
-    global _default
+    """``client``, or one made from the environment once per event loop (see ``AsyncCairn``)."""
     if client is not None:
         return client
-    if _default is None:
-        _default = AsyncCairn()
-    return _default
+    loop = asyncio.get_running_loop()
+    if loop not in _defaults:
+        _defaults[loop] = AsyncCairn()
+    return _defaults[loop]
 
 
 class AsyncCairn:
