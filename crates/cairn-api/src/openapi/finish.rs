@@ -1,7 +1,7 @@
 //! The pass over the generated document that adds what every operation shares, so that the
 //! annotations need only say what is particular to each: the bearer scheme on every operation
 //! (none on a signed link's download), the errors any request can get (401, 500, 503, and 400,
-//! 404, 408, 413, 415 where the operation takes a query, a path, a body or JSON), the error
+//! 404, 408, 413, 415 where the operation takes a query, a path, a body or only JSON), the error
 //! body and a description on every error response, binary schemas for byte bodies; then keys
 //! in one order, so that the committed copy changes only when the API does.
 
@@ -80,11 +80,12 @@ fn finish_operation(op: &mut Map<String, Value>) {
         .cloned()
         .unwrap_or_default();
     let has = |place: &str| params.iter().any(|p| p["in"] == place);
+    // 415 is for bodies that can only be JSON (an image upload takes any type).
     let body = op.get_mut("requestBody").map(|b| {
         binary_contents(b);
         b["content"]
             .as_object()
-            .is_some_and(|c| c.contains_key("application/json"))
+            .is_some_and(|c| c.keys().all(|media| media == "application/json"))
     });
     let mut statuses = vec![500, 503];
     if !public {

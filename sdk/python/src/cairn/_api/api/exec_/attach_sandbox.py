@@ -31,6 +31,11 @@ def _parse_response(
         response_101 = cast(Any, None)
         return response_101
 
+    if response.status_code == 400:
+        response_400 = ErrorBody.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = ErrorBody.from_dict(response.json())
 

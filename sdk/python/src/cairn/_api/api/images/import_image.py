@@ -83,11 +83,6 @@ def _parse_response(
 
         return response_413
 
-    if response.status_code == 415:
-        response_415 = ErrorBody.from_dict(response.json())
-
-        return response_415
-
     if response.status_code == 500:
         response_500 = ErrorBody.from_dict(response.json())
 
