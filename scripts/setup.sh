@@ -7,7 +7,7 @@
 # (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) and JS SDK (npm,
 # in /opt/cairn-e2b-js) for the E2B API's tests; moto's S3 server (PyPI, in /opt/cairn-moto)
 # for the remote tier's tests; Cairn's Python SDK's dependencies and generator (PyPI, in
-# /opt/cairn-venv); then builds Cairn.
+# /opt/cairn-venv) and TypeScript SDK's (npm, in /opt/cairn-sdk-ts); then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -73,6 +73,17 @@ if ! cmp -s "$js_lock" /opt/cairn-e2b-js/package-lock.json || [ ! -d /opt/cairn-
   mkdir -p /opt/cairn-e2b-js
   cp "$js_lock" "$(dirname "$js_lock")/package.json" /opt/cairn-e2b-js/
   (cd /opt/cairn-e2b-js && npm ci --no-audit --no-fund --silent >/dev/null)
+fi
+
+# Cairn's own TypeScript SDK (sdk/typescript): openapi-fetch and undici at run time, its
+# generator (openapi-typescript with TypeScript 5) and tsc, pinned by its lock file, in
+# /opt/cairn-sdk-ts (crates/cairn/tests/sdk_ts.rs runs the SDK's tests with them).
+ts_lock="$(dirname "$0")/../sdk/typescript/package-lock.json"
+if ! cmp -s "$ts_lock" /opt/cairn-sdk-ts/package-lock.json || [ ! -x /opt/cairn-sdk-ts/node_modules/.bin/tsc ]; then
+  command -v npm >/dev/null 2>&1 || install nodejs npm
+  mkdir -p /opt/cairn-sdk-ts
+  cp "$ts_lock" "$(dirname "$ts_lock")/package.json" /opt/cairn-sdk-ts/
+  (cd /opt/cairn-sdk-ts && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
 
 cd "$(dirname "$0")/.."

@@ -1,0 +1,68 @@
+/**
+ * `Cairn`: a connection to cairnd, and the caller's sandboxes, snapshots and images through it.
+ * `new Cairn()` reads the CLI's variables (`CAIRN_HOST`, `CAIRN_TOKEN`, `CAIRN_HOME`).
+ */
+import { connect, endpoint, unwrap } from "./connection.js";
+import { Sandbox, Snapshot } from "./sandbox.js";
+/**
+ * A connection to cairnd: `new Cairn({ host: "http://127.0.0.1:7421", token: "ck_…" })`, the
+ * operator's socket `new Cairn({ host: "/var/lib/cairn/cairnd.sock" })`, or `new Cairn()` from
+ * the environment. `await cairn.close()` (or `await using`) ends its connections.
+ */
+export class Cairn {
+    /** The generated client (openapi-fetch, typed from docs/openapi.json), for what the layer does not wrap. */
+    api;
+    /** The address it connects to. */
+    where;
+    #conn;
+    constructor(options = {}) {
+        this.#conn = connect(endpoint(options));
+        this.api = this.#conn.api;
+        this.where = this.#conn.where;
+    }
+    /** Ends its connections. */
+    async close() {
+        await this.#conn.agent.close();
+    }
+    /** `close()`, for `await using cairn = new Cairn(…)`. */
+    async [Symbol.asyncDispose]() {
+        await this.close();
+    }
+    /** `Sandbox.create` on this connection. */
+    createSandbox(options = {}) {
+        return Sandbox.create({ ...options, client: this });
+    }
+    /** One of the caller's sandboxes, by id or name. */
+    async sandbox(idOrName) {
+        const info = await unwrap(this.api.GET("/v1/sandboxes/{id}", { params: { path: { id: idOrName } } }));
+        return new Sandbox(this, info);
+    }
+    /** The caller's sandboxes. */
+    async sandboxes() {
+        const infos = await unwrap(this.api.GET("/v1/sandboxes"));
+        return infos.map((i) => new Sandbox(this, i));
+    }
+    /** One snapshot: its id, `NAME` or `SANDBOX:NAME`. */
+    async snapshot(ref) {
+        const info = await unwrap(this.api.GET("/v1/snapshots/{id}", { params: { path: { id: ref } } }));
+        return new Snapshot(this, info);
+    }
+    /** The caller's snapshots, oldest first (`all`: automatic, failed and deleted too). */
+    async snapshots(options = {}) {
+        const query = options.all ? { all: true } : {};
+        const infos = await unwrap(this.api.GET("/v1/snapshots", { params: { query } }));
+        return infos.map((i) => new Snapshot(this, i));
+    }
+    /** The images the caller can use. */
+    images() {
+        return unwrap(this.api.GET("/v1/images"));
+    }
+}
+let fromEnvironment;
+/** `client`, or the one connection made from the environment (`new Cairn()`) on first use. */
+export function defaultClient(client) {
+    if (client)
+        return client;
+    fromEnvironment ??= new Cairn();
+    return fromEnvironment;
+}
