@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the API's types under the SDK (src/schema.ts) from the committed API document,
-# docs/openapi.json, with the pinned openapi-typescript (and TypeScript 5) of package-lock.json,
+# docs/openapi.json (or $CAIRN_OPENAPI), with the pinned openapi-typescript (and TypeScript 5) of package-lock.json,
 # found in ./node_modules or in /opt/cairn-sdk-ts/node_modules (scripts/setup.sh installs it).
 #
 #   sdk/typescript/generate.sh            # rewrite src/schema.ts (commit the result)
@@ -17,4 +17,4 @@ if [ -z "$bin" ]; then
   echo "openapi-typescript is not installed: run scripts/setup.sh (or 'npm ci' in sdk/typescript)" >&2
   exit 1
 fi
-"$bin" "$here/../../docs/openapi.json" --output "$out" --root-types --alphabetize >/dev/null
+"$bin" "${CAIRN_OPENAPI:-$here/../../docs/openapi.json}" --output "$out" --root-types --alphabetize >/dev/null

@@ -62,9 +62,11 @@ export function connect(ep) {
             return await fetch(req, { ...init, dispatcher: agent });
         }
         catch (e) {
-            const code = e.cause?.code;
-            if (code && CONNECT_ERRORS.has(code))
+            const cause = e.cause;
+            // fetch refuses some ports outright ("bad port": 1, 9, 25…) before connecting.
+            if ((cause?.code && CONNECT_ERRORS.has(cause.code)) || cause?.message === "bad port") {
                 throw unreachable(ep.where, e);
+            }
             throw e;
         }
     };

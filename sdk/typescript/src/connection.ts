@@ -108,8 +108,11 @@ export function connect(ep: Endpoint): Connection {
     try {
       return await fetch(req, { ...init, dispatcher: agent } as RequestInit);
     } catch (e) {
-      const code = (e as { cause?: { code?: string } }).cause?.code;
-      if (code && CONNECT_ERRORS.has(code)) throw unreachable(ep.where, e);
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      // fetch refuses some ports outright ("bad port": 1, 9, 25…) before connecting.
+      if ((cause?.code && CONNECT_ERRORS.has(cause.code)) || cause?.message === "bad port") {
+        throw unreachable(ep.where, e);
+      }
       throw e;
     }
   };
