@@ -71,6 +71,7 @@ fn staged() -> (tempfile::TempDir, PathBuf) {
         "src",
         "dist",
         "test",
+        "examples",
     ] {
         let ok = Command::new("cp")
             .args(["-r", "--no-preserve=mode"])
@@ -124,6 +125,57 @@ fn typescript_sdk_workflows(rt: &str) {
 
 fn typescript_sdk_promise_all_forks(rt: &str) {
     run_tests("forks.test.mjs", rt);
+}
+
+#[test]
+fn the_typescript_quickstart_example_runs() {
+    let (_tmp, dir) = staged();
+    let out = Command::new(dir.join("node_modules/.bin/tsc"))
+        .args(["-p", "examples"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tsc does not build sdk/typescript/examples:\n{}",
+        text(&out)
+    );
+    let d = Daemon::start_opts(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        true,
+        &[],
+    );
+    d.import_base();
+    let out = Command::new("node")
+        .arg("examples/out/quickstart.js")
+        .current_dir(&dir)
+        .env("CAIRN_HOST", format!("http://{}", d.tcp.clone().unwrap()))
+        .env("CAIRN_TOKEN", d.token("alice"))
+        .env_remove("CAIRN_HOME")
+        .output()
+        .unwrap();
+    let text = text(&out);
+    assert!(
+        out.status.success()
+            && text.contains("risky step exited with 3")
+            && text.contains("after restore: step 1")
+            && text.matches(" step 1\n").count() == 6,
+        "sdk/typescript/examples/quickstart.ts did not do what it says:\n{text}"
+    );
+    // Every sandbox it made was destroyed by `await using`.
+    let left = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["ls", "--json"])
+        .env("CAIRN_HOST", format!("http://{}", d.tcp.clone().unwrap()))
+        .env("CAIRN_TOKEN", d.token("alice"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "[]",
+        "sandboxes outlived the example's `await using`: {}",
+        String::from_utf8_lossy(&left.stderr)
+    );
 }
 
 #[test]
