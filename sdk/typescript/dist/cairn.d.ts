@@ -35,6 +35,13 @@ export declare class Cairn {
     snapshots(options?: {
         all?: boolean;
     }): Promise<Snapshot[]>;
+    /**
+     * Imports a snapshot archive (from `snapshot.export`, `cairn snapshot export`) from the file
+     * `path`, streamed: a new snapshot of this account (named `name`, else as in the archive).
+     */
+    importSnapshot(path: string, options?: {
+        name?: string;
+    }): Promise<Snapshot>;
     /** The images the caller can use. */
     images(): Promise<ImageInfo[]>;
 }

@@ -2,7 +2,10 @@
  * `Cairn`: a connection to cairnd, and the caller's sandboxes, snapshots and images through it.
  * `new Cairn()` reads the CLI's variables (`CAIRN_HOST`, `CAIRN_TOKEN`, `CAIRN_HOME`).
  */
+import { open } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { connect, endpoint, unwrap } from "./connection.js";
+import { errorFrom } from "./errors.js";
 import { Sandbox, Snapshot } from "./sandbox.js";
 /**
  * A connection to cairnd: `new Cairn({ host: "http://127.0.0.1:7421", token: "ck_…" })`, the
@@ -52,6 +55,26 @@ export class Cairn {
         const query = options.all ? { all: true } : {};
         const infos = await unwrap(this.api.GET("/v1/snapshots", { params: { query } }));
         return infos.map((i) => new Snapshot(this, i));
+    }
+    /**
+     * Imports a snapshot archive (from `snapshot.export`, `cairn snapshot export`) from the file
+     * `path`, streamed: a new snapshot of this account (named `name`, else as in the archive).
+     */
+    async importSnapshot(path, options = {}) {
+        const query = options.name ? { name: options.name } : {};
+        // Opened first, so that a file that cannot be read fails as itself (ENOENT…).
+        const file = await open(path);
+        const body = Readable.toWeb(file.createReadStream());
+        const r = await this.api.POST("/v1/snapshots", {
+            params: { query },
+            body: body,
+            bodySerializer: (b) => b,
+            headers: { "content-type": "application/octet-stream" },
+            duplex: "half",
+        });
+        if (!r.response.ok)
+            throw errorFrom(r.response.status, r.error);
+        return new Snapshot(this, r.data);
     }
     /** The images the caller can use. */
     images() {

@@ -63,8 +63,10 @@ export function connect(ep) {
         }
         catch (e) {
             const cause = e.cause;
-            // fetch refuses some ports outright ("bad port": 1, 9, 25…) before connecting.
-            if ((cause?.code && CONNECT_ERRORS.has(cause.code)) || cause?.message === "bad port") {
+            // Only connecting counts (not, say, a request body's file that cannot be read); fetch
+            // also refuses some ports outright ("bad port": 1, 9, 25…) before connecting.
+            const connecting = cause?.syscall === undefined || cause.syscall === "connect" || cause.syscall === "getaddrinfo";
+            if ((cause?.code && CONNECT_ERRORS.has(cause.code) && connecting) || cause?.message === "bad port") {
                 throw unreachable(ep.where, e);
             }
             throw e;

@@ -150,6 +150,13 @@ export declare class Snapshot {
     diff(options?: {
         against?: SnapshotRef;
     }): Promise<DiffEntry[]>;
+    /**
+     * Downloads it as one archive (`tar.zst` or `tar.gz`) to the file `path`, streamed; resolves
+     * to its size. Any Cairn host imports it (`cairn.importSnapshot(path)`) as the same snapshot.
+     */
+    export(path: string, options?: {
+        format?: "tar.zst" | "tar.gz";
+    }): Promise<number>;
     /** Deletes it; sandboxes made from it keep working. */
     delete(): Promise<void>;
 }

@@ -3,6 +3,9 @@
  * restore, pause, resume, destroy), `Snapshot` (fork, restore, diff, delete) and `Files`. The
  * twin of the Python SDK's `AsyncSandbox`, method for method where TypeScript allows.
  */
+import { createWriteStream } from "node:fs";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { defaultClient } from "./cairn.js";
 import { unwrap } from "./connection.js";
 import { CairnError, STATUS, errorFrom } from "./errors.js";
@@ -239,6 +242,31 @@ export class Snapshot {
     diff(options = {}) {
         const query = options.against === undefined ? {} : { against: snapshotRef(options.against) };
         return unwrap(this.client.api.GET("/v1/snapshots/{id}/diff", { params: { path: { id: this.id }, query } }));
+    }
+    /**
+     * Downloads it as one archive (`tar.zst` or `tar.gz`) to the file `path`, streamed; resolves
+     * to its size. Any Cairn host imports it (`cairn.importSnapshot(path)`) as the same snapshot.
+     */
+    async export(path, options = {}) {
+        const format = options.format ?? "tar.zst";
+        if (format !== "tar.zst" && format !== "tar.gz") {
+            throw new TypeError(`unknown archive format ${JSON.stringify(format)}: use tar.zst or tar.gz`);
+        }
+        const r = await this.client.api.GET("/v1/snapshots/{id}/archive", {
+            params: { path: { id: this.id }, query: { format } },
+            parseAs: "stream",
+        });
+        if (!r.response.ok)
+            throw errorFrom(r.response.status, r.error);
+        if (!r.data)
+            throw new CairnError("the archive answer had no body", { code: "unexpected_answer" });
+        let size = 0;
+        const body = Readable.fromWeb(r.data);
+        body.on("data", (chunk) => {
+            size += chunk.length;
+        });
+        await pipeline(body, createWriteStream(path));
+        return size;
     }
     /** Deletes it; sandboxes made from it keep working. */
     async delete() {

@@ -3,7 +3,11 @@
  * `new Cairn()` reads the CLI's variables (`CAIRN_HOST`, `CAIRN_TOKEN`, `CAIRN_HOME`).
  */
 
+import { open } from "node:fs/promises";
+import { Readable } from "node:stream";
+
 import { type Api, type CairnOptions, type Connection, connect, endpoint, unwrap } from "./connection.js";
+import { errorFrom } from "./errors.js";
 import { type CreateOptions, Sandbox, Snapshot, type SnapshotInfo } from "./sandbox.js";
 import type { components } from "./schema.js";
 
@@ -66,6 +70,26 @@ export class Cairn {
     const query = options.all ? { all: true } : {};
     const infos: SnapshotInfo[] = await unwrap(this.api.GET("/v1/snapshots", { params: { query } }));
     return infos.map((i) => new Snapshot(this, i));
+  }
+
+  /**
+   * Imports a snapshot archive (from `snapshot.export`, `cairn snapshot export`) from the file
+   * `path`, streamed: a new snapshot of this account (named `name`, else as in the archive).
+   */
+  async importSnapshot(path: string, options: { name?: string } = {}): Promise<Snapshot> {
+    const query = options.name ? { name: options.name } : {};
+    // Opened first, so that a file that cannot be read fails as itself (ENOENT…).
+    const file = await open(path);
+    const body = Readable.toWeb(file.createReadStream());
+    const r = await this.api.POST("/v1/snapshots", {
+      params: { query },
+      body: body as unknown as string,
+      bodySerializer: (b: unknown) => b as string,
+      headers: { "content-type": "application/octet-stream" },
+      duplex: "half",
+    } as Parameters<Api["POST"]>[1]);
+    if (!r.response.ok) throw errorFrom(r.response.status, r.error);
+    return new Snapshot(this, r.data as unknown as SnapshotInfo);
   }
 
   /** The images the caller can use. */

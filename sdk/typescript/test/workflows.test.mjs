@@ -4,6 +4,9 @@
 
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import { after, test } from "node:test";
 
@@ -167,6 +170,32 @@ test("pause, resume, and a stateful fork whose background process runs on", asyn
     assert.ok(e instanceof CairnError, String(e));
     assert.deepEqual(e.details, { exit_code: 127 });
   });
+});
+
+test("export, then import, gives back the same snapshot", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cairn-sdk-ts-"));
+  try {
+    const sbx = await newSandbox();
+    await sbx.files.write("/root/shared.txt", "for a teammate");
+    const snap = await sbx.snapshot({ name: "to-share" });
+    await sbx.destroy();
+    const path = join(dir, "snap.tar.zst");
+    const size = await snap.export(path);
+    assert.ok(size > 0 && size === (await stat(path)).size, String(size));
+    await snap.delete();
+    const back = await client.importSnapshot(path);
+    // A new snapshot of the importing account, with the archive's name and files.
+    assert.notEqual(back.id, snap.id);
+    assert.equal(back.name, "to-share");
+    await withSandbox({ client, from_snapshot: back.id, runtime: RUNTIME }, async (fork) => {
+      assert.equal(await fork.files.readText("/root/shared.txt"), "for a teammate");
+    });
+    await back.delete();
+    const e = await rejection(client.importSnapshot(join(dir, "missing.tar.zst")));
+    assert.equal(e.code, "ENOENT", String(e));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("the unix socket needs no token", async () => {
