@@ -163,7 +163,7 @@ fn the_typescript_quickstart_example_runs() {
             && text.matches(" step 1\n").count() == 6,
         "sdk/typescript/examples/quickstart.ts did not do what it says:\n{text}"
     );
-    // Every sandbox it made was destroyed by `await using`.
+    // Every sandbox the quickstart made was destroyed by `await using`.
     let left = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["ls", "--json"])
         .env("CAIRN_HOST", format!("http://{}", d.tcp.clone().unwrap()))
@@ -175,6 +175,73 @@ fn the_typescript_quickstart_example_runs() {
         "[]",
         "sandboxes outlived the example's `await using`: {}",
         String::from_utf8_lossy(&left.stderr)
+    );
+    // The README's TypeScript example too, on the same cairnd.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let after = readme
+        .split_once("From TypeScript")
+        .expect("README.md has no 'From TypeScript' example")
+        .1;
+    let block = after
+        .split_once("```ts\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let code = block.replace(
+        r#"new Cairn({ host: "http://127.0.0.1:7421", token: "ck_…" })"#,
+        "new Cairn()",
+    );
+    assert_ne!(
+        code, block,
+        "the README's TypeScript example no longer makes its Cairn the way this test expects"
+    );
+    std::fs::write(dir.join("examples/readme.ts"), code).unwrap();
+    let built = Command::new(dir.join("node_modules/.bin/tsc"))
+        .args(["-p", "examples"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "tsc does not build the README's TypeScript example:\n{}",
+        self::text(&built)
+    );
+    let ran = Command::new("node")
+        .arg("examples/out/readme.js")
+        .current_dir(&dir)
+        .env("CAIRN_HOST", format!("http://{}", d.tcp.clone().unwrap()))
+        .env("CAIRN_TOKEN", d.token("alice"))
+        .env_remove("CAIRN_HOME")
+        .output()
+        .unwrap();
+    let ran_text = self::text(&ran);
+    assert!(
+        ran.status.success()
+            && ran_text.starts_with("3\n")
+            && ran_text.matches(" step 1\n").count() == 5,
+        "the README's TypeScript example did not do what it says:\n{ran_text}"
+    );
+}
+
+#[test]
+fn the_typescript_sdk_offline_tests_pass() {
+    let (_tmp, dir) = staged();
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let out = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "test/offline.test.mjs"])
+        .current_dir(&dir)
+        .env("CAIRN_OPENAPI", doc)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = text(&out);
+    assert!(
+        out.status.success() && text.contains("fail 0"),
+        "sdk/typescript/test/offline.test.mjs failed:\n{text}"
     );
 }
 

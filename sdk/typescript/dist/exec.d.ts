@@ -39,7 +39,10 @@ export interface ExecEvent {
 }
 /** One NDJSON line of the stream as an event. */
 export declare function parseEvent(line: string): ExecEvent;
-/** The events of an NDJSON byte stream, one per line, as they arrive. */
+/**
+ * The events of an NDJSON byte stream, one per line, as they arrive. A stream that breaks,
+ * or ends in the middle of a line, throws `CairnError` with code `connection_failed`.
+ */
 export declare function ndjsonEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ExecEvent>;
 /** What a command did: its exit code, its output, and cairn's word when it has one. */
 export declare class ExecResult {

@@ -19,23 +19,64 @@ export function parseEvent(line) {
         ev.pid = raw.pid;
     return ev;
 }
-/** The events of an NDJSON byte stream, one per line, as they arrive. */
+function parseLine(line) {
+    try {
+        return parseEvent(line);
+    }
+    catch (e) {
+        throw new CairnError(`cairnd sent an exec stream line that is not JSON: ${line.slice(0, 200)}`, {
+            code: "unexpected_answer",
+            cause: e,
+        });
+    }
+}
+/**
+ * The events of an NDJSON byte stream, one per line, as they arrive. A stream that breaks,
+ * or ends in the middle of a line, throws `CairnError` with code `connection_failed`.
+ */
 export async function* ndjsonEvents(body) {
     const decoder = new TextDecoder();
     let pending = "";
-    for await (const chunk of body) {
-        pending += decoder.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = pending.indexOf("\n")) >= 0) {
-            const line = pending.slice(0, nl);
-            pending = pending.slice(nl + 1);
-            if (line.trim())
-                yield parseEvent(line);
+    const chunks = body[Symbol.asyncIterator]();
+    try {
+        for (;;) {
+            let next;
+            try {
+                next = await chunks.next();
+            }
+            catch (e) {
+                throw new CairnError(`the exec stream broke (${String(e)})`, { code: "connection_failed", cause: e });
+            }
+            if (next.done)
+                break;
+            pending += decoder.decode(next.value, { stream: true });
+            let nl;
+            while ((nl = pending.indexOf("\n")) >= 0) {
+                const line = pending.slice(0, nl);
+                pending = pending.slice(nl + 1);
+                if (line.trim())
+                    yield parseLine(line);
+            }
         }
     }
+    finally {
+        // A caller that stops reading early (`break`) ends the answer too.
+        await chunks.return?.();
+    }
     pending += decoder.decode();
-    if (pending.trim())
-        yield parseEvent(pending);
+    if (!pending.trim())
+        return;
+    let last;
+    try {
+        last = parseEvent(pending);
+    }
+    catch (e) {
+        throw new CairnError("the exec stream ended in the middle of an event (the connection broke)", {
+            code: "connection_failed",
+            cause: e,
+        });
+    }
+    yield last;
 }
 /** What a command did: its exit code, its output, and cairn's word when it has one. */
 export class ExecResult {

@@ -57,21 +57,58 @@ export function parseEvent(line: string): ExecEvent {
   return ev;
 }
 
-/** The events of an NDJSON byte stream, one per line, as they arrive. */
+function parseLine(line: string): ExecEvent {
+  try {
+    return parseEvent(line);
+  } catch (e) {
+    throw new CairnError(`cairnd sent an exec stream line that is not JSON: ${line.slice(0, 200)}`, {
+      code: "unexpected_answer",
+      cause: e,
+    });
+  }
+}
+
+/**
+ * The events of an NDJSON byte stream, one per line, as they arrive. A stream that breaks,
+ * or ends in the middle of a line, throws `CairnError` with code `connection_failed`.
+ */
 export async function* ndjsonEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ExecEvent> {
   const decoder = new TextDecoder();
   let pending = "";
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    pending += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (line.trim()) yield parseEvent(line);
+  const chunks = (body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await chunks.next();
+      } catch (e) {
+        throw new CairnError(`the exec stream broke (${String(e)})`, { code: "connection_failed", cause: e });
+      }
+      if (next.done) break;
+      pending += decoder.decode(next.value, { stream: true });
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line.trim()) yield parseLine(line);
+      }
     }
+  } finally {
+    // A caller that stops reading early (`break`) ends the answer too.
+    await chunks.return?.();
   }
   pending += decoder.decode();
-  if (pending.trim()) yield parseEvent(pending);
+  if (!pending.trim()) return;
+  let last: ExecEvent;
+  try {
+    last = parseEvent(pending);
+  } catch (e) {
+    throw new CairnError("the exec stream ended in the middle of an event (the connection broke)", {
+      code: "connection_failed",
+      cause: e,
+    });
+  }
+  yield last;
 }
 
 /** What a command did: its exit code, its output, and cairn's word when it has one. */
