@@ -130,6 +130,12 @@ pub struct SandboxInfo {
     /// The names of its secrets (never their values).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The snapshot its files descend from: the last one taken of it, or the one it was
+    /// forked or restored from since; `null` when it was made from an image and none was
+    /// taken since. With each snapshot's `parent`, this draws the lineage
+    /// (`cairn snapshot tree`).
+    #[serde(default)]
+    pub parent_snapshot: Option<String>,
 }
 
 /// A sandbox TCP port published on the host's loopback.

@@ -19,6 +19,7 @@ mod output;
 mod secrets;
 mod share;
 mod snapshot;
+mod tree;
 
 use std::path::PathBuf;
 use std::time::Duration;
