@@ -704,7 +704,10 @@ fn the_snapshot_tree_shows_forks_restores_and_deletions() {
     // As text, for people.
     let text = d.cairn(&["snapshot", "tree"]).ok();
     assert!(text.starts_with("image base\n├── "), "{text}");
-    assert!(text.contains(&format!("│   │   └── ● {b} running")), "{text}");
+    assert!(
+        text.contains(&format!("│   │   └── ● {b} running")),
+        "{text}"
+    );
 
     // Deleting s2 moves b up under s1; naming b leaves the lone sandbox out.
     d.cairn(&["snapshot", "delete", &s2]).ok();
