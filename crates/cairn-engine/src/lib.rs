@@ -319,6 +319,7 @@ impl Engine {
         engine.keep_reserve().await?;
         engine.start_reserve_watch();
         engine.start_idle_watch();
+        engine.start_auto_push().await?;
         // Ask the runtimes (and CRIU) for their versions now, in the background, rather
         // than inside the first snapshot's time: every manifest records them.
         let warm = Arc::downgrade(&engine);
