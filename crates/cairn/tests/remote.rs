@@ -426,7 +426,10 @@ fn with_push_ready_every_ready_snapshot_reaches_the_store_by_itself() {
         .filter(|s| s["auto"] == true)
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect();
-    assert!(!auto.is_empty(), "the pause took no automatic snapshot: {autos}");
+    assert!(
+        !auto.is_empty(),
+        "the pause took no automatic snapshot: {autos}"
+    );
 
     // Another host forks what was pushed by itself.
     let b = host(&moto, "auto", false);
