@@ -1,5 +1,6 @@
-//! E2B's in-sandbox API ("envd") over Cairn's agent: `process.Process/Start` (Connect over
-//! HTTP/1.1, JSON envelopes, a server stream), `GET`/`POST /files` and `/health`.
+//! E2B's in-sandbox API ("envd") over Cairn's agent: `process.Process` (Connect over
+//! HTTP/1.1, JSON envelopes; `Start` and `Connect` are server streams, `StreamInput` a client
+//! stream), `filesystem.Filesystem`, `GET`/`POST /files` and `/health`.
 //!
 //! Every call names its sandbox (`E2b-Sandbox-Id`) and carries the sandbox's access token
 //! (`X-Access-Token`, from create): the token names the account and is checked against
@@ -23,7 +24,9 @@ use serde_json::{json, Value};
 
 use cairn_engine::{FilesOf, WriteOptions};
 
+mod input;
 mod process;
+mod procs;
 
 use super::{E2bError, E2bResult};
 use crate::{ApiError, AppState};
@@ -36,6 +39,8 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/process.Process/Start", post(process::start))
+        .route("/process.Process/Connect", post(process::connect))
+        .route("/process.Process/StreamInput", post(input::stream_input))
         .route("/process.Process/SendSignal", post(process::send_signal))
         .route("/process.Process/List", post(process::list))
         .route("/process.Process/SendInput", post(process::send_input))

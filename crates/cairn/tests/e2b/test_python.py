@@ -6,6 +6,7 @@ account's token). Each check says what it expected.
 """
 
 import os
+import subprocess
 import sys
 import time
 
@@ -94,6 +95,46 @@ cat = sbx.commands.run("cat", background=True, stdin=True)
 sbx.commands.send_stdin(cat.pid, "hello stdin\n")
 sbx.commands.close_stdin(cat.pid)
 check(cat.wait().stdout == "hello stdin\n", "send_stdin and close_stdin reach the command")
+cat = sbx.commands.run("cat", background=True, stdin=True)
+sbx.commands.stream_input(cat.pid, ["streamed ", "in order\n"])
+sbx.commands.close_stdin(cat.pid)
+check(cat.wait().stdout == "streamed in order\n", "stream_input reaches the command in order")
+
+# A background command outlives the SDK process that started it; connect attaches to it
+# again, sees its later output, and its end when it is killed.
+starter = """
+import sys
+from e2b import Sandbox
+s = Sandbox.connect(sys.argv[1])
+h = s.commands.run("i=0; while :; do i=$((i+1)); echo line $i; sleep 0.1; done", background=True)
+print(h.pid, flush=True)
+"""
+out = subprocess.run(
+    [sys.executable, "-c", starter, sbx.sandbox_id], capture_output=True, text=True, timeout=60
+)
+check(out.returncode == 0, f"an SDK process starts a background command and exits ({out.stderr[-500:]})")
+loop = int(out.stdout.split()[-1])
+time.sleep(0.5)
+procs = {p.pid: p for p in sbx.commands.list()}
+check(loop in procs, f"it runs on after its starter exited ({sorted(procs)})")
+check(procs[loop].cmd == "/bin/bash" and "echo line" in procs[loop].args[-1], f"listed as started ({procs[loop]})")
+again = sbx.commands.connect(loop)
+check(again.pid == loop, "commands.connect attaches to it")
+time.sleep(0.5)
+check(sbx.commands.kill(loop), "commands.kill ends it")
+try:
+    again.wait()
+    check(False, "a killed command does not exit 0")
+except CommandExitException as e:
+    check(e.exit_code == 137, f"the connected handle sees its end ({e.exit_code})")
+    lines = [int(w) for w in e.stdout.split() if w.isdigit()]
+    check(len(lines) >= 5 and lines == list(range(lines[0], lines[-1] + 1)), f"and its output, in order ({lines})")
+try:
+    sbx.commands.connect(loop)
+    check(False, "connecting to an ended command raises")
+except SandboxException:
+    check(True, "connecting to an ended command raises")
+
 term = sbx.pty.create(PtySize(rows=24, cols=80))
 sbx.pty.resize(term.pid, PtySize(rows=30, cols=100))
 sbx.pty.send_stdin(term.pid, b"stty size; exit\n")
