@@ -198,6 +198,23 @@ check(found == [tagged.sandbox_id], f"list filters by metadata ({found})")
 found = Sandbox.list(query=SandboxQuery(metadata={"team": "other"})).next_items()
 check(found == [], f"and finds nothing for other metadata ({found})")
 check(tagged.get_info().metadata == {"team": "a b", "run": "7"}, "get_info shows the metadata")
+# Paging: the SDK's paginator, two at a time, sees each sandbox exactly once, in start order.
+made = [Sandbox.create(template="base", metadata={"page": "yes"}) for _ in range(3)]
+pager = Sandbox.list(query=SandboxQuery(metadata={"page": "yes"}), limit=2)
+seen, pages = [], 0
+while pager.has_next:
+    seen += [i.sandbox_id for i in pager.next_items()]
+    pages += 1
+want = [m.sandbox_id for m in made]
+check(seen == want and pages == 2, f"list pages through all 3 in 2 pages ({seen}, {pages} pages)")
+newest = Sandbox.list(query=SandboxQuery(metadata={"page": "yes"}), limit=1, order="desc").next_items()
+check([i.sandbox_id for i in newest] == want[-1:], f"order desc starts with the newest ({newest})")
+api = os.environ["E2B_API_URL"]
+resp = httpx.get(f"{api}/v2/sandboxes", params={"nextToken": "forged"}, headers={"X-API-KEY": os.environ["E2B_API_KEY"]})
+check(resp.status_code == 400, f"a made-up nextToken is refused ({resp.status_code} {resp.text})")
+for m in made:
+    m.kill()
+
 tagged.set_timeout(2)
 time.sleep(5)
 try:
