@@ -27,6 +27,7 @@ use cairn_engine::{FilesOf, WriteOptions};
 mod input;
 mod process;
 mod procs;
+mod watch;
 
 use super::{E2bError, E2bResult};
 use crate::{ApiError, AppState};
@@ -52,6 +53,13 @@ pub(super) fn router() -> Router<AppState> {
         .route("/filesystem.Filesystem/MakeDir", post(fs_mkdir))
         .route("/filesystem.Filesystem/Move", post(fs_move))
         .route("/filesystem.Filesystem/Remove", post(fs_remove))
+        .route("/filesystem.Filesystem/WatchDir", post(watch::watch_dir))
+        .route("/filesystem.Filesystem/CreateWatcher", post(watch::create))
+        .route(
+            "/filesystem.Filesystem/GetWatcherEvents",
+            post(watch::events),
+        )
+        .route("/filesystem.Filesystem/RemoveWatcher", post(watch::stop))
 }
 
 /// The sandbox an in-sandbox call is for, and its account (from the access token).
@@ -175,7 +183,7 @@ fn permissions(kind: &str, mode: u32) -> String {
 }
 
 /// A file as envd's `EntryInfo` (proto3 JSON).
-fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
+pub(super) fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
     let (file_type, type_bit) = match e.kind.as_str() {
         "directory" => ("FILE_TYPE_DIRECTORY", 1u32 << 31),
         "symlink" => ("FILE_TYPE_SYMLINK", 1u32 << 27),

@@ -15,6 +15,7 @@ from e2b import (
     AuthenticationException,
     CommandExitException,
     FileNotFoundException,
+    FilesystemEventType,
     PtySize,
     Sandbox,
     SandboxException,
@@ -77,6 +78,32 @@ try:
     check(False, "reading a missing file raises")
 except FileNotFoundException:
     check(True, "reading a missing file raises FileNotFoundException")
+
+# A watcher of a directory sees what commands do in it (recursively when asked).
+sbx.files.make_dir("/root/watched/sub")
+watcher = sbx.files.watch_dir("/root/watched", recursive=True)
+
+
+def events_until(w, want, what):
+    got = []
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        got += [(e.name, e.type) for e in w.get_new_events()]
+        if all(x in got for x in want):
+            break
+        time.sleep(0.2)
+    check(all(x in got for x in want), f"{what} ({got})")
+
+
+sbx.commands.run("echo hi > /root/watched/new.txt; echo deep > /root/watched/sub/d.txt")
+events_until(
+    watcher,
+    [("new.txt", FilesystemEventType.CREATE), ("sub/d.txt", FilesystemEventType.CREATE)],
+    "watch_dir sees files created, in subdirectories too",
+)
+sbx.commands.run("rm /root/watched/new.txt")
+events_until(watcher, [("new.txt", FilesystemEventType.REMOVE)], "and a file removed")
+watcher.stop()
 
 bg = sbx.commands.run("sleep 300", background=True)
 check(bg.pid > 1, f"a background command has its pid ({bg.pid})")
