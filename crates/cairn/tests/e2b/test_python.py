@@ -122,6 +122,12 @@ cat = sbx.commands.run("cat", background=True, stdin=True)
 sbx.commands.send_stdin(cat.pid, "hello stdin\n")
 sbx.commands.close_stdin(cat.pid)
 check(cat.wait().stdout == "hello stdin\n", "send_stdin and close_stdin reach the command")
+# The command's timeout (the SDK's `timeout`) ends it, attached or not.
+short = sbx.commands.run("sleep 600", background=True, timeout=2)
+time.sleep(4)
+left = [p.pid for p in sbx.commands.list()]
+check(short.pid not in left, f"a command is killed when its timeout runs out ({short.pid} in {left})")
+
 cat = sbx.commands.run("cat", background=True, stdin=True)
 sbx.commands.stream_input(cat.pid, ["streamed ", "in order\n"])
 sbx.commands.close_stdin(cat.pid)

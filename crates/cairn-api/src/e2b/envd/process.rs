@@ -160,6 +160,26 @@ fn without_bash(id: &str, found: Option<bool>) -> bool {
     seen.contains(id)
 }
 
+/// The longest a command may run (the engine's cap on an exec's timeout: 30 days).
+const TIMEOUT_MAX_SECS: u64 = 30 * 24 * 3600;
+
+/// The command's time limit, as envd reads it: the request's `Connect-Timeout-Ms` (the SDK's
+/// `timeout`, 60 s unless told), after which the command is killed (exit code 124) whether or
+/// not a stream is attached; none when absent or 0.
+fn deadline(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get("connect-timeout-ms") else {
+        return Ok(None);
+    };
+    let ms: u64 = v
+        .to_str()
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| ApiError::invalid("Connect-Timeout-Ms is a number of milliseconds"))?;
+    Ok((ms > 0).then(|| ms.div_ceil(1000).min(TIMEOUT_MAX_SECS)))
+}
+
+/// `Start`: runs a command and streams its events; cairnd holds it (see `procs`) until it
+/// ends or its timeout runs out, whether or not this stream stays open.
 pub(super) async fn start(
     State(st): State<AppState>,
     sandbox: Sandbox,
@@ -178,7 +198,7 @@ pub(super) async fn start(
         cmd,
         env,
         workdir: p.cwd.filter(|c| !c.is_empty()),
-        timeout_secs: None,
+        timeout_secs: deadline(&headers)?,
         detach: false,
         started_event: true,
         secret_env: Vec::new(),

@@ -36,6 +36,10 @@ pub(super) const UNSEEN_MAX: usize = 1024 * 1024;
 /// Pieces of output an attached stream may be behind before the process waits for it.
 const BACKLOG: usize = 64;
 
+/// How long the process waits for an attached stream that is behind before letting it go
+/// (a client that stopped reading holds up neither the others nor the process for longer).
+const SLOW_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What a process was started as, for `List` and for the frames of its streams.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Spec {
@@ -249,7 +253,19 @@ async fn fan_out(sandbox: String, pid: u32, serial: u64, mut output: ExecStream)
             Route::To(streams) => {
                 for s in streams {
                     // A stream that went away meanwhile is dropped at the next piece.
-                    let _ = s.send(out.clone()).await;
+                    if tokio::time::timeout(SLOW_MAX, s.send(out.clone()))
+                        .await
+                        .is_err()
+                    {
+                        tracing::info!(
+                            sandbox,
+                            pid,
+                            "a stream of an E2B command fell behind; letting it go"
+                        );
+                        if let Some(e) = registry().entry(&sandbox, pid, serial) {
+                            e.attached.retain(|x| !x.same_channel(&s));
+                        }
+                    }
                 }
             }
         }
