@@ -91,13 +91,27 @@ impl FromRequestParts<AppState> for Sandbox {
             )
             .into());
         };
-        match state.engine.sandbox_token_account(&id, &token) {
-            Some(account) => Ok(Sandbox { account, id }),
-            None => Err(ApiError::unauthenticated(
+        let Some(account) = state.engine.sandbox_token_account(&id, &token) else {
+            return Err(ApiError::unauthenticated(
                 "this access token is not the sandbox's: use the envdAccessToken it was created with",
             )
-            .into()),
+            .into());
+        };
+        // A paused sandbox made with autoResume wakes for the call (one that is gone is the
+        // call's own 404).
+        match state.engine.resume_for_call(&account, &id).await {
+            Ok(true) => {
+                tracing::info!(sandbox = %id, "an E2B call resumed a paused sandbox (autoResume)");
+                // Its timeout starts again, as connect's does (the pause had cleared it).
+                state
+                    .engine
+                    .set_kill_after(&account, &id, Some(super::DEFAULT_TIMEOUT_SECS))
+                    .await?;
+            }
+            Ok(false) | Err(cairn_engine::EngineError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
         }
+        Ok(Sandbox { account, id })
     }
 }
 

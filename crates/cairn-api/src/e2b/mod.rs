@@ -119,10 +119,21 @@ struct NewSandbox {
     /// At the timeout, pause (with an automatic snapshot) instead of killing.
     #[serde(default)]
     auto_pause: bool,
+    /// False: that pause releases the sandbox's memory (E2B keeps only its files then).
+    auto_pause_memory: Option<bool>,
+    /// An in-sandbox call to the paused sandbox resumes it.
+    auto_resume: Option<AutoResume>,
+}
+
+/// E2B's `SandboxAutoResumeConfig`.
+#[derive(Debug, Default, Deserialize)]
+struct AutoResume {
+    #[serde(default)]
+    enabled: bool,
 }
 
 /// E2B's default time to live: 5 minutes.
-const DEFAULT_TIMEOUT_SECS: u64 = 300;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 300;
 
 /// The default template when a request names none (the SDK sends `base`).
 const DEFAULT_TEMPLATE: &str = "base";
@@ -160,6 +171,8 @@ async fn create(
         create.image = template.clone();
     }
     let (who, metadata, auto_pause) = (account.clone(), req.metadata, req.auto_pause);
+    let release_memory = req.auto_pause_memory == Some(false);
+    let auto_resume = req.auto_resume.is_some_and(|a| a.enabled);
     let info = st
         .engine
         .run_to_end(move |e| async move {
@@ -167,7 +180,11 @@ async fn create(
             // Its time to live and metadata, or no sandbox: one that cannot have them goes.
             let set = async {
                 e.set_kill_after(&who, &info.id, Some(timeout)).await?;
-                e.set_pause_at_timeout(&who, &info.id, auto_pause).await?;
+                e.set_pause_at_timeout(&who, &info.id, auto_pause, release_memory)
+                    .await?;
+                if auto_resume {
+                    e.set_auto_resume(&who, &info.id, true).await?;
+                }
                 e.set_metadata(&who, &info.id, metadata).await
             };
             if let Err(err) = set.await {

@@ -262,17 +262,40 @@ r = deb.commands.run('echo "$BASH_VERSION"; shopt -q login_shell && echo login')
 check(r.stdout.startswith("5.") and r.stdout.endswith("login\n"), f"bash -l in Debian ({r.stdout!r})")
 deb.kill()
 
+def paused_within(s, seconds, what):
+    deadline = time.time() + seconds
+    while Sandbox.get_info(s.sandbox_id).state.value != "paused":
+        if time.time() >= deadline:
+            check(False, what)
+        time.sleep(0.5)
+    check(True, what)
+
+
 # With on_timeout "pause", a sandbox whose timeout runs out is paused, and connect resumes it.
 napper = Sandbox.create(template="base", timeout=2, lifecycle={"on_timeout": "pause"})
 napper.files.write("/root/nap.txt", "zzz")
-deadline = time.time() + 20
-while Sandbox.get_info(napper.sandbox_id).state.value != "paused":
-    check(time.time() < deadline, "a sandbox with on_timeout pause is paused at its timeout")
-    time.sleep(0.5)
-check(True, "a sandbox with on_timeout pause is paused at its timeout")
+paused_within(napper, 20, "a sandbox with on_timeout pause is paused at its timeout")
 napper.connect(timeout=60)
 check(napper.files.read("/root/nap.txt") == "zzz", "connect resumes it, its files kept")
 napper.kill()
+
+
+
+# With auto_resume, the next in-sandbox call wakes a sandbox its timeout paused.
+waker = Sandbox.create(template="base", timeout=2, lifecycle={"on_timeout": "pause", "auto_resume": True})
+waker.files.write("/root/w.txt", "awake")
+paused_within(waker, 20, "a sandbox with auto_resume is paused at its timeout")
+check(waker.files.read("/root/w.txt") == "awake", "a call to it resumes it (auto_resume), its files kept")
+check(Sandbox.get_info(waker.sandbox_id).state.value == "running", "and it runs again")
+waker.kill()
+
+# A pause in mode "filesystem" (autoPauseMemory false) releases the sandbox's memory.
+light = Sandbox.create(template="base", timeout=2, lifecycle={"on_timeout": {"action": "pause", "mode": "filesystem"}})
+light.files.write("/root/l.txt", "light")
+paused_within(light, 20, "a sandbox with pause mode filesystem is paused at its timeout")
+light.connect(timeout=60)
+check(light.files.read("/root/l.txt") == "light", "connect resumes it, its files kept")
+light.kill()
 
 # The access token is the sandbox's own: another sandbox's, or none, is refused.
 url = os.environ["E2B_SANDBOX_URL"]
