@@ -105,6 +105,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether an in-sandbox call resumes `account`'s sandbox `id_or_name` when it is paused
+    /// (`set_auto_resume`).
+    pub async fn auto_resumes(&self, account: &str, id_or_name: &str) -> Result<bool> {
+        let r = self.find(account, id_or_name).await?;
+        let id = r.id.to_string();
+        Ok(self.db(move |db| db.sandbox_auto_resume(&id)).await?)
+    }
+
     /// Before an in-sandbox call to `account`'s sandbox `id_or_name`: resumes it when it is
     /// paused and was made to resume so (`set_auto_resume`). True when it resumed it.
     pub async fn resume_for_call(

@@ -99,6 +99,9 @@ impl FromRequestParts<AppState> for Sandbox {
         };
         // A paused sandbox made with autoResume wakes for the call (one that is gone is the
         // call's own 404).
+        if !auto_resumes(state, &account, &id).await {
+            return Ok(Sandbox { account, id });
+        }
         match state.engine.resume_for_call(&account, &id).await {
             Ok(true) => {
                 tracing::info!(sandbox = %id, "an E2B call resumed a paused sandbox (autoResume)");
@@ -113,6 +116,33 @@ impl FromRequestParts<AppState> for Sandbox {
         }
         Ok(Sandbox { account, id })
     }
+}
+
+/// Whether sandbox `id` was made with autoResume: asked once, then remembered (it is set at
+/// create only), so that the calls to the others cost no lookup. A bounded memory: past
+/// 10,000 sandboxes it starts again.
+async fn auto_resumes(state: &AppState, account: &str, id: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static KNOWN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let known = || {
+        KNOWN
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    if let Some(on) = known().get(id) {
+        return *on;
+    }
+    let Ok(on) = state.engine.auto_resumes(account, id).await else {
+        return false;
+    };
+    let mut k = known();
+    if k.len() >= 10_000 {
+        k.clear();
+    }
+    k.insert(id.to_string(), on);
+    on
 }
 
 async fn health() -> StatusCode {
