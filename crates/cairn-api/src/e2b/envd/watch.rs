@@ -43,10 +43,10 @@ fn event_of(e: Value) -> Vec<u8> {
 const POLL: Duration = Duration::from_millis(300);
 
 /// The most watchers a sandbox has at once.
-pub(super) const PER_SANDBOX: usize = 16;
+pub(super) const PER_SANDBOX: usize = 8;
 
 /// The most entries a watcher watches (a recursive watch of a large tree is refused).
-pub(super) const ENTRIES_MAX: usize = 10_000;
+pub(super) const ENTRIES_MAX: usize = 5_000;
 
 /// The most events kept for a watcher between two reads.
 pub(super) const EVENTS_MAX: usize = 1024;
