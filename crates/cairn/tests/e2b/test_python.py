@@ -5,7 +5,9 @@ E2B_API_URL, E2B_SANDBOX_URL, E2B_API_KEY (a Cairn token) and CAIRN_OTHER_KEY (a
 account's token). Each check says what it expected.
 """
 
+import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -132,6 +134,27 @@ cat = sbx.commands.run("cat", background=True, stdin=True)
 sbx.commands.stream_input(cat.pid, ["streamed ", "in order\n"])
 sbx.commands.close_stdin(cat.pid)
 check(cat.wait().stdout == "streamed in order\n", "stream_input reaches the command in order")
+
+# A silent command's stream carries keepalives at the interval the request asks for.
+req = json.dumps({"process": {"cmd": "/bin/sh", "args": ["-c", "sleep 2.5; echo late"]}}).encode()
+resp = httpx.post(
+    f"{os.environ['E2B_SANDBOX_URL']}/process.Process/Start",
+    content=struct.pack(">BI", 0, len(req)) + req,
+    headers={
+        "E2b-Sandbox-Id": sbx.sandbox_id,
+        "X-Access-Token": sbx._envd_access_token,
+        "Content-Type": "application/connect+json",
+        "Keepalive-Ping-Interval": "1",
+    },
+    timeout=30,
+)
+frames, body = [], resp.content
+while len(body) >= 5:
+    flags, size = struct.unpack(">BI", body[:5])
+    frames.append(json.loads(body[5 : 5 + size]))
+    body = body[5 + size :]
+kinds = [next(iter(f.get("event", {"(end)": 0}))) for f in frames]
+check(kinds.count("keepalive") >= 2 and kinds[-2] == "end", f"keepalives while it is silent ({kinds})")
 
 # A background command outlives the SDK process that started it; connect attaches to it
 # again, sees its later output, and its end when it is killed.

@@ -4,6 +4,7 @@
 //! holds it (see `procs`) until it ends.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -239,7 +240,13 @@ pub(super) async fn start(
     // stream is only the first attached to it. Otherwise (it could not start, or runs through
     // the runtime without the agent) the stream is its only reader, as an exec's.
     let Some(ExecOutput::Started { pid }) = first else {
-        return Ok(events(0, tty, first.into_iter().collect(), rx));
+        return Ok(events(
+            0,
+            tty,
+            first.into_iter().collect(),
+            rx,
+            keepalive(&headers),
+        ));
     };
     let spec = procs::Spec {
         cmd: p.cmd,
@@ -251,7 +258,7 @@ pub(super) async fn start(
     };
     let exec = cairn_engine::AttachedExec { output: rx, input };
     let (_, rx) = slot.hold(pid, spec, exec);
-    Ok(events(pid, tty, Vec::new(), rx))
+    Ok(events(pid, tty, Vec::new(), rx, keepalive(&headers)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -272,12 +279,35 @@ pub(super) async fn connect(
     let req: ConnectRequest = message(&headers, &body, "a process.ConnectRequest")?;
     let pid = pid_of(&sandbox, &req.process)?;
     let a = procs::attach(&sandbox.id, pid)?;
-    Ok(events(pid, a.spec.tty, a.unseen, a.rx))
+    Ok(events(pid, a.spec.tty, a.unseen, a.rx, keepalive(&headers)))
+}
+
+/// The longest a process's stream stays silent: then a `keepalive` event goes out (sooner when
+/// the request's `Keepalive-Ping-Interval` asks), which also tells a client that went away
+/// (its stream is let go, and what the process writes next is kept for a `Connect`).
+const KEEPALIVE_MAX: Duration = Duration::from_secs(15);
+
+/// The keepalive interval a stream's request asks for, at most `KEEPALIVE_MAX`.
+fn keepalive(headers: &HeaderMap) -> Duration {
+    headers
+        .get("keepalive-ping-interval")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(KEEPALIVE_MAX, |s| {
+            Duration::from_secs(s.max(1)).min(KEEPALIVE_MAX)
+        })
 }
 
 /// A process's events as a Connect server stream: `start` with its pid, `data` for
-/// `first` then each piece `rx` brings, and its `end` (or an error when `rx` ends without).
-fn events(pid: u32, tty: bool, first: Vec<ExecOutput>, rx: mpsc::Receiver<ExecOutput>) -> Response {
+/// `first` then each piece `rx` brings, and its `end` (or an error when `rx` ends without);
+/// a `keepalive` after each `ping` of silence.
+fn events(
+    pid: u32,
+    tty: bool,
+    first: Vec<ExecOutput>,
+    rx: mpsc::Receiver<ExecOutput>,
+    ping: Duration,
+) -> Response {
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let to_frame = move |out: ExecOutput| -> (Vec<u8>, bool) {
         match out {
@@ -311,7 +341,13 @@ fn events(pid: u32, tty: bool, first: Vec<ExecOutput>, rx: mpsc::Receiver<ExecOu
             }
             let next = match first.pop_front() {
                 Some(f) => Some(f),
-                None => rx.recv().await,
+                None => match tokio::time::timeout(ping, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let alive = event(json!({"keepalive": {}}));
+                        return Some((Ok(alive), (None, first, rx, false)));
+                    }
+                },
             };
             match next {
                 Some(out) => {
