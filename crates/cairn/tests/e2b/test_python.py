@@ -106,6 +106,17 @@ events_until(
 sbx.commands.run("rm /root/watched/new.txt")
 events_until(watcher, [("new.txt", FilesystemEventType.REMOVE)], "and a file removed")
 watcher.stop()
+gone = Sandbox.create(template="base")
+orphan = gone.files.watch_dir("/root")
+gone.kill()
+try:
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        orphan.get_new_events()
+        time.sleep(0.3)
+    check(False, "a watcher of a killed sandbox stops")
+except SandboxException as e:
+    check(True, f"a watcher of a killed sandbox stops ({type(e).__name__}: {e})")
 
 bg = sbx.commands.run("sleep 300", background=True)
 check(bg.pid > 1, f"a background command has its pid ({bg.pid})")

@@ -217,13 +217,21 @@ async fn start(st: &AppState, sandbox: &Sandbox, req: &WatchRequest) -> Result<S
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(POLL).await;
+            {
+                let mut w = watchers();
+                let Some(me) = w.0.get(&wid) else { return };
+                // Unread for long, or ended and its end unread as long: gone.
+                if me.read_at.elapsed() > UNREAD_MAX {
+                    w.0.remove(&wid);
+                    return;
+                }
+                if me.ended.is_some() {
+                    continue;
+                }
+            }
             let now = list(&st, &who, &root, recursive).await;
             let mut w = watchers();
             let Some(me) = w.0.get_mut(&wid) else { return };
-            if me.read_at.elapsed() > UNREAD_MAX {
-                w.0.remove(&wid);
-                return;
-            }
             match now {
                 Ok(entries) => {
                     let (next, by_path) = seen(entries);
@@ -237,10 +245,11 @@ async fn start(st: &AppState, sandbox: &Sandbox, req: &WatchRequest) -> Result<S
                     }
                     last = next;
                 }
+                // Its sandbox is gone (or its directory cannot be listed any more): the
+                // next read says why, and it goes then, or once unread for `UNREAD_MAX`.
                 Err(e) => {
                     me.ended = Some(e.message);
                     me.wake.notify_waiters();
-                    return;
                 }
             }
         }
