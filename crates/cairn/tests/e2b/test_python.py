@@ -215,12 +215,21 @@ sbx.commands.run(
     "sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done' >/dev/null 2>&1 &"
 )
 sbx.files.write("/root/kept.txt", "kept")
+ticker = sbx.commands.run("while :; do echo tick; sleep 0.2; done", background=True, timeout=0)
 time.sleep(0.5)
 check(sbx.pause() is not False, "pause")
 check(Sandbox.get_info(sbx.sandbox_id).state.value == "paused", "paused")
 check(sbx.pause() is False, "pausing a paused sandbox says False (409)")
 sbx.connect()
 check(Sandbox.get_info(sbx.sandbox_id).state.value == "running", "connect resumes it")
+ticking = sbx.commands.connect(ticker.pid)
+time.sleep(0.6)
+sbx.commands.kill(ticker.pid)
+try:
+    ticking.wait()
+    check(False, "a killed command does not exit 0")
+except CommandExitException as e:
+    check("tick" in e.stdout, f"a command started before the pause is connected to after it ({e.stdout[-40:]!r})")
 
 
 def count(s):
