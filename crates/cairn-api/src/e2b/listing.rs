@@ -205,11 +205,29 @@ impl Listing {
     }
 }
 
+/// The query's parameters, a repeated `state` (as the JS SDK sends it: `state=a&state=b`)
+/// joined with commas (as the Python SDK sends it: `state=a,b`); otherwise the last wins.
+fn query_of(pairs: Vec<(String, String)>) -> HashMap<String, String> {
+    let mut q: HashMap<String, String> = HashMap::new();
+    for (k, v) in pairs {
+        match q.get_mut(&k) {
+            Some(have) if k == "state" => {
+                have.push(',');
+                have.push_str(&v);
+            }
+            _ => {
+                q.insert(k, v);
+            }
+        }
+    }
+    q
+}
+
 /// `GET /v2/sandboxes`: a page of the caller's sandboxes, and `x-next-token` when more follow.
 pub(super) async fn list(
     st: State<AppState>,
     key: ApiKey,
-    q: Query<HashMap<String, String>>,
+    q: Query<Vec<(String, String)>>,
 ) -> E2bResult<Response> {
     answer(st, key, q, true).await
 }
@@ -218,7 +236,7 @@ pub(super) async fn list(
 pub(super) async fn list_all(
     st: State<AppState>,
     key: ApiKey,
-    q: Query<HashMap<String, String>>,
+    q: Query<Vec<(String, String)>>,
 ) -> E2bResult<Response> {
     answer(st, key, q, false).await
 }
@@ -226,10 +244,10 @@ pub(super) async fn list_all(
 async fn answer(
     State(st): State<AppState>,
     ApiKey(account): ApiKey,
-    Query(q): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
     paged: bool,
 ) -> E2bResult<Response> {
-    let want = Listing::parse(&q, paged)?;
+    let want = Listing::parse(&query_of(pairs), paged)?;
     let mut all = st.engine.list_sandboxes(&account).await?;
     all.retain(|s| want.wants(s));
     all.sort_by(|a, b| Position::of(a).key().cmp(&Position::of(b).key()));
@@ -279,6 +297,22 @@ mod tests {
         );
         assert_eq!(unescape("%zz%4"), "%zz%4");
         assert_eq!(unescape("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn a_repeated_state_is_every_state_it_names() {
+        let pairs = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let q = query_of(pairs(&[
+            ("state", "running"),
+            ("state", "paused"),
+            ("limit", "2"),
+        ]));
+        assert_eq!(q["state"], "running,paused");
+        assert_eq!(q["limit"], "2");
     }
 
     #[test]

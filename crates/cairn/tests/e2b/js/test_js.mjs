@@ -53,6 +53,14 @@ for (let i = 0; i < 50 && !seen.includes('create:a.txt'); i++) await sleep(200)
 check(seen.includes('create:a.txt'), `watchDir sees a file created (${seen})`)
 await watch.stop()
 
+// Paging: one at a time through the paginator, with the states as the SDK sends them.
+const paged = [await Sandbox.create('base', { metadata: { page: 'js' } }), await Sandbox.create('base', { metadata: { page: 'js' } })]
+const pager = Sandbox.list({ query: { metadata: { page: 'js' }, state: ['running', 'paused'] }, limit: 1 })
+const pages = []
+while (pager.hasNext) pages.push((await pager.nextItems()).map((s) => s.sandboxId))
+check(JSON.stringify(pages) === JSON.stringify(paged.map((s) => [s.sandboxId])), `Sandbox.list pages one at a time (${JSON.stringify(pages)})`)
+for (const s of paged) await s.kill()
+
 const listed = (await Sandbox.list().nextItems()).map((s) => s.sandboxId)
 check(listed.includes(sbx.sandboxId), `Sandbox.list (${listed})`)
 
