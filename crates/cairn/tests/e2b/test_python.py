@@ -18,7 +18,9 @@ from e2b import (
     CommandExitException,
     FileNotFoundException,
     FilesystemEventType,
+    NotFoundException,
     PtySize,
+    RateLimitException,
     Sandbox,
     SandboxException,
     SandboxNotFoundException,
@@ -199,8 +201,20 @@ except CommandExitException as e:
 try:
     sbx.commands.connect(loop)
     check(False, "connecting to an ended command raises")
-except SandboxException:
-    check(True, "connecting to an ended command raises")
+except NotFoundException:
+    check(True, "connecting to an ended command raises NotFoundException")
+
+# A sandbox holds at most 32 commands started through the SDK: past that, a rate limit.
+held, refused = [], None
+for _ in range(40):
+    try:
+        held.append(sbx.commands.run("sleep 600", background=True, timeout=0))
+    except Exception as e:
+        refused = e
+        break
+check(isinstance(refused, RateLimitException) and len(held) <= 32, f"the 33rd command is refused ({len(held)} held, {refused!r})")
+for h in held:
+    sbx.commands.kill(h.pid)
 
 term = sbx.pty.create(PtySize(rows=24, cols=80))
 sbx.pty.resize(term.pid, PtySize(rows=30, cols=100))
