@@ -354,6 +354,41 @@ light.connect(timeout=60)
 check(light.files.read("/root/l.txt") == "light", "connect resumes it, its files kept")
 light.kill()
 
+# Bad input to the new calls is a 4xx (or a Connect error in the stream) naming the problem.
+envd = os.environ["E2B_SANDBOX_URL"]
+auth = {"E2b-Sandbox-Id": sbx.sandbox_id, "X-Access-Token": sbx._envd_access_token}
+
+
+def post(path, body, kind="application/json"):
+    return httpx.post(f"{envd}/{path}", content=body, headers={**auth, "Content-Type": kind}, timeout=30)
+
+
+r = post("process.Process/Connect", b"{}")
+check(r.status_code == 400 and "pid" in r.text, f"Connect without a pid ({r.status_code} {r.text})")
+r = post("process.Process/StreamInput", b"\x00\xff\xff\xff\xffjunk", "application/connect+json")
+check(r.status_code == 200 and b"invalid_argument" in r.content, f"StreamInput with a huge message ({r.content[:200]!r})")
+alive = json.dumps({"keepalive": {}}).encode()
+r = post("process.Process/StreamInput", struct.pack(">BI", 0, len(alive)) + alive + b"\x00\x00", "application/connect+json")
+check(b"inside a message" in r.content, f"StreamInput cut inside a message ({r.content[:200]!r})")
+r = post("process.Process/StreamInput", struct.pack(">BI", 0, 2) + b"{}", "application/connect+json")
+check(b"start, data or keepalive" in r.content, f"StreamInput with an empty message ({r.content[:200]!r})")
+r = post("filesystem.Filesystem/CreateWatcher", json.dumps({"path": "/root/kept.txt"}).encode())
+check(r.status_code == 400 and "not a directory" in r.text, f"watching a file ({r.status_code} {r.text})")
+r = post("filesystem.Filesystem/CreateWatcher", json.dumps({"path": "/nope"}).encode())
+check(r.status_code == 404, f"watching a missing directory ({r.status_code} {r.text})")
+r = post("filesystem.Filesystem/GetWatcherEvents", json.dumps({"watcherId": "w-0"}).encode())
+check(r.status_code == 404, f"reading a watcher that is not there ({r.status_code} {r.text})")
+r = httpx.get(f"{api}/v2/sandboxes", params={"limit": "0"}, headers={"X-API-KEY": os.environ["E2B_API_KEY"]})
+check(r.status_code == 400 and "limit" in r.text, f"limit 0 ({r.status_code} {r.text})")
+r = post("process.Process/Start", json.dumps({"process": {"cmd": "true"}}).encode())
+check(r.status_code == 200, "a Start without a timeout header")
+r = httpx.post(
+    f"{envd}/process.Process/Start",
+    content=json.dumps({"process": {"cmd": "true"}}).encode(),
+    headers={**auth, "Content-Type": "application/json", "Connect-Timeout-Ms": "soon"},
+)
+check(r.status_code == 400 and "Connect-Timeout-Ms" in r.text, f"a timeout that is no number ({r.status_code} {r.text})")
+
 # The access token is the sandbox's own: another sandbox's, or none, is refused.
 url = os.environ["E2B_SANDBOX_URL"]
 other = Sandbox.create(template="base")
