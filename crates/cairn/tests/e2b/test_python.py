@@ -105,8 +105,14 @@ events_until(
     [("new.txt", FilesystemEventType.CREATE), ("sub/d.txt", FilesystemEventType.CREATE)],
     "watch_dir sees files created, in subdirectories too",
 )
-sbx.commands.run("rm /root/watched/new.txt")
-events_until(watcher, [("new.txt", FilesystemEventType.REMOVE)], "and a file removed")
+sbx.files.rename("/root/watched/new.txt", "/root/watched/moved.txt")
+events_until(
+    watcher,
+    [("new.txt", FilesystemEventType.RENAME), ("moved.txt", FilesystemEventType.CREATE)],
+    "a file renamed",
+)
+sbx.commands.run("rm /root/watched/moved.txt")
+events_until(watcher, [("moved.txt", FilesystemEventType.REMOVE)], "and a file removed")
 watcher.stop()
 gone = Sandbox.create(template="base")
 orphan = gone.files.watch_dir("/root")

@@ -3,9 +3,10 @@
 //!
 //! A watcher polls the directory's listing through Cairn's files layer every [`POLL`] and
 //! compares it with the last one: a new path is a `create`, a path gone a `remove`, a changed
-//! size or modification time a `write`, changed permissions a `chmod` (a rename shows as the
-//! remove of the old name and the create of the new; a change within the same second that
-//! keeps the size is not seen). Bounded: at most [`PER_SANDBOX`] watchers a sandbox, at most
+//! size or modification time a `write`, changed permissions a `chmod`, and a path gone where
+//! one of the same kind, size, time and mode appeared a `rename` (as inotify says a move: the
+//! old name renamed, the new one created; a change within the same second that keeps the
+//! size is not seen). Bounded: at most [`PER_SANDBOX`] watchers a sandbox, at most
 //! [`ENTRIES_MAX`] entries watched, at most [`EVENTS_MAX`] events kept between two reads
 //! (the oldest go). A watcher ends when it is removed, when its stream closes, when nobody
 //! has read it for [`UNREAD_MAX`], or when its sandbox cannot be listed any more (destroyed).
@@ -104,10 +105,24 @@ fn changes(
     let mut paths: Vec<&String> = new.keys().chain(old.keys()).collect();
     paths.sort();
     paths.dedup();
+    // What appeared: a path gone with the same kind, size, time and mode moved there (as
+    // inotify says it: a rename of the old name, a create of the new).
+    let mut appeared: HashMap<&(String, u64, i64, u32), usize> = HashMap::new();
+    for (path, seen) in new {
+        if !old.contains_key(path) {
+            *appeared.entry(seen).or_default() += 1;
+        }
+    }
     for path in paths {
         let kind = match (old.get(path), new.get(path)) {
             (None, Some(_)) => "EVENT_TYPE_CREATE",
-            (Some(_), None) => "EVENT_TYPE_REMOVE",
+            (Some(a), None) => match appeared.get_mut(a) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    "EVENT_TYPE_RENAME"
+                }
+                _ => "EVENT_TYPE_REMOVE",
+            },
             (Some(a), Some(b)) if a.0 != b.0 || a.1 != b.1 || a.2 != b.2 => "EVENT_TYPE_WRITE",
             (Some(a), Some(b)) if a.3 != b.3 => "EVENT_TYPE_CHMOD",
             _ => continue,
@@ -413,6 +428,31 @@ mod tests {
             .iter()
             .map(|(p, s, t, m)| (p.to_string(), ("file".to_string(), *s, *t, *m)))
             .collect()
+    }
+
+    #[test]
+    fn a_file_gone_where_its_twin_appeared_was_renamed() {
+        let old = seen_of(&[("/w/a", 5, 10, 0o644), ("/w/b", 1, 10, 0o644)]);
+        let new = seen_of(&[("/w/c", 5, 10, 0o644)]);
+        let evs = changes("/w", &old, &new, &HashMap::new(), false);
+        let got: Vec<String> = evs
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e["name"].as_str().unwrap(),
+                    e["type"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "a:EVENT_TYPE_RENAME",
+                "b:EVENT_TYPE_REMOVE",
+                "c:EVENT_TYPE_CREATE"
+            ]
+        );
     }
 
     #[test]
