@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use cairn_engine::{FilesOf, WriteOptions};
 
 mod input;
+mod names;
 mod process;
 mod procs;
 mod watch;
@@ -226,8 +227,8 @@ fn permissions(kind: &str, mode: u32) -> String {
     out
 }
 
-/// A file as envd's `EntryInfo` (proto3 JSON).
-pub(super) fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
+/// A file as envd's `EntryInfo` (proto3 JSON), its owner and group named by `names`.
+fn entry_info(e: &cairn_types::api::FileEntry, names: &names::Names) -> Value {
     let (file_type, type_bit) = match e.kind.as_str() {
         "directory" => ("FILE_TYPE_DIRECTORY", 1u32 << 31),
         "symlink" => ("FILE_TYPE_SYMLINK", 1u32 << 27),
@@ -239,13 +240,6 @@ pub(super) fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
         .rsplit('/')
         .next()
         .unwrap_or("");
-    let who = |id: u32| {
-        if id == 0 {
-            "root".to_string()
-        } else {
-            id.to_string()
-        }
-    };
     let mut v = json!({
         "name": name,
         "type": file_type,
@@ -253,8 +247,8 @@ pub(super) fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
         "size": e.size.to_string(),
         "mode": e.mode | type_bit,
         "permissions": permissions(&e.kind, e.mode),
-        "owner": who(e.uid),
-        "group": who(e.gid),
+        "owner": names.user(e.uid),
+        "group": names.group(e.gid),
         "modifiedTime": chrono::DateTime::from_timestamp(e.mtime, 0)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -276,7 +270,8 @@ async fn fs_stat(
         .engine
         .file_stat(&sandbox.account, FilesOf::Sandbox(&sandbox.id), &req.path)
         .await?;
-    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+    let names = names::of(&st, &sandbox).await;
+    Ok(Json(json!({ "entry": entry_info(&e, &names) })).into_response())
 }
 
 async fn fs_list(
@@ -295,7 +290,8 @@ async fn fs_list(
             req.depth.max(1),
         )
         .await?;
-    let out: Vec<Value> = entries.iter().map(entry_info).collect();
+    let names = names::of(&st, &sandbox).await;
+    let out: Vec<Value> = entries.iter().map(|e| entry_info(e, &names)).collect();
     Ok(Json(json!({ "entries": out })).into_response())
 }
 
@@ -322,7 +318,8 @@ async fn fs_mkdir(
         .engine
         .file_mkdir(&sandbox.account, &sandbox.id, &req.path, true, None)
         .await?;
-    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+    let names = names::of(&st, &sandbox).await;
+    Ok(Json(json!({ "entry": entry_info(&e, &names) })).into_response())
 }
 
 async fn fs_move(
@@ -336,7 +333,8 @@ async fn fs_move(
         .engine
         .file_move(&sandbox.account, &sandbox.id, &req.source, &req.destination)
         .await?;
-    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+    let names = names::of(&st, &sandbox).await;
+    Ok(Json(json!({ "entry": entry_info(&e, &names) })).into_response())
 }
 
 async fn fs_remove(

@@ -53,6 +53,16 @@ except CommandExitException as e:
 r = sbx.commands.run("echo $GREETING; pwd", envs={"GREETING": "bonjour"}, cwd="/tmp")
 check(r.stdout == "bonjour\n/tmp\n", f"envs and cwd are the command's ({r.stdout!r})")
 
+# Owners and groups show by the sandbox's own names (its /etc/passwd and /etc/group).
+sbx.commands.run(
+    "echo 'agent:x:1000:1000::/root:/bin/sh' >> /etc/passwd; echo 'agents:x:1000:' >> /etc/group;"
+    " touch /root/owned; chown 1000:1000 /root/owned; touch /root/unnamed; chown 4242:4242 /root/unnamed"
+)
+owned = sbx.files.get_info("/root/owned")
+check((owned.owner, owned.group) == ("agent", "agents"), f"a file's owner by name ({owned.owner}:{owned.group})")
+unnamed = sbx.files.get_info("/root/unnamed")
+check((unnamed.owner, unnamed.group) == ("4242", "4242"), f"an id without a name by number ({unnamed.owner}:{unnamed.group})")
+
 sbx.files.write("/root/hello.txt", "hi there\n")
 check(sbx.files.read("/root/hello.txt") == "hi there\n", "files.write then files.read")
 check(

@@ -130,7 +130,7 @@ fn changes(
         let mut ev = json!({"name": name(path), "type": kind});
         if with_entry {
             if let Some(e) = entries.get(path.as_str()) {
-                ev["entry"] = entry_info(e);
+                ev["entry"] = entry_info(e, &Default::default());
             }
         }
         out.push(ev);
