@@ -6,7 +6,8 @@
 # namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
 # (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) and JS SDK (npm,
 # in /opt/cairn-e2b-js) for the E2B API's tests; moto's S3 server (PyPI, in /opt/cairn-moto)
-# for the remote tier's tests; then builds Cairn.
+# for the remote tier's tests; Cairn's Python SDK's dependencies and generator (PyPI, in
+# /opt/cairn-venv); then builds Cairn.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -57,6 +58,13 @@ if ! /opt/cairn-venv/bin/python -c 'import importlib.metadata as m; assert m.ver
   install python3-venv
   [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
   /opt/cairn-venv/bin/pip install -q --disable-pip-version-check -r "$(dirname "$0")/e2b-requirements.txt"
+fi
+# Cairn's own Python SDK (sdk/python): its dependencies, its generator (openapi-python-client,
+# ruff) and the API document's validator, pinned (scripts/sdk-requirements.txt), in the same venv.
+if ! /opt/cairn-venv/bin/python -c 'import importlib.metadata as m; assert m.version("openapi-python-client") == "0.29.1" and m.version("openapi-spec-validator") == "0.9.0"' 2>/dev/null; then
+  install python3-venv
+  [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
+  /opt/cairn-venv/bin/pip install -q --disable-pip-version-check -r "$(dirname "$0")/sdk-requirements.txt"
 fi
 # ... and with the unmodified e2b JS SDK from npm, pinned by its lock file, in /opt/cairn-e2b-js.
 js_lock="$(dirname "$0")/../crates/cairn/tests/e2b/js/package-lock.json"

@@ -4,16 +4,17 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use cairn_engine::{ExecInput, ExecIo, ExecOutput};
 use cairn_types::api::{AttachControl, AttachRequest, ExecEvent, ExecRequest};
 
 use crate::serve::ServeConfig;
-use crate::{Account, AppState};
+use crate::{Account, ApiError, AppState};
 
 fn event_message(ev: ExecOutput) -> Message {
     text(&crate::handlers::exec_event(ev))
@@ -24,15 +25,26 @@ fn text(event: &ExecEvent) -> Message {
 }
 
 /// Upgrades to a WebSocket and runs one interactive exec over it.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/attach", params(("id" = String, Path)),
-    responses((status = 101, description = "WebSocket: first message an AttachRequest; then binary stdin and AttachControl text messages; the server sends ExecEvent text messages")))]
+#[utoipa::path(get, operation_id = "attachSandbox", tag = "exec", path = "/v1/sandboxes/{id}/attach", params(("id" = String, Path)),
+    responses((status = 101, description = "WebSocket: first message an AttachRequest; then binary stdin and AttachControl text messages; the server sends ExecEvent text messages"),
+              (status = 400, description = "invalid_argument: not a WebSocket upgrade request")))]
 pub async fn attach(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
     serve: Option<Extension<ServeConfig>>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Anything but an upgrade gets the API's JSON error, not axum's plain-text one.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return ApiError::invalid(format!(
+                "this path upgrades to a WebSocket ({e}): connect with a WebSocket client"
+            ))
+            .into_response()
+        }
+    };
     // The upgraded connection keeps its slot under the connection caps; a client that never
     // sends its attach request must not keep it forever.
     let wait = serve

@@ -94,10 +94,10 @@ fn stream(download: Download, archive: bool) -> Response {
 }
 
 /// Read a sandbox's file (its bytes), or with `archive=tar` a file or directory as a tar stream.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/files",
+#[utoipa::path(get, operation_id = "readFile", tag = "files", path = "/v1/sandboxes/{id}/files",
     params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "absolute path inside the sandbox"),
            ("archive" = Option<String>, Query, description = "tar: the file or directory (under its own name) as a tar stream")),
-    responses((status = 200, description = "the file's bytes (application/octet-stream; x-cairn-kind, -size, -mode, -uid, -gid, -mtime headers) or a tar stream (application/x-tar)"),
+    responses((status = 200, description = "the file's bytes (application/octet-stream; x-cairn-kind, -size, -mode, -uid, -gid, -mtime headers) or a tar stream (application/x-tar)", content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/x-tar"))),
               (status = 400, body = ErrorBody, description = "a bad path, or a device node, FIFO or socket"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "a directory without archive=tar, or the sandbox's state")))]
 pub async fn read(
     State(st): State<AppState>,
@@ -114,10 +114,10 @@ pub async fn read(
 }
 
 /// Read a snapshot's file, or with `archive=tar` a file or directory as a tar stream.
-#[utoipa::path(get, path = "/v1/snapshots/{id}/files",
+#[utoipa::path(get, operation_id = "readSnapshotFile", tag = "files", path = "/v1/snapshots/{id}/files",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"), ("path" = String, Query, description = "absolute path inside the snapshot"),
            ("archive" = Option<String>, Query, description = "tar: the file or directory as a tar stream")),
-    responses((status = 200, description = "the file's bytes or a tar stream"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the file's bytes or a tar stream", content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/x-tar"))), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn read_snapshot(
     State(st): State<AppState>,
     Account(account): Account,
@@ -133,7 +133,7 @@ pub async fn read_snapshot(
 }
 
 /// What a sandbox's path is (a symlink itself, not its target).
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/stat",
+#[utoipa::path(get, operation_id = "statFile", tag = "files", path = "/v1/sandboxes/{id}/files/stat",
     params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "absolute path")),
     responses((status = 200, body = FileEntry), (status = 404, body = ErrorBody)))]
 pub async fn stat(
@@ -149,7 +149,7 @@ pub async fn stat(
 }
 
 /// What a snapshot's path is.
-#[utoipa::path(get, path = "/v1/snapshots/{id}/files/stat",
+#[utoipa::path(get, operation_id = "statSnapshotFile", tag = "files", path = "/v1/snapshots/{id}/files/stat",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"), ("path" = String, Query, description = "absolute path")),
     responses((status = 200, body = FileEntry), (status = 404, body = ErrorBody)))]
 pub async fn stat_snapshot(
@@ -170,7 +170,7 @@ fn depth_of(q: &HashMap<String, String>) -> ApiResult<u32> {
 }
 
 /// The entries of a sandbox's directory, `depth` levels deep (default 1); links are not followed.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/list",
+#[utoipa::path(get, operation_id = "listFiles", tag = "files", path = "/v1/sandboxes/{id}/files/list",
     params(("id" = String, Path, description = "sandbox id or name"), ("path" = Option<String>, Query, description = "absolute path of a directory (default /)"),
            ("depth" = Option<u32>, Query, description = "levels to list, 1 to 64 (default 1)")),
     responses((status = 200, body = Vec<FileEntry>), (status = 404, body = ErrorBody)))]
@@ -187,7 +187,7 @@ pub async fn list(
 }
 
 /// The entries of a snapshot's directory.
-#[utoipa::path(get, path = "/v1/snapshots/{id}/files/list",
+#[utoipa::path(get, operation_id = "listSnapshotFiles", tag = "files", path = "/v1/snapshots/{id}/files/list",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"), ("path" = Option<String>, Query, description = "absolute path of a directory (default /)"),
            ("depth" = Option<u32>, Query, description = "levels to list, 1 to 64 (default 1)")),
     responses((status = 200, body = Vec<FileEntry>), (status = 404, body = ErrorBody)))]
@@ -206,15 +206,15 @@ pub async fn list_snapshot(
 /// Write a sandbox's file from the body (streamed; a failed write leaves no partial file),
 /// or with `archive=tar` extract a tar stream into a directory. The sandbox must be stopped,
 /// or running under runc.
-#[utoipa::path(put, path = "/v1/sandboxes/{id}/files",
+#[utoipa::path(put, operation_id = "writeFile", tag = "files", path = "/v1/sandboxes/{id}/files",
     params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "absolute path of the file (with archive=tar: of an existing directory)"),
            ("mode" = Option<String>, Query, description = "octal permission bits (default: the replaced file's, else 0644)"),
            ("uid" = Option<u32>, Query, description = "numeric owner (default: the replaced file's, else 0)"),
            ("gid" = Option<u32>, Query, description = "numeric group (default: the replaced file's, else 0)"),
            ("archive" = Option<String>, Query, description = "tar: the body is a tar stream to extract into the directory")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(description = "the file's bytes, or with archive=tar a tar stream", content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/x-tar"))),
     responses((status = 200, body = FileEntry), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "over the disk limit (limit_exceeded), a directory in the way, or the sandbox's state (paused; running under gVisor)")))]
+              (status = 409, body = ErrorBody, description = "over the disk limit (limit_exceeded), a directory in the way, or the sandbox's state (paused; running under gVisor)"), (status = 507, body = ErrorBody)))]
 pub async fn write(
     State(st): State<AppState>,
     Account(account): Account,
@@ -242,7 +242,7 @@ pub async fn write(
 }
 
 /// Make a directory in a sandbox (`parents`: missing parents too, and no error when it exists).
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/files/mkdir", params(("id" = String, Path, description = "sandbox id or name")),
+#[utoipa::path(post, operation_id = "makeDirectory", tag = "files", path = "/v1/sandboxes/{id}/files/mkdir", params(("id" = String, Path, description = "sandbox id or name")),
     request_body = MkdirRequest,
     responses((status = 201, body = FileEntry), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn mkdir(
@@ -262,7 +262,7 @@ pub async fn mkdir(
 }
 
 /// Move (rename) a file or directory inside a sandbox.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/files/move", params(("id" = String, Path, description = "sandbox id or name")),
+#[utoipa::path(post, operation_id = "moveFile", tag = "files", path = "/v1/sandboxes/{id}/files/move", params(("id" = String, Path, description = "sandbox id or name")),
     request_body = MoveRequest,
     responses((status = 200, body = FileEntry), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rename(
@@ -279,7 +279,7 @@ pub async fn rename(
 }
 
 /// Remove a file, link or directory of a sandbox (a non-empty directory needs `recursive`).
-#[utoipa::path(delete, path = "/v1/sandboxes/{id}/files",
+#[utoipa::path(delete, operation_id = "removeFile", tag = "files", path = "/v1/sandboxes/{id}/files",
     params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "absolute path"),
            ("recursive" = Option<bool>, Query, description = "remove a directory and everything below it")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

@@ -26,9 +26,12 @@ use crate::{Account, ApiError, AppState, Caller};
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Create and start a sandbox.
-#[utoipa::path(post, path = "/v1/sandboxes", request_body = CreateSandboxRequest,
+#[utoipa::path(post, operation_id = "createSandbox", tag = "sandboxes", path = "/v1/sandboxes", request_body = CreateSandboxRequest,
     responses((status = 201, body = SandboxInfo), (status = 400, body = cairn_types::api::ErrorBody),
-              (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+              (status = 404, body = cairn_types::api::ErrorBody, description = "not_found: no such image or snapshot"),
+              (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: the name is taken or a port too; limit_exceeded: no room in the subnet; runtime_identity_mismatch: from_snapshot's processes cannot resume here (use fresh)"),
+              (status = 503, body = cairn_types::api::ErrorBody, description = "unavailable: the runtime is not installed; too_many_connections"),
+              (status = 507, body = cairn_types::api::ErrorBody)))]
 pub async fn create_sandbox(
     State(st): State<AppState>,
     Account(account): Account,
@@ -70,7 +73,7 @@ fn create_input(req: CreateSandboxRequest) -> ApiResult<cairn_engine::CreateSand
 }
 
 /// List the caller's sandboxes.
-#[utoipa::path(get, path = "/v1/sandboxes", responses((status = 200, body = Vec<SandboxInfo>)))]
+#[utoipa::path(get, operation_id = "listSandboxes", tag = "sandboxes", path = "/v1/sandboxes", responses((status = 200, body = Vec<SandboxInfo>)))]
 pub async fn list_sandboxes(
     State(st): State<AppState>,
     Account(account): Account,
@@ -79,7 +82,7 @@ pub async fn list_sandboxes(
 }
 
 /// One sandbox, by id or name.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}", params(("id" = String, Path, description = "sandbox id or name")),
+#[utoipa::path(get, operation_id = "getSandbox", tag = "sandboxes", path = "/v1/sandboxes/{id}", params(("id" = String, Path, description = "sandbox id or name")),
     responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody)))]
 pub async fn inspect_sandbox(
     State(st): State<AppState>,
@@ -90,7 +93,7 @@ pub async fn inspect_sandbox(
 }
 
 /// Destroy a sandbox; a running one needs `?force=true`.
-#[utoipa::path(delete, path = "/v1/sandboxes/{id}",
+#[utoipa::path(delete, operation_id = "destroySandbox", tag = "sandboxes", path = "/v1/sandboxes/{id}",
     params(("id" = String, Path, description = "sandbox id or name"), ("force" = Option<bool>, Query, description = "destroy even if running"),
             ("with_snapshots" = Option<bool>, Query, description = "also delete its snapshots (kept by default)")),
     responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
@@ -123,8 +126,8 @@ pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiE
 }
 
 /// Stop a sandbox's processes; its files stay.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/stop", params(("id" = String, Path)),
-    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody)))]
+#[utoipa::path(post, operation_id = "stopSandbox", tag = "sandboxes", path = "/v1/sandboxes/{id}/stop", params(("id" = String, Path, description = "sandbox id or name")),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: the sandbox's state")))]
 pub async fn stop_sandbox(
     State(st): State<AppState>,
     Account(account): Account,
@@ -140,9 +143,11 @@ pub async fn stop_sandbox(
 /// Freeze a running sandbox and take an automatic snapshot (`auto-pause-…`, with process
 /// memory where the runtime can); `release_memory` also ends the processes after checkpointing
 /// them, so the sandbox holds no memory until resumed.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause",
-    params(("id" = String, Path), ("release_memory" = Option<bool>, Query, description = "checkpoint the processes to disk and end them")),
-    responses((status = 200, body = SandboxInfo), (status = 400, body = cairn_types::api::ErrorBody), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+#[utoipa::path(post, operation_id = "pauseSandbox", tag = "sandboxes", path = "/v1/sandboxes/{id}/pause",
+    params(("id" = String, Path, description = "sandbox id or name"), ("release_memory" = Option<bool>, Query, description = "checkpoint the processes to disk and end them")),
+    responses((status = 200, body = SandboxInfo), (status = 400, body = cairn_types::api::ErrorBody), (status = 404, body = cairn_types::api::ErrorBody),
+              (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: not running; limit_exceeded: the automatic snapshot would pass a snapshot limit; busy, checkpoint_failed: its processes cannot be checkpointed now"),
+              (status = 507, body = cairn_types::api::ErrorBody)))]
 pub async fn pause_sandbox(
     State(st): State<AppState>,
     Account(account): Account,
@@ -158,8 +163,9 @@ pub async fn pause_sandbox(
 }
 
 /// Continue a paused sandbox (restoring its processes when their memory was released).
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", params(("id" = String, Path)),
-    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+#[utoipa::path(post, operation_id = "resumeSandbox", tag = "sandboxes", path = "/v1/sandboxes/{id}/resume", params(("id" = String, Path, description = "sandbox id or name")),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody),
+              (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: not paused; runtime_identity_mismatch: its released memory cannot resume on this host (stop and start it)")))]
 pub async fn resume_sandbox(
     State(st): State<AppState>,
     Account(account): Account,
@@ -173,8 +179,8 @@ pub async fn resume_sandbox(
 }
 
 /// Start a stopped sandbox.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/start", params(("id" = String, Path)),
-    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody)))]
+#[utoipa::path(post, operation_id = "startSandbox", tag = "sandboxes", path = "/v1/sandboxes/{id}/start", params(("id" = String, Path, description = "sandbox id or name")),
+    responses((status = 200, body = SandboxInfo), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: the sandbox's state")))]
 pub async fn start_sandbox(
     State(st): State<AppState>,
     Account(account): Account,
@@ -190,9 +196,10 @@ pub async fn start_sandbox(
 /// Run a command and stream its output: the response is chunked
 /// `application/x-ndjson`, one [`ExecEvent`] per line, output as it is
 /// written, ending with an `exit` event.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/exec", params(("id" = String, Path)), request_body = ExecRequest,
-    responses((status = 200, description = "newline-delimited ExecEvent objects", body = ExecEvent, content_type = "application/x-ndjson"),
-              (status = 400, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+#[utoipa::path(post, operation_id = "execCommand", tag = "exec", path = "/v1/sandboxes/{id}/exec", params(("id" = String, Path, description = "sandbox id or name")), request_body = ExecRequest,
+    responses((status = 200, description = "A stream of newline-delimited JSON: one ExecEvent per line (stdout and stderr with base64 data, started with a pid), sent as the command writes, ending with exactly one exit (code, message) or error event.", body = ExecEvent, content_type = "application/x-ndjson"),
+              (status = 400, body = cairn_types::api::ErrorBody),
+              (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: not running, paused by request, or a snapshot kept it frozen over 60 s")))]
 pub async fn exec(
     State(st): State<AppState>,
     Account(account): Account,
@@ -234,7 +241,7 @@ pub(crate) fn exec_event(ev: ExecOutput) -> ExecEvent {
 ///   `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account;
 /// - `Content-Type: application/json` with an [`ImportImageRequest`]: a path on the daemon's
 ///   host, for the operator only (403 otherwise); never a path inside the data directory.
-#[utoipa::path(post, path = "/v1/images",
+#[utoipa::path(post, operation_id = "importImage", tag = "images", path = "/v1/images",
     params(("name" = Option<String>, Query, description = "name of the uploaded image"),
            ("public" = Option<bool>, Query, description = "publish it to every account (operator only)")),
     request_body(content(
@@ -242,8 +249,9 @@ pub(crate) fn exec_event(ev: ExecOutput) -> ExecEvent {
         (Vec<u8> = "application/x-tar"), (Vec<u8> = "application/gzip"), (Vec<u8> = "application/zstd"),
         (Vec<u8> = "application/octet-stream"))),
     responses((status = 201, body = ImageInfo), (status = 400, body = cairn_types::api::ErrorBody),
-              (status = 403, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody),
-              (status = 413, body = cairn_types::api::ErrorBody)))]
+              (status = 403, body = cairn_types::api::ErrorBody, description = "forbidden: a host path or public image, which only the operator may import"),
+              (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: the name is taken"),
+              (status = 413, body = cairn_types::api::ErrorBody), (status = 507, body = cairn_types::api::ErrorBody)))]
 pub async fn import_image(
     State(st): State<AppState>,
     caller: Caller,
@@ -292,7 +300,7 @@ pub(crate) fn principal(caller: &Caller) -> Principal<'_> {
 }
 
 /// List the images the caller can use: their account's and the public ones.
-#[utoipa::path(get, path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
+#[utoipa::path(get, operation_id = "listImages", tag = "images", path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
 pub async fn list_images(
     State(st): State<AppState>,
     caller: Caller,
@@ -301,8 +309,8 @@ pub async fn list_images(
 }
 
 /// Remove an image of the caller's account (the operator: any, by id) that nothing uses.
-#[utoipa::path(delete, path = "/v1/images/{name}", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
+#[utoipa::path(delete, operation_id = "removeImage", tag = "images", path = "/v1/images/{name}", params(("name" = String, Path, description = "image name (the operator: or id)")),
+    responses((status = 204), (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: a sandbox uses it")))]
 pub async fn remove_image(
     State(st): State<AppState>,
     caller: Caller,
@@ -315,7 +323,7 @@ pub async fn remove_image(
 }
 
 /// Publish an image to every account, or make it private again (the operator only).
-#[utoipa::path(post, path = "/v1/images/{name}/publish", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "publishImage", tag = "images", path = "/v1/images/{name}/publish", params(("name" = String, Path, description = "image name or id")),
     request_body = PublishImageRequest,
     responses((status = 200, body = ImageInfo), (status = 403, body = cairn_types::api::ErrorBody),
               (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]
@@ -333,7 +341,7 @@ pub async fn publish_image(
 }
 
 /// What the daemon's host has and which features it allows (`cairn doctor`).
-#[utoipa::path(get, path = "/v1/doctor", responses((status = 200, description = "a list of {name, version, ok, note}")))]
+#[utoipa::path(get, operation_id = "getDoctor", tag = "system", path = "/v1/doctor", responses((status = 200, description = "a JSON list of {name, version, ok, note}: the host's runtimes, CRIU, tools and kernel, and what each enables")))]
 pub async fn doctor(
     State(st): State<AppState>,
     _account: Account,

@@ -30,7 +30,7 @@ use cairn_engine::Engine;
 
 pub use auth::{hash_token, new_token, Account, AuthMode, Caller, LOCAL_ACCOUNT};
 pub use error::ApiError;
-pub use openapi::ApiDoc;
+pub use openapi::{document as openapi_document, document_json as openapi_json, ApiDoc};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -45,7 +45,7 @@ pub struct AppState {
 pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
     let state = AppState { engine, auth };
     Router::new()
-        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/doctor", get(handlers::doctor))
         .route(
             "/v1/account/network",

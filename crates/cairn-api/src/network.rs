@@ -9,7 +9,7 @@ use crate::json::ApiJson;
 use crate::{Account, ApiError, AppState};
 
 /// The caller's account network settings.
-#[utoipa::path(get, path = "/v1/account/network",
+#[utoipa::path(get, operation_id = "getAccountNetwork", tag = "account", path = "/v1/account/network",
     responses((status = 200, body = AccountNetwork), (status = 401, body = cairn_types::api::ErrorBody)))]
 pub async fn get_network(
     State(st): State<AppState>,
@@ -24,7 +24,7 @@ pub async fn get_network(
 
 /// Let the caller's `nat` sandboxes reach each other, or stop them; applies at once to the
 /// running ones.
-#[utoipa::path(put, path = "/v1/account/network", request_body = UpdateAccountNetwork,
+#[utoipa::path(put, operation_id = "updateAccountNetwork", tag = "account", path = "/v1/account/network", request_body = UpdateAccountNetwork,
     responses((status = 200, body = AccountNetwork), (status = 400, body = cairn_types::api::ErrorBody),
               (status = 401, body = cairn_types::api::ErrorBody)))]
 pub async fn put_network(

@@ -10,7 +10,7 @@ use crate::json::ApiJson;
 use crate::{Account, ApiError, AppState};
 
 /// The processes of a running sandbox.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/processes", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "listProcesses", tag = "exec", path = "/v1/sandboxes/{id}/processes", params(("id" = String, Path)),
     responses((status = 200, body = Vec<ProcessInfo>), (status = 404, body = cairn_types::api::ErrorBody),
               (status = 409, body = cairn_types::api::ErrorBody), (status = 503, body = cairn_types::api::ErrorBody)))]
 pub async fn list(
@@ -22,7 +22,7 @@ pub async fn list(
 }
 
 /// Send a signal to a process of a running sandbox (TERM unless the body names another).
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes/{pid}/signal", request_body = SignalRequest,
+#[utoipa::path(post, operation_id = "signalProcess", tag = "exec", path = "/v1/sandboxes/{id}/processes/{pid}/signal", request_body = SignalRequest,
     params(("id" = String, Path), ("pid" = u32, Path)),
     responses((status = 204), (status = 400, body = cairn_types::api::ErrorBody),
               (status = 404, body = cairn_types::api::ErrorBody), (status = 409, body = cairn_types::api::ErrorBody)))]

@@ -14,7 +14,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Push a ready snapshot to the remote store as content-defined chunks (only the chunks
 /// the store lacks are uploaded; a snapshot pushed before uploads nothing). It keeps its
 /// id; only its account can list or pull it.
-#[utoipa::path(post, path = "/v1/snapshots/{id}/push",
+#[utoipa::path(post, operation_id = "pushSnapshot", tag = "remote", path = "/v1/snapshots/{id}/push",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")),
     responses((status = 200, body = PushInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody, description = "no remote configured, or the store failed")))]
 pub async fn push(
@@ -26,7 +26,7 @@ pub async fn push(
 }
 
 /// The snapshots the caller's account pushed to the remote store, oldest first.
-#[utoipa::path(get, path = "/v1/remote/snapshots",
+#[utoipa::path(get, operation_id = "listRemoteSnapshots", tag = "remote", path = "/v1/remote/snapshots",
     responses((status = 200, body = Vec<RemoteSnapshotInfo>), (status = 503, body = ErrorBody, description = "no remote configured, or the store failed")))]
 pub async fn list(
     State(st): State<AppState>,
@@ -39,9 +39,9 @@ pub async fn list(
 /// host, as the same id: every chunk is checked against its hash and the snapshot passes
 /// every check an import does; a refused pull leaves nothing. Forks of a snapshot this
 /// host lacks pull it by themselves.
-#[utoipa::path(post, path = "/v1/remote/snapshots/{id}/pull",
+#[utoipa::path(post, operation_id = "pullRemoteSnapshot", tag = "remote", path = "/v1/remote/snapshots/{id}/pull",
     params(("id" = String, Path, description = "pushed snapshot id or name")),
-    responses((status = 201, body = SnapshotInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "on this host already, or its remote copy is corrupt"), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = SnapshotInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "conflict: on this host already, or its remote copy is corrupt; limit_exceeded"), (status = 503, body = ErrorBody, description = "unavailable: no remote configured, or the store failed"), (status = 507, body = ErrorBody)))]
 pub async fn pull(
     State(st): State<AppState>,
     Account(account): Account,

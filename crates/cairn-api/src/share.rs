@@ -54,10 +54,11 @@ pub(crate) fn archive_response(
 
 /// Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest,
 /// root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
-#[utoipa::path(get, path = "/v1/snapshots/{id}/archive",
+#[utoipa::path(get, operation_id = "exportSnapshot", tag = "sharing", path = "/v1/snapshots/{id}/archive",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"),
            ("format" = Option<String>, Query, description = "tar.zst (default) or tar.gz")),
-    responses((status = 200, body = Vec<u8>, content_type = "application/zstd"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "the archive, streamed (tar.zst or tar.gz, as asked); a failure midway cuts the body short", content((Vec<u8> = "application/zstd"), (Vec<u8> = "application/gzip"))),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "conflict: the snapshot is not ready")))]
 pub async fn export(
     State(st): State<AppState>,
     Account(account): Account,
@@ -77,10 +78,10 @@ pub async fn export(
 /// request body; `?name=` names it (default: the name it had). Refused with a 4xx naming
 /// the problem, leaving nothing behind, when the archive is truncated, corrupt, over a
 /// limit, or holds unsafe entries.
-#[utoipa::path(post, path = "/v1/snapshots",
+#[utoipa::path(post, operation_id = "importSnapshot", tag = "sharing", path = "/v1/snapshots",
     params(("name" = Option<String>, Query, description = "name of the imported snapshot")),
     request_body(content((Vec<u8> = "application/zstd"), (Vec<u8> = "application/gzip"), (Vec<u8> = "application/octet-stream"))),
-    responses((status = 201, body = SnapshotInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "a limit reached"), (status = 413, body = ErrorBody), (status = 507, body = ErrorBody)))]
+    responses((status = 201, body = SnapshotInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "conflict: the name or id is taken; limit_exceeded: a limit reached"), (status = 413, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn import(
     State(st): State<AppState>,
     Account(account): Account,
@@ -102,7 +103,7 @@ pub async fn import(
 /// A signed link that downloads the snapshot's archive with no token (`curl -fO URL`),
 /// served on cairnd's TCP listener until it expires (default and most: 1 hour, see
 /// `cairnd --max-link-expiry`).
-#[utoipa::path(post, path = "/v1/snapshots/{id}/link",
+#[utoipa::path(post, operation_id = "createSnapshotLink", tag = "sharing", path = "/v1/snapshots/{id}/link",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"),
            ("expires" = Option<String>, Query, description = "how long it works (90s, 30m, 1h; default and most: cairnd's maximum, 1h)"),
            ("format" = Option<String>, Query, description = "tar.zst (default) or tar.gz")),
@@ -131,8 +132,9 @@ pub async fn link(
 
 /// Download a snapshot's archive through a signed link: no token. 403 when the link is
 /// altered or expired, 403 or 404 once its snapshot is deleted; no answer names it.
-#[utoipa::path(get, path = "/v1/links/{token}", params(("token" = String, Path, description = "the signed part of the link")),
-    responses((status = 200, body = Vec<u8>, content_type = "application/zstd"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "downloadSnapshotLink", tag = "sharing", path = "/v1/links/{token}", params(("token" = String, Path, description = "the signed part of the link")),
+    responses((status = 200, description = "the archive, streamed (tar.zst or tar.gz, as the link says)", content((Vec<u8> = "application/zstd"), (Vec<u8> = "application/gzip"))),
+              (status = 403, body = ErrorBody, description = "forbidden: the link is altered or expired"), (status = 404, body = ErrorBody)))]
 pub async fn download(
     State(st): State<AppState>,
     Path(token): Path<String>,

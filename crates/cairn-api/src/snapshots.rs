@@ -17,8 +17,10 @@ use crate::{Account, ApiError, AppState};
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write capture.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path, description = "sandbox id or name")), request_body = CreateSnapshotRequest,
-    responses((status = 201, body = SnapshotInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "name taken, wrong state or a limit reached")))]
+#[utoipa::path(post, operation_id = "createSnapshot", tag = "snapshots", path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path, description = "sandbox id or name")), request_body = Option<CreateSnapshotRequest>,
+    responses((status = 201, body = SnapshotInfo), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "conflict: the name is taken or the sandbox's state; limit_exceeded: a snapshot limit reached; busy, checkpoint_failed: a stateful snapshot's processes cannot be checkpointed now"),
+              (status = 507, body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     Account(account): Account,
@@ -37,7 +39,7 @@ pub async fn create(
 
 /// A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
 /// oldest first: the ready ones the user took, or with `all` every one.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/snapshots",
+#[utoipa::path(get, operation_id = "listSandboxSnapshots", tag = "snapshots", path = "/v1/sandboxes/{id}/snapshots",
     params(("id" = String, Path, description = "sandbox id or name"), ("all" = Option<bool>, Query, description = "also automatic, failed, in-progress and deleted ones")),
     responses((status = 200, body = Vec<SnapshotInfo>), (status = 404, body = ErrorBody)))]
 pub async fn list(
@@ -51,7 +53,7 @@ pub async fn list(
 }
 
 /// All the caller's snapshots, oldest first: the ready ones the user took, or with `all` every one.
-#[utoipa::path(get, path = "/v1/snapshots",
+#[utoipa::path(get, operation_id = "listSnapshots", tag = "snapshots", path = "/v1/snapshots",
     params(("all" = Option<bool>, Query, description = "also automatic, failed, in-progress and deleted ones")),
     responses((status = 200, body = Vec<SnapshotInfo>)))]
 pub async fn list_all(
@@ -64,7 +66,7 @@ pub async fn list_all(
 }
 
 /// One snapshot.
-#[utoipa::path(get, path = "/v1/snapshots/{id}", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")),
+#[utoipa::path(get, operation_id = "getSnapshot", tag = "snapshots", path = "/v1/snapshots/{id}", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")),
     responses((status = 200, body = SnapshotInfo), (status = 404, body = ErrorBody)))]
 pub async fn inspect(
     State(st): State<AppState>,
@@ -75,8 +77,8 @@ pub async fn inspect(
 }
 
 /// Delete a snapshot; sandboxes forked or restored from it keep working.
-#[utoipa::path(delete, path = "/v1/snapshots/{id}", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, operation_id = "deleteSnapshot", tag = "snapshots", path = "/v1/snapshots/{id}", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "conflict: the snapshot is being made or used")))]
 pub async fn delete(
     State(st): State<AppState>,
     Account(account): Account,
@@ -89,8 +91,10 @@ pub async fn delete(
 }
 
 /// Restore a snapshot in place into its source sandbox (or `to`): everything written since is discarded.
-#[utoipa::path(post, path = "/v1/snapshots/{id}/restore", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")), request_body = RestoreRequest,
-    responses((status = 200, body = SandboxInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "restoreSnapshot", tag = "snapshots", path = "/v1/snapshots/{id}/restore", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")), request_body = Option<RestoreRequest>,
+    responses((status = 200, body = SandboxInfo), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "conflict: the sandbox's or the snapshot's state; runtime_identity_mismatch: its processes cannot resume here (use fresh)"),
+              (status = 507, body = ErrorBody)))]
 pub async fn restore(
     State(st): State<AppState>,
     Account(account): Account,
@@ -110,8 +114,10 @@ pub async fn restore(
 /// Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers
 /// 201 with the forks made and, when some were not, why (each failed fork left nothing
 /// behind); when none could be made, the error that refused the first.
-#[utoipa::path(post, path = "/v1/snapshots/{id}/fork", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")), request_body = ForkRequest,
-    responses((status = 201, body = ForkBatch), (status = 400, body = ErrorBody, description = "a count out of 1..256 or a bad option"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "a name taken, or the snapshot's processes cannot resume here")))]
+#[utoipa::path(post, operation_id = "forkSnapshot", tag = "snapshots", path = "/v1/snapshots/{id}/fork", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")), request_body = Option<ForkRequest>,
+    responses((status = 201, body = ForkBatch), (status = 400, body = ErrorBody, description = "invalid_argument: a count out of 1..256 or a bad option"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "conflict: a name taken; limit_exceeded: no room in the subnet; runtime_identity_mismatch: the snapshot's processes cannot resume here (use fresh)"),
+              (status = 507, body = ErrorBody)))]
 pub async fn fork(
     State(st): State<AppState>,
     Account(account): Account,
@@ -144,7 +150,7 @@ pub async fn fork(
 }
 
 /// Paths added, modified and deleted since the snapshot: against `against` (another snapshot) or the live sandbox.
-#[utoipa::path(get, path = "/v1/snapshots/{id}/diff",
+#[utoipa::path(get, operation_id = "diffSnapshot", tag = "snapshots", path = "/v1/snapshots/{id}/diff",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"), ("against" = Option<String>, Query, description = "a later snapshot (id, NAME or SANDBOX:NAME); default: the live sandbox")),
     responses((status = 200, body = Vec<DiffEntry>), (status = 404, body = ErrorBody)))]
 pub async fn diff(

@@ -60,6 +60,7 @@ impl Engine {
                 .then(|| self.agent_status(&r.id))
                 .flatten(),
             secrets: self.secret_names(r.id.as_str()).await,
+            parent_snapshot: r.origin.as_ref().map(|s| s.to_string()),
         }
     }
 

@@ -105,6 +105,32 @@ fn parse_find_new(stdout: &str) -> Option<Written> {
     })
 }
 
+/// Makes `dst` a snapshot of the tree `src` (read-only when `readonly`), a member of quota
+/// groups `groups` from its creation: the ioctl `btrfs subvolume snapshot` makes, without the
+/// process, off the async workers.
+async fn snapshot_now(
+    src: PathBuf,
+    dst: PathBuf,
+    readonly: bool,
+    groups: Vec<u64>,
+) -> Result<(), StorageError> {
+    let failed = |e: std::io::Error| StorageError::io("snapshotting", &dst)(e);
+    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
+        return Err(failed(std::io::Error::from_raw_os_error(libc::EINVAL)));
+    };
+    let (parent, name) = (parent.to_path_buf(), name.to_os_string());
+    let made = tokio::task::spawn_blocking(move || {
+        let src = std::fs::File::open(&src)?;
+        let parent = std::fs::File::open(&parent)?;
+        crate::subvol_ctl::snapshot(&src, &parent, &name, readonly, &groups)
+            .map_err(std::io::Error::from)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r);
+    made.map_err(failed)
+}
+
 /// `btrfs subvolume find-new` refuses generations above this.
 const MAX_GENERATION: u64 = i64::MAX as u64;
 
@@ -304,12 +330,7 @@ impl BtrfsStorage {
         // `btrfs subvolume snapshot` puts the snapshot *inside* an existing
         // directory; never let that happen.
         Self::require_absent(&dst)?;
-        let mut args = vec!["subvolume".as_ref(), "snapshot".as_ref()];
-        if readonly {
-            args.push("-r".as_ref());
-        }
-        args.extend([src.as_os_str(), dst.as_os_str()]);
-        self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        snapshot_now(src.clone(), dst.clone(), readonly, Vec::new()).await?;
         tracing::debug!(src = %src.display(), dst = %dst.display(), readonly, "snapshot taken");
         Ok(())
     }
@@ -427,15 +448,12 @@ impl BtrfsStorage {
         Self::require_subvolume(&src)?;
         Self::require_absent(&dst)?;
         // Made a member of the budget group in the same step: no moment outside it.
-        let args = [
-            "subvolume".as_ref(),
-            "snapshot".as_ref(),
-            "-i".as_ref(),
-            BUDGET_QGROUP.as_ref(),
-            src.as_os_str(),
-            dst.as_os_str(),
-        ];
-        self.btrfs(&args, cairn_cmd::DEFAULT_TIMEOUT).await?;
+        let budget = crate::subvol_ctl::qgroup_id(BUDGET_QGROUP).ok_or_else(|| {
+            StorageError::io("snapshotting", &dst)(std::io::Error::other(
+                "the budget quota group's id does not parse",
+            ))
+        })?;
+        snapshot_now(src.clone(), dst.clone(), false, vec![budget]).await?;
         if limit.is_some() {
             let limited = async {
                 let id = subvolume_id(&dst).await?;

@@ -27,6 +27,7 @@ mod mountinfo;
 mod pool;
 mod quota;
 mod quota_ctl;
+mod subvol_ctl;
 
 #[cfg(test)]
 mod tests;

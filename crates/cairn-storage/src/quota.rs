@@ -17,8 +17,9 @@
 //!   still counted against the budget) until that snapshot goes too. After deletions a
 //!   background task waits for btrfs to drop the trees and clears the stale groups that
 //!   are empty by then.
-//! - Usage and limits are read from `/sys/fs/btrfs/<fsid>/qgroups`; changes go through
-//!   `btrfs qgroup` (via [`cairn_cmd::Cmd`]); turning quotas on is an ioctl
+//! - Usage and limits are read from `/sys/fs/btrfs/<fsid>/qgroups`; limits are set with an
+//!   ioctl ([`crate::subvol_ctl`], on every fork's path), the groups themselves made and
+//!   joined through `btrfs qgroup` (via [`cairn_cmd::Cmd`]); turning quotas on is an ioctl
 //!   ([`crate::quota_ctl`]).
 
 use std::collections::HashMap;
@@ -183,19 +184,33 @@ impl Quotas {
     /// Sets the budget group's limit.
     pub(crate) async fn set_budget(&self, bytes: u64) -> Result<(), StorageError> {
         // A limit of 0 would read as "no limit" to some tools: one block is as good as none.
-        let bytes = bytes.max(4096).to_string();
-        self.btrfs(&["qgroup", "limit", &bytes, BUDGET_QGROUP])
-            .await
-            .map(|_| ())
+        self.limit(BUDGET_QGROUP, Some(bytes.max(4096))).await
+    }
+
+    /// Sets (`None`: lifts) the limit of quota group `qgroup` (`LEVEL/ID`): the ioctl
+    /// `btrfs qgroup limit` makes, without the process, off the async workers.
+    async fn limit(&self, qgroup: &str, bytes: Option<u64>) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        let failed = StorageError::io("limiting the quota group of", root.clone());
+        let Some(id) = crate::subvol_ctl::qgroup_id(qgroup) else {
+            return Err(failed(std::io::Error::other(format!(
+                "{qgroup} is not a quota group id"
+            ))));
+        };
+        tokio::task::spawn_blocking(move || {
+            let dir = std::fs::File::open(&root)?;
+            crate::subvol_ctl::set_limit(&dir, id, bytes).map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(failed)
     }
 
     /// Sets the limit of tree `id` (`None`: lifts it).
     pub(crate) async fn set_limit(&self, id: u64, limit: Option<u64>) -> Result<(), StorageError> {
-        let size = limit.map_or_else(|| "none".to_string(), |l| l.max(4096).to_string());
-        let qgroup = format!("0/{id}");
-        self.btrfs(&["qgroup", "limit", &size, &qgroup])
+        self.limit(&format!("0/{id}"), limit.map(|l| l.max(4096)))
             .await
-            .map(|_| ())
     }
 
     /// Makes tree `id`'s group a member of the budget group.

@@ -7,9 +7,9 @@
 //! - the file system's id (`BTRFS_IOC_FS_INFO`), which names its directory in
 //!   `/sys/fs/btrfs`, where the kernel shows each quota group's usage and limits.
 //!
-//! Everything else about quotas (limits, groups) goes through the `btrfs` command, see
-//! [`crate::quota`]. Besides `compressed`'s encoded write, these are the crate's only
-//! `unsafe` calls.
+//! Limits are set by [`crate::subvol_ctl`]; quota groups are made and joined through the
+//! `btrfs` command, see [`crate::quota`]. Besides these, `compressed`'s encoded write and
+//! `subvol_ctl`'s snapshot and limit are the crate's only `unsafe` calls.
 #![allow(unsafe_code)]
 
 use std::fs::File;

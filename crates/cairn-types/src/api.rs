@@ -130,6 +130,12 @@ pub struct SandboxInfo {
     /// The names of its secrets (never their values).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The snapshot its files descend from: the last one taken of it, or the one it was
+    /// forked or restored from since; `null` when it was made from an image and none was
+    /// taken since. With each snapshot's `parent`, this draws the lineage
+    /// (`cairn snapshot tree`).
+    #[serde(default)]
+    pub parent_snapshot: Option<String>,
 }
 
 /// A sandbox TCP port published on the host's loopback.
@@ -323,17 +329,20 @@ pub struct ExecRequest {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ExecEvent {
     /// Bytes the command wrote to stdout, base64-encoded.
+    #[schema(title = "ExecStdout")]
     Stdout {
         /// Base64 of the bytes.
         data: String,
     },
     /// Bytes the command wrote to stderr, base64-encoded.
+    #[schema(title = "ExecStderr")]
     Stderr {
         /// Base64 of the bytes.
         data: String,
     },
     /// The command ended with this code (128+N when killed by signal N; 124 on timeout; 126
     /// or 127 when it could not start; 137 when the sandbox died or was ended under it).
+    #[schema(title = "ExecExit")]
     Exit {
         /// Exit code.
         code: i32,
@@ -345,6 +354,7 @@ pub enum ExecEvent {
         message: Option<String>,
     },
     /// The command could not be run or followed.
+    #[schema(title = "ExecError")]
     Error {
         /// What went wrong.
         message: String,
@@ -354,6 +364,7 @@ pub enum ExecEvent {
         code: Option<String>,
     },
     /// A detached command started (the only event of a detached exec that started).
+    #[schema(title = "ExecStarted")]
     Started {
         /// Its process id inside the sandbox.
         pid: u32,
@@ -470,6 +481,7 @@ pub struct AttachRequest {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AttachControl {
     /// The terminal was resized.
+    #[schema(title = "AttachResize")]
     Resize {
         /// Columns.
         cols: u16,
@@ -477,6 +489,7 @@ pub enum AttachControl {
         rows: u16,
     },
     /// No more input.
+    #[schema(title = "AttachEof")]
     Eof,
 }
 

@@ -347,6 +347,13 @@ fn openapi_document_describes_the_paths() {
         assert!(doc["paths"][p].is_object(), "{p} missing");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(committed).unwrap()).unwrap();
+    assert!(
+        doc == committed,
+        "cairnd serves another document than docs/openapi.json: regenerate it with 'cargo run -q -p cairn-api --example openapi > docs/openapi.json'"
+    );
 }
 
 #[test]

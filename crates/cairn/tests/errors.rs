@@ -1088,3 +1088,37 @@ fn every_json_endpoint_takes_the_same_bodies() {
     );
     assert_eq!(upload.0, 201, "{upload:?}");
 }
+
+/// A CLI whose reader went away (`cairn image ls | head -0`, `cairn exec … | head -1`) ends
+/// as a Unix tool ended by SIGPIPE does: status 141 and nothing on stderr, never a panic.
+#[test]
+fn a_reader_that_goes_away_ends_the_cli_quietly() {
+    let d = daemon();
+    let id = d
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    for args in [
+        vec!["image", "ls"],
+        vec!["ls", "--json"],
+        vec!["exec", id.as_str(), "--", "echo", "hello"],
+    ] {
+        let out = d
+            .cairn_command(&args)
+            .stdout(closed())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(141),
+            "cairn {args:?} into a closed pipe: {stderr}"
+        );
+        assert!(stderr.is_empty(), "cairn {args:?} said: {stderr}");
+    }
+}

@@ -201,7 +201,13 @@ impl Engine {
                     buf: Vec::with_capacity(CHUNK),
                 };
                 let encoder = match format {
-                    ArchiveFormat::TarZst => Encoder::Zst(zstd::Encoder::new(out, 1)?),
+                    ArchiveFormat::TarZst => {
+                        let mut e = zstd::Encoder::new(out, 1)?;
+                        // zstd's own workers compress while this thread feeds them: on
+                        // level 1 one core cannot keep up with reading the tree.
+                        e.multithread(zstd_workers())?;
+                        Encoder::Zst(e)
+                    }
                     ArchiveFormat::TarGz => Encoder::Gz(flate2::write::GzEncoder::new(
                         out,
                         flate2::Compression::fast(),
@@ -239,6 +245,12 @@ impl Engine {
         });
         Ok(rx)
     }
+}
+
+/// How many threads zstd compresses an export with: one per core, at most four (an
+/// export must not take a large host's every core).
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
 }
 
 /// A `Write` that hands chunks to the compressing thread; `finish` marks the end (a

@@ -3,12 +3,11 @@
 //! and their end reported (`exit`) after the output they wrote before it.
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -126,49 +125,70 @@ impl Procs {
         secret_env: &[(String, Vec<u8>)],
     ) -> std::io::Result<()> {
         use std::os::unix::ffi::OsStrExt;
-        let mut cmd = Command::new(program);
-        if let Some(arg0) = req.cmd.first() {
-            cmd.arg0(arg0);
-        }
-        cmd.args(req.cmd.iter().skip(1))
-            .env_clear()
-            .envs(req.env.iter().filter_map(|kv| kv.split_once('=')))
-            .envs(
-                secret_env
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), std::ffi::OsStr::from_bytes(v))),
+        let c = |b: &[u8]| {
+            CString::new(b).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a NUL byte in the command, its directory or its environment",
+                )
+            })
+        };
+        let program_c = c(program.as_os_str().as_bytes())?;
+        let argv = req
+            .cmd
+            .iter()
+            .map(|a| c(a.as_bytes()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let envp = environment(&req.env, secret_env)
+            .iter()
+            .map(|kv| c(kv))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let cwd = c(req.cwd.as_bytes())?;
+        let user = req.user.as_deref().map(parse_user).transpose()?;
+        // The ends the process gets (closed here once it runs), and the agent's.
+        let (stdio, ours): ([OwnedFd; 3], [Option<OwnedFd>; 3]) = if req.detach {
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            let null = OwnedFd::from(null);
+            (
+                [null.try_clone()?, null.try_clone()?, null],
+                [None, None, None],
             )
-            .current_dir(&req.cwd);
-        // The agent may hold CAP_SYS_ADMIN (for the hostname); its processes never do.
-        crate::sys::before_exec(&mut cmd, crate::identity::drop_admin);
-        if let Some(user) = &req.user {
-            let (uid, gid) = parse_user(user)?;
-            cmd.uid(uid);
-            if let Some(gid) = gid {
-                cmd.gid(gid);
-            }
-        }
-        let mut master = None;
-        if req.detach {
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
         } else if let Some(size) = req.tty {
             let (m, slave) = open_pty(size)?;
-            cmd.stdin(Stdio::from(slave.try_clone()?))
-                .stdout(Stdio::from(slave.try_clone()?))
-                .stderr(Stdio::from(slave));
-            crate::sys::controlling_terminal(&mut cmd);
-            master = Some(Arc::new(m));
+            (
+                [slave.try_clone()?, slave.try_clone()?, slave],
+                [Some(m), None, None],
+            )
         } else {
-            cmd.stdin(if req.stdin {
-                Stdio::piped()
+            let (in_theirs, in_ours) = if req.stdin {
+                let (r, w) = crate::sys::pipe()?;
+                (r, Some(w))
             } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        }
+                let null = std::fs::File::open("/dev/null")?;
+                (OwnedFd::from(null), None)
+            };
+            let (out_ours, out_theirs) = crate::sys::pipe()?;
+            let (err_ours, err_theirs) = crate::sys::pipe()?;
+            (
+                [in_theirs, out_theirs, err_theirs],
+                [in_ours, Some(out_ours), Some(err_ours)],
+            )
+        };
+        let [fd0, fd1, fd2] = &stdio;
+        let spawn = crate::sys::Spawn {
+            program: &program_c,
+            argv: &argv,
+            envp: &envp,
+            cwd: &cwd,
+            stdio: [fd0.as_fd(), fd1.as_fd(), fd2.as_fd()],
+            user,
+            terminal: req.tty.is_some(),
+            // The agent may hold CAP_SYS_ADMIN (for the hostname); its processes never do.
+            before_exec: crate::identity::drop_admin,
+        };
         // Its threads are made before it is: a process that exhausts the sandbox's process
         // limit at once (a fork bomb) must not leave the agent without them.
         let mut workers = (0..4)
@@ -176,35 +196,37 @@ impl Procs {
             .collect::<std::io::Result<Vec<_>>>()?;
         // Registered under the table's lock, so that input that follows the spawn finds it.
         let mut table = self.table();
-        let mut child = cmd.spawn()?;
-        // Drop the parent's copy of the slave end (held by `cmd`), so that the master sees
-        // the end of the terminal when the process and its children close theirs.
-        drop(cmd);
-        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-        let pid_u32 = child.id();
+        let pid = crate::sys::spawn(&spawn)?;
+        // The process's ends are its own now: the master sees the end of the terminal, and
+        // the readers the end of the pipes, when it and its children close theirs.
+        drop(stdio);
+        let pid_u32 = u32::try_from(pid).unwrap_or(0);
         // Before any output (its readers start below).
         self.link
             .send(Frame::control(channel, &Message::Started { pid: pid_u32 }));
         let (in_tx, in_rx) = mpsc::channel::<Option<Vec<u8>>>();
         let mut readers = Vec::new();
         let out = Arc::new(Output::new(Arc::clone(&self.link), channel));
-        match &master {
-            Some(m) => {
-                let reader = std::fs::File::from(m.as_ref().try_clone()?);
+        let [stdin, stdout, stderr] = ours;
+        let mut master = None;
+        if req.tty.is_some() {
+            if let Some(m) = stdin {
+                let reader = std::fs::File::from(m.try_clone()?);
                 readers.push(out.pump(next(&mut workers), reader, Kind::Stdout));
-                let writer = std::fs::File::from(m.as_ref().try_clone()?);
+                let writer = std::fs::File::from(m.try_clone()?);
                 next(&mut workers).run(move || feed(writer, in_rx));
+                master = Some(Arc::new(m));
             }
-            None => {
-                if let Some(o) = child.stdout.take() {
-                    readers.push(out.pump(next(&mut workers), o, Kind::Stdout));
-                }
-                if let Some(e) = child.stderr.take() {
-                    readers.push(out.pump(next(&mut workers), e, Kind::Stderr));
-                }
-                if let Some(i) = child.stdin.take() {
-                    next(&mut workers).run(move || feed(i, in_rx));
-                }
+        } else {
+            if let Some(o) = stdout {
+                readers.push(out.pump(next(&mut workers), std::fs::File::from(o), Kind::Stdout));
+            }
+            if let Some(e) = stderr {
+                readers.push(out.pump(next(&mut workers), std::fs::File::from(e), Kind::Stderr));
+            }
+            if let Some(i) = stdin {
+                let i = std::fs::File::from(i);
+                next(&mut workers).run(move || feed(i, in_rx));
             }
         }
         table.insert(
@@ -217,7 +239,7 @@ impl Procs {
         );
         drop(table);
         let procs = Arc::clone(self);
-        next(&mut workers).run(move || procs.wait(channel, child, out, readers, master));
+        next(&mut workers).run(move || procs.wait(channel, pid, out, readers, master));
         Ok(())
     }
 
@@ -225,12 +247,12 @@ impl Procs {
     fn wait(
         &self,
         channel: u32,
-        mut child: Child,
+        pid: i32,
         out: Arc<Output>,
         readers: Vec<mpsc::Receiver<()>>,
         master: Option<Arc<OwnedFd>>,
     ) {
-        let status = child.wait();
+        let status = crate::sys::wait_pid(pid);
         let ended = Instant::now();
         // Quiet is counted from the end: what it wrote just before is in the pipes already.
         out.heard();
@@ -244,10 +266,7 @@ impl Procs {
             // else after a little while to look at the quiet again.
             let _ = open[0].recv_timeout(Duration::from_millis(5));
         }
-        let (code, signal) = match status {
-            Ok(s) => (s.code(), s.signal()),
-            Err(_) => (None, None),
-        };
+        let (code, signal) = status.unwrap_or((None, None));
         self.table().remove(&channel);
         out.finish(Message::Exit { code, signal });
         drop(master);
@@ -415,6 +434,32 @@ fn open_pty(size: TtySize) -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((master, slave))
 }
 
+/// A process's `NAME=value` strings: `env`'s (entries without `=` dropped), then the secrets;
+/// a name given twice keeps its last value.
+fn environment(env: &[String], secret_env: &[(String, Vec<u8>)]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut at: HashMap<Vec<u8>, usize> = HashMap::new();
+    let pairs = env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .chain(secret_env.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())));
+    for (k, v) in pairs {
+        let mut kv = Vec::with_capacity(k.len() + 1 + v.len());
+        kv.extend_from_slice(k);
+        kv.push(b'=');
+        kv.extend_from_slice(v);
+        match at.get(k) {
+            Some(&i) => out[i] = kv,
+            None => {
+                at.insert(k.to_vec(), out.len());
+                out.push(kv);
+            }
+        }
+    }
+    out
+}
+
 /// `uid` or `uid:gid`.
 fn parse_user(user: &str) -> std::io::Result<(u32, Option<u32>)> {
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "user must be uid[:gid]");
@@ -495,5 +540,19 @@ fn check(req: &Request) -> Result<PathBuf, (&'static str, String)> {
             unstartable::PROGRAM_MISSING,
             format!("no program {program} in PATH"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_environment_keeps_the_last_value_of_a_name_and_drops_entries_without_one() {
+        let env = ["A=1", "B=2", "NOVALUE", "A=3", "C=x=y"].map(String::from);
+        let secrets = [("B".to_string(), b"s\xffcret".to_vec())];
+        let got = environment(&env, &secrets);
+        let want: Vec<Vec<u8>> = vec![b"A=3".to_vec(), b"B=s\xffcret".to_vec(), b"C=x=y".to_vec()];
+        assert_eq!(got, want);
     }
 }

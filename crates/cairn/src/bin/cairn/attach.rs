@@ -108,7 +108,10 @@ async fn session(mut ws: Box<dyn WsStream>, req: AttachRequest, json: bool) -> R
                 let Some(msg) = msg else { bail!("cairnd closed the attach without an exit code") };
                 let Message::Text(text) = msg? else { continue };
                 match serde_json::from_str::<ExecEvent>(&text)? {
-                    ExecEvent::Stdout { data } => { out.write_all(&b64.decode(data)?)?; out.flush()?; }
+                    ExecEvent::Stdout { data } => {
+                        let data = b64.decode(data)?;
+                        crate::output::or_gone(out.write_all(&data).and_then(|()| out.flush()))?;
+                    }
                     ExecEvent::Stderr { data } => { err.write_all(&b64.decode(data)?)?; err.flush()?; }
                     ExecEvent::Exit { code, message } => {
                         if let Some(m) = message {

@@ -101,8 +101,8 @@ async fn copy_out(client: &Client, t: &Target, path: &str, to: Side, json: bool)
     let done = match to {
         Side::Stream => {
             let mut out = tokio::io::stdout();
-            tokio::io::copy(&mut reader, &mut out).await.map(|_| ())?;
-            out.flush().await.map_err(Into::into)
+            crate::output::or_gone(tokio::io::copy(&mut reader, &mut out).await)?;
+            crate::output::or_gone(out.flush().await).map_err(Into::into)
         }
         Side::Local(dst) if !archive => {
             let dst = if dst.is_dir() { dst.join(&name) } else { dst };

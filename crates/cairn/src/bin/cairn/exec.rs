@@ -100,8 +100,8 @@ pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
             let b64 = base64::engine::general_purpose::STANDARD;
             match event {
                 ExecEvent::Stdout { data } => {
-                    stdout.write_all(&b64.decode(data)?)?;
-                    stdout.flush()?;
+                    let data = b64.decode(data)?;
+                    crate::output::or_gone(stdout.write_all(&data).and_then(|()| stdout.flush()))?;
                 }
                 ExecEvent::Stderr { data } => {
                     stderr.write_all(&b64.decode(data)?)?;
@@ -119,7 +119,7 @@ pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
                     if json {
                         crate::output::print_json(&serde_json::json!({ "pid": pid }))?;
                     } else {
-                        println!("{pid}");
+                        outln!("{pid}");
                     }
                     return Ok(0);
                 }

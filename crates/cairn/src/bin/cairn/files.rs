@@ -150,7 +150,7 @@ pub async fn run(client: &Client, command: FilesCommand, json: bool) -> Result<(
             let list: Vec<FileEntry> = client.json(Method::GET, &uri, None).await?;
             output::show(json, &list, |list| {
                 for e in list {
-                    println!("{}", line(e));
+                    outln!("{}", line(e));
                 }
             })
         }
@@ -159,7 +159,7 @@ pub async fn run(client: &Client, command: FilesCommand, json: bool) -> Result<(
             let e = stat(client, &t, &path).await?.ok_or_else(|| {
                 CliError::new("not_found", format!("no such file or directory: {path}"))
             })?;
-            output::show(json, &e, |e| println!("{}", line(e)))
+            output::show(json, &e, |e| outln!("{}", line(e)))
         }
         FilesCommand::Mkdir {
             sandbox,
@@ -174,7 +174,7 @@ pub async fn run(client: &Client, command: FilesCommand, json: bool) -> Result<(
                     Some(json!({ "path": path, "parents": parents })),
                 )
                 .await?;
-            output::show(json, &e, |e| println!("{}", e.path))
+            output::show(json, &e, |e| outln!("{}", e.path))
         }
         FilesCommand::Rm {
             sandbox,
@@ -187,14 +187,14 @@ pub async fn run(client: &Client, command: FilesCommand, json: bool) -> Result<(
                 query(&path)
             );
             client.empty(Method::DELETE, &uri).await?;
-            output::show(json, &json!({ "removed": path }), |_| println!("{path}"))
+            output::show(json, &json!({ "removed": path }), |_| outln!("{path}"))
         }
         FilesCommand::Mv { sandbox, from, to } => {
             let uri = format!("/v1/sandboxes/{}/files/move", enc(&sandbox));
             let e: FileEntry = client
                 .json(Method::POST, &uri, Some(json!({ "from": from, "to": to })))
                 .await?;
-            output::show(json, &e, |e| println!("{}", e.path))
+            output::show(json, &e, |e| outln!("{}", e.path))
         }
     }
 }

@@ -94,7 +94,7 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                 res?
             };
             output::show(json, &img, |img| {
-                println!("{}", img.name);
+                outln!("{}", img.name);
                 if let Some(note) = output::dropped_note(&img.dropped) {
                     eprintln!("{note}");
                 }
@@ -111,7 +111,7 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
             if json {
                 output::print_json(&json!({ "removed": image }))?;
             } else {
-                println!("{image}");
+                outln!("{image}");
             }
         }
         ImageCommand::Publish { image } => publish(client, &image, true, json).await?,
@@ -128,7 +128,7 @@ async fn publish(client: &Client, image: &str, public: bool, json: bool) -> Resu
             Some(json!({ "public": public })),
         )
         .await?;
-    output::show(json, &img, |img| println!("{}", img.name))
+    output::show(json, &img, |img| outln!("{}", img.name))
 }
 
 /// Uploads `path` (an archive as it is, a directory as a tar stream) as image `name`.

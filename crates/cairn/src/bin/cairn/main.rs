@@ -1,5 +1,12 @@
 //! `cairn`: the command-line client of cairnd.
 
+/// `println!` that ends the CLI quietly when stdout's reader went away (see `output::line`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod attach;
 mod client;
 mod cp;
@@ -12,6 +19,7 @@ mod output;
 mod secrets;
 mod share;
 mod snapshot;
+mod tree;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -353,7 +361,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 .await;
             pb.finish_and_clear();
             let s = res?;
-            output::show(json, &s, |s| println!("{}", s.id))?;
+            output::show(json, &s, |s| outln!("{}", s.id))?;
         }
         Command::Exec(a) => return exec::run(&client, a, json).await,
         Command::Ls => {
@@ -412,7 +420,7 @@ async fn run(cli: Cli) -> Result<i32> {
             if json {
                 output::print_json(&json!({ "destroyed": sandbox }))?;
             } else {
-                println!("{sandbox}");
+                outln!("{sandbox}");
             }
         }
         Command::Image { command } => image::run(&client, command, json).await?,
@@ -463,6 +471,6 @@ async fn lifecycle(client: &Client, sandbox: &str, verb: &str, json: bool) -> Re
         .await;
     pb.finish_and_clear();
     let s = res?;
-    output::show(json, &s, |s| println!("{}", s.id))?;
+    output::show(json, &s, |s| outln!("{}", s.id))?;
     Ok(())
 }

@@ -58,6 +58,6 @@ pub async fn run(client: &Client, command: NetworkCommand, json: bool) -> Result
     };
     output::show(json, &settings, |s| {
         let state = if s.sandbox_to_sandbox { "on" } else { "off" };
-        println!("account {}: sandbox-to-sandbox {state}", s.account);
+        outln!("account {}: sandbox-to-sandbox {state}", s.account);
     })
 }

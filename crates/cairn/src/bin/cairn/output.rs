@@ -11,6 +11,32 @@ use indicatif::{ProgressBar, ProgressStyle};
 use cairn_types::api::{DiffEntry, DroppedFiles, ImageInfo, SandboxInfo, SnapshotInfo};
 use cairn_types::{format_bytes, PauseReason};
 
+/// The exit status of a CLI whose reader went away (`cairn ls | head -1`): that of a Unix
+/// tool ended by SIGPIPE (128 + 13), with no message.
+pub const READER_GONE_EXIT: i32 = 141;
+
+/// Ends the CLI quietly when `r` failed because stdout's reader went away; other results
+/// pass through.
+pub fn or_gone<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(READER_GONE_EXIT)
+        }
+        r => r,
+    }
+}
+
+/// What `outln!` prints with: a line on stdout, ending the CLI as [`or_gone`] does when its
+/// reader went away (where `println!` panics).
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = or_gone(out.write_fmt(args).and_then(|()| out.write_all(b"\n"))) {
+        eprintln!("cairn: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(NOTHING).set_header(header.to_vec());
@@ -29,7 +55,7 @@ pub fn age(at: DateTime<Utc>) -> String {
 }
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -62,7 +88,7 @@ pub fn sandboxes(list: &[SandboxInfo]) {
             age(s.created_at),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn sandbox(s: &SandboxInfo) {
@@ -120,7 +146,7 @@ pub fn sandbox(s: &SandboxInfo) {
     for (k, v) in rows {
         t.add_row(vec![k.to_string(), v]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 /// When and why a paused sandbox was paused, and what continues it (empty when not paused).
@@ -180,7 +206,7 @@ pub fn images(list: &[ImageInfo]) {
             age(i.created_at),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 /// Who took a snapshot: `user` or `auto` (a pause).
@@ -216,7 +242,7 @@ pub fn snapshots(list: &[SnapshotInfo], with_sandbox: bool) {
         }
         t.add_row(row);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 /// The remote catalog (`cairn snapshot list --remote`).
@@ -236,7 +262,7 @@ pub fn remote_snapshots(list: &[cairn_types::api::RemoteSnapshotInfo]) {
             if s.local { "yes" } else { "no" }.to_string(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn snapshot(s: &SnapshotInfo) {
@@ -266,7 +292,7 @@ pub fn snapshot(s: &SnapshotInfo) {
     for (k, v) in rows {
         t.add_row(vec![k.to_string(), v]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn diff(list: &[DiffEntry]) {
@@ -274,7 +300,7 @@ pub fn diff(list: &[DiffEntry]) {
     for d in list {
         t.add_row(vec![d.kind.clone(), d.path.clone(), format_bytes(d.size)]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn processes(list: &[serde_json::Value]) {
@@ -286,7 +312,7 @@ pub fn processes(list: &[serde_json::Value]) {
             p["cmd"].as_str().unwrap_or_default().to_string(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn doctor(checks: &[serde_json::Value]) {
@@ -303,7 +329,7 @@ pub fn doctor(checks: &[serde_json::Value]) {
             c["note"].as_str().unwrap_or_default().to_string(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 /// The progress of a transfer on stderr: `VERB WHAT`, a bar with bytes, rate and time left

@@ -140,12 +140,12 @@ async fn receive(
             ))
         })?;
         if let Ok(data) = frame.into_data() {
-            out.write_all(&data).context("cannot write the archive")?;
+            crate::output::or_gone(out.write_all(&data)).context("cannot write the archive")?;
             bytes += data.len() as u64;
             pb.set_position(bytes);
         }
     }
-    out.flush().context("cannot write the archive")?;
+    crate::output::or_gone(out.flush()).context("cannot write the archive")?;
     pb.finish_and_clear();
     Ok(bytes)
 }
@@ -181,5 +181,5 @@ pub async fn import(client: &Client, path: &Path, name: Option<&str>, json: bool
     pb.finish_and_clear();
     let bytes = sent?.into_body().collect().await?.to_bytes();
     let snap: SnapshotInfo = crate::client::decode_answer(&bytes)?;
-    output::show(json, &snap, |s| println!("{}", s.id))
+    output::show(json, &snap, |s| outln!("{}", s.id))
 }

@@ -66,6 +66,16 @@ pub enum SnapshotCommand {
         /// Pushed snapshot: id, or NAME.
         snapshot: String,
     },
+    /// Draw the lineage: each image, the snapshots taken on top of one another, and where each
+    /// sandbox's files descend from (a fork under the snapshot it came from, a restored
+    /// sandbox under the snapshot it went back to).
+    #[command(
+        after_help = "Examples:\n  cairn snapshot tree                  # all your sandboxes and snapshots\n  cairn snapshot tree builder          # the trees that hold sandbox builder or its snapshots\n  cairn snapshot tree --json | jq '.[0].children'"
+    )]
+    Tree {
+        /// Sandbox id or name (a destroyed sandbox's id works too) [default: all of yours].
+        sandbox: Option<String>,
+    },
     /// Show a snapshot's manifest: parent, source sandbox, image, runtime, sizes.
     #[command(
         after_help = "Examples:\n  cairn snapshot inspect snap-1b2c3d4e --json\n  cairn snapshot inspect builder:baseline"
@@ -176,7 +186,7 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             }
             let link: cairn_types::api::SnapshotLinkInfo =
                 client.json(Method::POST, &path, None).await?;
-            output::show(json, &link, |l| println!("{}", l.url))?;
+            output::show(json, &link, |l| outln!("{}", l.url))?;
         }
         SnapshotCommand::Import { file, name } => {
             crate::share::import(client, &file, name.as_deref(), json).await?
@@ -195,7 +205,7 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 )
                 .await;
             pb.finish_and_clear();
-            output::show(json, &res?, |s| println!("{}", s.id))?;
+            output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
         SnapshotCommand::List { remote: true, .. } => {
             let list: Vec<RemoteSnapshotInfo> = client
@@ -215,9 +225,9 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             pb.finish_and_clear();
             output::show(json, &res?, |p| {
                 if p.already_pushed {
-                    println!("{} (pushed already: nothing uploaded)", p.snapshot);
+                    outln!("{} (pushed already: nothing uploaded)", p.snapshot);
                 } else {
-                    println!(
+                    outln!(
                         "{} ({} chunks, {} uploaded: {} of {}, in {:.1}s)",
                         p.snapshot,
                         p.chunks,
@@ -239,7 +249,7 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 )
                 .await;
             pb.finish_and_clear();
-            output::show(json, &res?, |s| println!("{}", s.id))?;
+            output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
         SnapshotCommand::List { sandbox, all, .. } => {
             let mut path = match &sandbox {
@@ -251,6 +261,35 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             }
             let list: Vec<SnapshotInfo> = client.json(Method::GET, &path, None).await?;
             output::show(json, &list, |l| output::snapshots(l, sandbox.is_none()))?;
+        }
+        SnapshotCommand::Tree { sandbox } => {
+            let snapshots: Vec<SnapshotInfo> = client
+                .json(Method::GET, "/v1/snapshots?all=true", None)
+                .await?;
+            let sandboxes: Vec<SandboxInfo> =
+                client.json(Method::GET, "/v1/sandboxes", None).await?;
+            // A name names a live sandbox; anything else is taken as a (perhaps destroyed)
+            // sandbox's id, which its snapshots still carry.
+            let focus = sandbox.map(|s| {
+                sandboxes
+                    .iter()
+                    .find(|b| b.id == s || b.name.as_deref() == Some(s.as_str()))
+                    .map_or(s.clone(), |b| b.id.clone())
+            });
+            let roots = crate::tree::build(&snapshots, &sandboxes, focus.as_deref());
+            if json {
+                output::print_json(&roots)?;
+            } else if roots.is_empty() {
+                eprintln!(
+                    "cairn: nothing to draw: no sandbox or ready snapshot{}",
+                    match &focus {
+                        Some(f) => format!(" of {f}"),
+                        None => String::new(),
+                    }
+                );
+            } else {
+                outln!("{}", crate::tree::render(&roots).trim_end());
+            }
         }
         SnapshotCommand::Inspect { snapshot } => {
             let s: SnapshotInfo = client
@@ -276,14 +315,14 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
                 )
                 .await;
             pb.finish_and_clear();
-            output::show(json, &res?, |s| println!("{}", s.id))?;
+            output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
         SnapshotCommand::Delete { snapshot } => {
             client
                 .empty(Method::DELETE, &format!("/v1/snapshots/{}", enc(&snapshot)))
                 .await?;
             output::show(json, &json!({ "deleted": snapshot }), |_| {
-                println!("{snapshot}")
+                outln!("{snapshot}")
             })?;
         }
         SnapshotCommand::Diff {
@@ -333,7 +372,7 @@ pub async fn fork(
                 ids.join(" ")
             );
             for s in &made {
-                println!("{}", s.id);
+                outln!("{}", s.id);
             }
         }
         // One error that also says which forks exist.
@@ -351,7 +390,7 @@ pub async fn fork(
     }
     output::show(json, &made, |m| {
         for s in m {
-            println!("{}", s.id);
+            outln!("{}", s.id);
         }
     })
 }

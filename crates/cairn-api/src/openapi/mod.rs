@@ -1,8 +1,18 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
-//! served at `/v1/openapi.json`.
+//! served at `/v1/openapi.json`; `docs/openapi.json` is the same document, committed (a
+//! test fails when they differ), and the SDKs are generated from it.
+//!
+//! The annotations give each operation its id, tag, parameters, bodies and the errors
+//! particular to it; `finish` adds what every operation shares (the bearer scheme, the
+//! errors any request can get, the error body on every error response, binary bodies).
+//! Not here: the `/e2b` face (E2B's API, not ours).
+
+mod finish;
 
 use axum::Json;
 use utoipa::OpenApi;
+
+pub use finish::{document, document_json};
 
 use cairn_types::api::{
     AttachControl, AttachRequest, CreateSandboxRequest, ErrorBody, ErrorDetail, ExecEvent,
@@ -17,7 +27,18 @@ use crate::handlers;
 #[openapi(
     info(
         title = "Cairn",
-        description = "Self-hosted sandboxes for AI agents. Over TCP every request needs 'Authorization: Bearer <token>'."
+        description = "Self-hosted sandboxes for AI agents. Over TCP every request needs 'Authorization: Bearer <token>'; over the unix socket ($CAIRN_HOME/cairnd.sock, the operator's) none. Every error is {\"error\": {\"code\", \"message\", \"details\"?}}. Exec streams newline-delimited JSON (application/x-ndjson); archives and file contents are bytes."
+    ),
+    tags(
+        (name = "sandboxes", description = "Create, inspect, stop, start, pause, resume and destroy sandboxes"),
+        (name = "exec", description = "Run commands in a sandbox (streamed, or interactive over a WebSocket) and see its processes"),
+        (name = "files", description = "Read and write a sandbox's files, and read a snapshot's"),
+        (name = "snapshots", description = "Snapshot a sandbox, restore a snapshot in place, fork it into new sandboxes, diff"),
+        (name = "sharing", description = "Snapshots as archives: export, import, signed download links"),
+        (name = "remote", description = "The remote tier: push, list and pull snapshots"),
+        (name = "images", description = "Base images: import, list, remove, publish"),
+        (name = "account", description = "The caller's account settings"),
+        (name = "system", description = "The daemon's host")
     ),
     paths(
         handlers::create_sandbox,
@@ -103,6 +124,8 @@ use crate::handlers;
 pub struct ApiDoc;
 
 /// `GET /v1/openapi.json`.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn serve() -> Result<Json<serde_json::Value>, crate::ApiError> {
+    document()
+        .map(Json)
+        .map_err(|e| crate::ApiError::internal(&e))
 }

@@ -1,0 +1,8 @@
+from enum import StrEnum
+
+
+class ExecErrorType(StrEnum):
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return str(self.value)
