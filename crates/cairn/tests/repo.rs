@@ -238,3 +238,27 @@ fn up_with_a_repository_has_its_checkout_before_it_starts() {
     // The operator's sandbox and alice's: nothing of the refused ones.
     assert_eq!(leftovers, 2, "subvolumes of refused sandboxes were left");
 }
+
+/// The seed's workflow, as `examples/up-from-repo.sh` runs it against git daemon.
+#[test]
+fn the_up_from_repo_example_runs() {
+    let d = Daemon::with_base(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        &[],
+    );
+    let base = tempfile::tempdir().unwrap();
+    make_repo(base.path());
+    let served = GitDaemon::start(base.path());
+    let url = format!("git://127.0.0.1:{}/repo.git", served.1);
+    let example =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/up-from-repo.sh");
+    let r = d.script(&example, &[&url, "main", "runc"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("README"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the checkout is whole again"),
+        "{}",
+        r.stdout
+    );
+}
