@@ -27,7 +27,7 @@ install() {
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
-install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux nftables iputils-ping python3
+install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux nftables iputils-ping python3 git
 if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 2024; then
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq -t bookworm-backports runsc >/dev/null

@@ -34,10 +34,14 @@ type ApiResult<T> = Result<T, ApiError>;
               (status = 507, body = cairn_types::api::ErrorBody)))]
 pub async fn create_sandbox(
     State(st): State<AppState>,
-    Account(account): Account,
+    caller: crate::auth::Caller,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<SandboxInfo>)> {
-    let req = create_input(req)?;
+    let account = caller.account;
+    let mut req = create_input(req)?;
+    if let Some(repo) = &mut req.repo {
+        repo.local_allowed = caller.admin;
+    }
     let info = st
         .engine
         .run_to_end(move |e| async move { e.create_sandbox(&account, &req).await })
@@ -69,6 +73,13 @@ fn create_input(req: CreateSandboxRequest) -> ApiResult<cairn_engine::CreateSand
         publish: req.publish,
         disk: req.disk,
         secrets: req.secrets,
+        repo: req.repo.map(|r| cairn_engine::RepoClone {
+            url: r.url,
+            branch: r.branch,
+            path: r.path,
+            token: r.token,
+            local_allowed: false,
+        }),
     })
 }
 

@@ -91,6 +91,21 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     hint: String,
     output_file: Option<std::path::PathBuf>,
+    /// Variables added to the inherited environment (kept out of `argv` and errors: they
+    /// may carry credentials).
+    env: Env,
+}
+
+/// A command's added environment; its `Debug` shows the names only.
+#[derive(Clone, Default)]
+struct Env(Vec<(OsString, OsString)>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
 }
 
 /// The last `max` bytes of `bytes` as text, on a line boundary when possible.
@@ -123,6 +138,7 @@ impl Cmd {
             stdin: None,
             hint,
             output_file: None,
+            env: Env::default(),
         }
     }
 
@@ -163,6 +179,14 @@ impl Cmd {
         self
     }
 
+    /// Sets an environment variable for the program (never shown in `argv` or errors).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .0
+            .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
     /// Sets what the "not found" error tells the user to install.
     pub fn install_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = hint.into();
@@ -181,6 +205,7 @@ impl Cmd {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args).kill_on_drop(true);
+        c.envs(self.env.0.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -1,5 +1,6 @@
 //! What a sandbox carries beside its row for the E2B API: its metadata (pairs of strings a
-//! client lists and filters by) and the time after which it is killed (E2B's timeout).
+//! client lists and filters by), the time after which it is killed or paused (E2B's timeout)
+//! and whether an in-sandbox call resumes it (E2B's autoResume).
 //! Rows of sandboxes that are gone are dropped by [`Db::sandboxes_due`].
 
 use std::collections::BTreeMap;
@@ -34,14 +35,48 @@ impl Db {
         Ok(())
     }
 
-    /// Sets whether sandbox `id` is paused (rather than killed) when its timeout runs out.
-    pub fn set_sandbox_pause_at_timeout(&self, id: &str, pause: bool) -> Result<(), DbError> {
+    /// Sets whether sandbox `id` is paused (rather than killed) when its timeout runs out,
+    /// and whether that pause releases its memory.
+    pub fn set_sandbox_pause_at_timeout(
+        &self,
+        id: &str,
+        pause: bool,
+        release_memory: bool,
+    ) -> Result<(), DbError> {
+        let mode = match (pause, release_memory) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
+        };
         self.conn().execute(
             "INSERT INTO sandbox_extras(sandbox_id, pause_at_timeout) VALUES (?1, ?2)
              ON CONFLICT(sandbox_id) DO UPDATE SET pause_at_timeout = excluded.pause_at_timeout",
-            params![id, i64::from(pause)],
+            params![id, mode],
         )?;
         Ok(())
+    }
+
+    /// Sets whether an in-sandbox call to sandbox `id` resumes it when it is paused.
+    pub fn set_sandbox_auto_resume(&self, id: &str, on: bool) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO sandbox_extras(sandbox_id, auto_resume) VALUES (?1, ?2)
+             ON CONFLICT(sandbox_id) DO UPDATE SET auto_resume = excluded.auto_resume",
+            params![id, i64::from(on)],
+        )?;
+        Ok(())
+    }
+
+    /// Whether an in-sandbox call to sandbox `id` resumes it when it is paused.
+    pub fn sandbox_auto_resume(&self, id: &str) -> Result<bool, DbError> {
+        let on: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT auto_resume FROM sandbox_extras WHERE sandbox_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(on.unwrap_or(0) != 0)
     }
 
     /// Sandbox `id`'s metadata and kill time (empty and `None` when it has none).
@@ -63,9 +98,10 @@ impl Db {
         })
     }
 
-    /// The sandboxes (id, account, whether to pause rather than kill) whose timeout ran out
-    /// at `now` or earlier, running or paused; first drops the rows of sandboxes that are gone.
-    pub fn sandboxes_due(&self, now: i64) -> Result<Vec<(String, String, bool)>, DbError> {
+    /// The sandboxes (id, account, whether to pause rather than kill, whether that pause
+    /// releases the memory) whose timeout ran out at `now` or earlier, running or paused;
+    /// first drops the rows of sandboxes that are gone.
+    pub fn sandboxes_due(&self, now: i64) -> Result<Vec<(String, String, bool, bool)>, DbError> {
         let conn = self.conn();
         conn.execute(
             "DELETE FROM sandbox_extras WHERE sandbox_id NOT IN (SELECT id FROM sandboxes)",
@@ -77,7 +113,8 @@ impl Db {
              WHERE e.kill_at IS NOT NULL AND e.kill_at <= ?1 AND s.state != 'destroyed'",
         )?;
         let rows = stmt.query_map(params![now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
+            let mode = r.get::<_, i64>(2)?;
+            Ok((r.get(0)?, r.get(1)?, mode != 0, mode == 2))
         })?;
         let mut out = Vec::new();
         for r in rows {

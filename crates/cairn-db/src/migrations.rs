@@ -171,6 +171,9 @@ const MIGRATIONS: &[&str] = &[
         kill_at INTEGER,
         pause_at_timeout INTEGER NOT NULL DEFAULT 0
     );",
+    // 15 (e2b, issue 19 leftovers): whether an in-sandbox call to a paused sandbox resumes it
+    //    (E2B's autoResume); `pause_at_timeout` 2 pauses it releasing its memory.
+    "ALTER TABLE sandbox_extras ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema to the newest version.

@@ -106,6 +106,9 @@ pub struct SandboxRecord {
     pub address: Option<String>,
     /// While paused with its memory released: the snapshot whose checkpoint holds its processes.
     pub memory_snapshot: Option<SnapshotId>,
+    /// The snapshot its root filesystem descends from: the last one taken of it, or the one
+    /// it was forked or restored from since (`None`: made from an image, none taken since).
+    pub origin: Option<SnapshotId>,
     /// Pause it after this many seconds without activity.
     pub idle_timeout_secs: Option<u64>,
     /// Bytes it may write into its root filesystem (`None`: no limit of its own).
@@ -123,6 +126,7 @@ impl SandboxRecord {
         let state: String = r.get("state")?;
         let env: String = r.get("env_json")?;
         let memory_snapshot: Option<String> = r.get("memory_snapshot")?;
+        let origin: Option<String> = r.get("parent_snapshot")?;
         let idle: Option<i64> = r.get("idle_timeout_secs")?;
         let disk: Option<i64> = r.get("disk_bytes")?;
         let pause_reason: Option<String> = r.get("pause_reason")?;
@@ -151,6 +155,10 @@ impl SandboxRecord {
                 network: network.parse().unwrap_or_default(),
                 address: r.get("address")?,
                 memory_snapshot: memory_snapshot
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,
+                origin: origin
                     .map(|s| s.parse())
                     .transpose()
                     .map_err(|e: cairn_types::IdError| DbError::Corrupt(e.to_string()))?,

@@ -565,3 +565,29 @@ fn a_snapshot_gets_a_sealed_copy_of_its_sandboxs_secrets_and_each_goes_with_its_
     db.set_secrets(plain.id.as_str(), None).unwrap();
     assert_eq!(db.sealed_secrets(plain.id.as_str()).unwrap(), None);
 }
+
+#[test]
+fn a_sandbox_due_says_how_to_pause_it_and_keeps_whether_calls_resume_it() {
+    let (_d, db) = db();
+    image(&db);
+    let a = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let b = db.insert_sandbox(&new_sandbox("alice", None)).unwrap();
+    let (a, b) = (a.id.to_string(), b.id.to_string());
+    assert!(!db.sandbox_auto_resume(&a).unwrap());
+    db.set_sandbox_pause_at_timeout(&a, true, true).unwrap();
+    db.set_sandbox_auto_resume(&a, true).unwrap();
+    db.set_sandbox_pause_at_timeout(&b, true, false).unwrap();
+    for id in [&a, &b] {
+        db.set_sandbox_kill_at(id, Some(10)).unwrap();
+    }
+    assert!(db.sandbox_auto_resume(&a).unwrap());
+    assert!(!db.sandbox_auto_resume(&b).unwrap());
+    let mut due = db.sandboxes_due(20).unwrap();
+    due.sort();
+    let mut want = vec![
+        (a.clone(), "alice".to_string(), true, true),
+        (b.clone(), "alice".to_string(), true, false),
+    ];
+    want.sort();
+    assert_eq!(due, want);
+}

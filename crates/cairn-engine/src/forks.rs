@@ -77,6 +77,7 @@ impl Engine {
             publish: Vec::new(),
             disk: req.disk.clone(),
             secrets: req.secrets.clone(),
+            repo: None,
         };
         let (network, _) = self.requested_network(&one, Some(&snap)).await?;
         if network == cairn_net::NetworkMode::Nat {

@@ -28,6 +28,7 @@ mod pause;
 mod plan;
 mod recovery;
 mod remote;
+mod repo;
 mod restore;
 mod sandboxes;
 mod secrets;
@@ -60,6 +61,7 @@ pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use plan::CreateSandbox;
 pub use remote::RemoteConfig;
+pub use repo::RepoClone;
 pub use share::{ArchiveFormat, ArchiveStream, SnapshotLink, DEFAULT_LINK_SECS};
 pub use snapshots::SnapshotLimits;
 pub use tokens::Token;
@@ -319,6 +321,7 @@ impl Engine {
         engine.keep_reserve().await?;
         engine.start_reserve_watch();
         engine.start_idle_watch();
+        engine.start_auto_push().await?;
         // Ask the runtimes (and CRIU) for their versions now, in the background, rather
         // than inside the first snapshot's time: every manifest records them.
         let warm = Arc::downgrade(&engine);

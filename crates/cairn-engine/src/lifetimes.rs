@@ -79,18 +79,60 @@ impl Engine {
     }
 
     /// Sets whether `account`'s sandbox `id_or_name` is paused (with its automatic snapshot)
-    /// rather than destroyed when its timeout runs out.
+    /// rather than destroyed when its timeout runs out, and whether that pause releases its
+    /// memory (see `pause_sandbox`).
     pub async fn set_pause_at_timeout(
         &self,
         account: &str,
         id_or_name: &str,
         pause: bool,
+        release_memory: bool,
     ) -> Result<()> {
         let r = self.find(account, id_or_name).await?;
         let id = r.id.to_string();
-        self.db(move |db| db.set_sandbox_pause_at_timeout(&id, pause))
+        self.db(move |db| db.set_sandbox_pause_at_timeout(&id, pause, release_memory))
             .await?;
         Ok(())
+    }
+
+    /// Sets whether an in-sandbox call (E2B's) resumes `account`'s sandbox `id_or_name` when
+    /// it is paused (see `resume_for_call`).
+    pub async fn set_auto_resume(&self, account: &str, id_or_name: &str, on: bool) -> Result<()> {
+        let r = self.find(account, id_or_name).await?;
+        let id = r.id.to_string();
+        self.db(move |db| db.set_sandbox_auto_resume(&id, on))
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an in-sandbox call resumes `account`'s sandbox `id_or_name` when it is paused
+    /// (`set_auto_resume`).
+    pub async fn auto_resumes(&self, account: &str, id_or_name: &str) -> Result<bool> {
+        let r = self.find(account, id_or_name).await?;
+        let id = r.id.to_string();
+        Ok(self.db(move |db| db.sandbox_auto_resume(&id)).await?)
+    }
+
+    /// Before an in-sandbox call to `account`'s sandbox `id_or_name`: resumes it when it is
+    /// paused and was made to resume so (`set_auto_resume`). True when it resumed it.
+    pub async fn resume_for_call(
+        self: &std::sync::Arc<Self>,
+        account: &str,
+        id_or_name: &str,
+    ) -> Result<bool> {
+        let r = self.find(account, id_or_name).await?;
+        if r.state != cairn_types::SandboxState::Paused {
+            return Ok(false);
+        }
+        let id = r.id.to_string();
+        let sid = id.clone();
+        if !self.db(move |db| db.sandbox_auto_resume(&sid)).await? {
+            return Ok(false);
+        }
+        let who = account.to_string();
+        self.run_to_end(move |e| async move { e.resume_sandbox(&who, &id).await })
+            .await?;
+        Ok(true)
     }
 
     /// Destroys, or pauses, the sandboxes whose timeout ran out. A paused one has no timeout
@@ -100,11 +142,14 @@ impl Engine {
         let Ok(due) = self.db(move |db| db.sandboxes_due(now)).await else {
             return;
         };
-        for (id, account, pause) in due {
+        for (id, account, pause, release_memory) in due {
             if pause {
                 let paused = match self.inspect_sandbox(&account, &id).await {
                     Ok(info) if info.state == cairn_types::SandboxState::Paused => Ok(()),
-                    _ => self.pause_sandbox(&account, &id, false).await.map(drop),
+                    _ => self
+                        .pause_sandbox(&account, &id, release_memory)
+                        .await
+                        .map(drop),
                 };
                 match paused {
                     Ok(()) => {

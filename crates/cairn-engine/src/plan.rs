@@ -49,6 +49,8 @@ pub struct CreateSandbox {
     pub disk: Option<String>,
     /// Secrets, over a fork's snapshot's (see `secrets`).
     pub secrets: cairn_types::Secrets,
+    /// A git repository cloned into its root before it starts.
+    pub repo: Option<crate::RepoClone>,
 }
 
 /// What a fork inherits from its snapshot's sandbox unless the request says otherwise.

@@ -60,6 +60,7 @@ impl Engine {
                 .then(|| self.agent_status(&r.id))
                 .flatten(),
             secrets: self.secret_names(r.id.as_str()).await,
+            parent_snapshot: r.origin.as_ref().map(|s| s.to_string()),
         }
     }
 
@@ -108,6 +109,13 @@ impl Engine {
             validate_name(name)?;
         }
         self.check_secrets(&req.secrets)?;
+        if req.repo.is_some() && req.from_snapshot.is_some() {
+            return Err(EngineError::InvalidArgument(
+                "give a repository or from_snapshot, not both: a fork has its snapshot's files"
+                    .into(),
+            ));
+        }
+        let repo = req.repo.as_ref().map(crate::repo::check).transpose()?;
         // Where the root filesystem comes from, and the defaults it brings.
         let (image, snapshot) = match &req.from_snapshot {
             Some(snap) => {
@@ -238,6 +246,10 @@ impl Engine {
             // Its own machine id, before any process reads it (a fork's files hold its
             // source's).
             self.give_machine_id(self.rootfs(&id), None).await?;
+            if let Some(repo) = &repo {
+                let token = req.repo.as_ref().and_then(|r| r.token.as_deref());
+                crate::repo::clone_into(&self.rootfs(&id), repo, token).await?;
+            }
             match &snapshot {
                 Some(s) if s.stateful && !req.fresh => {
                     let bundle = self.write_bundle_for(&record).await?;

@@ -130,6 +130,12 @@ pub struct SandboxInfo {
     /// The names of its secrets (never their values).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The snapshot its files descend from: the last one taken of it, or the one it was
+    /// forked or restored from since; `null` when it was made from an image and none was
+    /// taken since. With each snapshot's `parent`, this draws the lineage
+    /// (`cairn snapshot tree`).
+    #[serde(default)]
+    pub parent_snapshot: Option<String>,
 }
 
 /// A sandbox TCP port published on the host's loopback.
@@ -222,6 +228,40 @@ pub struct CreateSandboxRequest {
     #[serde(default)]
     #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub secrets: crate::Secrets,
+    /// A git repository cloned by cairnd into the sandbox before it starts (the sandbox
+    /// needs no network or git of its own). Not with `from_snapshot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<RepoSource>,
+}
+
+/// A git repository for a new sandbox (`cairn up --repo`).
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepoSource {
+    /// `https://…`, `http://…` or `git://…` (a host path or `file://…`: the operator only),
+    /// without credentials in it.
+    pub url: String,
+    /// Branch or tag [default: the repository's default branch]. A shallow clone of it.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Where the checkout goes in the sandbox [default: `/workspace`].
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A token with read access, sent to the server as HTTP basic auth
+    /// (`x-access-token:TOKEN`) for this clone only: never stored, in no snapshot.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for RepoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoSource")
+            .field("url", &self.url)
+            .field("branch", &self.branch)
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// `POST /v1/snapshots/{id}/fork`: `count` sandboxes from one snapshot, made concurrently.

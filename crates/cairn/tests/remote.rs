@@ -361,3 +361,86 @@ fn without_a_remote_push_pull_and_the_catalog_say_how_to_configure_one() {
         assert!(doc["paths"][p].is_object(), "{p} missing");
     }
 }
+
+/// Whether `d`'s remote catalog lists `snap`.
+fn listed_remotely_now(d: &Daemon, snap: &str) -> bool {
+    let list = d.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    list.as_array().unwrap().iter().any(|s| s["id"] == snap)
+}
+
+/// Waits (at most 60 s) until `d`'s remote catalog lists `snap`.
+fn listed_remotely(d: &Daemon, snap: &str) -> bool {
+    for _ in 0..300 {
+        if listed_remotely_now(d, snap) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// `cairnd --remote-push-ready` pushes every snapshot as it becomes ready, and at start-up
+/// the ready ones a stopped cairnd had not pushed; a pause's automatic snapshot stays home.
+#[test]
+fn with_push_ready_every_ready_snapshot_reaches_the_store_by_itself() {
+    let moto = Moto::start();
+    let mut a = host(&moto, "auto", false);
+    // Taken while nothing pushes: the same cairnd started again with --remote-push-ready
+    // pushes it at start.
+    let id = a
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    a.cairn(&["exec", &id, "echo before > /root/note"]).ok();
+    let before = a
+        .cairn(&["snapshot", "create", &id, "--name", "before"])
+        .ok();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !listed_remotely_now(&a, &before),
+        "{before} was pushed unasked"
+    );
+    a.terminate();
+    a.args.push("--remote-push-ready".into());
+    a.relaunch();
+    assert!(
+        listed_remotely(&a, &before),
+        "{before} was not pushed at start"
+    );
+
+    // Taken now: pushed as it becomes ready.
+    a.cairn(&["exec", &id, "echo after > /root/note"]).ok();
+    let after = a
+        .cairn(&["snapshot", "create", &id, "--name", "after"])
+        .ok();
+    assert!(listed_remotely(&a, &after), "{after} was not pushed");
+    // A pause's automatic snapshot is not pushed.
+    a.cairn(&["pause", &id]).ok();
+    a.cairn(&["resume", &id]).ok();
+    let autos = a
+        .cairn(&["snapshot", "list", &id, "--all", "--json"])
+        .json();
+    let auto: Vec<String> = autos
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["auto"] == true)
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !auto.is_empty(),
+        "the pause took no automatic snapshot: {autos}"
+    );
+
+    // Another host forks what was pushed by itself.
+    let b = host(&moto, "auto", false);
+    let fork = b.cairn(&["fork", &after]).ok();
+    assert_eq!(b.cairn(&["exec", &fork, "cat /root/note"]).ok(), "after");
+    std::thread::sleep(Duration::from_secs(1));
+    let keys: Vec<String> = moto.objects("auto/").into_iter().map(|(k, _)| k).collect();
+    for s in &auto {
+        assert!(
+            keys.iter().all(|k| !k.contains(s.as_str())),
+            "{s} was pushed: {keys:?}"
+        );
+    }
+}

@@ -666,3 +666,52 @@ fn stateful_snapshots_resume_processes_in_every_fork(rt: &str) {
 
     // (Manifests from another kernel, platform or runtime: see network.rs's acceptance test.)
 }
+
+/// `cairn snapshot tree` draws the lineage: a fork and the snapshot taken of it hang under
+/// the snapshot it came from, a restored sandbox moves under the snapshot it went back to,
+/// a deleted snapshot's children move up to its parent, and naming a sandbox keeps only the
+/// trees that concern it.
+#[test]
+fn the_snapshot_tree_shows_forks_restores_and_deletions() {
+    let d = daemon();
+    let a = up(&d, "runc");
+    let s1 = d.cairn(&["snapshot", "create", &a, "--name", "one"]).ok();
+    let b = d.cairn(&["fork", &s1]).ok();
+    let s2 = d.cairn(&["snapshot", "create", &b, "--name", "two"]).ok();
+    let s3 = d.cairn(&["snapshot", "create", &a, "--name", "three"]).ok();
+    d.cairn(&["snapshot", "restore", &s1]).ok();
+    let lone = up(&d, "runc");
+
+    let tree = d.cairn(&["snapshot", "tree", "--json"]).json();
+    let image = &tree[0];
+    assert_eq!(image["kind"], "image", "{tree}");
+    assert_eq!(image["name"], "base", "{tree}");
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(image), vec![s1.clone(), lone.clone()], "{tree}");
+    let one = &image["children"][0];
+    // Snapshots first (oldest first), then the sandboxes sitting there: a, restored to s1.
+    assert_eq!(ids(one), vec![s2.clone(), s3.clone(), a.clone()], "{tree}");
+    assert_eq!(ids(&one["children"][0]), vec![b.clone()], "{tree}");
+    assert_eq!(one["children"][0]["sandbox"], b.as_str(), "{tree}");
+
+    // As text, for people.
+    let text = d.cairn(&["snapshot", "tree"]).ok();
+    assert!(text.starts_with("image base\n├── "), "{text}");
+    assert!(
+        text.contains(&format!("│   │   └── ● {b} running")),
+        "{text}"
+    );
+
+    // Deleting s2 moves b up under s1; naming b leaves the lone sandbox out.
+    d.cairn(&["snapshot", "delete", &s2]).ok();
+    let tree = d.cairn(&["snapshot", "tree", &b, "--json"]).json();
+    assert_eq!(ids(&tree[0]), vec![s1.clone()], "{tree}");
+    assert_eq!(ids(&tree[0]["children"][0]), vec![s3, a, b], "{tree}");
+}

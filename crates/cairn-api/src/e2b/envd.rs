@@ -1,5 +1,6 @@
-//! E2B's in-sandbox API ("envd") over Cairn's agent: `process.Process/Start` (Connect over
-//! HTTP/1.1, JSON envelopes, a server stream), `GET`/`POST /files` and `/health`.
+//! E2B's in-sandbox API ("envd") over Cairn's agent: `process.Process` (Connect over
+//! HTTP/1.1, JSON envelopes; `Start` and `Connect` are server streams, `StreamInput` a client
+//! stream), `filesystem.Filesystem`, `GET`/`POST /files` and `/health`.
 //!
 //! Every call names its sandbox (`E2b-Sandbox-Id`) and carries the sandbox's access token
 //! (`X-Access-Token`, from create): the token names the account and is checked against
@@ -23,7 +24,11 @@ use serde_json::{json, Value};
 
 use cairn_engine::{FilesOf, WriteOptions};
 
+mod input;
+mod names;
 mod process;
+mod procs;
+mod watch;
 
 use super::{E2bError, E2bResult};
 use crate::{ApiError, AppState};
@@ -36,6 +41,8 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/process.Process/Start", post(process::start))
+        .route("/process.Process/Connect", post(process::connect))
+        .route("/process.Process/StreamInput", post(input::stream_input))
         .route("/process.Process/SendSignal", post(process::send_signal))
         .route("/process.Process/List", post(process::list))
         .route("/process.Process/SendInput", post(process::send_input))
@@ -47,6 +54,13 @@ pub(super) fn router() -> Router<AppState> {
         .route("/filesystem.Filesystem/MakeDir", post(fs_mkdir))
         .route("/filesystem.Filesystem/Move", post(fs_move))
         .route("/filesystem.Filesystem/Remove", post(fs_remove))
+        .route("/filesystem.Filesystem/WatchDir", post(watch::watch_dir))
+        .route("/filesystem.Filesystem/CreateWatcher", post(watch::create))
+        .route(
+            "/filesystem.Filesystem/GetWatcherEvents",
+            post(watch::events),
+        )
+        .route("/filesystem.Filesystem/RemoveWatcher", post(watch::stop))
 }
 
 /// The sandbox an in-sandbox call is for, and its account (from the access token).
@@ -78,14 +92,58 @@ impl FromRequestParts<AppState> for Sandbox {
             )
             .into());
         };
-        match state.engine.sandbox_token_account(&id, &token) {
-            Some(account) => Ok(Sandbox { account, id }),
-            None => Err(ApiError::unauthenticated(
+        let Some(account) = state.engine.sandbox_token_account(&id, &token) else {
+            return Err(ApiError::unauthenticated(
                 "this access token is not the sandbox's: use the envdAccessToken it was created with",
             )
-            .into()),
+            .into());
+        };
+        // A paused sandbox made with autoResume wakes for the call (one that is gone is the
+        // call's own 404).
+        if !auto_resumes(state, &account, &id).await {
+            return Ok(Sandbox { account, id });
         }
+        match state.engine.resume_for_call(&account, &id).await {
+            Ok(true) => {
+                tracing::info!(sandbox = %id, "an E2B call resumed a paused sandbox (autoResume)");
+                // Its timeout starts again, as connect's does (the pause had cleared it).
+                state
+                    .engine
+                    .set_kill_after(&account, &id, Some(super::DEFAULT_TIMEOUT_SECS))
+                    .await?;
+            }
+            Ok(false) | Err(cairn_engine::EngineError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Sandbox { account, id })
     }
+}
+
+/// Whether sandbox `id` was made with autoResume: asked once, then remembered (it is set at
+/// create only), so that the calls to the others cost no lookup. A bounded memory: past
+/// 10,000 sandboxes it starts again.
+async fn auto_resumes(state: &AppState, account: &str, id: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static KNOWN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let known = || {
+        KNOWN
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    if let Some(on) = known().get(id) {
+        return *on;
+    }
+    let Ok(on) = state.engine.auto_resumes(account, id).await else {
+        return false;
+    };
+    let mut k = known();
+    if k.len() >= 10_000 {
+        k.clear();
+    }
+    k.insert(id.to_string(), on);
+    on
 }
 
 async fn health() -> StatusCode {
@@ -169,8 +227,8 @@ fn permissions(kind: &str, mode: u32) -> String {
     out
 }
 
-/// A file as envd's `EntryInfo` (proto3 JSON).
-fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
+/// A file as envd's `EntryInfo` (proto3 JSON), its owner and group named by `names`.
+fn entry_info(e: &cairn_types::api::FileEntry, names: &names::Names) -> Value {
     let (file_type, type_bit) = match e.kind.as_str() {
         "directory" => ("FILE_TYPE_DIRECTORY", 1u32 << 31),
         "symlink" => ("FILE_TYPE_SYMLINK", 1u32 << 27),
@@ -182,13 +240,6 @@ fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
         .rsplit('/')
         .next()
         .unwrap_or("");
-    let who = |id: u32| {
-        if id == 0 {
-            "root".to_string()
-        } else {
-            id.to_string()
-        }
-    };
     let mut v = json!({
         "name": name,
         "type": file_type,
@@ -196,8 +247,8 @@ fn entry_info(e: &cairn_types::api::FileEntry) -> Value {
         "size": e.size.to_string(),
         "mode": e.mode | type_bit,
         "permissions": permissions(&e.kind, e.mode),
-        "owner": who(e.uid),
-        "group": who(e.gid),
+        "owner": names.user(e.uid),
+        "group": names.group(e.gid),
         "modifiedTime": chrono::DateTime::from_timestamp(e.mtime, 0)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -219,7 +270,8 @@ async fn fs_stat(
         .engine
         .file_stat(&sandbox.account, FilesOf::Sandbox(&sandbox.id), &req.path)
         .await?;
-    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+    let names = names::of(&st, &sandbox).await;
+    Ok(Json(json!({ "entry": entry_info(&e, &names) })).into_response())
 }
 
 async fn fs_list(
@@ -238,7 +290,8 @@ async fn fs_list(
             req.depth.max(1),
         )
         .await?;
-    let out: Vec<Value> = entries.iter().map(entry_info).collect();
+    let names = names::of(&st, &sandbox).await;
+    let out: Vec<Value> = entries.iter().map(|e| entry_info(e, &names)).collect();
     Ok(Json(json!({ "entries": out })).into_response())
 }
 
@@ -265,7 +318,8 @@ async fn fs_mkdir(
         .engine
         .file_mkdir(&sandbox.account, &sandbox.id, &req.path, true, None)
         .await?;
-    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+    let names = names::of(&st, &sandbox).await;
+    Ok(Json(json!({ "entry": entry_info(&e, &names) })).into_response())
 }
 
 async fn fs_move(
@@ -279,7 +333,8 @@ async fn fs_move(
         .engine
         .file_move(&sandbox.account, &sandbox.id, &req.source, &req.destination)
         .await?;
-    Ok(Json(json!({ "entry": entry_info(&e) })).into_response())
+    let names = names::of(&st, &sandbox).await;
+    Ok(Json(json!({ "entry": entry_info(&e, &names) })).into_response())
 }
 
 async fn fs_remove(

@@ -10,6 +10,7 @@
 //! Not for: the in-sandbox API (`envd`); what is not supported yet (docs/e2b.md).
 
 mod envd;
+mod listing;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,8 +36,8 @@ pub(crate) const ENVD_VERSION: &str = "0.5.7";
 /// The routes, to be nested under `/e2b`.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/sandboxes", post(create).get(list))
-        .route("/v2/sandboxes", post(create).get(list))
+        .route("/sandboxes", post(create).get(listing::list_all))
+        .route("/v2/sandboxes", post(create).get(listing::list))
         .route("/sandboxes/{id}", get(detail).delete(kill))
         .route("/sandboxes/{id}/timeout", post(set_timeout))
         .route("/sandboxes/{id}/pause", post(pause))
@@ -118,10 +119,21 @@ struct NewSandbox {
     /// At the timeout, pause (with an automatic snapshot) instead of killing.
     #[serde(default)]
     auto_pause: bool,
+    /// False: that pause releases the sandbox's memory (E2B keeps only its files then).
+    auto_pause_memory: Option<bool>,
+    /// An in-sandbox call to the paused sandbox resumes it.
+    auto_resume: Option<AutoResume>,
+}
+
+/// E2B's `SandboxAutoResumeConfig`.
+#[derive(Debug, Default, Deserialize)]
+struct AutoResume {
+    #[serde(default)]
+    enabled: bool,
 }
 
 /// E2B's default time to live: 5 minutes.
-const DEFAULT_TIMEOUT_SECS: u64 = 300;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 300;
 
 /// The default template when a request names none (the SDK sends `base`).
 const DEFAULT_TEMPLATE: &str = "base";
@@ -159,6 +171,8 @@ async fn create(
         create.image = template.clone();
     }
     let (who, metadata, auto_pause) = (account.clone(), req.metadata, req.auto_pause);
+    let release_memory = req.auto_pause_memory == Some(false);
+    let auto_resume = req.auto_resume.is_some_and(|a| a.enabled);
     let info = st
         .engine
         .run_to_end(move |e| async move {
@@ -166,7 +180,11 @@ async fn create(
             // Its time to live and metadata, or no sandbox: one that cannot have them goes.
             let set = async {
                 e.set_kill_after(&who, &info.id, Some(timeout)).await?;
-                e.set_pause_at_timeout(&who, &info.id, auto_pause).await?;
+                e.set_pause_at_timeout(&who, &info.id, auto_pause, release_memory)
+                    .await?;
+                if auto_resume {
+                    e.set_auto_resume(&who, &info.id, true).await?;
+                }
                 e.set_metadata(&who, &info.id, metadata).await
             };
             if let Err(err) = set.await {
@@ -396,87 +414,6 @@ fn listed_row(info: &SandboxInfo) -> Value {
     })
 }
 
-/// Undoes `%XX` escapes (and `+` for a space) until nothing changes (the SDK escapes a
-/// metadata filter's keys and values twice).
-fn unescape(text: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut cur = text.to_string();
-    for _ in 0..3 {
-        let bytes = cur.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let escaped = (bytes[i] == b'%')
-                .then(|| Some(hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?))
-                .flatten();
-            match (escaped, bytes[i]) {
-                (Some(b), _) => {
-                    out.push(u8::try_from(b).unwrap_or(b'?'));
-                    i += 3;
-                }
-                (None, b'+') => {
-                    out.push(b' ');
-                    i += 1;
-                }
-                (None, b) => {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-        }
-        let next = String::from_utf8_lossy(&out).into_owned();
-        if next == cur {
-            break;
-        }
-        cur = next;
-    }
-    cur
-}
-
-/// The pairs of a `metadata` filter: `k1=v1&k2=v2`.
-fn metadata_filter(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (unescape(k), unescape(v))
-        })
-        .collect()
-}
-
-async fn list(
-    State(st): State<AppState>,
-    ApiKey(account): ApiKey,
-    Query(q): Query<HashMap<String, String>>,
-) -> E2bResult<Response> {
-    let want = q
-        .get("metadata")
-        .map(|m| metadata_filter(m))
-        .unwrap_or_default();
-    let states: Vec<String> = q
-        .get("state")
-        .map(|s| s.split(',').map(str::to_string).collect())
-        .unwrap_or_else(|| vec!["running".into(), "paused".into()]);
-    let all = st.engine.list_sandboxes(&account).await?;
-    let mut out = Vec::new();
-    for s in all
-        .iter()
-        .filter(|s| matches!(s.state, SandboxState::Running | SandboxState::Paused))
-    {
-        let v = listed(&st, &account, s).await?;
-        let state_ok = v["state"]
-            .as_str()
-            .is_some_and(|st| states.iter().any(|w| w == st));
-        let meta_ok = want
-            .iter()
-            .all(|(k, val)| v["metadata"][k].as_str() == Some(val.as_str()));
-        if state_ok && meta_ok {
-            out.push(v);
-        }
-    }
-    Ok(Json(out).into_response())
-}
-
 #[derive(Debug, Deserialize)]
 struct TimeoutRequest {
     timeout: u64,
@@ -520,19 +457,4 @@ async fn kill(
         .run_to_end(move |e| async move { e.destroy_sandbox(&account, &id, true, false).await })
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_filters_are_unescaped_pairs() {
-        assert_eq!(
-            metadata_filter("team=a%2520b&run=7"),
-            vec![("team".into(), "a b".into()), ("run".into(), "7".into())]
-        );
-        assert_eq!(unescape("%zz%4"), "%zz%4");
-        assert_eq!(unescape("%C3%A9"), "é");
-    }
 }

@@ -45,8 +45,8 @@ pub use tree::MAX_DEPTH;
 
 use fd::CHUNK;
 use live::LiveFiles;
-use path::TreePath;
-use tree::TreeFiles;
+pub(crate) use path::TreePath;
+pub(crate) use tree::TreeFiles;
 
 use crate::{Engine, EngineError, Result};
 

@@ -92,6 +92,17 @@ impl TreePath {
     /// Its directory (relative to the root) and its last name, for operations on the entry
     /// itself (write, remove, move): refused for the root and for a path ending in `..`,
     /// whose entry has no name of its own.
+    /// The directory holding it (`None` for the root, or one whose last part is `..`).
+    pub(crate) fn parent_path(&self) -> Option<TreePath> {
+        match self.parts.split_last() {
+            Some((last, dir)) if last != ".." => Some(TreePath {
+                shown: format!("/{}", dir.join("/")),
+                parts: dir.to_vec(),
+            }),
+            _ => None,
+        }
+    }
+
     pub(crate) fn split(&self) -> Result<(String, &str), EngineError> {
         match self.parts.split_last() {
             None => Err(EngineError::InvalidArgument(format!(

@@ -17,6 +17,7 @@
 //! the stream from verified chunks and imports it through `share`'s import, with every
 //! check an upload gets). Not for: the HTTP routes (cairn-api).
 
+mod auto;
 mod chunker;
 mod pull;
 mod push;
@@ -39,6 +40,9 @@ pub struct RemoteConfig {
     /// The S3-compatible endpoint (`http://127.0.0.1:9000`); `None`: `AWS_ENDPOINT_URL`,
     /// or AWS itself.
     pub endpoint: Option<String>,
+    /// Push every snapshot that becomes ready (taken or imported; not a pause's automatic
+    /// ones) in the background (see `auto`).
+    pub push_ready: bool,
 }
 
 /// How long one request to the store may take before it is retried or fails.
@@ -55,6 +59,8 @@ pub(crate) struct Remote {
     url: String,
     /// Held by each pull: two forks of a snapshot this host lacks pull it once.
     pulls: tokio::sync::Mutex<()>,
+    /// With `push_ready`: the background pushes' queue (see `auto`).
+    pub(crate) auto: Option<auto::Queue>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -106,6 +112,7 @@ impl Remote {
             prefix,
             url: cfg.url.clone(),
             pulls: tokio::sync::Mutex::new(()),
+            auto: cfg.push_ready.then(auto::Queue::default),
         };
         let probe = remote.key(&[]);
         let listed = tokio::time::timeout(

@@ -167,6 +167,7 @@ impl Engine {
                         .await?
                         .ok_or_else(|| EngineError::Internal("snapshot vanished".into()))?;
                     tracing::info!(snapshot = %id, from = ?snap.imported_from, "snapshot imported");
+                    engine.push_later(&account, &id);
                     Ok(engine.snapshot_info(&snap).await)
                 }
                 Err(fail) => {

@@ -114,6 +114,9 @@ impl Engine {
                 let capture_us = started.elapsed().as_micros() as u64;
                 tracing::info!(sandbox = %r.id, snapshot = %snap.id, ready_us, capture_us, size = c.sizes.size, "snapshot ready");
                 self.measure_total_later(&snap, c.sizes.memory);
+                if !snap.auto {
+                    self.push_later(account, &snap.id);
+                }
                 if c.index_later {
                     self.index_later(&snap.id);
                 }

@@ -19,6 +19,7 @@ mod output;
 mod secrets;
 mod share;
 mod snapshot;
+mod tree;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,9 +69,9 @@ struct Cli {
 enum Command {
     /// Create and start a sandbox from an image; prints its id.
     #[command(
-        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080\n  cairn up --image base --secret API_KEY             # /run/secrets/API_KEY holds $API_KEY"
+        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080\n  cairn up --image base --secret API_KEY             # /run/secrets/API_KEY holds $API_KEY\n  cairn up --image base --repo https://github.com/org/project --branch main   # checkout in /workspace"
     )]
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
     #[command(
         after_help = "A single argument is run by /bin/sh -c; several are run directly.\nExit code: the command's; 124 when --timeout ran out; 125 when cairn itself failed.\n\nExamples:\n  cairn exec sbx-7f3a9c2e -- python3 -c 'print(1)'\n  cairn exec sbx-7f3a9c2e 'cd /src && make test'\n  cairn exec --env DEBUG=1 --workdir /tmp --timeout 30 sbx-7f3a9c2e -- ./run.sh\n  cairn exec --secret-env API_KEY sbx-7f3a9c2e -- ./deploy.sh   # $API_KEY from the sandbox's secret"
@@ -264,6 +265,31 @@ struct UpArgs {
     /// Never stored in plain text nor in snapshots; forks get it again.
     #[arg(long = "secret", value_name = "NAME[=VALUE]")]
     secrets: Vec<String>,
+    /// Clone this git repository into the sandbox before it starts (cairnd clones it: the
+    /// sandbox needs no network or git): https://, http:// or git:// (a host path: the
+    /// operator only).
+    #[arg(long, value_name = "URL", conflicts_with = "from_snapshot")]
+    repo: Option<String>,
+    /// The branch or tag to clone [default: the repository's default].
+    #[arg(long, value_name = "BRANCH", requires = "repo")]
+    branch: Option<String>,
+    /// Where the checkout goes in the sandbox.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/workspace",
+        requires = "repo"
+    )]
+    repo_path: String,
+    /// A token with read access for the clone (never stored) [env: CAIRN_REPO_TOKEN].
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "CAIRN_REPO_TOKEN",
+        hide_env_values = true,
+        requires = "repo"
+    )]
+    repo_token: Option<String>,
 }
 
 fn default_endpoint() -> Endpoint {
@@ -333,6 +359,7 @@ async fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     match cli.command {
         Command::Up(a) => {
+            let a = *a;
             let req = CreateSandboxRequest {
                 image: a.image.unwrap_or_default(),
                 from_snapshot: a.from_snapshot,
@@ -349,8 +376,18 @@ async fn run(cli: Cli) -> Result<i32> {
                 idle_timeout: a.idle_timeout,
                 disk: a.disk,
                 secrets: secrets::from_args(&a.secrets)?,
+                repo: a.repo.map(|url| cairn_types::api::RepoSource {
+                    url,
+                    branch: a.branch,
+                    path: Some(a.repo_path),
+                    token: a.repo_token,
+                }),
             };
-            let pb = spinner("starting sandbox");
+            let pb = spinner(if req.repo.is_some() {
+                "cloning the repository and starting the sandbox"
+            } else {
+                "starting sandbox"
+            });
             let res: Result<SandboxInfo> = client
                 .json(
                     Method::POST,

@@ -66,6 +66,16 @@ pub enum SnapshotCommand {
         /// Pushed snapshot: id, or NAME.
         snapshot: String,
     },
+    /// Draw the lineage: each image, the snapshots taken on top of one another, and where each
+    /// sandbox's files descend from (a fork under the snapshot it came from, a restored
+    /// sandbox under the snapshot it went back to).
+    #[command(
+        after_help = "Examples:\n  cairn snapshot tree                  # all your sandboxes and snapshots\n  cairn snapshot tree builder          # the trees that hold sandbox builder or its snapshots\n  cairn snapshot tree --json | jq '.[0].children'"
+    )]
+    Tree {
+        /// Sandbox id or name (a destroyed sandbox's id works too) [default: all of yours].
+        sandbox: Option<String>,
+    },
     /// Show a snapshot's manifest: parent, source sandbox, image, runtime, sizes.
     #[command(
         after_help = "Examples:\n  cairn snapshot inspect snap-1b2c3d4e --json\n  cairn snapshot inspect builder:baseline"
@@ -251,6 +261,35 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             }
             let list: Vec<SnapshotInfo> = client.json(Method::GET, &path, None).await?;
             output::show(json, &list, |l| output::snapshots(l, sandbox.is_none()))?;
+        }
+        SnapshotCommand::Tree { sandbox } => {
+            let snapshots: Vec<SnapshotInfo> = client
+                .json(Method::GET, "/v1/snapshots?all=true", None)
+                .await?;
+            let sandboxes: Vec<SandboxInfo> =
+                client.json(Method::GET, "/v1/sandboxes", None).await?;
+            // A name names a live sandbox; anything else is taken as a (perhaps destroyed)
+            // sandbox's id, which its snapshots still carry.
+            let focus = sandbox.map(|s| {
+                sandboxes
+                    .iter()
+                    .find(|b| b.id == s || b.name.as_deref() == Some(s.as_str()))
+                    .map_or(s.clone(), |b| b.id.clone())
+            });
+            let roots = crate::tree::build(&snapshots, &sandboxes, focus.as_deref());
+            if json {
+                output::print_json(&roots)?;
+            } else if roots.is_empty() {
+                eprintln!(
+                    "cairn: nothing to draw: no sandbox or ready snapshot{}",
+                    match &focus {
+                        Some(f) => format!(" of {f}"),
+                        None => String::new(),
+                    }
+                );
+            } else {
+                outln!("{}", crate::tree::render(&roots).trim_end());
+            }
         }
         SnapshotCommand::Inspect { snapshot } => {
             let s: SnapshotInfo = client

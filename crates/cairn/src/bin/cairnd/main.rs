@@ -62,6 +62,11 @@ struct Args {
     /// AWS_ENDPOINT_URL, or AWS].
     #[arg(long, value_name = "URL", requires = "remote")]
     remote_endpoint: Option<String>,
+    /// Push every snapshot to --remote as it becomes ready (taken or imported; not a pause's
+    /// automatic ones), in the background, one at a time; at start, the ready ones not in the
+    /// store yet.
+    #[arg(long, requires = "remote")]
+    remote_push_ready: bool,
     /// Size of the btrfs pool image, when the data directory is not on btrfs.
     #[arg(long, default_value = "20G", value_name = "SIZE")]
     pool_size: String,
@@ -325,6 +330,7 @@ async fn run(args: Args) -> Result<()> {
     cfg.remote = args.remote.clone().map(|url| cairn_engine::RemoteConfig {
         url,
         endpoint: args.remote_endpoint.clone(),
+        push_ready: args.remote_push_ready,
     });
     let engine = Engine::open(cfg, db)
         .await

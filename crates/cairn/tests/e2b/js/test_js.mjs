@@ -28,6 +28,39 @@ check((await sbx.files.read('/root/js.txt')) === 'from js\n', 'files.write then 
 const names = (await sbx.files.list('/root')).map((e) => e.name)
 check(names.includes('js.txt'), `files.list (${names})`)
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+// A background command outlives its handle: connect attaches to it again, and sees its end.
+const loop = await sbx.commands.run('i=0; while :; do i=$((i+1)); echo line $i; sleep 0.1; done', { background: true })
+await loop.disconnect()
+await sleep(500)
+const again = await sbx.commands.connect(loop.pid)
+await sleep(500)
+check(await sbx.commands.kill(loop.pid), 'commands.kill of a connected command')
+try {
+  await again.wait()
+  check(false, 'a killed command throws')
+} catch (e) {
+  check(e instanceof CommandExitError && e.exitCode === 137 && e.stdout.includes('line'), `connect sees its output and end (${e})`)
+}
+
+// watchDir streams what commands do in a directory.
+await sbx.files.makeDir('/root/w')
+const seen = []
+const watch = await sbx.files.watchDir('/root/w', (ev) => seen.push(`${ev.type}:${ev.name}`))
+await sbx.commands.run('echo x > /root/w/a.txt')
+for (let i = 0; i < 50 && !seen.includes('create:a.txt'); i++) await sleep(200)
+check(seen.includes('create:a.txt'), `watchDir sees a file created (${seen})`)
+await watch.stop()
+
+// Paging: one at a time through the paginator, with the states as the SDK sends them.
+const paged = [await Sandbox.create('base', { metadata: { page: 'js' } }), await Sandbox.create('base', { metadata: { page: 'js' } })]
+const pager = Sandbox.list({ query: { metadata: { page: 'js' }, state: ['running', 'paused'] }, limit: 1 })
+const pages = []
+while (pager.hasNext) pages.push((await pager.nextItems()).map((s) => s.sandboxId))
+check(JSON.stringify(pages) === JSON.stringify(paged.map((s) => [s.sandboxId])), `Sandbox.list pages one at a time (${JSON.stringify(pages)})`)
+for (const s of paged) await s.kill()
+
 const listed = (await Sandbox.list().nextItems()).map((s) => s.sandboxId)
 check(listed.includes(sbx.sandboxId), `Sandbox.list (${listed})`)
 

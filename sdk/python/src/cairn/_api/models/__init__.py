@@ -39,6 +39,7 @@ from .publish_image_request import PublishImageRequest
 from .published_port import PublishedPort
 from .push_info import PushInfo
 from .remote_snapshot_info import RemoteSnapshotInfo
+from .repo_source import RepoSource
 from .restore_request import RestoreRequest
 from .runtime_kind import RuntimeKind
 from .sandbox_info import SandboxInfo
@@ -89,6 +90,7 @@ __all__ = (
     "PublishedPort",
     "PushInfo",
     "RemoteSnapshotInfo",
+    "RepoSource",
     "RestoreRequest",
     "RuntimeKind",
     "SandboxInfo",

@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.create_sandbox_request_secrets import CreateSandboxRequestSecrets
+    from ..models.repo_source import RepoSource
 
 
 T = TypeVar("T", bound="CreateSandboxRequest")
@@ -46,6 +47,7 @@ class CreateSandboxRequest:
         pids_limit (int | None | Unset): Maximum number of processes (default 1024).
         publish (list[str] | Unset): Ports to publish on the host's 127.0.0.1, as `HOSTPORT:PORT` (e.g. `8080:80`);
             needs `nat`.
+        repo (None | RepoSource | Unset):
         runtime (None | RuntimeKind | Unset):
         secrets (CreateSandboxRequestSecrets | Unset): Secrets, `NAME` → value: files in the sandbox's `/run/secrets` (a
             tmpfs, mode 0400,
@@ -68,11 +70,14 @@ class CreateSandboxRequest:
     network: None | str | Unset = UNSET
     pids_limit: int | None | Unset = UNSET
     publish: list[str] | Unset = UNSET
+    repo: None | RepoSource | Unset = UNSET
     runtime: None | RuntimeKind | Unset = UNSET
     secrets: CreateSandboxRequestSecrets | Unset = UNSET
     workdir: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.repo_source import RepoSource
+
         cpus: float | None | Unset
         if isinstance(self.cpus, Unset):
             cpus = UNSET
@@ -133,6 +138,14 @@ class CreateSandboxRequest:
         if not isinstance(self.publish, Unset):
             publish = self.publish
 
+        repo: dict[str, Any] | None | Unset
+        if isinstance(self.repo, Unset):
+            repo = UNSET
+        elif isinstance(self.repo, RepoSource):
+            repo = self.repo.to_dict()
+        else:
+            repo = self.repo
+
         runtime: None | str | Unset
         if isinstance(self.runtime, Unset):
             runtime = UNSET
@@ -178,6 +191,8 @@ class CreateSandboxRequest:
             field_dict["pids_limit"] = pids_limit
         if publish is not UNSET:
             field_dict["publish"] = publish
+        if repo is not UNSET:
+            field_dict["repo"] = repo
         if runtime is not UNSET:
             field_dict["runtime"] = runtime
         if secrets is not UNSET:
@@ -190,6 +205,7 @@ class CreateSandboxRequest:
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.create_sandbox_request_secrets import CreateSandboxRequestSecrets
+        from ..models.repo_source import RepoSource
 
         d = dict(src_dict)
 
@@ -273,6 +289,23 @@ class CreateSandboxRequest:
 
         publish = cast(list[str], d.pop("publish", UNSET))
 
+        def _parse_repo(data: object) -> None | RepoSource | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                repo_type_1 = RepoSource.from_dict(data)
+
+                return repo_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | RepoSource | Unset, data)
+
+        repo = _parse_repo(d.pop("repo", UNSET))
+
         def _parse_runtime(data: object) -> None | RuntimeKind | Unset:
             if data is None:
                 return data
@@ -319,6 +352,7 @@ class CreateSandboxRequest:
             network=network,
             pids_limit=pids_limit,
             publish=publish,
+            repo=repo,
             runtime=runtime,
             secrets=secrets,
             workdir=workdir,

@@ -55,6 +55,11 @@ class SandboxInfo:
             exec resumes it.
         name (None | str | Unset): Optional user-chosen name, unique per account.
         network (NetworkMode | Unset): How a sandbox reaches the network.
+        parent_snapshot (None | str | Unset): The snapshot its files descend from: the last one taken of it, or the one
+            it was
+            forked or restored from since; `null` when it was made from an image and none was
+            taken since. With each snapshot's `parent`, this draws the lineage
+            (`cairn snapshot tree`).
         pause_reason (None | PauseReason | Unset):
         paused_at (datetime.datetime | None | Unset): While paused: when it was paused (RFC 3339); `null` otherwise.
         published (list[PublishedPort] | Unset): Sandbox TCP ports reachable on the host's 127.0.0.1.
@@ -80,6 +85,7 @@ class SandboxInfo:
     idle_timeout_secs: int | None | Unset = UNSET
     name: None | str | Unset = UNSET
     network: NetworkMode | Unset = UNSET
+    parent_snapshot: None | str | Unset = UNSET
     pause_reason: None | PauseReason | Unset = UNSET
     paused_at: datetime.datetime | None | Unset = UNSET
     published: list[PublishedPort] | Unset = UNSET
@@ -150,6 +156,12 @@ class SandboxInfo:
         if not isinstance(self.network, Unset):
             network = self.network.value
 
+        parent_snapshot: None | str | Unset
+        if isinstance(self.parent_snapshot, Unset):
+            parent_snapshot = UNSET
+        else:
+            parent_snapshot = self.parent_snapshot
+
         pause_reason: None | str | Unset
         if isinstance(self.pause_reason, Unset):
             pause_reason = UNSET
@@ -214,6 +226,8 @@ class SandboxInfo:
             field_dict["name"] = name
         if network is not UNSET:
             field_dict["network"] = network
+        if parent_snapshot is not UNSET:
+            field_dict["parent_snapshot"] = parent_snapshot
         if pause_reason is not UNSET:
             field_dict["pause_reason"] = pause_reason
         if paused_at is not UNSET:
@@ -315,6 +329,15 @@ class SandboxInfo:
         else:
             network = NetworkMode(_network)
 
+        def _parse_parent_snapshot(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        parent_snapshot = _parse_parent_snapshot(d.pop("parent_snapshot", UNSET))
+
         def _parse_pause_reason(data: object) -> None | PauseReason | Unset:
             if data is None:
                 return data
@@ -388,6 +411,7 @@ class SandboxInfo:
             idle_timeout_secs=idle_timeout_secs,
             name=name,
             network=network,
+            parent_snapshot=parent_snapshot,
             pause_reason=pause_reason,
             paused_at=paused_at,
             published=published,
