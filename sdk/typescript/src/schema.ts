@@ -721,6 +721,7 @@ export interface components {
             pids_limit?: number | null;
             /** @description Ports to publish on the host's 127.0.0.1, as `HOSTPORT:PORT` (e.g. `8080:80`); needs `nat`. */
             publish?: string[];
+            repo?: null | components["schemas"]["RepoSource"];
             runtime?: null | components["schemas"]["RuntimeKind"];
             /**
              * @description Secrets, `NAME` → value: files in the sandbox's `/run/secrets` (a tmpfs, mode 0400,
@@ -1133,6 +1134,23 @@ export interface components {
             /** @description Whether it holds memory (a fork resumes its processes). */
             stateful: boolean;
         };
+        /** @description A git repository for a new sandbox (`cairn up --repo`). */
+        RepoSource: {
+            /** @description Branch or tag [default: the repository's default branch]. A shallow clone of it. */
+            branch?: string | null;
+            /** @description Where the checkout goes in the sandbox [default: `/workspace`]. */
+            path?: string | null;
+            /**
+             * @description A token with read access, sent to the server as HTTP basic auth
+             *     (`x-access-token:TOKEN`) for this clone only: never stored, in no snapshot.
+             */
+            token?: string | null;
+            /**
+             * @description `https://…`, `http://…` or `git://…` (a host path or `file://…`: the operator only),
+             *     without credentials in it.
+             */
+            url: string;
+        };
         /** @description `POST /v1/snapshots/{id}/restore`. */
         RestoreRequest: {
             /**
@@ -1206,6 +1224,13 @@ export interface components {
             name?: string | null;
             /** @description `none` (loopback only) or `nat` (own address on the Cairn bridge, NAT to the outside). */
             network?: components["schemas"]["NetworkMode"];
+            /**
+             * @description The snapshot its files descend from: the last one taken of it, or the one it was
+             *     forked or restored from since; `null` when it was made from an image and none was
+             *     taken since. With each snapshot's `parent`, this draws the lineage
+             *     (`cairn snapshot tree`).
+             */
+            parent_snapshot?: string | null;
             pause_reason?: null | components["schemas"]["PauseReason"];
             /**
              * Format: date-time
@@ -1347,6 +1372,7 @@ export type SchemaPublishedPort = components['schemas']['PublishedPort'];
 export type SchemaPublishImageRequest = components['schemas']['PublishImageRequest'];
 export type SchemaPushInfo = components['schemas']['PushInfo'];
 export type SchemaRemoteSnapshotInfo = components['schemas']['RemoteSnapshotInfo'];
+export type SchemaRepoSource = components['schemas']['RepoSource'];
 export type SchemaRestoreRequest = components['schemas']['RestoreRequest'];
 export type SchemaRuntimeKind = components['schemas']['RuntimeKind'];
 export type SchemaSandboxInfo = components['schemas']['SandboxInfo'];
