@@ -65,6 +65,7 @@ fn the_console_is_served_with_strict_headers_on_both_listeners() {
         assert!(!h.contains("unsafe-inline"), "{path}: {h}");
         assert!(h.contains("x-content-type-options: nosniff"), "{path}: {h}");
         assert!(h.contains("x-frame-options: deny"), "{path}: {h}");
+        assert!(h.contains("referrer-policy: no-referrer"), "{path}: {h}");
     }
     // The page has no inline script and loads nothing from elsewhere.
     let (status, page) = d.http(Via::Tcp, "GET", "/ui", None, None);
@@ -75,6 +76,21 @@ fn the_console_is_served_with_strict_headers_on_both_listeners() {
         !page.contains("<script>") && !page.contains("http"),
         "{page}"
     );
+    // The scripts never hand a string to the HTML parser: every API string goes in as text.
+    for script in ["/ui/app.js", "/ui/tree.js"] {
+        let (status, js) = d.http(Via::Tcp, "GET", script, None, None);
+        assert_eq!(status, 200);
+        let js = js.as_str().unwrap().to_string();
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!js.contains(sink), "{script} uses {sink}");
+        }
+    }
     // On the unix socket too, and an unknown asset is the API's JSON 404.
     let (status, page) = d.http(Via::Unix, "GET", "/ui", None, None);
     assert_eq!(status, 200);
