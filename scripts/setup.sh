@@ -86,6 +86,15 @@ if ! cmp -s "$ts_lock" /opt/cairn-sdk-ts/package-lock.json || [ ! -x /opt/cairn-
   (cd /opt/cairn-sdk-ts && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
 
+# The web console's browser tests (issue 20, console): Debian's chromium driven by playwright
+# from PyPI, pinned (scripts/console-requirements.txt), in /opt/cairn-venv.
+install chromium
+if ! /opt/cairn-venv/bin/python -c 'import importlib.metadata as m; assert m.version("playwright") == "1.65.2"' 2>/dev/null; then
+  install python3-venv
+  [ -x /opt/cairn-venv/bin/pip ] || python3 -m venv /opt/cairn-venv
+  /opt/cairn-venv/bin/pip install -q --disable-pip-version-check -r "$(dirname "$0")/console-requirements.txt"
+fi
+
 cd "$(dirname "$0")/.."
 if [ -z "${CAIRN_SKIP_BUILD:-}" ]; then
   cargo build --release --workspace --bins

@@ -20,6 +20,7 @@ pub mod serve;
 mod share;
 mod snapshots;
 mod trace;
+mod ui;
 
 use std::sync::Arc;
 
@@ -112,6 +113,9 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         )
         .route("/v1/images/{name}/publish", post(handlers::publish_image))
         .nest("/e2b", e2b::router())
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .nest("/ui", ui::router())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(axum::middleware::from_fn(trace::span))

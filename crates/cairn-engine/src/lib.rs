@@ -342,6 +342,12 @@ impl Engine {
         &self.cfg.home
     }
 
+    /// Where cairnd's TCP listener is reached (`http://HOST:PORT`), if it has one: the base of
+    /// download links and of the console's login URL.
+    pub fn link_base(&self) -> Option<&str> {
+        self.cfg.link_base.as_deref()
+    }
+
     /// Runs `f` on the metadata database on a blocking thread, off the async workers:
     /// SQLite calls block (on the disk, on fsync, on another writer's lock). A panic in `f`
     /// is the caller's panic, as if `f` had run here.

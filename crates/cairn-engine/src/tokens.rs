@@ -1,9 +1,11 @@
-//! Bearer tokens as the API sees them: the lookup by hash that authenticates a request.
-//! Making, listing and revoking tokens is the operator's (`cairnd token`), not the engine's.
+//! Bearer tokens as the API sees them: the lookup by hash that authenticates a request, and
+//! the short-lived tokens the console's login mints. Making long-lived tokens, listing and
+//! revoking them is the operator's (`cairnd token`), not the engine's.
 
 use chrono::{DateTime, Utc};
 
 use cairn_db::TokenRole;
+use cairn_types::TokenId;
 
 use crate::{Engine, Result};
 
@@ -35,5 +37,33 @@ impl Engine {
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
         }))
+    }
+
+    /// Stores a new token, whose SHA-256 (hex) is `hash`, for `account` (an operator's with
+    /// `admin`) that stops working at `expires_at`: the console's login (`cairn ui`).
+    pub async fn add_token(
+        &self,
+        account: &str,
+        hash: &str,
+        admin: bool,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Token> {
+        let (account, hash) = (account.to_string(), hash.to_string());
+        let role = if admin {
+            TokenRole::Admin
+        } else {
+            TokenRole::User
+        };
+        let id = TokenId::generate();
+        let r = self
+            .db(move |db| db.add_token(id.as_str(), &account, &hash, role, Some(expires_at)))
+            .await?;
+        Ok(Token {
+            id: r.id,
+            account: r.account,
+            admin: r.role == TokenRole::Admin,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        })
     }
 }

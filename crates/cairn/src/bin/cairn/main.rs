@@ -195,6 +195,12 @@ enum Command {
         after_help = "Example:\n  cairn doctor\n  cairn doctor --json | jq '.[] | select(.ok | not)'"
     )]
     Doctor,
+    /// Open the web console: prints its URL on cairnd's TCP listener with a login code that
+    /// works once, for 10 minutes (the session it opens lasts 8 hours).
+    #[command(
+        after_help = "Examples:\n  cairn ui                      # on cairnd's host: prints http://HOST:PORT/ui#code=…\n  cairn ui --json | jq -r .url\n\ncairnd needs a TCP listener ('cairnd --listen 127.0.0.1:7421'). Over TCP (--host http://…),\ncairn ui prints the console's address: paste your token into its token field."
+    )]
+    Ui,
     /// Manage images.
     Image {
         #[command(subcommand)]
@@ -457,6 +463,32 @@ async fn run(cli: Cli) -> Result<i32> {
                 output::print_json(&json!({ "destroyed": sandbox }))?;
             } else {
                 outln!("{sandbox}");
+            }
+        }
+        Command::Ui => {
+            if client.is_tcp() {
+                let base = cli
+                    .host
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/');
+                let url = format!("{base}/ui");
+                if json {
+                    output::print_json(&json!({ "url": url }))?;
+                } else {
+                    outln!("{url}");
+                    eprintln!("paste your token into the console's token field");
+                }
+            } else {
+                let login: serde_json::Value = client.json(Method::POST, "/ui/login", None).await?;
+                if json {
+                    output::print_json(&login)?;
+                } else {
+                    outln!("{}", login["url"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "open it in a browser: the login code in it works once, for 10 minutes"
+                    );
+                }
             }
         }
         Command::Image { command } => image::run(&client, command, json).await?,
