@@ -886,7 +886,9 @@ fn sandboxes_cannot_forge_packets_and_can_still_ping(rt: &str) {
             cairn_test_support::which("ping").is_some(),
             "'ping' is missing: apt-get install iputils-ping (or run scripts/setup.sh once)"
         );
-        let ping = std::env::temp_dir().join(format!("cairn-test-ping-{}", std::process::id()));
+        // Named `…-ping`: iputils takes a program name ending in 6 (as `cairn-test-ping-31576`
+        // did, once in CI) for ping6, which then cannot resolve an IPv4 address.
+        let ping = std::env::temp_dir().join(format!("cairn-test-{}-ping", std::process::id()));
         std::fs::copy(cairn_test_support::which("ping").unwrap(), &ping).unwrap();
         let out = Command::new("nsenter")
             .arg(format!(
