@@ -106,9 +106,12 @@ pub(crate) fn set_frozen(id: &str, frozen: bool) -> std::io::Result<bool> {
 }
 
 /// How many times [`freeze_settled`] thaws and freezes again a container caught with a
-/// thread waiting on a vfork child, and how long it lets it run each time.
-const SETTLE_ATTEMPTS: u32 = 20;
+/// thread waiting on a vfork child, and how long it lets it run: 2 ms at first, twice as
+/// long each time up to 50 ms (on a loaded host the child may need more than 2 ms to be
+/// scheduled and exec: 20 tries of 2 ms once failed a snapshot in CI), about 1.3 s at most.
+const SETTLE_ATTEMPTS: u32 = 30;
 const SETTLE_RUN: Duration = Duration::from_millis(2);
+const SETTLE_RUN_MAX: Duration = Duration::from_millis(50);
 
 /// Freezes the container so that CRIU can checkpoint it: a freeze that catches a thread
 /// waiting for a child it started with vfork (`posix_spawn`, `system()`) to exec leaves
@@ -133,7 +136,11 @@ pub(crate) fn freeze_settled(id: &str) -> std::io::Result<bool> {
             "frozen while waiting on a vfork child: thawed for a moment"
         );
         set_frozen(id, false)?;
-        std::thread::sleep(SETTLE_RUN);
+        std::thread::sleep(
+            SETTLE_RUN
+                .saturating_mul(1 << attempt.min(5))
+                .min(SETTLE_RUN_MAX),
+        );
         set_frozen(id, true)?;
     }
     Ok(true)
