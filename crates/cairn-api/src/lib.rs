@@ -15,6 +15,7 @@ mod json;
 mod network;
 mod openapi;
 mod processes;
+mod progress;
 mod remote;
 pub mod serve;
 mod share;

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 
 use cairn_types::api::{
@@ -12,11 +13,16 @@ use cairn_types::api::{
 };
 
 use crate::json::OptionalJson;
-use crate::{Account, ApiError, AppState};
+use crate::{progress, Account, ApiError, AppState};
 
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write capture.
+///
+/// With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+/// `ProgressEvent` per line: for a stateful snapshot `progress` lines of phase `memory`
+/// (bytes received of an estimate of the sandbox's memory; the last one the whole), then one
+/// `result` (status 201 and the snapshot) or `error` (the status and error listed here).
 #[utoipa::path(post, operation_id = "createSnapshot", tag = "snapshots", path = "/v1/sandboxes/{id}/snapshots", params(("id" = String, Path, description = "sandbox id or name")), request_body = Option<CreateSnapshotRequest>,
     responses((status = 201, body = SnapshotInfo), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "conflict: the name is taken or the sandbox's state; limit_exceeded: a snapshot limit reached; busy, checkpoint_failed: a stateful snapshot's processes cannot be checkpointed now"),
@@ -25,16 +31,20 @@ pub async fn create(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
+    headers: HeaderMap,
     OptionalJson(req): OptionalJson<CreateSnapshotRequest>,
-) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
-    let info = st
-        .engine
-        .run_to_end(move |e| async move {
-            e.create_snapshot(&account, &id, req.name.as_deref(), req.stateful)
-                .await
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(info)))
+) -> Response {
+    progress::respond(&headers, move |sink| async move {
+        let info = st
+            .engine
+            .run_to_end(move |e| async move {
+                e.create_snapshot_watched(&account, &id, req.name.as_deref(), req.stateful, &sink)
+                    .await
+            })
+            .await?;
+        Ok::<_, ApiError>((StatusCode::CREATED, Json(info)))
+    })
+    .await
 }
 
 /// A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had),
@@ -114,6 +124,10 @@ pub async fn restore(
 /// Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers
 /// 201 with the forks made and, when some were not, why (each failed fork left nothing
 /// behind); when none could be made, the error that refused the first.
+///
+/// With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+/// `ProgressEvent` per line: `progress` lines of phase `forks` (forks done of the count),
+/// then one `result` (status 201 and the batch) or `error` (the status and error listed here).
 #[utoipa::path(post, operation_id = "forkSnapshot", tag = "snapshots", path = "/v1/snapshots/{id}/fork", params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME")), request_body = Option<ForkRequest>,
     responses((status = 201, body = ForkBatch), (status = 400, body = ErrorBody, description = "invalid_argument: a count out of 1..256 or a bad option"), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "conflict: a name taken; limit_exceeded: no room in the subnet; runtime_identity_mismatch: the snapshot's processes cannot resume here (use fresh)"),
@@ -122,31 +136,35 @@ pub async fn fork(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
+    headers: HeaderMap,
     OptionalJson(req): OptionalJson<ForkRequest>,
-) -> ApiResult<(StatusCode, Json<ForkBatch>)> {
-    let forked = st
-        .engine
-        .run_to_end(move |e| async move { e.fork_snapshot(&account, &id, &req).await })
-        .await?;
-    let failed = forked
-        .failed
-        .into_iter()
-        .map(|e| {
-            let e = ApiError::from(e);
-            ErrorDetail {
-                code: e.code.as_str().to_string(),
-                message: e.message,
-                details: e.details,
-            }
-        })
-        .collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(ForkBatch {
-            sandboxes: forked.made,
-            failed,
-        }),
-    ))
+) -> Response {
+    progress::respond(&headers, move |sink| async move {
+        let forked = st
+            .engine
+            .run_to_end(move |e| async move { e.fork_snapshot(&account, &id, &req, &sink).await })
+            .await?;
+        let failed = forked
+            .failed
+            .into_iter()
+            .map(|e| {
+                let e = ApiError::from(e);
+                ErrorDetail {
+                    code: e.code.as_str().to_string(),
+                    message: e.message,
+                    details: e.details,
+                }
+            })
+            .collect();
+        Ok::<_, ApiError>((
+            StatusCode::CREATED,
+            Json(ForkBatch {
+                sandboxes: forked.made,
+                failed,
+            }),
+        ))
+    })
+    .await
 }
 
 /// Paths added, modified and deleted since the snapshot: against `against` (another snapshot) or the live sandbox.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use cairn_types::api::{ForkRequest, SandboxInfo};
-use cairn_types::validate_name;
+use cairn_types::{validate_name, Progress, ProgressSink};
 
 use crate::{CreateSandbox, Engine, EngineError, Result};
 
@@ -37,6 +37,7 @@ impl Engine {
         account: &str,
         snapshot: &str,
         req: &ForkRequest,
+        progress: &ProgressSink,
     ) -> Result<Forked> {
         let count = req.count.unwrap_or(1);
         if count == 0 || count > MAX_FORKS {
@@ -107,6 +108,14 @@ impl Engine {
             return Err(EngineError::Internal("a batch of no forks".into()));
         };
         let first = self.create_sandbox(account, &first).await?;
+        let report = |done: usize| {
+            progress.report(Progress::items(
+                "forks",
+                done as u64,
+                Some(u64::from(count)),
+            ));
+        };
+        report(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FORKS));
         let mut tasks = tokio::task::JoinSet::new();
         for (i, r) in requests.enumerate() {
@@ -122,6 +131,7 @@ impl Engine {
         }
         let mut results = Vec::with_capacity(count as usize - 1);
         while let Some(joined) = tasks.join_next().await {
+            report(results.len() + 2);
             match joined {
                 Ok(r) => results.push(r),
                 Err(e) => results.push((

@@ -169,7 +169,16 @@ impl Engine {
             EngineError::Internal(format!("sandbox {} vanished while pausing", r.id))
         })?;
         let name = self.default_name(&r.id, AUTO_PAUSE_PREFIX).await?;
-        let snap = match self.take_snapshot(&r, name, stateful.is_ok(), true).await {
+        let snap = match self
+            .take_snapshot(
+                &r,
+                name,
+                stateful.is_ok(),
+                true,
+                &cairn_types::ProgressSink::none(),
+            )
+            .await
+        {
             Ok(s) => s,
             Err(e) if release_memory => {
                 // Still frozen, with its memory: nothing was released.

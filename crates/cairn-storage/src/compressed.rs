@@ -27,7 +27,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 /// The largest extent btrfs compresses (`BTRFS_MAX_UNCOMPRESSED`).
@@ -210,7 +210,13 @@ const PROBE_EVERY: usize = 16;
 /// ([`PAUSED_RATE`]; 0: however slowly), is spliced into the file instead. Returns the
 /// bytes received. The file's length is set to that (its end may be a hole). On an
 /// error the pipe is closed, so the writer's next write fails too.
-pub fn store_stream(pipe: File, out: &File, threads: usize, min_rate: u64) -> std::io::Result<u64> {
+pub fn store_stream(
+    pipe: File,
+    out: &File,
+    threads: usize,
+    min_rate: u64,
+    received: &AtomicU64,
+) -> std::io::Result<u64> {
     let threads = threads.max(1);
     let encoded = Arc::new(AtomicBool::new(true));
     // Buffers go round: reader → workers → back to the reader, with the piece's offset and
@@ -271,6 +277,7 @@ pub fn store_stream(pipe: File, out: &File, threads: usize, min_rate: u64) -> st
                     Ok(0) => break Ok(at),
                     Ok(n) => {
                         at += n as u64;
+                        received.fetch_add(n as u64, Ordering::Relaxed);
                         spliced += 1;
                         continue;
                     }
@@ -313,6 +320,7 @@ pub fn store_stream(pipe: File, out: &File, threads: usize, min_rate: u64) -> st
                 break Err(std::io::Error::other("the storing threads stopped"));
             }
             at += filled as u64;
+            received.fetch_add(filled as u64, Ordering::Relaxed);
         };
         // Close the pipe before waiting for the workers: a writer blocked on it is let go.
         drop(pipe);

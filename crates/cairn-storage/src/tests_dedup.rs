@@ -248,6 +248,7 @@ fn store_piped(data: &[u8], path: &Path, min_rate: u64) -> u64 {
         &out,
         2,
         min_rate,
+        &std::sync::atomic::AtomicU64::new(0),
     )
     .unwrap();
     feed.join().unwrap();

@@ -105,6 +105,43 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// (status, lines) of a request for a progress stream (`Accept: application/x-ndjson`)
+    /// with a JSON `body`: each line of the answer parsed as JSON.
+    pub fn ndjson(
+        &self,
+        via: Via,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Vec<serde_json::Value>) {
+        let args: Vec<String> = [
+            "-X",
+            method,
+            "-H",
+            "Accept: application/x-ndjson",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (code, answer) = self.curl_with_stdin(via, path, token, &args, body.as_bytes());
+        let text = match answer {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let lines = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        (code, lines)
+    }
+}
+
 /// Asserts an API error: its status, its code, and that its message mentions `mentions`.
 pub fn assert_error(resp: &(u16, serde_json::Value), status: u16, code: &str, mentions: &str) {
     assert_eq!(resp.0, status, "{resp:?}");

@@ -356,6 +356,54 @@ pub struct ExecRequest {
     pub secret_env: Vec<String>,
 }
 
+/// One line of a progress stream (`application/x-ndjson`, asked for with `Accept`): reports
+/// as a long operation goes on, then exactly one `result` or `error`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ProgressEvent {
+    /// How far one phase has come (intermediate reports of a phase may be skipped).
+    #[schema(title = "ProgressReport")]
+    Progress {
+        /// The phase: `forks`, `import`, `memory`, `layer sha256:…`.
+        phase: String,
+        /// How much of the phase is done.
+        done: u64,
+        /// How much there is in all, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        /// What `done` and `total` count.
+        unit: crate::ProgressUnit,
+    },
+    /// The operation succeeded: the status and JSON body of the ordinary answer.
+    #[schema(title = "ProgressResult")]
+    Result {
+        /// The ordinary answer's HTTP status (200 or 201).
+        status: u16,
+        /// The ordinary answer's body.
+        body: serde_json::Value,
+    },
+    /// The operation failed: the status and error of the ordinary answer.
+    #[schema(title = "ProgressError")]
+    Error {
+        /// The ordinary answer's HTTP status.
+        status: u16,
+        /// The error.
+        error: ErrorDetail,
+    },
+}
+
+impl ProgressEvent {
+    /// The `progress` line of a report.
+    pub fn progress(p: crate::Progress) -> Self {
+        ProgressEvent::Progress {
+            phase: p.phase,
+            done: p.done,
+            total: p.total,
+            unit: p.unit,
+        }
+    }
+}
+
 /// One line of the exec stream (`application/x-ndjson`): output chunks in
 /// the order the process wrote them, then exactly one `exit` (or `error`); a detached
 /// exec's stream is one `started` (or an `exit` when it could not start).

@@ -213,7 +213,71 @@ fn another_accounts_snapshot_is_not_found(rt: &str) {
     assert_eq!(batch["sandboxes"].as_array().unwrap().len(), 2, "{batch}");
 }
 
+/// `Accept: application/x-ndjson`: progress lines (forks made of the count), then the
+/// batch as the ordinary answer has it; a refused batch is one error line with its status.
+fn a_batch_streams_its_progress_when_asked(rt: &str) {
+    let d = daemon_with(&[]);
+    let src = up(&d, rt, &[]);
+    let snap = d.cairn(&["snapshot", "create", &src]).ok();
+    let (code, lines) = d.ndjson(
+        Via::Unix,
+        "POST",
+        &format!("/v1/snapshots/{snap}/fork"),
+        None,
+        r#"{"count": 3}"#,
+    );
+    assert_eq!(code, 200, "{lines:?}");
+    let (last, reports) = lines.split_last().unwrap();
+    assert_eq!(last["type"], "result", "{lines:?}");
+    assert_eq!(last["status"], 201, "{last}");
+    assert_eq!(
+        last["body"]["sandboxes"].as_array().unwrap().len(),
+        3,
+        "{last}"
+    );
+    assert!(!reports.is_empty(), "no progress line: {lines:?}");
+    let mut seen = 0;
+    for r in reports {
+        assert_eq!(r["type"], "progress", "{r}");
+        assert_eq!(r["phase"], "forks", "{r}");
+        assert_eq!(r["unit"], "items", "{r}");
+        assert_eq!(r["total"], 3, "{r}");
+        let done = r["done"].as_u64().unwrap();
+        assert!(done > seen && done <= 3, "{lines:?}");
+        seen = done;
+    }
+    assert_eq!(
+        seen, 3,
+        "the last report says every fork is made: {lines:?}"
+    );
+    assert_eq!(sandbox_count(&d), 4);
+    // Refused: one error line, the status and error the ordinary answer has, nothing made.
+    let (code, lines) = d.ndjson(
+        Via::Unix,
+        "POST",
+        "/v1/snapshots/no-such-snapshot/fork",
+        None,
+        r#"{"count": 2}"#,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["type"], "error");
+    assert_eq!(lines[0]["status"], 404);
+    assert_eq!(lines[0]["error"]["code"], "not_found");
+    let (code, lines) = d.ndjson(
+        Via::Unix,
+        "POST",
+        &format!("/v1/snapshots/{snap}/fork"),
+        None,
+        r#"{"count": 0}"#,
+    );
+    assert_eq!((code, lines.len()), (200, 1), "{lines:?}");
+    assert_eq!(lines[0]["status"], 400, "{lines:?}");
+    assert_eq!(sandbox_count(&d), 4);
+}
+
 both_runtimes!(
+    a_batch_streams_its_progress_when_asked,
     a_batch_makes_count_independent_forks,
     a_name_prefix_names_the_forks_in_order,
     bad_counts_are_refused_and_make_nothing,

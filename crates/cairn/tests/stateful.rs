@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_test_support::Daemon;
+use cairn_test_support::{Daemon, Via};
 
 fn daemon() -> Daemon {
     Daemon::with_base(
@@ -339,4 +339,55 @@ fn runc_a_stateful_snapshot_with_a_newer_manifest_is_refused_saying_so() {
 
     let fresh = d.cairn(&["up", "--from-snapshot", &snap, "--fresh"]).ok();
     assert_eq!(d.cairn(&["exec", &fresh, "echo ok"]).ok().trim(), "ok");
+}
+
+/// `Accept: application/x-ndjson` on a stateful snapshot: progress lines of the memory as
+/// cairnd receives it, the last one the whole of it, then the snapshot.
+fn a_stateful_snapshot_streams_the_memory_it_receives(rt: &str) {
+    const HELD: u64 = 96 << 20;
+    let d = daemon();
+    let (id, _) = up_holding(&d, rt, "512M", HELD);
+    let (code, lines) = d.ndjson(
+        Via::Unix,
+        "POST",
+        &format!("/v1/sandboxes/{id}/snapshots"),
+        None,
+        r#"{"name": "watched", "stateful": true}"#,
+    );
+    assert_eq!(code, 200, "{lines:?}");
+    let (last, reports) = lines.split_last().unwrap();
+    assert_eq!(last["type"], "result", "{lines:?}");
+    assert_eq!(last["status"], 201, "{last}");
+    assert_eq!(last["body"]["stateful"], true, "{last}");
+    assert!(!reports.is_empty(), "no progress line: {lines:?}");
+    for r in reports {
+        assert_eq!(
+            (&r["phase"], &r["unit"]),
+            (&"memory".into(), &"bytes".into()),
+            "{r}"
+        );
+        if let Some(total) = r["total"].as_u64() {
+            assert!(r["done"].as_u64().unwrap() <= total, "{r}");
+        }
+    }
+    let whole = reports.last().unwrap();
+    assert_eq!(whole["done"], whole["total"], "{lines:?}");
+    assert!(
+        whole["done"].as_u64().unwrap() >= HELD,
+        "the checkpoint holds the {HELD}-byte string: {whole}"
+    );
+    // The stream's snapshot is an ordinary one: a fork has the process.
+    let snap = last["body"]["id"].as_str().unwrap();
+    let fork = d.cairn(&["up", "--from-snapshot", snap]).ok();
+    assert_eq!(status(&d, &fork).1, HELD);
+}
+
+#[test]
+fn gvisor_a_stateful_snapshot_streams_the_memory_it_receives() {
+    a_stateful_snapshot_streams_the_memory_it_receives("gvisor");
+}
+
+#[test]
+fn runc_a_stateful_snapshot_streams_the_memory_it_receives() {
+    a_stateful_snapshot_streams_the_memory_it_receives("runc");
 }

@@ -377,7 +377,13 @@ export interface paths {
         /** A sandbox's snapshots (by its id or name; a destroyed one's by its id or the name it had), oldest first: the ready ones the user took, or with `all` every one. */
         get: operations["listSandboxSnapshots"];
         put?: never;
-        /** Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write capture. */
+        /**
+         * Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write capture.
+         * @description With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+         *     `ProgressEvent` per line: for a stateful snapshot `progress` lines of phase `memory`
+         *     (bytes received of an estimate of the sandbox's memory; the last one the whole), then one
+         *     `result` (status 201 and the snapshot) or `error` (the status and error listed here).
+         */
         post: operations["createSnapshot"];
         delete?: never;
         options?: never;
@@ -549,7 +555,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the forks made and, when some were not, why (each failed fork left nothing behind); when none could be made, the error that refused the first. */
+        /**
+         * Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the forks made and, when some were not, why (each failed fork left nothing behind); when none could be made, the error that refused the first.
+         * @description With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+         *     `ProgressEvent` per line: `progress` lines of phase `forks` (forks done of the count),
+         *     then one `result` (status 201 and the batch) or `error` (the status and error listed here).
+         */
         post: operations["forkSnapshot"];
         delete?: never;
         options?: never;
@@ -1051,6 +1062,53 @@ export interface components {
              */
             ppid: number;
         };
+        /**
+         * @description One line of a progress stream (`application/x-ndjson`, asked for with `Accept`): reports
+         *     as a long operation goes on, then exactly one `result` or `error`.
+         */
+        ProgressEvent: {
+            /**
+             * Format: int64
+             * @description How much of the phase is done.
+             */
+            done: number;
+            /** @description The phase: `forks`, `import`, `memory`, `layer sha256:…`. */
+            phase: string;
+            /**
+             * Format: int64
+             * @description How much there is in all, when known.
+             */
+            total?: number | null;
+            /** @enum {string} */
+            type: "progress";
+            /** @description What `done` and `total` count. */
+            unit: components["schemas"]["ProgressUnit"];
+        } | {
+            /** @description The ordinary answer's body. */
+            body: unknown;
+            /**
+             * Format: int32
+             * @description The ordinary answer's HTTP status (200 or 201).
+             */
+            status: number;
+            /** @enum {string} */
+            type: "result";
+        } | {
+            /** @description The error. */
+            error: components["schemas"]["ErrorDetail"];
+            /**
+             * Format: int32
+             * @description The ordinary answer's HTTP status.
+             */
+            status: number;
+            /** @enum {string} */
+            type: "error";
+        };
+        /**
+         * @description What [`Progress::done`] and [`Progress::total`] count.
+         * @enum {string}
+         */
+        ProgressUnit: "bytes" | "items";
         /** @description A sandbox TCP port published on the host's loopback. */
         PublishedPort: {
             /**
@@ -1368,6 +1426,8 @@ export type SchemaMoveRequest = components['schemas']['MoveRequest'];
 export type SchemaNetworkMode = components['schemas']['NetworkMode'];
 export type SchemaPauseReason = components['schemas']['PauseReason'];
 export type SchemaProcessInfo = components['schemas']['ProcessInfo'];
+export type SchemaProgressEvent = components['schemas']['ProgressEvent'];
+export type SchemaProgressUnit = components['schemas']['ProgressUnit'];
 export type SchemaPublishedPort = components['schemas']['PublishedPort'];
 export type SchemaPublishImageRequest = components['schemas']['PublishImageRequest'];
 export type SchemaPushInfo = components['schemas']['PushInfo'];

@@ -366,7 +366,8 @@ async fn fork(
                 count: Some(count),
                 ..Default::default()
             };
-            e.fork_snapshot(&who, &snap.id, &req).await
+            e.fork_snapshot(&who, &snap.id, &req, &cairn_types::ProgressSink::none())
+                .await
         })
         .await?;
     let mut out = Vec::new();

@@ -108,6 +108,8 @@ use crate::handlers;
         cairn_types::api::SignalRequest,
         ExecRequest,
         ExecEvent,
+        cairn_types::api::ProgressEvent,
+        cairn_types::ProgressUnit,
         ImageInfo,
         ImportImageRequest,
         cairn_types::api::PublishImageRequest,

@@ -1,10 +1,13 @@
 //! Capture: pause the sandbox, snapshot its files, checkpoint its memory, resume.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use chrono::Utc;
 
 use cairn_db::SnapshotRecord;
 use cairn_storage::Tree;
-use cairn_types::{format_bytes, SandboxState, SnapshotId, SnapshotState};
+use cairn_types::{format_bytes, Progress, ProgressSink, SandboxState, SnapshotId, SnapshotState};
 
 use crate::{Engine, EngineError, Result};
 
@@ -35,6 +38,7 @@ impl Engine {
         name: String,
         stateful: bool,
         auto: bool,
+        progress: &ProgressSink,
     ) -> Result<SnapshotRecord> {
         let account = r.account.as_str();
         if !matches!(
@@ -102,7 +106,7 @@ impl Engine {
             .await
             .map_err(EngineError::from_db)?;
         let started = std::time::Instant::now();
-        match self.capture(r, &snap).await {
+        match self.capture(r, &snap, progress).await {
             Ok(c) => {
                 let (id, sandbox) = (snap.id.clone(), r.id.clone());
                 let (size, total) = (c.sizes.size, c.sizes.total_estimate);
@@ -148,6 +152,7 @@ impl Engine {
         &self,
         r: &cairn_db::SandboxRecord,
         snap: &SnapshotRecord,
+        progress: &ProgressSink,
     ) -> Result<Captured> {
         // Its directory, and (stateful) the memory checkpoint's, compressed on its way to disk.
         self.storage
@@ -195,6 +200,13 @@ impl Engine {
         } else {
             None
         };
+        // A client watching sees the memory arrive (ended when the capture is, on any path).
+        let reporting = match &receiving {
+            Some(rc) if progress.is_watched() => {
+                Some(report_memory(&r.id, rc.received(), progress.clone()))
+            }
+            _ => None,
+        };
         // No host-connected socket may be open at a checkpoint (gVisor crashes, CRIU refuses):
         // the agent closes its connection first, and dials back after the resume.
         let quiesced = running && snap.stateful && self.agent(&r.id).is_some();
@@ -228,6 +240,10 @@ impl Engine {
             Ok(()) if snap.stateful => self.checkpoint(rt.as_ref(), r, &snap.id, receiving).await,
             Ok(()) => Ok(None),
         };
+        // The whole memory has arrived: its size is the phase's total.
+        if let Some(reporting) = reporting {
+            reporting.finish();
+        }
         let taken = match checkpointed {
             Ok(received) if !files_first => {
                 self.snapshot_files(r, &snap.id).await.map(|()| received)
@@ -382,5 +398,82 @@ impl Engine {
             )));
         }
         Ok(())
+    }
+}
+
+/// Reports the bytes of memory a checkpoint has delivered so far, five times a second, out
+/// of an estimate of the sandbox's memory (its cgroup's anonymous and shared memory: what a
+/// checkpoint writes, give or take the runtime's own), until [`MemoryReport::finish`] or a drop.
+fn report_memory(
+    sandbox: &cairn_types::SandboxId,
+    received: Arc<AtomicU64>,
+    progress: ProgressSink,
+) -> MemoryReport {
+    let stat = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(cairn_runtime::bundle::CGROUP_PARENT.trim_start_matches('/'))
+        .join(sandbox.as_str())
+        .join("memory.stat");
+    let (count, sink) = (Arc::clone(&received), progress.clone());
+    let task = tokio::spawn(async move {
+        let estimate = tokio::fs::read_to_string(&stat)
+            .await
+            .ok()
+            .map(|t| memory_estimate(&t))
+            .filter(|n| *n > 0);
+        loop {
+            let done = count.load(Ordering::Relaxed);
+            // Never a bar past its end: an estimate short of what arrived grows with it.
+            let total = estimate.map(|t| t.max(done));
+            sink.report(Progress::bytes("memory", done, total));
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    MemoryReport {
+        task,
+        received,
+        progress,
+    }
+}
+
+/// `total_rss` + `total_shmem` of a cgroup v1 `memory.stat`.
+fn memory_estimate(stat: &str) -> u64 {
+    stat.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(k, _)| matches!(*k, "total_rss" | "total_shmem"))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// The reports of a checkpoint's memory: they stop when this drops.
+struct MemoryReport {
+    task: tokio::task::JoinHandle<()>,
+    received: Arc<AtomicU64>,
+    progress: ProgressSink,
+}
+
+impl MemoryReport {
+    /// The checkpoint is written: reports what arrived as the whole.
+    fn finish(self) {
+        self.task.abort();
+        let done = self.received.load(Ordering::Relaxed);
+        self.progress
+            .report(Progress::bytes("memory", done, Some(done)));
+    }
+}
+
+impl Drop for MemoryReport {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_memory_estimate_adds_anonymous_and_shared_memory_only() {
+        let stat =
+            "cache 5\nrss 1\ntotal_cache 4096\ntotal_rss 8192\ntotal_shmem 1024\ntotal_swap 7\n";
+        assert_eq!(super::memory_estimate(stat), 9216);
+        assert_eq!(super::memory_estimate(""), 0);
     }
 }

@@ -101,6 +101,21 @@ impl Engine {
         name: Option<&str>,
         stateful: bool,
     ) -> Result<SnapshotInfo> {
+        let none = cairn_types::ProgressSink::none();
+        self.create_snapshot_watched(account, sandbox, name, stateful, &none)
+            .await
+    }
+
+    /// [`Engine::create_snapshot`], reporting a stateful snapshot's memory as it arrives
+    /// to `progress` (phase `memory`, bytes).
+    pub async fn create_snapshot_watched(
+        &self,
+        account: &str,
+        sandbox: &str,
+        name: Option<&str>,
+        stateful: bool,
+        progress: &cairn_types::ProgressSink,
+    ) -> Result<SnapshotInfo> {
         if let Some(n) = name {
             validate_name(n)?;
         }
@@ -109,7 +124,9 @@ impl Engine {
             Some(n) => n.to_string(),
             None => self.default_name(&r.id, "").await?,
         };
-        let snap = self.take_snapshot(&r, name, stateful, false).await?;
+        let snap = self
+            .take_snapshot(&r, name, stateful, false, progress)
+            .await?;
         Ok(self.snapshot_info(&snap).await)
     }
 

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{
@@ -18,6 +18,8 @@ use crate::StorageError;
 /// Files a writer is streaming into named pipes (see [`receive`]).
 pub struct Receiving {
     reference: Option<Arc<Reference>>,
+    /// Bytes received through every pipe so far.
+    received: Arc<AtomicU64>,
     pipes: Vec<(
         PathBuf,
         std::thread::JoinHandle<std::io::Result<Option<Received1>>>,
@@ -67,6 +69,7 @@ pub fn receive(
     let reference = reference.map(Arc::new);
     let mut receiving = Receiving {
         reference: reference.clone(),
+        received: Arc::new(AtomicU64::new(0)),
         pipes: Vec::new(),
     };
     for name in names {
@@ -83,14 +86,23 @@ pub fn receive(
             let _ = receiving.finish();
             return Err(StorageError::io("creating the pipe", &path)(e.into()));
         }
-        let (p, r) = (path.clone(), reference.clone());
-        let thread = std::thread::spawn(move || receive_one(&p, r.as_deref()));
+        let (p, r, n) = (
+            path.clone(),
+            reference.clone(),
+            Arc::clone(&receiving.received),
+        );
+        let thread = std::thread::spawn(move || receive_one(&p, r.as_deref(), &n));
         receiving.pipes.push((path, thread));
     }
     Ok(receiving)
 }
 
 impl Receiving {
+    /// The bytes received through every pipe so far, counted as they arrive (for progress).
+    pub fn received(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.received)
+    }
+
     /// After the writer is done: lets go of the pipes it never opened (removing them),
     /// waits for the others, and returns what arrived.
     pub fn finish(self) -> Result<Received, StorageError> {
@@ -150,7 +162,11 @@ pub fn release_pipes(dir: &Path) {
 
 /// Receives one file through the pipe at `fifo` and puts it in the pipe's place.
 /// `None` when nothing was written into it (no writer came).
-fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Option<Received1>> {
+fn receive_one(
+    fifo: &Path,
+    reference: Option<&Reference>,
+    received: &AtomicU64,
+) -> std::io::Result<Option<Received1>> {
     let pipe = File::open(fifo)?;
     // Fewer, larger reads (1 MiB is the default most an unprivileged pipe may hold).
     let _ = rustix::pipe::fcntl_setpipe_size(&pipe, CHUNK);
@@ -168,9 +184,10 @@ fn receive_one(fifo: &Path, reference: Option<&Reference>) -> std::io::Result<Op
             &out,
             cpu_threads(),
             crate::compressed::PAUSED_RATE,
+            received,
         )
         .map(|len| (len, Vec::new(), 0)),
-        Some(reference) => sink_stream(&pipe, &out, reference),
+        Some(reference) => sink_stream(&pipe, &out, reference, received),
     };
     let (len, blocks, shared) = match stored {
         Ok(stored) if stored.0 > 0 => stored,
@@ -189,6 +206,7 @@ fn sink_stream(
     pipe: &File,
     out: &File,
     reference: &Reference,
+    received: &AtomicU64,
 ) -> std::io::Result<(u64, Vec<BlockHash>, u64)> {
     let mut sink = Sink {
         out,
@@ -204,6 +222,7 @@ fn sink_stream(
     let mut filled = 0;
     loop {
         let n = std::io::Read::read(&mut &*pipe, &mut buf[filled..])?;
+        received.fetch_add(n as u64, Ordering::Relaxed);
         filled += n;
         let whole = if n == 0 {
             filled

@@ -201,6 +201,19 @@ impl Client {
         content_type: Option<&str>,
         body: Body,
     ) -> Result<Response<Incoming>> {
+        self.send_accepting(method, path, content_type, None, body)
+            .await
+    }
+
+    /// [`Client::send_body`] asking for the answer's media type (`Accept`).
+    pub async fn send_accepting(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: Body,
+    ) -> Result<Response<Incoming>> {
         let mut sender = self.connect().await?;
         let mut req = Request::builder()
             .method(method)
@@ -211,6 +224,9 @@ impl Client {
         }
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
+        }
+        if let Some(a) = accept {
+            req = req.header("accept", a);
         }
         let resp = sender
             .send_request(req.body(body)?)

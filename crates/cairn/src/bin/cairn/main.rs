@@ -16,6 +16,7 @@ mod files;
 mod image;
 mod network;
 mod output;
+mod progress;
 mod secrets;
 mod share;
 mod snapshot;

@@ -196,15 +196,27 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             name,
             stateful,
         } => {
-            let pb = spinner(&format!("snapshotting {sandbox}"));
-            let res: Result<SnapshotInfo> = client
-                .json(
+            let path = format!("/v1/sandboxes/{}/snapshots", enc(&sandbox));
+            let body = json!({ "name": name, "stateful": stateful });
+            let res: Result<SnapshotInfo> = if stateful {
+                // A bar of the memory as cairnd receives it, from its progress stream.
+                let body = crate::client::full(bytes::Bytes::from(serde_json::to_vec(&body)?));
+                let shown = std::io::stderr().is_terminal();
+                crate::progress::request(
+                    client,
                     Method::POST,
-                    &format!("/v1/sandboxes/{}/snapshots", enc(&sandbox)),
-                    Some(json!({ "name": name, "stateful": stateful })),
+                    &path,
+                    Some("application/json"),
+                    body,
+                    shown,
                 )
-                .await;
-            pb.finish_and_clear();
+                .await
+            } else {
+                let pb = spinner(&format!("snapshotting {sandbox}"));
+                let res = client.json(Method::POST, &path, Some(body)).await;
+                pb.finish_and_clear();
+                res
+            };
             output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
         SnapshotCommand::List { remote: true, .. } => {
@@ -356,12 +368,18 @@ pub async fn fork(
     }
     let body = json!({ "count": count, "fresh": fresh, "secrets": secrets });
     let path = format!("/v1/snapshots/{}/fork", enc(snapshot));
-    let request = client.json::<ForkBatch>(Method::POST, &path, Some(body));
-    let batch = if std::io::stderr().is_terminal() && count > 1 {
-        with_progress(client, snapshot, count, request).await
-    } else {
-        request.await
-    }?;
+    // The bar follows cairnd's progress stream (one report per fork made).
+    let shown = std::io::stderr().is_terminal() && count > 1;
+    let body = crate::client::full(bytes::Bytes::from(serde_json::to_vec(&body)?));
+    let batch: ForkBatch = crate::progress::request(
+        client,
+        Method::POST,
+        &path,
+        Some("application/json"),
+        body,
+        shown,
+    )
+    .await?;
     let made = batch.sandboxes;
     if let Some(first) = batch.failed.first() {
         let ids: Vec<&str> = made.iter().map(|s| s.id.as_str()).collect();
@@ -393,44 +411,4 @@ pub async fn fork(
             outln!("{}", s.id);
         }
     })
-}
-
-/// Runs the batch `request` under a determinate progress bar: the bar counts the caller's
-/// sandboxes that appeared since it started (looked up twice a second), up to `count`.
-async fn with_progress(
-    client: &Client,
-    snapshot: &str,
-    count: u32,
-    request: impl std::future::Future<Output = Result<ForkBatch>>,
-) -> Result<ForkBatch> {
-    let ids = |list: Vec<SandboxInfo>| -> std::collections::HashSet<String> {
-        list.into_iter().map(|s| s.id).collect()
-    };
-    let before = ids(client
-        .json::<Vec<SandboxInfo>>(Method::GET, "/v1/sandboxes", None)
-        .await?);
-    let pb = indicatif::ProgressBar::new(u64::from(count));
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(format!("forking {snapshot}"));
-    tokio::pin!(request);
-    let result = loop {
-        tokio::select! {
-            r = &mut request => break r,
-            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
-                if let Ok(now) = client
-                    .json::<Vec<SandboxInfo>>(Method::GET, "/v1/sandboxes", None)
-                    .await
-                {
-                    let new = ids(now).difference(&before).count() as u64;
-                    pb.set_position(new.min(u64::from(count)));
-                }
-            }
-        }
-    };
-    pb.finish_and_clear();
-    result
 }

@@ -35,6 +35,13 @@ from .move_request import MoveRequest
 from .network_mode import NetworkMode
 from .pause_reason import PauseReason
 from .process_info import ProcessInfo
+from .progress_error import ProgressError
+from .progress_error_type import ProgressErrorType
+from .progress_report import ProgressReport
+from .progress_report_type import ProgressReportType
+from .progress_result import ProgressResult
+from .progress_result_type import ProgressResultType
+from .progress_unit import ProgressUnit
 from .publish_image_request import PublishImageRequest
 from .published_port import PublishedPort
 from .push_info import PushInfo
@@ -86,6 +93,13 @@ __all__ = (
     "NetworkMode",
     "PauseReason",
     "ProcessInfo",
+    "ProgressError",
+    "ProgressErrorType",
+    "ProgressReport",
+    "ProgressReportType",
+    "ProgressResult",
+    "ProgressResultType",
+    "ProgressUnit",
     "PublishImageRequest",
     "PublishedPort",
     "PushInfo",

@@ -121,6 +121,11 @@ def sync_detailed(
     """Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write
     capture.
 
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: for a stateful snapshot `progress` lines of phase `memory`
+    (bytes received of an estimate of the sandbox's memory; the last one the whole), then one
+    `result` (status 201 and the snapshot) or `error` (the status and error listed here).
+
     Args:
         id (str):
         body (CreateSnapshotRequest | None | Unset):
@@ -154,6 +159,11 @@ def sync(
     """Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write
     capture.
 
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: for a stateful snapshot `progress` lines of phase `memory`
+    (bytes received of an estimate of the sandbox's memory; the last one the whole), then one
+    `result` (status 201 and the snapshot) or `error` (the status and error listed here).
+
     Args:
         id (str):
         body (CreateSnapshotRequest | None | Unset):
@@ -181,6 +191,11 @@ async def asyncio_detailed(
 ) -> Response[ErrorBody | SnapshotInfo]:
     """Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write
     capture.
+
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: for a stateful snapshot `progress` lines of phase `memory`
+    (bytes received of an estimate of the sandbox's memory; the last one the whole), then one
+    `result` (status 201 and the snapshot) or `error` (the status and error listed here).
 
     Args:
         id (str):
@@ -212,6 +227,11 @@ async def asyncio(
 ) -> ErrorBody | SnapshotInfo | None:
     """Snapshot a sandbox (running, paused or stopped): a brief pause, then a read-only copy-on-write
     capture.
+
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: for a stateful snapshot `progress` lines of phase `memory`
+    (bytes received of an estimate of the sandbox's memory; the last one the whole), then one
+    `result` (status 201 and the snapshot) or `error` (the status and error listed here).
 
     Args:
         id (str):

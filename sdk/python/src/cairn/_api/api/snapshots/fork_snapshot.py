@@ -122,6 +122,10 @@ def sync_detailed(
     forks made and, when some were not, why (each failed fork left nothing behind); when none could be
     made, the error that refused the first.
 
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: `progress` lines of phase `forks` (forks done of the count),
+    then one `result` (status 201 and the batch) or `error` (the status and error listed here).
+
     Args:
         id (str):
         body (ForkRequest | None | Unset):
@@ -156,6 +160,10 @@ def sync(
     forks made and, when some were not, why (each failed fork left nothing behind); when none could be
     made, the error that refused the first.
 
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: `progress` lines of phase `forks` (forks done of the count),
+    then one `result` (status 201 and the batch) or `error` (the status and error listed here).
+
     Args:
         id (str):
         body (ForkRequest | None | Unset):
@@ -184,6 +192,10 @@ async def asyncio_detailed(
     """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the
     forks made and, when some were not, why (each failed fork left nothing behind); when none could be
     made, the error that refused the first.
+
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: `progress` lines of phase `forks` (forks done of the count),
+    then one `result` (status 201 and the batch) or `error` (the status and error listed here).
 
     Args:
         id (str):
@@ -216,6 +228,10 @@ async def asyncio(
     """Fork a snapshot `count` times (1 to 256): the sandboxes are made concurrently. Answers 201 with the
     forks made and, when some were not, why (each failed fork left nothing behind); when none could be
     made, the error that refused the first.
+
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+    `ProgressEvent` per line: `progress` lines of phase `forks` (forks done of the count),
+    then one `result` (status 201 and the batch) or `error` (the status and error listed here).
 
     Args:
         id (str):

@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class ProgressUnit(StrEnum):
+    BYTES = "bytes"
+    ITEMS = "items"
+
+    def __str__(self) -> str:
+        return str(self.value)
