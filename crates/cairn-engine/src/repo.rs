@@ -203,6 +203,8 @@ pub(crate) async fn clone_into(root: &Path, c: &Checked, token: Option<&str>) ->
         };
         return Err(invalid(format!("cannot clone {}: {why}", c.url)));
     }
+    // Cloned into its staging directory, not yet in place.
+    crate::crash_point("repo-after-clone");
     let root = root.to_path_buf();
     let path = c.path.clone();
     let moved = tokio::task::spawn_blocking(move || -> Result<()> {

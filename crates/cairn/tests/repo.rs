@@ -262,3 +262,67 @@ fn the_up_from_repo_example_runs() {
         r.stdout
     );
 }
+
+/// cairnd killed with the repository cloned into its staging directory (the sandbox still
+/// `creating`): after a restart nothing of it is left (no sandbox, no tree, no container),
+/// and the same `up --repo` then works.
+#[test]
+fn cairnd_killed_mid_clone_leaves_nothing_and_a_retry_works() {
+    let mut d = Daemon::with_base(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        &[],
+    );
+    let base = tempfile::tempdir().unwrap();
+    make_repo(base.path());
+    let url = format!("file://{}/repo.git", base.path().display());
+    let args = [
+        "up",
+        "--image",
+        "base",
+        "--runtime",
+        "runc",
+        "--name",
+        "cloned",
+        "--repo",
+        &url,
+    ];
+    d.terminate();
+    d.env = vec![("CAIRN_CRASH_AT".into(), "repo-after-clone".into())];
+    d.relaunch();
+    let r = d.cairn(&args);
+    assert_ne!(r.code, 0, "{r:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !d.has_exited() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cairnd did not stop at the crash point: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.env.clear();
+    d.relaunch();
+    let listed = d.cairn(&["ls", "--json"]).json();
+    assert_eq!(listed, serde_json::json!([]), "{listed}");
+    let trees: Vec<_> = std::fs::read_dir(d.home.join("pool/sandboxes"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(trees.is_empty(), "trees left behind: {trees:?}");
+    let containers = Command::new("runc")
+        .arg("--root")
+        .arg(d.home.join("run/runc"))
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&containers.stdout).trim(), "");
+    let id = d.cairn(&args).ok();
+    assert_eq!(
+        d.cairn(&["exec", &id, "cat /workspace/README"]).ok(),
+        "hello from main"
+    );
+    let root = d.cairn(&["exec", &id, "ls -A /"]).ok();
+    assert!(
+        !root.contains(".cairn-repo-"),
+        "staging left in the tree: {root}"
+    );
+}
