@@ -42,8 +42,6 @@ up_args() { if [ "$1" = limited ]; then echo "--disk 4G"; fi; }
 # secs_of "real 0m 1.23s" (busybox time) -> 1.23
 secs_of() { awk '/^real/ { v = $NF; sub(/s$/, "", v); split($2, m, "m"); print m[1] * 60 + v }'; }
 
-# median of the numbers on stdin
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A ID WRITES SNAPS RAWS FORKS SNAPID WRITE SNAP RAW FORK
 for c in $CASES; do ID[$c]=$(cl $c up --image base --runtime runc --memory 1G $(up_args $c)); done
 # Every measurement goes round the three cases in turn, so that a busy moment on the host

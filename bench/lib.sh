@@ -36,3 +36,5 @@ want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 now() { date +%s%N; }
 ms() { echo "scale=2; $1 / 1000000" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
+# median of the numbers on stdin, one a line
+median() { sort -n | awk 'BEGIN { OFMT = "%.6f" } { v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
