@@ -25,7 +25,7 @@ mod ui;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use cairn_engine::Engine;
@@ -94,6 +94,7 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/snapshots/{id}/push", post(remote::push))
         .route("/v1/remote/snapshots", get(remote::list))
         .route("/v1/remote/snapshots/{id}/pull", post(remote::pull))
+        .route("/v1/remote/snapshots/{id}", delete(remote::delete))
         .route(
             "/v1/snapshots/{id}",
             get(snapshots::inspect).delete(snapshots::delete),

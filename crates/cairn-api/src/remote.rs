@@ -1,11 +1,12 @@
 //! The remote tier (`cairnd --remote s3://…`): push a snapshot, list the pushed ones,
-//! pull one. A cairnd without a remote answers 503 saying how to configure one.
+//! pull one, delete one. A cairnd without a remote answers 503 saying how to configure one.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
 use cairn_types::api::{ErrorBody, PushInfo, RemoteSnapshotInfo, SnapshotInfo};
+use cairn_types::remote::RemoteDeleteInfo;
 
 use crate::{Account, ApiError, AppState};
 
@@ -49,4 +50,23 @@ pub async fn pull(
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
     let info = st.engine.pull_snapshot(&account, &id).await?;
     Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Delete a pushed snapshot (by id, or by name when one pushed snapshot has it) from the
+/// remote store, then the chunks no other pushed snapshot of the account names (those older
+/// than cairnd's --remote-gc-grace). Hosts that pulled it keep their copy; this host's
+/// snapshot of that id, if any, stays.
+#[utoipa::path(delete, operation_id = "deleteRemoteSnapshot", tag = "remote", path = "/v1/remote/snapshots/{id}",
+    params(("id" = String, Path, description = "pushed snapshot id or name")),
+    responses((status = 200, body = RemoteDeleteInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "conflict: several pushed snapshots have that name"), (status = 503, body = ErrorBody, description = "unavailable: no remote configured, or the store failed")))]
+pub async fn delete(
+    State(st): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RemoteDeleteInfo>> {
+    Ok(Json(
+        st.engine
+            .run_to_end(move |e| async move { e.delete_remote_snapshot(&account, &id).await })
+            .await?,
+    ))
 }

@@ -26,6 +26,17 @@ pub struct PushInfo {
     pub seconds: f64,
 }
 
+/// What `DELETE /v1/remote/snapshots/{id}` did.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RemoteDeleteInfo {
+    /// The pushed snapshot deleted from the store (hosts that pulled it keep their copy).
+    pub snapshot: String,
+    /// Chunks no pushed snapshot of the account names any more, deleted.
+    pub collected_chunks: u64,
+    /// Their bytes.
+    pub collected_bytes: u64,
+}
+
 /// A snapshot in the remote catalog (`GET /v1/remote/snapshots`).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RemoteSnapshotInfo {

@@ -12,8 +12,14 @@ use cairn_test_support::{Daemon, Moto};
 
 /// A cairnd with image `base` on the moto bucket at `prefix`.
 fn host(moto: &Moto, prefix: &str, tcp: bool) -> Daemon {
+    host_with(moto, prefix, tcp, &[])
+}
+
+/// [`host`] with more arguments for cairnd.
+fn host_with(moto: &Moto, prefix: &str, tcp: bool, extra: &[&str]) -> Daemon {
     let args = moto.args(prefix);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
     let d = Daemon::start_env(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
@@ -230,6 +236,14 @@ fn another_account_can_neither_list_nor_pull_what_an_account_pushed() {
             assert!(run.stderr.contains("no "), "{args:?}: {}", run.stderr);
         }
     }
+    // Nor delete it from the store.
+    let run = as_(&bob, &["snapshot", "delete", "--remote", &snap]);
+    assert!(
+        run.code != 0 && run.stderr.contains("no pushed snapshot"),
+        "{run:?}"
+    );
+    let list = as_(&alice, &["snapshot", "list", "--remote", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     // The operator's account (the unix socket) is another account too.
     let list = a.cairn(&["snapshot", "list", "--remote", "--json"]).json();
     assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
@@ -443,4 +457,98 @@ fn with_push_ready_every_ready_snapshot_reaches_the_store_by_itself() {
             "{s} was pushed: {keys:?}"
         );
     }
+}
+
+/// The chunk names under `prefix`'s `local` account.
+fn chunk_names(moto: &Moto, prefix: &str) -> std::collections::BTreeSet<String> {
+    moto.objects(&format!("{prefix}/local/chunks/"))
+        .into_iter()
+        .map(|(k, _)| k.rsplit('/').next().unwrap().to_string())
+        .collect()
+}
+
+/// `snapshot delete --remote`: the pushed copy leaves the catalog and cannot be pulled, the
+/// chunks only it used are collected (and only those: what another pushed snapshot names
+/// stays, and it still forks elsewhere), the host's own copy stays; a chunk younger than the
+/// grace period is never collected.
+#[test]
+fn deleting_a_pushed_snapshot_collects_only_the_chunks_no_other_names() {
+    let moto = Moto::start();
+    let a = host_with(&moto, "g", false, &["--remote-gc-grace", "0"]);
+    let b = host(&moto, "g", false);
+    let id = a
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    a.cairn(&["exec", &id, "head -c 4194304 /dev/urandom > /root/one"])
+        .ok();
+    let first = a
+        .cairn(&["snapshot", "create", &id, "--name", "first"])
+        .ok();
+    a.cairn(&["snapshot", "push", &first]).ok();
+    let only_first = chunk_names(&moto, "g");
+    a.cairn(&[
+        "exec",
+        &id,
+        "rm /root/one; head -c 2097152 /dev/urandom > /root/two",
+    ])
+    .ok();
+    let second = a
+        .cairn(&["snapshot", "create", &id, "--name", "second"])
+        .ok();
+    a.cairn(&["snapshot", "push", &second]).ok();
+    let recipe: serde_json::Value =
+        serde_json::from_slice(&moto.get(&format!("g/local/snapshots/{second}.json"))).unwrap();
+    let named: std::collections::BTreeSet<String> = recipe["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["hash"].as_str().unwrap().to_string())
+        .collect();
+
+    let done = a
+        .cairn(&["snapshot", "delete", "--remote", &first, "--json"])
+        .json();
+    assert_eq!(done["snapshot"], first.as_str(), "{done}");
+    // The 4 MiB only the first held is collected; the store keeps exactly what the second names.
+    assert!(
+        done["collected_bytes"].as_u64().unwrap() >= 4 << 20,
+        "{done}"
+    );
+    assert_eq!(chunk_names(&moto, "g"), named);
+    assert!(only_first.difference(&named).count() as u64 >= 1);
+    let list = a.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![second.as_str()], "{list}");
+    let err = failed(b.cairn(&["snapshot", "pull", &first]));
+    assert!(err.contains("no pushed snapshot"), "{err}");
+    let err = failed(a.cairn(&["snapshot", "delete", "--remote", &first]));
+    assert!(err.contains("no pushed snapshot"), "{err}");
+    // This host's copy stays; the other pushed snapshot forks on the other host, whole.
+    assert_eq!(
+        a.cairn(&["snapshot", "list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let fork = b.cairn(&["fork", &second]).ok();
+    assert_eq!(
+        b.cairn(&["exec", &fork, "md5sum < /root/two"]).ok(),
+        a.cairn(&["exec", &id, "md5sum < /root/two"]).ok()
+    );
+
+    // With the default grace (an hour) the recipe goes, and its young chunks stay.
+    let done = b
+        .cairn(&["snapshot", "delete", "--remote", "second", "--json"])
+        .json();
+    assert_eq!(done["collected_chunks"], 0, "{done}");
+    assert_eq!(chunk_names(&moto, "g"), named);
+    let list = b.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    assert_eq!(list, serde_json::json!([]));
 }

@@ -19,6 +19,7 @@
 
 mod auto;
 mod chunker;
+mod gc;
 mod pull;
 mod push;
 mod recipe;
@@ -43,6 +44,9 @@ pub struct RemoteConfig {
     /// Push every snapshot that becomes ready (taken or imported; not a pause's automatic
     /// ones) in the background (see `auto`).
     pub push_ready: bool,
+    /// How old a chunk no pushed snapshot names must be before a deletion collects it
+    /// (see `gc`; cairnd's default is an hour).
+    pub gc_grace: Duration,
 }
 
 /// How long one request to the store may take before it is retried or fails.
@@ -59,6 +63,8 @@ pub(crate) struct Remote {
     url: String,
     /// Held by each pull: two forks of a snapshot this host lacks pull it once.
     pulls: tokio::sync::Mutex<()>,
+    /// How old an unnamed chunk must be to be collected.
+    gc_grace: Duration,
     /// With `push_ready`: the background pushes' queue (see `auto`).
     pub(crate) auto: Option<auto::Queue>,
 }
@@ -112,6 +118,7 @@ impl Remote {
             prefix,
             url: cfg.url.clone(),
             pulls: tokio::sync::Mutex::new(()),
+            gc_grace: cfg.gc_grace,
             auto: cfg.push_ready.then(auto::Queue::default),
         };
         let probe = remote.key(&[]);

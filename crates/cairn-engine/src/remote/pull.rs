@@ -61,7 +61,7 @@ impl Engine {
     }
 
     /// Every readable recipe of `account` (an unreadable one is logged and left out).
-    async fn recipes(&self, remote: &Remote, account: &str) -> Result<Vec<Recipe>> {
+    pub(super) async fn recipes(&self, remote: &Remote, account: &str) -> Result<Vec<Recipe>> {
         let metas: Vec<_> = remote
             .store
             .list(Some(&remote.recipes_key(account)))
@@ -131,13 +131,14 @@ impl Engine {
         self.pull_locked(&remote, account, reference).await
     }
 
-    /// [`Engine::pull_snapshot`], with the pull lock held.
-    async fn pull_locked(
-        self: &Arc<Self>,
-        remote: &Arc<Remote>,
+    /// `account`'s recipe of pushed snapshot `reference` (its id, or its name when one
+    /// pushed snapshot has it).
+    pub(super) async fn find_recipe(
+        &self,
+        remote: &Remote,
         account: &str,
         reference: &str,
-    ) -> Result<SnapshotInfo> {
+    ) -> Result<Recipe> {
         let not_found = || {
             EngineError::NotFound(format!(
                 "no pushed snapshot '{}': list them with 'cairn snapshot list --remote'",
@@ -171,6 +172,17 @@ impl Engine {
                 }
             }
         };
+        Ok(recipe)
+    }
+
+    /// [`Engine::pull_snapshot`], with the pull lock held.
+    async fn pull_locked(
+        self: &Arc<Self>,
+        remote: &Arc<Remote>,
+        account: &str,
+        reference: &str,
+    ) -> Result<SnapshotInfo> {
+        let recipe = self.find_recipe(remote, account, reference).await?;
         let id: SnapshotId = recipe
             .snapshot
             .parse()

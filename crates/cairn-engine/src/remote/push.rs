@@ -59,6 +59,73 @@ impl Engine {
             Err(e) => return Err(store_failed("looked for the snapshot's recipe", &e)),
         }
 
+        let up = self.upload(&remote, account, src).await?;
+        let (doc, bytes, hash, refs) = (up.doc, up.bytes, up.hash, up.refs);
+        let (mut uploaded_chunks, mut uploaded_bytes) = (up.uploaded_chunks, up.uploaded_bytes);
+
+        // The recipe, last: under a temporary key, then its final one.
+        let recipe = Recipe {
+            format: Recipe::FORMAT.into(),
+            version: Recipe::VERSION,
+            cairn_version: env!("CARGO_PKG_VERSION").into(),
+            snapshot: id.to_string(),
+            pushed_at: chrono::Utc::now(),
+            chunking: Chunking::default(),
+            archive: doc,
+            stream_bytes: bytes,
+            stream_blake3: hash,
+            chunks: refs,
+        };
+        let json = serde_json::to_vec_pretty(&recipe)
+            .map_err(|e| EngineError::failed("cannot encode the recipe", e))?;
+        let temp = remote.temp_recipe_key(account, id.as_str());
+        remote
+            .store
+            .put(&temp, PutPayload::from(json))
+            .await
+            .map_err(|e| store_failed("uploaded the recipe", &e))?;
+        crate::crash_point("push-before-recipe");
+        let moved = remote.store.copy(&temp, &final_key).await;
+        let _ = remote.store.delete(&temp).await;
+        moved.map_err(|e| store_failed("published the recipe", &e))?;
+        // A chunk this push found in the store and did not upload may have been collected
+        // since (the last snapshot using it deleted on another host): the recipe is
+        // published now, so no later collection takes its chunks; any missing are uploaded
+        // again from the snapshot (the same cuts give the same chunks).
+        let mut reused = up.reused;
+        for _ in 0..3 {
+            let missing = remote.missing_chunks(account, &reused).await?;
+            if missing.is_empty() {
+                break;
+            }
+            tracing::warn!(snapshot = %id, missing = missing.len(), "chunks collected under a push: uploading them again");
+            let src = self.archive_source(account, id.as_str(), "pushed").await?;
+            let again = self.upload(&remote, account, src).await?;
+            uploaded_chunks += again.uploaded_chunks;
+            uploaded_bytes += again.uploaded_bytes;
+            reused = again.reused;
+        }
+        let info = PushInfo {
+            snapshot: id.to_string(),
+            already_pushed: false,
+            chunks: recipe.chunks.len() as u64,
+            uploaded_chunks,
+            bytes,
+            uploaded_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(snapshot = %id, chunks = info.chunks, uploaded_chunks, uploaded_bytes, "snapshot pushed");
+        Ok(info)
+    }
+
+    /// Cuts `src`'s archive stream into chunks and uploads those the store lacks.
+    async fn upload(
+        self: &Arc<Self>,
+        remote: &Arc<Remote>,
+        account: &str,
+        src: crate::share::ArchiveSource,
+    ) -> Result<Uploaded> {
+        let id = src.id.clone();
         // The stream, cut on a blocking thread; chunks flow to the uploads below.
         let (tx, rx) = mpsc::channel::<Chunk>(CONCURRENT_UPLOADS * 2);
         let engine = Arc::clone(self);
@@ -83,6 +150,7 @@ impl Engine {
 
         // Uploads: each chunk once, and only when the store lacks it.
         let seen = std::sync::Mutex::new(HashSet::new());
+        let reused = std::sync::Mutex::new(Vec::new());
         let chunks =
             futures_util::stream::unfold(
                 rx,
@@ -94,15 +162,22 @@ impl Engine {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(c.hash.clone());
-                let remote = Arc::clone(&remote);
+                let remote = Arc::clone(remote);
                 let account = account.to_string();
+                let reused = &reused;
                 async move {
                     if !first {
                         return Ok::<u64, EngineError>(0);
                     }
                     let key = remote.chunk_key(&account, &c.hash);
                     match remote.store.head(&key).await {
-                        Ok(_) => return Ok(0),
+                        Ok(_) => {
+                            reused
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(c.hash.clone());
+                            return Ok(0);
+                        }
                         Err(object_store::Error::NotFound { .. }) => {}
                         Err(e) => return Err(store_failed("looked for a chunk", &e)),
                     }
@@ -131,41 +206,50 @@ impl Engine {
             ))
         })?;
 
-        // The recipe, last: under a temporary key, then its final one.
-        let recipe = Recipe {
-            format: Recipe::FORMAT.into(),
-            version: Recipe::VERSION,
-            cairn_version: env!("CARGO_PKG_VERSION").into(),
-            snapshot: id.to_string(),
-            pushed_at: chrono::Utc::now(),
-            chunking: Chunking::default(),
-            archive: doc,
-            stream_bytes: bytes,
-            stream_blake3: hash,
-            chunks: refs,
-        };
-        let json = serde_json::to_vec_pretty(&recipe)
-            .map_err(|e| EngineError::failed("cannot encode the recipe", e))?;
-        let temp = remote.temp_recipe_key(account, id.as_str());
-        remote
-            .store
-            .put(&temp, PutPayload::from(json))
-            .await
-            .map_err(|e| store_failed("uploaded the recipe", &e))?;
-        crate::crash_point("push-before-recipe");
-        let moved = remote.store.copy(&temp, &final_key).await;
-        let _ = remote.store.delete(&temp).await;
-        moved.map_err(|e| store_failed("published the recipe", &e))?;
-        let info = PushInfo {
-            snapshot: id.to_string(),
-            already_pushed: false,
-            chunks: recipe.chunks.len() as u64,
-            uploaded_chunks,
+        Ok(Uploaded {
+            doc,
             bytes,
+            hash,
+            refs,
+            uploaded_chunks,
             uploaded_bytes,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        tracing::info!(snapshot = %id, chunks = info.chunks, uploaded_chunks, uploaded_bytes, "snapshot pushed");
-        Ok(info)
+            reused: reused
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        })
+    }
+}
+
+/// What [`Engine::upload`] did.
+struct Uploaded {
+    doc: crate::share::ArchiveDoc,
+    bytes: u64,
+    hash: String,
+    refs: Vec<ChunkRef>,
+    uploaded_chunks: u64,
+    uploaded_bytes: u64,
+    /// Chunks found in the store, not uploaded.
+    reused: Vec<String>,
+}
+
+impl Remote {
+    /// Which of `account`'s chunks `hashes` the store lacks.
+    pub(super) async fn missing_chunks(
+        &self,
+        account: &str,
+        hashes: &[String],
+    ) -> Result<Vec<String>> {
+        let found = futures_util::stream::iter(hashes.iter().cloned())
+            .map(|h| async move {
+                match self.store.head(&self.chunk_key(account, &h)).await {
+                    Ok(_) => Ok(None),
+                    Err(object_store::Error::NotFound { .. }) => Ok(Some(h)),
+                    Err(e) => Err(store_failed("looked for a chunk", &e)),
+                }
+            })
+            .buffer_unordered(CONCURRENT_UPLOADS)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 }

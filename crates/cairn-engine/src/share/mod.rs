@@ -17,6 +17,7 @@ mod links;
 
 pub(crate) use archive::ArchiveDoc;
 pub use archive::ArchiveFormat;
+pub(crate) use export::ArchiveSource;
 pub use export::ArchiveStream;
 pub(crate) use links::ensure_key;
 pub use links::{SnapshotLink, DEFAULT_LINK_SECS};

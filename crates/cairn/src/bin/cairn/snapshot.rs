@@ -100,13 +100,19 @@ pub enum SnapshotCommand {
         #[arg(long)]
         fresh: bool,
     },
-    /// Delete a snapshot; sandboxes forked or restored from it keep working.
+    /// Delete a snapshot; sandboxes forked or restored from it keep working. With --remote,
+    /// delete your pushed copy from the remote store instead (and the chunks no other pushed
+    /// snapshot of yours uses); this host's copy, and other hosts' pulled copies, stay.
     #[command(
-        after_help = "Examples:\n  cairn snapshot delete snap-1b2c3d4e\n  cairn snapshot delete builder:baseline"
+        after_help = "Examples:\n  cairn snapshot delete snap-1b2c3d4e\n  cairn snapshot delete builder:baseline\n  cairn snapshot delete --remote snap-1b2c3d4e"
     )]
     Delete {
-        /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME.
+        /// Snapshot: id, NAME (when only one of your sandboxes has it) or SANDBOX:NAME;
+        /// with --remote: a pushed snapshot's id or name.
         snapshot: String,
+        /// Delete the pushed copy from the remote store (cairnd --remote).
+        #[arg(long)]
+        remote: bool,
     },
     /// Paths added, modified and deleted since a snapshot: against another snapshot, or the live sandbox.
     #[command(
@@ -329,7 +335,20 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             pb.finish_and_clear();
             output::show(json, &res?, |s| outln!("{}", s.id))?;
         }
-        SnapshotCommand::Delete { snapshot } => {
+        SnapshotCommand::Delete {
+            snapshot,
+            remote: true,
+        } => {
+            let info: cairn_types::remote::RemoteDeleteInfo = client
+                .json(
+                    Method::DELETE,
+                    &format!("/v1/remote/snapshots/{}", enc(&snapshot)),
+                    None,
+                )
+                .await?;
+            output::show(json, &info, |i| outln!("{}", i.snapshot))?;
+        }
+        SnapshotCommand::Delete { snapshot, .. } => {
             client
                 .empty(Method::DELETE, &format!("/v1/snapshots/{}", enc(&snapshot)))
                 .await?;

@@ -67,6 +67,17 @@ struct Args {
     /// store yet.
     #[arg(long, requires = "remote")]
     remote_push_ready: bool,
+    /// How old a chunk of the store that no pushed snapshot names any more must be before a
+    /// remote delete collects it (a push on another host uploads its chunks before its
+    /// recipe: keep this longer than a push takes; 0 collects at once, for a store only one
+    /// host pushes to).
+    #[arg(
+        long,
+        default_value = "1h",
+        value_name = "DURATION",
+        requires = "remote"
+    )]
+    remote_gc_grace: String,
     /// Size of the btrfs pool image, when the data directory is not on btrfs.
     #[arg(long, default_value = "20G", value_name = "SIZE")]
     pool_size: String,
@@ -331,7 +342,14 @@ async fn run(args: Args) -> Result<()> {
         url,
         endpoint: args.remote_endpoint.clone(),
         push_ready: args.remote_push_ready,
+        gc_grace: std::time::Duration::ZERO,
     });
+    if let Some(r) = cfg.remote.as_mut() {
+        r.gc_grace = std::time::Duration::from_secs(match args.remote_gc_grace.trim() {
+            "0" | "0s" => 0,
+            g => parse_duration(g).context("invalid --remote-gc-grace")?,
+        });
+    }
     let engine = Engine::open(cfg, db)
         .await
         .context("while opening the data directory")?;
