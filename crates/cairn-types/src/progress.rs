@@ -111,7 +111,10 @@ mod tests {
         let line = serde_json::to_string(&Progress::items("forks", 3, None)).unwrap();
         assert_eq!(line, r#"{"phase":"forks","done":3,"unit":"items"}"#);
         let line = serde_json::to_string(&Progress::bytes("memory", 1, Some(8))).unwrap();
-        assert_eq!(line, r#"{"phase":"memory","done":1,"total":8,"unit":"bytes"}"#);
+        assert_eq!(
+            line,
+            r#"{"phase":"memory","done":1,"total":8,"unit":"bytes"}"#
+        );
     }
 
     #[test]
