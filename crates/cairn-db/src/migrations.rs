@@ -175,8 +175,8 @@ const MIGRATIONS: &[&str] = &[
     //    (E2B's autoResume); `pause_at_timeout` 2 pauses it releasing its memory.
     "ALTER TABLE sandbox_extras ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;",
     // 16 (templates, issue 21): named, snapshot-backed templates of an account, with the
-    //    process defaults their sandboxes get; and the account's build-step cache (step key →
-    //    the snapshot that step left).
+    //    process defaults their sandboxes get; the account's build-step cache (step key →
+    //    the snapshot that step left); the user a sandbox's commands run as by default.
     "CREATE TABLE templates (
         account TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -195,7 +195,8 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (account, key)
     );
-    CREATE INDEX template_steps_snapshot ON template_steps(snapshot_id);",
+    CREATE INDEX template_steps_snapshot ON template_steps(snapshot_id);
+    ALTER TABLE sandboxes ADD COLUMN user TEXT;",
 ];
 
 /// Brings the schema to the newest version.

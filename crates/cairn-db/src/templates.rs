@@ -178,6 +178,32 @@ impl Db {
         Ok(out)
     }
 
+    /// Sets the user (`uid` or `uid:gid`) a sandbox's commands run as by default.
+    pub fn set_sandbox_user(
+        &self,
+        id: &cairn_types::SandboxId,
+        user: Option<&str>,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE sandboxes SET user = ?2 WHERE id = ?1",
+            params![id.as_str(), user],
+        )?;
+        Ok(())
+    }
+
+    /// The user a sandbox's commands run as by default, when set.
+    pub fn sandbox_user(&self, id: &cairn_types::SandboxId) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT user FROM sandboxes WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// Forgets an account's cached build step.
     pub fn delete_template_step(&self, account: &str, key: &str) -> Result<(), DbError> {
         self.conn().execute(

@@ -44,7 +44,8 @@ fn not_found(name: &str) -> EngineError {
     ))
 }
 
-fn check_user(user: &str) -> Result<()> {
+/// Checks a user: a numeric `uid` or `uid:gid`.
+pub(crate) fn check_user(user: &str) -> Result<()> {
     let ok = !user.is_empty()
         && user.len() <= 21
         && user
@@ -210,7 +211,43 @@ impl Engine {
         if req.workdir.is_none() {
             req.workdir = t.workdir.clone();
         }
-        self.create_sandbox(account, &req).await
+        let info = self.create_sandbox(account, &req).await?;
+        if let Some(user) = t.user {
+            let id: cairn_types::SandboxId = info
+                .id
+                .parse()
+                .map_err(|e: cairn_types::IdError| EngineError::Internal(e.to_string()))?;
+            self.db(move |db| db.set_sandbox_user(&id, Some(&user)))
+                .await?;
+        }
+        Ok(info)
+    }
+
+    /// The user an exec in sandbox `r` runs as: the request's, else the sandbox's default
+    /// (its template's `USER`); `None`: root. Another user needs the agent.
+    pub(crate) async fn exec_user(
+        &self,
+        r: &cairn_db::SandboxRecord,
+        asked: Option<&str>,
+        agent: bool,
+    ) -> Result<Option<String>> {
+        if let Some(u) = asked {
+            check_user(u)?;
+        }
+        let user = match asked {
+            Some(u) => Some(u.to_string()),
+            None => {
+                let id = r.id.clone();
+                self.db(move |db| db.sandbox_user(&id)).await?
+            }
+        };
+        if user.is_some() && !agent {
+            return Err(EngineError::Conflict(format!(
+                "sandbox {} runs without its agent, which alone runs commands as another user: run it as root (no user) or start the sandbox with the agent",
+                r.id
+            )));
+        }
+        Ok(user)
     }
 
     /// The snapshot `account`'s build step `key` left, when cached.

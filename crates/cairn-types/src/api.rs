@@ -359,6 +359,10 @@ pub struct ExecRequest {
     /// (needs the agent).
     #[serde(default)]
     pub secret_env: Vec<String>,
+    /// Run it as this user: a numeric `uid` or `uid:gid` (needs the agent). Default: the
+    /// sandbox's (its template's `USER`), else root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// One line of the exec stream (`application/x-ndjson`): output chunks in

@@ -28,7 +28,7 @@ fn context(dir: &Path, last_run: &str) -> std::path::PathBuf {
     std::fs::write(
         &file,
         format!(
-            "# a template for the tests\nFROM base\nRUN mkdir -p /opt/app \\\n    && echo built > /opt/app/state\nCOPY hello.txt /opt/app/\nCOPY src /opt/app/src\nENV GREETING=\"hi there\" MODE=test\nWORKDIR /opt/app\nUSER 1000:1000\nRUN [\"sh\", \"-c\", \"echo $GREETING > greeting; pwd > where\"]\nRUN {last_run}\n"
+            "# a template for the tests\nFROM base\nRUN mkdir -p /opt/app \\\n    && echo built > /opt/app/state\nCOPY hello.txt /opt/app/\nCOPY src /opt/app/src\nENV GREETING=\"hi there\" MODE=test\nWORKDIR /opt/app\nRUN chown 1000:1000 /opt/app\nUSER 1000:1000\nRUN [\"sh\", \"-c\", \"echo $GREETING > greeting; pwd > where\"]\nRUN {last_run}\n"
         ),
     )
     .unwrap();
@@ -77,12 +77,12 @@ fn build_copies_files_and_sets_defaults_and_rebuilds_only_what_changed(runtime: 
         .cairn(&[
             "exec",
             &id,
-            "cat /opt/app/state /opt/app/hello.txt /opt/app/src/sub/a.py greeting where last; echo \"$MODE|$GREETING|$(pwd)\"",
+            "cat /opt/app/state /opt/app/hello.txt /opt/app/src/sub/a.py greeting where last; echo \"$MODE|$GREETING|$(pwd)|$(id -u)|$(stat -c %u greeting)\"",
         ])
         .ok();
     assert_eq!(
         out,
-        "built\nhello from the context\nprint('a')\nhi there\n/opt/app\none\ntest|hi there|/opt/app"
+        "built\nhello from the context\nprint('a')\nhi there\n/opt/app\none\ntest|hi there|/opt/app|1000|1000"
     );
     let t = d.cairn(&["template", "inspect", "app", "--json"]).json();
     assert_eq!(t["user"], "1000:1000");
@@ -91,14 +91,17 @@ fn build_copies_files_and_sets_defaults_and_rebuilds_only_what_changed(runtime: 
     let ls = d.cairn(&["template", "ls"]).ok();
     assert!(ls.contains("app") && ls.contains("NAME"), "{ls}");
 
-    // Only the last RUN changed: steps 1..8 cached, step 9 runs.
+    // Root when asked.
+    assert_eq!(d.cairn(&["exec", "-u", "0", &id, "id -u"]).ok(), "0");
+
+    // Only the last RUN changed: steps 1..9 cached, step 10 runs.
     context(&ctx, "echo two > /opt/app/last");
     let r = build(&d, "app", &file, &ctx, runtime);
     assert_eq!(r.ok(), "app", "{}", r.stderr);
-    assert_eq!(cached_lines(&r.stderr), 8, "{}", r.stderr);
+    assert_eq!(cached_lines(&r.stderr), 9, "{}", r.stderr);
     assert_eq!(running_lines(&r.stderr), 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("step 9/9 running: RUN echo two"),
+        r.stderr.contains("step 10/10 running: RUN echo two"),
         "{}",
         r.stderr
     );

@@ -255,6 +255,7 @@ async fn run(client: &Client, sandbox: &str, cmd: Vec<String>, d: &Defaults) -> 
         detach: false,
         started_event: false,
         secret_env: Vec::new(),
+        user: d.user.clone(),
     };
     let path = format!("/v1/sandboxes/{}/exec", enc(sandbox));
     let resp = client

@@ -226,8 +226,14 @@ pub fn parse(text: &str) -> Result<Cairnfile, CliError> {
             "WORKDIR" => Step::Workdir(rest.to_string()),
             "USER" => {
                 let ws = words(n, rest)?;
-                if ws.len() != 1 {
-                    return Err(bad(n, "USER takes one name, uid or uid:gid"));
+                let numeric = ws.len() == 1
+                    && ws[0].split(':').count() <= 2
+                    && ws[0].split(':').all(|p| p.parse::<u32>().is_ok());
+                if !numeric {
+                    return Err(bad(
+                        n,
+                        "USER takes a numeric uid or uid:gid (find a name's with RUN id -u NAME)",
+                    ));
                 }
                 Step::User(ws[0].clone())
             }
@@ -292,6 +298,7 @@ mod tests {
             ("FROM a\nFROM b", "second FROM"),
             ("FROM a\nRUN [\"x\"", "JSON array"),
             ("FROM a\nENV 1A=2", "no variable name"),
+            ("FROM a\nUSER nobody", "numeric uid"),
             ("", "empty"),
         ] {
             let e = parse(text).unwrap_err().to_string();
