@@ -299,9 +299,19 @@ impl Engine {
                 continue;
             }
             if let Some(s) = self.snapshot_row(&id).await? {
-                if s.state != SnapshotState::Deleted {
-                    self.purge_snapshot(&id).await?;
+                // As `delete_snapshot`: serialized with the sandbox's snapshots, and never the
+                // one a paused sandbox's processes wait in.
+                let lock = self.lock_for(&s.sandbox_id);
+                let _guard = lock.lock().await;
+                let row = s.sandbox_id.clone();
+                let held = self
+                    .db(move |db| db.sandbox(&row))
+                    .await?
+                    .is_some_and(|h| h.memory_snapshot.as_ref() == Some(&s.id));
+                if held || s.state == SnapshotState::Deleted {
+                    continue;
                 }
+                self.purge_snapshot(&id).await?;
             }
             tracing::info!(snapshot = %id, step = %key, "unused build step deleted");
             removed.push(id);

@@ -251,6 +251,58 @@ fn copy_cannot_leave_the_context() {
     );
 }
 
+/// A build sandbox an interrupted build left is destroyed by the next build of that name; a
+/// sandbox of the user's that merely has the name is left alone (the build is refused).
+#[test]
+fn a_build_cleans_what_an_interrupted_one_left() {
+    let d = daemon();
+    let ctx = d.scratch().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let file = ctx.join("Cairnfile");
+    std::fs::write(&file, "FROM base\nWORKDIR /w/x\n").unwrap();
+    let left = d
+        .cairn(&[
+            "up",
+            "--image",
+            "base",
+            "--runtime",
+            "runc",
+            "--name",
+            "build-x",
+        ])
+        .ok();
+    let r = build(&d, "x", &file, &ctx, "runc");
+    assert_eq!(r.ok(), "x", "{}", r.stderr);
+    assert!(
+        r.stderr.contains("left by an interrupted build"),
+        "{}",
+        r.stderr
+    );
+    let r = d.cairn(&["inspect", &left]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let id = d.cairn(&["up", "--template", "x"]).ok();
+    assert_eq!(d.cairn(&["exec", &id, "pwd"]).ok(), "/w/x");
+
+    let mine = d
+        .cairn(&[
+            "up",
+            "--image",
+            "base",
+            "--runtime",
+            "runc",
+            "--name",
+            "build-y",
+        ])
+        .ok();
+    d.cairn(&["snapshot", "create", &mine, "--name", "keep"])
+        .ok();
+    std::fs::write(&file, "FROM base\nRUN echo y > /y\n").unwrap();
+    let r = build(&d, "y", &file, &ctx, "runc");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("is no build sandbox"), "{}", r.stderr);
+    d.cairn(&["inspect", &mine]).ok();
+}
+
 /// `template create --from-snapshot`; its snapshot cannot be deleted while the template
 /// holds it (409 naming the template and the fix); `template rm` keeps a snapshot the user
 /// took; another account can neither see, use nor remove the template.

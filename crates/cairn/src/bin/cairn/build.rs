@@ -79,6 +79,15 @@ impl Defaults {
     }
 }
 
+/// `d` for what the build itself runs (directories COPY and WORKDIR make): as root, from /.
+fn as_root(d: &Defaults) -> Defaults {
+    Defaults {
+        env: d.env.clone(),
+        workdir: None,
+        user: None,
+    }
+}
+
 /// Whether a step leaves files (and so a snapshot).
 fn has_files(step: &Step) -> bool {
     matches!(step, Step::Run(_) | Step::Copy { .. } | Step::Workdir(_))
@@ -308,16 +317,7 @@ async fn run(client: &Client, sandbox: &str, cmd: Vec<String>, d: &Defaults) -> 
 /// Uploads a COPY's sources into the build sandbox.
 async fn copy(client: &Client, sandbox: &str, plan: CopyPlan, d: &Defaults) -> Result<()> {
     let mkdir = vec!["mkdir".into(), "-p".into(), "--".into(), plan.dir.clone()];
-    let ran = run(
-        client,
-        sandbox,
-        mkdir,
-        &Defaults {
-            workdir: None,
-            ..d.clone()
-        },
-    )
-    .await?;
+    let ran = run(client, sandbox, mkdir, &as_root(d)).await?;
     if ran.code != 0 {
         return Err(CliError::new(
             "step_failed",
@@ -474,7 +474,7 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<TemplateInfo> {
     let needs_sandbox = (first_to_run..total).any(files_at);
     if needs_sandbox {
         let sandbox = format!("build-{}", a.name);
-        sandbox_gone(client, &sandbox).await;
+        sandbox_gone(client, &sandbox).await?;
         let mut req = json!({ "name": sandbox });
         match &last_snap {
             Some(s) => req["from_snapshot"] = json!(s),
@@ -524,8 +524,8 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<TemplateInfo> {
     client.json(Method::POST, "/v1/templates", Some(req)).await
 }
 
-/// Destroys a build sandbox a killed build left.
-async fn sandbox_gone(client: &Client, sandbox: &str) {
+/// Destroys the build sandbox a killed build left.
+async fn sandbox_gone(client: &Client, sandbox: &str) -> Result<()> {
     let there: Result<SandboxInfo> = client
         .json(
             Method::GET,
@@ -533,10 +533,23 @@ async fn sandbox_gone(client: &Client, sandbox: &str) {
             None,
         )
         .await;
-    if there.is_ok() {
-        eprintln!("destroying {sandbox}, left by an interrupted build");
-        destroy(client, sandbox).await;
+    let Ok(there) = there else {
+        return Ok(());
+    };
+    // Only a build's: every snapshot of it a build step (a sandbox of the user's that
+    // happens to have the name is left alone).
+    let path = format!("/v1/sandboxes/{}/snapshots?all=true", there.id);
+    let snaps: Vec<SnapshotInfo> = client.json(Method::GET, &path, None).await?;
+    if snaps.iter().any(|s| !s.name.starts_with("step-")) {
+        return Err(CliError::new(
+            "conflict",
+            format!("a sandbox named {sandbox} ({}) exists and is no build sandbox: the build needs that name; rename or destroy it", there.id),
+        )
+        .into());
     }
+    eprintln!("destroying {sandbox}, left by an interrupted build");
+    destroy(client, &there.id).await;
+    Ok(())
 }
 
 /// Runs steps `from..` in the build sandbox; returns the last step snapshot taken.
@@ -580,19 +593,13 @@ async fn steps(
                     .into());
                 }
             }
-            Some(Step::Workdir(_)) => {
-                let dir = before
-                    .get(i + 1)
-                    .and_then(|n| n.workdir.clone())
-                    .unwrap_or_default();
+            Some(Step::Workdir(w)) => {
+                let dir = d.resolve(w);
                 let ran = run(
                     client,
                     sandbox,
                     vec!["mkdir".into(), "-p".into(), "--".into(), dir.clone()],
-                    &Defaults {
-                        workdir: None,
-                        ..d.clone()
-                    },
+                    &as_root(d),
                 )
                 .await?;
                 if ran.code != 0 {
