@@ -36,14 +36,14 @@ pub enum TemplateCommand {
     /// runs in a build sandbox and is cached as a snapshot, so a rebuild runs only the
     /// steps from the first one that changed.
     #[command(
-        after_help = "Examples:\n  cairn template build py -f Cairnfile .              # context: the current directory\n  cairn template build py -f Cairnfile ./app --runtime runc\n  cairn template build web -f Cairnfile --stateful   # RUN ... & processes keep running in every sandbox\n  cairn up --template py\n\nA Cairnfile:\n  FROM base                      # an image, or one of your templates\n  RUN mkdir -p /app && echo ready > /app/state\n  COPY src /app/src              # from the context directory, never outside it\n  ENV MODE=dev\n  WORKDIR /app\n  RUN [\"sh\", \"-c\", \"setsid httpd -p 8000 >/dev/null 2>&1 &\"]\n\nProgress ('step 2/6 cached: ...', 'step 3/6 running: ...') and the steps' output go to\nstderr; the template's name (or, with --json, the template) to stdout."
+        after_help = "Examples:\n  cairn template build py                            # ./Cairnfile, context: the current directory\n  cairn template build py -f Cairnfile ./app --runtime runc\n  cairn template build web -f Cairnfile --stateful   # RUN ... & processes keep running in every sandbox\n  cairn up --template py\n\nA Cairnfile:\n  FROM base                      # an image, or one of your templates\n  RUN mkdir -p /app && echo ready > /app/state\n  COPY src /app/src              # from the context directory, never outside it\n  ENV MODE=dev\n  WORKDIR /app\n  RUN [\"sh\", \"-c\", \"setsid httpd -p 8000 >/dev/null 2>&1 &\"]\n\nProgress ('step 2/6 cached: ...', 'step 3/6 running: ...') and the steps' output go to\nstderr; the template's name (or, with --json, the template) to stdout."
     )]
     Build {
         /// The template's name (a rebuild replaces it).
         name: String,
-        /// The Cairnfile.
-        #[arg(long, short = 'f', default_value = "Cairnfile")]
-        file: PathBuf,
+        /// The Cairnfile [default: CONTEXT/Cairnfile].
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
         /// The directory COPY sources are read from.
         #[arg(default_value = ".")]
         context: PathBuf,
@@ -101,7 +101,7 @@ pub async fn run(client: &Client, command: TemplateCommand, json: bool) -> Resul
         } => {
             let args = crate::build::BuildArgs {
                 name,
-                file,
+                file: file.unwrap_or_else(|| context.join("Cairnfile")),
                 context,
                 stateful,
                 runtime,
