@@ -298,25 +298,62 @@ impl Engine {
             if removed.contains(&id) {
                 continue;
             }
-            if let Some(s) = self.snapshot_row(&id).await? {
-                // As `delete_snapshot`: serialized with the sandbox's snapshots, and never the
-                // one a paused sandbox's processes wait in.
-                let lock = self.lock_for(&s.sandbox_id);
-                let _guard = lock.lock().await;
-                let row = s.sandbox_id.clone();
-                let held = self
-                    .db(move |db| db.sandbox(&row))
-                    .await?
-                    .is_some_and(|h| h.memory_snapshot.as_ref() == Some(&s.id));
-                if held || s.state == SnapshotState::Deleted {
-                    continue;
-                }
-                self.purge_snapshot(&id).await?;
-            }
+            self.purge_unused(&id).await?;
             tracing::info!(snapshot = %id, step = %key, "unused build step deleted");
             removed.push(id);
         }
+        if under.is_none() {
+            // Step snapshots an interrupted build took but never cached: of a destroyed
+            // `build-…` sandbox, named `step-…`, in no template's lineage.
+            let who = account.to_string();
+            for s in self.db(move |db| db.account_snapshots(&who)).await? {
+                let of_build = s.name.starts_with("step-")
+                    && s.sandbox_name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("build-"));
+                if !of_build || kept.contains(&s.id) || removed.contains(&s.id) {
+                    continue;
+                }
+                let (row, id, who, sid) = (
+                    s.sandbox_id.clone(),
+                    s.id.clone(),
+                    account.to_string(),
+                    s.id.to_string(),
+                );
+                let (live, cached) = self
+                    .db(move |db| {
+                        let cached = db.template_steps(&who)?.iter().any(|(_, i)| *i == id);
+                        Ok((db.sandbox(&row)?.is_some(), cached))
+                    })
+                    .await?;
+                if live || cached {
+                    continue;
+                }
+                self.purge_unused(&s.id).await?;
+                tracing::info!(snapshot = %sid, "uncached build step deleted");
+                removed.push(s.id);
+            }
+        }
         Ok(removed)
+    }
+
+    /// Deletes a snapshot no template uses, as `delete_snapshot` does: serialized with its
+    /// sandbox's snapshots, and never the one a paused sandbox's processes wait in.
+    async fn purge_unused(&self, id: &SnapshotId) -> Result<()> {
+        let Some(s) = self.snapshot_row(id).await? else {
+            return Ok(());
+        };
+        let lock = self.lock_for(&s.sandbox_id);
+        let _guard = lock.lock().await;
+        let row = s.sandbox_id.clone();
+        let held = self
+            .db(move |db| db.sandbox(&row))
+            .await?
+            .is_some_and(|h| h.memory_snapshot.as_ref() == Some(&s.id));
+        if !held && s.state != SnapshotState::Deleted {
+            self.purge_snapshot(id).await?;
+        }
+        Ok(())
     }
 
     /// A snapshot and its ancestors, nearest first.

@@ -148,4 +148,37 @@ async fn steps_are_per_account_and_go_with_the_templates_that_use_them() {
         vec![c[1].clone()]
     );
     assert!(e.template_step(ALICE, "k6").await.is_ok());
+
+    // An interrupted build's step that was never cached: pruned once its build sandbox is
+    // gone; a snapshot of the user's that only looks like one (another sandbox) is kept.
+    for (sandbox, name) in [("build-w", "step-2-abc"), ("mine", "step-1")] {
+        e.create_sandbox(
+            ALICE,
+            &CreateSandbox {
+                image: "base".into(),
+                name: Some(sandbox.into()),
+                network: Some(NetworkMode::None),
+                ..CreateSandbox::default()
+            },
+        )
+        .await
+        .unwrap();
+        e.create_snapshot(ALICE, sandbox, Some(name), false)
+            .await
+            .unwrap();
+    }
+    assert!(
+        e.prune_steps(ALICE, None).await.unwrap().is_empty(),
+        "a live build's"
+    );
+    e.destroy_sandbox(ALICE, "build-w", true, false)
+        .await
+        .unwrap();
+    e.destroy_sandbox(ALICE, "mine", true, false).await.unwrap();
+    assert_eq!(e.prune_steps(ALICE, None).await.unwrap().len(), 1);
+    assert!(e
+        .inspect_snapshot(ALICE, "build-w:step-2-abc")
+        .await
+        .is_err());
+    e.inspect_snapshot(ALICE, "mine:step-1").await.unwrap();
 }
