@@ -92,6 +92,7 @@ async fn run(st: AppState, account: String, id: String, mut socket: WebSocket, w
         detach: false,
         started_event: false,
         secret_env: req.secret_env,
+        user: None,
     };
     let io = if req.tty {
         ExecIo::Tty {

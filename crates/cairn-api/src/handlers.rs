@@ -28,7 +28,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Create and start a sandbox.
 #[utoipa::path(post, operation_id = "createSandbox", tag = "sandboxes", path = "/v1/sandboxes", request_body = CreateSandboxRequest,
     responses((status = 201, body = SandboxInfo), (status = 400, body = cairn_types::api::ErrorBody),
-              (status = 404, body = cairn_types::api::ErrorBody, description = "not_found: no such image or snapshot"),
+              (status = 404, body = cairn_types::api::ErrorBody, description = "not_found: no such image, snapshot or template"),
               (status = 409, body = cairn_types::api::ErrorBody, description = "conflict: the name is taken or a port too; limit_exceeded: no room in the subnet; runtime_identity_mismatch: from_snapshot's processes cannot resume here (use fresh)"),
               (status = 503, body = cairn_types::api::ErrorBody, description = "unavailable: the runtime is not installed; too_many_connections"),
               (status = 507, body = cairn_types::api::ErrorBody)))]
@@ -38,13 +38,19 @@ pub async fn create_sandbox(
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<SandboxInfo>)> {
     let account = caller.account;
+    let template = req.template.clone();
     let mut req = create_input(req)?;
     if let Some(repo) = &mut req.repo {
         repo.local_allowed = caller.admin;
     }
     let info = st
         .engine
-        .run_to_end(move |e| async move { e.create_sandbox(&account, &req).await })
+        .run_to_end(move |e| async move {
+            match template {
+                Some(t) => e.create_from_template(&account, &t, req).await,
+                None => e.create_sandbox(&account, &req).await,
+            }
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(info)))
 }

@@ -20,6 +20,7 @@ mod remote;
 pub mod serve;
 mod share;
 mod snapshots;
+mod templates;
 mod trace;
 mod ui;
 
@@ -105,6 +106,22 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route("/v1/snapshots/{id}/files", get(files::read_snapshot))
         .route("/v1/snapshots/{id}/files/stat", get(files::stat_snapshot))
         .route("/v1/snapshots/{id}/files/list", get(files::list_snapshot))
+        .route(
+            "/v1/templates",
+            post(templates::create).get(templates::list),
+        )
+        .route(
+            "/v1/templates/{name}",
+            get(templates::inspect).delete(templates::delete),
+        )
+        .route(
+            "/v1/template-steps",
+            axum::routing::delete(templates::prune),
+        )
+        .route(
+            "/v1/template-steps/{key}",
+            get(templates::get_step).put(templates::put_step),
+        )
         .route(
             "/v1/images",
             post(handlers::import_image).get(handlers::list_images),

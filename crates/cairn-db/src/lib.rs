@@ -13,6 +13,7 @@ mod records;
 mod restores;
 mod secrets;
 mod snapshots;
+mod templates;
 mod tokens;
 
 use std::path::Path;
@@ -30,6 +31,7 @@ pub use network::PublishedPortRecord;
 pub use records::{ImageRecord, NewSandbox, SandboxRecord};
 pub use restores::Restoring;
 pub use snapshots::SnapshotRecord;
+pub use templates::TemplateRecord;
 pub use tokens::{TokenRecord, TokenRole};
 
 /// What can go wrong talking to the database.

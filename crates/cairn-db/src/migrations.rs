@@ -174,6 +174,29 @@ const MIGRATIONS: &[&str] = &[
     // 15 (e2b, issue 19 leftovers): whether an in-sandbox call to a paused sandbox resumes it
     //    (E2B's autoResume); `pause_at_timeout` 2 pauses it releasing its memory.
     "ALTER TABLE sandbox_extras ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;",
+    // 16 (templates, issue 21): named, snapshot-backed templates of an account, with the
+    //    process defaults their sandboxes get; the account's build-step cache (step key →
+    //    the snapshot that step left); the user a sandbox's commands run as by default.
+    "CREATE TABLE templates (
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        env_json TEXT NOT NULL DEFAULT '[]',
+        workdir TEXT,
+        user TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (account, name)
+    );
+    CREATE INDEX templates_snapshot ON templates(snapshot_id);
+    CREATE TABLE template_steps (
+        account TEXT NOT NULL,
+        key TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE INDEX template_steps_snapshot ON template_steps(snapshot_id);
+    ALTER TABLE sandboxes ADD COLUMN user TEXT;",
 ];
 
 /// Brings the schema to the newest version.

@@ -338,6 +338,11 @@ impl Db {
             params![id.as_str(), parent],
         )?;
         tx.execute("DELETE FROM secrets WHERE owner = ?1", [id.as_str()])?;
+        // A build step it held is no longer cached (templates).
+        tx.execute(
+            "DELETE FROM template_steps WHERE snapshot_id = ?1",
+            [id.as_str()],
+        )?;
         tx.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])?;
         tx.commit()?;
         Ok(())

@@ -345,6 +345,9 @@ impl Engine {
                 .unwrap_or_else(|| r.process.workdir.clone()),
         };
         let link = self.agent(&r.id);
+        let user = self
+            .exec_user(&r, req.user.as_deref(), link.is_some())
+            .await?;
         if !req.secret_env.is_empty() {
             self.check_secret_env(&r, link.is_some(), &req.secret_env)
                 .await?;
@@ -360,6 +363,7 @@ impl Engine {
                 timeout: req.timeout_secs.map(Duration::from_secs),
                 busy,
                 pause_gate,
+                user,
             };
             return self.exec_through_agent(link, x).await;
         }

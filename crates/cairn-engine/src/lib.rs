@@ -34,6 +34,7 @@ mod sandboxes;
 mod secrets;
 mod share;
 mod snapshots;
+mod templates;
 mod tokens;
 
 use std::collections::HashMap;
@@ -64,6 +65,7 @@ pub use remote::RemoteConfig;
 pub use repo::RepoClone;
 pub use share::{ArchiveFormat, ArchiveStream, SnapshotLink, DEFAULT_LINK_SECS};
 pub use snapshots::SnapshotLimits;
+pub use templates::NewTemplate;
 pub use tokens::Token;
 
 /// How the engine is set up.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use crate::remote::{PushInfo, RemoteSnapshotInfo};
+pub use crate::template::{CreateTemplateRequest, PrunedSteps, TemplateInfo, TemplateStep};
 use crate::{NetworkMode, PauseReason, RuntimeKind, SandboxState, SnapshotState};
 
 /// Every error the API returns: `{ "error": { "code", "message" } }`.
@@ -232,6 +233,10 @@ pub struct CreateSandboxRequest {
     /// needs no network or git of its own). Not with `from_snapshot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<RepoSource>,
+    /// Start from one of your templates (a fork of its snapshot, with its environment and
+    /// working directory under the request's). Not with `image` or `from_snapshot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// A git repository for a new sandbox (`cairn up --repo`).
@@ -354,6 +359,10 @@ pub struct ExecRequest {
     /// (needs the agent).
     #[serde(default)]
     pub secret_env: Vec<String>,
+    /// Run it as this user: a numeric `uid` or `uid:gid` (needs the agent). Default: the
+    /// sandbox's (its template's `USER`), else root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// One line of a progress stream (`application/x-ndjson`, asked for with `Accept`): reports

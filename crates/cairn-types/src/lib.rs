@@ -14,6 +14,7 @@ mod sandbox;
 mod secrets;
 mod size;
 mod state;
+mod template;
 
 pub use error_code::ErrorCode;
 pub use ids::{IdError, ImageId, SandboxId, SnapshotId, TokenId};

@@ -46,6 +46,8 @@ pub(crate) struct AgentExec {
     pub(crate) pause_gate: tokio::sync::OwnedRwLockReadGuard<()>,
     /// Secrets (by name) for its environment.
     pub(crate) secret_env: Vec<String>,
+    /// `uid` or `uid:gid` to run it as; the agent's own (root) when `None`.
+    pub(crate) user: Option<String>,
 }
 
 /// The exit code of an `exit` message.
@@ -74,6 +76,7 @@ impl Engine {
             timeout,
             busy,
             pause_gate,
+            user,
         } = x;
         let (tx, rx) = mpsc::channel(64);
         let (in_tx, mut in_rx) = mpsc::channel::<ExecInput>(64);
@@ -88,7 +91,7 @@ impl Engine {
                 cmd: spec.args.clone(),
                 env: spec.env.clone(),
                 cwd: spec.cwd.clone(),
-                user: None,
+                user,
                 tty,
                 stdin,
                 detach,

@@ -165,6 +165,7 @@ impl Engine {
     /// Deletes a snapshot. Forks and restored sandboxes are independent subvolumes, so they keep working.
     pub async fn delete_snapshot(&self, account: &str, id: &str) -> Result<()> {
         let s = self.find_snapshot(account, id).await?;
+        self.refuse_if_template(&s.id).await?;
         let lock = self.lock_for(&s.sandbox_id);
         let _guard = lock.lock().await;
         let row = s.sandbox_id.clone();
@@ -221,13 +222,19 @@ impl Engine {
             .collect())
     }
 
-    /// Deletes every snapshot taken from a sandbox (for `destroy --with-snapshots`).
+    /// Deletes every snapshot taken from a sandbox (for `destroy --with-snapshots`), except
+    /// those templates hold.
     pub(crate) async fn delete_sandbox_snapshots(
         &self,
         sandbox: &cairn_types::SandboxId,
     ) -> Result<()> {
         let row = sandbox.clone();
         for s in self.db(move |db| db.sandbox_snapshots(&row)).await? {
+            // A template holds it: it stays with the template (`template rm` deletes it).
+            if self.refuse_if_template(&s.id).await.is_err() {
+                tracing::info!(snapshot = %s.id, "kept: a template holds it");
+                continue;
+            }
             self.purge_snapshot(&s.id).await?;
         }
         Ok(())

@@ -203,6 +203,7 @@ pub(super) async fn start(
         detach: false,
         started_event: true,
         secret_env: Vec::new(),
+        user: None,
     };
     let bash = p.cmd == "/bin/bash";
     if bash && without_bash(&sandbox.id, None) {

@@ -44,6 +44,10 @@ pub struct ExecArgs {
     /// 'cairn up --secret').
     #[arg(long = "secret-env", value_name = "NAME")]
     secret_env: Vec<String>,
+    /// Run it as this numeric uid or uid:gid [default: the sandbox's, from its template's
+    /// USER; else root].
+    #[arg(long, short = 'u', value_name = "UID[:GID]")]
+    user: Option<String>,
 }
 
 pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
@@ -73,6 +77,7 @@ pub async fn run(client: &Client, a: ExecArgs, json: bool) -> Result<i32> {
         detach: a.detach,
         started_event: false,
         secret_env: a.secret_env,
+        user: a.user,
     };
     let path = format!("/v1/sandboxes/{}/exec", crate::enc(&a.sandbox));
     let resp = client

@@ -8,6 +8,8 @@ macro_rules! outln {
 }
 
 mod attach;
+mod build;
+mod cairnfile;
 mod client;
 mod cp;
 mod exec;
@@ -20,6 +22,7 @@ mod progress;
 mod secrets;
 mod share;
 mod snapshot;
+mod template;
 mod tree;
 
 use std::path::PathBuf;
@@ -46,6 +49,7 @@ const EXAMPLES: &str = "Examples:
   cairn snapshot create $ID --name baseline
   cairn snapshot restore baseline                            # roll back in place (or $ID:baseline)
   cairn fork baseline --count 3                              # three independent copies
+  cairn template build py -f Cairnfile . && cairn up --template py
   cairn destroy $ID --force";
 
 #[derive(Parser)]
@@ -70,7 +74,7 @@ struct Cli {
 enum Command {
     /// Create and start a sandbox from an image; prints its id.
     #[command(
-        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080\n  cairn up --image base --secret API_KEY             # /run/secrets/API_KEY holds $API_KEY\n  cairn up --image base --repo https://github.com/org/project --branch main   # checkout in /workspace"
+        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080\n  cairn up --image base --secret API_KEY             # /run/secrets/API_KEY holds $API_KEY\n  cairn up --image base --repo https://github.com/org/project --branch main   # checkout in /workspace\n  cairn up --template py                              # a fork of template py's snapshot"
     )]
     Up(Box<UpArgs>),
     /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
@@ -173,6 +177,11 @@ enum Command {
         #[command(subcommand)]
         command: snapshot::SnapshotCommand,
     },
+    /// Templates: named snapshots sandboxes start from, built from a Cairnfile or made from a snapshot.
+    Template {
+        #[command(subcommand)]
+        command: template::TemplateCommand,
+    },
     /// Make N new sandboxes from one snapshot, concurrently; prints their ids.
     #[command(
         after_help = "Examples:\n  cairn fork snap-1b2c3d4e --count 3\n  cairn fork builder:baseline       # SANDBOX:NAME, also after the sandbox is destroyed\n  cairn fork snap-1b2c3d4e --secret TOKEN=other   # this fork's own TOKEN"
@@ -219,10 +228,14 @@ struct UpArgs {
     /// Image name (see 'cairn image ls').
     #[arg(
         long,
-        required_unless_present = "from_snapshot",
-        conflicts_with = "from_snapshot"
+        required_unless_present_any = ["from_snapshot", "template"],
+        conflicts_with_all = ["from_snapshot", "template"]
     )]
     image: Option<String>,
+    /// Start from one of your templates (see 'cairn template ls'): a fork of its snapshot,
+    /// with its environment and working directory (flags add to them).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["from_snapshot", "repo"])]
+    template: Option<String>,
     /// Fork: start from a snapshot's files (id, NAME or SANDBOX:NAME), with its image, runtime
     /// and resources (flags override).
     #[arg(long, value_name = "SNAP")]
@@ -389,6 +402,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     path: Some(a.repo_path),
                     token: a.repo_token,
                 }),
+                template: a.template,
             };
             let pb = spinner(if req.repo.is_some() {
                 "cloning the repository and starting the sandbox"
@@ -500,6 +514,7 @@ async fn run(cli: Cli) -> Result<i32> {
             output::show(json, &checks, |c| output::doctor(c))?;
         }
         Command::Snapshot { command } => snapshot::run(&client, command, json).await?,
+        Command::Template { command } => template::run(&client, command, json).await?,
         Command::Cp { src, dst } => cp::cp(&client, &src, &dst, json).await?,
         Command::Files { command } => files::run(&client, command, json).await?,
         Command::Fork {

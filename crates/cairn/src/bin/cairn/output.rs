@@ -365,3 +365,21 @@ pub fn transfer_bar(total: Option<u64>, verb: &str, what: &str, json: bool) -> P
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
 }
+
+pub fn templates(list: &[cairn_types::api::TemplateInfo]) {
+    let mut t = table(&[
+        "NAME", "SNAPSHOT", "IMAGE", "RUNTIME", "STATEFUL", "SIZE", "CREATED",
+    ]);
+    for i in list {
+        t.add_row(vec![
+            i.name.clone(),
+            i.snapshot.clone(),
+            i.image.clone(),
+            i.runtime.to_string(),
+            if i.stateful { "yes" } else { "no" }.to_string(),
+            format_bytes(i.total_bytes),
+            age(i.created_at),
+        ]);
+    }
+    outln!("{t}");
+}
