@@ -124,6 +124,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/remote/snapshots/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a pushed snapshot (by id, or by name when one pushed snapshot has it) from the remote store, then the chunks no other pushed snapshot of the account names (those older than cairnd's --remote-gc-grace). Hosts that pulled it keep their copy; this host's snapshot of that id, if any, stays. */
+        delete: operations["deleteRemoteSnapshot"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/remote/snapshots/{id}/pull": {
         parameters: {
             query?: never;
@@ -618,6 +635,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/template-steps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete your cached build steps that no template descends from (left by failed or interrupted builds). */
+        delete: operations["pruneTemplateSteps"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/template-steps/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The snapshot a cached build step of yours left (404 when it is not cached). */
+        get: operations["getTemplateStep"];
+        /** Cache a build step of yours as one of your ready snapshots. */
+        put: operations["putTemplateStep"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your templates, by name. */
+        get: operations["listTemplates"];
+        put?: never;
+        /** Name one of your snapshots as a template (or, with `replace`, point a template at another). */
+        post: operations["createTemplate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of your templates. */
+        get: operations["getTemplate"];
+        put?: never;
+        post?: never;
+        /** Remove a template; the cached build steps no other template descends from are deleted with it (a snapshot named with `from_snapshot` that is no build step stays). */
+        delete: operations["deleteTemplate"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -743,6 +831,11 @@ export interface components {
             secrets?: {
                 [key: string]: string;
             };
+            /**
+             * @description Start from one of your templates (a fork of its snapshot, with its environment and
+             *     working directory under the request's). Not with `image` or `from_snapshot`.
+             */
+            template?: string | null;
             /** @description Default working directory (absolute; default `/`). */
             workdir?: string | null;
         };
@@ -752,6 +845,24 @@ export interface components {
             name?: string | null;
             /** @description Also capture process memory (gvisor sandboxes): forks and restores resume the processes. */
             stateful?: boolean;
+        };
+        /** @description `POST /v1/templates`: name one of your snapshots as a template. */
+        CreateTemplateRequest: {
+            /** @description Environment (`KEY=VALUE`) its sandboxes get over the snapshot's. */
+            env?: string[];
+            /** @description The snapshot: its id, `NAME` or `SANDBOX:NAME` (a ready one you took). */
+            from_snapshot: string;
+            /** @description The template's name (letters, digits, `.`, `_`, `-`; unique in your account). */
+            name: string;
+            /**
+             * @description Replace a template of that name (a rebuild) instead of refusing; the build steps only
+             *     the old one used are deleted.
+             */
+            replace?: boolean;
+            /** @description User (`uid` or `uid:gid`, numeric) to record. */
+            user?: string | null;
+            /** @description Working directory (absolute) its sandboxes' processes start in. */
+            workdir?: string | null;
         };
         /** @description One difference between two trees. */
         DiffEntry: {
@@ -880,6 +991,11 @@ export interface components {
              * @description Kill the command after this many seconds; the exit code is then 124.
              */
             timeout_secs?: number | null;
+            /**
+             * @description Run it as this user: a numeric `uid` or `uid:gid` (needs the agent). Default: the
+             *     sandbox's (its template's `USER`), else root.
+             */
+            user?: string | null;
             /** @description Working directory (absolute); defaults to the sandbox's. */
             workdir?: string | null;
         };
@@ -1108,6 +1224,11 @@ export interface components {
          * @enum {string}
          */
         ProgressUnit: "bytes" | "items";
+        /** @description `DELETE /v1/template-steps`: what a prune removed. */
+        PrunedSteps: {
+            /** @description The snapshots deleted (cached steps no template uses). */
+            removed: string[];
+        };
         /** @description A sandbox TCP port published on the host's loopback. */
         PublishedPort: {
             /**
@@ -1157,6 +1278,21 @@ export interface components {
              * @description Chunks uploaded (the others were in the store already).
              */
             uploaded_chunks: number;
+        };
+        /** @description What `DELETE /v1/remote/snapshots/{id}` did. */
+        RemoteDeleteInfo: {
+            /**
+             * Format: int64
+             * @description Their bytes.
+             */
+            collected_bytes: number;
+            /**
+             * Format: int64
+             * @description Chunks no pushed snapshot of the account names any more, deleted.
+             */
+            collected_chunks: number;
+            /** @description The pushed snapshot deleted from the store (hosts that pulled it keep their copy). */
+            snapshot: string;
         };
         /** @description A snapshot in the remote catalog (`GET /v1/remote/snapshots`). */
         RemoteSnapshotInfo: {
@@ -1389,6 +1525,46 @@ export interface components {
          * @enum {string}
          */
         SnapshotState: "creating" | "uploading" | "ready" | "failed" | "deleted";
+        /**
+         * @description A template: a name of your account for one of your snapshots, which `up --template`
+         *     forks, with the process defaults its sandboxes get.
+         */
+        TemplateInfo: {
+            /**
+             * Format: date-time
+             * @description When it was made (or last rebuilt).
+             */
+            created_at: string;
+            /** @description Environment (`KEY=VALUE`) its sandboxes' processes get over the snapshot's. */
+            env: string[];
+            /** @description The image under its files. */
+            image: string;
+            /** @description Its name, unique in your account. */
+            name: string;
+            /**
+             * @description The runtime its sandboxes run under (unless the request says otherwise; a stateful
+             *     template's must).
+             */
+            runtime: components["schemas"]["RuntimeKind"];
+            /** @description The snapshot it holds (which cannot be deleted while it does). */
+            snapshot: string;
+            /** @description Whether the snapshot holds memory: its sandboxes start with its processes running. */
+            stateful: boolean;
+            /**
+             * Format: int64
+             * @description Bytes of the snapshot's whole tree.
+             */
+            total_bytes: number;
+            /** @description User (`uid` or `uid:gid`) recorded from the Cairnfile's `USER`, when set. */
+            user?: string | null;
+            /** @description Working directory its sandboxes' processes start in, when set. */
+            workdir?: string | null;
+        };
+        /** @description `GET|PUT /v1/template-steps/{key}`: one cached build step of your account. */
+        TemplateStep: {
+            /** @description The snapshot the step left (one of yours, ready). */
+            snapshot: string;
+        };
         /** @description `PUT /v1/account/network`. */
         UpdateAccountNetwork: {
             /**
@@ -1409,6 +1585,7 @@ export type SchemaAttachControl = components['schemas']['AttachControl'];
 export type SchemaAttachRequest = components['schemas']['AttachRequest'];
 export type SchemaCreateSandboxRequest = components['schemas']['CreateSandboxRequest'];
 export type SchemaCreateSnapshotRequest = components['schemas']['CreateSnapshotRequest'];
+export type SchemaCreateTemplateRequest = components['schemas']['CreateTemplateRequest'];
 export type SchemaDiffEntry = components['schemas']['DiffEntry'];
 export type SchemaDroppedFiles = components['schemas']['DroppedFiles'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
@@ -1427,9 +1604,11 @@ export type SchemaPauseReason = components['schemas']['PauseReason'];
 export type SchemaProcessInfo = components['schemas']['ProcessInfo'];
 export type SchemaProgressEvent = components['schemas']['ProgressEvent'];
 export type SchemaProgressUnit = components['schemas']['ProgressUnit'];
+export type SchemaPrunedSteps = components['schemas']['PrunedSteps'];
 export type SchemaPublishedPort = components['schemas']['PublishedPort'];
 export type SchemaPublishImageRequest = components['schemas']['PublishImageRequest'];
 export type SchemaPushInfo = components['schemas']['PushInfo'];
+export type SchemaRemoteDeleteInfo = components['schemas']['RemoteDeleteInfo'];
 export type SchemaRemoteSnapshotInfo = components['schemas']['RemoteSnapshotInfo'];
 export type SchemaRepoSource = components['schemas']['RepoSource'];
 export type SchemaRestoreRequest = components['schemas']['RestoreRequest'];
@@ -1440,6 +1619,8 @@ export type SchemaSignalRequest = components['schemas']['SignalRequest'];
 export type SchemaSnapshotInfo = components['schemas']['SnapshotInfo'];
 export type SchemaSnapshotLinkInfo = components['schemas']['SnapshotLinkInfo'];
 export type SchemaSnapshotState = components['schemas']['SnapshotState'];
+export type SchemaTemplateInfo = components['schemas']['TemplateInfo'];
+export type SchemaTemplateStep = components['schemas']['TemplateStep'];
 export type SchemaUpdateAccountNetwork = components['schemas']['UpdateAccountNetwork'];
 export type $defs = Record<string, never>;
 export interface operations {
@@ -2066,6 +2247,73 @@ export interface operations {
             };
         };
     };
+    deleteRemoteSnapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description pushed snapshot id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteDeleteInfo"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such object for this account, or no such path */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflict: several pushed snapshots have that name */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: no remote configured, or the store failed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     pullRemoteSnapshot: {
         parameters: {
             query?: never;
@@ -2227,7 +2475,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description not_found: no such image or snapshot */
+            /** @description not_found: no such image, snapshot or template */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4914,6 +5162,488 @@ export interface operations {
             };
             /** @description pool_full: the storage pool has no room */
             507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pruneTemplateSteps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrunedSteps"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getTemplateStep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the step's key (0-9, a-z, -; at most 128) */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateStep"];
+                };
+            };
+            /** @description invalid_argument: bad JSON, an unknown field, a bad name, size, path, query value or a value above a cap */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such object for this account, or no such path */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    putTemplateStep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the step's key (0-9, a-z, -; at most 128) */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateStep"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid_argument: bad JSON, an unknown field, a bad name, size, path, query value or a value above a cap */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such snapshot */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description request_timeout: the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflict: a name taken or the wrong state; limit_exceeded: a limit reached (named with its value); runtime_identity_mismatch: a stateful snapshot's processes cannot resume on this host (details say why; fresh works); busy: the sandbox cannot be checkpointed at this moment: retry; checkpoint_failed: the processes hold something a checkpoint cannot save */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_large: a body over a cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: a JSON endpoint got another Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listTemplates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateInfo"][];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateTemplateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateInfo"];
+                };
+            };
+            /** @description invalid_argument: a bad name, environment, working directory or user */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such snapshot */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description request_timeout: the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflict: the name is taken (use replace) or the snapshot is not ready */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_large: a body over a cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: a JSON endpoint got another Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description template name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateInfo"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such object for this account, or no such path */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description template name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such object for this account, or no such path */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -9,6 +9,7 @@ from .attach_resize_type import AttachResizeType
 from .create_sandbox_request import CreateSandboxRequest
 from .create_sandbox_request_secrets import CreateSandboxRequestSecrets
 from .create_snapshot_request import CreateSnapshotRequest
+from .create_template_request import CreateTemplateRequest
 from .diff_entry import DiffEntry
 from .dropped_files import DroppedFiles
 from .error_body import ErrorBody
@@ -42,9 +43,11 @@ from .progress_report_type import ProgressReportType
 from .progress_result import ProgressResult
 from .progress_result_type import ProgressResultType
 from .progress_unit import ProgressUnit
+from .pruned_steps import PrunedSteps
 from .publish_image_request import PublishImageRequest
 from .published_port import PublishedPort
 from .push_info import PushInfo
+from .remote_delete_info import RemoteDeleteInfo
 from .remote_snapshot_info import RemoteSnapshotInfo
 from .repo_source import RepoSource
 from .restore_request import RestoreRequest
@@ -55,6 +58,8 @@ from .signal_request import SignalRequest
 from .snapshot_info import SnapshotInfo
 from .snapshot_link_info import SnapshotLinkInfo
 from .snapshot_state import SnapshotState
+from .template_info import TemplateInfo
+from .template_step import TemplateStep
 from .update_account_network import UpdateAccountNetwork
 
 __all__ = (
@@ -67,6 +72,7 @@ __all__ = (
     "CreateSandboxRequest",
     "CreateSandboxRequestSecrets",
     "CreateSnapshotRequest",
+    "CreateTemplateRequest",
     "DiffEntry",
     "DroppedFiles",
     "ErrorBody",
@@ -100,9 +106,11 @@ __all__ = (
     "ProgressResult",
     "ProgressResultType",
     "ProgressUnit",
+    "PrunedSteps",
     "PublishImageRequest",
     "PublishedPort",
     "PushInfo",
+    "RemoteDeleteInfo",
     "RemoteSnapshotInfo",
     "RepoSource",
     "RestoreRequest",
@@ -113,5 +121,7 @@ __all__ = (
     "SnapshotInfo",
     "SnapshotLinkInfo",
     "SnapshotState",
+    "TemplateInfo",
+    "TemplateStep",
     "UpdateAccountNetwork",
 )

@@ -55,6 +55,9 @@ class CreateSandboxRequest:
             removed before every snapshot and given back after it, a restore or a fork. Needs
             the agent. Names: a letter or `_`, then letters, digits or `_` (at most 64); at most
             32 secrets of at most 64 KiB each.
+        template (None | str | Unset): Start from one of your templates (a fork of its snapshot, with its environment
+            and
+            working directory under the request's). Not with `image` or `from_snapshot`.
         workdir (None | str | Unset): Default working directory (absolute; default `/`).
     """
 
@@ -73,6 +76,7 @@ class CreateSandboxRequest:
     repo: None | RepoSource | Unset = UNSET
     runtime: None | RuntimeKind | Unset = UNSET
     secrets: CreateSandboxRequestSecrets | Unset = UNSET
+    template: None | str | Unset = UNSET
     workdir: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +162,12 @@ class CreateSandboxRequest:
         if not isinstance(self.secrets, Unset):
             secrets = self.secrets.to_dict()
 
+        template: None | str | Unset
+        if isinstance(self.template, Unset):
+            template = UNSET
+        else:
+            template = self.template
+
         workdir: None | str | Unset
         if isinstance(self.workdir, Unset):
             workdir = UNSET
@@ -197,6 +207,8 @@ class CreateSandboxRequest:
             field_dict["runtime"] = runtime
         if secrets is not UNSET:
             field_dict["secrets"] = secrets
+        if template is not UNSET:
+            field_dict["template"] = template
         if workdir is not UNSET:
             field_dict["workdir"] = workdir
 
@@ -330,6 +342,15 @@ class CreateSandboxRequest:
         else:
             secrets = CreateSandboxRequestSecrets.from_dict(_secrets)
 
+        def _parse_template(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        template = _parse_template(d.pop("template", UNSET))
+
         def _parse_workdir(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -355,6 +376,7 @@ class CreateSandboxRequest:
             repo=repo,
             runtime=runtime,
             secrets=secrets,
+            template=template,
             workdir=workdir,
         )
 

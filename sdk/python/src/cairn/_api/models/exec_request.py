@@ -30,6 +30,8 @@ class ExecRequest:
             sandbox), which `POST /v1/sandboxes/{id}/processes/{pid}/signal` takes. Only through
             the agent (an exec through the runtime has no such event).
         timeout_secs (int | None | Unset): Kill the command after this many seconds; the exit code is then 124.
+        user (None | str | Unset): Run it as this user: a numeric `uid` or `uid:gid` (needs the agent). Default: the
+            sandbox's (its template's `USER`), else root.
         workdir (None | str | Unset): Working directory (absolute); defaults to the sandbox's.
     """
 
@@ -39,6 +41,7 @@ class ExecRequest:
     secret_env: list[str] | Unset = UNSET
     started_event: bool | Unset = UNSET
     timeout_secs: int | None | Unset = UNSET
+    user: None | str | Unset = UNSET
     workdir: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +64,12 @@ class ExecRequest:
             timeout_secs = UNSET
         else:
             timeout_secs = self.timeout_secs
+
+        user: None | str | Unset
+        if isinstance(self.user, Unset):
+            user = UNSET
+        else:
+            user = self.user
 
         workdir: None | str | Unset
         if isinstance(self.workdir, Unset):
@@ -85,6 +94,8 @@ class ExecRequest:
             field_dict["started_event"] = started_event
         if timeout_secs is not UNSET:
             field_dict["timeout_secs"] = timeout_secs
+        if user is not UNSET:
+            field_dict["user"] = user
         if workdir is not UNSET:
             field_dict["workdir"] = workdir
 
@@ -112,6 +123,15 @@ class ExecRequest:
 
         timeout_secs = _parse_timeout_secs(d.pop("timeout_secs", UNSET))
 
+        def _parse_user(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        user = _parse_user(d.pop("user", UNSET))
+
         def _parse_workdir(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -128,6 +148,7 @@ class ExecRequest:
             secret_env=secret_env,
             started_event=started_event,
             timeout_secs=timeout_secs,
+            user=user,
             workdir=workdir,
         )
 
