@@ -174,6 +174,15 @@ const MIGRATIONS: &[&str] = &[
     // 15 (e2b, issue 19 leftovers): whether an in-sandbox call to a paused sandbox resumes it
     //    (E2B's autoResume); `pause_at_timeout` 2 pauses it releasing its memory.
     "ALTER TABLE sandbox_extras ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;",
+    // 16 (registry pulls, issue 21): an account's registry credentials (`cairn image login`),
+    //    sealed by the engine with the secrets key; never returned.
+    "CREATE TABLE registry_logins (
+        account TEXT NOT NULL,
+        host TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (account, host)
+    );",
 ];
 
 /// Brings the schema to the newest version.

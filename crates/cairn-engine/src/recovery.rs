@@ -91,8 +91,11 @@ impl Engine {
     }
 
     pub(crate) async fn recover(&self) -> Result<()> {
-        // Work in progress: scratch files and uploads an interrupted import left.
-        for tmp in [self.cfg.home.join("tmp"), self.uploads_dir()] {
+        // Work in progress: scratch files and uploads an interrupted import left, blobs a
+        // registry pull was downloading (its image row and tree go with the unfinished
+        // images below).
+        let blob_tmp = self.storage.blob_cache_dir().join("tmp");
+        for tmp in [self.cfg.home.join("tmp"), self.uploads_dir(), blob_tmp] {
             if let Ok(entries) = std::fs::read_dir(&tmp) {
                 for e in entries.flatten() {
                     let p = e.path();
