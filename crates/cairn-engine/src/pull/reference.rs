@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("latest"));
         let d = format!("sha256:{}", "a".repeat(64));
         let r = parse(&format!("reg.example.com/app@{d}"));
-        assert_eq!((r.tag.as_deref(), r.digest.as_deref()), (None, Some(d.as_str())));
+        assert_eq!(
+            (r.tag.as_deref(), r.digest.as_deref()),
+            (None, Some(d.as_str()))
+        );
         assert_eq!(r.manifest_ref(), d);
     }
 

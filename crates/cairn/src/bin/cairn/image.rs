@@ -68,7 +68,8 @@ pub enum ImageCommand {
     )]
     Login {
         /// The registry: HOST or HOST:PORT, as your references write it.
-        host: String,
+        #[arg(value_name = "HOST")]
+        registry: String,
         /// User name.
         #[arg(short = 'u', long)]
         username: String,
@@ -81,7 +82,8 @@ pub enum ImageCommand {
     #[command(after_help = "Example:\n  cairn image logout registry.example.com")]
     Logout {
         /// The registry: HOST or HOST:PORT.
-        host: String,
+        #[arg(value_name = "HOST")]
+        registry: String,
     },
     /// List the images you can use: your account's and the public ones.
     #[command(after_help = "Example:\n  cairn image ls --json")]
@@ -163,7 +165,11 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                 }
             })?;
         }
-        ImageCommand::Login { host, username, .. } => {
+        ImageCommand::Login {
+            registry: host,
+            username,
+            ..
+        } => {
             let mut password = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
                 .context("reading the password from stdin")?;
@@ -187,7 +193,7 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                 outln!("logged in to {host}");
             }
         }
-        ImageCommand::Logout { host } => {
+        ImageCommand::Logout { registry: host } => {
             client
                 .empty(Method::DELETE, &format!("/v1/registries/{}", enc(&host)))
                 .await?;
