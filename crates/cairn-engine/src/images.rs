@@ -340,6 +340,9 @@ impl Engine {
         .await
         .map_err(|e| EngineError::failed("the image import's task ended abnormally", e))?
         .map_err(|e| import_error(e, src, dest))?;
+        if src.pulled.is_some() {
+            crate::crash_point("pull-before-ready");
+        }
         let size = {
             let dst = dest.to_path_buf();
             tokio::task::spawn_blocking(move || cairn_images::dir_size(&dst))

@@ -122,6 +122,8 @@ impl Engine {
             let row = image.id.clone();
             self.db(move |db| db.delete_image(&row)).await?;
         }
+        // Blobs a pull cut short by the crash had stored, which no image names.
+        self.sweep_blob_cache().await;
         // A checkpoint the dead cairnd was receiving: its writer (CRIU, a gVisor sentry) may
         // wait on a pipe nobody will open. Let it go, so its command can end.
         for id in self.storage.snapshot_ids() {

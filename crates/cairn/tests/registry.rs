@@ -423,6 +423,38 @@ fn registry_dying_mid_pull_leaves_nothing_and_a_retry_works() {
 }
 
 #[test]
+fn pull_cut_short_by_a_crash_is_removed_at_start_up() {
+    let reg = Registry::start(None);
+    push(&reg, "app", "test/app:v1", &[]);
+    let insecure = reg.host();
+    let mut d = Daemon::start_env(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        false,
+        &["--insecure-registry", &insecure],
+        &[("CAIRN_CRASH_AT".into(), "pull-before-ready".into())],
+    );
+    let reference = format!("{}/test/app:v1", reg.host());
+    assert_ne!(d.cairn(&["image", "pull", &reference]).code, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.has_exited() {
+        assert!(Instant::now() < deadline, "cairnd did not crash");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        pool_state(&d).1 > 0,
+        "the crash came before the blobs were stored"
+    );
+    d.env.retain(|(k, _)| k != "CAIRN_CRASH_AT");
+    d.relaunch();
+    let images = d.cairn(&["image", "ls", "--json"]).json();
+    assert_eq!(images.as_array().unwrap().len(), 0, "{images}");
+    assert_eq!(pool_state(&d), (0, 0, 0), "leftovers after recovery");
+    let img = d.cairn(&["image", "pull", &reference, "--json"]).json();
+    assert_eq!(img["pull"]["layers_downloaded"], 2, "{img}");
+}
+
+#[test]
 fn second_image_downloads_only_its_new_layer_and_rm_keeps_shared_blobs() {
     let reg = Registry::start(None);
     push(&reg, "app", "test/app:v1", &[]);
