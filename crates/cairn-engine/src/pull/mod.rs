@@ -137,17 +137,16 @@ impl Engine {
                 .await?;
         }
         let total = resolved.layers.len();
-        let missing: Vec<(usize, Desc)> = resolved
+        let missing: Vec<Desc> = resolved
             .layers
             .iter()
+            .filter(|l| !cache.has(&l.digest, l.size))
             .cloned()
-            .enumerate()
-            .filter(|(_, l)| !cache.has(&l.digest, l.size))
             .collect();
-        let downloaded: u64 = stream::iter(missing.clone().into_iter().map(|(i, layer)| {
+        let downloaded: u64 = stream::iter(missing.clone().into_iter().map(|layer| {
+            // The phase scripts see: `layer sha256:` and the digest's first 12 digits.
             let label = format!(
-                "layer {}/{total} {}",
-                i + 1,
+                "layer {}",
                 layer.digest.chars().take(19).collect::<String>()
             );
             let (cache, registry) = (&cache, &registry);
@@ -250,6 +249,17 @@ impl Engine {
                 )));
             }
             check_desc(&config, reference)?;
+            let image_config = [
+                "",
+                "application/vnd.oci.image.config.v1+json",
+                "application/vnd.docker.container.image.v1+json",
+            ];
+            if !image_config.contains(&config.media_type.as_str()) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "{reference} is not a container image (its configuration is '{}'; an artifact such as a Helm chart or a signature?): pull a container image",
+                    config.media_type.chars().take(100).collect::<String>()
+                )));
+            }
             if config.size > MAX_DOC_BYTES as u64 {
                 return Err(invalid("its configuration is larger than 4 MiB".into()));
             }
