@@ -25,11 +25,12 @@ http:
 CONF
 docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
 REG=$!
+trap 'kill $REG 2>/dev/null || true; rm -rf "$REG_DIR"' EXIT
 REG_HOST=127.0.0.1:$REG_PORT
 for _ in $(seq 100); do curl -s -o /dev/null "http://$REG_HOST/v2/" && break; sleep 0.1; done
 . "$(dirname "$0")/lib.sh" --pool-size 10G --insecure-registry "$REG_HOST"
 W=$(mktemp -d /tmp/cairn-bench-images.XXXXXX)
-trap 'rm -rf "$W"; bench_cleanup; kill $REG; wait $REG 2>/dev/null; rm -rf "$REG_DIR"' EXIT
+trap 'rm -rf "$W"; bench_cleanup; kill $REG 2>/dev/null || true; wait $REG 2>/dev/null || true; rm -rf "$REG_DIR"' EXIT
 secs() { echo "scale=2; $1 / 1000000000" | bc; }
 L="$W/layout"
 
