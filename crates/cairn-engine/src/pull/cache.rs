@@ -172,3 +172,115 @@ fn sync_dir(dir: Option<&Path>) -> std::io::Result<()> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::pull::access::RegistryAccess;
+    use crate::pull::reference::Reference;
+
+    /// Serves `body` to every request on a free port of 127.0.0.1.
+    async fn serve(body: Vec<u8>) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&body).await;
+                });
+            }
+        });
+        port
+    }
+
+    fn setup(port: u16) -> (tempfile::TempDir, BlobCache, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        let cache = BlobCache::new(dir.path().to_path_buf());
+        let host = format!("127.0.0.1:{port}");
+        let access = RegistryAccess {
+            insecure: vec![host.clone()],
+            allow_private: false,
+        };
+        let reference = Reference::parse(&format!("{host}/test/app:v1")).unwrap();
+        (
+            dir,
+            cache,
+            Registry::new(&reference, &access, None).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn downloads_are_verified_reported_and_kept_only_whole() {
+        let body = vec![7u8; 3 << 20];
+        let digest = sha256(&body);
+        let port = serve(body.clone()).await;
+        let (dir, cache, registry) = setup(port);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let sink = ProgressSink::new(move |p| s.lock().unwrap().push(p));
+        let label = format!("layer {}", &digest[..19]);
+        let n = cache
+            .download(&registry, &digest, body.len() as u64, &label, &sink)
+            .await
+            .unwrap();
+        assert_eq!(n, body.len() as u64);
+        assert!(cache.has(&digest, n));
+        let seen = seen.lock().unwrap().clone();
+        let last = seen.last().unwrap();
+        assert_eq!(
+            (last.phase.as_str(), last.done, last.total),
+            (label.as_str(), n, Some(n))
+        );
+        assert!(seen.len() >= 3, "one report per MiB or so: {seen:?}");
+
+        // Content that does not hash to its digest is refused and leaves no file.
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let e = cache
+            .download(
+                &registry,
+                &wrong,
+                body.len() as u64,
+                "layer x",
+                &ProgressSink::none(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("corrupt or tampered"), "{e}");
+        // A blob longer than its descriptor says is cut off.
+        let e = cache
+            .download(&registry, &wrong, 10, "layer y", &ProgressSink::none())
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("larger than its manifest says"),
+            "{e}"
+        );
+        assert!(!cache.has(&wrong, body.len() as u64));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            1
+        );
+
+        // The sweep keeps only the named blobs.
+        assert_eq!(cache.gc(&HashSet::from([digest.clone()])), 0);
+        assert_eq!(cache.gc(&HashSet::new()), n);
+        assert!(!cache.has(&digest, n));
+    }
+}
