@@ -135,6 +135,7 @@ fn layout() -> &'static Path {
     DIR.get_or_init(|| {
         need("umoci", "umoci");
         need("skopeo", "skopeo");
+        remove_stale_layouts();
         let dir = std::env::temp_dir().join(format!("cairn-test-oci-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -176,6 +177,20 @@ fn layout() -> &'static Path {
         dir
     })
     .as_path()
+}
+
+/// Removes the layouts of test processes that have ended (a process cannot remove its own
+/// at exit).
+fn remove_stale_layouts() {
+    for e in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(pid) = name.strip_prefix("cairn-test-oci-") else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Adds tag `multi`: an image index of `app` (linux/amd64) and `base` (linux/arm64).
