@@ -3,7 +3,7 @@
 # gVisor's runsc from bookworm-backports, runc, btrfs-progs, busybox-static
 # (for the base image), debootstrap, curl, jq, python3 (scripts/unused-deps.py), iproute2 and nftables (nat
 # networking), iputils-ping (the tests ping without privileges from a sandbox's
-# namespace); CRIU >= 4.1 for stateful snapshots of runc sandboxes
+# namespace), docker-registry, umoci and skopeo (image pulls' tests, bench/images.sh); CRIU >= 4.1 for stateful snapshots of runc sandboxes
 # (scripts/install-criu.sh); the e2b Python SDK (PyPI, in /opt/cairn-venv) and JS SDK (npm,
 # in /opt/cairn-e2b-js) for the E2B API's tests; moto's S3 server (PyPI, in /opt/cairn-moto)
 # for the remote tier's tests; Cairn's Python SDK's dependencies and generator (PyPI, in
@@ -28,6 +28,11 @@ install() {
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 install runc btrfs-progs busybox-static debootstrap curl jq bc iproute2 util-linux nftables iputils-ping python3 git
+# Image pulls' tests and bench (issue 21): a local registry, and the tools that build and push
+# images to it. Debian's registry service listens on every interface by default: the tests
+# start their own on 127.0.0.1 with a throw-away config, so the packaged one stays off.
+install docker-registry umoci skopeo
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 if ! dpkg -s runsc >/dev/null 2>&1 || ! runsc --version 2>/dev/null | grep -q 2024; then
   if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi
   apt-get install -y -qq -t bookworm-backports runsc >/dev/null

@@ -16,6 +16,7 @@ mod network;
 mod openapi;
 mod processes;
 mod progress;
+mod pull;
 mod remote;
 pub mod serve;
 mod share;
@@ -125,6 +126,12 @@ pub fn app(engine: Arc<Engine>, auth: AuthMode) -> Router {
         .route(
             "/v1/images",
             post(handlers::import_image).get(handlers::list_images),
+        )
+        .route("/v1/registries/login", post(pull::login))
+        .route("/v1/registries/{host}", axum::routing::delete(pull::logout))
+        .route(
+            "/v1/images/pull",
+            post(pull::pull).delete(pull::remove_named_pull),
         )
         .route(
             "/v1/images/{name}",

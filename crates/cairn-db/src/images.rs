@@ -75,6 +75,12 @@ impl Db {
         )
     }
 
+    /// Every image row of every account, finished or not (the registry blob cache keeps
+    /// the blobs any of them names).
+    pub fn all_images(&self) -> Result<Vec<ImageRecord>, DbError> {
+        self.query_images("SELECT * FROM images ORDER BY id", [])
+    }
+
     /// Images whose import never finished (left by a crash).
     pub fn unfinished_images(&self) -> Result<Vec<ImageRecord>, DbError> {
         self.query_images("SELECT * FROM images WHERE ready = 0", [])

@@ -10,6 +10,7 @@ mod int;
 mod migrations;
 mod network;
 mod records;
+mod registry_logins;
 mod restores;
 mod secrets;
 mod snapshots;

@@ -197,6 +197,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX template_steps_snapshot ON template_steps(snapshot_id);
     ALTER TABLE sandboxes ADD COLUMN user TEXT;",
+    // 17 (registry pulls, issue 21): an account's registry credentials (`cairn image login`),
+    //    sealed by the engine with the secrets key; never returned.
+    "CREATE TABLE registry_logins (
+        account TEXT NOT NULL,
+        host TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (account, host)
+    );",
 ];
 
 /// Brings the schema to the newest version.

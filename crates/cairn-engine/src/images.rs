@@ -30,6 +30,10 @@ pub(crate) struct StoredImageConfig {
     /// they were counted).
     #[serde(default)]
     pub dropped: DroppedFiles,
+    /// The registry blob cache's blobs (`sha256:…`) this image was pulled from: the cache
+    /// keeps them while an image names them (none for imports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<String>,
 }
 
 /// Who asks: an account, and whether they are the operator.
@@ -43,7 +47,7 @@ pub struct Principal<'a> {
 }
 
 /// Where an import reads from, and what messages call it.
-struct Source {
+pub(crate) struct Source {
     path: PathBuf,
     /// The operator's path as given, or `the uploaded archive`.
     label: String,
@@ -52,10 +56,31 @@ struct Source {
     /// The spooled upload, removed when the import is over (it lives as long as the
     /// import's task, not the request's, which may go away first).
     _spool: Option<tempfile::NamedTempFile>,
+    /// For a pull: the image manifest (digest, size) among the blobs of the store at
+    /// `path` (the blob cache), and every blob the image is made of.
+    pulled: Option<((String, u64), Vec<String>)>,
+}
+
+impl Source {
+    /// A pulled image: the manifest `manifest` in the blob store `cache`, made of `blobs`.
+    pub(crate) fn pulled(
+        cache: PathBuf,
+        reference: String,
+        manifest: (String, u64),
+        blobs: Vec<String>,
+    ) -> Source {
+        Source {
+            path: cache,
+            label: reference.clone(),
+            recorded: reference,
+            _spool: None,
+            pulled: Some((manifest, blobs)),
+        }
+    }
 }
 
 impl Engine {
-    fn image_info(&self, r: &ImageRecord, who: Principal<'_>) -> ImageInfo {
+    pub(crate) fn image_info(&self, r: &ImageRecord, who: Principal<'_>) -> ImageInfo {
         let owned = r.account == who.account;
         ImageInfo {
             id: r.id.clone(),
@@ -73,6 +98,7 @@ impl Engine {
             dropped: serde_json::from_str::<StoredImageConfig>(&r.config_json)
                 .map(|c| c.dropped)
                 .unwrap_or_default(),
+            pull: None,
         }
     }
 
@@ -115,6 +141,7 @@ impl Engine {
             recorded: path.to_string(),
             path: real,
             _spool: None,
+            pulled: None,
         };
         self.spawn_import(who, name, public, src).await
     }
@@ -186,13 +213,19 @@ impl Engine {
             label: "the uploaded archive".into(),
             recorded: format!("upload ({})", format_bytes(total)),
             _spool: Some(scratch),
+            pulled: None,
         };
         self.spawn_import(who, name, public, src).await
     }
 
     /// Refuses a bad name, a name the account already uses, and `public` from a tenant, before
     /// anything is read or written.
-    async fn check_new_image(&self, who: Principal<'_>, name: &str, public: bool) -> Result<()> {
+    pub(crate) async fn check_new_image(
+        &self,
+        who: Principal<'_>,
+        name: &str,
+        public: bool,
+    ) -> Result<()> {
         validate_name(name)?;
         if public && !who.operator {
             return Err(self.publish_forbidden());
@@ -242,7 +275,7 @@ impl Engine {
             .await
     }
 
-    async fn import(
+    pub(crate) async fn import(
         &self,
         account: &str,
         name: &str,
@@ -296,11 +329,20 @@ impl Engine {
             max_decoded_bytes: self.cfg.max_image_bytes,
             ..Default::default()
         };
-        let config =
-            tokio::task::spawn_blocking(move || cairn_images::import_with(&from, &dst, &options))
-                .await
-                .map_err(|e| EngineError::failed("the image import's task ended abnormally", e))?
-                .map_err(|e| import_error(e, src, dest))?;
+        let pulled = src.pulled.clone();
+        let manifest = pulled.as_ref().map(|(m, _)| m.clone());
+        let config = tokio::task::spawn_blocking(move || match manifest {
+            Some((digest, size)) => {
+                cairn_images::import_manifest(&from, &digest, size, &dst, &options)
+            }
+            None => cairn_images::import_with(&from, &dst, &options),
+        })
+        .await
+        .map_err(|e| EngineError::failed("the image import's task ended abnormally", e))?
+        .map_err(|e| import_error(e, src, dest))?;
+        if src.pulled.is_some() {
+            crate::crash_point("pull-before-ready");
+        }
         let size = {
             let dst = dest.to_path_buf();
             tokio::task::spawn_blocking(move || cairn_images::dir_size(&dst))
@@ -318,6 +360,7 @@ impl Engine {
                 fifos: d.fifos,
                 sockets: d.sockets,
             },
+            blobs: pulled.map(|(_, blobs)| blobs).unwrap_or_default(),
         };
         let json = serde_json::to_string(&stored)
             .map_err(|e| EngineError::failed("cannot encode the image's config", e))?;
@@ -427,6 +470,12 @@ impl Engine {
         let row = image.id.clone();
         self.db(move |db| db.delete_image(&row)).await?;
         tracing::info!(image = %image.id, name = %image.name, "image removed");
+        let pulled = serde_json::from_str::<StoredImageConfig>(&image.config_json)
+            .is_ok_and(|c| !c.blobs.is_empty());
+        if pulled {
+            // Its blobs go from the registry cache unless another image names them.
+            self.sweep_blob_cache().await;
+        }
         Ok(())
     }
 }

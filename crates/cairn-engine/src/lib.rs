@@ -26,6 +26,7 @@ mod network;
 mod operations;
 mod pause;
 mod plan;
+mod pull;
 mod recovery;
 mod remote;
 mod repo;
@@ -61,6 +62,7 @@ pub use images::Principal;
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use plan::CreateSandbox;
+pub use pull::{looks_like_reference, RegistryAccess};
 pub use remote::RemoteConfig;
 pub use repo::RepoClone;
 pub use share::{ArchiveFormat, ArchiveStream, SnapshotLink, DEFAULT_LINK_SECS};
@@ -120,6 +122,8 @@ pub struct EngineConfig {
     pub max_link_secs: u64,
     /// The remote store snapshots are pushed to and pulled from; `None`: no remote tier.
     pub remote: Option<RemoteConfig>,
+    /// Where image pulls may connect (`--insecure-registry`, `--registry-allow-private`).
+    pub registry: RegistryAccess,
 }
 
 impl EngineConfig {
@@ -148,6 +152,7 @@ impl EngineConfig {
             link_base: None,
             max_link_secs: share::DEFAULT_LINK_SECS,
             remote: None,
+            registry: RegistryAccess::default(),
         }
     }
 }
@@ -199,6 +204,9 @@ pub struct Engine {
     agents: Mutex<HashMap<SandboxId, Arc<agent::Link>>>,
     /// The remote store (`cairnd --remote`), checked at start.
     remote: Option<Arc<remote::Remote>>,
+    /// Pulls hold it shared while their blobs are not yet named by an image row; removing
+    /// an image holds it alone to sweep the blob cache (see `pull`).
+    blob_cache: tokio::sync::RwLock<()>,
 }
 
 impl Engine {
@@ -277,10 +285,16 @@ impl Engine {
                 home.display()
             ))
         })?;
-        let uploads = storage.uploads_dir();
-        std::fs::create_dir_all(&uploads).map_err(|e| {
-            EngineError::Internal(format!("cannot create {}: {e}", uploads.display()))
-        })?;
+        let cache = storage.blob_cache_dir();
+        for dir in [
+            storage.uploads_dir(),
+            cache.join("tmp"),
+            cache.join("blobs/sha256"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                EngineError::Internal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
         let total = storage.total_bytes()?;
         let reserve = cfg.pool_reserve.bytes(total);
         if reserve >= total / 2 {
@@ -301,6 +315,7 @@ impl Engine {
             remote,
             agent_binary,
             agents: Mutex::new(HashMap::new()),
+            blob_cache: tokio::sync::RwLock::new(()),
             cfg,
             db,
             storage,

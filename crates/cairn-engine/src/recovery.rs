@@ -91,8 +91,11 @@ impl Engine {
     }
 
     pub(crate) async fn recover(&self) -> Result<()> {
-        // Work in progress: scratch files and uploads an interrupted import left.
-        for tmp in [self.cfg.home.join("tmp"), self.uploads_dir()] {
+        // Work in progress: scratch files and uploads an interrupted import left, blobs a
+        // registry pull was downloading (its image row and tree go with the unfinished
+        // images below).
+        let blob_tmp = self.storage.blob_cache_dir().join("tmp");
+        for tmp in [self.cfg.home.join("tmp"), self.uploads_dir(), blob_tmp] {
             if let Ok(entries) = std::fs::read_dir(&tmp) {
                 for e in entries.flatten() {
                     let p = e.path();
@@ -119,6 +122,8 @@ impl Engine {
             let row = image.id.clone();
             self.db(move |db| db.delete_image(&row)).await?;
         }
+        // Blobs a pull cut short by the crash had stored, which no image names.
+        self.sweep_blob_cache().await;
         // A checkpoint the dead cairnd was receiving: its writer (CRIU, a gVisor sentry) may
         // wait on a pipe nobody will open. Let it go, so its command can end.
         for id in self.storage.snapshot_ids() {

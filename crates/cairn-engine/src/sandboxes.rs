@@ -141,7 +141,7 @@ impl Engine {
                         "no image given: pass --image NAME (see 'cairn image ls') or --from-snapshot SNAP".into(),
                     ));
                 }
-                (self.find_image(account, &req.image).await?, None)
+                (self.image_or_pull(account, &req.image).await?, None)
             }
         };
         // A fork's secrets: its snapshot's sandbox's, and the request's over them.

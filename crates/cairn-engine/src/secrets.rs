@@ -33,7 +33,7 @@ pub(crate) fn ensure_key(home: &Path) -> std::io::Result<()> {
     crate::keyfile::ensure(home, KEY_FILE)
 }
 
-fn cipher(home: &Path) -> Result<ChaCha20Poly1305> {
+pub(crate) fn cipher(home: &Path) -> Result<ChaCha20Poly1305> {
     let key = std::fs::read(home.join(KEY_FILE))
         .map_err(|e| EngineError::failed("cannot read the secrets key", e))?;
     if key.len() != 32 {

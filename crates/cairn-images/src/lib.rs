@@ -61,6 +61,7 @@ use crate::archive::{BlobStore, Layout, Opened};
 use crate::dropped::DroppedNodes;
 use crate::error::io_ctx;
 use crate::meta::Privilege;
+use crate::oci::Start;
 use crate::stream::{Budget, Limited};
 
 /// Default cap on decoded bytes: 10 GiB, more than any sandbox base image
@@ -84,6 +85,8 @@ pub enum SourceKind {
     /// A classic `docker save` archive (`manifest.json` with `Config` and
     /// `Layers`).
     DockerArchive,
+    /// An image pulled from a registry into a blob store ([`import_manifest`]).
+    Registry,
 }
 
 /// What an import found: the parts of the image's configuration a sandbox
@@ -198,7 +201,15 @@ pub fn import_with(
                 } else {
                     SourceKind::OciArchive
                 };
-                oci::import_image(&store, layout, kind, source, dest, limit, &mut dropped)?
+                oci::import_image(
+                    &store,
+                    Start::Layout(layout),
+                    kind,
+                    source,
+                    dest,
+                    limit,
+                    &mut dropped,
+                )?
             }
         }
     } else {
@@ -222,6 +233,52 @@ pub fn import_with(
     Ok(config)
 }
 
+/// Unpacks the image whose manifest is the blob `manifest` (`sha256:…`, `size`
+/// bytes, an OCI or Docker image manifest, not an index) of the blob store at
+/// `root` (blobs at `root/blobs/<algorithm>/<hex>`, as in an OCI image
+/// layout, e.g. a registry pull's cache) into the existing, empty directory
+/// `dest`, and returns its configuration.
+///
+/// The store's blobs are trusted to match their names (the puller verified
+/// them as it stored them): documents are still checked against their
+/// digests, layers only against their diff ids as they are applied. The same
+/// limits and safety as [`import_with`] apply.
+pub fn import_manifest(
+    root: &Path,
+    manifest: &str,
+    size: u64,
+    dest: &Path,
+    options: &ImportOptions,
+) -> Result<ImageConfig, ImageError> {
+    check_dest(dest)?;
+    let digest =
+        manifest
+            .parse::<oci_spec::image::Digest>()
+            .map_err(|e| ImageError::InvalidManifest {
+                path: root.to_path_buf(),
+                what: "image manifest".into(),
+                reason: format!("bad digest '{manifest}': {e}"),
+            })?;
+    let desc =
+        oci_spec::image::Descriptor::new(oci_spec::image::MediaType::ImageManifest, size, digest);
+    let store = BlobStore::Dir {
+        root: root.to_path_buf(),
+    };
+    let mut dropped = DroppedNodes::default();
+    let mut config = oci::import_image(
+        &store,
+        Start::Manifest(Box::new(desc)),
+        SourceKind::Registry,
+        root,
+        dest,
+        options.max_decoded_bytes,
+        &mut dropped,
+    )?;
+    config.dropped = dropped.counts();
+    tracing::info!(manifest, dest = %dest.display(), "image unpacked");
+    Ok(config)
+}
+
 fn import_dir(
     source: &Path,
     dest: &Path,
@@ -234,7 +291,7 @@ fn import_dir(
         };
         return oci::import_image(
             &store,
-            Layout::Oci,
+            Start::Layout(Layout::Oci),
             SourceKind::OciLayout,
             source,
             dest,

@@ -47,24 +47,40 @@ struct DockerManifest {
     layers: Vec<String>,
 }
 
+/// Where reading an image starts.
+pub(crate) enum Start {
+    /// The layout's own entry point: `index.json` (OCI) or `manifest.json`
+    /// (docker save).
+    Layout(Layout),
+    /// One image manifest among the store's blobs (a registry pull's blob
+    /// cache, whose blobs were verified as they were stored).
+    Manifest(Box<Descriptor>),
+}
+
 /// Reads the image in `store`, applies its layers onto `dest`, and returns
 /// its configuration.
 pub(crate) fn import_image(
     store: &BlobStore,
-    layout: Layout,
+    start: Start,
     kind: SourceKind,
     source: &Path,
     dest: &Path,
     limit: u64,
     dropped: &mut DroppedNodes,
 ) -> Result<ImageConfig, ImageError> {
-    let reader = Reader { store, source };
-    let (config_bytes, mut layers) = match layout {
-        Layout::Oci => reader.oci_plan()?,
-        Layout::Docker => reader.docker_plan()?,
-        Layout::Rootfs => {
+    let verified_blobs = matches!(start, Start::Manifest(_));
+    let reader = Reader {
+        store,
+        source,
+        verified_blobs,
+    };
+    let (config_bytes, mut layers) = match start {
+        Start::Layout(Layout::Oci) => reader.oci_plan()?,
+        Start::Layout(Layout::Docker) => reader.docker_plan()?,
+        Start::Layout(Layout::Rootfs) => {
             return Err(reader.invalid("image", "it has neither index.json nor manifest.json"))
         }
+        Start::Manifest(desc) => reader.manifest_plan(&desc)?,
     };
     let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
         .map_err(|e| reader.invalid("image configuration", e))?;
@@ -109,6 +125,10 @@ pub(crate) fn import_image(
 struct Reader<'a> {
     store: &'a BlobStore,
     source: &'a Path,
+    /// The store's blobs were checked against their digests and sizes when
+    /// they were stored: layers skip the hashing pass before they are
+    /// applied (their diff ids are still checked as they are applied).
+    verified_blobs: bool,
 }
 
 impl Reader<'_> {
@@ -140,8 +160,13 @@ impl Reader<'_> {
         if is_index(chosen.media_type()) {
             return Err(self.invalid("index.json", "image indexes nest too deeply"));
         }
+        self.manifest_plan(&chosen)
+    }
+
+    /// An image manifest → its config and layers.
+    fn manifest_plan(&self, chosen: &Descriptor) -> Result<(Vec<u8>, Vec<LayerRef>), ImageError> {
         let what = format!("image manifest {}", chosen.digest());
-        let manifest: ImageManifest = serde_json::from_slice(&self.verified_doc(&chosen, &what)?)
+        let manifest: ImageManifest = serde_json::from_slice(&self.verified_doc(chosen, &what)?)
             .map_err(|e| self.invalid(&what, e))?;
         let config = self.verified_doc(manifest.config(), "image configuration")?;
         let layers = manifest
@@ -215,6 +240,7 @@ impl Reader<'_> {
         let mut reader = BufReader::new(reader);
         let compression = sniff(&mut reader, label)?;
         let check = match (&layer.digest, compression, &layer.diff_id) {
+            _ if self.verified_blobs => None,
             (Some(digest), _, _) => Some((digest, label.to_string())),
             (None, Compression::None, Some(diff_id)) => {
                 Some((diff_id, format!("{label}, uncompressed")))

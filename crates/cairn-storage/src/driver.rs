@@ -39,6 +39,10 @@ impl Storage for BtrfsStorage {
         self.layout.uploads_dir()
     }
 
+    fn blob_cache_dir(&self) -> PathBuf {
+        self.layout.blob_cache_dir()
+    }
+
     fn free_bytes(&self) -> Result<u64, StorageError> {
         self.pool().free_bytes()
     }

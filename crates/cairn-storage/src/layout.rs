@@ -12,6 +12,8 @@
 //! pool/snapshots/<snap>/checkpoint.blocks  the block index of that checkpoint
 //! pool/snapshots/<snap>/manifest.json its manifest
 //! pool/uploads/                       archives being uploaded (emptied at start-up)
+//! pool/registry/blobs/sha256/<hex>    registry pulls' blob cache (layers, manifests, configs)
+//! pool/registry/tmp/                  blobs being downloaded (emptied at start-up)
 //! ```
 //!
 //! These names are the on-disk format: pools made by earlier versions use them too.
@@ -119,6 +121,12 @@ impl Layout {
     /// Where uploads are spooled.
     pub fn uploads_dir(&self) -> PathBuf {
         self.root.join("uploads")
+    }
+
+    /// The registry pulls' blob cache: an OCI blob store (`blobs/<algorithm>/<hex>`) with
+    /// its downloads in progress in `tmp/`.
+    pub fn blob_cache_dir(&self) -> PathBuf {
+        self.root.join("registry")
     }
 
     /// The directory of snapshot `id`: its tree, checkpoint, index and manifest.

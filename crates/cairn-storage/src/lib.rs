@@ -68,6 +68,10 @@ pub trait Storage: Send + Sync {
     /// Where uploads are spooled (inside the pool, which bounds them); emptied at start-up.
     fn uploads_dir(&self) -> PathBuf;
 
+    /// The registry pulls' blob cache (inside the pool): an OCI blob store,
+    /// `blobs/<algorithm>/<hex>`, with downloads in progress in `tmp/`.
+    fn blob_cache_dir(&self) -> PathBuf;
+
     /// Bytes still available for new data in the pool.
     fn free_bytes(&self) -> Result<u64, StorageError>;
 

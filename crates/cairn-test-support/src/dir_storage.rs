@@ -138,6 +138,10 @@ impl Storage for DirStorage {
         self.layout.uploads_dir()
     }
 
+    fn blob_cache_dir(&self) -> PathBuf {
+        self.layout.blob_cache_dir()
+    }
+
     fn free_bytes(&self) -> Result<u64, StorageError> {
         Ok(1 << 40)
     }

@@ -486,6 +486,24 @@ pub struct ImageInfo {
     /// own `/dev`).
     #[serde(default)]
     pub dropped: DroppedFiles,
+    /// What a pull fetched (only in the answer to `POST /v1/images/pull`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullReport>,
+}
+
+/// What an image pull fetched from its registry.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PullReport {
+    /// The reference pulled, in full (`registry.example.com/team/app:1.2`).
+    pub reference: String,
+    /// The digest of the image manifest pulled (`sha256:…`).
+    pub digest: String,
+    /// Layers the image has.
+    pub layers: u64,
+    /// Layers downloaded (the others were already in the host's blob cache).
+    pub layers_downloaded: u64,
+    /// Bytes downloaded for them.
+    pub downloaded_bytes: u64,
 }
 
 /// How many special files of each kind an image import left out.
@@ -525,6 +543,41 @@ pub struct ImportImageRequest {
     /// Publish it to every account at once (the operator only).
     #[serde(default)]
     pub public: bool,
+}
+
+/// `POST /v1/images/pull`: pull an image from an OCI distribution registry.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullImageRequest {
+    /// `host[:port]/repository[:tag|@sha256:digest]` (Docker Hub's short forms, such as
+    /// `python:3.12`, too).
+    pub reference: String,
+    /// Name for the new image (default: the repository's last component and the tag,
+    /// `app-1.2`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /v1/registries/login`: credentials for a registry, kept (sealed) for the caller's
+/// account and used by its pulls from that registry. Never returned by any request.
+#[derive(Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryLoginRequest {
+    /// The registry, `host[:port]` as references write it (`registry.example.com`).
+    pub host: String,
+    /// User name.
+    pub username: String,
+    /// Password or access token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryLoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryLoginRequest")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /v1/images/{name}/publish`: make an image usable by every account, or private again.

@@ -523,6 +523,7 @@ impl Engine {
                         env: source.env.clone(),
                         workdir: Some(source.workdir.clone()),
                         dropped: Default::default(),
+                        blobs: Vec::new(),
                     };
                     let json = serde_json::to_string(&config)
                         .map_err(|e| EngineError::failed("cannot encode the image's config", e))?;

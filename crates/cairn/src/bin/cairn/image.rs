@@ -1,4 +1,4 @@
-//! `cairn image import | ls | rm | publish | unpublish`.
+//! `cairn image import | pull | login | logout | ls | rm | publish | unpublish`.
 //!
 //! Over TCP an import uploads the archive (a directory is sent as a tar stream made on the
 //! fly), with a progress bar; over the unix socket the operator's daemon reads the path
@@ -43,6 +43,47 @@ pub enum ImageCommand {
         /// Upload it even over the unix socket.
         #[arg(long)]
         upload: bool,
+    },
+    /// Pull an image from an OCI registry (HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST], or
+    /// Docker Hub's short forms). cairnd downloads only the layers its cache lacks, over
+    /// HTTPS (plain HTTP only to registries the operator lists with
+    /// `cairnd --insecure-registry`).
+    #[command(after_help = "Examples:
+  cairn image pull registry.example.com/team/app:1.2          # image 'app-1.2'
+  cairn image pull 127.0.0.1:5000/tools/busybox:1 --name bb  # cairnd --insecure-registry 127.0.0.1:5000
+  cairn image pull ghcr.io/org/tool@sha256:0123… --json     # the image, with what was downloaded
+  cairn up --image registry.example.com/team/app:1.2        # pulls it first when you have no image pulled from it")]
+    Pull {
+        /// The reference: HOST[:PORT]/REPOSITORY[:TAG] or …@sha256:DIGEST.
+        reference: String,
+        /// Name of the new image (default: the repository's last component and the tag,
+        /// e.g. app-1.2).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Keep credentials for a registry in cairnd, for your account's pulls from it (sealed
+    /// at rest, never shown again). The password is read from stdin.
+    #[command(
+        after_help = "Examples:\n  echo \"$REGISTRY_TOKEN\" | cairn image login registry.example.com -u ci --password-stdin\n  cairn image login 10.0.0.7:5000 -u alice --password-stdin < ~/.secrets/registry"
+    )]
+    Login {
+        /// The registry: HOST or HOST:PORT, as your references write it.
+        #[arg(value_name = "HOST")]
+        registry: String,
+        /// User name.
+        #[arg(short = 'u', long)]
+        username: String,
+        /// Read the password (or access token) from stdin (the only way: not from the
+        /// command line, which other users of the host can see).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Forget your credentials for a registry.
+    #[command(after_help = "Example:\n  cairn image logout registry.example.com")]
+    Logout {
+        /// The registry: HOST or HOST:PORT.
+        #[arg(value_name = "HOST")]
+        registry: String,
     },
     /// List the images you can use: your account's and the public ones.
     #[command(after_help = "Example:\n  cairn image ls --json")]
@@ -99,6 +140,70 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                     eprintln!("{note}");
                 }
             })?;
+        }
+        ImageCommand::Pull { reference, name } => {
+            // One bar per layer downloaded, from cairnd's progress stream.
+            let body = json!({ "reference": reference, "name": name });
+            let body = crate::client::full(Bytes::from(serde_json::to_vec(&body)?));
+            let img: ImageInfo = crate::progress::request(
+                client,
+                Method::POST,
+                "/v1/images/pull",
+                Some("application/json"),
+                body,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )
+            .await?;
+            output::show(json, &img, |img| {
+                outln!("{}", img.name);
+                if let Some(p) = &img.pull {
+                    eprintln!(
+                        "pulled {} ({}): {} of {} layers downloaded, {} bytes",
+                        p.reference, p.digest, p.layers_downloaded, p.layers, p.downloaded_bytes
+                    );
+                }
+                if let Some(note) = output::dropped_note(&img.dropped) {
+                    eprintln!("{note}");
+                }
+            })?;
+        }
+        ImageCommand::Login {
+            registry: host,
+            username,
+            ..
+        } => {
+            let mut password = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
+                .context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(CliError::invalid(
+                    "no password on stdin: pipe it in, e.g. echo \"$TOKEN\" | cairn image login HOST -u USER --password-stdin",
+                )
+                .into());
+            }
+            client
+                .empty_with(
+                    Method::POST,
+                    "/v1/registries/login",
+                    Some(json!({ "host": host, "username": username, "password": password })),
+                )
+                .await?;
+            if json {
+                output::print_json(&json!({ "logged_in": host }))?;
+            } else {
+                outln!("logged in to {host}");
+            }
+        }
+        ImageCommand::Logout { registry: host } => {
+            client
+                .empty(Method::DELETE, &format!("/v1/registries/{}", enc(&host)))
+                .await?;
+            if json {
+                output::print_json(&json!({ "logged_out": host }))?;
+            } else {
+                outln!("logged out of {host}");
+            }
         }
         ImageCommand::Ls => {
             let list: Vec<ImageInfo> = client.json(Method::GET, "/v1/images", None).await?;

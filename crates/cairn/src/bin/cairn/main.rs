@@ -74,7 +74,7 @@ struct Cli {
 enum Command {
     /// Create and start a sandbox from an image; prints its id.
     #[command(
-        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080\n  cairn up --image base --secret API_KEY             # /run/secrets/API_KEY holds $API_KEY\n  cairn up --image base --repo https://github.com/org/project --branch main   # checkout in /workspace\n  cairn up --template py                              # a fork of template py's snapshot"
+        after_help = "Examples:\n  cairn up --image base\n  cairn up --image base --name agent-1 --runtime runc --cpus 2 --memory 1G --disk 5G --env MODE=test --workdir /root\n  cairn up --image base --network nat                  # own address (see 'cairn inspect'), NAT to the outside\n  cairn up --image base --publish 8080:80 -p 8443:443  # implies --network nat; reach it at 127.0.0.1:8080\n  cairn up --image base --secret API_KEY             # /run/secrets/API_KEY holds $API_KEY\n  cairn up --image base --repo https://github.com/org/project --branch main   # checkout in /workspace\n  cairn up --template py                              # a fork of template py's snapshot\n  cairn up --image registry.example.com/team/app:1.2  # pulls it first if you have no image from it"
     )]
     Up(Box<UpArgs>),
     /// Run a command in a sandbox, streaming its output; exits with the command's exit code.
@@ -225,7 +225,8 @@ enum Command {
 
 #[derive(ClapArgs)]
 struct UpArgs {
-    /// Image name (see 'cairn image ls').
+    /// Image name (see 'cairn image ls'), or a registry reference (it holds '/', ':' or '@',
+    /// which no image name does): your image pulled from it, pulled now if you have none.
     #[arg(
         long,
         required_unless_present_any = ["from_snapshot", "template"],

@@ -21,6 +21,8 @@ const EXAMPLES: &str = "Examples:
   cairnd --home /srv/cairn --listen 127.0.0.1:7421
   cairnd --subnet 10.99.0.0/16 --bridge cairn1  # nat sandboxes get 10.99.0.2, .3, …; gateway 10.99.0.1
   cairnd --max-image-size 30G              # image imports may decode up to 30 GiB of data
+  cairnd --insecure-registry 10.0.0.7:5000 # image pulls from that registry over plain HTTP
+  cairnd --registry-allow-private          # pulls may reach registries on private addresses (HTTPS)
   cairnd --listen 0.0.0.0:7421 --max-connections 20000 --max-connections-per-peer 64
                                            # many clients, each with few connections
   cairnd --default-disk 5G --max-disk 50G --pool-reserve 2G   # disk limits and the pool's reserve
@@ -139,6 +141,15 @@ struct Args {
     /// largest archive a tenant may upload; larger ones, and archive bombs, are refused.
     #[arg(long, default_value = "10G", value_name = "SIZE")]
     max_image_size: String,
+    /// A registry (HOST[:PORT], as references write it) that image pulls reach over plain
+    /// HTTP, private address or not (repeatable). Every other registry is HTTPS only.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
+    /// Let image pulls reach registries (and their token services and redirects) on
+    /// loopback, private and link-local addresses over HTTPS. Off: a tenant cannot make
+    /// cairnd connect into the host's own networks.
+    #[arg(long)]
+    registry_allow_private: bool,
     /// Runtime for sandboxes that do not name one: gvisor or runc.
     #[arg(long, env = "CAIRN_DEFAULT_RUNTIME", default_value = "gvisor")]
     default_runtime: String,
@@ -337,6 +348,17 @@ async fn run(args: Args) -> Result<()> {
         (Some(url), _) => Some(url.clone()),
         (None, Some(addr)) => Some(format!("http://{addr}")),
         (None, None) => None,
+    };
+    for host in &args.insecure_registries {
+        if host.is_empty() || host.contains(['/', '@']) || host.contains("://") {
+            bail!(
+                "invalid --insecure-registry '{host}': give HOST or HOST:PORT, e.g. 10.0.0.7:5000"
+            );
+        }
+    }
+    cfg.registry = cairn_engine::RegistryAccess {
+        insecure: args.insecure_registries.clone(),
+        allow_private: args.registry_allow_private,
     };
     cfg.remote = args.remote.clone().map(|url| cairn_engine::RemoteConfig {
         url,
