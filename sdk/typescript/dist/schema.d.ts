@@ -90,6 +90,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pull an image from an OCI distribution registry (`host[:port]/repository[:tag|@digest]`; Docker Hub's short forms too) as an image of the caller's account. Only the layers this host's blob cache lacks are downloaded; every blob is checked against its digest, and the layers are unpacked with the same safety as an archive import. A failed pull leaves no image behind. The answer's `pull` says what was downloaded.
+         * @description With `Accept: application/x-ndjson` the answer is a 200 progress stream instead, one
+         *     `ProgressEvent` per line: `progress` lines of phase `layer sha256:<12 hex>` (bytes
+         *     downloaded of the layer's size) for each layer downloaded, then one `result` (status 201
+         *     and the image) or `error` (the status and error listed here).
+         */
+        post: operations["pullImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/links/{token}": {
         parameters: {
             query?: never;
@@ -101,6 +124,40 @@ export interface paths {
         get: operations["downloadSnapshotLink"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/registries/{host}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Forget the caller's credentials for a registry. */
+        delete: operations["registryLogout"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/registries/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Keep credentials for a registry (`host[:port]`) for the caller's account: its pulls from that registry use them (HTTP basic, or to get a bearer token). They are sealed at rest and never returned; logging in again replaces them. */
+        post: operations["registryLogin"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1110,6 +1167,7 @@ export interface components {
             owned?: boolean;
             /** @description Published by the operator: every account may use it. */
             public?: boolean;
+            pull?: null | components["schemas"]["PullReport"];
             /**
              * Format: int64
              * @description Bytes its files take.
@@ -1247,6 +1305,41 @@ export interface components {
             /** @description `true` to publish, `false` to make it private again. */
             public: boolean;
         };
+        /** @description `POST /v1/images/pull`: pull an image from an OCI distribution registry. */
+        PullImageRequest: {
+            /**
+             * @description Name for the new image (default: the repository's last component and the tag,
+             *     `app-1.2`).
+             */
+            name?: string | null;
+            /**
+             * @description `host[:port]/repository[:tag|@sha256:digest]` (Docker Hub's short forms, such as
+             *     `python:3.12`, too).
+             */
+            reference: string;
+        };
+        /** @description What an image pull fetched from its registry. */
+        PullReport: {
+            /** @description The digest of the image manifest pulled (`sha256:…`). */
+            digest: string;
+            /**
+             * Format: int64
+             * @description Bytes downloaded for them.
+             */
+            downloaded_bytes: number;
+            /**
+             * Format: int64
+             * @description Layers the image has.
+             */
+            layers: number;
+            /**
+             * Format: int64
+             * @description Layers downloaded (the others were already in the host's blob cache).
+             */
+            layers_downloaded: number;
+            /** @description The reference pulled, in full (`registry.example.com/team/app:1.2`). */
+            reference: string;
+        };
         /** @description What `POST /v1/snapshots/{id}/push` did. */
         PushInfo: {
             /** @description The remote held it already: nothing was read or uploaded. */
@@ -1278,6 +1371,18 @@ export interface components {
              * @description Chunks uploaded (the others were in the store already).
              */
             uploaded_chunks: number;
+        };
+        /**
+         * @description `POST /v1/registries/login`: credentials for a registry, kept (sealed) for the caller's
+         *     account and used by its pulls from that registry. Never returned by any request.
+         */
+        RegistryLoginRequest: {
+            /** @description The registry, `host[:port]` as references write it (`registry.example.com`). */
+            host: string;
+            /** @description Password or access token. */
+            password: string;
+            /** @description User name. */
+            username: string;
         };
         /** @description What `DELETE /v1/remote/snapshots/{id}` did. */
         RemoteDeleteInfo: {
@@ -1607,7 +1712,10 @@ export type SchemaProgressUnit = components['schemas']['ProgressUnit'];
 export type SchemaPrunedSteps = components['schemas']['PrunedSteps'];
 export type SchemaPublishedPort = components['schemas']['PublishedPort'];
 export type SchemaPublishImageRequest = components['schemas']['PublishImageRequest'];
+export type SchemaPullImageRequest = components['schemas']['PullImageRequest'];
+export type SchemaPullReport = components['schemas']['PullReport'];
 export type SchemaPushInfo = components['schemas']['PushInfo'];
+export type SchemaRegistryLoginRequest = components['schemas']['RegistryLoginRequest'];
 export type SchemaRemoteDeleteInfo = components['schemas']['RemoteDeleteInfo'];
 export type SchemaRemoteSnapshotInfo = components['schemas']['RemoteSnapshotInfo'];
 export type SchemaRepoSource = components['schemas']['RepoSource'];
@@ -2141,6 +2249,128 @@ export interface operations {
             };
         };
     };
+    pullImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PullImageRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageInfo"];
+                };
+            };
+            /** @description not a reference, or the registry serves an invalid image */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: the registry wants credentials or refused them, or the operator does not allow reaching it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such tag or repository in the registry */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description request_timeout: the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflict: the name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_large: a body over a cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: a JSON endpoint got another Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the registry cannot be reached, or stopped answering */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description pool_full: the storage pool has no room */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     downloadSnapshotLink: {
         parameters: {
             query?: never;
@@ -2174,6 +2404,155 @@ export interface operations {
             };
             /** @description not_found: no such object for this account, or no such path */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    registryLogout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the registry, host[:port] */
+                host: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid_argument: bad JSON, an unknown field, a bad name, size, path, query value or a value above a cap */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not logged in to it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: cairnd's own failure; the message carries a reference into its log */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a host prerequisite or service is missing; too_many_connections: a connection over a cap */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    registryLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegistryLoginRequest"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid_argument: bad JSON, an unknown field, a bad name, size, path, query value or a value above a cap */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description request_timeout: the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_large: a body over a cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: a JSON endpoint got another Content-Type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -46,7 +46,10 @@ from .progress_unit import ProgressUnit
 from .pruned_steps import PrunedSteps
 from .publish_image_request import PublishImageRequest
 from .published_port import PublishedPort
+from .pull_image_request import PullImageRequest
+from .pull_report import PullReport
 from .push_info import PushInfo
+from .registry_login_request import RegistryLoginRequest
 from .remote_delete_info import RemoteDeleteInfo
 from .remote_snapshot_info import RemoteSnapshotInfo
 from .repo_source import RepoSource
@@ -109,7 +112,10 @@ __all__ = (
     "PrunedSteps",
     "PublishImageRequest",
     "PublishedPort",
+    "PullImageRequest",
+    "PullReport",
     "PushInfo",
+    "RegistryLoginRequest",
     "RemoteDeleteInfo",
     "RemoteSnapshotInfo",
     "RepoSource",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.dropped_files import DroppedFiles
+    from ..models.pull_report import PullReport
 
 
 T = TypeVar("T", bound="ImageInfo")
@@ -30,6 +31,7 @@ class ImageInfo:
         dropped (DroppedFiles | Unset): How many special files of each kind an image import left out.
         owned (bool | Unset): Imported by the caller's account (only the owner, or the operator, removes it).
         public (bool | Unset): Published by the operator: every account may use it.
+        pull (None | PullReport | Unset):
     """
 
     created_at: datetime.datetime
@@ -40,9 +42,12 @@ class ImageInfo:
     dropped: DroppedFiles | Unset = UNSET
     owned: bool | Unset = UNSET
     public: bool | Unset = UNSET
+    pull: None | PullReport | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.pull_report import PullReport
+
         created_at = self.created_at.isoformat()
 
         id = self.id
@@ -61,6 +66,14 @@ class ImageInfo:
 
         public = self.public
 
+        pull: dict[str, Any] | None | Unset
+        if isinstance(self.pull, Unset):
+            pull = UNSET
+        elif isinstance(self.pull, PullReport):
+            pull = self.pull.to_dict()
+        else:
+            pull = self.pull
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -78,12 +91,15 @@ class ImageInfo:
             field_dict["owned"] = owned
         if public is not UNSET:
             field_dict["public"] = public
+        if pull is not UNSET:
+            field_dict["pull"] = pull
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.dropped_files import DroppedFiles
+        from ..models.pull_report import PullReport
 
         d = dict(src_dict)
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
@@ -107,6 +123,23 @@ class ImageInfo:
 
         public = d.pop("public", UNSET)
 
+        def _parse_pull(data: object) -> None | PullReport | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                pull_type_1 = PullReport.from_dict(data)
+
+                return pull_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | PullReport | Unset, data)
+
+        pull = _parse_pull(d.pop("pull", UNSET))
+
         image_info = cls(
             created_at=created_at,
             id=id,
@@ -116,6 +149,7 @@ class ImageInfo:
             dropped=dropped,
             owned=owned,
             public=public,
+            pull=pull,
         )
 
         image_info.additional_properties = d
