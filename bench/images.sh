@@ -5,7 +5,10 @@
 #          `skopeo copy docker://… oci:DIR` + `umoci unpack` of it (goal <= 1.3x)
 #  shared  a second image sharing those layers plus one new 1 MB layer: the bytes its pull
 #          downloads (goal: only the new layer)
-#  (template: `up --template` vs a fork of a snapshot — the templates part goes below.)
+#  template: a template built from a small Cairnfile; then, alternating, $TEMPLATE_N (10)
+#     sandboxes `up --template T` and as many `up --from-snapshot SNAP` (SNAP: the template's
+#     snapshot), each destroyed after; the mean time to a running sandbox of each and their
+#     ratio (goal <= 1.1), per runtime ($RUNTIMES: "runc gvisor").
 # Usage (root, after scripts/setup.sh): bench/images.sh; ONLY="pull shared" runs those parts.
 set -euo pipefail
 for t in docker-registry skopeo umoci; do
@@ -71,4 +74,30 @@ if want shared; then
   echo "pulled in $(secs $t) s: $(jq .pull.layers_downloaded "$W/pull2.json") of $(jq .pull.layers "$W/pull2.json") layers downloaded, $(jq .pull.downloaded_bytes "$W/pull2.json") bytes (goal: only the new layer, ~1 MiB)"
 fi
 
-# if want template; then … (the templates part: `up --template` vs a fork of a snapshot)
+TN=${TEMPLATE_N:-10}
+RUNTIMES=${RUNTIMES:-runc gvisor}
+if want template; then
+echo "== up --template vs up --from-snapshot of the template's snapshot, mean of $TN"
+cat > "$W/Cairnfile" <<'CAIRNFILE'
+FROM base
+RUN mkdir -p /app && echo ready > /app/state
+COPY Cairnfile /app/
+ENV MODE=bench
+WORKDIR /app
+CAIRNFILE
+printf '%-8s %4s %14s %18s %7s\n' runtime n template_ms from_snapshot_ms ratio
+for rt in $RUNTIMES; do
+  $C template build "bench-$rt" -f "$W/Cairnfile" "$W" --runtime "$rt" >/dev/null 2>&1
+  SNAP=$($C template inspect "bench-$rt" --json | jq -r .snapshot)
+  # One of each first, not counted (caches warm).
+  for a in "--template bench-$rt" "--from-snapshot $SNAP"; do
+    id=$($C up $a); $C destroy --force "$id" >/dev/null
+  done
+  tt=0; ts=0
+  for _ in $(seq "$TN"); do
+    t0=$(now); id=$($C up --template "bench-$rt"); tt=$((tt + $(now) - t0)); $C destroy --force "$id" >/dev/null
+    t0=$(now); id=$($C up --from-snapshot "$SNAP"); ts=$((ts + $(now) - t0)); $C destroy --force "$id" >/dev/null
+  done
+  printf '%-8s %4s %14s %18s %7s\n' "$rt" "$TN" "$(ms $((tt / TN)))" "$(ms $((ts / TN)))" "$(ratio $tt $ts)"
+done
+fi
