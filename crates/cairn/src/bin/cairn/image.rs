@@ -44,8 +44,8 @@ pub enum ImageCommand {
         #[arg(long)]
         upload: bool,
     },
-    /// Pull an image from an OCI registry (HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST], or
-    /// Docker Hub's short forms). cairnd downloads only the layers its cache lacks, over
+    /// Pull an image from an OCI registry (HOST/REPOSITORY:TAG, HOST:PORT/REPOSITORY:TAG,
+    /// …/REPOSITORY@sha256:DIGEST, or Docker Hub's short forms). cairnd downloads only the layers its cache lacks, over
     /// HTTPS (plain HTTP only to registries the operator lists with
     /// `cairnd --insecure-registry`).
     #[command(after_help = "Examples:
@@ -54,7 +54,8 @@ pub enum ImageCommand {
   cairn image pull ghcr.io/org/tool@sha256:0123… --json     # the image, with what was downloaded
   cairn up --image registry.example.com/team/app:1.2        # pulls it first when you have no image pulled from it")]
     Pull {
-        /// The reference: HOST[:PORT]/REPOSITORY[:TAG] or …@sha256:DIGEST.
+        /// The reference: HOST/REPOSITORY:TAG (HOST may have a :PORT; no TAG: latest) or
+        /// HOST/REPOSITORY@sha256:DIGEST.
         reference: String,
         /// Name of the new image (default: the repository's last component and the tag,
         /// e.g. app-1.2).

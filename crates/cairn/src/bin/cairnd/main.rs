@@ -141,7 +141,7 @@ struct Args {
     /// largest archive a tenant may upload; larger ones, and archive bombs, are refused.
     #[arg(long, default_value = "10G", value_name = "SIZE")]
     max_image_size: String,
-    /// A registry (HOST[:PORT], as references write it) that image pulls reach over plain
+    /// A registry (HOST or HOST:PORT, as references write it) that image pulls reach over plain
     /// HTTP, private address or not (repeatable). Every other registry is HTTPS only.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     insecure_registries: Vec<String>,
