@@ -424,3 +424,34 @@ both_runtimes!(
     a_failing_step_leaves_nothing,
     a_stateful_template_starts_with_its_processes_running,
 );
+
+/// The seeds' workflow, as `examples/up-from-template.sh` runs it: a stateful template built
+/// from a Cairnfile (the second build all cached), three sandboxes from it, each with the
+/// template's files, environment, working directory and running "kernel".
+#[test]
+fn the_up_from_template_example_runs() {
+    let d = Daemon::with_base(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        &[],
+    );
+    let example = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/up-from-template.sh");
+    let r = d.script(&example, &["runc", "base"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let greeted: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("hello from the template, "))
+        .collect();
+    assert_eq!(greeted.len(), 3, "{}", r.stdout);
+    let hosts: std::collections::HashSet<&&str> = greeted.iter().collect();
+    assert_eq!(hosts.len(), 3, "each sandbox is its own: {}", r.stdout);
+    assert_eq!(r.stdout.matches("numpy-ish 1.0").count(), 3, "{}", r.stdout);
+    assert_eq!(
+        r.stdout.matches("cwd /work, kernel ticks ").count(),
+        3,
+        "{}",
+        r.stdout
+    );
+}
