@@ -102,12 +102,15 @@ pub async fn import(
 
 /// A signed link that downloads the snapshot's archive with no token (`curl -fO URL`),
 /// served on cairnd's TCP listener until it expires (default and most: 1 hour, see
-/// `cairnd --max-link-expiry`).
+/// `cairnd --max-link-expiry`). With `store=true` and a remote store, the link is instead
+/// the store's pre-signed URL of the archive (uploaded there once per snapshot and format),
+/// so the download does not pass through cairnd; deleting the snapshot deletes it.
 #[utoipa::path(post, operation_id = "createSnapshotLink", tag = "sharing", path = "/v1/snapshots/{id}/link",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"),
            ("expires" = Option<String>, Query, description = "how long it works (90s, 30m, 1h; default and most: cairnd's maximum, 1h)"),
-           ("format" = Option<String>, Query, description = "tar.zst (default) or tar.gz")),
-    responses((status = 201, body = SnapshotLinkInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody, description = "cairnd has no TCP listener")))]
+           ("format" = Option<String>, Query, description = "tar.zst (default) or tar.gz"),
+           ("store" = Option<bool>, Query, description = "a pre-signed URL of the remote store instead (cairnd --remote): the archive is uploaded there once, and curl fetches it from the store")),
+    responses((status = 201, body = SnapshotLinkInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody, description = "cairnd has no TCP listener (or, with store, no remote), or the store failed")))]
 pub async fn link(
     State(st): State<AppState>,
     Account(account): Account,
@@ -120,7 +123,13 @@ pub async fn link(
         .map(|e| cairn_types::parse_duration(e))
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let link = st.engine.snapshot_link(&account, &id, secs, format).await?;
+    let link = if crate::handlers::flag(&q, "store")? {
+        st.engine
+            .run_to_end(move |e| async move { e.store_link(&account, &id, secs, format).await })
+            .await?
+    } else {
+        st.engine.snapshot_link(&account, &id, secs, format).await?
+    };
     Ok((
         StatusCode::CREATED,
         Json(SnapshotLinkInfo {

@@ -552,3 +552,83 @@ fn deleting_a_pushed_snapshot_collects_only_the_chunks_no_other_names() {
     let list = b.cairn(&["snapshot", "list", "--remote", "--json"]).json();
     assert_eq!(list, serde_json::json!([]));
 }
+
+/// `snapshot url --store`: a pre-signed URL of the store downloads the archive with plain
+/// curl (not through cairnd), which imports and forks elsewhere with the same files; a
+/// second link reuses the uploaded archive; deleting the snapshot makes the link 404;
+/// without a remote the flag is a 503 saying how to configure one.
+#[test]
+fn a_store_link_downloads_the_archive_from_the_store_until_the_snapshot_goes() {
+    let moto = Moto::start();
+    let a = host(&moto, "l", false);
+    let id = a
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    a.cairn(&["exec", &id, "head -c 3145728 /dev/urandom > /root/blob"])
+        .ok();
+    let snap = a
+        .cairn(&["snapshot", "create", &id, "--name", "shared"])
+        .ok();
+    let link = a
+        .cairn(&[
+            "snapshot",
+            "url",
+            &snap,
+            "--store",
+            "--expires",
+            "10m",
+            "--json",
+        ])
+        .json();
+    let url = link["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&moto.endpoint),
+        "not the store's URL: {url}"
+    );
+    assert!(url.contains("X-Amz-Signature="), "not pre-signed: {url}");
+    assert_eq!(moto.objects("l/local/archives/").len(), 1);
+    let again = a
+        .cairn(&["snapshot", "url", &snap, "--store", "--json"])
+        .json();
+    assert_ne!(again["url"], link["url"]);
+    assert_eq!(moto.objects("l/local/archives/").len(), 1, "uploaded once");
+
+    let file = a.scratch().join("shared.tar.zst");
+    let got = std::process::Command::new("curl")
+        .args(["-sf", "-o"])
+        .arg(&file)
+        .arg(&url)
+        .status()
+        .unwrap();
+    assert!(got.success(), "curl {url}");
+    let b = host(&moto, "other", false);
+    let imported = b
+        .cairn(&["snapshot", "import", file.to_str().unwrap()])
+        .ok();
+    let fork = b.cairn(&["fork", &imported]).ok();
+    assert_eq!(
+        b.cairn(&["exec", &fork, "md5sum < /root/blob"]).ok(),
+        a.cairn(&["exec", &id, "md5sum < /root/blob"]).ok()
+    );
+
+    a.cairn(&["snapshot", "delete", &snap]).ok();
+    assert!(moto.objects("l/local/archives/").is_empty());
+    let code = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&code.stdout), "404");
+
+    let plain = Daemon::with_base(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        &[],
+    );
+    let sid = plain
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    let s = plain.cairn(&["snapshot", "create", &sid]).ok();
+    let err = failed(plain.cairn(&["snapshot", "url", &s, "--store"]));
+    assert!(err.contains("--remote"), "{err}");
+}

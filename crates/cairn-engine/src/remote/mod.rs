@@ -20,6 +20,7 @@
 mod auto;
 mod chunker;
 mod gc;
+mod links;
 mod pull;
 mod push;
 mod recipe;
@@ -57,6 +58,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// A connected store.
 pub(crate) struct Remote {
     store: Arc<dyn ObjectStore>,
+    /// The same store, for pre-signed URLs (store links).
+    signer: Arc<object_store::aws::AmazonS3>,
     /// The key prefix (may be empty).
     prefix: Vec<String>,
     /// `s3://bucket/prefix`, for messages to the operator.
@@ -113,8 +116,10 @@ impl Remote {
                 cfg.url
             ))
         })?;
+        let store = Arc::new(store);
         let remote = Remote {
-            store: Arc::new(store),
+            store: Arc::clone(&store) as Arc<dyn ObjectStore>,
+            signer: store,
             prefix,
             url: cfg.url.clone(),
             pulls: tokio::sync::Mutex::new(()),

@@ -137,6 +137,35 @@ impl Engine {
         .then_some(account)
     }
 
+    /// How long a link asked for lives: `secs`, or the default; 1 second to cairnd's
+    /// maximum.
+    pub(crate) fn link_secs(&self, secs: Option<u64>) -> Result<u64> {
+        let max = self.cfg.max_link_secs;
+        let secs = secs.unwrap_or(max.min(DEFAULT_LINK_SECS));
+        if secs == 0 || secs > max {
+            return Err(EngineError::InvalidArgument(format!(
+                "a link lives from 1 second to {max} seconds on this host (cairnd --max-link-expiry)"
+            )));
+        }
+        Ok(secs)
+    }
+
+    /// Snapshot `reference` of `account`, when it is ready to be downloaded.
+    pub(crate) async fn linkable_snapshot(
+        &self,
+        account: &str,
+        reference: &str,
+    ) -> Result<cairn_db::SnapshotRecord> {
+        let snap = self.find_snapshot(account, reference).await?;
+        if snap.state != SnapshotState::Ready {
+            return Err(EngineError::Conflict(format!(
+                "snapshot {} is {}: only a ready snapshot can be downloaded",
+                snap.id, snap.state
+            )));
+        }
+        Ok(snap)
+    }
+
     /// A link that downloads snapshot `reference` of `account` for `secs` seconds (default
     /// and most: cairnd's maximum, 1 hour unless configured).
     pub async fn snapshot_link(
@@ -146,20 +175,8 @@ impl Engine {
         secs: Option<u64>,
         format: ArchiveFormat,
     ) -> Result<SnapshotLink> {
-        let max = self.cfg.max_link_secs;
-        let secs = secs.unwrap_or(max.min(DEFAULT_LINK_SECS));
-        if secs == 0 || secs > max {
-            return Err(EngineError::InvalidArgument(format!(
-                "a link lives from 1 second to {max} seconds on this host (cairnd --max-link-expiry)"
-            )));
-        }
-        let snap = self.find_snapshot(account, reference).await?;
-        if snap.state != SnapshotState::Ready {
-            return Err(EngineError::Conflict(format!(
-                "snapshot {} is {}: only a ready snapshot can be downloaded",
-                snap.id, snap.state
-            )));
-        }
+        let secs = self.link_secs(secs)?;
+        let snap = self.linkable_snapshot(account, reference).await?;
         let Some(base) = self.cfg.link_base.as_deref() else {
             return Err(EngineError::Unavailable(
                 "download links are served on cairnd's TCP listener, and this cairnd has none: start it with --listen ADDR (and --public-url if clients reach it by another address)".into(),

@@ -247,6 +247,13 @@ impl Engine {
         self.db(move |db| db.set_snapshot_state(&row, SnapshotState::Deleted, None))
             .await?;
         self.remove_snapshot_files(id).await;
+        // Its store links (with a remote) stop working with it.
+        if self.remote.is_some() {
+            let row = id.clone();
+            if let Some(s) = self.db(move |db| db.snapshot(&row)).await? {
+                self.delete_link_archives(&s.account, id.as_str()).await;
+            }
+        }
         let row = id.clone();
         self.db(move |db| db.delete_snapshot(&row)).await?;
         Ok(())

@@ -146,7 +146,7 @@ pub enum SnapshotCommand {
     /// Print a signed URL that downloads a snapshot's archive with plain curl, no token, until
     /// it expires (default and most: 1h, or what cairnd's --max-link-expiry says).
     #[command(
-        after_help = "Examples:\n  cairn snapshot url baseline                 # then: curl -fo baseline.tar.zst URL\n  cairn snapshot url baseline --expires 10m --format tar.gz"
+        after_help = "Examples:\n  cairn snapshot url baseline                 # then: curl -fo baseline.tar.zst URL\n  cairn snapshot url baseline --expires 10m --format tar.gz\n  cairn snapshot url baseline --store         # the remote store's own URL (cairnd --remote)"
     )]
     Url {
         /// Snapshot: id, NAME or SANDBOX:NAME.
@@ -157,6 +157,10 @@ pub enum SnapshotCommand {
         /// tar.zst or tar.gz [default: tar.zst].
         #[arg(long)]
         format: Option<String>,
+        /// A pre-signed URL of the remote store (cairnd --remote) instead: the archive is
+        /// uploaded there once, and the download does not pass through cairnd.
+        #[arg(long)]
+        store: bool,
     },
     /// Import a snapshot archive (from 'cairn snapshot export') as a snapshot of your account.
     #[command(
@@ -182,16 +186,26 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             snapshot,
             expires,
             format,
+            store,
         } => {
             let mut path = format!("/v1/snapshots/{}/link?", enc(&snapshot));
+            if store {
+                path.push_str("store=true&");
+            }
             if let Some(e) = &expires {
                 path.push_str(&format!("expires={}&", enc(e)));
             }
             if let Some(f) = &format {
                 path.push_str(&format!("format={}", enc(f.trim_start_matches('.'))));
             }
-            let link: cairn_types::api::SnapshotLinkInfo =
-                client.json(Method::POST, &path, None).await?;
+            // With --store the archive may be uploaded first.
+            let pb = store.then(|| spinner(&format!("putting {snapshot} in the store")));
+            let link: Result<cairn_types::api::SnapshotLinkInfo> =
+                client.json(Method::POST, &path, None).await;
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            let link = link?;
             output::show(json, &link, |l| outln!("{}", l.url))?;
         }
         SnapshotCommand::Import { file, name } => {
