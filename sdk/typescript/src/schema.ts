@@ -651,7 +651,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`). */
+        /** A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`). With `store=true` and a remote store, the link is instead the store's pre-signed URL of the archive (uploaded there once per snapshot and format), so the download does not pass through cairnd; deleting the snapshot deletes it. */
         post: operations["createSnapshotLink"];
         delete?: never;
         options?: never;
@@ -5294,6 +5294,8 @@ export interface operations {
                 expires?: string;
                 /** @description tar.zst (default) or tar.gz */
                 format?: string;
+                /** @description a pre-signed URL of the remote store instead (cairnd --remote): the archive is uploaded there once, and curl fetches it from the store */
+                store?: boolean;
             };
             header?: never;
             path: {
@@ -5357,7 +5359,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description cairnd has no TCP listener */
+            /** @description cairnd has no TCP listener (or, with store, no remote), or the store failed */
             503: {
                 headers: {
                     [name: string]: unknown;

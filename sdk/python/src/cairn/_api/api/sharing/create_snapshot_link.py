@@ -16,6 +16,7 @@ def _get_kwargs(
     *,
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
+    store: bool | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -23,6 +24,8 @@ def _get_kwargs(
     params["expires"] = expires
 
     params["format"] = format_
+
+    params["store"] = store
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -98,14 +101,19 @@ def sync_detailed(
     client: AuthenticatedClient,
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
+    store: bool | Unset = UNSET,
 ) -> Response[ErrorBody | SnapshotLinkInfo]:
     """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
     cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
+    With `store=true` and a remote store, the link is instead the store's pre-signed URL of the archive
+    (uploaded there once per snapshot and format), so the download does not pass through cairnd;
+    deleting the snapshot deletes it.
 
     Args:
         id (str):
         expires (str | Unset):
         format_ (str | Unset):
+        store (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -119,6 +127,7 @@ def sync_detailed(
         id=id,
         expires=expires,
         format_=format_,
+        store=store,
     )
 
     response = client.get_httpx_client().request(
@@ -134,14 +143,19 @@ def sync(
     client: AuthenticatedClient,
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
+    store: bool | Unset = UNSET,
 ) -> ErrorBody | SnapshotLinkInfo | None:
     """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
     cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
+    With `store=true` and a remote store, the link is instead the store's pre-signed URL of the archive
+    (uploaded there once per snapshot and format), so the download does not pass through cairnd;
+    deleting the snapshot deletes it.
 
     Args:
         id (str):
         expires (str | Unset):
         format_ (str | Unset):
+        store (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -156,6 +170,7 @@ def sync(
         client=client,
         expires=expires,
         format_=format_,
+        store=store,
     ).parsed
 
 
@@ -165,14 +180,19 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
+    store: bool | Unset = UNSET,
 ) -> Response[ErrorBody | SnapshotLinkInfo]:
     """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
     cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
+    With `store=true` and a remote store, the link is instead the store's pre-signed URL of the archive
+    (uploaded there once per snapshot and format), so the download does not pass through cairnd;
+    deleting the snapshot deletes it.
 
     Args:
         id (str):
         expires (str | Unset):
         format_ (str | Unset):
+        store (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -186,6 +206,7 @@ async def asyncio_detailed(
         id=id,
         expires=expires,
         format_=format_,
+        store=store,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -199,14 +220,19 @@ async def asyncio(
     client: AuthenticatedClient,
     expires: str | Unset = UNSET,
     format_: str | Unset = UNSET,
+    store: bool | Unset = UNSET,
 ) -> ErrorBody | SnapshotLinkInfo | None:
     """A signed link that downloads the snapshot's archive with no token (`curl -fO URL`), served on
     cairnd's TCP listener until it expires (default and most: 1 hour, see `cairnd --max-link-expiry`).
+    With `store=true` and a remote store, the link is instead the store's pre-signed URL of the archive
+    (uploaded there once per snapshot and format), so the download does not pass through cairnd;
+    deleting the snapshot deletes it.
 
     Args:
         id (str):
         expires (str | Unset):
         format_ (str | Unset):
+        store (bool | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -222,5 +248,6 @@ async def asyncio(
             client=client,
             expires=expires,
             format_=format_,
+            store=store,
         )
     ).parsed
