@@ -20,10 +20,12 @@ mod dir_storage;
 mod fake_runtime;
 mod http;
 mod moto;
+mod script;
 pub use dir_storage::DirStorage;
 pub use fake_runtime::{Failure, FakeRuntime, FAKE_CHECKPOINT};
 pub use http::{assert_error, PrivateNet, Via};
 pub use moto::{Moto, MOTO_VERSION};
+pub use script::{output_text, tail};
 
 /// Panics with install instructions unless the test prerequisites are present.
 pub fn require_prerequisites() {

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cairn_test_support::Daemon;
+use cairn_test_support::{output_text, tail, Daemon};
 
 /// The virtual environment scripts/setup.sh makes, with the SDK's pinned dependencies and
 /// generator (scripts/sdk-requirements.txt).
@@ -51,29 +51,16 @@ fn run_script(script: &str, rt: &str) {
         .arg(dir.join("tests").join(script))
         .env("PYTHONPATH", dir.join("src"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("CAIRN_HOST", format!("http://{}", d.tcp.clone().unwrap()))
-        .env("CAIRN_TOKEN", d.token("alice"))
-        .env("CAIRN_SOCKET_PATH", d.home.join("cairnd.sock"))
-        .env("CAIRN_RUNTIME", rt)
-        .env("CAIRN_IMAGE", "base")
+        .envs(d.sdk_env("alice", rt))
         .env("CAIRN_SNAPSHOT_LIMIT", SNAPSHOT_LIMIT)
         .env_remove("CAIRN_HOME")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.contains("all passed"),
         "sdk/python/tests/{script} failed on {rt}:\n{text}"
     );
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 cairn_test_support::both_runtimes!(python_sdk_workflows, python_sdk_asyncio_forks,);

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cairn_test_support::Daemon;
+use cairn_test_support::{output_text, tail, Daemon};
 
 /// Where scripts/setup.sh installs the SDK's pinned packages (sdk/typescript/package-lock.json).
 const MODULES: &str = "/opt/cairn-sdk-ts/node_modules";
@@ -21,19 +21,6 @@ const SNAPSHOT_LIMIT: &str = "8";
 
 fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/typescript")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Fails, saying how to install them, unless node and the SDK's packages are there.
@@ -100,17 +87,13 @@ fn run_tests(file: &str, rt: &str) {
         .args(["--test", "--test-reporter=spec"])
         .arg(Path::new("test").join(file))
         .current_dir(&dir)
-        .env("CAIRN_HOST", format!("http://{}", d.tcp.clone().unwrap()))
-        .env("CAIRN_TOKEN", d.token("alice"))
-        .env("CAIRN_SOCKET_PATH", d.home.join("cairnd.sock"))
-        .env("CAIRN_RUNTIME", rt)
-        .env("CAIRN_IMAGE", "base")
+        .envs(d.sdk_env("alice", rt))
         .env("CAIRN_SNAPSHOT_LIMIT", SNAPSHOT_LIMIT)
         .env("NO_COLOR", "1")
         .env_remove("CAIRN_HOME")
         .output()
         .unwrap();
-    let text = text(&out);
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.contains("fail 0"),
         "sdk/typescript/test/{file} failed on {rt}:\n{text}"
@@ -138,7 +121,7 @@ fn the_typescript_quickstart_example_runs() {
     assert!(
         out.status.success(),
         "tsc does not build sdk/typescript/examples:\n{}",
-        text(&out)
+        output_text(&out)
     );
     let d = Daemon::start_opts(
         env!("CARGO_BIN_EXE_cairnd"),
@@ -155,7 +138,7 @@ fn the_typescript_quickstart_example_runs() {
         .env_remove("CAIRN_HOME")
         .output()
         .unwrap();
-    let text = text(&out);
+    let text = output_text(&out);
     assert!(
         out.status.success()
             && text.contains("risky step exited with 3")
@@ -208,7 +191,7 @@ fn the_typescript_quickstart_example_runs() {
     assert!(
         built.status.success(),
         "tsc does not build the README's TypeScript example:\n{}",
-        self::text(&built)
+        output_text(&built)
     );
     let ran = Command::new("node")
         .arg("examples/out/readme.js")
@@ -218,7 +201,7 @@ fn the_typescript_quickstart_example_runs() {
         .env_remove("CAIRN_HOME")
         .output()
         .unwrap();
-    let ran_text = self::text(&ran);
+    let ran_text = output_text(&ran);
     assert!(
         ran.status.success()
             && ran_text.starts_with("3\n")
@@ -238,7 +221,7 @@ fn the_typescript_sdk_offline_tests_pass() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let text = text(&out);
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.contains("fail 0"),
         "sdk/typescript/test/offline.test.mjs failed:\n{text}"
@@ -259,7 +242,7 @@ fn the_generated_typescript_types_match_the_committed_document() {
     assert!(
         out.status.success(),
         "sdk/typescript/generate.sh failed:\n{}",
-        text(&out)
+        output_text(&out)
     );
     let diff = Command::new("diff")
         .arg("-u")
@@ -288,7 +271,7 @@ fn the_committed_javascript_is_what_tsc_builds() {
     assert!(
         out.status.success(),
         "tsc does not build sdk/typescript:\n{}",
-        text(&out)
+        output_text(&out)
     );
     let diff = Command::new("diff")
         .arg("-r")
@@ -344,14 +327,14 @@ fn npm_install(app: &Path, args: &[&str]) {
         out.status.success(),
         "npm install {args:?} failed in {} (the SDK's dependencies come from npm's cache, filled by scripts/setup.sh):\n{}",
         app.display(),
-        text(&out)
+        output_text(&out)
     );
     let check = imports_in(app);
     assert_eq!(
         String::from_utf8_lossy(&check.stdout).trim(),
         "function function true limit_exceeded",
         "the SDK installed by npm install {args:?} does not import: {}",
-        text(&check)
+        output_text(&check)
     );
 }
 
