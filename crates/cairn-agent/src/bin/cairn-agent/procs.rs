@@ -54,6 +54,21 @@ pub struct Procs {
     default_env: Mutex<Vec<String>>,
 }
 
+/// The agent's ends of a process's standard streams.
+enum Ours {
+    /// Detached: the process has /dev/null, the agent nothing.
+    Detached,
+    /// A terminal: its master, which reads the output and takes the input.
+    Terminal(OwnedFd),
+    /// Pipes: the writing end of its input (when it takes input), the reading ends of its
+    /// output and errors.
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+}
+
 impl Procs {
     /// None yet.
     pub fn new(link: Arc<Link>) -> Procs {
@@ -146,21 +161,18 @@ impl Procs {
         let cwd = c(req.cwd.as_bytes())?;
         let user = req.user.as_deref().map(parse_user).transpose()?;
         // The ends the process gets (closed here once it runs), and the agent's.
-        let (stdio, ours): ([OwnedFd; 3], [Option<OwnedFd>; 3]) = if req.detach {
+        let (stdio, ours): ([OwnedFd; 3], Ours) = if req.detach {
             let null = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open("/dev/null")?;
             let null = OwnedFd::from(null);
-            (
-                [null.try_clone()?, null.try_clone()?, null],
-                [None, None, None],
-            )
+            ([null.try_clone()?, null.try_clone()?, null], Ours::Detached)
         } else if let Some(size) = req.tty {
             let (m, slave) = open_pty(size)?;
             (
                 [slave.try_clone()?, slave.try_clone()?, slave],
-                [Some(m), None, None],
+                Ours::Terminal(m),
             )
         } else {
             let (in_theirs, in_ours) = if req.stdin {
@@ -174,7 +186,11 @@ impl Procs {
             let (err_ours, err_theirs) = crate::sys::pipe()?;
             (
                 [in_theirs, out_theirs, err_theirs],
-                [in_ours, Some(out_ours), Some(err_ours)],
+                Ours::Pipes {
+                    stdin: in_ours,
+                    stdout: out_ours,
+                    stderr: err_ours,
+                },
             )
         };
         let [fd0, fd1, fd2] = &stdio;
@@ -207,26 +223,28 @@ impl Procs {
         let (in_tx, in_rx) = mpsc::channel::<Option<Vec<u8>>>();
         let mut readers = Vec::new();
         let out = Arc::new(Output::new(Arc::clone(&self.link), channel));
-        let [stdin, stdout, stderr] = ours;
         let mut master = None;
-        if req.tty.is_some() {
-            if let Some(m) = stdin {
+        match ours {
+            Ours::Detached => {}
+            Ours::Terminal(m) => {
                 let reader = std::fs::File::from(m.try_clone()?);
                 readers.push(out.pump(next(&mut workers), reader, Kind::Stdout));
                 let writer = std::fs::File::from(m.try_clone()?);
                 next(&mut workers).run(move || feed(writer, in_rx));
                 master = Some(Arc::new(m));
             }
-        } else {
-            if let Some(o) = stdout {
-                readers.push(out.pump(next(&mut workers), std::fs::File::from(o), Kind::Stdout));
-            }
-            if let Some(e) = stderr {
-                readers.push(out.pump(next(&mut workers), std::fs::File::from(e), Kind::Stderr));
-            }
-            if let Some(i) = stdin {
-                let i = std::fs::File::from(i);
-                next(&mut workers).run(move || feed(i, in_rx));
+            Ours::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                let (o, e) = (std::fs::File::from(stdout), std::fs::File::from(stderr));
+                readers.push(out.pump(next(&mut workers), o, Kind::Stdout));
+                readers.push(out.pump(next(&mut workers), e, Kind::Stderr));
+                if let Some(i) = stdin {
+                    let i = std::fs::File::from(i);
+                    next(&mut workers).run(move || feed(i, in_rx));
+                }
             }
         }
         table.insert(
