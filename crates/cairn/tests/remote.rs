@@ -632,3 +632,47 @@ fn a_store_link_downloads_the_archive_from_the_store_until_the_snapshot_goes() {
     let err = failed(plain.cairn(&["snapshot", "url", &s, "--store"]));
     assert!(err.contains("--remote"), "{err}");
 }
+
+/// `cairnd --max-account-remote-size`: a push (or store link) past the account's share of the
+/// store is refused with limit_exceeded and leaves nothing there; one within it works.
+#[test]
+fn a_push_past_the_accounts_share_of_the_store_is_refused_and_leaves_nothing() {
+    let moto = Moto::start();
+    let a = host_with(&moto, "q", false, &["--max-account-remote-size", "6M"]);
+    let id = a
+        .cairn(&["up", "--image", "base", "--runtime", "runc"])
+        .ok();
+    let small = a
+        .cairn(&["snapshot", "create", &id, "--name", "small"])
+        .ok();
+    a.cairn(&["exec", &id, "head -c 8388608 /dev/urandom > /root/big"])
+        .ok();
+    let big = a.cairn(&["snapshot", "create", &id, "--name", "big"]).ok();
+
+    for args in [
+        vec!["snapshot", "push", big.as_str(), "--json"],
+        vec!["snapshot", "url", big.as_str(), "--store", "--json"],
+    ] {
+        let run = a.cairn(&args);
+        assert_ne!(run.code, 0, "{args:?}: {}", run.stdout);
+        let err: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+        assert_eq!(err["error"]["code"], "limit_exceeded", "{err}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--max-account-remote-size"),
+            "{err}"
+        );
+        assert!(
+            moto.objects("q/").is_empty(),
+            "{args:?} left {:?}",
+            moto.objects("q/")
+        );
+    }
+    let list = a.cairn(&["snapshot", "list", "--remote", "--json"]).json();
+    assert_eq!(list, serde_json::json!([]));
+    let pushed = a.cairn(&["snapshot", "push", &small, "--json"]).json();
+    assert_eq!(pushed["already_pushed"], false, "{pushed}");
+    assert!(moto.bytes("q/") <= 6 << 20);
+}

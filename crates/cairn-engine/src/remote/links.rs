@@ -84,6 +84,7 @@ impl Engine {
         format: ArchiveFormat,
         key: &object_store::path::Path,
     ) -> Result<()> {
+        let room = remote.room(account).await?;
         let mut archive = self.export_snapshot(account, id, format).await?;
         let upload = remote
             .store
@@ -91,12 +92,19 @@ impl Engine {
             .await
             .map_err(|e| store_failed("started the archive's upload", &e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut sent = 0u64;
         while let Some(piece) = archive.recv().await {
             let written = match piece {
+                Ok(bytes) if room.is_some_and(|r| sent + bytes.len() as u64 > r) => {
+                    Err(remote.over_quota())
+                }
                 Ok(bytes) => writer
                     .wait_for_capacity(CONCURRENT_PARTS)
                     .await
-                    .map(|()| writer.write(&bytes))
+                    .map(|()| {
+                        sent += bytes.len() as u64;
+                        writer.write(&bytes)
+                    })
                     .map_err(|e| store_failed("uploaded the archive", &e)),
                 Err(e) => Err(EngineError::Conflict(format!(
                     "snapshot {id} could not be read to the end for its link ({e}): was it deleted meanwhile?"

@@ -48,6 +48,9 @@ pub struct RemoteConfig {
     /// How old a chunk no pushed snapshot names must be before a deletion collects it
     /// (see `gc`; cairnd's default is an hour).
     pub gc_grace: Duration,
+    /// Most bytes one account may keep in the store (chunks, recipes, link archives);
+    /// `None`: no limit.
+    pub max_account_bytes: Option<u64>,
 }
 
 /// How long one request to the store may take before it is retried or fails.
@@ -68,6 +71,8 @@ pub(crate) struct Remote {
     pulls: tokio::sync::Mutex<()>,
     /// How old an unnamed chunk must be to be collected.
     gc_grace: Duration,
+    /// Most bytes one account may keep in the store.
+    max_account_bytes: Option<u64>,
     /// With `push_ready`: the background pushes' queue (see `auto`).
     pub(crate) auto: Option<auto::Queue>,
 }
@@ -124,6 +129,7 @@ impl Remote {
             url: cfg.url.clone(),
             pulls: tokio::sync::Mutex::new(()),
             gc_grace: cfg.gc_grace,
+            max_account_bytes: cfg.max_account_bytes,
             auto: cfg.push_ready.then(auto::Queue::default),
         };
         let probe = remote.key(&[]);

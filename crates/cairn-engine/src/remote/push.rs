@@ -148,14 +148,23 @@ impl Engine {
             Ok::<_, std::io::Error>((doc, bytes, hash, refs))
         });
 
-        // Uploads: each chunk once, and only when the store lacks it.
+        // Uploads: each chunk once, and only when the store lacks it; within the account's
+        // share of the store (what it holds there already, counted once at the start).
+        let room = remote.room(account).await?;
+        let spent = std::sync::atomic::AtomicU64::new(0);
+        let fresh = std::sync::Mutex::new(Vec::new());
         let seen = std::sync::Mutex::new(HashSet::new());
         let reused = std::sync::Mutex::new(Vec::new());
+        // Set by the first failure: no chunk is taken after it, and the uploads under way
+        // end (so that what they put is known and taken back below).
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
         let chunks =
             futures_util::stream::unfold(
                 rx,
                 |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
-            );
+            )
+            .take_while(|_| std::future::ready(!stopped()));
         let uploaded = chunks
             .map(|c| {
                 let first = seen
@@ -164,9 +173,13 @@ impl Engine {
                     .insert(c.hash.clone());
                 let remote = Arc::clone(remote);
                 let account = account.to_string();
-                let reused = &reused;
+                let (reused, spent, fresh, stop) = (&reused, &spent, &fresh, &stop);
+                let fail = move |e: EngineError| {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Err(e)
+                };
                 async move {
-                    if !first {
+                    if !first || stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return Ok::<u64, EngineError>(0);
                     }
                     let key = remote.chunk_key(&account, &c.hash);
@@ -179,22 +192,46 @@ impl Engine {
                             return Ok(0);
                         }
                         Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(store_failed("looked for a chunk", &e)),
+                        Err(e) => return fail(store_failed("looked for a chunk", &e)),
                     }
                     let len = c.data.len() as u64;
-                    remote
-                        .store
-                        .put(&key, PutPayload::from(c.data))
-                        .await
-                        .map_err(|e| store_failed("uploaded a chunk", &e))?;
+                    let total = spent.fetch_add(len, std::sync::atomic::Ordering::Relaxed) + len;
+                    if let Some(room) = room {
+                        if total > room {
+                            return fail(remote.over_quota());
+                        }
+                    }
+                    if let Err(e) = remote.store.put(&key, PutPayload::from(c.data)).await {
+                        return fail(store_failed("uploaded a chunk", &e));
+                    }
+                    fresh
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(key);
                     Ok(len)
                 }
             })
             .buffer_unordered(CONCURRENT_UPLOADS)
-            .try_fold((0u64, 0u64), |(n, b), len| async move {
-                Ok(if len > 0 { (n + 1, b + len) } else { (n, b) })
+            // Every upload under way ends (no short cut): the first error is kept.
+            .fold(Ok((0u64, 0u64)), |acc, r| async move {
+                match (acc, r) {
+                    (Ok((n, b)), Ok(len)) if len > 0 => Ok((n + 1, b + len)),
+                    (Ok(acc), Ok(_)) => Ok(acc),
+                    (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+                }
             })
             .await;
+        if uploaded.is_err() {
+            // (The cutting stops: its channel is gone.) Take back what this push uploaded: a
+            // refused push leaves no chunk behind (one another push skipped meanwhile is
+            // uploaded again by that push once its recipe is out).
+            let fresh = fresh
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for key in fresh {
+                let _ = remote.store.delete(&key).await;
+            }
+        }
         let cut = cutter
             .await
             .map_err(|e| EngineError::failed("the push's reading task ended abnormally", e))?;
@@ -251,5 +288,31 @@ impl Remote {
             .try_collect::<Vec<_>>()
             .await?;
         Ok(found.into_iter().flatten().collect())
+    }
+}
+
+impl Remote {
+    /// How many more bytes `account` may put in the store (`None`: no limit), from what it
+    /// holds there now (chunks, recipes, link archives).
+    pub(super) async fn room(&self, account: &str) -> Result<Option<u64>> {
+        let Some(cap) = self.max_account_bytes else {
+            return Ok(None);
+        };
+        let used: u64 = self
+            .store
+            .list(Some(&self.key(&[account])))
+            .map_ok(|m| m.size)
+            .try_fold(0u64, |sum, n| async move { Ok(sum + n) })
+            .await
+            .map_err(|e| store_failed("measured the account's share", &e))?;
+        Ok(Some(cap.saturating_sub(used)))
+    }
+
+    /// The error of an upload past the account's share of the store.
+    pub(super) fn over_quota(&self) -> EngineError {
+        EngineError::Limit(format!(
+            "your account's share of the remote store ({}) is full: delete pushed snapshots you no longer need ('cairn snapshot delete --remote SNAP'), or ask the operator to raise cairnd --max-account-remote-size",
+            cairn_types::format_bytes(self.max_account_bytes.unwrap_or(0))
+        ))
     }
 }

@@ -80,6 +80,11 @@ struct Args {
         requires = "remote"
     )]
     remote_gc_grace: String,
+    /// Most one account may keep in the remote store (its pushed snapshots' chunks and
+    /// recipes, and its store links' archives), e.g. 50G; a push or store link past it is
+    /// refused (limit_exceeded) and leaves nothing [default: no limit].
+    #[arg(long, value_name = "SIZE", requires = "remote")]
+    max_account_remote_size: Option<String>,
     /// Size of the btrfs pool image, when the data directory is not on btrfs.
     #[arg(long, default_value = "20G", value_name = "SIZE")]
     pool_size: String,
@@ -365,12 +370,20 @@ async fn run(args: Args) -> Result<()> {
         endpoint: args.remote_endpoint.clone(),
         push_ready: args.remote_push_ready,
         gc_grace: std::time::Duration::ZERO,
+        max_account_bytes: None,
     });
     if let Some(r) = cfg.remote.as_mut() {
         r.gc_grace = std::time::Duration::from_secs(match args.remote_gc_grace.trim() {
             "0" | "0s" => 0,
             g => parse_duration(g).context("invalid --remote-gc-grace")?,
         });
+        r.max_account_bytes = args
+            .max_account_remote_size
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+            .context("invalid --max-account-remote-size")?;
     }
     let engine = Engine::open(cfg, db)
         .await
