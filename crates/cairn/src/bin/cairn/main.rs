@@ -11,6 +11,7 @@ mod attach;
 mod build;
 mod cairnfile;
 mod client;
+mod context;
 mod cp;
 mod exec;
 mod failure;
