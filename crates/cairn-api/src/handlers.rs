@@ -258,6 +258,11 @@ pub(crate) fn exec_event(ev: ExecOutput) -> ExecEvent {
 ///   `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account;
 /// - `Content-Type: application/json` with an [`ImportImageRequest`]: a path on the daemon's
 ///   host, for the operator only (403 otherwise); never a path inside the data directory.
+///
+/// With `Accept: application/x-ndjson` the answer is a 200 progress stream instead (once an
+/// upload has been read whole), one `ProgressEvent` per line: `progress` lines of phase
+/// `unpack` (stored bytes of the layers, or of the archive, applied of their total), then
+/// one `result` (status 201 and the image) or `error` (the status and error listed here).
 #[utoipa::path(post, operation_id = "importImage", tag = "images", path = "/v1/images",
     params(("name" = Option<String>, Query, description = "name of the uploaded image"),
            ("public" = Option<bool>, Query, description = "publish it to every account (operator only)")),
@@ -274,38 +279,54 @@ pub async fn import_image(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<ImageInfo>)> {
-    let who = principal(&caller);
+) -> ApiResult<Response> {
+    let headers = req.headers().clone();
     // An upload is any archive; a host path import says it is JSON.
     let json =
         req.headers().contains_key(header::CONTENT_TYPE) && crate::json::is_json(req.headers());
-    let info = if json {
+    if json {
         if !q.is_empty() {
             return Err(ApiError::invalid(
                 "a JSON import takes its name and path in the body, not in the query",
             ));
         }
         let ApiJson(body) = ApiJson::<ImportImageRequest>::from_request(req, &st).await?;
-        st.engine
-            .import_image_path(who, &body.name, &body.path, body.public)
-            .await?
-    } else {
-        let name = q.get("name").ok_or_else(|| {
-            ApiError::invalid(
-                "name the uploaded image with ?name=NAME (or send JSON {\"name\", \"path\"} with Content-Type: application/json to import a host path, operator only)",
-            )
-        })?;
-        let public = flag(&q, "public")?;
-        let body = req
-            .into_body()
-            .into_data_stream()
-            .map(|chunk| chunk.map_err(std::io::Error::other));
-        let reader = tokio_util::io::StreamReader::new(body);
-        st.engine
-            .import_image_upload(who, name, public, reader)
-            .await?
-    };
-    Ok((StatusCode::CREATED, Json(info)))
+        return Ok(crate::progress::respond(&headers, move |sink| async move {
+            let info = st
+                .engine
+                .import_image_path(
+                    principal(&caller),
+                    &body.name,
+                    &body.path,
+                    body.public,
+                    sink,
+                )
+                .await?;
+            Ok::<_, ApiError>((StatusCode::CREATED, Json(info)))
+        })
+        .await);
+    }
+    let name = q.get("name").ok_or_else(|| {
+        ApiError::invalid(
+            "name the uploaded image with ?name=NAME (or send JSON {\"name\", \"path\"} with Content-Type: application/json to import a host path, operator only)",
+        )
+    })?;
+    let public = flag(&q, "public")?;
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let reader = tokio_util::io::StreamReader::new(body);
+    // The whole upload is read before any answer starts, streamed or not.
+    let received = st
+        .engine
+        .receive_image_upload(principal(&caller), name, public, reader)
+        .await?;
+    Ok(crate::progress::respond(&headers, move |sink| async move {
+        let info = st.engine.import_received(received, sink).await?;
+        Ok::<_, ApiError>((StatusCode::CREATED, Json(info)))
+    })
+    .await)
 }
 
 /// The engine's view of a caller.

@@ -17,7 +17,7 @@ use cairn_db::ImageRecord;
 use cairn_images::ImageError;
 use cairn_storage::Tree;
 use cairn_types::api::{DroppedFiles, ImageInfo};
-use cairn_types::{format_bytes, validate_name, ImageId};
+use cairn_types::{format_bytes, validate_name, ImageId, Progress, ProgressSink};
 
 use crate::{Engine, EngineError, Result};
 
@@ -59,6 +59,26 @@ pub(crate) struct Source {
     /// For a pull: the image manifest (digest, size) among the blobs of the store at
     /// `path` (the blob cache), and every blob the image is made of.
     pulled: Option<((String, u64), Vec<String>)>,
+    /// Told how far the unpacking has come (phase `unpack`).
+    progress: ProgressSink,
+}
+
+/// An upload read whole, waiting to be unpacked ([`Engine::import_received`]); its scratch
+/// file goes when this drops.
+pub struct ReceivedImage {
+    src: Source,
+    account: String,
+    operator: bool,
+    name: String,
+    public: bool,
+}
+
+impl std::fmt::Debug for ReceivedImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceivedImage")
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 impl Source {
@@ -70,6 +90,7 @@ impl Source {
         blobs: Vec<String>,
     ) -> Source {
         Source {
+            progress: ProgressSink::none(),
             path: cache,
             label: reference.clone(),
             recorded: reference,
@@ -110,6 +131,7 @@ impl Engine {
         name: &str,
         path: &str,
         public: bool,
+        progress: ProgressSink,
     ) -> Result<ImageInfo> {
         if !who.operator {
             return Err(EngineError::Forbidden(
@@ -137,6 +159,7 @@ impl Engine {
             }
         }
         let src = Source {
+            progress: progress.clone(),
             label: path.to_string(),
             recorded: path.to_string(),
             path: real,
@@ -154,8 +177,23 @@ impl Engine {
         who: Principal<'_>,
         name: &str,
         public: bool,
-        mut body: R,
+        body: R,
+        progress: ProgressSink,
     ) -> Result<ImageInfo> {
+        let received = self.receive_image_upload(who, name, public, body).await?;
+        self.import_received(received, progress).await
+    }
+
+    /// The first half of [`Engine::import_image_upload`]: checks the request and reads the
+    /// whole upload into a scratch file (the HTTP layer then streams the import's progress
+    /// once nothing more is to be read from the request).
+    pub async fn receive_image_upload<R: AsyncRead + Unpin>(
+        self: &Arc<Self>,
+        who: Principal<'_>,
+        name: &str,
+        public: bool,
+        mut body: R,
+    ) -> Result<ReceivedImage> {
         if public && !who.operator {
             return Err(self.publish_forbidden());
         }
@@ -209,13 +247,42 @@ impl Engine {
         }
         // The scratch file goes when the import is over (or when a crash is recovered from).
         let src = Source {
+            progress: ProgressSink::none(),
             path: scratch.path().to_path_buf(),
             label: "the uploaded archive".into(),
             recorded: format!("upload ({})", format_bytes(total)),
             _spool: Some(scratch),
             pulled: None,
         };
-        self.spawn_import(who, name, public, src).await
+        Ok(ReceivedImage {
+            src,
+            account: who.account.to_string(),
+            operator: who.operator,
+            name: name.to_string(),
+            public,
+        })
+    }
+
+    /// The second half of [`Engine::import_image_upload`]: unpacks a received upload as the
+    /// image, reporting the unpacking to `progress` (phase `unpack`).
+    pub async fn import_received(
+        self: &Arc<Self>,
+        received: ReceivedImage,
+        progress: ProgressSink,
+    ) -> Result<ImageInfo> {
+        let ReceivedImage {
+            mut src,
+            account,
+            operator,
+            name,
+            public,
+        } = received;
+        src.progress = progress;
+        let who = Principal {
+            account: &account,
+            operator,
+        };
+        self.spawn_import(who, &name, public, src).await
     }
 
     /// Refuses a bad name, a name the account already uses, and `public` from a tenant, before
@@ -325,8 +392,14 @@ impl Engine {
         self.storage.create_subvolume(tree).await?;
         let dest = &self.storage.path(tree);
         let (from, dst) = (src.path.clone(), dest.to_path_buf());
+        let sink = src.progress.clone();
         let options = cairn_images::ImportOptions {
             max_decoded_bytes: self.cfg.max_image_bytes,
+            progress: sink.is_watched().then(|| {
+                cairn_images::ImportProgress(Arc::new(move |done, total| {
+                    sink.report(Progress::bytes("unpack", done, Some(total)));
+                }))
+            }),
             ..Default::default()
         };
         let pulled = src.pulled.clone();

@@ -58,7 +58,7 @@ pub use exec::{
 pub use exec_start::{CANNOT_RUN_EXIT_CODE, NOT_FOUND_EXIT_CODE};
 pub use files::{Download, FilesOf, WriteOptions, MAX_DEPTH as MAX_LIST_DEPTH};
 pub use forks::{Forked, MAX_FORKS};
-pub use images::Principal;
+pub use images::{Principal, ReceivedImage};
 pub use limits::ResourceCaps;
 pub use pause::AUTO_PAUSE_PREFIX;
 pub use plan::CreateSandbox;

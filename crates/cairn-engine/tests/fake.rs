@@ -82,7 +82,13 @@ impl Fixture {
         write(&src.join("bin/sh"), "#!/bin/true\n");
         write(&src.join("etc/hostname"), "image\n");
         engine
-            .import_image_path(OPERATOR, name, src.to_str().expect("utf-8"), false)
+            .import_image_path(
+                OPERATOR,
+                name,
+                src.to_str().expect("utf-8"),
+                false,
+                cairn_types::ProgressSink::none(),
+            )
             .await
             .expect("import");
     }

@@ -39,9 +39,15 @@ async fn engine(dir: &Path) -> Arc<Engine> {
         account: ALICE,
         operator: true,
     };
-    e.import_image_path(operator, "base", src.to_str().unwrap(), true)
-        .await
-        .unwrap();
+    e.import_image_path(
+        operator,
+        "base",
+        src.to_str().unwrap(),
+        true,
+        cairn_types::ProgressSink::none(),
+    )
+    .await
+    .unwrap();
     e
 }
 

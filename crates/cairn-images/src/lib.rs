@@ -133,6 +133,8 @@ pub struct ImportOptions {
     /// anonymous file, gone when the import ends). Defaults to the
     /// destination itself, which is on the same filesystem as the result.
     pub scratch_dir: Option<PathBuf>,
+    /// Told how far the unpacking has come (see [`ImportProgress`]); `None`: nobody asks.
+    pub progress: Option<ImportProgress>,
 }
 
 impl Default for ImportOptions {
@@ -140,9 +142,30 @@ impl Default for ImportOptions {
         Self {
             max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
             scratch_dir: None,
+            progress: None,
         }
     }
 }
+
+/// Called as an import unpacks, with (bytes read, of how many): the stored bytes of an
+/// image's layers, or of a root filesystem archive, as they are applied (not the checks
+/// before). A directory source reports nothing. Called at most about once per MiB.
+#[derive(Clone)]
+pub struct ImportProgress(pub std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for ImportProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImportProgress")
+    }
+}
+
+impl PartialEq for ImportProgress {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ImportProgress {}
 
 /// Unpacks the image at `source` into the existing, empty directory `dest`
 /// with default [`ImportOptions`], and returns its configuration.
@@ -171,13 +194,18 @@ pub fn import_with(
     let limit = options.max_decoded_bytes;
     let mut dropped = DroppedNodes::default();
     let mut config = if md.is_dir() {
-        import_dir(source, dest, limit, &mut dropped)?
+        import_dir(source, dest, options, &mut dropped)?
     } else if md.is_file() {
         let scratch = options.scratch_dir.as_deref().unwrap_or(dest);
         match archive::open(source, scratch, limit)? {
             Opened::Rootfs(compression) => {
                 let budget = Budget::new(limit);
-                let reader = Limited::new(archive::decode_file(source, compression)?, &budget);
+                let file =
+                    fs::File::open(source).map_err(|e| ImageError::io("opening", source, e))?;
+                let counted = stream::Counting::new(file, 0, md.len(), options.progress.clone());
+                let decoded = stream::decoder(io::BufReader::new(counted), compression)
+                    .map_err(|e| ImageError::io("decompressing", source, e))?;
+                let reader = Limited::new(decoded, &budget);
                 let label = format!("archive '{}'", source.display());
                 let (entries, _) = apply_tar(
                     dest,
@@ -193,6 +221,10 @@ pub fn import_with(
                         path: source.to_path_buf(),
                     });
                 }
+                // Applied whole (what follows the end-of-archive marker is not read).
+                if let Some(p) = &options.progress {
+                    (p.0)(md.len(), md.len());
+                }
                 ImageConfig::empty(SourceKind::RootfsTarball)
             }
             Opened::Image(layout, store) => {
@@ -207,7 +239,7 @@ pub fn import_with(
                     kind,
                     source,
                     dest,
-                    limit,
+                    options,
                     &mut dropped,
                 )?
             }
@@ -271,7 +303,7 @@ pub fn import_manifest(
         SourceKind::Registry,
         root,
         dest,
-        options.max_decoded_bytes,
+        options,
         &mut dropped,
     )?;
     config.dropped = dropped.counts();
@@ -282,9 +314,10 @@ pub fn import_manifest(
 fn import_dir(
     source: &Path,
     dest: &Path,
-    limit: u64,
+    options: &ImportOptions,
     dropped: &mut DroppedNodes,
 ) -> Result<ImageConfig, ImageError> {
+    let limit = options.max_decoded_bytes;
     if archive::is_oci_layout_dir(source) {
         let store = BlobStore::Dir {
             root: source.to_path_buf(),
@@ -295,7 +328,7 @@ fn import_dir(
             SourceKind::OciLayout,
             source,
             dest,
-            limit,
+            options,
             dropped,
         );
     }

@@ -18,7 +18,9 @@ use crate::apply::{apply_tar, TarKind};
 use crate::archive::{Blob, BlobStore, Layout, MAX_DOC_BYTES};
 use crate::dropped::DroppedNodes;
 use crate::meta::Privilege;
-use crate::stream::{decoder, sniff, BlobDigest, Budget, Compression, HashingReader, Limited};
+use crate::stream::{
+    decoder, sniff, BlobDigest, Budget, Compression, Counting, HashingReader, Limited,
+};
 use crate::{ImageConfig, ImageError, SourceKind};
 
 /// How deep image indexes may nest (index → index → manifest).
@@ -65,14 +67,17 @@ pub(crate) fn import_image(
     kind: SourceKind,
     source: &Path,
     dest: &Path,
-    limit: u64,
+    options: &crate::ImportOptions,
     dropped: &mut DroppedNodes,
 ) -> Result<ImageConfig, ImageError> {
     let verified_blobs = matches!(start, Start::Manifest(_));
+    let progress = options.progress.as_ref();
     let reader = Reader {
         store,
         source,
         verified_blobs,
+        progress,
+        span: std::cell::Cell::new((0, 0)),
     };
     let (config_bytes, mut layers) = match start {
         Start::Layout(Layout::Oci) => reader.oci_plan()?,
@@ -102,9 +107,20 @@ pub(crate) fn import_image(
         })?;
         layer.diff_id = Some(parsed);
     }
-    let budget = Budget::new(limit);
+    let budget = Budget::new(options.max_decoded_bytes);
     let privilege = Privilege::current();
     let total = layers.len();
+    // What the layers weigh as stored (the manifest's sizes, else the blobs'), for progress.
+    let mut weights = Vec::with_capacity(total);
+    for layer in &layers {
+        weights.push(match (progress, layer.size) {
+            (None, _) => 0,
+            (Some(_), Some(size)) => size,
+            (Some(_), None) => reader.blob(&layer.name)?.1,
+        });
+    }
+    let all: u64 = weights.iter().sum();
+    let mut done = 0;
     for (i, layer) in layers.iter().enumerate() {
         let label = format!(
             "layer {}/{total} ({})",
@@ -114,9 +130,14 @@ pub(crate) fn import_image(
                 .as_ref()
                 .map_or(layer.name.clone(), |d| d.to_string())
         );
+        reader.span.set((done, all));
         reader
             .apply_layer(layer, &label, dest, &budget, privilege, dropped)
             .map_err(|e| budget.explain(e))?;
+        done += weights[i];
+        if let Some(p) = progress {
+            (p.0)(done, all);
+        }
         tracing::debug!(layer = %label, "layer applied");
     }
     Ok(image_config(&config, kind))
@@ -129,6 +150,10 @@ struct Reader<'a> {
     /// they were stored: layers skip the hashing pass before they are
     /// applied (their diff ids are still checked as they are applied).
     verified_blobs: bool,
+    /// Told how far the layers' application has come.
+    progress: Option<&'a crate::ImportProgress>,
+    /// (stored bytes of the layers before this one, of all of them), for `progress`.
+    span: std::cell::Cell<(u64, u64)>,
 }
 
 impl Reader<'_> {
@@ -260,6 +285,13 @@ impl Reader<'_> {
             check_digest(&what, digest, actual)?;
         }
         let (reader, _) = self.blob(&layer.name)?;
+        let reader = match self.progress {
+            Some(p) => {
+                let (base, all) = self.span.get();
+                Box::new(Counting::new(reader, base, all, Some(p.clone())))
+            }
+            None => reader,
+        };
         let mut reader = BufReader::new(reader);
         let compression = sniff(&mut reader, label)?;
         let decoded = decoder(reader, compression).map_err(|e| self.corrupt(label, e))?;

@@ -259,6 +259,47 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A reader that tells an [`ImportProgress`](crate::ImportProgress) how much of `total` has
+/// been read, counting from `base`: about once per MiB, and at the end.
+pub(crate) struct Counting<R> {
+    inner: R,
+    at: u64,
+    total: u64,
+    told: u64,
+    progress: Option<crate::ImportProgress>,
+}
+
+impl<R> Counting<R> {
+    pub(crate) fn new(
+        inner: R,
+        base: u64,
+        total: u64,
+        progress: Option<crate::ImportProgress>,
+    ) -> Self {
+        Self {
+            inner,
+            at: base,
+            total,
+            told: base,
+            progress,
+        }
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.at += n as u64;
+        if let Some(p) = &self.progress {
+            if n == 0 || self.at - self.told >= 1 << 20 {
+                self.told = self.at;
+                (p.0)(self.at.min(self.total), self.total);
+            }
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

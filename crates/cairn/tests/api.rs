@@ -465,6 +465,65 @@ fn oci_image_archives_import_with_layers_whiteouts_and_config() {
     );
 }
 
+/// `Accept: application/x-ndjson` on an image import: `unpack` reports (the stored bytes of
+/// the layers applied, of their total), the last one the whole, then the image; for a host
+/// path (the operator) and for an upload (answered once the upload is read whole).
+#[test]
+fn an_image_import_streams_its_unpacking_when_asked() {
+    let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("image-oci.tar");
+    make_oci_archive(cairn_test_support::base_rootfs(), &archive);
+    let check = |lines: &[serde_json::Value], name: &str| {
+        let (last, reports) = lines.split_last().unwrap();
+        assert_eq!(
+            (&last["type"], &last["status"]),
+            (&"result".into(), &201.into()),
+            "{last}"
+        );
+        assert_eq!(last["body"]["name"], name, "{last}");
+        assert!(!reports.is_empty(), "{lines:?}");
+        for r in reports {
+            assert_eq!(
+                (&r["phase"], &r["unit"]),
+                (&"unpack".into(), &"bytes".into()),
+                "{r}"
+            );
+            assert!(r["done"].as_u64() <= r["total"].as_u64(), "{r}");
+        }
+        let whole = reports.last().unwrap();
+        assert_eq!(whole["done"], whole["total"], "{lines:?}");
+    };
+    let body = format!(r#"{{"name": "by-path", "path": "{}"}}"#, archive.display());
+    let (code, lines) = d.ndjson(Via::Unix, "POST", "/v1/images", None, &body);
+    assert_eq!(code, 200, "{lines:?}");
+    check(&lines, "by-path");
+    let (code, answer) = d.curl(
+        Via::Unix,
+        "/v1/images?name=uploaded",
+        None,
+        &[
+            "-H".into(),
+            "Accept: application/x-ndjson".into(),
+            "-H".into(),
+            "Content-Type: application/x-tar".into(),
+            "--data-binary".into(),
+            format!("@{}", archive.display()),
+        ],
+    );
+    assert_eq!(code, 200, "{answer}");
+    let text = answer.as_str().unwrap_or_default().to_string();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    check(&lines, "uploaded");
+    // Refused: one error line with the ordinary answer's status.
+    let (code, lines) = d.ndjson(Via::Unix, "POST", "/v1/images", None, &body);
+    assert_eq!((code, lines.len()), (200, 1), "{lines:?}");
+    assert_eq!(lines[0]["status"], 409, "{lines:?}");
+}
+
 #[test]
 fn doctor_reports_runtimes_and_what_they_enable() {
     let d = Daemon::start(env!("CARGO_BIN_EXE_cairnd"), env!("CARGO_BIN_EXE_cairn"));

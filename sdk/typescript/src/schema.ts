@@ -49,7 +49,13 @@ export interface paths {
         /** List the images the caller can use: their account's and the public ones. */
         get: operations["listImages"];
         put?: never;
-        /** Import an image. Two forms: - the request body is the archive (a root filesystem tarball, an OCI image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's host, for the operator only (403 otherwise); never a path inside the data directory. */
+        /**
+         * Import an image. Two forms: - the request body is the archive (a root filesystem tarball, an OCI image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's host, for the operator only (403 otherwise); never a path inside the data directory.
+         * @description With `Accept: application/x-ndjson` the answer is a 200 progress stream instead (once an
+         *     upload has been read whole), one `ProgressEvent` per line: `progress` lines of phase
+         *     `unpack` (stored bytes of the layers, or of the archive, applied of their total), then
+         *     one `result` (status 201 and the image) or `error` (the status and error listed here).
+         */
         post: operations["importImage"];
         delete?: never;
         options?: never;

@@ -343,3 +343,48 @@ fn compressed_rootfs_bomb_is_refused() {
 
     assert!(matches!(err, ImageError::TooLarge { .. }), "{err}");
 }
+
+/// The (done, total) reports of an import with progress asked for.
+fn reports_of(src: &std::path::Path, dest: &std::path::Path) -> Vec<(u64, u64)> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = std::sync::Arc::clone(&seen);
+    let options = ImportOptions {
+        progress: Some(crate::ImportProgress(std::sync::Arc::new(move |d, t| {
+            s2.lock().unwrap().push((d, t))
+        }))),
+        ..ImportOptions::default()
+    };
+    import_with(src, dest, &options).expect("imports");
+    let v = seen.lock().unwrap().clone();
+    v
+}
+
+#[test]
+fn an_import_reports_its_layers_then_the_whole() {
+    let s = Scratch::new();
+    let noise = |n: usize| (0..n).map(|i| (i * 7919 % 251) as u8).collect::<Vec<u8>>();
+    let one = Tar::new().file("a", &noise(3 << 20), 0o644).finish();
+    let two = Tar::new().file("b", &noise(2 << 20), 0o644).finish();
+    let image = oci_image(&[(one, Codec::Gzip), (two, Codec::Zstd)]);
+    let src = s.write("img.tar", &image.to_tar());
+    let reports = reports_of(&src, &s.dest());
+    assert!(reports.len() >= 2, "{reports:?}");
+    let total = reports[0].1;
+    assert!(
+        reports.iter().all(|(d, t)| *t == total && d <= t),
+        "{reports:?}"
+    );
+    assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0), "{reports:?}");
+    assert_eq!(reports.last().unwrap().0, total, "{reports:?}");
+
+    // A root filesystem archive: of the archive's size.
+    let s = Scratch::new();
+    let rootfs = gzip(&Tar::new().file("f", &noise(3 << 20), 0o644).finish());
+    let src = s.write("rootfs.tar.gz", &rootfs);
+    let reports = reports_of(&src, &s.dest());
+    assert_eq!(
+        reports.last().copied(),
+        Some((rootfs.len() as u64, rootfs.len() as u64)),
+        "{reports:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //! fly), with a progress bar; over the unix socket the operator's daemon reads the path
 //! itself unless `--upload` is given.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use serde_json::json;
 use cairn_types::api::ImageInfo;
 
 use crate::client::{Body, CliError, Client};
-use crate::{enc, output, spinner};
+use crate::{enc, output};
 
 /// The image subcommands.
 #[derive(Subcommand)]
@@ -124,16 +125,18 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                 let abs = std::fs::canonicalize(&path).map_err(|e| {
                     CliError::invalid(format!("cannot read '{}': {e}", path.display()))
                 })?;
-                let pb = spinner(&format!("importing {}", abs.display()));
-                let res: Result<ImageInfo> = client
-                    .json(
-                        Method::POST,
-                        "/v1/images",
-                        Some(json!({ "name": name, "path": abs.to_string_lossy(), "public": public })),
-                    )
-                    .await;
-                pb.finish_and_clear();
-                res?
+                // A bar of cairnd's unpacking, from its progress stream.
+                let body = json!({ "name": name, "path": abs.to_string_lossy(), "public": public });
+                let body = crate::client::full(Bytes::from(serde_json::to_vec(&body)?));
+                crate::progress::request(
+                    client,
+                    Method::POST,
+                    "/v1/images",
+                    Some("application/json"),
+                    body,
+                    !json && std::io::stderr().is_terminal(),
+                )
+                .await?
             };
             output::show(json, &img, |img| {
                 outln!("{}", img.name);
@@ -152,7 +155,7 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                 "/v1/images/pull",
                 Some("application/json"),
                 body,
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                std::io::stderr().is_terminal(),
             )
             .await?;
             output::show(json, &img, |img| {
@@ -296,8 +299,15 @@ async fn upload_image(
         enc(name),
         if public { "&public=true" } else { "" }
     );
+    // cairnd answers once it has read the whole upload: then a bar of its unpacking.
     let sent = client
-        .send_body(Method::POST, &uri, Some("application/octet-stream"), body)
+        .send_accepting(
+            Method::POST,
+            &uri,
+            Some("application/octet-stream"),
+            Some("application/x-ndjson"),
+            body,
+        )
         .await;
     pb.finish_and_clear();
     if let Some(packer) = packer {
@@ -307,9 +317,7 @@ async fn upload_image(
             .context("the directory packer failed")?
             .with_context(|| format!("cannot pack '{}' for upload", path.display()))?;
     }
-    let resp = sent?;
-    let bytes = resp.into_body().collect().await?.to_bytes();
-    crate::client::decode_answer(&bytes)
+    crate::progress::answer(sent?, !json && std::io::stderr().is_terminal()).await
 }
 
 /// Writes `dir` as a tar stream (owners, modes, symlinks as links, special files as

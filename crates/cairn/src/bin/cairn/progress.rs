@@ -37,6 +37,15 @@ pub async fn request<T: DeserializeOwned>(
             body,
         )
         .await?;
+    answer(resp, shown).await
+}
+
+/// The operation's answer in `resp` (a progress stream, or a whole answer from a cairnd that
+/// does not stream this operation), drawing its bars unless `shown` is false.
+pub async fn answer<T: DeserializeOwned>(
+    resp: hyper::Response<hyper::body::Incoming>,
+    shown: bool,
+) -> Result<T> {
     let streamed = resp
         .headers()
         .get("content-type")

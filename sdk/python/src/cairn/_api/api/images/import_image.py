@@ -127,6 +127,11 @@ def sync_detailed(
     account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
     host, for the operator only (403 otherwise); never a path inside the data directory.
 
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead (once an
+    upload has been read whole), one `ProgressEvent` per line: `progress` lines of phase
+    `unpack` (stored bytes of the layers, or of the archive, applied of their total), then
+    one `result` (status 201 and the image) or `error` (the status and error listed here).
+
     Args:
         name (str | Unset):
         public (bool | Unset):
@@ -170,6 +175,11 @@ def sync(
     account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
     host, for the operator only (403 otherwise); never a path inside the data directory.
 
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead (once an
+    upload has been read whole), one `ProgressEvent` per line: `progress` lines of phase
+    `unpack` (stored bytes of the layers, or of the archive, applied of their total), then
+    one `result` (status 201 and the image) or `error` (the status and error listed here).
+
     Args:
         name (str | Unset):
         public (bool | Unset):
@@ -207,6 +217,11 @@ async def asyncio_detailed(
     image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any
     account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
     host, for the operator only (403 otherwise); never a path inside the data directory.
+
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead (once an
+    upload has been read whole), one `ProgressEvent` per line: `progress` lines of phase
+    `unpack` (stored bytes of the layers, or of the archive, applied of their total), then
+    one `result` (status 201 and the image) or `error` (the status and error listed here).
 
     Args:
         name (str | Unset):
@@ -248,6 +263,11 @@ async def asyncio(
     image archive or a `docker save` archive; plain, gzip or zstd) and `?name=NAME` names the image: any
     account; - `Content-Type: application/json` with an `ImportImageRequest`: a path on the daemon's
     host, for the operator only (403 otherwise); never a path inside the data directory.
+
+     With `Accept: application/x-ndjson` the answer is a 200 progress stream instead (once an
+    upload has been read whole), one `ProgressEvent` per line: `progress` lines of phase
+    `unpack` (stored bytes of the layers, or of the archive, applied of their total), then
+    one `result` (status 201 and the image) or `error` (the status and error listed here).
 
     Args:
         name (str | Unset):
