@@ -229,16 +229,12 @@ pub async fn write(
         uid: number(&q, "uid", 10, u32::MAX)?,
         gid: number(&q, "gid", 10, u32::MAX)?,
     };
-    let body = req
-        .into_body()
-        .into_data_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
-    let reader = tokio_util::io::StreamReader::new(body);
-    Ok(Json(
-        st.engine
-            .file_write(&account, &id, &path, opts, archive, reader)
-            .await?,
-    ))
+    let (reader, drain) = crate::upload::reader(req.into_body());
+    let written = st
+        .engine
+        .file_write(&account, &id, &path, opts, archive, reader)
+        .await;
+    Ok(Json(drain.settle(written).await?))
 }
 
 /// Make a directory in a sandbox (`parents`: missing parents too, and no error when it exists).

@@ -12,7 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use futures_util::{stream, StreamExt};
+use futures_util::stream;
 
 use cairn_engine::{ExecOutput, Principal};
 use cairn_types::api::{
@@ -312,16 +312,13 @@ pub async fn import_image(
         )
     })?;
     let public = flag(&q, "public")?;
-    let body = req
-        .into_body()
-        .into_data_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
-    let reader = tokio_util::io::StreamReader::new(body);
+    let (reader, drain) = crate::upload::reader(req.into_body());
     // The whole upload is read before any answer starts, streamed or not.
     let received = st
         .engine
         .receive_image_upload(principal(&caller), name, public, reader)
-        .await?;
+        .await;
+    let received = drain.settle(received).await?;
     Ok(crate::progress::respond(&headers, move |sink| async move {
         let info = st.engine.import_received(received, sink).await?;
         Ok::<_, ApiError>((StatusCode::CREATED, Json(info)))

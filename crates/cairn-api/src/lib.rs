@@ -24,6 +24,7 @@ mod snapshots;
 mod templates;
 mod trace;
 mod ui;
+mod upload;
 
 use std::sync::Arc;
 

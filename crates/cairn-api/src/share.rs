@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use futures_util::StreamExt;
 
 use cairn_engine::{ArchiveFormat, ArchiveStream};
 use cairn_types::api::{ErrorBody, SnapshotInfo, SnapshotLinkInfo};
@@ -88,15 +87,12 @@ pub async fn import(
     Query(q): Query<HashMap<String, String>>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
-    let body = req
-        .into_body()
-        .into_data_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
-    let reader = tokio_util::io::StreamReader::new(body);
-    let info = st
+    let (reader, drain) = crate::upload::reader(req.into_body());
+    let imported = st
         .engine
         .import_snapshot(&account, q.get("name").map(String::as_str), reader)
-        .await?;
+        .await;
+    let info = drain.settle(imported).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
