@@ -127,13 +127,11 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
                 })?;
                 // A bar of cairnd's unpacking, from its progress stream.
                 let body = json!({ "name": name, "path": abs.to_string_lossy(), "public": public });
-                let body = crate::client::full(Bytes::from(serde_json::to_vec(&body)?));
                 crate::progress::request(
                     client,
                     Method::POST,
                     "/v1/images",
-                    Some("application/json"),
-                    body,
+                    &body,
                     !json && std::io::stderr().is_terminal(),
                 )
                 .await?
@@ -148,13 +146,11 @@ pub async fn run(client: &Client, command: ImageCommand, json: bool) -> Result<(
         ImageCommand::Pull { reference, name } => {
             // One bar per layer downloaded, from cairnd's progress stream.
             let body = json!({ "reference": reference, "name": name });
-            let body = crate::client::full(Bytes::from(serde_json::to_vec(&body)?));
             let img: ImageInfo = crate::progress::request(
                 client,
                 Method::POST,
                 "/v1/images/pull",
-                Some("application/json"),
-                body,
+                &body,
                 std::io::stderr().is_terminal(),
             )
             .await?;

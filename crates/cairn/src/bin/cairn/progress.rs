@@ -13,26 +13,27 @@ use serde::de::DeserializeOwned;
 use cairn_types::api::ProgressEvent;
 use cairn_types::ProgressUnit;
 
-use crate::client::{ApiFailure, Body, CliError, Client, UNEXPECTED_ANSWER};
+use crate::client::{ApiFailure, CliError, Client, UNEXPECTED_ANSWER};
 
 /// Longest line a progress stream may send (a fork batch's result is the largest).
 const MAX_LINE: usize = 16 << 20;
 
-/// Sends a request for a progress stream and returns the operation's answer, decoded as `T`;
-/// an `error` line becomes the API's error. With `shown` false the bars are not drawn.
+/// Sends a request with the JSON `body` for a progress stream and returns the operation's
+/// answer, decoded as `T`; an `error` line becomes the API's error. With `shown` false the
+/// bars are not drawn.
 pub async fn request<T: DeserializeOwned>(
     client: &Client,
     method: Method,
     path: &str,
-    content_type: Option<&str>,
-    body: Body,
+    body: &serde_json::Value,
     shown: bool,
 ) -> Result<T> {
+    let body = crate::client::full(bytes::Bytes::from(serde_json::to_vec(body)?));
     let resp = client
         .send_accepting(
             method,
             path,
-            content_type,
+            Some("application/json"),
             Some("application/x-ndjson"),
             body,
         )

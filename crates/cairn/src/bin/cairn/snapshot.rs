@@ -220,17 +220,8 @@ pub async fn run(client: &Client, cmd: SnapshotCommand, json: bool) -> Result<()
             let body = json!({ "name": name, "stateful": stateful });
             let res: Result<SnapshotInfo> = if stateful {
                 // A bar of the memory as cairnd receives it, from its progress stream.
-                let body = crate::client::full(bytes::Bytes::from(serde_json::to_vec(&body)?));
                 let shown = std::io::stderr().is_terminal();
-                crate::progress::request(
-                    client,
-                    Method::POST,
-                    &path,
-                    Some("application/json"),
-                    body,
-                    shown,
-                )
-                .await
+                crate::progress::request(client, Method::POST, &path, &body, shown).await
             } else {
                 let pb = spinner(&format!("snapshotting {sandbox}"));
                 let res = client.json(Method::POST, &path, Some(body)).await;
@@ -403,16 +394,8 @@ pub async fn fork(
     let path = format!("/v1/snapshots/{}/fork", enc(snapshot));
     // The bar follows cairnd's progress stream (one report per fork made).
     let shown = std::io::stderr().is_terminal() && count > 1;
-    let body = crate::client::full(bytes::Bytes::from(serde_json::to_vec(&body)?));
-    let batch: ForkBatch = crate::progress::request(
-        client,
-        Method::POST,
-        &path,
-        Some("application/json"),
-        body,
-        shown,
-    )
-    .await?;
+    let batch: ForkBatch =
+        crate::progress::request(client, Method::POST, &path, &body, shown).await?;
     let made = batch.sandboxes;
     if let Some(first) = batch.failed.first() {
         let ids: Vec<&str> = made.iter().map(|s| s.id.as_str()).collect();
