@@ -169,24 +169,10 @@ impl Engine {
         self.spawn_import(who, name, public, src).await
     }
 
-    /// Imports an archive the caller uploads (a root filesystem tarball, an OCI image
-    /// archive or a `docker save` archive; plain, gzip or zstd), read from `body` into a
-    /// scratch file of at most the image size cap first.
-    pub async fn import_image_upload<R: AsyncRead + Unpin>(
-        self: &Arc<Self>,
-        who: Principal<'_>,
-        name: &str,
-        public: bool,
-        body: R,
-        progress: ProgressSink,
-    ) -> Result<ImageInfo> {
-        let received = self.receive_image_upload(who, name, public, body).await?;
-        self.import_received(received, progress).await
-    }
-
-    /// The first half of [`Engine::import_image_upload`]: checks the request and reads the
-    /// whole upload into a scratch file (the HTTP layer then streams the import's progress
-    /// once nothing more is to be read from the request).
+    /// Receives an archive the caller uploads (a root filesystem tarball, an OCI image
+    /// archive or a `docker save` archive; plain, gzip or zstd) for [`Engine::import_received`]:
+    /// checks the request, then reads `body` whole into a scratch file of at most the image
+    /// size cap (so the HTTP layer answers, streamed or not, once nothing more is to be read).
     pub async fn receive_image_upload<R: AsyncRead + Unpin>(
         self: &Arc<Self>,
         who: Principal<'_>,
@@ -263,8 +249,8 @@ impl Engine {
         })
     }
 
-    /// The second half of [`Engine::import_image_upload`]: unpacks a received upload as the
-    /// image, reporting the unpacking to `progress` (phase `unpack`).
+    /// Unpacks an upload [`Engine::receive_image_upload`] received as the image, reporting
+    /// the unpacking to `progress` (phase `unpack`).
     pub async fn import_received(
         self: &Arc<Self>,
         received: ReceivedImage,
