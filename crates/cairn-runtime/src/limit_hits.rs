@@ -5,6 +5,8 @@
 //! the evidence of why it did. The cgroup is `CGROUP_PARENT/<id>` in each hierarchy; the
 //! runtime removes it when the container is deleted, so read it before.
 //!
+//! [`memory_in_use`] reads the same cgroup's memory that a checkpoint writes.
+//!
 //! Not for limits themselves (see [`crate::bundle`]).
 
 use std::path::{Path, PathBuf};
@@ -62,6 +64,28 @@ impl LimitHits {
             pids_refused: grew(self.pids_refused, before.and_then(|b| b.pids_refused)),
         }
     }
+}
+
+/// The memory of container `id` that a memory checkpoint writes, give or take the runtime's
+/// own: its cgroup's anonymous and shared memory (v1 `memory.stat`'s `total_rss` +
+/// `total_shmem`, v2's `anon` + `shmem`); `None` when this host does not expose it.
+pub fn memory_in_use(id: &str) -> Option<u64> {
+    memory_in_use_under(Path::new("/sys/fs/cgroup"), id)
+}
+
+fn memory_in_use_under(root: &Path, id: &str) -> Option<u64> {
+    let rel: PathBuf = Path::new(CGROUP_PARENT.trim_start_matches('/')).join(id);
+    let sum = |file: PathBuf, keys: [&str; 2]| {
+        let text = std::fs::read_to_string(file).ok()?;
+        let found: Vec<u64> = keys.iter().filter_map(|k| counter(&text, k)).collect();
+        (!found.is_empty()).then(|| found.iter().sum())
+    };
+    // cgroup v1 controllers first (as on hybrid hosts), then the unified hierarchy.
+    sum(
+        root.join("memory").join(&rel).join("memory.stat"),
+        ["total_rss", "total_shmem"],
+    )
+    .or_else(|| sum(root.join(&rel).join("memory.stat"), ["anon", "shmem"]))
 }
 
 /// The value of `key` in a cgroup file of `key value` lines.
@@ -137,5 +161,23 @@ mod tests {
         assert_eq!(now.since(None), now);
         let unknown = LimitHits::default();
         assert_eq!(unknown.since(Some(&before)), LimitHits::default());
+    }
+
+    #[test]
+    fn memory_in_use_adds_anonymous_and_shared_memory_of_either_version() {
+        let root = tempfile::tempdir().unwrap();
+        let v1 = root.path().join("memory/cairn/sbx-1");
+        std::fs::create_dir_all(&v1).unwrap();
+        std::fs::write(
+            v1.join("memory.stat"),
+            "cache 5\nrss 1\ntotal_cache 4096\ntotal_rss 8192\ntotal_shmem 1024\n",
+        )
+        .unwrap();
+        assert_eq!(memory_in_use_under(root.path(), "sbx-1"), Some(9216));
+        let v2 = root.path().join("cairn/sbx-2");
+        std::fs::create_dir_all(&v2).unwrap();
+        std::fs::write(v2.join("memory.stat"), "anon 100\nfile 7\nshmem 20\n").unwrap();
+        assert_eq!(memory_in_use_under(root.path(), "sbx-2"), Some(120));
+        assert_eq!(memory_in_use_under(root.path(), "sbx-3"), None);
     }
 }

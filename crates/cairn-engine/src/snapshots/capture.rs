@@ -402,24 +402,22 @@ impl Engine {
 }
 
 /// Reports the bytes of memory a checkpoint has delivered so far, five times a second, out
-/// of an estimate of the sandbox's memory (its cgroup's anonymous and shared memory: what a
-/// checkpoint writes, give or take the runtime's own), until [`MemoryReport::finish`] or a drop.
+/// of an estimate of the sandbox's memory ([`cairn_runtime::limit_hits::memory_in_use`]),
+/// until [`MemoryReport::finish`] or a drop.
 fn report_memory(
     sandbox: &cairn_types::SandboxId,
     received: Arc<AtomicU64>,
     progress: ProgressSink,
 ) -> MemoryReport {
-    let stat = std::path::Path::new("/sys/fs/cgroup/memory")
-        .join(cairn_runtime::bundle::CGROUP_PARENT.trim_start_matches('/'))
-        .join(sandbox.as_str())
-        .join("memory.stat");
+    let id = sandbox.to_string();
     let (count, sink) = (Arc::clone(&received), progress.clone());
     let task = tokio::spawn(async move {
-        let estimate = tokio::fs::read_to_string(&stat)
-            .await
-            .ok()
-            .map(|t| memory_estimate(&t))
-            .filter(|n| *n > 0);
+        let estimate =
+            tokio::task::spawn_blocking(move || cairn_runtime::limit_hits::memory_in_use(&id))
+                .await
+                .ok()
+                .flatten()
+                .filter(|n| *n > 0);
         loop {
             let done = count.load(Ordering::Relaxed);
             // Never a bar past its end: an estimate short of what arrived grows with it.
@@ -433,15 +431,6 @@ fn report_memory(
         received,
         progress,
     }
-}
-
-/// `total_rss` + `total_shmem` of a cgroup v1 `memory.stat`.
-fn memory_estimate(stat: &str) -> u64 {
-    stat.lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(k, _)| matches!(*k, "total_rss" | "total_shmem"))
-        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
-        .sum()
 }
 
 /// The reports of a checkpoint's memory: they stop when this drops.
@@ -464,16 +453,5 @@ impl MemoryReport {
 impl Drop for MemoryReport {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_memory_estimate_adds_anonymous_and_shared_memory_only() {
-        let stat =
-            "cache 5\nrss 1\ntotal_cache 4096\ntotal_rss 8192\ntotal_shmem 1024\ntotal_swap 7\n";
-        assert_eq!(super::memory_estimate(stat), 9216);
-        assert_eq!(super::memory_estimate(""), 0);
     }
 }
