@@ -139,9 +139,12 @@ def test_background_process_carried_by_a_stateful_fork():
         sbx.signal(pid, "KILL")
         wait_for(lambda: pid not in [p.pid for p in sbx.processes()])
         with Sandbox.from_snapshot(snap, runtime=RUNTIME) as fork:
-            first = int(fork.exec("cat /root/c").text)
+            # The loop rewrites the file (`>` empties it first): a read may find it empty.
+            texts = []
+            wait_for(lambda: texts.append(fork.exec("cat /root/c").text) or texts[-1])
+            first = int(texts[-1])
             # The loop runs on in the fork, from where it was.
-            wait_for(lambda: int(fork.exec("cat /root/c").text) > first)
+            wait_for(lambda: int(fork.exec("cat /root/c").text or 0) > first)
         try:
             sbx.exec_background(["no-such-program"])
             raise AssertionError("a missing program started")
