@@ -13,6 +13,7 @@ mod cairnfile;
 mod client;
 mod context;
 mod cp;
+mod durable;
 mod exec;
 mod failure;
 mod files;

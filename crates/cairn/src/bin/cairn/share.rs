@@ -1,7 +1,7 @@
 //! `cairn snapshot export | import`: snapshots that leave the host as one archive.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -15,6 +15,7 @@ use serde::Serialize;
 use cairn_types::api::SnapshotInfo;
 
 use crate::client::{full, Body, CliError, Client};
+use crate::durable::DurableFile;
 use crate::{enc, output};
 
 /// What `cairn snapshot export --json` prints.
@@ -65,44 +66,23 @@ pub async fn export(
         .await?;
     let to_stdout = output_path == "-";
     // A file is written under a temporary name, renamed only once the archive arrived whole.
-    let target = (!to_stdout).then(|| {
-        let path = PathBuf::from(output_path);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "archive".into());
-        let tmp = path.with_file_name(format!(".{name}.part-{}", std::process::id()));
-        (tmp, path)
-    });
-    let mut out: Box<dyn Write + Send> = match &target {
-        None => Box::new(std::io::BufWriter::with_capacity(
+    let mut out = if to_stdout {
+        Sink::Stdout(std::io::BufWriter::with_capacity(
             1 << 20,
             std::io::stdout(),
-        )),
-        Some((tmp, _)) => Box::new(std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(tmp)
-                .with_context(|| format!("cannot write '{}'", tmp.display()))?,
-        )),
+        ))
+    } else {
+        let file = DurableFile::create(Path::new(output_path))
+            .with_context(|| format!("cannot write '{output_path}'"))?;
+        Sink::File(std::io::BufWriter::with_capacity(1 << 20, file))
     };
-    let result = receive(resp.into_body(), &mut out, json || to_stdout, snapshot).await;
-    drop(out);
-    let bytes = match (result, &target) {
-        (Ok(bytes), Some((tmp, path))) => {
-            std::fs::File::open(tmp)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::rename(tmp, path))
-                .with_context(|| format!("cannot write '{}'", path.display()))?;
-            bytes
-        }
-        (Ok(bytes), None) => bytes,
-        (Err(e), target) => {
-            if let Some((tmp, _)) = target {
-                let _ = std::fs::remove_file(tmp);
-            }
-            return Err(e);
-        }
-    };
+    let bytes = receive(resp.into_body(), &mut out, json || to_stdout, snapshot).await?;
+    if let Sink::File(file) = out {
+        file.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(DurableFile::commit)
+            .with_context(|| format!("cannot write '{output_path}'"))?;
+    }
     let done = Exported {
         snapshot: snapshot.to_string(),
         path: output_path.to_string(),
@@ -123,11 +103,34 @@ pub async fn export(
     })
 }
 
+/// Where an export goes: stdout, or a file renamed into place once whole (dropped
+/// unfinished, it leaves nothing).
+enum Sink {
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    File(std::io::BufWriter<DurableFile>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Stdout(w) => w.write(data),
+            Sink::File(w) => w.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout(w) => w.flush(),
+            Sink::File(w) => w.flush(),
+        }
+    }
+}
+
 /// Copies the archive's body into `out`, with a progress bar; a body cut off midway is
 /// an error.
 async fn receive(
     mut body: hyper::body::Incoming,
-    out: &mut Box<dyn Write + Send>,
+    out: &mut Sink,
     quiet: bool,
     snapshot: &str,
 ) -> Result<u64> {
