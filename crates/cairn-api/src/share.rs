@@ -4,12 +4,16 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use futures_util::StreamExt;
 
-use cairn_engine::{ArchiveFormat, ArchiveStream};
-use cairn_types::api::{ErrorBody, SnapshotInfo, SnapshotLinkInfo};
+use cairn_engine::{ArchiveFormat, ArchiveStream, SnapshotGone};
+use cairn_types::api::{
+    frames, ErrorBody, ErrorDetail, ProgressEvent, SnapshotInfo, SnapshotLinkInfo,
+};
+use cairn_types::{ErrorCode, Progress, ProgressSink};
 
 use crate::{Account, ApiError, AppState};
 
@@ -53,24 +57,165 @@ pub(crate) fn archive_response(
 
 /// Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest,
 /// root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+/// A client that sends `Accept: application/vnd.cairn.archive-frames` gets the archive
+/// in frames between progress reports (docs/api.md, "Archive frames").
 #[utoipa::path(get, operation_id = "exportSnapshot", tag = "sharing", path = "/v1/snapshots/{id}/archive",
     params(("id" = String, Path, description = "snapshot id, NAME or SANDBOX:NAME"),
            ("format" = Option<String>, Query, description = "tar.zst (default) or tar.gz")),
-    responses((status = 200, description = "the archive, streamed (tar.zst or tar.gz, as asked); a failure midway cuts the body short", content((Vec<u8> = "application/zstd"), (Vec<u8> = "application/gzip"))),
+    responses((status = 200, description = "the archive, streamed (tar.zst or tar.gz, as asked); a failure midway cuts the body short. Asked for with Accept: application/vnd.cairn.archive-frames, the archive comes in frames (a kind byte 'd' or 'p', a big-endian u32 length, the bytes): 'd' frames hold the archive, 'p' frames a ProgressEvent (progress of phase 'archive', then one result or error)", content((Vec<u8> = "application/zstd"), (Vec<u8> = "application/gzip"), (Vec<u8> = "application/vnd.cairn.archive-frames"))),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "conflict: the snapshot is not ready")))]
 pub async fn export(
     State(st): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let format = format_of(&q)?;
     let info = st.engine.inspect_snapshot(&account, &id).await?;
+    if !wants_frames(&headers) {
+        let stream = st
+            .engine
+            .export_snapshot(&account, &info.id, format, ProgressSink::none())
+            .await?;
+        return archive_response(stream, format, &info.id);
+    }
+    let (report, newest) = tokio::sync::watch::channel(None::<Progress>);
+    let sink = ProgressSink::new(move |p| {
+        report.send_replace(Some(p));
+    });
     let stream = st
         .engine
-        .export_snapshot(&account, &info.id, format)
+        .export_snapshot(&account, &info.id, format, sink)
         .await?;
-    archive_response(stream, format, &info.id)
+    framed_response(stream, newest, format, &info.id)
+}
+
+/// Whether the client asked for the archive in frames.
+fn wants_frames(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(frames::ARCHIVE_FRAMES))
+        })
+}
+
+/// Where a framed export is: sending the archive, or done.
+enum Framing {
+    Sending {
+        rx: ArchiveStream,
+        newest: tokio::sync::watch::Receiver<Option<Progress>>,
+        sent: u64,
+    },
+    Done,
+}
+
+/// The archive in `d` frames and the newest progress report whenever there is one not
+/// sent yet (also while the compressed stream has nothing to send: a tree of zeros); then
+/// the last report and a `result` (or, when the export failed midway, an `error`).
+fn framed_response(
+    stream: ArchiveStream,
+    newest: tokio::sync::watch::Receiver<Option<Progress>>,
+    format: ArchiveFormat,
+    filename: &str,
+) -> ApiResult<Response> {
+    let start = Framing::Sending {
+        rx: stream,
+        newest,
+        sent: 0,
+    };
+    // The newest report as a frame, when not sent yet (also once the export has ended and
+    // dropped its sink).
+    let report_of = |newest: &mut tokio::sync::watch::Receiver<Option<Progress>>| {
+        let seen = newest.borrow_and_update();
+        match (seen.has_changed(), seen.as_ref()) {
+            (true, Some(p)) => frames::event_frame(&ProgressEvent::progress(p.clone())),
+            _ => Vec::new(),
+        }
+    };
+    let body = futures_util::stream::unfold(start, move |state| async move {
+        let Framing::Sending {
+            mut rx,
+            mut newest,
+            sent,
+        } = state
+        else {
+            return None;
+        };
+        let item = tokio::select! {
+            biased;
+            item = rx.recv() => item,
+            Ok(()) = newest.changed() => {
+                // `changed` marked it seen: it is new.
+                let out = newest
+                    .borrow()
+                    .clone()
+                    .map(|p| frames::event_frame(&ProgressEvent::progress(p)))
+                    .unwrap_or_default();
+                return Some((vec![Ok(bytes::Bytes::from(out))], Framing::Sending { rx, newest, sent }));
+            }
+        };
+        let mut out = report_of(&mut newest);
+        let next = match item {
+            Some(Ok(chunk)) => {
+                out.extend_from_slice(&frames::frame_header(frames::DATA, chunk.len() as u32));
+                let len = chunk.len() as u64;
+                // The archive's bytes go out as they are, not copied behind the header.
+                let pieces = vec![Ok(bytes::Bytes::from(out)), Ok(bytes::Bytes::from(chunk))];
+                let next = Framing::Sending {
+                    rx,
+                    newest,
+                    sent: sent + len,
+                };
+                return Some((pieces, next));
+            }
+            Some(Err(e)) => {
+                out.extend_from_slice(&frames::event_frame(&failed_midway(&e)));
+                Framing::Done
+            }
+            None => {
+                out.extend_from_slice(&frames::event_frame(&ProgressEvent::Result {
+                    status: 200,
+                    body: serde_json::json!({ "bytes": sent }),
+                }));
+                Framing::Done
+            }
+        };
+        Some((vec![Ok(bytes::Bytes::from(out))], next))
+    })
+    .flat_map(futures_util::stream::iter::<Vec<std::io::Result<bytes::Bytes>>>);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, frames::ARCHIVE_FRAMES)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}.{}\"", format.extension()),
+        )
+        .body(Body::from_stream(body))
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// The `error` event of an export that failed midway: 404 when the snapshot was deleted
+/// meanwhile, otherwise a 500 whose detail goes to the log.
+fn failed_midway(e: &std::io::Error) -> ProgressEvent {
+    let err = if e.get_ref().is_some_and(|r| r.is::<SnapshotGone>()) {
+        ApiError::new(ErrorCode::NotFound, e.to_string())
+    } else {
+        ApiError::internal(e)
+    };
+    ProgressEvent::Error {
+        status: err.status.as_u16(),
+        error: ErrorDetail {
+            code: err.code.as_str().to_string(),
+            message: err.message,
+            details: None,
+        },
+    }
 }
 
 /// Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the

@@ -460,10 +460,11 @@ fn a_snapshot_deleted_while_it_exports_is_never_a_complete_archive() {
     a.cairn(&["snapshot", "delete", &snap]).ok();
     let res = child.wait_with_output().unwrap();
     assert!(!res.status.success(), "the export reported success");
+    // The CLI reads the archive in frames: their last event says why it stopped.
+    let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(
-        String::from_utf8_lossy(&res.stderr).contains("failed midway"),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+        stderr.contains("failed midway") && stderr.contains("deleted while it was exported"),
+        "{stderr}"
     );
     assert!(!out.exists());
     let leftovers: Vec<PathBuf> = std::fs::read_dir(a.scratch())
@@ -473,6 +474,89 @@ fn a_snapshot_deleted_while_it_exports_is_never_a_complete_archive() {
         .filter(|p| p.to_string_lossy().contains(".part-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn an_export_in_frames_reports_its_progress_and_carries_the_plain_archive() {
+    use cairn_test_support::Via;
+    use cairn_types::api::frames::{FrameReader, Piece, ARCHIVE_FRAMES};
+    use cairn_types::api::ProgressEvent;
+
+    let a = daemon_with(&[]);
+    let (_, snap) = source(&a, "runc");
+    let b = daemon_with(&[]);
+    for format in ["tar.zst", "tar.gz"] {
+        let path = format!("/v1/snapshots/{snap}/archive?format={format}");
+        let plain = a.scratch().join(format!("plain.{format}"));
+        let framed = a.scratch().join(format!("framed.{format}"));
+        let (code, _) = a.curl(
+            Via::Unix,
+            &path,
+            None,
+            &["-o".into(), plain.display().to_string()],
+        );
+        assert_eq!(code, 200);
+        let (code, _) = a.curl(
+            Via::Unix,
+            &path,
+            None,
+            &[
+                "-H".into(),
+                format!("Accept: {ARCHIVE_FRAMES}"),
+                "-o".into(),
+                framed.display().to_string(),
+            ],
+        );
+        assert_eq!(code, 200);
+        let body = std::fs::read(&framed).unwrap();
+        let (mut archive, mut reports, mut end) = (Vec::new(), Vec::new(), None);
+        let mut reader = FrameReader::default();
+        reader
+            .read(&body, &mut |piece| {
+                match piece {
+                    Piece::Data(d) => archive.extend_from_slice(d),
+                    Piece::Event(ProgressEvent::Progress {
+                        phase, done, total, ..
+                    }) => {
+                        assert_eq!(phase, "archive");
+                        reports.push((done, total.expect("a total")));
+                    }
+                    Piece::Event(e) => end = Some(e),
+                }
+                Ok(())
+            })
+            .expect("frames");
+        assert!(reader.at_boundary());
+        // The same archive as the plain answer, byte for byte.
+        assert!(
+            archive == std::fs::read(&plain).unwrap(),
+            "the {format} archives differ"
+        );
+        // Reports rise (the 50 MB sparse file alone makes several), never past their total,
+        // and the last is the whole stream.
+        assert!(reports.len() >= 5, "{reports:?}");
+        assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0), "{reports:?}");
+        assert!(reports.iter().all(|(d, t)| d <= t), "{reports:?}");
+        let (done, total) = *reports.last().unwrap();
+        assert_eq!(done, total);
+        assert!(done > 50_000_000, "{reports:?}");
+        match end {
+            Some(ProgressEvent::Result { status: 200, body }) => {
+                assert_eq!(body["bytes"], serde_json::json!(archive.len()));
+            }
+            other => panic!("the frames end with {other:?}"),
+        }
+        // The archive imports.
+        let name = format.replace('.', "-");
+        b.cairn(&[
+            "snapshot",
+            "import",
+            plain.to_str().unwrap(),
+            "--name",
+            &name,
+        ])
+        .ok();
+    }
 }
 
 /// `curl -s -o FILE -w %{http_code} URL`: (status, body).

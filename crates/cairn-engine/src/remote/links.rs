@@ -85,7 +85,9 @@ impl Engine {
         key: &object_store::path::Path,
     ) -> Result<()> {
         let room = remote.room(account).await?;
-        let mut archive = self.export_snapshot(account, id, format).await?;
+        let mut archive = self
+            .export_snapshot(account, id, format, cairn_types::ProgressSink::none())
+            .await?;
         let upload = remote
             .store
             .put_multipart(key)

@@ -108,6 +108,16 @@ impl DeclaredSizes {
         self.rootfs_bytes.saturating_add(self.checkpoint_bytes)
     }
 
+    /// About how many bytes the uncompressed stream has, when its first document is
+    /// `doc_bytes` long (a tar header per entry and the data; padding, PAX records and
+    /// the checksums are left out, so it is a little short).
+    pub(crate) fn stream_estimate(&self, doc_bytes: u64) -> u64 {
+        let entries = self.rootfs_entries.saturating_add(self.checkpoint_entries);
+        self.data_bytes()
+            .saturating_add(entries.saturating_mul(512))
+            .saturating_add(doc_bytes)
+    }
+
     /// The most bytes the uncompressed stream may have.
     pub(crate) fn stream_bound(&self) -> u64 {
         let entries = self
@@ -169,36 +179,27 @@ pub(crate) struct Checksums {
     pub archive_bytes: u64,
 }
 
-/// A writer that hashes and counts what passes through it.
+/// A writer that hashes and counts what passes through it. Hashing is fast only on large
+/// writes (BLAKE3 hashes many 1 KiB chunks at once only when given them together), which
+/// `cairn_images::write_tree` makes for file data.
 pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: blake3::Hasher,
-    /// Written but not hashed yet: BLAKE3 hashes many 1 KiB chunks at once only when given
-    /// them together, and a tar stream comes in 8 KiB writes that its 512-byte headers put
-    /// out of step with the chunks (hashed as they came, hashing took a third of an
-    /// export's CPU).
-    pending: Vec<u8>,
     bytes: u64,
 }
-
-/// How much a [`HashingWriter`] gathers before hashing it.
-const HASH_BATCH: usize = 1 << 20;
 
 impl<W: Write> HashingWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
         HashingWriter {
             inner,
             hasher: blake3::Hasher::new(),
-            pending: Vec::with_capacity(HASH_BATCH),
             bytes: 0,
         }
     }
 
     /// (hex hash, bytes) of everything written so far.
     pub(crate) fn sum(&self) -> (String, u64) {
-        let mut hasher = self.hasher.clone();
-        hasher.update(&self.pending);
-        (hasher.finalize().to_hex().to_string(), self.bytes)
+        (self.hasher.finalize().to_hex().to_string(), self.bytes)
     }
 
     pub(crate) fn into_inner(self) -> W {
@@ -209,11 +210,7 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.pending.extend_from_slice(&buf[..n]);
-        if self.pending.len() >= HASH_BATCH {
-            self.hasher.update(&self.pending);
-            self.pending.clear();
-        }
+        self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use cairn_storage::{Manifest, Tree};
-use cairn_types::{SnapshotId, SnapshotState};
+use cairn_types::{Progress, ProgressSink, SnapshotId, SnapshotState};
 
 use super::archive::{
     ArchiveDoc, ArchiveFormat, Checksums, DeclaredSizes, HashingWriter, CHECKPOINT,
@@ -23,6 +23,12 @@ use crate::{Engine, EngineError, Result};
 
 /// Chunks of an archive being written; the last item is an error when it failed.
 pub type ArchiveStream = mpsc::Receiver<io::Result<Vec<u8>>>;
+
+/// The error an export's stream ends with when its snapshot was deleted meanwhile (inside
+/// an `io::Error`; the stream never ends as a complete archive then).
+#[derive(Debug, thiserror::Error)]
+#[error("the snapshot was deleted while it was exported")]
+pub struct SnapshotGone;
 
 /// Bytes per chunk handed to the response.
 const CHUNK: usize = 256 << 10;
@@ -116,9 +122,7 @@ impl ArchiveSource {
         }
         // Deleted while it streamed: no complete archive leaves.
         if !still_there() {
-            return Err(io::Error::other(
-                "the snapshot was deleted while it was exported",
-            ));
+            return Err(io::Error::other(SnapshotGone));
         }
         let (archive, archive_bytes) = tar.get_ref().sum();
         let sums = Checksums {
@@ -180,11 +184,14 @@ impl Engine {
 
     /// Streams snapshot `reference` of `account` as an archive; refuses one that is not
     /// ready (409).
+    /// `progress` gets `archive` reports: bytes of the uncompressed stream written, out of
+    /// an estimate made from the snapshot's measured sizes (the last report is exact).
     pub async fn export_snapshot(
         self: &Arc<Self>,
         account: &str,
         reference: &str,
         format: ArchiveFormat,
+        progress: ProgressSink,
     ) -> Result<ArchiveStream> {
         let src = self.archive_source(account, reference, "exported").await?;
         let (tx, rx) = mpsc::channel(8);
@@ -195,50 +202,66 @@ impl Engine {
             let err_tx = tx.clone();
             let still_there = || engine.still_ready(&handle, &id);
             let write = || -> io::Result<u64> {
-                let (_, doc) = src.doc()?;
+                let (parsed, doc) = src.doc()?;
+                let estimate = parsed.sizes.stream_estimate(doc.len() as u64);
                 let out = ChannelWriter {
                     tx,
                     buf: Vec::with_capacity(CHUNK),
                 };
-                let encoder = match format {
+                match format {
+                    // zstd's own workers compress while this thread reads the tree and
+                    // hands them its pieces (as `tar | zstd -T2` does): on level 1 one
+                    // core cannot keep up with reading the tree.
                     ArchiveFormat::TarZst => {
-                        let mut e = zstd::Encoder::new(out, 1)?;
-                        // zstd's own workers compress while this thread feeds them: on
-                        // level 1 one core cannot keep up with reading the tree.
-                        e.multithread(zstd_workers())?;
-                        Encoder::Zst(e)
+                        let mut encoder = zstd::Encoder::new(out, 1)?;
+                        encoder.multithread(zstd_workers())?;
+                        let reporting = Reporting::new(encoder, estimate, &progress);
+                        let (reporting, archive_bytes) =
+                            src.write_tar(&doc, reporting, still_there)?;
+                        reporting.finish().finish()?.flush()?;
+                        Ok(archive_bytes)
                     }
-                    ArchiveFormat::TarGz => Encoder::Gz(flate2::write::GzEncoder::new(
-                        out,
-                        flate2::Compression::fast(),
-                    )),
-                };
-                // Reading the tree and compressing it run side by side, on two threads
-                // (as `tar | zstd` does in two processes).
-                let (ptx, prx) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(8);
-                std::thread::scope(|scope| {
-                    let worker = scope.spawn(move || compress(encoder, &prx));
-                    let written = (|| {
-                        let pipe = PipeWriter {
-                            tx: ptx,
-                            buf: Vec::with_capacity(CHUNK),
-                        };
-                        let (pipe, archive_bytes) = src.write_tar(&doc, pipe, still_there)?;
-                        pipe.finish()?;
-                        Ok::<u64, io::Error>(archive_bytes)
-                    })();
-                    let compressed = worker
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("the compressor failed")));
-                    let archive_bytes = written?;
-                    compressed?;
-                    Ok(archive_bytes)
-                })
+                    // gzip compresses on one thread: reading the tree and compressing it
+                    // run side by side, on two threads (as `tar | gzip` does in two
+                    // processes).
+                    ArchiveFormat::TarGz => {
+                        let encoder =
+                            flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+                        let (ptx, prx) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(8);
+                        std::thread::scope(|scope| {
+                            let worker = scope.spawn(move || compress(encoder, &prx));
+                            let written = (|| {
+                                let pipe = PipeWriter {
+                                    tx: ptx,
+                                    buf: Vec::with_capacity(CHUNK),
+                                };
+                                let reporting = Reporting::new(pipe, estimate, &progress);
+                                let (reporting, archive_bytes) =
+                                    src.write_tar(&doc, reporting, still_there)?;
+                                reporting.finish().finish()?;
+                                Ok::<u64, io::Error>(archive_bytes)
+                            })();
+                            let compressed = worker
+                                .join()
+                                .unwrap_or_else(|_| Err(io::Error::other("the compressor failed")));
+                            let archive_bytes = written?;
+                            compressed?;
+                            Ok(archive_bytes)
+                        })
+                    }
+                }
             };
             match write() {
                 Ok(bytes) => tracing::info!(snapshot = %id, bytes, "snapshot exported"),
                 Err(e) => {
                     tracing::warn!(snapshot = %id, error = %e, "snapshot export failed");
+                    // Reading a tree deleted under it fails in many ways: all are this.
+                    let e = match e.get_ref().is_some_and(|r| r.is::<SnapshotGone>()) {
+                        false if !engine.still_ready(&handle, &id) => {
+                            io::Error::other(SnapshotGone)
+                        }
+                        _ => e,
+                    };
                     let _ = err_tx.blocking_send(Err(e));
                 }
             }
@@ -253,7 +276,60 @@ fn zstd_workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
 }
 
-/// A `Write` that hands chunks to the compressing thread; `finish` marks the end (a
+/// A `Write` that reports the bytes passing through it as the `archive` phase, every
+/// [`REPORT_EVERY`] bytes, out of an estimate it raises when passed.
+struct Reporting<'a, W> {
+    inner: W,
+    done: u64,
+    reported: u64,
+    estimate: u64,
+    sink: &'a ProgressSink,
+}
+
+/// Bytes between two reports of an export.
+const REPORT_EVERY: u64 = 4 << 20;
+
+impl<'a, W: Write> Reporting<'a, W> {
+    fn new(inner: W, estimate: u64, sink: &'a ProgressSink) -> Self {
+        sink.report(Progress::bytes("archive", 0, Some(estimate)));
+        Reporting {
+            inner,
+            done: 0,
+            reported: 0,
+            estimate,
+            sink,
+        }
+    }
+
+    /// Reports the exact total and gives the writer back.
+    fn finish(self) -> W {
+        self.sink
+            .report(Progress::bytes("archive", self.done, Some(self.done)));
+        self.inner
+    }
+}
+
+impl<W: Write> Write for Reporting<'_, W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.done += n as u64;
+        if self.done - self.reported >= REPORT_EVERY {
+            self.reported = self.done;
+            // An estimate passed is raised (by a fiftieth): the bar nears its end, never
+            // overruns it.
+            self.estimate = self.estimate.max(self.done + self.done / 50);
+            self.sink
+                .report(Progress::bytes("archive", self.done, Some(self.estimate)));
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A `Write` that hands chunks to the gzip thread; `finish` marks the end (a
 /// stream dropped without it is never finished into a complete archive).
 struct PipeWriter {
     tx: std::sync::mpsc::SyncSender<Option<Vec<u8>>>,
@@ -293,10 +369,10 @@ impl Write for PipeWriter {
     }
 }
 
-/// The compressing thread: compresses chunks until the end mark, then finishes the
-/// stream; without the mark (the writer failed) the stream is left unfinished.
+/// The gzip thread: compresses chunks until the end mark, then finishes the stream;
+/// without the mark (the writer failed) the stream is left unfinished.
 fn compress(
-    mut encoder: Encoder,
+    mut encoder: flate2::write::GzEncoder<ChannelWriter>,
     rx: &std::sync::mpsc::Receiver<Option<Vec<u8>>>,
 ) -> io::Result<()> {
     loop {
@@ -304,38 +380,6 @@ fn compress(
             Ok(Some(chunk)) => encoder.write_all(&chunk)?,
             Ok(None) => return encoder.finish()?.flush(),
             Err(_) => return Err(io::Error::other("the archive was not finished")),
-        }
-    }
-}
-
-/// The compressor in front of the channel.
-enum Encoder {
-    Zst(zstd::Encoder<'static, ChannelWriter>),
-    Gz(flate2::write::GzEncoder<ChannelWriter>),
-}
-
-impl Encoder {
-    /// Writes the compressed stream's end and gives the channel back.
-    fn finish(self) -> io::Result<ChannelWriter> {
-        match self {
-            Encoder::Zst(e) => e.finish(),
-            Encoder::Gz(e) => e.finish(),
-        }
-    }
-}
-
-impl Write for Encoder {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Zst(e) => e.write(data),
-            Encoder::Gz(e) => e.write(data),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Zst(e) => e.flush(),
-            Encoder::Gz(e) => e.flush(),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use cairn_types::{SnapshotId, SnapshotState};
+use cairn_types::{ProgressSink, SnapshotId, SnapshotState};
 
 use super::archive::ArchiveFormat;
 use super::export::ArchiveStream;
@@ -243,7 +243,12 @@ impl Engine {
             return Err(gone());
         }
         let stream = self
-            .export_snapshot(&snap.account, snap.id.as_str(), format)
+            .export_snapshot(
+                &snap.account,
+                snap.id.as_str(),
+                format,
+                ProgressSink::none(),
+            )
             .await
             .map_err(|e| match e {
                 EngineError::NotFound(_) | EngineError::Conflict(_) => gone(),

@@ -9,6 +9,7 @@ pub use crate::remote::{PushInfo, RemoteSnapshotInfo};
 pub use crate::template::{CreateTemplateRequest, PrunedSteps, TemplateInfo, TemplateStep};
 use crate::{NetworkMode, PauseReason, RuntimeKind, SandboxState, SnapshotState};
 
+pub mod frames;
 mod images;
 mod streams;
 pub use images::{

@@ -339,12 +339,7 @@ pub fn transfer_bar(total: Option<u64>, verb: &str, what: &str, json: bool) -> P
     let pb = match total {
         Some(n) => {
             let pb = ProgressBar::new(n);
-            pb.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{verb} {{msg}} {{wide_bar}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}})"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
+            determinate(&pb, n, verb);
             pb
         }
         None => {
@@ -364,6 +359,17 @@ pub fn transfer_bar(total: Option<u64>, verb: &str, what: &str, json: bool) -> P
     pb.set_message(what.to_string());
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
+}
+
+/// Makes a transfer bar determinate: `total` bytes, with the time left.
+pub fn determinate(pb: &ProgressBar, total: u64, verb: &str) {
+    pb.set_length(total);
+    pb.set_style(
+        ProgressStyle::with_template(&format!(
+            "{verb} {{msg}} {{wide_bar}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
 }
 
 pub fn templates(list: &[cairn_types::api::TemplateInfo]) {

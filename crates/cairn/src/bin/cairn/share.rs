@@ -12,9 +12,9 @@ use hyper::body::Frame;
 use hyper::Method;
 use serde::Serialize;
 
-use cairn_types::api::SnapshotInfo;
+use cairn_types::api::{frames, ProgressEvent, SnapshotInfo};
 
-use crate::client::{full, Body, CliError, Client};
+use crate::client::{full, ApiFailure, Body, CliError, Client};
 use crate::durable::DurableFile;
 use crate::{enc, output};
 
@@ -57,10 +57,11 @@ pub async fn export(
     let format = format_for(output_path, format)?;
     let started = Instant::now();
     let resp = client
-        .send_body(
+        .send_accepting(
             Method::GET,
             &format!("/v1/snapshots/{}/archive?format={format}", enc(snapshot)),
             None,
+            Some(frames::ARCHIVE_FRAMES),
             full(Bytes::new()),
         )
         .await?;
@@ -76,7 +77,7 @@ pub async fn export(
             .with_context(|| format!("cannot write '{output_path}'"))?;
         Sink::File(std::io::BufWriter::with_capacity(1 << 20, file))
     };
-    let bytes = receive(resp.into_body(), &mut out, json || to_stdout, snapshot).await?;
+    let bytes = receive(resp, &mut out, json || to_stdout, snapshot).await?;
     if let Sink::File(file) = out {
         file.into_inner()
             .map_err(|e| e.into_error())
@@ -126,30 +127,85 @@ impl Write for Sink {
     }
 }
 
-/// Copies the archive's body into `out`, with a progress bar; a body cut off midway is
-/// an error.
+/// Copies the archive in `resp` into `out`, with a progress bar, and returns its size; a
+/// body cut off midway, or ending in an error, is an error. The archive comes in frames
+/// between progress reports (a cairnd that does not send frames sends it plain).
 async fn receive(
-    mut body: hyper::body::Incoming,
+    resp: hyper::Response<hyper::body::Incoming>,
     out: &mut Sink,
     quiet: bool,
     snapshot: &str,
 ) -> Result<u64> {
+    let framed = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(frames::ARCHIVE_FRAMES));
+    let mut body = resp.into_body();
     let pb = output::transfer_bar(None, "exporting", snapshot, quiet);
+    let mut reader = frames::FrameReader::default();
     let mut bytes = 0u64;
+    let mut end: Option<ProgressEvent> = None;
+    let broke = |e: &dyn std::fmt::Display| {
+        CliError::connection(format!(
+            "the export of {snapshot} failed midway ({e}): nothing was kept; see cairnd's log, or try again"
+        ))
+    };
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            CliError::connection(format!(
-                "the export of {snapshot} failed midway ({e}): nothing was kept; see cairnd's log, or try again"
-            ))
-        })?;
-        if let Ok(data) = frame.into_data() {
+        let frame = frame.map_err(|e| broke(&e))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if !framed {
             crate::output::or_gone(out.write_all(&data)).context("cannot write the archive")?;
             bytes += data.len() as u64;
             pb.set_position(bytes);
+            continue;
         }
+        let mut failed_write = None;
+        let read = reader.read(&data, &mut |piece| {
+            match piece {
+                frames::Piece::Data(d) if end.is_none() => {
+                    if let Err(e) = out.write_all(d) {
+                        let kind = e.kind();
+                        failed_write = Some(e);
+                        return Err(std::io::Error::new(kind, "cannot write the archive"));
+                    }
+                    bytes += d.len() as u64;
+                }
+                frames::Piece::Event(ProgressEvent::Progress { done, total, .. }) => {
+                    if let Some(total) = total.filter(|t| pb.length() != Some(*t)) {
+                        output::determinate(&pb, total, "exporting");
+                    }
+                    pb.set_position(done);
+                }
+                frames::Piece::Event(e) if end.is_none() => end = Some(e),
+                _ => return Err(std::io::Error::other("more came after the archive's end")),
+            }
+            Ok(())
+        });
+        if let Some(e) = failed_write {
+            crate::output::or_gone(Err::<(), _>(e)).context("cannot write the archive")?;
+        }
+        read.map_err(|e| broke(&e))?;
+    }
+    pb.finish_and_clear();
+    match end {
+        _ if !framed => {}
+        Some(ProgressEvent::Result { .. }) if reader.at_boundary() => {}
+        Some(ProgressEvent::Error { status, error }) => {
+            return Err(ApiFailure {
+                status: hyper::StatusCode::from_u16(status)
+                    .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR),
+                code: error.code,
+                message: format!("the export of {snapshot} failed midway: {}", error.message),
+                details: error.details,
+            }
+            .into())
+        }
+        _ => return Err(broke(&"cairnd ended it early").into()),
     }
     crate::output::or_gone(out.flush()).context("cannot write the archive")?;
-    pb.finish_and_clear();
     Ok(bytes)
 }
 

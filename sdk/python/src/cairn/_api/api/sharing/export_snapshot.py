@@ -90,7 +90,9 @@ def sync_detailed(
     format_: str | Unset = UNSET,
 ) -> Response[ErrorBody]:
     """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
-    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready. A client that sends
+    `Accept: application/vnd.cairn.archive-frames` gets the archive in frames between progress reports
+    (docs/api.md, "Archive frames").
 
     Args:
         id (str):
@@ -123,7 +125,9 @@ def sync(
     format_: str | Unset = UNSET,
 ) -> ErrorBody | None:
     """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
-    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready. A client that sends
+    `Accept: application/vnd.cairn.archive-frames` gets the archive in frames between progress reports
+    (docs/api.md, "Archive frames").
 
     Args:
         id (str):
@@ -151,7 +155,9 @@ async def asyncio_detailed(
     format_: str | Unset = UNSET,
 ) -> Response[ErrorBody]:
     """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
-    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready. A client that sends
+    `Accept: application/vnd.cairn.archive-frames` gets the archive in frames between progress reports
+    (docs/api.md, "Archive frames").
 
     Args:
         id (str):
@@ -182,7 +188,9 @@ async def asyncio(
     format_: str | Unset = UNSET,
 ) -> ErrorBody | None:
     """Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root
-    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready.
+    filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready. A client that sends
+    `Accept: application/vnd.cairn.archive-frames` gets the archive in frames between progress reports
+    (docs/api.md, "Archive frames").
 
     Args:
         id (str):
