@@ -14,6 +14,7 @@ mod registry_logins;
 mod restores;
 mod secrets;
 mod snapshots;
+mod store_archives;
 mod templates;
 mod tokens;
 

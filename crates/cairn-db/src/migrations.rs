@@ -206,6 +206,14 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (account, host)
     );",
+    // 18 (sharing, issue 18): the archives store links uploaded, by snapshot (deleted with
+    //    it; a row whose snapshot is gone is a deletion the store refused, retried at start).
+    "CREATE TABLE store_archives (
+        snapshot_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (snapshot_id, key)
+    );",
 ];
 
 /// Brings the schema to the newest version.

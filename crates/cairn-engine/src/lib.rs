@@ -339,6 +339,10 @@ impl Engine {
         engine.start_reserve_watch();
         engine.start_idle_watch();
         engine.start_auto_push().await?;
+        // Archives of snapshots deleted while the store refused: in the background, so a
+        // store that is down does not hold up the start.
+        let retry = Arc::clone(&engine);
+        tokio::spawn(async move { retry.retry_store_archive_deletions().await });
         // Ask the runtimes (and CRIU) for their versions now, in the background, rather
         // than inside the first snapshot's time: every manifest records them.
         let warm = Arc::downgrade(&engine);

@@ -611,7 +611,14 @@ fn a_store_link_downloads_the_archive_from_the_store_until_the_snapshot_goes() {
         a.cairn(&["exec", &id, "md5sum < /root/blob"]).ok()
     );
 
+    // The archive goes in the background, just after the deletion.
     a.cairn(&["snapshot", "delete", &snap]).ok();
+    for _ in 0..100 {
+        if moto.objects("l/local/archives/").is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(moto.objects("l/local/archives/").is_empty());
     let code = std::process::Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])

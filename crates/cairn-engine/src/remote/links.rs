@@ -4,8 +4,8 @@
 //! The archive (exactly what an export writes) is uploaded once per snapshot and format to
 //! `<prefix>/<account>/archives/<id>.<tar.zst|tar.gz>` (a multipart upload: the object
 //! appears whole or not at all) and signed for GET for the link's life. The store enforces
-//! the expiry; deleting the snapshot (on any host of the account) deletes the archive, after
-//! which every link to it answers 404. Archives are plain objects, not chunks: they are not
+//! the expiry; deleting the snapshot deletes the archives its host uploaded (recorded in the
+//! database before each upload), after which every link to them answers 404. Archives are plain objects, not chunks: they are not
 //! shared with pushes and count in the bucket beside them.
 
 use std::sync::Arc;
@@ -51,6 +51,10 @@ impl Engine {
         let secs = self.link_secs(secs)?;
         let snap = self.linkable_snapshot(account, reference).await?;
         let key = remote.archive_key(account, snap.id.as_str(), format);
+        // Recorded before the upload starts: deleting the snapshot deletes what it records.
+        let (row, recorded) = (snap.id.to_string(), key.to_string());
+        self.db(move |db| db.add_store_archive(&row, &recorded))
+            .await?;
         match remote.store.head(&key).await {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {
@@ -129,20 +133,65 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes the archives store links of snapshot `id` of `account` use (best effort: a
-    /// failure is logged, and the link lives on until it expires).
-    pub(crate) async fn delete_link_archives(&self, account: &str, id: &str) {
+    /// Deletes the archives store links uploaded for snapshot `id` (none: no request to the
+    /// store). One the store refuses is logged and kept on record, and retried at the next
+    /// start ([`Engine::retry_store_archive_deletions`]); its links work until they expire.
+    pub(crate) async fn delete_link_archives(&self, id: &str) {
+        let row = id.to_string();
+        let keys = match self.db(move |db| db.store_archives(&row)).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(snapshot = id, error = %e, "could not read the snapshot's store archives");
+                return;
+            }
+        };
+        for key in keys {
+            self.delete_store_archive(id, &key).await;
+        }
+    }
+
+    /// Deletes one archive from the store and its record; whether it is gone.
+    async fn delete_store_archive(&self, id: &str, key: &str) -> bool {
         let Some(remote) = self.remote.clone() else {
+            return false;
+        };
+        match remote
+            .store
+            .delete(&object_store::path::Path::from(key))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(snapshot = id, error = %e, "could not delete the snapshot's archive from the store: its links work until they expire, and cairnd tries again at its next start");
+                return false;
+            }
+        }
+        let (row, key) = (id.to_string(), key.to_string());
+        self.db(move |db| db.remove_store_archive(&row, &key))
+            .await
+            .is_ok()
+    }
+
+    /// The archives of snapshots deleted while the store refused (or a crash came between
+    /// the snapshot's deletion and its archives'): deleted now. Run in the background at
+    /// start, so a store that is down does not hold cairnd up.
+    pub(crate) async fn retry_store_archive_deletions(&self) {
+        if self.remote.is_none() {
+            return;
+        }
+        let Ok(orphans) = self.db(|db| db.orphan_store_archives()).await else {
             return;
         };
-        for format in [ArchiveFormat::TarZst, ArchiveFormat::TarGz] {
-            let key = remote.archive_key(account, id, format);
-            match remote.store.delete(&key).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(snapshot = id, error = %e, "could not delete the snapshot's archive from the store: its links work until they expire")
-                }
-            }
+        let mut deleted = 0usize;
+        for (id, key) in &orphans {
+            deleted += usize::from(self.delete_store_archive(id, key).await);
+        }
+        if !orphans.is_empty() {
+            tracing::info!(
+                deleted,
+                left = orphans.len() - deleted,
+                "archives of deleted snapshots removed from the store"
+            );
         }
     }
 }

@@ -247,15 +247,15 @@ impl Engine {
         self.db(move |db| db.set_snapshot_state(&row, SnapshotState::Deleted, None))
             .await?;
         self.remove_snapshot_files(id).await;
-        // Its store links (with a remote) stop working with it.
-        if self.remote.is_some() {
-            let row = id.clone();
-            if let Some(s) = self.db(move |db| db.snapshot(&row)).await? {
-                self.delete_link_archives(&s.account, id.as_str()).await;
-            }
-        }
         let row = id.clone();
         self.db(move |db| db.delete_snapshot(&row)).await?;
+        // Its store links (with a remote) stop working with it: the archives they point at
+        // are recorded, and go in the background (a slow or unreachable store does not hold
+        // up the deletion; what it refuses, or a crash interrupts, is retried at start).
+        if let Some(engine) = self.me.upgrade() {
+            let id = id.to_string();
+            tokio::spawn(async move { engine.delete_link_archives(&id).await });
+        }
         Ok(())
     }
 }
