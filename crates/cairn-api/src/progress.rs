@@ -28,6 +28,11 @@ const MAX_RESULT_BYTES: usize = 16 << 20;
 
 /// Whether the client asked for a progress stream.
 pub fn wants_stream(headers: &HeaderMap) -> bool {
+    accepts(headers, NDJSON)
+}
+
+/// Whether the request's `Accept` headers name media type `media` (parameters ignored).
+pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -36,7 +41,7 @@ pub fn wants_stream(headers: &HeaderMap) -> bool {
         .any(|m| {
             m.split(';')
                 .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case(NDJSON))
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(media))
         })
 }
 

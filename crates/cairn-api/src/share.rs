@@ -73,7 +73,7 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let format = format_of(&q)?;
     let info = st.engine.inspect_snapshot(&account, &id).await?;
-    if !wants_frames(&headers) {
+    if !crate::progress::accepts(&headers, frames::ARCHIVE_FRAMES) {
         let stream = st
             .engine
             .export_snapshot(&account, &info.id, format, ProgressSink::none())
@@ -89,20 +89,6 @@ pub async fn export(
         .export_snapshot(&account, &info.id, format, sink)
         .await?;
     framed_response(stream, newest, format, &info.id)
-}
-
-/// Whether the client asked for the archive in frames.
-fn wants_frames(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|m| {
-            m.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case(frames::ARCHIVE_FRAMES))
-        })
 }
 
 /// Where a framed export is: sending the archive, or done.
