@@ -124,6 +124,9 @@ pub struct EngineConfig {
     pub remote: Option<RemoteConfig>,
     /// Where image pulls may connect (`--insecure-registry`, `--registry-allow-private`).
     pub registry: RegistryAccess,
+    /// Whether tenants' `--repo` clones may reach loopback, private and link-local
+    /// addresses (`cairnd --repo-allow-private`).
+    pub repo_allow_private: bool,
 }
 
 impl EngineConfig {
@@ -153,6 +156,7 @@ impl EngineConfig {
             max_link_secs: share::DEFAULT_LINK_SECS,
             remote: None,
             registry: RegistryAccess::default(),
+            repo_allow_private: false,
         }
     }
 }

@@ -7,7 +7,15 @@
 //! URLs: `https://`, `http://` and `git://` for everyone; a local path or `file://` only for
 //! the operator (it reads the host's files); no credentials inside the URL (they would be
 //! kept in the clone's `.git/config`); no other transport (git's `ext::` runs commands).
+//!
+//! A tenant's clone reaches public addresses only, unless the operator allows private ones
+//! (`cairnd --repo-allow-private`): git runs on the host, where loopback, private and
+//! link-local addresses are the host's own services. The host name is resolved and checked
+//! before git starts, and git is held to those addresses (`http.curloptResolve`; for
+//! `git://`, the URL rewritten to the address for this run only), and follows no redirect,
+//! so neither a second lookup nor a redirect leads it elsewhere.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,6 +26,8 @@ use crate::{EngineError, Result};
 
 /// How long a clone may take.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long resolving a repository's host may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Where the checkout goes when no path is given.
 pub const DEFAULT_PATH: &str = "/workspace";
 
@@ -59,6 +69,132 @@ pub(crate) struct Checked {
     protocols: &'static str,
     branch: Option<String>,
     path: TreePath,
+    /// Whether the operator asked (host paths allowed, no address check).
+    operator: bool,
+    /// For a network URL: its scheme, authority as written, host and port.
+    remote: Option<RemoteUrl>,
+    /// Whether [`admit`] checked the host's addresses (then git follows no redirect).
+    guarded: bool,
+    /// The addresses a host name resolved to, which git is held to.
+    pinned: Vec<IpAddr>,
+}
+
+/// The parts of a network repository URL the address check needs.
+struct RemoteUrl {
+    scheme: String,
+    authority: String,
+    host: String,
+    port: u16,
+}
+
+impl RemoteUrl {
+    /// Splits `url` (`scheme://authority/…`, already checked to have no credentials).
+    fn parse(scheme: &str, url: &str) -> Result<RemoteUrl> {
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("").to_string();
+        let default_port = match scheme {
+            "https" => 443,
+            "http" => 80,
+            _ => 9418,
+        };
+        let bad = || {
+            invalid(format!(
+                "the repository URL '{url}' has an invalid host or port"
+            ))
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad())?,
+                None if after.is_empty() => default_port,
+                None => return Err(bad()),
+            };
+            (addr.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
+                None => (authority.clone(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(RemoteUrl {
+            scheme: scheme.to_string(),
+            authority,
+            host,
+            port,
+        })
+    }
+}
+
+/// Resolves a tenant's repository host and refuses it when any of its addresses is not
+/// public (unless `allow_private`); holds git to the addresses found. The operator's
+/// clones and host paths are not checked.
+pub(crate) async fn admit(c: &mut Checked, allow_private: bool) -> Result<()> {
+    let Some(remote) = c.remote.as_ref().filter(|_| !c.operator && !allow_private) else {
+        return Ok(());
+    };
+    let host = remote.host.clone();
+    let lookup = tokio::net::lookup_host((host.clone(), remote.port));
+    let found: Vec<IpAddr> = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+        Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+        Ok(Err(_)) | Err(_) => Vec::new(),
+    };
+    if found.is_empty() {
+        return Err(invalid(format!(
+            "cannot clone {}: its host '{host}' does not resolve: check the URL",
+            c.url
+        )));
+    }
+    if found.iter().any(|ip| !crate::pull::is_public(*ip)) {
+        return Err(invalid(format!(
+            "cannot clone {}: its host '{host}' is on a loopback, private or link-local address, which tenants' clones may not reach: the operator allows it with cairnd --repo-allow-private",
+            c.url
+        )));
+    }
+    c.guarded = true;
+    // A literal address needs no holding to.
+    if host.parse::<IpAddr>().is_err() {
+        c.pinned = found;
+    }
+    Ok(())
+}
+
+/// git configuration for one run: `key=value` pairs given through the environment.
+fn pinning(c: &Checked) -> Vec<(String, String)> {
+    let Some(remote) = c.remote.as_ref().filter(|_| c.guarded) else {
+        return Vec::new();
+    };
+    let mut config = vec![("http.followRedirects".to_string(), "false".to_string())];
+    if c.pinned.is_empty() {
+        return config;
+    }
+    let shown: Vec<String> = c
+        .pinned
+        .iter()
+        .map(|ip| match ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        })
+        .collect();
+    if remote.scheme == "git" {
+        // git:// has no resolve option: the URL names the first address, for this run.
+        let target = match shown.first() {
+            Some(addr) => format!("git://{addr}:{}", remote.port),
+            None => return config,
+        };
+        config.push((
+            format!("url.{target}.insteadOf"),
+            format!("git://{}", remote.authority),
+        ));
+    } else {
+        config.push((
+            "http.curloptResolve".to_string(),
+            format!("{}:{}:{}", remote.host, remote.port, shown.join(",")),
+        ));
+    }
+    config
 }
 
 /// Checks `repo` before anything is made.
@@ -137,11 +273,19 @@ pub(crate) fn check(repo: &RepoClone) -> Result<Checked> {
             "the repository cannot go to {shown}: give a directory such as /workspace or /root/project"
         )));
     }
+    let remote = match &scheme {
+        Some(sc) if !local => Some(RemoteUrl::parse(sc, url)?),
+        _ => None,
+    };
     Ok(Checked {
         url: url.to_string(),
         protocols: if local { "file" } else { "https:http:git" },
         branch: repo.branch.clone(),
         path,
+        operator: repo.local_allowed,
+        remote,
+        guarded: false,
+        pinned: Vec::new(),
     })
 }
 
@@ -170,16 +314,21 @@ pub(crate) async fn clone_into(root: &Path, c: &Checked, token: Option<&str>) ->
     if let Some(b) = &c.branch {
         cmd = cmd.arg("--branch").arg(b);
     }
+    // Configuration for this run only, through the environment: never in a file.
+    let mut config = pinning(c);
     if let Some(t) = token {
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{t}"));
+        config.push((
+            "http.extraHeader".into(),
+            format!("Authorization: Basic {basic}"),
+        ));
+    }
+    cmd = cmd.env("GIT_CONFIG_COUNT", config.len().to_string());
+    for (i, (key, value)) in config.into_iter().enumerate() {
         cmd = cmd
-            .env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env(
-                "GIT_CONFIG_VALUE_0",
-                format!("Authorization: Basic {basic}"),
-            );
+            .env(format!("GIT_CONFIG_KEY_{i}"), key)
+            .env(format!("GIT_CONFIG_VALUE_{i}"), value);
     }
     let cloned = cmd.arg("--").arg(&c.url).arg(&target).run().await;
     if let Err(e) = cloned {
@@ -271,6 +420,67 @@ mod tests {
             ..Default::default()
         };
         assert!(check(&operator).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_tenants_private_host_is_refused_unless_allowed_and_a_public_name_is_pinned() {
+        for url in [
+            "git://127.0.0.1:9418/r",
+            "http://localhost:8080/r",
+            "https://[::1]/r",
+            "http://169.254.169.254/latest",
+            "http://10.1.2.3/r",
+        ] {
+            let mut c = check(&repo(url)).expect(url);
+            let err = admit(&mut c, false).await.expect_err(url).to_string();
+            assert!(err.contains("--repo-allow-private"), "{url}: {err}");
+            // Allowed by the operator's flag, and the operator's own clones are not checked.
+            let mut c = check(&repo(url)).expect(url);
+            admit(&mut c, true).await.expect(url);
+            assert!(pinning(&c).is_empty());
+            let mut c = check(&RepoClone {
+                local_allowed: true,
+                ..repo(url)
+            })
+            .expect(url);
+            admit(&mut c, false).await.expect(url);
+        }
+        // A public literal address: no redirects, nothing to pin.
+        let mut c = check(&repo("https://93.184.215.14/o/r.git")).expect("url");
+        admit(&mut c, false).await.expect("public");
+        assert_eq!(
+            pinning(&c),
+            vec![("http.followRedirects".to_string(), "false".to_string())]
+        );
+        // A name, as admit leaves it once resolved: held to its addresses.
+        for (url, want) in [
+            (
+                "https://git.example.org/o/r.git",
+                (
+                    "http.curloptResolve",
+                    "git.example.org:443:93.184.215.14,[2606:2800::1]",
+                ),
+            ),
+            (
+                "git://git.example.org/r",
+                (
+                    "url.git://93.184.215.14:9418.insteadOf",
+                    "git://git.example.org",
+                ),
+            ),
+        ] {
+            let mut c = check(&repo(url)).expect(url);
+            c.guarded = true;
+            c.pinned = vec![
+                "93.184.215.14".parse().expect("ip"),
+                "2606:2800::1".parse().expect("ip"),
+            ];
+            let got = pinning(&c);
+            assert!(
+                got.contains(&(want.0.to_string(), want.1.to_string())),
+                "{url}: {got:?}"
+            );
+        }
     }
 
     #[test]

@@ -115,7 +115,10 @@ impl Engine {
                     .into(),
             ));
         }
-        let repo = req.repo.as_ref().map(crate::repo::check).transpose()?;
+        let mut repo = req.repo.as_ref().map(crate::repo::check).transpose()?;
+        if let Some(r) = &mut repo {
+            crate::repo::admit(r, self.cfg.repo_allow_private).await?;
+        }
         // Where the root filesystem comes from, and the defaults it brings.
         let (image, snapshot) = match &req.from_snapshot {
             Some(snap) => {

@@ -95,11 +95,12 @@ impl Drop for GitDaemon {
 
 #[test]
 fn up_with_a_repository_has_its_checkout_before_it_starts() {
+    // git daemon listens on 127.0.0.1, which tenants reach only when the operator allows.
     let d = Daemon::start_opts(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
         true,
-        &[],
+        &["--repo-allow-private"],
     );
     d.import_base();
     let base = tempfile::tempdir().unwrap();
@@ -237,6 +238,81 @@ fn up_with_a_repository_has_its_checkout_before_it_starts() {
         .count();
     // The operator's sandbox and alice's: nothing of the refused ones.
     assert_eq!(leftovers, 2, "subvolumes of refused sandboxes were left");
+}
+
+/// A tenant cannot point cairnd's git at the host's own networks: a repository on a
+/// loopback, private or link-local address (or a name resolving to one) is refused before
+/// anything is made, naming the operator's flag; the operator's own clones still work.
+#[test]
+fn a_tenants_repository_on_a_private_address_is_refused() {
+    let d = Daemon::start_opts(
+        env!("CARGO_BIN_EXE_cairnd"),
+        env!("CARGO_BIN_EXE_cairn"),
+        true,
+        &[],
+    );
+    d.import_base();
+    let base = tempfile::tempdir().unwrap();
+    make_repo(base.path());
+    let served = GitDaemon::start(base.path());
+    let alice = d.token("alice");
+    let addr = format!("http://{}", d.tcp.as_ref().unwrap());
+    let tenant = [
+        ("CAIRN_HOST", addr.as_str()),
+        ("CAIRN_TOKEN", alice.as_str()),
+    ];
+    for url in [
+        format!("git://127.0.0.1:{}/repo.git", served.1),
+        format!("git://localhost:{}/repo.git", served.1),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        "https://10.0.0.1/o/r.git".to_string(),
+    ] {
+        let r = d.cairn_env(
+            &[
+                "up",
+                "--image",
+                "base",
+                "--runtime",
+                "runc",
+                "--json",
+                "--repo",
+                &url,
+            ],
+            &tenant,
+        );
+        assert_ne!(r.code, 0, "{url} was cloned");
+        assert!(r.stderr.contains("invalid_argument"), "{url}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--repo-allow-private"),
+            "{url}: {}",
+            r.stderr
+        );
+    }
+    let list = d.cairn_env(&["ls", "--json"], &tenant).json();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(
+        std::fs::read_dir(d.home.join("pool/sandboxes"))
+            .unwrap()
+            .count(),
+        0,
+        "refused sandboxes left subvolumes"
+    );
+    // The operator (the unix socket) clones from the same address.
+    let id = d
+        .cairn(&[
+            "up",
+            "--image",
+            "base",
+            "--runtime",
+            "runc",
+            "--repo",
+            &format!("git://127.0.0.1:{}/repo.git", served.1),
+        ])
+        .ok();
+    assert_eq!(
+        d.cairn(&["exec", &id, "cat /workspace/README"]).ok(),
+        "hello from main"
+    );
 }
 
 /// The seed's workflow, as `examples/up-from-repo.sh` runs it against git daemon.

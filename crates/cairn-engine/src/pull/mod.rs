@@ -25,6 +25,7 @@ use serde::Deserialize;
 use cairn_types::api::{ImageInfo, PullReport};
 use cairn_types::ProgressSink;
 
+pub(crate) use access::is_public;
 pub use access::RegistryAccess;
 pub use reference::looks_like_reference;
 

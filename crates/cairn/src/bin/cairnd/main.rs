@@ -155,6 +155,11 @@ struct Args {
     /// cairnd connect into the host's own networks.
     #[arg(long)]
     registry_allow_private: bool,
+    /// Let tenants' `up --repo` clones reach loopback, private and link-local addresses.
+    /// Off: git, which runs on the host, reaches public addresses only, follows no
+    /// redirect, and a tenant cannot point it at the host's own services.
+    #[arg(long)]
+    repo_allow_private: bool,
     /// Runtime for sandboxes that do not name one: gvisor or runc.
     #[arg(long, env = "CAIRN_DEFAULT_RUNTIME", default_value = "gvisor")]
     default_runtime: String,
@@ -365,6 +370,7 @@ async fn run(args: Args) -> Result<()> {
         insecure: args.insecure_registries.clone(),
         allow_private: args.registry_allow_private,
     };
+    cfg.repo_allow_private = args.repo_allow_private;
     cfg.remote = args.remote.clone().map(|url| cairn_engine::RemoteConfig {
         url,
         endpoint: args.remote_endpoint.clone(),
