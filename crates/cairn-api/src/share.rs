@@ -43,7 +43,9 @@ pub(crate) fn archive_response(
         rx.recv()
             .await
             .map(|item| (item.map(bytes::Bytes::from), rx))
-    });
+    })
+    // The engine's empty last chunk marks a whole archive; the plain body has no use for it.
+    .filter(|item| std::future::ready(!matches!(item, Ok(b) if b.is_empty())));
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, format.content_type())
@@ -97,6 +99,8 @@ enum Framing {
         rx: ArchiveStream,
         newest: tokio::sync::watch::Receiver<Option<Progress>>,
         sent: u64,
+        /// Whether the engine said the archive is whole (its empty last chunk).
+        whole: bool,
     },
     Done,
 }
@@ -114,6 +118,7 @@ fn framed_response(
         rx: stream,
         newest,
         sent: 0,
+        whole: false,
     };
     // The newest report as a frame, when not sent yet (also once the export has ended and
     // dropped its sink).
@@ -129,6 +134,7 @@ fn framed_response(
             mut rx,
             mut newest,
             sent,
+            whole,
         } = state
         else {
             return None;
@@ -143,11 +149,22 @@ fn framed_response(
                     .clone()
                     .map(|p| frames::event_frame(&ProgressEvent::progress(p)))
                     .unwrap_or_default();
-                return Some((vec![Ok(bytes::Bytes::from(out))], Framing::Sending { rx, newest, sent }));
+                let next = Framing::Sending { rx, newest, sent, whole };
+                return Some((vec![Ok(bytes::Bytes::from(out))], next));
             }
         };
         let mut out = report_of(&mut newest);
         let next = match item {
+            // The engine's mark: the archive is whole.
+            Some(Ok(chunk)) if chunk.is_empty() => {
+                let next = Framing::Sending {
+                    rx,
+                    newest,
+                    sent,
+                    whole: true,
+                };
+                return Some((vec![Ok(bytes::Bytes::from(out))], next));
+            }
             Some(Ok(chunk)) => {
                 out.extend_from_slice(&frames::frame_header(frames::DATA, chunk.len() as u32));
                 let len = chunk.len() as u64;
@@ -157,6 +174,7 @@ fn framed_response(
                     rx,
                     newest,
                     sent: sent + len,
+                    whole,
                 };
                 return Some((pieces, next));
             }
@@ -164,11 +182,19 @@ fn framed_response(
                 out.extend_from_slice(&frames::event_frame(&failed_midway(&e)));
                 Framing::Done
             }
-            None => {
+            None if whole => {
                 out.extend_from_slice(&frames::event_frame(&ProgressEvent::Result {
                     status: 200,
                     body: serde_json::json!({ "bytes": sent }),
                 }));
+                Framing::Done
+            }
+            // The writer ended without saying the archive is whole.
+            None => {
+                let e = std::io::Error::other(
+                    "the archive's writer ended before the archive was whole",
+                );
+                out.extend_from_slice(&frames::event_frame(&failed_midway(&e)));
                 Framing::Done
             }
         };
@@ -277,4 +303,68 @@ pub async fn download(
 ) -> ApiResult<Response> {
     let (stream, format, id) = st.engine.open_link(&token).await?;
     archive_response(stream, format, &id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames of an export whose engine stream carried `items`.
+    async fn frames_of(items: Vec<std::io::Result<Vec<u8>>>) -> (Vec<u8>, Vec<ProgressEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        for item in items {
+            tx.send(item).await.expect("send");
+        }
+        drop(tx);
+        let (report, newest) = tokio::sync::watch::channel(None::<Progress>);
+        report.send_replace(Some(Progress::bytes("archive", 3, Some(3))));
+        drop(report);
+        let resp = framed_response(rx, newest, ArchiveFormat::TarZst, "snap-1").expect("response");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let (mut data, mut events) = (Vec::new(), Vec::new());
+        frames::FrameReader::default()
+            .read(&body, &mut |piece| {
+                match piece {
+                    frames::Piece::Data(d) => data.extend_from_slice(d),
+                    frames::Piece::Event(e) => events.push(e),
+                }
+                Ok(())
+            })
+            .expect("frames");
+        (data, events)
+    }
+
+    #[tokio::test]
+    async fn only_an_archive_the_engine_marked_whole_ends_in_a_result() {
+        let (data, events) = frames_of(vec![Ok(b"abc".to_vec()), Ok(Vec::new())]).await;
+        assert_eq!(data, b"abc");
+        assert!(matches!(
+            events.first(),
+            Some(ProgressEvent::Progress { done: 3, .. })
+        ));
+        match events.last() {
+            Some(ProgressEvent::Result { status: 200, body }) => assert_eq!(body["bytes"], 3),
+            other => panic!("{other:?}"),
+        }
+        // The writer died without a word: not a result.
+        let (_, events) = frames_of(vec![Ok(b"abc".to_vec())]).await;
+        assert!(
+            matches!(
+                events.last(),
+                Some(ProgressEvent::Error { status: 500, .. })
+            ),
+            "{events:?}"
+        );
+        // The snapshot went: a 404 that says so.
+        let gone = std::io::Error::other(SnapshotGone);
+        let (_, events) = frames_of(vec![Ok(b"abc".to_vec()), Err(gone)]).await;
+        match events.last() {
+            Some(ProgressEvent::Error { status: 404, error }) => {
+                assert!(error.message.contains("deleted"), "{}", error.message)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -99,8 +99,14 @@ impl Engine {
             .map_err(|e| store_failed("started the archive's upload", &e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
         let mut sent = 0u64;
+        let mut whole = false;
         while let Some(piece) = archive.recv().await {
             let written = match piece {
+                // The export's mark: the archive is whole.
+                Ok(bytes) if bytes.is_empty() => {
+                    whole = true;
+                    Ok(())
+                }
                 Ok(bytes) if room.is_some_and(|r| sent + bytes.len() as u64 > r) => {
                     Err(remote.over_quota())
                 }
@@ -120,6 +126,14 @@ impl Engine {
                 let _ = writer.abort().await;
                 return Err(e);
             }
+        }
+        // A writer that died without an error never leaves a partial archive as a whole one.
+        if !whole {
+            let _ = writer.abort().await;
+            return Err(EngineError::failed(
+                "exported the snapshot for its link",
+                "the archive's writer ended before the archive was whole",
+            ));
         }
         writer
             .finish()

@@ -21,7 +21,9 @@ use super::archive::{
 };
 use crate::{Engine, EngineError, Result};
 
-/// Chunks of an archive being written; the last item is an error when it failed.
+/// Chunks of an archive being written. The last item is an empty chunk when the archive is
+/// whole, or an error when it failed: a stream that ends without either (the writer died)
+/// is not an archive.
 pub type ArchiveStream = mpsc::Receiver<io::Result<Vec<u8>>>;
 
 /// The error an export's stream ends with when its snapshot was deleted meanwhile (inside
@@ -252,7 +254,10 @@ impl Engine {
                 }
             };
             match write() {
-                Ok(bytes) => tracing::info!(snapshot = %id, bytes, "snapshot exported"),
+                Ok(bytes) => {
+                    tracing::info!(snapshot = %id, bytes, "snapshot exported");
+                    let _ = err_tx.blocking_send(Ok(Vec::new()));
+                }
                 Err(e) => {
                     tracing::warn!(snapshot = %id, error = %e, "snapshot export failed");
                     // Reading a tree deleted under it fails in many ways: all are this.
