@@ -547,7 +547,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready. */
+        /** Download a ready snapshot as one archive (tar compressed with zstd or gzip: manifest, root filesystem, memory checkpoint, checksums). Streamed; 409 when it is not ready. A client that sends `Accept: application/vnd.cairn.archive-frames` gets the archive in frames between progress reports (docs/api.md, "Archive frames"). */
         get: operations["exportSnapshot"];
         put?: never;
         post?: never;
@@ -4824,13 +4824,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the archive, streamed (tar.zst or tar.gz, as asked); a failure midway cuts the body short */
+            /** @description the archive, streamed (tar.zst or tar.gz, as asked); a failure midway cuts the body short. Asked for with Accept: application/vnd.cairn.archive-frames, the archive comes in frames (a kind byte 'd' or 'p', a big-endian u32 length, the bytes): 'd' frames hold the archive, 'p' frames a ProgressEvent (progress of phase 'archive', then one result or error) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/gzip": string;
+                    "application/vnd.cairn.archive-frames": string;
                     "application/zstd": string;
                 };
             };
