@@ -141,7 +141,11 @@ async fn last_event(answer: Option<Response>) -> ProgressEvent {
 
 /// A 500 event whose detail goes to the log, like [`crate::error::ApiError::internal`].
 fn internal(detail: &str) -> ProgressEvent {
-    let e = crate::error::ApiError::internal(&detail);
+    error_event(crate::error::ApiError::internal(&detail))
+}
+
+/// The `error` event of an API error: its status and JSON error.
+pub(crate) fn error_event(e: crate::error::ApiError) -> ProgressEvent {
     ProgressEvent::Error {
         status: e.status.as_u16(),
         error: ErrorDetail {

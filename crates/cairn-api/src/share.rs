@@ -10,9 +10,7 @@ use axum::Json;
 use futures_util::StreamExt;
 
 use cairn_engine::{ArchiveFormat, ArchiveStream, SnapshotGone};
-use cairn_types::api::{
-    frames, ErrorBody, ErrorDetail, ProgressEvent, SnapshotInfo, SnapshotLinkInfo,
-};
+use cairn_types::api::{frames, ErrorBody, ProgressEvent, SnapshotInfo, SnapshotLinkInfo};
 use cairn_types::{ErrorCode, Progress, ProgressSink};
 
 use crate::{Account, ApiError, AppState};
@@ -120,14 +118,16 @@ fn framed_response(
         sent: 0,
         whole: false,
     };
+    // A report as a frame (none: nothing).
+    let frame_of = |p: Option<&Progress>| {
+        p.map(|p| frames::event_frame(&ProgressEvent::progress(p.clone())))
+            .unwrap_or_default()
+    };
     // The newest report as a frame, when not sent yet (also once the export has ended and
     // dropped its sink).
-    let report_of = |newest: &mut tokio::sync::watch::Receiver<Option<Progress>>| {
+    let report_of = move |newest: &mut tokio::sync::watch::Receiver<Option<Progress>>| {
         let seen = newest.borrow_and_update();
-        match (seen.has_changed(), seen.as_ref()) {
-            (true, Some(p)) => frames::event_frame(&ProgressEvent::progress(p.clone())),
-            _ => Vec::new(),
-        }
+        frame_of(seen.as_ref().filter(|_| seen.has_changed()))
     };
     let body = futures_util::stream::unfold(start, move |state| async move {
         let Framing::Sending {
@@ -144,11 +144,7 @@ fn framed_response(
             item = rx.recv() => item,
             Ok(()) = newest.changed() => {
                 // `changed` marked it seen: it is new.
-                let out = newest
-                    .borrow()
-                    .clone()
-                    .map(|p| frames::event_frame(&ProgressEvent::progress(p)))
-                    .unwrap_or_default();
+                let out = frame_of(newest.borrow().as_ref());
                 let next = Framing::Sending { rx, newest, sent, whole };
                 return Some((vec![Ok(bytes::Bytes::from(out))], next));
             }
@@ -215,19 +211,11 @@ fn framed_response(
 /// The `error` event of an export that failed midway: 404 when the snapshot was deleted
 /// meanwhile, otherwise a 500 whose detail goes to the log.
 fn failed_midway(e: &std::io::Error) -> ProgressEvent {
-    let err = if e.get_ref().is_some_and(|r| r.is::<SnapshotGone>()) {
+    crate::progress::error_event(if e.get_ref().is_some_and(|r| r.is::<SnapshotGone>()) {
         ApiError::new(ErrorCode::NotFound, e.to_string())
     } else {
         ApiError::internal(e)
-    };
-    ProgressEvent::Error {
-        status: err.status.as_u16(),
-        error: ErrorDetail {
-            code: err.code.as_str().to_string(),
-            message: err.message,
-            details: None,
-        },
-    }
+    })
 }
 
 /// Import a snapshot archive (as `GET /v1/snapshots/{id}/archive` writes it) sent as the
