@@ -86,14 +86,7 @@ pub async fn answer<T: DeserializeOwned>(
                 }
                 Ok(ProgressEvent::Error { status, error }) => {
                     bars.clear();
-                    return Err(ApiFailure {
-                        status: hyper::StatusCode::from_u16(status)
-                            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR),
-                        code: error.code,
-                        message: error.message,
-                        details: error.details,
-                    }
-                    .into());
+                    return Err(failure(status, error).into());
                 }
                 Err(e) => {
                     bars.clear();
@@ -133,6 +126,17 @@ pub async fn answer<T: DeserializeOwned>(
                 .into());
             }
         }
+    }
+}
+
+/// The API's error an `error` event carries.
+pub fn failure(status: u16, error: cairn_types::api::ErrorDetail) -> ApiFailure {
+    ApiFailure {
+        status: hyper::StatusCode::from_u16(status)
+            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR),
+        code: error.code,
+        message: error.message,
+        details: error.details,
     }
 }
 

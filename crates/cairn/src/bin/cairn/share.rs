@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use cairn_types::api::{frames, ProgressEvent, SnapshotInfo};
 
-use crate::client::{full, ApiFailure, Body, CliError, Client};
+use crate::client::{full, Body, CliError, Client};
 use crate::durable::DurableFile;
 use crate::{enc, output};
 
@@ -194,14 +194,9 @@ async fn receive(
         _ if !framed => {}
         Some(ProgressEvent::Result { .. }) if reader.at_boundary() => {}
         Some(ProgressEvent::Error { status, error }) => {
-            return Err(ApiFailure {
-                status: hyper::StatusCode::from_u16(status)
-                    .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR),
-                code: error.code,
-                message: format!("the export of {snapshot} failed midway: {}", error.message),
-                details: error.details,
-            }
-            .into())
+            let mut failed = crate::progress::failure(status, error);
+            failed.message = format!("the export of {snapshot} failed midway: {}", failed.message);
+            return Err(failed.into());
         }
         _ => return Err(broke(&"cairnd ended it early").into()),
     }
