@@ -73,10 +73,10 @@ pub(crate) struct Checked {
     operator: bool,
     /// For a network URL: its scheme, authority as written, host and port.
     remote: Option<RemoteUrl>,
-    /// Whether [`admit`] checked the host's addresses (then git follows no redirect).
-    guarded: bool,
-    /// The addresses a host name resolved to, which git is held to.
-    pinned: Vec<IpAddr>,
+    /// Set by [`admit`] once it checked the host's addresses (git then follows no
+    /// redirect): the addresses a host name resolved to, which git is held to (none for a
+    /// literal address).
+    guard: Option<Vec<IpAddr>>,
 }
 
 /// The parts of a network repository URL the address check needs.
@@ -153,37 +153,34 @@ pub(crate) async fn admit(c: &mut Checked, allow_private: bool) -> Result<()> {
             c.url
         )));
     }
-    c.guarded = true;
     // A literal address needs no holding to.
-    if host.parse::<IpAddr>().is_err() {
-        c.pinned = found;
-    }
+    c.guard = Some(if host.parse::<IpAddr>().is_ok() {
+        Vec::new()
+    } else {
+        found
+    });
     Ok(())
 }
 
 /// git configuration for one run: `key=value` pairs given through the environment.
 fn pinning(c: &Checked) -> Vec<(String, String)> {
-    let Some(remote) = c.remote.as_ref().filter(|_| c.guarded) else {
+    let (Some(remote), Some(pinned)) = (&c.remote, &c.guard) else {
         return Vec::new();
     };
     let mut config = vec![("http.followRedirects".to_string(), "false".to_string())];
-    if c.pinned.is_empty() {
-        return config;
-    }
-    let shown: Vec<String> = c
-        .pinned
+    let shown: Vec<String> = pinned
         .iter()
         .map(|ip| match ip {
             IpAddr::V6(v6) => format!("[{v6}]"),
             IpAddr::V4(v4) => v4.to_string(),
         })
         .collect();
+    let Some(first) = shown.first() else {
+        return config;
+    };
     if remote.scheme == "git" {
         // git:// has no resolve option: the URL names the first address, for this run.
-        let target = match shown.first() {
-            Some(addr) => format!("git://{addr}:{}", remote.port),
-            None => return config,
-        };
+        let target = format!("git://{first}:{}", remote.port);
         config.push((
             format!("url.{target}.insteadOf"),
             format!("git://{}", remote.authority),
@@ -284,8 +281,7 @@ pub(crate) fn check(repo: &RepoClone) -> Result<Checked> {
         path,
         operator: repo.local_allowed,
         remote,
-        guarded: false,
-        pinned: Vec::new(),
+        guard: None,
     })
 }
 
@@ -470,11 +466,10 @@ mod tests {
             ),
         ] {
             let mut c = check(&repo(url)).expect(url);
-            c.guarded = true;
-            c.pinned = vec![
+            c.guard = Some(vec![
                 "93.184.215.14".parse().expect("ip"),
                 "2606:2800::1".parse().expect("ip"),
-            ];
+            ]);
             let got = pinning(&c);
             assert!(
                 got.contains(&(want.0.to_string(), want.1.to_string())),

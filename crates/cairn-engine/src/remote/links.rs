@@ -5,8 +5,9 @@
 //! `<prefix>/<account>/archives/<id>.<tar.zst|tar.gz>` (a multipart upload: the object
 //! appears whole or not at all) and signed for GET for the link's life. The store enforces
 //! the expiry; deleting the snapshot deletes the archives its host uploaded (recorded in the
-//! database before each upload), after which every link to them answers 404. Archives are plain objects, not chunks: they are not
-//! shared with pushes and count in the bucket beside them.
+//! database before each upload), after which every link to them answers 404. Archives are
+//! plain objects, not chunks: they are not shared with pushes and count in the bucket beside
+//! them.
 
 use std::sync::Arc;
 use std::time::Duration;

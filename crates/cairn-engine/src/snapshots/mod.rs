@@ -252,7 +252,7 @@ impl Engine {
         // Its store links (with a remote) stop working with it: the archives they point at
         // are recorded, and go in the background (a slow or unreachable store does not hold
         // up the deletion; what it refuses, or a crash interrupts, is retried at start).
-        if let Some(engine) = self.me.upgrade() {
+        if let Some(engine) = self.me.upgrade().filter(|e| e.remote.is_some()) {
             let id = id.to_string();
             tokio::spawn(async move { engine.delete_link_archives(&id).await });
         }
