@@ -232,6 +232,14 @@ impl Daemon {
         d
     }
 
+    /// Starts cairnd with a TCP listener (for tenants' tokens) and extra arguments, and
+    /// imports image `base`.
+    pub fn tcp_with_base(cairnd: &str, cairn: &str, args: &[&str]) -> Daemon {
+        let d = Daemon::start_opts(cairnd, cairn, true, args);
+        d.import_base();
+        d
+    }
+
     /// Starts cairnd with extra command-line arguments.
     pub fn start_opts(cairnd: &str, cairn: &str, tcp: bool, args: &[&str]) -> Daemon {
         Self::start_env(cairnd, cairn, tcp, args, &[])

@@ -19,14 +19,11 @@ const PYTHON: &str = "/opt/cairn-venv/bin/python";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn tcp_daemon() -> Daemon {
-    let d = Daemon::start_opts(
+    Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
-    );
-    d.import_base();
-    d
+    )
 }
 
 /// The response headers of `GET URL` (names lower-cased) and its status.

@@ -18,13 +18,11 @@ const JS_MODULES: &str = "/opt/cairn-e2b-js/node_modules";
 /// A cairnd with a TCP listener and the public `base` image, and the environment that points
 /// an E2B SDK at it with account `alice`'s key (and `bob`'s as CAIRN_OTHER_KEY).
 fn daemon_and_env() -> (Daemon, Vec<(String, String)>) {
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
     );
-    d.import_base();
     // A Debian minbase, whose bash `commands.run` uses (busybox's `base` has only sh).
     let debian = cairn_test_support::debian_rootfs(Path::new(env!("CARGO_TARGET_TMPDIR")));
     d.cairn(&[

@@ -429,13 +429,11 @@ fn an_idle_paused_sandbox_with_its_memory_released_wakes_on_exec(rt: &str) {
 /// does the idle watch, until `cairn resume`. Pausing an idle-paused sandbox makes it the
 /// user's too.
 fn a_sandbox_paused_by_the_user_stays_paused_until_resumed(rt: &str) {
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
     );
-    d.import_base();
     let token = d.token("alice");
     let (status, body) = d.http(
         Via::Tcp,

@@ -582,13 +582,11 @@ both_runtimes!(
 /// say the fix; `..` stays in the root.
 #[test]
 fn snapshots_tenancy_and_bad_paths() {
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
     );
-    d.import_base();
     let id = up(&d, "runc", &[]);
     d.cairn(&["exec", &id, "echo v1 > /root/state"]).ok();
     let snap = d.cairn(&["snapshot", "create", &id, "--name", "one"]).ok();

@@ -162,13 +162,11 @@ fn a_batch_over_the_subnet_is_refused_up_front(rt: &str) {
 }
 
 fn another_accounts_snapshot_is_not_found(rt: &str) {
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
     );
-    d.import_base();
     let (alice, bob) = (d.token("alice"), d.token("bob"));
     let (code, sbx) = d.http(
         Via::Tcp,

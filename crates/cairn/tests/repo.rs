@@ -96,13 +96,11 @@ impl Drop for GitDaemon {
 #[test]
 fn up_with_a_repository_has_its_checkout_before_it_starts() {
     // git daemon listens on 127.0.0.1, which tenants reach only when the operator allows.
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &["--repo-allow-private"],
     );
-    d.import_base();
     let base = tempfile::tempdir().unwrap();
     make_repo(base.path());
     let served = GitDaemon::start(base.path());
@@ -245,13 +243,11 @@ fn up_with_a_repository_has_its_checkout_before_it_starts() {
 /// anything is made, naming the operator's flag; the operator's own clones still work.
 #[test]
 fn a_tenants_repository_on_a_private_address_is_refused() {
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
     );
-    d.import_base();
     let base = tempfile::tempdir().unwrap();
     make_repo(base.path());
     let served = GitDaemon::start(base.path());

@@ -39,13 +39,11 @@ fn require_python_deps() {
 /// `alice`, on runtime `rt`; panics with its output unless it says "all passed".
 fn run_script(script: &str, rt: &str) {
     require_python_deps();
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &["--max-snapshots-per-sandbox", SNAPSHOT_LIMIT],
     );
-    d.import_base();
     let dir = sdk_dir();
     let out = Command::new(format!("{VENV}/python"))
         .arg(dir.join("tests").join(script))

@@ -76,13 +76,11 @@ fn staged() -> (tempfile::TempDir, PathBuf) {
 /// listener, as account `alice`, on runtime `rt`; panics with its output unless all pass.
 fn run_tests(file: &str, rt: &str) {
     let (_tmp, dir) = staged();
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &["--max-snapshots-per-sandbox", SNAPSHOT_LIMIT],
     );
-    d.import_base();
     let out = Command::new("node")
         .args(["--test", "--test-reporter=spec"])
         .arg(Path::new("test").join(file))
@@ -123,13 +121,11 @@ fn the_typescript_quickstart_example_runs() {
         "tsc does not build sdk/typescript/examples:\n{}",
         output_text(&out)
     );
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
     );
-    d.import_base();
     let out = Command::new("node")
         .arg("examples/out/quickstart.js")
         .current_dir(&dir)

@@ -321,13 +321,11 @@ fn bad_secret_names_and_unknown_secret_env_are_refused(rt: &str) {
 /// Another account never reaches a sandbox's secrets: its requests do not find the sandbox.
 #[test]
 fn another_account_cannot_read_secrets() {
-    let d = Daemon::start_opts(
+    let d = Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
     );
-    d.import_base();
     let (alice, bob) = (d.token("alice"), d.token("bob"));
     let value = unique("alice");
     let (status, body) = d.http(

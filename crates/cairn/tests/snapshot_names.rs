@@ -20,14 +20,11 @@ fn daemon_with(args: &[&str]) -> Daemon {
 
 /// A daemon also listening on TCP, for a second account.
 fn tcp_daemon() -> Daemon {
-    let d = Daemon::start_opts(
+    Daemon::tcp_with_base(
         env!("CARGO_BIN_EXE_cairnd"),
         env!("CARGO_BIN_EXE_cairn"),
-        true,
         &[],
-    );
-    d.import_base();
-    d
+    )
 }
 
 fn up(d: &Daemon, runtime: &str, name: Option<&str>) -> String {
