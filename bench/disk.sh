@@ -27,7 +27,7 @@ cleanup_b() {
     CAIRN_HOME=$HOME_B "$C" destroy --force --with-snapshots "$id" >/dev/null 2>&1 || true
   done
   kill $DAEMON_B 2>/dev/null || true; wait $DAEMON_B 2>/dev/null || true
-  umount "$HOME_B/pool" 2>/dev/null || umount -l "$HOME_B/pool" 2>/dev/null || true
+  for m in run pool; do umount "$HOME_B/$m" 2>/dev/null || umount -l "$HOME_B/$m" 2>/dev/null || true; done
   rm -rf "$HOME_B"
 }
 trap 'cleanup_b; bench_cleanup' EXIT

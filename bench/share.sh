@@ -33,7 +33,7 @@ remote_cleanup() {
   [ -n "$H2" ] || return 0
   for id in $(CAIRN_HOME=$H2 "$C" ls --json 2>/dev/null | jq -r '.[].id'); do CAIRN_HOME=$H2 "$C" destroy --force "$id" >/dev/null 2>&1 || true; done
   kill "$D2" 2>/dev/null || true; wait "$D2" 2>/dev/null || true
-  umount "$H2/pool" 2>/dev/null || umount -l "$H2/pool" 2>/dev/null || true
+  for m in run pool; do umount "$H2/$m" 2>/dev/null || umount -l "$H2/$m" 2>/dev/null || true; done
   rm -rf "$H2"
 }
 secs() { echo "scale=2; $1 / 1000000000" | bc; }

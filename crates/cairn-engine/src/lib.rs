@@ -31,6 +31,7 @@ mod recovery;
 mod remote;
 mod repo;
 mod restore;
+mod rundir;
 mod sandboxes;
 mod secrets;
 mod share;
@@ -239,8 +240,30 @@ impl Engine {
         } else {
             tracing::warn!("disk limits are off (--no-disk-quota): any sandbox can fill the pool");
         }
-        let runtimes = cairn_runtime::runtimes(&cfg.runsc, &cfg.runc, &cfg.home.join("run"));
-        Self::open_inner(cfg, db, Arc::new(storage), runtimes, remote).await
+        let run = cfg.home.join("run");
+        let mounted = match rundir::hold_in_memory(&run) {
+            Ok(rundir::RunDir::Mounted) => {
+                tracing::info!(run = %run.display(), size = rundir::SIZE, "runtime state in memory (tmpfs)");
+                true
+            }
+            Ok(rundir::RunDir::AlreadyMounted) => false,
+            Ok(rundir::RunDir::OnDisk(why)) => {
+                tracing::warn!(run = %run.display(), "runtime state stays on disk: {why}");
+                false
+            }
+            Err(e) => {
+                return Err(EngineError::Internal(format!(
+                    "cannot prepare {}: {e}",
+                    run.display()
+                )))
+            }
+        };
+        let runtimes = cairn_runtime::runtimes(&cfg.runsc, &cfg.runc, &run);
+        let opened = Self::open_inner(cfg, db, Arc::new(storage), runtimes, remote).await;
+        if opened.is_err() && mounted {
+            rundir::release(&run);
+        }
+        opened
     }
 
     /// Opens an engine on the storage and runtimes given, then recovers from whatever a

@@ -281,6 +281,8 @@ impl Runtime for Runc {
             .run()
             .await;
         self.criu_result("restore", restored, &work.join("restore.log"))?;
+        // Its log is only read on failure (as the checkpoint's).
+        let _ = std::fs::remove_dir_all(&work);
         self.started.remember_file(id, &bundle.join("init.pid"));
         // A checkpoint taken while paused (as Cairn takes them) may come back paused. A thaw
         // through the cgroup freezer costs no process and is harmless if thawed.

@@ -605,9 +605,12 @@ impl Daemon {
                 }
             }
         }
-        let pool = self.home.join("pool");
-        let _ = Command::new("umount").arg(&pool).output();
-        let _ = Command::new("umount").arg("-l").arg(&pool).output();
+        // The mounts cairnd made: its runtime state (tmpfs) and the pool.
+        for mount in ["run", "pool"] {
+            let at = self.home.join(mount);
+            let _ = Command::new("umount").arg(&at).output();
+            let _ = Command::new("umount").arg("-l").arg(&at).output();
+        }
     }
 }
 

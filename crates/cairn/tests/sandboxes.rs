@@ -421,3 +421,103 @@ fn pause_freezes_processes_until_resume(rt: &str) {
         "resuming a running sandbox is a no-op"
     );
 }
+
+/// What is mounted on `dir`: (mount id, file system type, per-mount options, super
+/// options), from this process's mountinfo (cairnd mounts in the host's namespace).
+fn mount_at(dir: &std::path::Path) -> Option<(String, String, String, String)> {
+    let dir = dir.canonicalize().ok()?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    text.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let dash = f.iter().position(|x| *x == "-")?;
+        (std::path::Path::new(f[4]) == dir).then(|| {
+            (
+                f[0].to_string(),
+                f[dash + 1].to_string(),
+                f[5].to_string(),
+                f.get(dash + 3).unwrap_or(&"").to_string(),
+            )
+        })
+    })
+}
+
+/// The runtimes' state, bundles and agent sockets (`run/`) live in a tmpfs cairnd mounts
+/// at start: kept across a cairnd restart, made again after a reboot empties it, and not
+/// made over state a sandbox started before still uses (an upgrade under running
+/// sandboxes), which stays on disk.
+#[test]
+fn runtime_state_lives_in_memory() {
+    let mut d = daemon();
+    let run = d.home.join("run");
+    let (mount_id, fstype, options, sup) = mount_at(&run).expect("run/ is not a mount");
+    assert_eq!(fstype, "tmpfs");
+    assert!(
+        options.contains("nosuid") && options.contains("nodev"),
+        "{options}"
+    );
+    assert!(sup.contains("size=262144k"), "{sup}");
+    let a = up(&d, "runc", &[]);
+    d.cairn(&["exec", &a, "echo kept > /root/f"]).ok();
+    assert!(run.join("runc").join(&a).join("state.json").exists());
+    // A restart keeps the mount and what it holds.
+    d.kill9();
+    d.relaunch();
+    assert_eq!(
+        mount_at(&run).unwrap().0,
+        mount_id,
+        "run/ was mounted again"
+    );
+    assert_eq!(d.cairn(&["exec", &a, "cat /root/f"]).ok(), "kept");
+    // A reboot: the containers and the tmpfs are gone; a new one is made, and the
+    // sandbox, stopped, starts again.
+    d.kill9();
+    let st = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(run.join("runc"))
+        .args(["delete", "--force", &a])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    let st = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    std::fs::create_dir_all(run.join("sbx-0badf00d")).unwrap();
+    std::fs::write(run.join("sbx-0badf00d/config.json"), b"{}").unwrap();
+    d.relaunch();
+    let (_, fstype, _, _) = mount_at(&run).expect("run/ was not mounted again");
+    assert_eq!(fstype, "tmpfs");
+    assert_eq!(
+        d.cairn(&["inspect", &a, "--json"]).json()["state"],
+        "stopped"
+    );
+    d.cairn(&["start", &a]).ok();
+    assert_eq!(d.cairn(&["exec", &a, "cat /root/f"]).ok(), "kept");
+    // An older cairnd's live state on disk (here: a container's state directory under
+    // run/runc) is never hidden under a new mount.
+    d.cairn(&["stop", &a]).ok();
+    d.kill9();
+    let st = std::process::Command::new("umount")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    assert!(
+        !run.join("sbx-0badf00d").exists(),
+        "the disk's stale bundle was not cleared before the mount"
+    );
+    std::fs::create_dir_all(run.join("netns")).unwrap();
+    std::fs::write(run.join("netns/sbx-0badf00d"), b"").unwrap();
+    d.relaunch();
+    assert_eq!(mount_at(&run), None, "a mount was made over live state");
+    assert!(
+        d.log_text().contains("runtime state stays on disk"),
+        "{}",
+        d.log_text()
+    );
+    d.cairn(&["start", &a]).ok();
+    assert_eq!(d.cairn(&["exec", &a, "cat /root/f"]).ok(), "kept");
+    let _ = std::fs::remove_file(run.join("netns/sbx-0badf00d"));
+}
