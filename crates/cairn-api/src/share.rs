@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::Json;
 use futures_util::StreamExt;
 
-use cairn_engine::{ArchiveFormat, ArchiveStream, SnapshotGone};
+use cairn_engine::{ArchiveFormat, ArchivePiece, ArchiveStream, SnapshotGone};
 use cairn_types::api::{frames, ErrorBody, ProgressEvent, SnapshotInfo, SnapshotLinkInfo};
 use cairn_types::{ErrorCode, Progress, ProgressSink};
 
@@ -30,20 +30,29 @@ pub(crate) fn format_of(q: &HashMap<String, String>) -> ApiResult<ArchiveFormat>
     }
 }
 
-/// The response that streams an archive; a failure midway cuts the response off (the
-/// client sees an incomplete body, never a complete archive).
+/// The response that streams an archive; a failure midway, or a writer that ended without
+/// saying the archive is whole, cuts the response off (the client sees an incomplete body,
+/// never a complete archive).
 pub(crate) fn archive_response(
     stream: ArchiveStream,
     format: ArchiveFormat,
     filename: &str,
 ) -> ApiResult<Response> {
-    let body = futures_util::stream::unfold(stream, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|item| (item.map(bytes::Bytes::from), rx))
-    })
-    // The engine's empty last chunk marks a whole archive; the plain body has no use for it.
-    .filter(|item| std::future::ready(!matches!(item, Ok(b) if b.is_empty())));
+    let body = futures_util::stream::unfold(Some(stream), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Ok(ArchivePiece::Data(chunk))) => Some((Ok(bytes::Bytes::from(chunk)), Some(rx))),
+            // Whole: the body ends here.
+            Some(Ok(ArchivePiece::Whole)) => None,
+            Some(Err(e)) => Some((Err(e), None)),
+            None => Some((
+                Err(std::io::Error::other(
+                    "the archive's writer ended before the archive was whole",
+                )),
+                None,
+            )),
+        }
+    });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, format.content_type())
@@ -97,7 +106,7 @@ enum Framing {
         rx: ArchiveStream,
         newest: tokio::sync::watch::Receiver<Option<Progress>>,
         sent: u64,
-        /// Whether the engine said the archive is whole (its empty last chunk).
+        /// Whether the engine said the archive is whole ([`ArchivePiece::Whole`]).
         whole: bool,
     },
     Done,
@@ -151,8 +160,7 @@ fn framed_response(
         };
         let mut out = report_of(&mut newest);
         let next = match item {
-            // The engine's mark: the archive is whole.
-            Some(Ok(chunk)) if chunk.is_empty() => {
+            Some(Ok(ArchivePiece::Whole)) => {
                 let next = Framing::Sending {
                     rx,
                     newest,
@@ -161,7 +169,7 @@ fn framed_response(
                 };
                 return Some((vec![Ok(bytes::Bytes::from(out))], next));
             }
-            Some(Ok(chunk)) => {
+            Some(Ok(ArchivePiece::Data(chunk))) => {
                 out.extend_from_slice(&frames::frame_header(frames::DATA, chunk.len() as u32));
                 let len = chunk.len() as u64;
                 // The archive's bytes go out as they are, not copied behind the header.
@@ -297,8 +305,12 @@ pub async fn download(
 mod tests {
     use super::*;
 
+    fn piece(bytes: &[u8]) -> std::io::Result<ArchivePiece> {
+        Ok(ArchivePiece::Data(bytes.to_vec()))
+    }
+
     /// The frames of an export whose engine stream carried `items`.
-    async fn frames_of(items: Vec<std::io::Result<Vec<u8>>>) -> (Vec<u8>, Vec<ProgressEvent>) {
+    async fn frames_of(items: Vec<std::io::Result<ArchivePiece>>) -> (Vec<u8>, Vec<ProgressEvent>) {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         for item in items {
             tx.send(item).await.expect("send");
@@ -324,9 +336,34 @@ mod tests {
         (data, events)
     }
 
+    /// The plain body of an export whose engine stream carried `items`, or the error that
+    /// cut it off.
+    async fn plain_of(items: Vec<std::io::Result<ArchivePiece>>) -> Result<Vec<u8>, String> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        for item in items {
+            tx.send(item).await.expect("send");
+        }
+        drop(tx);
+        let resp = archive_response(rx, ArchiveFormat::TarZst, "snap-1").expect("response");
+        axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_plain_body_ends_cleanly_only_for_a_whole_archive() {
+        let whole = plain_of(vec![piece(b"ab"), piece(b"c"), Ok(ArchivePiece::Whole)]).await;
+        assert_eq!(whole.as_deref(), Ok(&b"abc"[..]));
+        // The writer died without a word, or failed: the body is cut off.
+        assert!(plain_of(vec![piece(b"abc")]).await.is_err());
+        let gone = std::io::Error::other(SnapshotGone);
+        assert!(plain_of(vec![piece(b"abc"), Err(gone)]).await.is_err());
+    }
+
     #[tokio::test]
     async fn only_an_archive_the_engine_marked_whole_ends_in_a_result() {
-        let (data, events) = frames_of(vec![Ok(b"abc".to_vec()), Ok(Vec::new())]).await;
+        let (data, events) = frames_of(vec![piece(b"abc"), Ok(ArchivePiece::Whole)]).await;
         assert_eq!(data, b"abc");
         assert!(matches!(
             events.first(),
@@ -337,7 +374,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The writer died without a word: not a result.
-        let (_, events) = frames_of(vec![Ok(b"abc".to_vec())]).await;
+        let (_, events) = frames_of(vec![piece(b"abc")]).await;
         assert!(
             matches!(
                 events.last(),
@@ -347,7 +384,7 @@ mod tests {
         );
         // The snapshot went: a 404 that says so.
         let gone = std::io::Error::other(SnapshotGone);
-        let (_, events) = frames_of(vec![Ok(b"abc".to_vec()), Err(gone)]).await;
+        let (_, events) = frames_of(vec![piece(b"abc"), Err(gone)]).await;
         match events.last() {
             Some(ProgressEvent::Error { status: 404, error }) => {
                 assert!(error.message.contains("deleted"), "{}", error.message)

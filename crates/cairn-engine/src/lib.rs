@@ -66,7 +66,9 @@ pub use plan::CreateSandbox;
 pub use pull::{looks_like_reference, RegistryAccess};
 pub use remote::RemoteConfig;
 pub use repo::RepoClone;
-pub use share::{ArchiveFormat, ArchiveStream, SnapshotGone, SnapshotLink, DEFAULT_LINK_SECS};
+pub use share::{
+    ArchiveFormat, ArchivePiece, ArchiveStream, SnapshotGone, SnapshotLink, DEFAULT_LINK_SECS,
+};
 pub use snapshots::SnapshotLimits;
 pub use templates::NewTemplate;
 pub use tokens::Token;

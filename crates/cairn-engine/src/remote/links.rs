@@ -17,7 +17,7 @@ use object_store::signer::Signer;
 use object_store::{ObjectStoreExt, WriteMultipart};
 
 use super::{store_failed, Remote};
-use crate::share::{ArchiveFormat, SnapshotLink};
+use crate::share::{ArchiveFormat, ArchivePiece, SnapshotLink};
 use crate::{Engine, EngineError, Result};
 
 /// Bytes per part of an archive's upload.
@@ -103,15 +103,14 @@ impl Engine {
         let mut whole = false;
         while let Some(piece) = archive.recv().await {
             let written = match piece {
-                // The export's mark: the archive is whole.
-                Ok(bytes) if bytes.is_empty() => {
+                Ok(ArchivePiece::Whole) => {
                     whole = true;
                     Ok(())
                 }
-                Ok(bytes) if room.is_some_and(|r| sent + bytes.len() as u64 > r) => {
+                Ok(ArchivePiece::Data(bytes)) if room.is_some_and(|r| sent + bytes.len() as u64 > r) => {
                     Err(remote.over_quota())
                 }
-                Ok(bytes) => writer
+                Ok(ArchivePiece::Data(bytes)) => writer
                     .wait_for_capacity(CONCURRENT_PARTS)
                     .await
                     .map(|()| {

@@ -21,10 +21,19 @@ use super::archive::{
 };
 use crate::{Engine, EngineError, Result};
 
-/// Chunks of an archive being written. The last item is an empty chunk when the archive is
-/// whole, or an error when it failed: a stream that ends without either (the writer died)
-/// is not an archive.
-pub type ArchiveStream = mpsc::Receiver<io::Result<Vec<u8>>>;
+/// A piece of an archive being written.
+#[derive(Debug)]
+pub enum ArchivePiece {
+    /// The archive's next bytes (never empty).
+    Data(Vec<u8>),
+    /// The archive is whole: nothing follows.
+    Whole,
+}
+
+/// The pieces of an archive being written. The last item is [`ArchivePiece::Whole`], or an
+/// error when the export failed: a stream that ends without either (the writer died) is
+/// not an archive.
+pub type ArchiveStream = mpsc::Receiver<io::Result<ArchivePiece>>;
 
 /// The error an export's stream ends with when its snapshot was deleted meanwhile (inside
 /// an `io::Error`; the stream never ends as a complete archive then).
@@ -37,7 +46,7 @@ const CHUNK: usize = 256 << 10;
 
 /// A `Write` that hands chunks to an async receiver.
 struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Vec<u8>>>,
+    tx: mpsc::Sender<io::Result<ArchivePiece>>,
     buf: Vec<u8>,
 }
 
@@ -48,7 +57,7 @@ impl ChannelWriter {
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         self.tx
-            .blocking_send(Ok(chunk))
+            .blocking_send(Ok(ArchivePiece::Data(chunk)))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 }
@@ -256,7 +265,7 @@ impl Engine {
             match write() {
                 Ok(bytes) => {
                     tracing::info!(snapshot = %id, bytes, "snapshot exported");
-                    let _ = err_tx.blocking_send(Ok(Vec::new()));
+                    let _ = err_tx.blocking_send(Ok(ArchivePiece::Whole));
                 }
                 Err(e) => {
                     tracing::warn!(snapshot = %id, error = %e, "snapshot export failed");

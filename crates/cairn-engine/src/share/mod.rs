@@ -18,6 +18,6 @@ mod links;
 pub(crate) use archive::ArchiveDoc;
 pub use archive::ArchiveFormat;
 pub(crate) use export::ArchiveSource;
-pub use export::{ArchiveStream, SnapshotGone};
+pub use export::{ArchivePiece, ArchiveStream, SnapshotGone};
 pub(crate) use links::ensure_key;
 pub use links::{SnapshotLink, DEFAULT_LINK_SECS};
