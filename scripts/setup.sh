@@ -90,6 +90,16 @@ if ! cmp -s "$ts_lock" /opt/cairn-sdk-ts/package-lock.json || [ ! -x /opt/cairn-
   cp "$ts_lock" "$(dirname "$ts_lock")/package.json" /opt/cairn-sdk-ts/
   (cd /opt/cairn-sdk-ts && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
+# The SDK installed from its folder, as a user does (sdk_ts.rs, npm install --offline): npm
+# reads its dependencies' registry documents, which npm ci (tarballs, by the lock file) leaves
+# out of the cache with some npm versions (npm 11 asks for the full documents). One such
+# install here fills the cache; it downloads nothing when the cache has it all.
+ts_warm=$(mktemp -d)
+mkdir -p "$ts_warm/app/sdk/typescript"
+cp "$ts_lock" "$(dirname "$ts_lock")/package.json" "$ts_warm/app/sdk/typescript/"
+echo '{"name": "app", "private": true, "type": "module"}' > "$ts_warm/app/package.json"
+(cd "$ts_warm/app" && npm install --prefer-offline --no-audit --no-fund --silent ./sdk/typescript >/dev/null)
+rm -rf "$ts_warm"
 
 # The web console's browser tests (issue 20, console): Debian's chromium driven by playwright
 # from PyPI, pinned (scripts/console-requirements.txt), in /opt/cairn-venv.
