@@ -2,7 +2,7 @@
 # Benchmark: stateful snapshots and forks vs the raw runtime, in one run, for each runtime.
 #  - stateful snapshot (`cairn snapshot create --stateful`) vs raw `runsc checkpoint --leave-running
 #    --compression=none` (what Cairn asks runsc for: 2-3x faster than its default flate stream,
-#    to write and to restore) / `runc checkpoint --leave-running` (CRIU) of the same container
+#    to write and to restore) / `runc checkpoint --leave-running` (CRIU) of a raw twin container
 #  - stateful fork to running (`cairn up --from-snapshot`) vs raw `runsc restore` / `runc restore`
 #    of the same checkpoint onto a btrfs snapshot of the snapshot's root (timed, as Cairn's is);
 #  raw checkpoints are written into the same btrfs pool as Cairn's;
@@ -13,7 +13,8 @@
 # which no compression shrinks; MEMORY=text: text that compresses ~3x; default: one
 # repeated byte).
 # snap#1 is the sandbox's first stateful snapshot (no parent: all its memory is written),
-# against the first raw checkpoint of a twin sandbox set up the same way;
+# against the first raw checkpoint of a raw container set up the same way (from the
+# sandbox's bundle, without the agent, whose connection a raw checkpoint cannot take);
 # the snapshot row is the median of the next ones, whose unchanged pages (runc) are shared
 # with the snapshot before (this process does not change its memory in between: the best
 # case; pages that change cost what snap#1's do).
@@ -87,39 +88,48 @@ esac
 printf '%-8s %-8s %-9s %12s %12s %8s %16s %8s %10s %8s\n' runtime memory op cairn_ms raw_ms ratio raw+syncfs_ms ratio frozen_ms ratio
 for rt in gvisor runc; do
 want $rt || continue
-if [ $rt = gvisor ]; then RAW=$RAWSC; LIVE="runsc --root $CAIRN_HOME/run/runsc"; else RAW=$RAWRC; LIVE="runc --root $CAIRN_HOME/run/runc"; fi
+if [ $rt = gvisor ]; then RAW=$RAWSC; else RAW=$RAWRC; fi
 for mb in 10 512; do
-  # Two sandboxes set up alike: the raw snap#1 is the twin's first checkpoint, so that both
-  # snap#1 figures are a sandbox's first (runsc's first checkpoint of a sandbox is slower
-  # than its next ones). The twin and its checkpoint go at the end: freeing them meanwhile
-  # had btrfs clean up and discard ~1 GB beside Cairn's snap#1 (random memory: 4.6 s, not 3 s).
+  # Cairn's sandbox, and a raw container set up alike from its bundle (same image, limits,
+  # mounts), whose init is the same detached shell. The raw checkpoints are of the raw
+  # container: a Cairn sandbox's agent holds a connection to cairnd's socket, which Cairn
+  # quiesces before its own checkpoints but a raw `runsc checkpoint` cannot (runsc
+  # 20240729 panics on it; CRIU refuses the external socket). The raw snap#1 is the raw
+  # container's first checkpoint, so that both snap#1 figures are a sandbox's first
+  # (runsc's first checkpoint of a sandbox is slower than its next ones).
   ID=$($C up --image base --runtime $rt --memory 2G)
-  TWIN=$($C up --image base --runtime $rt --memory 2G)
   # A detached shell that keeps $mb MB in a variable, then waits on one sleep (a loop of
   # sleeps would copy 512 MB of page tables a second: gVisor pays that in its sentry).
   # It says when the variable is full: a checkpoint taken before would fork a shell still
   # filling it (each fork burning CPU while the next one is timed).
-  for s in "$ID" "$TWIN"; do
-    $C exec -d "$s" "mb=$mb; x=\$($FILL); touch /tmp/filled; sleep 1000000 & wait"
-    for _ in $(seq 600); do $C exec "$s" "test -e /tmp/filled" >/dev/null 2>&1 && break; sleep 0.5; done
-    rss=$($C exec "$s" "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS/ {print \$2}' | sort -n | tail -1")
-    echo "resident: ${rss:-0} kB" >&2
-    [ "${rss:-0}" -ge $((mb * 900)) ] || echo "warning: only ${rss:-0} kB resident, $((mb * 1024)) kB wanted" >&2
-  done
-  raw_checkpoint() { # SANDBOX NAME
-    if [ $rt = gvisor ]; then $LIVE checkpoint --compression=none --image-path "$CAIRN_HOME/pool/raw-ck-$2" --leave-running "$1"
-    else $LIVE checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$2" --work-path "$CAIRN_HOME/pool/raw-wk-$2" --leave-running "$1"; fi
+  HOLD="mb=$mb; x=\$($FILL); touch /tmp/filled; sleep 1000000 & wait"
+  $C exec -d "$ID" "$HOLD"
+  TWIN=tw-$rt-$mb; twb=$CAIRN_HOME/rawtwin-$rt-$mb; twroot=$CAIRN_HOME/pool/sandboxes/$TWIN; mkdir -p "$twb"
+  btrfs -q subvolume snapshot "$IMG" "$twroot" >/dev/null; mkdir -p "$twroot/tmp"
+  cp "$CAIRN_HOME/run/$ID/criu.conf" "$twb/" 2>/dev/null || true
+  jq --arg r "$twroot" --arg c "/cairn-raw/$TWIN" --arg hold "exec </dev/null >/dev/null 2>&1; $HOLD" --arg crc "$twb/criu.conf" \
+    '.root.path=$r | .linux.cgroupsPath=$c | .process.args=["/bin/sh","-c",$hold] | .process.terminal=false
+     | .mounts |= map(select(.destination | startswith("/.cairn") or . == "/run/secrets" | not)
+                      | if .destination=="/tmp" then .source=($r + "/tmp") else . end)
+     | .annotations |= (if . then with_entries(if .key=="org.criu.config" then .value=$crc else . end) else . end)' \
+    "$CAIRN_HOME/run/$ID/config.json" > "$twb/config.json"
+  $RAW run --detach --bundle "$twb" "$TWIN" </dev/null >/dev/null
+  for _ in $(seq 600); do $C exec "$ID" "test -e /tmp/filled" >/dev/null 2>&1 && [ -e "$twroot/tmp/filled" ] && break; sleep 0.5; done
+  rss=$($C exec "$ID" "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS/ {print \$2}' | sort -n | tail -1")
+  echo "resident: ${rss:-0} kB" >&2
+  [ "${rss:-0}" -ge $((mb * 900)) ] || echo "warning: only ${rss:-0} kB resident, $((mb * 1024)) kB wanted" >&2
+  [ -e "$twroot/tmp/filled" ] || echo "warning: the raw twin's variable is not full" >&2
+  raw_checkpoint() { # CONTAINER NAME
+    if [ $rt = gvisor ]; then $RAW checkpoint --compression=none --image-path "$CAIRN_HOME/pool/raw-ck-$2" --leave-running "$1"
+    else $RAW checkpoint --image-path "$CAIRN_HOME/pool/raw-ck-$2" --work-path "$CAIRN_HOME/pool/raw-wk-$2" --leave-running "$1"; fi
   }
   sync -f "$CAIRN_HOME/pool"
   t0=$(now); raw_checkpoint "$TWIN" "$rt-$mb-twin"; raw1=$(( $(now) - t0 )); sync -f "$CAIRN_HOME/pool"; rawsync1=$(( $(now) - t0 ))
-  # Frozen until the end, so it takes no CPU from what is timed next (a runsc sandbox works
-  # for a while after a checkpoint).
-  $LIVE pause "$TWIN"
   cs=""; rs=""; rss_=""; fz=""; snaps=()
   for i in $(seq "$N"); do
     t0=$(now); snaps+=("$($C snapshot create "$ID" --stateful)"); cs="$cs $(( $(now) - t0 ))"
     fz="$fz $(grep "snapshot=${snaps[-1]} paused_us=" "$CAIRN_HOME/cairnd.log" | grep -oE '[0-9]+$')000"
-    t0=$(now); raw_checkpoint "$ID" "$rt-$mb-$i"
+    t0=$(now); raw_checkpoint "$TWIN" "$rt-$mb-$i"
     rs="$rs $(( $(now) - t0 ))"; sync -f "$CAIRN_HOME/pool"; rss_="$rss_ $(( $(now) - t0 ))"
   done
   # The first snapshot has no parent; each next one (the median row) shares with the one
@@ -146,8 +156,9 @@ for mb in 10 512; do
   cairn=$(echo $cs | median); raw=$(echo $rs | median)
   $RAW state "r1-$mb" 2>/dev/null | grep -q '"status": "running"' || echo "warning: the raw restore did not leave r1-$mb running" >&2
   printf '%-8s %-8s %-9s %12s %12s %8s\n' $rt "${mb}MB" fork "$(ms $cairn)" "$(ms $raw)" "$(ratio $cairn $raw)"
-  $LIVE resume "$TWIN"
-  for f in "${forks[@]}" "$TWIN"; do $C destroy --force "$f" >/dev/null; done
+  for f in "${forks[@]}"; do $C destroy --force "$f" >/dev/null; done
+  $RAW delete -force "$TWIN" >/dev/null 2>&1 || $RAW delete --force "$TWIN" >/dev/null 2>&1 || true
+  btrfs -q subvolume delete "$twroot" >/dev/null 2>&1 || true
   for i in $(seq "$N"); do $RAW delete -force "r$i-$mb" >/dev/null 2>&1 || $RAW delete --force "r$i-$mb" >/dev/null 2>&1 || true; btrfs -q subvolume delete "$CAIRN_HOME/pool/sandboxes/r$i-$mb" >/dev/null 2>&1 || true; done
   rm -rf "$CAIRN_HOME"/pool/raw-ck-* "$CAIRN_HOME"/pool/raw-wk-*
   $C destroy --force --with-snapshots "$ID" >/dev/null
