@@ -37,7 +37,7 @@ pub enum RunDir {
 /// that fails leaves `run/` on disk, which works as before; the caller logs why.
 pub fn hold_in_memory(run: &Path) -> io::Result<RunDir> {
     std::fs::create_dir_all(run)?;
-    if is_mount_point(run)? {
+    if cairn_storage::mount_at(&std::fs::canonicalize(run)?)?.is_some() {
         return Ok(RunDir::AlreadyMounted);
     }
     if let Some(live) = live_state(run)? {
@@ -90,13 +90,6 @@ pub fn release(run: &Path) {
     }
 }
 
-/// Whether `dir` is the root of a mount (a file system other than its parent's).
-fn is_mount_point(dir: &Path) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let parent = dir.parent().unwrap_or(Path::new("/"));
-    Ok(std::fs::metadata(dir)?.dev() != std::fs::metadata(parent)?.dev())
-}
-
 /// The first live entry under `run` (see [`LIVE`]), if any.
 fn live_state(run: &Path) -> io::Result<Option<String>> {
     for sub in LIVE {
@@ -138,12 +131,5 @@ mod tests {
             live_state(&run).unwrap().as_deref(),
             Some("netns/sbx-12345678")
         );
-    }
-
-    #[test]
-    fn a_directory_is_no_mount_point_and_proc_is() {
-        let home = tempfile::tempdir().unwrap();
-        assert!(!is_mount_point(home.path()).unwrap());
-        assert!(is_mount_point(Path::new("/proc")).unwrap());
     }
 }

@@ -44,6 +44,7 @@ pub use dedup::{Received, Receiving};
 pub use error::{io_is_no_space, text_is_no_space, StorageError, BTRFS_PROGS_HINT};
 pub use layout::{Layout, Tree};
 pub use manifest::Manifest;
+pub use mountinfo::{mount_at, MountEntry};
 pub use pool::{
     Pool, PoolBacking, PoolConfig, BTRFS_SUPER_MAGIC, DEFAULT_POOL_SIZE_BYTES, MIN_POOL_SIZE_BYTES,
 };

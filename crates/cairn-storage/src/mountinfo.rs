@@ -1,6 +1,7 @@
 //! Reads `/proc/self/mountinfo` to learn whether (and what) is mounted on a
-//! directory. Only what the pool needs: mount point, per-mount options, file
-//! system type and source; nothing here changes mounts.
+//! directory: the pool's mount, and the engine's runtime state directory. Only what
+//! they need: mount point, per-mount options, file system type and source; nothing
+//! here changes mounts.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MountEntry {
+pub struct MountEntry {
     /// Where it is mounted.
     pub mount_point: PathBuf,
     /// The per-mount options, e.g. `rw,nodev,relatime` (not the file
@@ -75,7 +76,7 @@ impl MountEntry {
 
 /// What is mounted on `dir` (the topmost mount when several are stacked),
 /// or `None` when `dir` is not a mount point. `dir` should be canonical.
-pub(crate) fn mount_at(dir: &Path) -> std::io::Result<Option<MountEntry>> {
+pub fn mount_at(dir: &Path) -> std::io::Result<Option<MountEntry>> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")?;
     Ok(parse(&text)
         .into_iter()
